@@ -1,0 +1,35 @@
+"""One absolute deadline per run, on the monotonic clock.
+
+CLOCK_MONOTONIC is system-wide on Linux, so the same float means the same instant in
+the supervisor and in every forked child. Waits ask for `remaining()`, never sleep fixed
+amounts; wall-clock time is only for timestamps.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Deadline:
+    at: float
+    clock: Clock = field(default=time.monotonic, compare=False, repr=False)
+
+    @classmethod
+    def after(cls, seconds: float, clock: Clock = time.monotonic) -> "Deadline":
+        return cls(clock() + seconds, clock)
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - self.clock())
+
+    def expired(self) -> bool:
+        return self.clock() >= self.at
+
+    def cap(self, seconds: float) -> float:
+        """The smaller of `seconds` and the time left: the timeout for one bounded wait."""
+        return min(seconds, self.remaining())
+
+    def as_unix_time(self) -> float:
+        return time.time() + (self.at - self.clock())

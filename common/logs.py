@@ -1,0 +1,177 @@
+"""Structured JSON logs for every process of a run.
+
+Each process calls `configure()` once (a forked child again, right after the fork, so
+its pid and sinks are its own). Every event becomes one JSON object on one line, written
+to stdout (journald reads it) and appended to `<run_dir>/events.jsonl`.
+
+Why lines are never interleaved or cut, although many processes write concurrently:
+- each line is exactly one `write(2)` on a file descriptor opened with O_APPEND; on a
+  local filesystem Linux holds the inode lock for the whole write, so two appends never
+  mix;
+- a write of at most PIPE_BUF (4096) bytes to a pipe is atomic, so lines are capped at
+  that size on every sink (long string fields are shortened and listed in `truncated`).
+A sink that fails (disk full, stdout closed) is reported once on stderr and then skipped;
+logging never raises into the code that logs.
+"""
+
+import logging
+import os
+import select
+import sys
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+
+MAX_LINE_BYTES = select.PIPE_BUF
+_FIELD_KEEP_CHARS = 256
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+EventDict = MutableMapping[str, Any]
+
+
+class _Sink:
+    """One destination: a file descriptor, and whether it still works."""
+
+    def __init__(self, fd: int, name: str, owned: bool) -> None:
+        self.fd = fd
+        self.name = name
+        self.owned = owned
+        self.failed = False
+
+    def write(self, data: bytes) -> None:
+        if self.failed:
+            return
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError as exc:
+            self.failed = True
+            # stderr, not the log: the log is what just failed.
+            os.write(2, orjson.dumps({"event": "log_sink_failed", "sink": self.name, "error": str(exc)}) + b"\n")
+
+    def close(self) -> None:
+        if self.owned:
+            os.close(self.fd)
+
+
+def _cap_line(event: EventDict) -> bytes:
+    line = orjson.dumps(event, default=str)
+    if len(line) < MAX_LINE_BYTES:
+        return line + b"\n"
+    truncated = []
+    for key, value in event.items():
+        if isinstance(value, str) and len(value) > _FIELD_KEEP_CHARS:
+            event[key] = value[:_FIELD_KEEP_CHARS] + "…"
+            truncated.append(key)
+        elif isinstance(value, dict | list | tuple) and key not in _RESERVED:
+            event[key] = repr(value)[:_FIELD_KEEP_CHARS] + "…"
+            truncated.append(key)
+    event["truncated"] = truncated
+    line = orjson.dumps(event, default=str)
+    if len(line) >= MAX_LINE_BYTES:
+        line = orjson.dumps({k: event[k] for k in _RESERVED if k in event} | {"truncated": ["*"]})
+    return line + b"\n"
+
+
+_RESERVED = ("timestamp", "level", "event", "run_id", "pid", "role", "child")
+
+
+class _Writer:
+    """The structlog 'logger': receives the finished event dict and writes it to every sink."""
+
+    def __init__(self, sinks: list[_Sink], console: bool) -> None:
+        self._sinks = sinks
+        self._console = structlog.dev.ConsoleRenderer(colors=False) if console else None
+
+    def _emit(self, **event: Any) -> None:
+        line = _cap_line(event)
+        for sink in self._sinks[1:]:
+            sink.write(line)
+        if self._console is not None:
+            text = self._console(None, "", dict(event))
+            self._sinks[0].write(str(text).encode("utf-8", "backslashreplace")[: MAX_LINE_BYTES - 1] + b"\n")
+        else:
+            self._sinks[0].write(line)
+
+    msg = debug = info = warning = warn = error = critical = exception = fatal = _emit
+
+    def close(self) -> None:
+        for sink in self._sinks:
+            sink.close()
+
+
+_writer: _Writer | None = None
+
+
+def forget_after_fork() -> None:
+    """Drop the parent's writer without closing its descriptors (the child closes them all)."""
+    global _writer
+    _writer = None
+
+
+def _static_fields(fields: dict[str, Any]) -> structlog.types.Processor:
+    # run_id, pid and role always describe the emitting process and cannot be overridden;
+    # an event about another process names it `child_pid`. `child` may be rebound: the
+    # supervisor binds it to the child an event is about.
+    def add(_logger: Any, _name: str, event: EventDict) -> EventDict:
+        child = event.get("child", fields.get("child"))
+        event.update(fields)
+        if child is not None:
+            event["child"] = child
+        return event
+
+    return add
+
+
+def _stdout_is_console(fmt: str) -> bool:
+    if fmt == "auto":
+        fmt = os.environ.get("IRIS_SMOKE_LOG_FORMAT", "auto")
+    if fmt == "auto":
+        return sys.stdout.isatty()
+    return fmt == "console"
+
+
+def configure(
+    role: str,
+    run_id: str | None = None,
+    events_path: Path | None = None,
+    *,
+    child: str | None = None,
+    level: str = "info",
+    stdout_format: str = "auto",
+    stdout_fd: int = 1,
+) -> None:
+    """Configure this process's logging; call again after a fork to take over the sinks."""
+    global _writer
+    if _writer is not None:
+        _writer.close()
+    sinks = [_Sink(stdout_fd, "stdout", owned=False)]
+    if events_path is not None:
+        fd = os.open(events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        sinks.append(_Sink(fd, str(events_path), owned=True))
+    _writer = _Writer(sinks, console=_stdout_is_console(stdout_format))
+    fields: dict[str, Any] = {"run_id": run_id, "pid": os.getpid(), "role": role}
+    if child is not None:
+        fields["child"] = child
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+            _static_fields(fields),
+            structlog.processors.format_exc_info,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
+        logger_factory=lambda *_args: _writer,
+        # Not cached: a module-level logger used before a fork must pick up the child's
+        # configuration (its pid, its sinks) after it.
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(**bound: Any) -> Any:
+    return structlog.get_logger().bind(**bound)

@@ -1,0 +1,76 @@
+"""Outcomes, failure reasons and exit codes: the run's verdict as enums.
+
+Values are strings (or ints for exit codes) so they serialise straight into JSON.
+"""
+
+import enum
+import signal
+
+
+class ExitCode(enum.IntEnum):
+    PASSED = 0
+    TEST_FAILED = 1
+    USAGE = 2
+    INFRA = 3
+    TIMEOUT = 124
+    # 128 + signal number, as a shell reports a process ended by that signal.
+    INTERRUPTED_SIGINT = 128 + signal.SIGINT
+    INTERRUPTED_SIGTERM = 128 + signal.SIGTERM
+
+
+class Outcome(enum.StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
+class FailureReason(enum.StrEnum):
+    TEST_FAILED = "test_failed"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    CRITICAL_CHILD_FAILED = "critical_child_failed"
+    PROCESS_LEAK = "process_leak"
+    ZOMBIE_LEFT = "zombie_left"
+    SIGTERM = "sigterm"
+    SIGINT = "sigint"
+    CONFIG_INVALID = "config_invalid"
+    CLUSTER_START_FAILED = "cluster_start_failed"
+    CONTROLLER_UNREACHABLE = "controller_unreachable"
+    INTERNAL_ERROR = "internal_error"
+
+
+# Which outcome wins when several reasons are present: the most severe first.
+_SEVERITY = (Outcome.ERROR, Outcome.TIMEOUT, Outcome.CANCELLED, Outcome.FAILED, Outcome.PASSED)
+
+REASON_OUTCOME: dict[FailureReason, Outcome] = {
+    FailureReason.TEST_FAILED: Outcome.FAILED,
+    FailureReason.DEADLINE_EXCEEDED: Outcome.TIMEOUT,
+    FailureReason.CRITICAL_CHILD_FAILED: Outcome.ERROR,
+    FailureReason.PROCESS_LEAK: Outcome.ERROR,
+    FailureReason.ZOMBIE_LEFT: Outcome.ERROR,
+    FailureReason.SIGTERM: Outcome.CANCELLED,
+    FailureReason.SIGINT: Outcome.CANCELLED,
+    FailureReason.CONFIG_INVALID: Outcome.ERROR,
+    FailureReason.CLUSTER_START_FAILED: Outcome.ERROR,
+    FailureReason.CONTROLLER_UNREACHABLE: Outcome.ERROR,
+    FailureReason.INTERNAL_ERROR: Outcome.ERROR,
+}
+
+
+def outcome_for(reasons: list[FailureReason]) -> Outcome:
+    outcomes = {REASON_OUTCOME[r] for r in reasons}
+    return next((o for o in _SEVERITY if o in outcomes), Outcome.PASSED)
+
+
+def exit_code_for(outcome: Outcome, reasons: list[FailureReason]) -> ExitCode:
+    if outcome is Outcome.CANCELLED:
+        if FailureReason.SIGINT in reasons:
+            return ExitCode.INTERRUPTED_SIGINT
+        return ExitCode.INTERRUPTED_SIGTERM
+    return {
+        Outcome.PASSED: ExitCode.PASSED,
+        Outcome.FAILED: ExitCode.TEST_FAILED,
+        Outcome.TIMEOUT: ExitCode.TIMEOUT,
+        Outcome.ERROR: ExitCode.INFRA,
+    }[outcome]

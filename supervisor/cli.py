@@ -1,0 +1,65 @@
+"""The `iris-smoke` command line.
+
+`run` is the supervisor. Other subcommands are separate programs that happen to share
+the executable; they are imported only when chosen, so `iris-smoke run` never loads
+grpc (the local cluster serves gRPC and is imported lazily).
+"""
+
+import argparse
+import sys
+
+from common.outcome import ExitCode
+
+
+class UsageError(Exception):
+    """A bad argument or config value: exit 2 with a message naming the field."""
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def _add_run_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    run = sub.add_parser("run", help="one supervised smoke run")
+    run.add_argument("--log-dir", default="iris-smoke-runs", help="parent of the run directory")
+    run.add_argument("--timeout", type=_positive_seconds, default=1800.0, help="global deadline (s)")
+    run.add_argument("--stop-grace", type=_positive_seconds, default=2.0, help="TERM-to-KILL grace (s)")
+    run.add_argument("--run-id", default=None, help="run id (default: generated, unique)")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--demo-streams", type=int, default=4, metavar="N", help="demo stream children")
+    run.add_argument("--demo-duration", type=_positive_seconds, default=3.0, help="demo length (s)")
+    run.add_argument("--demo-interval", type=_positive_seconds, default=0.2, help="demo line interval (s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iris-smoke", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run_parser(sub)
+    sub.add_parser("local-cluster", help="the embedded local cluster (see `local-cluster --help`)", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["local-cluster"]:
+        from local_cluster.cli import main as local_cluster_main  # noqa: PLC0415 - grpc stays out of `run`
+
+        return local_cluster_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    from supervisor.run import run_command  # noqa: PLC0415
+
+    try:
+        return run_command(args)
+    except UsageError as exc:
+        print(f"iris-smoke: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
