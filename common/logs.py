@@ -52,7 +52,9 @@ class _Sink:
         except OSError as exc:
             self.failed = True
             # stderr, not the log: the log is what just failed.
-            os.write(2, orjson.dumps({"event": "log_sink_failed", "sink": self.name, "error": str(exc)}) + b"\n")
+            os.write(
+                2, orjson.dumps({"event": "log_sink_failed", "sink": self.name, "error": str(exc)}) + b"\n"
+            )
 
     def close(self) -> None:
         if self.owned:

@@ -77,7 +77,7 @@ class MessageReader:
             if not line:
                 continue
             try:
-                messages.append(decode(line))
+                messages.append(decode(bytes(line)))
             except (orjson.JSONDecodeError, KeyError, ValueError) as exc:
                 raise ProtocolError(f"bad message: {line[:80]!r}") from exc
         return messages

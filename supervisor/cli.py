@@ -41,18 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iris-smoke", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run_parser(sub)
-    sub.add_parser("local-cluster", help="the embedded local cluster (see `local-cluster --help`)", add_help=False)
+    sub.add_parser(
+        "local-cluster", help="the embedded local cluster (see `local-cluster --help`)", add_help=False
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["local-cluster"]:
-        from local_cluster.cli import main as local_cluster_main  # noqa: PLC0415 - grpc stays out of `run`
+        from local_cluster.cli import main as local_cluster_main
 
         return local_cluster_main(argv[1:])
     args = build_parser().parse_args(argv)
-    from supervisor.run import run_command  # noqa: PLC0415
+    from supervisor.run import run_command
 
     try:
         return run_command(args)

@@ -7,6 +7,7 @@ does not strand it. Only the child that started a group waits on its leader (one
 per process); members re-parented away are reaped by the supervisor, a subreaper.
 """
 
+import contextlib
 import os
 import select
 import signal
@@ -33,7 +34,10 @@ class ProcessGroups:
 
     def start(self, argv: Sequence[str], **popen: Any) -> "subprocess.Popen[bytes]":
         proc: subprocess.Popen[bytes] = subprocess.Popen(
-            argv, start_new_session=True, preexec_fn=_die_with_parent, **popen
+            argv,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - our callers are single-threaded
+            **popen,
         )
         self._live[proc.pid] = proc
         return proc
@@ -59,10 +63,8 @@ class ProcessGroups:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def wait_exit(proc: "subprocess.Popen[bytes]", timeout_s: float) -> bool:

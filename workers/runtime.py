@@ -150,7 +150,11 @@ def child_main(launch: Launch, message_fd: int) -> NoReturn:
         os.environ[env.DEADLINE_UNIX] = f"{deadline.as_unix_time():.3f}"
         linux.set_process_name(f"iris:{launch.name}")
         logs.configure(
-            launch.role, launch.run_id, launch.run_dir / "events.jsonl", child=launch.name, level=launch.log_level
+            launch.role,
+            launch.run_id,
+            launch.run_dir / "events.jsonl",
+            child=launch.name,
+            level=launch.log_level,
         )
         ctx = ChildContext(
             name=launch.name,

@@ -1,0 +1,387 @@
+"""The supervisor: a child table, one poll loop, one reaper, one deadline.
+
+Design, in the order things happen:
+- Start-up: the process becomes a child subreaper (so orphaned grandchildren come back
+  to us instead of init) and installs record-only signal handlers that write to a pipe.
+  It holds no gRPC object and starts no thread, which is what makes fork safe.
+- Children are forked (`spawn.fork_child`); each gets a session of its own, a parent-death
+  signal, the run tag, and the absolute deadline. They talk to us over one pipe each.
+- The loop (`poll_once`) waits on one `poll()` over the signal pipe and every child's
+  pipe, with a timeout that is the nearest of the deadline and the next restart. After
+  every wake it reaps (`reaper.reap_exited`, the only wait in this process), then
+  restarts children whose backoff expired.
+- The deadline is checked on every wake; when it passes, or on SIGTERM/SIGINT, a stop is
+  requested: the caller's loop ends and `shutdown()` stops every child with one
+  escalation (`stopping.escalate`), then audits that no process with the run tag is left.
+"""
+
+import contextlib
+import importlib
+import os
+import random
+import select
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from common import logs
+from common.child_exit import ChildExit
+from common.deadline import Clock, Deadline
+from common.messages import Kind, Message, ProtocolError
+from common.outcome import FailureReason
+from supervisor import audit
+from supervisor.children import ChildRecord, ChildSpec, ChildState
+from supervisor.reaper import reap_exited
+from supervisor.restart import Action, decide
+from supervisor.signals import SignalInbox
+from supervisor.spawn import fork_child
+from supervisor.stopping import KILL_WAIT_S, StopReport, escalate
+from workers.runtime import Launch
+
+STOP_GRACE_S = 2.0
+CHILD_GRACE_S = 1.0  # must stay below STOP_GRACE_S: the child stops its own tree first
+# During a stop, descendants that are not our children do not wake us when they exit.
+STOP_RECHECK_S = 0.05
+
+MessageHandler = Callable[[ChildRecord, Message], None]
+
+
+@dataclass
+class ProcessCounts:
+    spawned: int = 0
+    reaped: int = 0
+    orphans_reaped: int = 0
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    spawned: int
+    reaped: int
+    orphans_reaped: int
+    killed_at_stop: int
+    leaked: tuple[audit.Leftover, ...]
+    zombies: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "spawned": self.spawned,
+            "reaped": self.reaped,
+            "orphans_reaped": self.orphans_reaped,
+            "killed_at_stop": self.killed_at_stop,
+            "leaked": len(self.leaked),
+            "leaked_processes": [vars(p) for p in self.leaked],
+            "zombies": self.zombies,
+        }
+
+
+@dataclass
+class Supervisor:
+    run_id: str
+    run_dir: Path
+    deadline: Deadline
+    stop_grace_s: float = STOP_GRACE_S
+    child_grace_s: float = CHILD_GRACE_S
+    log_level: str = "info"
+    clock: Clock = time.monotonic
+    rng: Callable[[], float] = random.random
+    on_message: MessageHandler | None = None
+    children: dict[str, ChildRecord] = field(default_factory=dict)
+    counts: ProcessCounts = field(default_factory=ProcessCounts)
+    stop_reason: FailureReason | None = None
+    failures: list[FailureReason] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._by_pid: dict[int, ChildRecord] = {}
+        self._by_fd: dict[int, ChildRecord] = {}
+        self._poll = select.poll()
+        self._inbox = SignalInbox()
+        self._skip_grace = False
+        self.log = logs.get_logger()
+
+    def __enter__(self) -> "Supervisor":
+        self._inbox.install()
+        self._poll.register(self._inbox.fd, select.POLLIN)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for fd in list(self._by_fd):
+            self._close_pipe(self._by_fd[fd])
+        self._inbox.close()
+
+    # -- children ---------------------------------------------------------------------
+
+    def add(self, spec: ChildSpec) -> ChildRecord:
+        if spec.name in self.children:
+            raise ValueError(f"duplicate child name {spec.name!r}")
+        record = ChildRecord(spec)
+        self.children[spec.name] = record
+        self._spawn(record)
+        return record
+
+    def _spawn(self, record: ChildRecord) -> None:
+        spec = record.spec
+        if spec.preload:
+            _preload(spec.entrypoint)
+        launch = Launch(
+            name=spec.name,
+            role=spec.role,
+            entrypoint=spec.entrypoint,
+            args=spec.args,
+            run_id=self.run_id,
+            run_dir=self.run_dir,
+            deadline_at=self.deadline.at,
+            parent_pid=os.getpid(),
+            grace_s=self.child_grace_s,
+            log_level=self.log_level,
+        )
+        pid, fd = fork_child(launch)
+        record.pid, record.fd, record.started_at = pid, fd, self.clock()
+        record.starts += 1
+        record.restart_at = None
+        record.reader = type(record.reader)()
+        self._by_pid[pid] = record
+        self._by_fd[fd] = record
+        self._poll.register(fd, select.POLLIN)
+        self.counts.spawned += 1
+        self.log.info(
+            "child_started", child=spec.name, child_pid=pid, attempt=record.starts, child_role=spec.role
+        )
+        self._transition(record, ChildState.STARTING)
+
+    def _transition(self, record: ChildRecord, state: ChildState, **fields: Any) -> None:
+        if record.state is state:
+            return
+        previous, record.state = record.state, state
+        self.log.info("child_state_changed", child=record.name, old=previous, new=state, **fields)
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def run_until(self, done: Callable[[], bool]) -> None:
+        """Serve children until `done()` or a stop is requested (signal, deadline, critical failure)."""
+        while self.stop_reason is None and not done():
+            self.poll_once(self._next_timeout())
+
+    def _next_timeout(self) -> float:
+        now = self.clock()
+        wakes = [self.deadline.remaining()]
+        wakes += [r.restart_at - now for r in self.children.values() if r.restart_at is not None]
+        return max(0.0, min(wakes))
+
+    def poll_once(self, timeout_s: float) -> None:
+        # Round up: a 0.4 ms timeout must not become a 0 ms busy loop.
+        for fd, _events in self._poll.poll(max(0, int(timeout_s * 1000 + 0.999))):
+            if fd == self._inbox.fd:
+                self._handle_signals(self._inbox.drain())
+            elif fd in self._by_fd:
+                self._read_child(self._by_fd[fd])
+        self._reap()
+        if self.stop_reason is None:
+            self._restart_due()
+            if self.deadline.expired():
+                self.request_stop(FailureReason.DEADLINE_EXCEEDED)
+
+    def request_stop(self, reason: FailureReason) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.log.warning("stop_requested", reason=reason, remaining_s=round(self.deadline.remaining(), 3))
+
+    def _handle_signals(self, received: Iterable[signal.Signals]) -> None:
+        for sig in received:
+            if sig is signal.SIGCHLD:
+                continue  # it only wakes us; reaping follows every wake
+            self.log.info("signal_received", signal=sig.name)
+            if sig is signal.SIGINT and self.stop_reason is not None:
+                self._skip_grace = True
+                self.log.warning("grace_skipped", signal=sig.name)
+            if sig is signal.SIGTERM:
+                self.request_stop(FailureReason.SIGTERM)
+            elif sig is signal.SIGINT:
+                self.request_stop(FailureReason.SIGINT)
+
+    # -- messages ---------------------------------------------------------------------
+
+    def _read_child(self, record: ChildRecord) -> None:
+        assert record.fd is not None
+        try:
+            data = os.read(record.fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            self._close_pipe(record)
+            return
+        try:
+            messages = record.reader.feed(data)
+        except ProtocolError as exc:
+            self.log.error("child_protocol_error", child=record.name, error=str(exc))
+            return
+        for message in messages:
+            record.last[message.kind] = message.body
+            if message.kind is Kind.READY and record.state is ChildState.STARTING:
+                self._transition(record, ChildState.RUNNING)
+            if self.on_message is not None:
+                self.on_message(record, message)
+
+    def _close_pipe(self, record: ChildRecord) -> None:
+        if record.fd is not None:
+            self._poll.unregister(record.fd)
+            del self._by_fd[record.fd]
+            os.close(record.fd)
+            record.fd = None
+
+    def _drain(self, record: ChildRecord) -> None:
+        """Read what an exited child left in its pipe (its final stats) before closing it."""
+        while record.fd is not None:
+            before = record.fd
+            self._read_child(record)
+            if record.fd == before:
+                try:
+                    if not select.select([before], [], [], 0)[0]:
+                        self._close_pipe(record)
+                except ValueError:
+                    return
+
+    # -- exits and restarts -----------------------------------------------------------
+
+    def _reap(self) -> None:
+        for exit_ in reap_exited():
+            record = self._by_pid.pop(exit_.pid, None)
+            if record is None:
+                self.counts.orphans_reaped += 1
+                self.log.info("orphan_reaped", child_pid=exit_.pid, exit_code=exit_.exit_code)
+                continue
+            self.counts.reaped += 1
+            self._drain(record)
+            self._child_exited(record, exit_.exit_code)
+
+    def _child_exited(self, record: ChildRecord, exit_code: int) -> None:
+        now = self.clock()
+        record.pid, record.exit_code = None, exit_code
+        self.log.info(
+            "child_exited",
+            child=record.name,
+            exit_code=exit_code,
+            reason=ChildExit.describe(exit_code) if exit_code >= 0 else signal.Signals(-exit_code).name,
+            uptime_s=round(now - record.started_at, 3),
+        )
+        if record.state is ChildState.STOPPING or self.stop_reason is not None:
+            self._transition(record, ChildState.EXITED)
+            return
+        decision = decide(
+            record.spec.restart,
+            record.history,
+            now=now,
+            uptime_s=now - record.started_at,
+            exit_code=exit_code,
+            rng=self.rng,
+        )
+        if decision.action is Action.RESTART:
+            record.restart_at = now + decision.delay_s
+            self._transition(record, ChildState.BACKOFF, delay_s=round(decision.delay_s, 3))
+        elif decision.action is Action.GIVE_UP:
+            self._transition(record, ChildState.FAILED, failures=len(record.history.times))
+            if record.spec.critical:
+                self.failures.append(FailureReason.CRITICAL_CHILD_FAILED)
+                self.request_stop(FailureReason.CRITICAL_CHILD_FAILED)
+        else:
+            self._transition(record, ChildState.EXITED)
+
+    def _restart_due(self) -> None:
+        now = self.clock()
+        for record in self.children.values():
+            if (
+                record.state is ChildState.BACKOFF
+                and record.restart_at is not None
+                and record.restart_at <= now
+            ):
+                self._spawn(record)
+
+    # -- stopping ---------------------------------------------------------------------
+
+    def _wait(self, timeout_s: float, done: Callable[[], bool], interruptible: bool) -> bool:
+        end = self.clock() + timeout_s
+        while not done():
+            left = end - self.clock()
+            if left <= 0 or (interruptible and self._skip_grace):
+                return False
+            self.poll_once(min(left, STOP_RECHECK_S))
+        return True
+
+    def stop_children(self, records: Iterable[ChildRecord], grace_s: float | None = None) -> StopReport:
+        """Stop some children, and everything under them, with one escalation."""
+        records = list(records)
+        wanted = {r.pid for r in records if r.alive}
+        snapshot = [p for p in audit.descendants() if p.pid in wanted or _has_ancestor(p, wanted)]
+        return self._escalate(records, snapshot, self.stop_grace_s if grace_s is None else grace_s)
+
+    def shutdown(self) -> AuditReport:
+        """Stop every child and adopted orphan, then audit that nothing of the run is left."""
+        records = [r for r in self.children.values() if not r.finished]
+        return self._audit(self._escalate(records, audit.descendants(), self.stop_grace_s))
+
+    def _escalate(
+        self, records: list[ChildRecord], snapshot: list[psutil.Process], grace_s: float
+    ) -> StopReport:
+        live = [r for r in records if r.alive]
+        for record in records:
+            record.restart_at = None
+            self._transition(record, ChildState.STOPPING if record.alive else ChildState.EXITED)
+        report = escalate(
+            [r.pid for r in live if r.pid is not None],
+            snapshot,
+            grace_s=grace_s,
+            wait=self._wait,
+            groups_gone=lambda: not any(r.alive for r in live),
+        )
+        self.log.info(
+            "children_stopped",
+            targets=report.targets,
+            killed=report.killed,
+            survivors=len(report.survivors),
+            duration_s=round(report.duration_s, 3),
+        )
+        return report
+
+    def _audit(self, stop: StopReport) -> AuditReport:
+        leftovers = {p.pid: p for p in audit.tagged(self.run_id) if audit.alive(p)}
+        leaked = tuple(audit.Leftover.of(p) for p in leftovers.values()) + stop.survivors
+        for proc in leftovers.values():
+            self.log.error("process_leaked", child_pid=proc.pid, process=audit.Leftover.of(proc).cmdline)
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                proc.kill()
+        self._wait(KILL_WAIT_S, lambda: not any(audit.alive(p) for p in leftovers.values()), False)
+        self._reap()
+        zombies = len(audit.zombie_children())
+        if leaked:
+            self.failures.append(FailureReason.PROCESS_LEAK)
+        if zombies:
+            self.failures.append(FailureReason.ZOMBIE_LEFT)
+        report = AuditReport(
+            self.counts.spawned, self.counts.reaped, self.counts.orphans_reaped, stop.killed, leaked, zombies
+        )
+        self.log.info(
+            "process_audit", **{k: v for k, v in report.as_dict().items() if k != "leaked_processes"}
+        )
+        return report
+
+
+class ForkSafetyError(RuntimeError):
+    """The supervisor was about to hold gRPC state across a fork."""
+
+
+def _preload(entrypoint: str) -> None:
+    importlib.import_module(entrypoint.partition(":")[0])
+    if "grpc" in sys.modules:
+        raise ForkSafetyError(f"preloading {entrypoint} imported grpc; it must be imported in the child")
+
+
+def _has_ancestor(proc: psutil.Process, pids: set[int | None]) -> bool:
+    try:
+        return any(parent.pid in pids for parent in proc.parents())
+    except psutil.NoSuchProcess:
+        return False

@@ -1,0 +1,80 @@
+"""Finding processes: a run's descendants before a stop, and its leftovers after one.
+
+psutil identifies a process by pid *and* creation time, so a `Process` taken in a
+snapshot never signals an unrelated process that reused the pid later.
+"""
+
+import os
+from dataclasses import dataclass
+
+import psutil
+
+from common import env
+
+
+@dataclass(frozen=True)
+class Leftover:
+    pid: int
+    name: str
+    cmdline: str
+    status: str
+
+    @classmethod
+    def of(cls, proc: psutil.Process) -> "Leftover":
+        try:
+            with proc.oneshot():
+                return cls(proc.pid, proc.name(), " ".join(proc.cmdline())[:200], proc.status())
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return cls(proc.pid, "?", "?", "gone")
+
+
+def descendants() -> list[psutil.Process]:
+    """Every live descendant of this process, deepest first (so KILL goes bottom-up)."""
+    try:
+        procs = psutil.Process().children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    depth: dict[int, int] = {os.getpid(): 0}
+    ordered = []
+    for proc in procs:  # psutil lists parents before their children
+        try:
+            depth[proc.pid] = depth.get(proc.ppid(), 0) + 1
+            ordered.append(proc)
+        except psutil.NoSuchProcess:
+            continue
+    return sorted(ordered, key=lambda p: -depth.get(p.pid, 0))
+
+
+def tagged(run_id: str) -> list[psutil.Process]:
+    """Processes other than this one whose environment carries the run tag.
+
+    A forked child sets the tag with putenv, which /proc/PID/environ does not show
+    (it shows the environment the program was exec'd with), so this finds what our
+    children exec'd, and their descendants, wherever they were re-parented.
+    """
+    found = []
+    me = os.getpid()
+    for proc in psutil.process_iter():
+        if proc.pid == me:
+            continue
+        try:
+            if proc.environ().get(env.RUN_TAG) == run_id:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def alive(proc: psutil.Process) -> bool:
+    """Running and not a zombie: a zombie has finished and only awaits its reaper."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def zombie_children() -> list[psutil.Process]:
+    try:
+        return [p for p in psutil.Process().children() if p.status() == psutil.STATUS_ZOMBIE]
+    except psutil.NoSuchProcess:
+        return []

@@ -1,0 +1,30 @@
+"""Forking a child: the only place the supervisor creates a process.
+
+Fork without exec is cheap (the child shares the interpreter's pages copy-on-write) and
+safe only because this process holds no gRPC object and runs no thread: a forked copy
+of a running gRPC core or of a lock held by another thread deadlocks. `gc.freeze()`
+moves every existing object out of the collector's reach, so the child's first
+collection does not write to (and so copy) every page the parent owns.
+"""
+
+import gc
+import os
+import sys
+
+from workers.runtime import Launch, child_main
+
+
+def fork_child(launch: Launch) -> tuple[int, int]:
+    """Fork and start `launch` in the child; return (pid, read end of its message pipe)."""
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    gc.freeze()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        child_main(launch, write_fd)
+    gc.unfreeze()
+    os.close(write_fd)
+    os.set_blocking(read_fd, False)
+    return pid, read_fd

@@ -1,0 +1,29 @@
+"""Child entrypoints with behaviours the product never has, for supervisor tests."""
+
+import select
+import signal
+
+from common.child_exit import ChildExit
+from common.messages import Kind
+from workers.runtime import ChildContext
+
+
+def ignore_term(ctx: ChildContext) -> int:
+    """Ignores SIGTERM and the deadline alarm entirely: only SIGKILL ends it."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    ctx.channel.send(Kind.READY)
+    while True:
+        select.select([], [], [], 3600)
+
+
+def crash(ctx: ChildContext) -> int:
+    ctx.channel.send(Kind.READY)
+    raise RuntimeError("this child always crashes")
+
+
+def wait_for_stop(ctx: ChildContext) -> int:
+    ctx.channel.send(Kind.READY)
+    select.select([ctx.stop.fd], [], [], ctx.deadline.remaining() + 5)
+    return ChildExit.OK

@@ -1,0 +1,47 @@
+"""Finding the processes a test started, and proving they are gone."""
+
+import os
+
+import psutil
+
+from common import env
+
+
+def with_run_tag(run_id: str | None = None) -> list[psutil.Process]:
+    """Live processes whose environment carries a run tag (any run's, or `run_id`'s)."""
+    found = []
+    for proc in psutil.process_iter():
+        if proc.pid == os.getpid():
+            continue
+        try:
+            tag = proc.environ().get(env.RUN_TAG)
+            if (
+                tag is not None
+                and (run_id is None or tag == run_id)
+                and proc.status() != psutil.STATUS_ZOMBIE
+            ):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def alive_pids(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+def describe(procs: list[psutil.Process]) -> str:
+    lines = []
+    for proc in procs:
+        try:
+            lines.append(f"{proc.pid} {proc.status()} {' '.join(proc.cmdline())[:160]}")
+        except psutil.Error:
+            lines.append(f"{proc.pid} (gone)")
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""Start a real supervisor in its own session, read its events, stop it for sure."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.helpers.waiting import wait_for
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 15.0
+
+
+@dataclass
+class SupervisorProc:
+    popen: "subprocess.Popen[bytes]"
+    run_id: str
+    run_dir: Path
+    output: Path
+
+    def events(self) -> list[dict[str, Any]]:
+        path = self.run_dir / "events.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    def find(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        return [
+            e for e in self.events() if e["event"] == event and all(e.get(k) == v for k, v in fields.items())
+        ]
+
+    def wait_event(
+        self, event: str, timeout_s: float = START_TIMEOUT_S, count: int = 1, **fields: Any
+    ) -> list[dict[str, Any]]:
+        def seen() -> list[dict[str, Any]]:
+            self._fail_if_exited_early()
+            found = self.find(event, **fields)
+            return found if len(found) >= count else []
+
+        return wait_for(seen, timeout_s, f"{count} x {event} {fields}")
+
+    def _fail_if_exited_early(self) -> None:
+        if self.popen.poll() is not None:
+            raise AssertionError(
+                f"supervisor exited early ({self.popen.returncode}):\n{self.output.read_text()[-3000:]}"
+            )
+
+    def child_pids(self) -> list[int]:
+        return [e["child_pid"] for e in self.find("child_started")]
+
+    def results(self) -> dict[str, Any]:
+        return dict(json.loads((self.run_dir / "results.json").read_text()))
+
+    def wait_exit(self, timeout_s: float) -> int:
+        return self.popen.wait(timeout=timeout_s)
+
+    def signal(self, sig: signal.Signals) -> None:
+        os.kill(self.popen.pid, sig)
+
+
+def _kill_session(popen: "subprocess.Popen[bytes]") -> None:
+    if popen.poll() is None:
+        with suppress(ProcessLookupError):
+            os.killpg(popen.pid, signal.SIGKILL)
+    popen.wait(timeout=10)
+
+
+@contextmanager
+def started(
+    argv: list[str], tmp_path: Path, run_id: str, log_dir: Path | None = None
+) -> Iterator[SupervisorProc]:
+    """Run `python <argv>` from the repo root in a new session; whatever happens, it is gone after."""
+    log_dir = log_dir or tmp_path / "runs"
+    output = tmp_path / f"{run_id}.out"
+    with open(output, "wb") as out:
+        popen = subprocess.Popen(
+            [sys.executable, *argv],
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=os.environ | {"IRIS_SMOKE_LOG_FORMAT": "json"},
+        )
+    try:
+        yield SupervisorProc(popen, run_id, log_dir / run_id, output)
+    finally:
+        _kill_session(popen)
+
+
+def run_argv(run_id: str, log_dir: Path, *extra: str) -> list[str]:
+    return ["-m", "supervisor", "run", "--run-id", run_id, "--log-dir", str(log_dir), *extra]

@@ -1,0 +1,99 @@
+"""Structured logs: one JSON object per line, valid against the schema, never interleaved."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from common import logs
+from tests.helpers.supervisor_proc import REPO_ROOT, run_argv, started
+
+SCHEMA = json.loads((REPO_ROOT / "docs" / "log-schema.json").read_text())
+WRITERS = 6
+EVENTS_EACH = 1500
+
+_WRITER = """
+import sys
+from pathlib import Path
+from common import logs
+logs.configure("writer", "concurrent", Path(sys.argv[1]), stdout_format="json", stdout_fd=2)
+log = logs.get_logger()
+for i in range(int(sys.argv[2])):
+    log.info("bulk_event", seq=i, payload="x" * (i * 37 % 3900))
+"""
+
+
+def _validate_lines(path: Path) -> list[dict[str, object]]:
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    events = []
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        assert len(line) < 4096, f"line {number} exceeds PIPE_BUF"
+        event = json.loads(line)
+        errors = sorted(validator.iter_errors(event), key=str)
+        assert not errors, f"line {number}: {errors[0].message}"
+        events.append(event)
+    return events
+
+
+def test_concurrent_writers_never_interleave_or_cut_lines(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path), str(EVENTS_EACH)],
+            cwd=REPO_ROOT,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(WRITERS)
+    ]
+    assert [w.wait(timeout=60) for w in writers] == [0] * WRITERS
+    events = _validate_lines(path)
+    assert len(events) == WRITERS * EVENTS_EACH
+    by_pid: dict[object, list[object]] = {}
+    for event in events:
+        by_pid.setdefault(event["pid"], []).append(event["seq"])
+    assert all(seqs == list(range(EVENTS_EACH)) for seqs in by_pid.values())
+
+
+def test_every_line_of_a_real_run_validates(tmp_path: Path) -> None:
+    argv = run_argv("schema", tmp_path / "runs", "--demo-streams", "2", "--demo-duration", "0.5")
+    with started(argv, tmp_path, "schema") as sup:
+        assert sup.wait_exit(20) == 0
+        events = _validate_lines(sup.run_dir / "events.jsonl")
+        stdout_events = _validate_lines(sup.output)
+    assert {e["role"] for e in events} == {"supervisor", "stream"}
+    assert len({e["pid"] for e in events}) == 3
+    assert len(stdout_events) == len(events)
+
+
+def test_oversized_events_are_shortened_and_say_so(tmp_path: Path) -> None:
+    out = tmp_path / "stdout"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT)
+    try:
+        logs.configure("test", "r", tmp_path / "events.jsonl", stdout_format="json", stdout_fd=fd)
+        logs.get_logger().info("big_event", blob="y" * 100_000, items=list(range(5000)))
+    finally:
+        logs.configure("test", stdout_format="json", stdout_fd=2)
+        os.close(fd)
+    [event] = _validate_lines(tmp_path / "events.jsonl")
+    assert event["event"] == "big_event"
+    assert set(event["truncated"]) == {"blob", "items"}
+
+
+def test_a_failing_sink_is_reported_once_and_logging_goes_on(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "stdout"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT)
+    try:
+        logs.configure("test", "r", Path("/dev/full"), stdout_format="json", stdout_fd=fd)
+        for _ in range(3):
+            logs.get_logger().info("still_logging")
+    finally:
+        logs.configure("test", stdout_format="json", stdout_fd=2)
+        os.close(fd)
+    assert capfd.readouterr().err.count("log_sink_failed") == 1
+    assert out.read_text().count("still_logging") == 3
