@@ -212,9 +212,28 @@ class Supervisor:
             data = os.read(record.fd, 65536)
         except BlockingIOError:
             return
-        if not data:
+        if data:
+            self._handle_data(record, data)
+        else:
             self._close_pipe(record)
-            return
+
+    def _drain(self, record: ChildRecord) -> None:
+        """Read what an exited child left in its pipe (its final stats), then close it.
+
+        Its write end closed with it (the descriptor is not inheritable), so this ends at
+        EOF; BlockingIOError would mean some other process still holds it, and we stop.
+        """
+        while record.fd is not None:
+            try:
+                data = os.read(record.fd, 65536)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            self._handle_data(record, data)
+        self._close_pipe(record)
+
+    def _handle_data(self, record: ChildRecord, data: bytes) -> None:
         try:
             messages = record.reader.feed(data)
         except ProtocolError as exc:
@@ -233,18 +252,6 @@ class Supervisor:
             del self._by_fd[record.fd]
             os.close(record.fd)
             record.fd = None
-
-    def _drain(self, record: ChildRecord) -> None:
-        """Read what an exited child left in its pipe (its final stats) before closing it."""
-        while record.fd is not None:
-            before = record.fd
-            self._read_child(record)
-            if record.fd == before:
-                try:
-                    if not select.select([before], [], [], 0)[0]:
-                        self._close_pipe(record)
-                except ValueError:
-                    return
 
     # -- exits and restarts -----------------------------------------------------------
 

@@ -20,7 +20,9 @@ from common.messages import Kind
 from workers.runtime import ChildContext
 
 _GENERATOR = 'i=0; while :; do i=$((i+1)); echo "demo line $i"; sleep {interval}; done'
-_ORPHAN = "setsid sleep 600 </dev/null >/dev/null 2>&1 & "
+# A double fork: the subshell starts `sleep` in a new session and exits at once, so the
+# sleep is orphaned (re-parented to the nearest subreaper) and outside every process group.
+_ORPHAN = "(setsid sleep 600 </dev/null >/dev/null 2>&1 &); "
 PROGRESS_EVERY_S = 1.0
 
 
