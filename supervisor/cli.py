@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["canary"]:
+        from supervisor.canary.cli import main as canary_main
+
+        return canary_main(argv[1:])
     if argv[:1] == ["local-cluster"]:
         from local_cluster.cli import main as local_cluster_main
 
