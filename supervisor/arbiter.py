@@ -45,7 +45,6 @@ from supervisor.stopping import KILL_WAIT_S, StopReport, escalate
 from workers.runtime import Launch
 
 STOP_GRACE_S = 2.0
-CHILD_GRACE_S = 1.0  # must stay below STOP_GRACE_S: the child stops its own tree first
 # During a stop, descendants that are not our children do not wake us when they exit.
 STOP_RECHECK_S = 0.05
 
@@ -86,7 +85,6 @@ class Supervisor:
     run_dir: Path
     deadline: Deadline
     stop_grace_s: float = STOP_GRACE_S
-    child_grace_s: float = CHILD_GRACE_S
     log_level: str = "info"
     clock: Clock = time.monotonic
     rng: Callable[[], float] = random.random
@@ -135,9 +133,9 @@ class Supervisor:
             args=spec.args,
             run_id=self.run_id,
             run_dir=self.run_dir,
-            deadline_at=self.deadline.at,
+            deadline_at=self.deadline.at if spec.deadline_at is None else spec.deadline_at,
             parent_pid=os.getpid(),
-            grace_s=self.child_grace_s,
+            grace_s=self._grace(spec) / 2,
             log_level=self.log_level,
         )
         pid, fd = fork_child(launch)
@@ -154,6 +152,16 @@ class Supervisor:
         )
         self._transition(record, ChildState.STARTING)
 
+    def respawn(self, record: ChildRecord) -> None:
+        """Start a finished child again (a VM that left discovery and came back)."""
+        if not record.finished:
+            raise ValueError(f"child {record.name!r} is still {record.state}")
+        record.history = type(record.history)()
+        self._spawn(record)
+
+    def _grace(self, spec: ChildSpec) -> float:
+        return self.stop_grace_s if spec.stop_grace_s is None else spec.stop_grace_s
+
     def _transition(self, record: ChildRecord, state: ChildState, **fields: Any) -> None:
         if record.state is state:
             return
@@ -162,14 +170,26 @@ class Supervisor:
 
     # -- the loop ---------------------------------------------------------------------
 
-    def run_until(self, done: Callable[[], bool]) -> None:
-        """Serve children until `done()` or a stop is requested (signal, deadline, critical failure)."""
-        while self.stop_reason is None and not done():
-            self.poll_once(self._next_timeout())
+    def run_until(self, done: Callable[[], bool], tick: Callable[[], float | None] | None = None) -> None:
+        """Serve children until `done()` or a stop is requested (signal, deadline, critical failure).
 
-    def _next_timeout(self) -> float:
+        `tick`, if given, runs after every wake and returns the seconds until it wants to
+        run again (None: only on the next wake), so the caller's timers share the one poll.
+        """
+        next_tick: float | None = None
+        while self.stop_reason is None and not done():
+            self.poll_once(self._next_timeout(next_tick))
+            if tick is not None:
+                next_tick = tick()
+
+    def serve(self, timeout_s: float, done: Callable[[], bool]) -> bool:
+        """Serve children until `done()` for at most `timeout_s`, even after a stop was
+        requested: for work that belongs to cleanup (diagnostics after a timeout)."""
+        return self._wait(timeout_s, done, True)
+
+    def _next_timeout(self, extra: float | None = None) -> float:
         now = self.clock()
-        wakes = [self.deadline.remaining()]
+        wakes = [self.deadline.remaining(), *([extra] if extra is not None else [])]
         wakes += [r.restart_at - now for r in self.children.values() if r.restart_at is not None]
         return max(0.0, min(wakes))
 
@@ -324,17 +344,19 @@ class Supervisor:
         records = list(records)
         wanted = {r.pid for r in records if r.alive}
         snapshot = [p for p in audit.descendants() if p.pid in wanted or _has_ancestor(p, wanted)]
-        return self._escalate(records, snapshot, self.stop_grace_s if grace_s is None else grace_s)
+        return self._escalate(records, snapshot, grace_s)
 
     def shutdown(self) -> AuditReport:
         """Stop every child and adopted orphan, then audit that nothing of the run is left."""
         records = [r for r in self.children.values() if not r.finished]
-        return self._audit(self._escalate(records, audit.descendants(), self.stop_grace_s))
+        return self._audit(self._escalate(records, audit.descendants()))
 
     def _escalate(
-        self, records: list[ChildRecord], snapshot: list[psutil.Process], grace_s: float
+        self, records: list[ChildRecord], snapshot: list[psutil.Process], grace_s: float | None = None
     ) -> StopReport:
         live = [r for r in records if r.alive]
+        if grace_s is None:
+            grace_s = max((self._grace(r.spec) for r in live), default=self.stop_grace_s)
         for record in records:
             record.restart_at = None
             self._transition(record, ChildState.STOPPING if record.alive else ChildState.EXITED)

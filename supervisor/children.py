@@ -42,6 +42,12 @@ class ChildSpec:
     # shares its pages instead of importing its own copy (about 0.5 MiB each). Only for
     # modules that never import grpc: the supervisor checks and refuses otherwise.
     preload: bool = False
+    # TERM-to-KILL grace for this child (None: the supervisor's). The child's own grace,
+    # for stopping its subprocesses, is half of it, so the budgets nest.
+    stop_grace_s: float | None = None
+    # An absolute monotonic deadline for this child (None: the run's). Work that must
+    # happen after the run's deadline (diagnostics) gets a slice of the cleanup budget.
+    deadline_at: float | None = None
 
 
 @dataclass

@@ -1,46 +1,115 @@
-"""`iris-smoke run`: one supervised run, from a fresh run directory to `results.json`.
+"""`iris-smoke run`: one supervised run, from preflight to `results.json`.
 
-Until the cluster pieces exist, the run's work is the demo: N stream children, each a
-real subprocess tree writing JSON lines, for `--demo-duration` seconds. Everything
-around it is the real thing: the deadline, the child table, signals, the escalation,
-the audit and the verdict.
+Two kinds of work run under the same skeleton (`supervised`): the smoke run
+(`supervisor/smoke.py`), and the demo (`--demo-streams N`), which exercises the
+supervisor with nothing but real subprocess trees. The skeleton guarantees the order
+that matters: work, then an ordered stop, then the one final escalation and the audit,
+then the verdict, whatever happened in between (an exception included).
 """
 
 import argparse
-import re
-import secrets
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from common import linux, logs
 from common.deadline import Deadline
 from common.outcome import FailureReason
+from supervisor import preflight, reports
 from supervisor.arbiter import Supervisor
 from supervisor.children import ChildSpec
 from supervisor.cli import UsageError
+from supervisor.lock import LockHeld, PrefixLock
 from supervisor.phases import phase
 from supervisor.restart import RestartPolicy
+from supervisor.smoke import SmokeRun
 from supervisor.verdict import Verdict, write_results
 
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+class Work(Protocol):
+    def run(self, sup: Supervisor, log: Any) -> None: ...
+    def stop(self, sup: Supervisor) -> None: ...
+    def verdict(self, sup: Supervisor) -> tuple[list[FailureReason], dict[str, Any]]: ...
 
 
-def new_run_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+@dataclass
+class DemoWork:
+    specs: list[ChildSpec]
+
+    def run(self, sup: Supervisor, log: Any) -> None:
+        with phase(log, "children"):
+            for spec in self.specs:
+                sup.add(spec)
+            sup.run_until(lambda: all(r.finished for r in sup.children.values()))
+
+    def stop(self, sup: Supervisor) -> None:
+        pass
+
+    def verdict(self, sup: Supervisor) -> tuple[list[FailureReason], dict[str, Any]]:
+        return [], {}
 
 
-def prepare_run_dir(log_dir: Path, run_id: str) -> Path:
-    if not RUN_ID_PATTERN.match(run_id):
-        raise UsageError(f"--run-id: must match {RUN_ID_PATTERN.pattern}, got {run_id!r}")
-    run_dir = log_dir / run_id
-    try:
-        run_dir.mkdir(parents=True, exist_ok=False)
-    except FileExistsError:
-        raise UsageError(f"--run-id: run directory {run_dir} exists already; pick another run id") from None
-    except OSError as exc:
-        raise UsageError(f"--log-dir: cannot create {run_dir}: {exc.strerror}") from None
-    return run_dir
+@dataclass
+class SmokeWork:
+    plan: preflight.RunPlan
+    smoke: SmokeRun | None = field(default=None)
+
+    def run(self, sup: Supervisor, log: Any) -> None:
+        self.smoke = smoke = SmokeRun(self.plan, sup)
+        with phase(log, "cluster"):
+            ready = smoke.start_cluster()
+        if not ready:
+            return
+        with phase(log, "observers"):
+            smoke.start_observers()
+        with phase(log, "tests"):
+            smoke.run_tests()
+        if sup.stop_reason in (None, FailureReason.DEADLINE_EXCEEDED):
+            with phase(log, "diagnostics"):
+                smoke.collect_diagnostics()
+
+    def stop(self, sup: Supervisor) -> None:
+        if self.smoke is not None:
+            self.smoke.stop_in_order()
+
+    def verdict(self, sup: Supervisor) -> tuple[list[FailureReason], dict[str, Any]]:
+        if self.smoke is None:
+            return [], {}
+        return self.smoke.failures(), self.smoke.summary_extra()
+
+
+def supervised(
+    work: Work, run_id: str, run_dir: Path, deadline: Deadline, *, stop_grace_s: float, log_level: str
+) -> Verdict:
+    """Run `work` under one supervisor; always stop and audit everything; write the verdict."""
+    log = logs.get_logger()
+    linux.set_child_subreaper()
+    verdict = Verdict(run_id=run_id, started_unix=time.time(), timeout_s=round(deadline.remaining(), 3))
+    log.info("run_started", run_dir=str(run_dir), timeout_s=verdict.timeout_s, argv=sys.argv[1:])
+    with Supervisor(run_id, run_dir, deadline, stop_grace_s=stop_grace_s, log_level=log_level) as sup:
+        try:
+            work.run(sup, log)
+        except Exception:
+            log.exception("run_crashed")
+            verdict.add(FailureReason.INTERNAL_ERROR)
+        finally:
+            with phase(log, "cleanup"):
+                work.stop(sup)
+                report = sup.shutdown()
+        reasons, extra = work.verdict(sup)
+        for reason in [*sup.failures, *reasons, *([sup.stop_reason] if sup.stop_reason else [])]:
+            verdict.add(reason)
+        verdict.children = [r.summary() for r in sup.children.values()]
+        # The fork/gRPC rule, checked where it matters: this process must never have loaded grpc.
+        verdict.processes = report.as_dict() | {"grpc_imported": "grpc" in sys.modules}
+        verdict.extra = extra
+    path = write_results(run_dir, verdict)
+    reports.write_reports(verdict.as_dict(), run_dir)
+    log.info("run_finished", outcome=verdict.outcome, exit_code=int(verdict.exit_code), results=str(path))
+    return verdict
 
 
 def demo_specs(args: argparse.Namespace) -> list[ChildSpec]:
@@ -48,61 +117,54 @@ def demo_specs(args: argparse.Namespace) -> list[ChildSpec]:
         raise UsageError(f"--demo-streams: must be >= 0, got {args.demo_streams}")
     return [
         ChildSpec(
-            name=f"stream:demo-{i}",
-            role="stream",
-            entrypoint="workers.demo_stream:main",
+            name=f"stream:demo-{i}", role="stream", entrypoint="workers.demo_stream:main",
             args={"duration_s": args.demo_duration, "interval_s": args.demo_interval},
-            restart=RestartPolicy(),
-            preload=True,
+            restart=RestartPolicy(), preload=True,
         )
         for i in range(args.demo_streams)
-    ]
+    ]  # fmt: skip
 
 
-def supervise(
-    specs: list[ChildSpec],
-    run_id: str,
-    run_dir: Path,
-    deadline: Deadline,
-    *,
-    stop_grace_s: float,
-    log_level: str,
-) -> Verdict:
-    """Run `specs` under one supervisor until they finish, the deadline passes or a signal
-    arrives; always stop and audit everything; return the verdict (already written)."""
-    log = logs.get_logger()
-    linux.set_child_subreaper()
-    verdict = Verdict(run_id=run_id, started_unix=time.time(), timeout_s=round(deadline.remaining(), 3))
-    log.info("run_started", run_dir=str(run_dir), timeout_s=verdict.timeout_s, argv=sys.argv[1:])
-    with Supervisor(run_id, run_dir, deadline, stop_grace_s=stop_grace_s, log_level=log_level) as sup:
-        try:
-            with phase(log, "children"):
-                for spec in specs:
-                    sup.add(spec)
-                sup.run_until(lambda: all(r.finished for r in sup.children.values()))
-        except Exception:
-            log.exception("run_crashed")
-            verdict.add(FailureReason.INTERNAL_ERROR)
-        finally:
-            with phase(log, "cleanup"):
-                report = sup.shutdown()
-        for reason in [*sup.failures, *([sup.stop_reason] if sup.stop_reason else [])]:
-            verdict.add(reason)
-        verdict.children = [r.summary() for r in sup.children.values()]
-        # The fork/gRPC rule, checked where it matters: this process must never have loaded grpc.
-        verdict.processes = report.as_dict() | {"grpc_imported": "grpc" in sys.modules}
-    path = write_results(run_dir, verdict)
-    log.info("run_finished", outcome=verdict.outcome, exit_code=int(verdict.exit_code), results=str(path))
-    return verdict
+def _start(args: argparse.Namespace, run_dir: Path, run_id: str, timeout_s: float) -> Callable[[Work, float], Verdict]:
+    deadline = Deadline.after(timeout_s)
+    preflight.make_run_dir(run_dir)
+    logs.configure("supervisor", run_id, run_dir / "events.jsonl", level=args.log_level)
+
+    def go(work: Work, stop_grace_s: float) -> Verdict:
+        return supervised(work, run_id, run_dir, deadline, stop_grace_s=stop_grace_s, log_level=args.log_level)
+
+    return go
 
 
 def run_command(args: argparse.Namespace) -> int:
-    run_id = args.run_id or new_run_id()
-    specs = demo_specs(args)
-    run_dir = prepare_run_dir(Path(args.log_dir), run_id)
-    deadline = Deadline.after(args.timeout)
-    logs.configure("supervisor", run_id, run_dir / "events.jsonl", level=args.log_level)
-    verdict = supervise(
-        specs, run_id, run_dir, deadline, stop_grace_s=args.stop_grace, log_level=args.log_level
-    )
+    if args.demo_streams is not None:
+        run_id = args.run_id or preflight.new_run_id()
+        if not preflight.RUN_ID.match(run_id):
+            raise UsageError(f"--run-id: must match {preflight.RUN_ID.pattern}, got {run_id!r}")
+        specs = demo_specs(args)
+        go = _start(args, Path(args.log_dir or "iris-smoke-runs") / run_id, run_id, args.timeout or 1800.0)
+        return int(go(DemoWork(specs), args.stop_grace or 2.0).exit_code)
+    plan = preflight.plan(args)
+    lock = PrefixLock(plan.prefix)
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        raise UsageError(f"--prefix {plan.prefix}: {exc}") from None
+    try:
+        go = _start(args, plan.run_dir, plan.run_id, plan.config.timeout_s)
+        verdict = go(SmokeWork(plan), plan.config.stop_grace_s)
+    finally:
+        lock.release()
+    _print_keep_hint(plan, verdict)
     return int(verdict.exit_code)
+
+
+def _print_keep_hint(plan: preflight.RunPlan, verdict: Verdict) -> None:
+    cluster = verdict.extra.get("cluster", {})
+    if plan.config.keep and cluster.get("address"):
+        print(
+            f"iris-smoke: local cluster kept running at {cluster['address']} (prefix {plan.prefix});\n"
+            f"  reuse it:  iris-smoke run --controller {cluster['address']}\n"
+            f"  stop it:   pkill -TERM -f 'local_cluster --state-dir {plan.run_dir}/cluster'",
+            file=sys.stderr,
+        )

@@ -2,11 +2,14 @@
 
 pytest makes itself a child subreaper, so anything a test starts that gets orphaned is
 re-parented here rather than to init, where we can see it, fail the test and reap it.
+Every process a test starts also inherits a marker naming this pytest session, which
+finds the ones that escaped even that (and ignores another pytest running beside us).
 """
 
 import contextlib
 import os
 import time
+import uuid
 from collections.abc import Iterator
 
 import psutil
@@ -16,6 +19,8 @@ from common import linux
 from tests.helpers import processes
 
 LEFTOVER_WAIT_S = 5.0
+SESSION_MARKER = "IRIS_SMOKE_TEST_SESSION"
+os.environ[SESSION_MARKER] = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -32,10 +37,10 @@ def _reap_zombie_children() -> None:
             continue
 
 
-def _leftovers(before: set[int], started: float) -> list[psutil.Process]:
+def _leftovers(before: set[int]) -> list[psutil.Process]:
     _reap_zombie_children()
     mine = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
-    tagged = [p for p in processes.with_run_tag() if p.create_time() >= started - 1]
+    tagged = processes.with_env(SESSION_MARKER, os.environ[SESSION_MARKER])
     found = {p.pid: p for p in [*mine, *tagged]}
     return [p for p in found.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
@@ -43,13 +48,12 @@ def _leftovers(before: set[int], started: float) -> list[psutil.Process]:
 @pytest.fixture(autouse=True)
 def no_process_left_behind() -> Iterator[None]:
     before = {p.pid for p in psutil.Process().children(recursive=True)}
-    started = time.time()
     yield
     end = time.monotonic() + LEFTOVER_WAIT_S
-    left = _leftovers(before, started)
+    left = _leftovers(before)
     while left and time.monotonic() < end:
         psutil.wait_procs(left, timeout=0.1)
-        left = _leftovers(before, started)
+        left = _leftovers(before)
     if left:
         report = processes.describe(left)
         for proc in left:

@@ -7,23 +7,24 @@ import psutil
 from common import env
 
 
-def with_run_tag(run_id: str | None = None) -> list[psutil.Process]:
-    """Live processes whose environment carries a run tag (any run's, or `run_id`'s)."""
+def with_env(name: str, value: str | None = None) -> list[psutil.Process]:
+    """Live processes (not this one) whose environment has `name` (set to `value`, if given)."""
     found = []
     for proc in psutil.process_iter():
         if proc.pid == os.getpid():
             continue
         try:
-            tag = proc.environ().get(env.RUN_TAG)
-            if (
-                tag is not None
-                and (run_id is None or tag == run_id)
-                and proc.status() != psutil.STATUS_ZOMBIE
-            ):
+            seen = proc.environ().get(name)
+            if seen is not None and (value is None or seen == value) and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return found
+
+
+def with_run_tag(run_id: str | None = None) -> list[psutil.Process]:
+    """Live processes whose environment carries a run tag (any run's, or `run_id`'s)."""
+    return with_env(env.RUN_TAG, run_id)
 
 
 def alive_pids(pids: list[int]) -> list[int]:

@@ -13,7 +13,7 @@ from common import logs
 from common.deadline import Deadline
 from supervisor.children import ChildSpec
 from supervisor.restart import RestartMode, RestartPolicy
-from supervisor.run import supervise
+from supervisor.run import DemoWork, supervised
 
 
 def main(spec_path: str) -> int:
@@ -38,8 +38,8 @@ def main(spec_path: str) -> int:
         )
         for c in spec["children"]
     ]
-    verdict = supervise(
-        children,
+    verdict = supervised(
+        DemoWork(children),
         spec["run_id"],
         run_dir,
         deadline,

@@ -1,0 +1,94 @@
+"""Preflight: everything that can be checked before a process is started.
+
+Config and flags merged and validated, the tools the chosen cluster needs found on PATH,
+the run directory created, run id and label prefix computed once, the prefix lock taken.
+Every failure here is a usage error (exit 2) whose message names the field or flag.
+"""
+
+import argparse
+import dataclasses
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from supervisor.cli import UsageError
+from supervisor.config import STANDARD_TESTS, ClusterKind, ConfigError, RunConfig, load
+
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    config: RunConfig
+    run_id: str
+    run_dir: Path
+    prefix: str  # the label prefix: VM names, leftovers, the lock
+    job_prefix: str  # this run's job names start with it, so its monitors find only its jobs
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    flags = {
+        "cluster": args.cluster, "controller": args.controller, "log_dir": args.log_dir,
+        "timeout_s": args.timeout, "boot_timeout_s": args.boot_timeout, "job_timeout_s": args.job_timeout,
+        "prefix": args.prefix, "stop_grace_s": args.stop_grace, "keep": args.keep or None,
+    }  # fmt: skip
+    chosen: dict[str, object] = {k: v for k, v in flags.items() if v is not None}
+    if "cluster" in chosen:
+        chosen["cluster"] = ClusterKind(str(chosen["cluster"]))
+    if args.tests is not None:
+        names = tuple(n for n in args.tests.split(",") if n)
+        unknown = [n for n in names if n not in STANDARD_TESTS]
+        if unknown:
+            raise UsageError(f"--tests: {unknown[0]!r} is not a standard test ({', '.join(STANDARD_TESTS)})")
+        chosen["tests"] = names
+    return chosen
+
+
+def merged_config(args: argparse.Namespace) -> RunConfig:
+    try:
+        config = load(Path(args.config) if args.config else None)
+    except ConfigError as exc:
+        raise UsageError(f"config: {exc}") from None
+    config = dataclasses.replace(config, **_overrides(args))  # type: ignore[arg-type]
+    if config.prefix and not re.match(r"^[a-z][a-z0-9-]{0,29}$", config.prefix):
+        raise UsageError(f"--prefix: must match ^[a-z][a-z0-9-]{{0,29}}$, got {config.prefix!r}")
+    if config.keep and config.attached:
+        raise UsageError("--keep: nothing to keep when attaching with --controller")
+    return config
+
+
+def check_tools(config: RunConfig) -> None:
+    if config.cluster is ClusterKind.GCP:
+        raise UsageError("--cluster gcp: the GCP provider is not built yet; use local or ssh")
+    if config.cluster is ClusterKind.SSH and shutil.which("ssh") is None:
+        raise UsageError("--cluster ssh: the `ssh` client is not on PATH (apt-get install openssh-client)")
+
+
+def make_run_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise UsageError(f"--run-id: run directory {run_dir} exists already; pick another run id") from None
+    except OSError as exc:
+        raise UsageError(f"--log-dir: cannot create {run_dir}: {exc.strerror}") from None
+
+
+def plan(args: argparse.Namespace) -> RunPlan:
+    config = merged_config(args)
+    check_tools(config)
+    run_id = args.run_id or new_run_id()
+    if not RUN_ID.match(run_id):
+        raise UsageError(f"--run-id: must match {RUN_ID.pattern}, got {run_id!r}")
+    run_dir = Path(config.log_dir) / run_id
+    suffix = run_id.rsplit("-", 1)[-1].lower()
+    suffix = re.sub(r"[^a-z0-9]", "", suffix)[-6:] or secrets.token_hex(3)
+    # A run-unique default prefix: two runs on one host never touch each other's VMs.
+    prefix = config.prefix or f"smoke-{suffix}"
+    return RunPlan(config, run_id, run_dir, prefix, job_prefix=f"{prefix}-{suffix}-")

@@ -1,0 +1,201 @@
+"""The smoke run: phases over the supervisor's child table, from a cluster to a verdict.
+
+Phases (each a `phase_started`/`phase_finished` pair, each bounded by the one deadline):
+1. cluster: start the local cluster or attach to `--controller` (child `cluster`,
+   critical); wait for READY (gRPC health SERVING) within `--boot-timeout`.
+2. observers: `discovery` (its HOSTS messages drive `StreamManager`, which gives every
+   VM host, the controller included, a `stream:<vm>` child), `monitor:scheduling` and
+   `monitor:autoscaler`.
+3. tests: the `tests` child submits the suite at once and reports one RESULT per test.
+4. diagnostics: one child gathers autoscaler status, the job table and failed tasks'
+   logs before anything is torn down; after a timeout it gets its own short budget.
+Cleanup, always, in order: tests, monitors, discovery and streams, then the cluster
+(left running with `--keep`), each with one escalation; then the audit.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.messages import Kind, Message
+from common.outcome import FailureReason
+from supervisor.arbiter import Supervisor
+from supervisor.children import ChildRecord, ChildSpec
+from supervisor.config import ClusterKind
+from supervisor.preflight import RunPlan
+from supervisor.restart import RestartMode, RestartPolicy
+from supervisor.streams import Host, StreamManager, stream_name
+
+NEVER = RestartPolicy(mode=RestartMode.NEVER)
+CLUSTER_STOP_GRACE_S = 8.0  # the local cluster stops every VM host and its tasks first
+TESTS_STOP_GRACE_S = 6.0  # the tests child terminates its jobs over RPC first
+DIAGNOSTICS_BUDGET_S = 10.0
+# The cluster must outlive the deadline by the diagnostics budget, or a timed-out run
+# could not say why it timed out.
+CLUSTER_EXTRA_S = DIAGNOSTICS_BUDGET_S + 5.0
+
+
+@dataclass
+class SmokeRun:
+    plan: RunPlan
+    sup: Supervisor
+    cluster: dict[str, Any] | None = None
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    diagnostics: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.config = self.plan.config
+        self.streams = StreamManager(self.sup, self._stream_spec, self.config.streams.gone_grace_s, self.sup.clock)
+        self.sup.on_message = self._on_message
+
+    # -- messages -----------------------------------------------------------------------
+
+    def _on_message(self, record: ChildRecord, message: Message) -> None:
+        role, kind, body = record.spec.role, message.kind, message.body
+        if role == "cluster" and kind is Kind.READY:
+            self.cluster = body
+        elif role == "discovery" and kind is Kind.HOSTS:
+            self.streams.update(list(body.get("hosts", [])))
+        elif role == "tests" and kind is Kind.RESULT:
+            self.results[str(body["test"])] = body
+        elif role == "diagnostics" and kind is Kind.RESULT:
+            self.diagnostics = body
+
+    # -- phases -------------------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        assert self.cluster is not None
+        return str(self.cluster["address"])
+
+    def start_cluster(self) -> bool:
+        mode = "attach" if self.config.attached else ("keep" if self.config.keep else "start")
+        record = self.sup.add(ChildSpec(
+            name="cluster", role="cluster", entrypoint="workers.cluster:main", restart=NEVER, critical=True,
+            stop_grace_s=CLUSTER_STOP_GRACE_S, deadline_at=self.sup.deadline.at + CLUSTER_EXTRA_S,
+            args={"mode": mode, "controller": self.config.controller, "prefix": self.plan.prefix,
+                  "config": self.config.local_cluster_config, "boot_timeout_s": self.config.boot_timeout_s},
+        ))  # fmt: skip
+        self.sup.run_until(lambda: self.cluster is not None or record.finished)
+        if self.cluster is None and self.sup.stop_reason is None:
+            reason = FailureReason.CONTROLLER_UNREACHABLE if mode == "attach" else FailureReason.CLUSTER_START_FAILED
+            self.sup.failures.append(reason)
+            self.sup.request_stop(reason)
+        return self.cluster is not None and self.sup.stop_reason is None
+
+    def start_observers(self) -> None:
+        common = {"controller": self.address, "interval_s": self.config.monitor_interval_s}
+        self.sup.add(ChildSpec(
+            name="discovery", role="discovery", entrypoint="workers.discovery:main",
+            args={"controller": self.address, "interval_s": self.config.discovery_interval_s,
+                  "prefix": self.plan.prefix},
+        ))  # fmt: skip
+        self.sup.add(ChildSpec(
+            name="monitor:scheduling", role="monitor", entrypoint="workers.monitors.scheduling:main",
+            args=common | {"job_prefix": self.plan.job_prefix, "out": str(self.plan.run_dir / "scheduling.jsonl")},
+        ))  # fmt: skip
+        self.sup.add(ChildSpec(
+            name="monitor:autoscaler", role="monitor", entrypoint="workers.monitors.autoscaler:main",
+            args=common | {"out": str(self.plan.run_dir / "autoscaler.jsonl")},
+        ))  # fmt: skip
+        if self.config.cluster is ClusterKind.SSH and self.config.ssh.hosts:
+            self.streams.update([self._static_host(h) for h in self.config.ssh.hosts])
+
+    def run_tests(self) -> None:
+        record = self.sup.add(ChildSpec(
+            name="tests", role="tests", entrypoint="workers.smoke_tests:main", restart=NEVER, critical=True,
+            stop_grace_s=TESTS_STOP_GRACE_S,
+            args={"controller": self.address, "job_prefix": self.plan.job_prefix,
+                  "job_timeout_s": self.config.job_timeout_s, "standard": list(self.config.tests),
+                  "tests": [t.as_args() for t in self.config.custom_tests]},
+        ))  # fmt: skip
+        self.sup.run_until(lambda: record.finished, tick=self.streams.tick)
+
+    def collect_diagnostics(self) -> None:
+        now = self.sup.clock()
+        budget_end = now + DIAGNOSTICS_BUDGET_S
+        deadline_at = budget_end if self.sup.deadline.expired() else min(self.sup.deadline.at, budget_end)
+        record = self.sup.add(ChildSpec(
+            name="diagnostics", role="diagnostics", entrypoint="workers.diagnostics:main", restart=NEVER,
+            deadline_at=deadline_at,
+            args={"controller": self.address, "job_prefix": self.plan.job_prefix, "out_dir": str(self.plan.run_dir)},
+        ))  # fmt: skip
+        self.sup.serve(deadline_at - now, lambda: record.finished)
+
+    # -- cleanup ------------------------------------------------------------------------
+
+    def stop_in_order(self) -> None:
+        """Stop the run's children in dependency order, each group with one escalation."""
+        order = (("tests", "diagnostics"), ("monitor",), ("discovery", "stream"), ("cluster",))
+        for roles in order:
+            group = [r for r in self.sup.children.values() if r.spec.role in roles and not r.finished]
+            if group:
+                self.sup.stop_children(group)
+                self.sup.log.info("cleanup_step", roles=list(roles), stopped=len(group))
+
+    # -- children specs -----------------------------------------------------------------
+
+    def _stream_spec(self, host: Host) -> ChildSpec:
+        transport: dict[str, Any]
+        if self.config.cluster is ClusterKind.SSH:
+            ssh = self.config.ssh
+            transport = {
+                "kind": "ssh", "user": ssh.user, "port": ssh.port, "identity_file": ssh.identity_file,
+                "strict_host_key_checking": ssh.strict_host_key_checking, "known_hosts_file": ssh.known_hosts_file,
+                "connect_timeout_s": ssh.connect_timeout_s, "remote_command": self.config.streams.remote_command,
+            }  # fmt: skip
+        else:
+            assert self.cluster is not None
+            transport = {"kind": "local", "state_dir": self.cluster.get("state_dir", "")}
+        return ChildSpec(
+            name=stream_name(host), role="stream", entrypoint="workers.stream:main", preload=True,
+            args={"host": dict(host), "transport": transport, "max_line_bytes": self.config.streams.max_line_bytes,
+                  "stale_after_s": self.config.streams.stale_after_s},
+        )  # fmt: skip
+
+    @staticmethod
+    def _static_host(host: Any) -> dict[str, Any]:
+        container = "iris-controller" if host.role == "controller" else "iris-worker"
+        return {"vm": host.vm, "host": host.host, "role": host.role, "address": host.address, "zone": "",
+                "container": container, "hosts_in_vm": 1}  # fmt: skip
+
+    # -- the verdict's parts ------------------------------------------------------------
+
+    def failures(self) -> list[FailureReason]:
+        if self.sup.stop_reason is None and any(t["outcome"] != "passed" for t in self.test_results()):
+            return [FailureReason.TEST_FAILED]
+        return []
+
+    def test_results(self) -> list[dict[str, Any]]:
+        names = self.config.test_names()
+        results = []
+        for name in names:
+            result = self.results.get(name)
+            if result is None:
+                result = {"test": name, "outcome": "error", "error": "no result: the tests child ended first"}
+                if self.sup.stop_reason is not None:
+                    result = {"test": name, "outcome": "timeout", "error": f"run stopped: {self.sup.stop_reason}"}
+            results.append({"name": name, **{k: v for k, v in result.items() if k != "test"}})
+        return results
+
+    def stream_stats(self) -> list[dict[str, Any]]:
+        stats = []
+        for record in self.streams.records():
+            host: Mapping[str, Any] = self.streams.hosts.get(record.name, {})
+            numbers = record.last.get("stats") or record.last.get("progress") or {}
+            stats.append({"name": record.name, "vm": host.get("vm"), "host": host.get("host"),
+                          "role": host.get("role"), "state": record.state, "starts": record.starts, **numbers})  # fmt: skip
+        return stats
+
+    def summary_extra(self) -> dict[str, Any]:
+        diagnostics = self.diagnostics.get("diagnostics", {}) if self.diagnostics else {}
+        autoscaler = diagnostics.get("autoscaler", {}) if isinstance(diagnostics, dict) else {}
+        return {
+            "cluster": {"kind": self.config.cluster, "address": (self.cluster or {}).get("address"),
+                        "mode": (self.cluster or {}).get("mode"), "prefix": self.plan.prefix,
+                        "kept": self.config.keep},
+            "tests": self.test_results(),
+            "streams": self.stream_stats(),
+            "autoscaler_actions": autoscaler.get("recent_actions", []) if isinstance(autoscaler, dict) else [],
+            "diagnostics": diagnostics,
+        }  # fmt: skip
