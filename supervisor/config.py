@@ -117,7 +117,9 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{self._field(key)}: must be a number of seconds, got {value!r}")
         if value < minimum or (exclusive and value == minimum):
-            raise ConfigError(f"{self._field(key)}: must be {'>' if exclusive else '>='} {minimum}, got {value!r}")
+            raise ConfigError(
+                f"{self._field(key)}: must be {'>' if exclusive else '>='} {minimum}, got {value!r}"
+            )
         return float(value)
 
     def integer(self, key: str, default: int, minimum: int) -> int:
@@ -126,7 +128,9 @@ class _Reader:
             raise ConfigError(f"{self._field(key)}: must be an integer >= {minimum}, got {value!r}")
         return value
 
-    def string(self, key: str, default: str, pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] = ()) -> str:
+    def string(
+        self, key: str, default: str, pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] = ()
+    ) -> str:
         value = self.table.pop(key, default)
         if not isinstance(value, str):
             raise ConfigError(f"{self._field(key)}: must be a string, got {value!r}")
@@ -142,7 +146,9 @@ class _Reader:
             raise ConfigError(f"{self._field(key)}: must be true or false, got {value!r}")
         return value
 
-    def strings(self, key: str, default: tuple[str, ...], pattern: re.Pattern[str] | None = None) -> tuple[str, ...]:
+    def strings(
+        self, key: str, default: tuple[str, ...], pattern: re.Pattern[str] | None = None
+    ) -> tuple[str, ...]:
         value = self.table.pop(key, list(default))
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{self._field(key)}: must be a list of strings, got {value!r}")
@@ -190,7 +196,9 @@ def _test_spec(reader: _Reader) -> TestSpec:
         replicas=reader.integer("replicas", 1, 1),
         group_by=reader.string("group_by", ""),
         constraints=tuple(constraints),
-        expect=reader.string("expect", "succeeded", choices=("succeeded", "failed", "unschedulable", "killed")),
+        expect=reader.string(
+            "expect", "succeeded", choices=("succeeded", "failed", "unschedulable", "killed")
+        ),
     )
     reader.done()
     return spec
@@ -212,7 +220,9 @@ def _ssh(reader: _Reader) -> SshSettings:
         user=reader.string("user", ""),
         port=reader.integer("port", 22, 1),
         identity_file=reader.string("identity_file", ""),
-        strict_host_key_checking=reader.string("strict_host_key_checking", "yes", choices=("yes", "no", "accept-new")),
+        strict_host_key_checking=reader.string(
+            "strict_host_key_checking", "yes", choices=("yes", "no", "accept-new")
+        ),
         known_hosts_file=reader.string("known_hosts_file", ""),
         connect_timeout_s=reader.number("connect_timeout_s", 10.0),
         hosts=tuple(hosts),

@@ -125,13 +125,17 @@ def demo_specs(args: argparse.Namespace) -> list[ChildSpec]:
     ]  # fmt: skip
 
 
-def _start(args: argparse.Namespace, run_dir: Path, run_id: str, timeout_s: float) -> Callable[[Work, float], Verdict]:
+def _start(
+    args: argparse.Namespace, run_dir: Path, run_id: str, timeout_s: float
+) -> Callable[[Work, float], Verdict]:
     deadline = Deadline.after(timeout_s)
     preflight.make_run_dir(run_dir)
     logs.configure("supervisor", run_id, run_dir / "events.jsonl", level=args.log_level)
 
     def go(work: Work, stop_grace_s: float) -> Verdict:
-        return supervised(work, run_id, run_dir, deadline, stop_grace_s=stop_grace_s, log_level=args.log_level)
+        return supervised(
+            work, run_id, run_dir, deadline, stop_grace_s=stop_grace_s, log_level=args.log_level
+        )
 
     return go
 

@@ -45,7 +45,9 @@ class SmokeRun:
 
     def __post_init__(self) -> None:
         self.config = self.plan.config
-        self.streams = StreamManager(self.sup, self._stream_spec, self.config.streams.gone_grace_s, self.sup.clock)
+        self.streams = StreamManager(
+            self.sup, self._stream_spec, self.config.streams.gone_grace_s, self.sup.clock
+        )
         self.sup.on_message = self._on_message
 
     # -- messages -----------------------------------------------------------------------
@@ -78,7 +80,11 @@ class SmokeRun:
         ))  # fmt: skip
         self.sup.run_until(lambda: self.cluster is not None or record.finished)
         if self.cluster is None and self.sup.stop_reason is None:
-            reason = FailureReason.CONTROLLER_UNREACHABLE if mode == "attach" else FailureReason.CLUSTER_START_FAILED
+            reason = (
+                FailureReason.CONTROLLER_UNREACHABLE
+                if mode == "attach"
+                else FailureReason.CLUSTER_START_FAILED
+            )
             self.sup.failures.append(reason)
             self.sup.request_stop(reason)
         return self.cluster is not None and self.sup.stop_reason is None
@@ -174,7 +180,11 @@ class SmokeRun:
             if result is None:
                 result = {"test": name, "outcome": "error", "error": "no result: the tests child ended first"}
                 if self.sup.stop_reason is not None:
-                    result = {"test": name, "outcome": "timeout", "error": f"run stopped: {self.sup.stop_reason}"}
+                    result = {
+                        "test": name,
+                        "outcome": "timeout",
+                        "error": f"run stopped: {self.sup.stop_reason}",
+                    }
             results.append({"name": name, **{k: v for k, v in result.items() if k != "test"}})
         return results
 

@@ -1,0 +1,135 @@
+"""`iris-smoke canary`: the continuous canary daemon (see loop.py for how it works).
+
+Preflight, in this order, each failure exit 2 with a message naming the field or value:
+config (flags over file over environment), budgets against the unit's limits, the state
+directory, the lock (naming the pid that holds it). Only then does the daemon log to its
+events file, so a refused second daemon never writes into the first one's state.
+"""
+
+import argparse
+import dataclasses
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from common import logs
+from common.outcome import ExitCode
+from supervisor.canary import budgets
+from supervisor.canary.config import FIELDS, CanaryConfig, ConfigError, parse_flag, resolve
+from supervisor.canary.lock import LOCK_NAME, LockHeld, StateLock
+from supervisor.canary.loop import Canary
+
+EVENTS_NAME = "canary-events.jsonl"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iris-smoke canary",
+        description="Smoke runs back to back on an interval, under systemd. "
+        "Arguments after `--` are passed to every run.",
+    )
+    add = parser.add_argument
+    add("--config", type=Path, default=None, help="TOML file; keys mirror these flags (flags win)")
+    add("--interval", help="time between run starts: 90s, 15m, 1h or seconds (default 15m)")
+    add("--state-dir", help="lock, runs/, metrics/, events (default $STATE_DIRECTORY or ./iris-smoke-canary)")
+    add("--keep-runs", metavar="N", help="run directories to keep (default 96)")
+    add("--max-bytes", metavar="B", help="bytes all run directories may use: 500M, 10G (default 10G)")
+    add("--metrics-port", metavar="P", help="serve /metrics on 127.0.0.1:P (0: any free port)")
+    add("--run-timeout", metavar="S", help="each run's deadline, passed as its --timeout (default 600)")
+    add("--cleanup-budget", metavar="S", help="time a run gets to clean up after SIGTERM (default 60)")
+    add(
+        "--unit-timeout-stop",
+        metavar="S",
+        help="the unit's TimeoutStopSec (default $IRIS_SMOKE_TIMEOUT_STOP_SEC); budgets must fit in it",
+    )
+    add("--log-level", default="info", choices=sorted(logs.LEVELS))
+    # Hidden: a different program as the run (tests, soaks), and a run count to stop after.
+    add("--run-command", help=argparse.SUPPRESS)
+    add("--max-runs", help=argparse.SUPPRESS)
+    return parser
+
+
+def split_extra(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    if "--" in argv:
+        at = argv.index("--")
+        return argv[:at], argv[at + 1 :]
+    return argv, None
+
+
+def flag_values(args: argparse.Namespace, extra: list[str] | None) -> dict[str, Any]:
+    """The flags actually given, parsed, keyed by config field."""
+    values: dict[str, Any] = {}
+    for key, (name, _parse) in FIELDS.items():
+        raw = getattr(args, key, None)
+        if raw is None:
+            continue
+        values[name] = parse_flag(key, shlex.split(raw) if key == "run_command" else raw)
+    if extra is not None:
+        values["run_args"] = tuple(extra)
+    return values
+
+
+def preflight(
+    args: argparse.Namespace, extra: list[str] | None
+) -> tuple[CanaryConfig, Callable[[], CanaryConfig]]:
+    flags = flag_values(args, extra)
+
+    def load() -> CanaryConfig:
+        return resolve(flags, args.config, os.environ)
+
+    config = load()
+    check = budgets.check(config)
+    if check.errors:
+        raise ConfigError("; ".join(check.errors))
+    try:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--state-dir: cannot create {config.state_dir}: {exc.strerror}") from None
+    return config, load
+
+
+def main(argv: list[str]) -> int:
+    before, extra = split_extra(argv)
+    args = build_parser().parse_args(before)
+    try:
+        config, load = preflight(args, extra)
+    except ConfigError as exc:
+        print(f"iris-smoke canary: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    lock = StateLock(config.state_dir / LOCK_NAME)
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        print(f"iris-smoke canary: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        logs.configure("canary", None, config.state_dir / EVENTS_NAME, level=args.log_level)
+        return _serve(config, load)
+    finally:
+        lock.release()
+
+
+def describe(config: CanaryConfig) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def _serve(config: CanaryConfig, load: Callable[[], CanaryConfig]) -> int:
+    log = logs.get_logger()
+    log.info("canary_started", config=describe(config))
+    for warning in budgets.check(config).warnings:
+        log.warning("budget_warning", warning=warning)
+    try:
+        canary = Canary(config, load, environ=dict(os.environ))
+        with canary:
+            return canary.serve()
+    except ConfigError as exc:
+        log.error("canary_refused", reason=str(exc))
+        print(f"iris-smoke canary: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    except Exception as exc:
+        # The one final catch: log it; Canary.__exit__ has already killed any run in progress.
+        log.exception("canary_crashed", error=str(exc))
+        return ExitCode.INFRA

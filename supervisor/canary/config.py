@@ -1,0 +1,194 @@
+"""The canary's configuration: flags, a TOML file whose keys mirror them, defaults.
+
+Precedence, per field: a flag given on the command line, then the config file, then the
+environment where systemd provides the value (`STATE_DIRECTORY`, and the unit's own
+`IRIS_SMOKE_TIMEOUT_STOP_SEC`, since systemd does not export `TimeoutStopSec`), then the
+default. Every error names the field (`--interval` or `config FILE: interval`), and the
+command line turns it into exit 2. SIGHUP re-reads the file and merges it with the same
+flags, so a flag keeps winning over a reload.
+"""
+
+import dataclasses
+import math
+import re
+import sys
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+DEFAULT_INTERVAL_S = 900.0
+DEFAULT_RUN_TIMEOUT_S = 600.0
+DEFAULT_CLEANUP_BUDGET_S = 60.0
+DEFAULT_KEEP_RUNS = 96
+DEFAULT_MAX_BYTES = 10 * 1024**3
+DEFAULT_STATE_DIR = "iris-smoke-canary"
+TIMEOUT_STOP_ENV = "IRIS_SMOKE_TIMEOUT_STOP_SEC"
+
+
+class ConfigError(Exception):
+    """A value that cannot be used; the message names the field it came from."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CanaryConfig:
+    state_dir: Path = Path(DEFAULT_STATE_DIR)
+    interval_s: float = DEFAULT_INTERVAL_S
+    keep_runs: int = DEFAULT_KEEP_RUNS
+    max_bytes: int = DEFAULT_MAX_BYTES
+    metrics_port: int | None = None
+    run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S
+    cleanup_budget_s: float = DEFAULT_CLEANUP_BUDGET_S
+    unit_timeout_stop_s: float | None = None
+    run_command: tuple[str, ...] = (sys.executable, "-m", "supervisor", "run")
+    run_args: tuple[str, ...] = ()
+    # Not in --help: stop after this many runs (tests and soaks), exit 0.
+    max_runs: int | None = None
+
+    def changed(self, other: "CanaryConfig") -> list[str]:
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(other, f.name)]
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h|hr|d)?\s*$")
+_DURATION_UNITS = {None: 1.0, "ms": 1e-3, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0}
+_DURATION_UNITS |= {"h": 3600.0, "hr": 3600.0, "d": 86400.0}
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
+
+
+def parse_duration(value: object) -> float:
+    """`90s`, `15m`, `1h`, `2d`, `250ms` or plain seconds (a number or a numeric string); > 0."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 90s, 15m, 1h or seconds, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match[1]) * _DURATION_UNITS[match[2]]
+    else:
+        raise ValueError(f"expected a duration like 90s, 15m, 1h or seconds, got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"must be > 0, got {value!r}")
+    return seconds
+
+
+def parse_size(value: object) -> int:
+    """Bytes: an integer, or `500M`, `10G`, `1GiB` (binary multiples)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.match(value)):
+        size = int(match[1]) * 1024 ** " KMGT".index(match[2].upper() or " ")
+    else:
+        raise ValueError(f"expected bytes like 1073741824, 500M or 10G, got {value!r}")
+    if size <= 0:
+        raise ValueError(f"must be > 0, got {value!r}")
+    return size
+
+
+def _integer(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {value!r}") from None
+
+
+def _count(value: object) -> int:
+    number = _integer(value)
+    if number < 1:
+        raise ValueError(f"must be >= 1, got {value!r}")
+    return number
+
+
+def _port(value: object) -> int:
+    port = _integer(value)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"must be a TCP port, 0 for any free one, got {value!r}")
+    return port
+
+
+def _path(value: object) -> Path:
+    if not isinstance(value, str | Path) or not str(value):
+        raise ValueError(f"expected a directory path, got {value!r}")
+    return Path(value)
+
+
+def _argv(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise ValueError(f'expected a list of arguments like ["--cluster", "local"], got {value!r}')
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"expected a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _command(value: object) -> tuple[str, ...]:
+    argv = _argv(value)
+    if not argv:
+        raise ValueError("must name a program")
+    return argv
+
+
+# Config key -> (dataclass field, parser). Flags use the same keys with dashes.
+FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
+    "state_dir": ("state_dir", _path),
+    "interval": ("interval_s", parse_duration),
+    "keep_runs": ("keep_runs", _count),
+    "max_bytes": ("max_bytes", parse_size),
+    "metrics_port": ("metrics_port", _port),
+    "run_timeout": ("run_timeout_s", parse_duration),
+    "cleanup_budget": ("cleanup_budget_s", parse_duration),
+    "unit_timeout_stop": ("unit_timeout_stop_s", parse_duration),
+    "run_command": ("run_command", _command),
+    "run_args": ("run_args", _argv),
+    "max_runs": ("max_runs", _count),
+}
+
+
+def parse_flag(key: str, value: object) -> Any:
+    """One command-line value, checked like the config file's; errors name the flag."""
+    try:
+        return FIELDS[key][1](value)
+    except ValueError as exc:
+        raise ConfigError(f"--{key.replace('_', '-')}: {exc}") from None
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """The config file's values, parsed and keyed by dataclass field."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"config {path}: cannot read: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config {path}: not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in FIELDS:
+            known = ", ".join(FIELDS)
+            raise ConfigError(f"config {path}: {key}: unknown field (known: {known})")
+        name, parse = FIELDS[key]
+        try:
+            values[name] = parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"config {path}: {key}: {exc}") from None
+    return values
+
+
+def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    # systemd sets STATE_DIRECTORY to the unit's StateDirectory= (colon-separated if several).
+    if state := environ.get("STATE_DIRECTORY", "").split(":")[0]:
+        values["state_dir"] = Path(state)
+    if stop := environ.get(TIMEOUT_STOP_ENV, ""):
+        try:
+            values["unit_timeout_stop_s"] = parse_duration(stop)
+        except ValueError as exc:
+            raise ConfigError(f"${TIMEOUT_STOP_ENV}: {exc}") from None
+    return values
+
+
+def resolve(flags: Mapping[str, Any], config_path: Path | None, environ: Mapping[str, str]) -> CanaryConfig:
+    """Merge defaults < environment < config file < flags (all already parsed)."""
+    values = from_environment(environ)
+    if config_path is not None:
+        values |= load_file(config_path)
+    values |= dict(flags)
+    return CanaryConfig(**values)

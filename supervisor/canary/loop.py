@@ -1,0 +1,462 @@
+"""The canary daemon: smoke runs back to back on a fixed grid, for months.
+
+Design, in the order things happen:
+- Preflight (`cli.py`): config merged and checked, budgets checked against the unit's
+  limits, the state lock taken, logging to `<state>/canary-events.jsonl` and stdout.
+- Start-up (`Canary.__enter__`): child subreaper (a crashed run's orphans come back to us),
+  record-only signal handlers writing to a pipe, metrics (textfile, optional HTTP), a
+  retention pass, then READY=1.
+- The loop (`serve`): one `poll()` on the signal pipe, with a timeout that is the nearest
+  of the next slot, the next watchdog ping and the running run's limit. SIGCHLD only
+  wakes it. After every wake: signals are dispatched, exited processes reaped
+  (`supervisor.reaper.reap_exited`, the only wait in this process), limits enforced, the
+  watchdog pinged when due, and a run started when its slot has come.
+- A run is `iris-smoke run` in its own session (`runs.spawn`). When it has been reaped,
+  the daemon audits its tag, reads its results.json, updates metrics, applies retention,
+  and computes the next slot (skipped slots are counted and logged).
+- SIGTERM/SIGINT: STOPPING=1; with a run in progress, the signal is forwarded to it and
+  the daemon waits up to the cleanup budget (asking systemd for that much time with
+  EXTEND_TIMEOUT_USEC), then KILLs what is left. Then it exits 0. A second signal
+  KILLs at once. SIGHUP reloads the config; a bad one is logged and the old one kept.
+- The daemon never imports grpc and never forks without exec; the metrics server's
+  thread is the only thread, which is safe only because of that.
+"""
+
+import contextlib
+import dataclasses
+import enum
+import os
+import select
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from common import linux, logs
+from common.deadline import Clock
+from common.outcome import Outcome
+from supervisor import audit
+from supervisor.canary import budgets, runs, schedule
+from supervisor.canary.config import CanaryConfig, ConfigError
+from supervisor.canary.metrics import TEXTFILE_NAME, CanaryMetrics, MetricsServer
+from supervisor.canary.retention import Retention
+from supervisor.canary.sdnotify import Notifier, watchdog_interval_s
+from supervisor.reaper import reap_exited
+from supervisor.signals import SignalInbox
+from supervisor.stopping import KILL_WAIT_S
+
+# Nothing needs the loop more often than this when idle; it bounds a missed wake-up.
+MAX_WAIT_S = 60.0
+# The events file of a daemon that runs for months is rotated once (to `.1`) past this.
+EVENTS_MAX_BYTES = 64 * 1024**2
+# How often to re-ask systemd for time while waiting for a run's cleanup.
+EXTEND_EVERY_S = 5.0
+# Reloading swaps these only with a restart: the lock and the listening socket are held.
+RESTART_ONLY_FIELDS = ("state_dir", "metrics_port")
+
+
+class Phase(enum.StrEnum):
+    STARTING = "starting"
+    IDLE = "idle"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+@dataclass
+class ActiveRun:
+    run_id: str
+    pid: int
+    slot_at: float
+    started_at: float
+    limit_at: float  # run timeout + cleanup budget: past it, the run is wedged and gets KILLed
+    term_sent_at: float | None = None
+    killed: bool = False
+    exit_code: int | None = None
+
+
+Reloader = Callable[[], CanaryConfig]
+
+
+class Canary:
+    def __init__(
+        self,
+        config: CanaryConfig,
+        reload: Reloader,
+        *,
+        environ: dict[str, str],
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.config = config
+        self._reload = reload
+        self._environ = environ
+        self._clock = clock
+        self.phase = Phase.STARTING
+        self.log = logs.get_logger()
+        self.notifier = Notifier(environ)
+        self.metrics = CanaryMetrics()
+        self.server: MetricsServer | None = None
+        self.runs_dir = config.state_dir / "runs"
+        self.textfile = config.state_dir / "metrics" / TEXTFILE_NAME
+        self.retention = Retention(self.runs_dir)
+        self.run: ActiveRun | None = None
+        self.runs_done = 0
+        self.exit_code = 0
+        self._inbox = SignalInbox()
+        self._poll = select.poll()
+        self._stop_reason: str | None = None
+        self._watchdog_s = watchdog_interval_s(environ, os.getpid())
+        self._watchdog_at = clock()
+        self._next_slot: float | None = None
+        self._last_slot: float | None = None
+        self._extend_at = 0.0
+        self._me = psutil.Process()
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def __enter__(self) -> "Canary":
+        if self.config.metrics_port is not None:
+            try:
+                self.server = MetricsServer(self.metrics.registry, self.config.metrics_port)
+            except OSError as exc:
+                where = f"127.0.0.1:{self.config.metrics_port}"
+                raise ConfigError(f"--metrics-port: cannot listen on {where}: {exc.strerror}") from None
+            self.log.info("metrics_serving", address="127.0.0.1", port=self.server.port)
+        linux.set_child_subreaper()
+        self._inbox.install()
+        self._poll.register(self._inbox.fd, select.POLLIN)
+        for path in (self.runs_dir, self.textfile.parent):
+            path.mkdir(parents=True, exist_ok=True)
+        self._write_metrics()
+        self._apply_retention()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.run is not None:  # only after a crash of the loop: never leave a run behind
+            self._kill_run(self.run, "daemon_crashed")
+            self._wait_until(KILL_WAIT_S, lambda: self.run is None or self.run.exit_code is not None)
+        if self.server is not None:
+            self.server.close()
+        self._inbox.close()
+        self.notifier.close()
+
+    def serve(self) -> int:
+        self._next_slot = self._clock()
+        self._set_phase(Phase.IDLE)
+        self.notifier.ready(self._status())
+        self.log.info("canary_ready", watchdog_s=self._watchdog_s, notify=self.notifier.enabled)
+        while not self._finished():
+            if self._slot_due():
+                self._start_run()
+            self._wait(self._next_wake())
+            self._after_wake()
+        self._set_phase(Phase.STOPPED)
+        self.log.info(
+            "canary_stopped",
+            reason=self._stop_reason,
+            runs=self.runs_done,
+            exit_code=self.exit_code,
+            # The fork/gRPC rule, checked where it matters: the parent of runs never loads grpc.
+            grpc_imported="grpc" in sys.modules,
+        )
+        return self.exit_code
+
+    def _finished(self) -> bool:
+        if self.run is not None:
+            return False
+        limit = self.config.max_runs
+        if self._stop_reason is None and limit is not None and self.runs_done >= limit:
+            self._request_stop("max_runs")
+        return self._stop_reason is not None
+
+    def _slot_due(self) -> bool:
+        return (
+            self.run is None
+            and self._stop_reason is None
+            and self._next_slot is not None
+            and self._clock() >= self._next_slot
+        )
+
+    # -- waiting --------------------------------------------------------------------------
+
+    def _next_wake(self) -> float:
+        now = self._clock()
+        wakes = [MAX_WAIT_S]
+        if self._watchdog_s is not None:
+            wakes.append(self._watchdog_at - now)
+        if self.run is None and self._next_slot is not None and self._stop_reason is None:
+            wakes.append(self._next_slot - now)
+        if self.run is not None and not self.run.killed:
+            # After a KILL only SIGCHLD matters: a limit in the past would make this a busy loop.
+            wakes.append(self._run_limit(self.run) - now)
+            if self.run.term_sent_at is not None:
+                wakes.append(self._extend_at - now)
+        return max(0.0, min(wakes))
+
+    def _wait(self, timeout_s: float) -> None:
+        # Round up: a 0.4 ms timeout must not become a 0 ms busy loop.
+        for fd, _events in self._poll.poll(max(0, int(timeout_s * 1000 + 0.999))):
+            if fd == self._inbox.fd:
+                self._handle_signals(self._inbox.drain())
+
+    def _after_wake(self) -> None:
+        self._reap()
+        if self.run is not None:
+            self._enforce_limits(self.run)
+        self._ping_watchdog()
+
+    def _wait_until(self, timeout_s: float, done: Callable[[], bool]) -> bool:
+        """Serve the loop (signals, reaping, watchdog) until `done()` or `timeout_s`."""
+        end = self._clock() + timeout_s
+        while not done():
+            left = end - self._clock()
+            if left <= 0:
+                return False
+            self._wait(min(left, 0.05, self._next_wake()))
+            self._after_wake()
+        return True
+
+    def _ping_watchdog(self) -> None:
+        if self._watchdog_s is not None and self._clock() >= self._watchdog_at:
+            self.notifier.watchdog()
+            self._watchdog_at = self._clock() + self._watchdog_s
+
+    # -- signals ----------------------------------------------------------------------------
+
+    def _handle_signals(self, received: list[signal.Signals]) -> None:
+        for sig in received:
+            if sig is signal.SIGCHLD:
+                continue  # it only wakes us; reaping follows every wake
+            self.log.info("signal_received", signal=sig.name)
+            if sig is signal.SIGHUP:
+                self.reload()
+            elif self._stop_reason is None:
+                self._request_stop(sig.name.lower())
+            elif self.run is not None and not self.run.killed:
+                # A second TERM/INT while waiting for a run's cleanup: stop waiting.
+                self._kill_run(self.run, "second_signal")
+
+    def _request_stop(self, reason: str) -> None:
+        self._stop_reason = reason
+        self._set_phase(Phase.STOPPING)
+        run = self.run
+        if run is None:
+            self.notifier.stopping("stopping")
+            self.log.info("stop_requested", reason=reason)
+            return
+        budget = self.config.cleanup_budget_s
+        self.notifier.stopping(f"stopping: waiting up to {budget:g} s for run {run.run_id} to clean up")
+        self.log.info("stop_requested", reason=reason, run=run.run_id, cleanup_budget_s=budget)
+        # The run cleans up on SIGTERM (its children, its audit, results.json); forward the
+        # signal to the run's supervisor only, which stops its own tree in one escalation.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(run.pid, signal.SIGINT if reason == "sigint" else signal.SIGTERM)
+        run.term_sent_at = self._clock()
+        self._extend_stop_timeout()
+
+    def _extend_stop_timeout(self) -> None:
+        run = self.run
+        if run is None or run.term_sent_at is None:
+            return
+        left = self._run_limit(run) - self._clock()
+        self.notifier.extend_timeout(max(0.0, left) + budgets.STOP_MARGIN_S)
+        self._extend_at = self._clock() + EXTEND_EVERY_S
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config; keep the old one, and say why, if the new one is unusable."""
+        try:
+            new = self._reload()
+            check = budgets.check(new)
+            if check.errors:
+                raise ConfigError("; ".join(check.errors))
+        except ConfigError as exc:
+            self.metrics.reloads.labels(result="failed").inc()
+            self.log.error("config_reload_failed", reason=str(exc), kept="previous configuration")
+            return
+        kept = [f for f in RESTART_ONLY_FIELDS if getattr(new, f) != getattr(self.config, f)]
+        if kept:
+            new = dataclasses.replace(new, **{f: getattr(self.config, f) for f in kept})
+            self.log.warning("config_fields_need_restart", fields=kept)
+        changed = self.config.changed(new)
+        self.config = new
+        self.metrics.reloads.labels(result="ok").inc()
+        for warning in check.warnings:
+            self.log.warning("budget_warning", warning=warning)
+        if self._last_slot is not None and self.run is None and "interval_s" in changed:
+            self._schedule_after(self._last_slot)
+        self.log.info("config_reloaded", changed=changed)
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def _start_run(self) -> None:
+        assert self._next_slot is not None
+        slot_at, cfg = self._next_slot, self.config
+        run_id = runs.new_run_id()
+        argv = runs.run_argv(cfg.run_command, self.runs_dir, run_id, cfg.run_timeout_s, cfg.run_args)
+        now = self._clock()
+        self._last_slot, self._next_slot = slot_at, None
+        try:
+            pid = runs.spawn(argv, runs.run_environment(self._environ, run_id))
+        except OSError as exc:
+            self.log.error("run_spawn_failed", run=run_id, argv=argv, error=str(exc))
+            self._finish(
+                runs.RunSummary(run_id, Outcome.ERROR, 127, 0.0, time.time(), reasons=["spawn_failed"])
+            )
+            return
+        self.run = ActiveRun(run_id, pid, slot_at, now, now + cfg.run_timeout_s + cfg.cleanup_budget_s)
+        self._set_phase(Phase.RUNNING)
+        self.log.info("run_spawned", run=run_id, child_pid=pid, late_s=round(now - slot_at, 3))
+
+    def _run_limit(self, run: ActiveRun) -> float:
+        if run.term_sent_at is not None:
+            return min(run.limit_at, run.term_sent_at + self.config.cleanup_budget_s)
+        return run.limit_at
+
+    def _enforce_limits(self, run: ActiveRun) -> None:
+        now = self._clock()
+        if run.killed:
+            return  # the SIGCHLD of its death is all we wait for now
+        if run.term_sent_at is not None and now >= self._extend_at:
+            self._extend_stop_timeout()
+        if now >= self._run_limit(run):
+            self._kill_run(run, "cleanup_budget_spent" if run.term_sent_at is not None else "run_overran")
+
+    def _kill_run(self, run: ActiveRun, reason: str) -> None:
+        """KILL the run's session (its supervisor and whatever stayed in its group); the tag
+        audit after the reap finds the rest."""
+        run.killed = True
+        self.log.error("run_killed", run=run.run_id, child_pid=run.pid, reason=reason)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(run.pid, signal.SIGKILL)
+
+    def _reap(self) -> None:
+        for exit_ in reap_exited():
+            if self.run is not None and exit_.pid == self.run.pid:
+                self.run.exit_code = exit_.exit_code
+            else:
+                self.log.info("orphan_reaped", child_pid=exit_.pid, exit_code=exit_.exit_code)
+        if self.run is not None and self.run.exit_code is not None:
+            run, self.run = self.run, None
+            self._run_exited(run)
+
+    def _run_exited(self, run: ActiveRun) -> None:
+        assert run.exit_code is not None
+        leaked = self._audit(run.run_id)
+        summary = runs.summarize(
+            run.run_id,
+            self.runs_dir / run.run_id,
+            run.exit_code,
+            round(self._clock() - run.started_at, 3),
+            leaked=leaked,
+            overran=run.killed and run.term_sent_at is None,
+        )
+        self._finish(summary)
+
+    def _audit(self, run_id: str) -> int:
+        """KILL and count every process still carrying the run's tag (the run itself is gone)."""
+        leftovers = [p for p in audit.tagged(run_id) if audit.alive(p)]
+        for proc in leftovers:
+            self.log.error(
+                "process_leaked", run=run_id, child_pid=proc.pid, process=audit.Leftover.of(proc).cmdline
+            )
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                proc.kill()
+        if leftovers:
+            self._wait_until(KILL_WAIT_S, lambda: not any(audit.alive(p) for p in leftovers))
+        return len(leftovers)
+
+    def _finish(self, summary: runs.RunSummary) -> None:
+        self.runs_done += 1
+        self.metrics.record_run(summary)
+        fds, rss = self._resources()
+        self.metrics.record_resources(fds, rss)
+        self._write_metrics()
+        deleted = self._apply_retention()
+        self.log.info(
+            "run_completed",
+            run=summary.run_id,
+            outcome=summary.outcome,
+            exit_code=summary.exit_code,
+            duration_s=summary.duration_s,
+            leaked=summary.leaked,
+            reasons=summary.reasons,
+            results_found=summary.results_found,
+            tests=len(summary.tests),
+            runs_done=self.runs_done,
+            retention_deleted=len(deleted),
+            daemon_fds=fds,
+            daemon_rss_bytes=rss,
+        )
+        self._rotate_events()
+        if self._stop_reason is None:
+            assert self._last_slot is not None
+            self._schedule_after(self._last_slot)
+            self._set_phase(Phase.IDLE)
+        self.notifier.status(self._status(summary))
+
+    def _schedule_after(self, slot_at: float) -> None:
+        slot = schedule.next_slot(slot_at, self.config.interval_s, self._clock())
+        self._next_slot = slot.at
+        if slot.skipped:
+            self.metrics.slots_skipped.inc(slot.skipped)
+            self._write_metrics()
+            self.log.warning(
+                "slot_skipped",
+                skipped=slot.skipped,
+                interval_s=self.config.interval_s,
+                next_in_s=round(schedule.seconds_until(slot.at, self._clock()), 3),
+            )
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    def _apply_retention(self) -> list[Any]:
+        cfg = self.config
+        protect = [self.run.run_id] if self.run is not None else []
+        deleted = self.retention.apply(cfg.keep_runs, cfg.max_bytes, protect)
+        if deleted:
+            self.log.info(
+                "runs_deleted",
+                run_ids=[r.name for r in deleted],
+                bytes=sum(r.size_bytes for r in deleted),
+                keep_runs=cfg.keep_runs,
+                max_bytes=cfg.max_bytes,
+            )
+        return deleted
+
+    def _write_metrics(self) -> None:
+        try:
+            self.metrics.write_textfile(self.textfile)
+        except OSError as exc:
+            self.log.error("metrics_write_failed", path=str(self.textfile), error=str(exc))
+
+    def _resources(self) -> tuple[int, int]:
+        return len(os.listdir("/proc/self/fd")), int(self._me.memory_info().rss)
+
+    def _rotate_events(self) -> None:
+        path = self.config.state_dir / "canary-events.jsonl"
+        try:
+            if path.stat().st_size < EVENTS_MAX_BYTES:
+                return
+            path.replace(path.with_name(path.name + ".1"))
+        except FileNotFoundError:
+            return
+        logs.configure("canary", None, path)
+        self.log.info("events_rotated", path=str(path))
+
+    def _set_phase(self, phase: Phase) -> None:
+        if phase is not self.phase:
+            self.phase = phase
+            self.notifier.status(self._status())
+
+    def _status(self, last: runs.RunSummary | None = None) -> str:
+        if self.phase is Phase.RUNNING and self.run is not None:
+            return f"running {self.run.run_id}"
+        if self.phase is Phase.IDLE and self._next_slot is not None:
+            wait = schedule.seconds_until(self._next_slot, self._clock())
+            done = f"last {last.run_id} {last.outcome}; " if last is not None else ""
+            return f"idle: {done}next run in {wait:.0f} s"
+        return str(self.phase)

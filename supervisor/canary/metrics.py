@@ -1,0 +1,152 @@
+"""Prometheus metrics of the canary, for node_exporter's textfile collector and for scraping.
+
+A registry of our own (never the global one): the textfile must hold only our series,
+since node_exporter refuses a textfile that repeats one of its own names (the global
+registry's `process_*` and `python_*` collectors would). For the same reason the
+daemon's own fds and memory are `iris_smoke_canary_*` gauges, not `process_*`.
+
+Cardinality stays bounded over months: outcomes are a fixed set, per-test series are
+replaced each run (a renamed test does not linger), and streams are summed per run
+rather than labelled by VM, whose names churn with the autoscaler.
+"""
+
+import time
+from pathlib import Path
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    start_http_server,
+    write_to_textfile,
+)
+
+from common.outcome import Outcome
+from supervisor.canary.runs import RunSummary
+
+TEXTFILE_NAME = "iris_smoke.prom"
+
+
+class CanaryMetrics:
+    def __init__(self) -> None:
+        # No `*_created` series: a counter's creation time is the daemon's start time, which
+        # iris_smoke_canary_start_time_seconds already says once (the setting is process-wide,
+        # and this process has no other metrics).
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self.last_outcome = Gauge(
+            "iris_smoke_last_run_outcome", "1 for the outcome of the last run, 0 for the others",
+            ["outcome"], registry=r,
+        )  # fmt: skip
+        self.last_exit_code = Gauge("iris_smoke_last_run_exit_code", "Exit code of the last run", registry=r)
+        self.last_duration = Gauge(
+            "iris_smoke_last_run_duration_seconds", "Duration of the last run", registry=r
+        )
+        self.last_finished = Gauge(
+            "iris_smoke_last_run_timestamp_seconds", "Unix time the last run finished", registry=r
+        )
+        self.last_success = Gauge(
+            "iris_smoke_last_success_timestamp_seconds", "Unix time the last passed run finished", registry=r
+        )
+        self.runs = Counter("iris_smoke_runs", "Runs finished, by outcome", ["outcome"], registry=r)
+        self.test_success = Gauge(
+            "iris_smoke_test_success", "1 if the test passed in the last run", ["test"], registry=r
+        )
+        self.test_duration = Gauge(
+            "iris_smoke_test_duration_seconds", "Duration of the test in the last run", ["test"], registry=r
+        )
+        self.streams = Gauge("iris_smoke_last_run_streams", "Log streams in the last run", registry=r)
+        self.stream_lines = Gauge(
+            "iris_smoke_last_run_stream_lines",
+            "Log lines received by all streams of the last run",
+            registry=r,
+        )
+        self.stream_gaps = Gauge("iris_smoke_last_run_stream_gaps", "Stream gaps in the last run", registry=r)
+        self.stream_reconnects = Gauge(
+            "iris_smoke_last_run_stream_reconnects", "Stream reconnects in the last run", registry=r
+        )
+        self.streams_stale = Gauge(
+            "iris_smoke_last_run_streams_stale", "Streams reported stale in the last run", registry=r
+        )
+        self.last_leaked = Gauge(
+            "iris_smoke_last_run_leaked_processes", "Processes of the last run left behind", registry=r
+        )
+        self.leaked = Counter("iris_smoke_leaked_processes", "Processes runs left behind", registry=r)
+        self.slots_skipped = Counter(
+            "iris_smoke_slots_skipped", "Schedule slots skipped because a run overran", registry=r
+        )
+        self.reloads = Counter(
+            "iris_smoke_canary_config_reloads", "SIGHUP reloads, by result", ["result"], registry=r
+        )
+        self.open_fds = Gauge("iris_smoke_canary_open_fds", "Open descriptors of the daemon", registry=r)
+        self.rss = Gauge(
+            "iris_smoke_canary_resident_memory_bytes", "Resident memory of the daemon", registry=r
+        )
+        self.started = Gauge(
+            "iris_smoke_canary_start_time_seconds", "Unix time the daemon started", registry=r
+        )
+        self.started.set(time.time())
+        # Every outcome exists from the start, so rate() and absent() work before the first failure.
+        for outcome in Outcome:
+            self.runs.labels(outcome=outcome.value)
+            self.last_outcome.labels(outcome=outcome.value).set(0)
+        for result in ("ok", "failed"):
+            self.reloads.labels(result=result)
+
+    def record_run(self, run: RunSummary) -> None:
+        for outcome in Outcome:
+            self.last_outcome.labels(outcome=outcome.value).set(1 if outcome is run.outcome else 0)
+        self.runs.labels(outcome=run.outcome.value).inc()
+        self.last_exit_code.set(run.exit_code)
+        self.last_duration.set(run.duration_s)
+        self.last_finished.set(run.finished_unix)
+        if run.outcome is Outcome.PASSED:
+            self.last_success.set(run.finished_unix)
+        self.test_success.clear()
+        self.test_duration.clear()
+        for test in run.tests:
+            self.test_success.labels(test=test.name).set(1 if test.passed else 0)
+            if test.duration_s is not None:
+                self.test_duration.labels(test=test.name).set(test.duration_s)
+        totals = run.streams
+        for gauge, value in (
+            (self.streams, totals.streams if totals else 0),
+            (self.stream_lines, totals.lines if totals else 0),
+            (self.stream_gaps, totals.gaps if totals else 0),
+            (self.stream_reconnects, totals.reconnects if totals else 0),
+            (self.streams_stale, totals.stale if totals else 0),
+        ):
+            gauge.set(value)
+        self.last_leaked.set(run.leaked)
+        self.leaked.inc(run.leaked)
+
+    def record_resources(self, fds: int, rss_bytes: int) -> None:
+        self.open_fds.set(fds)
+        self.rss.set(rss_bytes)
+
+    def write_textfile(self, path: Path) -> None:
+        """Atomically: write_to_textfile writes `<path>.<pid>.<thread>` and renames it over `path`
+        (the temporary name does not end in .prom, so node_exporter never reads half a file)."""
+        write_to_textfile(str(path), self.registry)
+
+
+class MetricsServer:
+    """`/metrics` on 127.0.0.1 (expose it further with a reverse proxy or a scrape over ssh).
+
+    prometheus_client serves from a thread. A thread is allowed here and nowhere else in
+    the supervisor because the daemon never forks without exec: runs start with
+    posix_spawn (fork+exec), so no child ever inherits a copy of this thread's locks.
+    """
+
+    def __init__(self, registry: CollectorRegistry, port: int) -> None:
+        self._server, self._thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

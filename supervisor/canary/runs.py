@@ -1,0 +1,194 @@
+"""One canary run seen from the daemon: its id, its process, its environment, its verdict.
+
+Each run is `iris-smoke run` in a process of its own (fork+exec, new session), so a
+crash, a leak or a wedge in a run cannot take the daemon down: the daemon only starts
+it, reaps it, audits its tag and reads its `results.json`.
+"""
+
+import os
+import re
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from common import env
+from common.outcome import ExitCode, Outcome
+from supervisor.canary.sdnotify import PROTOCOL_VARIABLES
+
+# `20260101T120000.123Z-1a2b3c`: sorts by start time (retention relies on it), accepted by
+# `iris-smoke run --run-id`. Also matches the plain run's own ids (no milliseconds).
+RUN_ID_PATTERN = re.compile(r"^\d{8}T\d{6}(\.\d{3})?Z-[0-9a-f]{6}$")
+
+
+def new_run_id(now_unix: float | None = None) -> str:
+    now = time.time() if now_unix is None else now_unix
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    return f"{stamp}.{int(now % 1 * 1000):03d}Z-{secrets.token_hex(3)}"
+
+
+def run_environment(environ: Mapping[str, str], run_id: str) -> dict[str, str]:
+    """The daemon's environment minus the systemd protocol and any tag of its own, plus a fresh tag.
+
+    The tag is what the leak audit looks for: every process the run starts inherits it.
+    """
+    drop = {*PROTOCOL_VARIABLES, env.RUN_TAG}
+    return {k: v for k, v in environ.items() if k not in drop} | {env.RUN_TAG: run_id}
+
+
+def run_argv(
+    command: Sequence[str], runs_dir: Path, run_id: str, timeout_s: float, extra: Sequence[str]
+) -> list[str]:
+    # Extra arguments come last, so an operator's own --timeout there wins over ours
+    # (the daemon still enforces its own run timeout + cleanup budget).
+    return [*command, "--log-dir", str(runs_dir), "--run-id", run_id, "--timeout", f"{timeout_s:g}", *extra]
+
+
+def spawn(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    """Start a run in a new session; return its pid. Raises OSError if it cannot be executed.
+
+    posix_spawn, not subprocess.Popen: the daemon reaps with one `waitpid(-1)` loop (it is
+    a child subreaper, so orphans of a crashed run come to it too), and a Popen object
+    would wait on the same pid from its own `poll()`/`__del__` bookkeeping and steal the
+    status. posix_spawn is fork+exec with nothing to reconcile. Every descriptor the
+    daemon opens is close-on-exec (PEP 446), so the run inherits only stdin (/dev/null),
+    stdout and stderr: its JSON lines go to the same journal as the daemon's.
+    """
+    return os.posix_spawnp(
+        argv[0],
+        list(argv),
+        dict(environ),
+        setsid=True,
+        file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)],
+    )
+
+
+@dataclass(frozen=True)
+class TestResult:
+    name: str
+    passed: bool
+    duration_s: float | None
+
+
+@dataclass(frozen=True)
+class StreamTotals:
+    streams: int = 0
+    lines: int = 0
+    gaps: int = 0
+    reconnects: int = 0
+    stale: int = 0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    outcome: Outcome
+    exit_code: int
+    duration_s: float
+    finished_unix: float
+    leaked: int = 0
+    results_found: bool = False
+    reasons: list[str] = field(default_factory=list)
+    tests: list[TestResult] = field(default_factory=list)
+    streams: StreamTotals | None = None
+
+
+_EXIT_OUTCOMES: dict[int, Outcome] = {
+    ExitCode.PASSED: Outcome.PASSED,
+    ExitCode.TEST_FAILED: Outcome.FAILED,
+    ExitCode.TIMEOUT: Outcome.TIMEOUT,
+    ExitCode.INTERRUPTED_SIGINT: Outcome.CANCELLED,
+    ExitCode.INTERRUPTED_SIGTERM: Outcome.CANCELLED,
+}
+
+
+def outcome_of_exit(exit_code: int) -> Outcome:
+    """The outcome when results.json is missing or unreadable: the exit code is the protocol.
+    Anything else (usage error, infrastructure error, killed by a signal) is an error."""
+    return _EXIT_OUTCOMES.get(exit_code, Outcome.ERROR)
+
+
+def _count(value: Any) -> int:
+    # The full run's stream stats are being written as this lands: accept a count, a flag
+    # or a list of occurrences for each of them.
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, list):
+        return len(value)
+    return 0
+
+
+def _tests(raw: Any) -> list[TestResult]:
+    tests = []
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            duration = item.get("duration_s")
+            tests.append(
+                TestResult(
+                    item["name"],
+                    item.get("outcome") == Outcome.PASSED,
+                    float(duration) if isinstance(duration, int | float) else None,
+                )
+            )
+    return tests
+
+
+def _streams(raw: Any) -> StreamTotals | None:
+    if not isinstance(raw, list):
+        return None
+    items = [s for s in raw if isinstance(s, dict)]
+    return StreamTotals(
+        streams=len(items),
+        lines=sum(_count(s.get("lines")) for s in items),
+        gaps=sum(_count(s.get("gaps")) for s in items),
+        reconnects=sum(_count(s.get("reconnects")) for s in items),
+        stale=sum(1 for s in items if _count(s.get("stale"))),
+    )
+
+
+def read_results(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = orjson.loads((run_dir / "results.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def summarize(
+    run_id: str, run_dir: Path, exit_code: int, measured_s: float, *, leaked: int, overran: bool
+) -> RunSummary:
+    """The daemon's view of a finished run: its results.json when usable, its exit code otherwise.
+
+    Processes the daemon found still carrying the run's tag make the run an error, whatever
+    it said about itself; so does a run the daemon had to kill for overrunning (timeout).
+    """
+    results = read_results(run_dir) or {}
+    outcome = outcome_of_exit(exit_code)
+    if results.get("outcome") in set(Outcome):
+        outcome = Outcome(results["outcome"])
+    reasons = [r for r in results.get("failure_reasons", []) if isinstance(r, str)]
+    processes = results.get("processes")
+    run_leaked = _count(processes.get("leaked")) if isinstance(processes, dict) else 0
+    if overran:
+        outcome, reasons = Outcome.TIMEOUT, [*reasons, "killed_by_canary"]
+    if leaked:
+        outcome, reasons = Outcome.ERROR, [*reasons, "process_leak"]
+    duration = results.get("duration_s")
+    return RunSummary(
+        run_id=run_id,
+        outcome=outcome,
+        exit_code=exit_code,
+        duration_s=float(duration) if isinstance(duration, int | float) else measured_s,
+        finished_unix=time.time(),
+        leaked=leaked + run_leaked,
+        results_found=bool(results),
+        reasons=reasons,
+        tests=_tests(results.get("tests")),
+        streams=_streams(results.get("streams")),
+    )

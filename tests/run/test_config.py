@@ -1,0 +1,70 @@
+"""Configuration: every bad value is refused with the field's name and what would do."""
+
+from pathlib import Path
+
+import pytest
+
+from supervisor.config import ClusterKind, ConfigError, load, parse
+
+GOOD = """
+[run]
+timeout_s = 600
+prefix = "ci"
+tests = ["simple", "coscheduled"]
+
+[cluster]
+kind = "ssh"
+
+[ssh]
+user = "smoke"
+port = 2222
+hosts = [{vm = "vm-a", address = "10.0.0.5"}]
+
+[[tests]]
+name = "fails-on-purpose"
+argv = ["sh", "-c", "exit 1"]
+expect = "failed"
+"""
+
+
+def test_a_full_config_parses_into_frozen_settings(tmp_path: Path) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text(GOOD)
+    config = load(path)
+    assert config.cluster is ClusterKind.SSH
+    assert config.timeout_s == 600 and config.prefix == "ci"
+    assert config.test_names() == ["simple", "coscheduled", "fails-on-purpose"]
+    assert config.ssh.hosts[0].vm == "vm-a" and config.ssh.port == 2222
+    assert config.custom_tests[0].as_args()["argv"] == ["sh", "-c", "exit 1"]
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"run": {"timeout_s": 0}}, "run.timeout_s"),
+        ({"run": {"timeout_s": "soon"}}, "run.timeout_s"),
+        ({"run": {"tests": ["simple", "bogus"]}}, "run.tests"),
+        ({"run": {"prefix": "Has Spaces"}}, "run.prefix"),
+        ({"run": {"timeuot_s": 3}}, "run.timeuot_s"),
+        ({"cluster": {"kind": "k8s"}}, "cluster.kind"),
+        ({"streams": {"max_line_bytes": 10}}, "streams.max_line_bytes"),
+        ({"streams": {"remote_command": "docker logs"}}, "streams.remote_command"),
+        ({"ssh": {"hosts": [{"vm": "vm;touch pwned", "address": "x"}]}}, "ssh.hosts[0].vm"),
+        ({"tests": [{"name": "t", "argv": []}]}, "tests[0].argv"),
+        ({"tests": [{"name": "t", "argv": ["true"], "replicas": 0}]}, "tests[0].replicas"),
+        ({"tests": [{"name": "simple", "argv": ["true"]}]}, "tests"),
+    ],
+)
+def test_bad_values_name_their_field(data: dict[str, object], field: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse(data)
+    assert str(raised.value).startswith(f"{field}:")
+
+
+def test_unreadable_and_malformed_files_say_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--config: cannot read"):
+        load(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[run\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(bad)
