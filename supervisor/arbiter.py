@@ -147,9 +147,7 @@ class Supervisor:
         self._by_fd[fd] = record
         self._poll.register(fd, select.POLLIN)
         self.counts.spawned += 1
-        self.log.info(
-            "child_started", child=spec.name, child_pid=pid, attempt=record.starts, child_role=spec.role
-        )
+        self.log.info("child_started", child=spec.name, child_pid=pid, attempt=record.starts, child_role=spec.role)
         self._transition(record, ChildState.STARTING)
 
     def respawn(self, record: ChildRecord) -> None:
@@ -321,11 +319,7 @@ class Supervisor:
     def _restart_due(self) -> None:
         now = self.clock()
         for record in self.children.values():
-            if (
-                record.state is ChildState.BACKOFF
-                and record.restart_at is not None
-                and record.restart_at <= now
-            ):
+            if record.state is ChildState.BACKOFF and record.restart_at is not None and record.restart_at <= now:
                 self._spawn(record)
 
     # -- stopping ---------------------------------------------------------------------
@@ -393,9 +387,7 @@ class Supervisor:
         report = AuditReport(
             self.counts.spawned, self.counts.reaped, self.counts.orphans_reaped, stop.killed, leaked, zombies
         )
-        self.log.info(
-            "process_audit", **{k: v for k, v in report.as_dict().items() if k != "leaked_processes"}
-        )
+        self.log.info("process_audit", **{k: v for k, v in report.as_dict().items() if k != "leaked_processes"})
         return report
 
 

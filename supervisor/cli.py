@@ -29,31 +29,19 @@ def _add_run_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     run = sub.add_parser("run", help="one supervised smoke run")
     # Defaults are None so that a value from --config is only overridden by a flag given.
     run.add_argument("--config", default=None, help="TOML run config (see README)")
-    run.add_argument(
-        "--cluster", choices=["local", "ssh", "gcp"], default=None, help="cluster kind (default local)"
-    )
+    run.add_argument("--cluster", choices=["local", "ssh", "gcp"], default=None, help="cluster kind (default local)")
     run.add_argument("--controller", default=None, metavar="ADDR", help="attach to this controller")
     run.add_argument("--log-dir", default=None, help="parent of the run directory (default iris-smoke-runs)")
-    run.add_argument(
-        "--timeout", type=_positive_seconds, default=None, help="global deadline (s), default 1800"
-    )
-    run.add_argument(
-        "--boot-timeout", type=_positive_seconds, default=None, help="cluster start (s), default 120"
-    )
-    run.add_argument(
-        "--job-timeout", type=_positive_seconds, default=None, help="per test job (s), default 300"
-    )
-    run.add_argument(
-        "--stop-grace", type=_positive_seconds, default=None, help="TERM-to-KILL grace (s), default 2"
-    )
+    run.add_argument("--timeout", type=_positive_seconds, default=None, help="global deadline (s), default 1800")
+    run.add_argument("--boot-timeout", type=_positive_seconds, default=None, help="cluster start (s), default 120")
+    run.add_argument("--job-timeout", type=_positive_seconds, default=None, help="per test job (s), default 300")
+    run.add_argument("--stop-grace", type=_positive_seconds, default=None, help="TERM-to-KILL grace (s), default 2")
     run.add_argument("--prefix", default=None, help="label prefix (default unique per run)")
     run.add_argument("--keep", action="store_true", help="leave the local cluster running")
     run.add_argument("--tests", default=None, metavar="NAMES", help="standard tests, comma-separated")
     run.add_argument("--run-id", default=None, help="run id (default: generated, unique)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    run.add_argument(
-        "--demo-streams", type=int, default=None, metavar="N", help="demo: N stream children only"
-    )
+    run.add_argument("--demo-streams", type=int, default=None, metavar="N", help="demo: N stream children only")
     run.add_argument("--demo-duration", type=_positive_seconds, default=3.0, help="demo length (s)")
     run.add_argument("--demo-interval", type=_positive_seconds, default=0.2, help="demo line interval (s)")
 
@@ -62,9 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iris-smoke", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run_parser(sub)
-    sub.add_parser(
-        "local-cluster", help="the embedded local cluster (see `local-cluster --help`)", add_help=False
-    )
+    sub.add_parser("local-cluster", help="the embedded local cluster (see `local-cluster --help`)", add_help=False)
     return parser
 
 

@@ -69,10 +69,16 @@ class TestSpec:
 
     def as_args(self) -> dict[str, Any]:
         return {
-            "name": self.name, "argv": list(self.argv), "device": self.device, "variant": self.variant,
-            "count": self.count, "replicas": self.replicas, "group_by": self.group_by,
-            "constraints": [dict(c) for c in self.constraints], "expect": self.expect,
-        }  # fmt: skip
+            "name": self.name,
+            "argv": list(self.argv),
+            "device": self.device,
+            "variant": self.variant,
+            "count": self.count,
+            "replicas": self.replicas,
+            "group_by": self.group_by,
+            "constraints": [dict(c) for c in self.constraints],
+            "expect": self.expect,
+        }
 
 
 @dataclass(frozen=True)
@@ -117,9 +123,7 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{self._field(key)}: must be a number of seconds, got {value!r}")
         if value < minimum or (exclusive and value == minimum):
-            raise ConfigError(
-                f"{self._field(key)}: must be {'>' if exclusive else '>='} {minimum}, got {value!r}"
-            )
+            raise ConfigError(f"{self._field(key)}: must be {'>' if exclusive else '>='} {minimum}, got {value!r}")
         return float(value)
 
     def integer(self, key: str, default: int, minimum: int) -> int:
@@ -146,9 +150,7 @@ class _Reader:
             raise ConfigError(f"{self._field(key)}: must be true or false, got {value!r}")
         return value
 
-    def strings(
-        self, key: str, default: tuple[str, ...], pattern: re.Pattern[str] | None = None
-    ) -> tuple[str, ...]:
+    def strings(self, key: str, default: tuple[str, ...], pattern: re.Pattern[str] | None = None) -> tuple[str, ...]:
         value = self.table.pop(key, list(default))
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{self._field(key)}: must be a list of strings, got {value!r}")
@@ -182,10 +184,13 @@ def _test_spec(reader: _Reader) -> TestSpec:
         raise ConfigError(f"{reader.path}.argv: must be a non-empty list of strings (the job's argv)")
     constraints = []
     for c in reader.tables("constraints"):
-        constraints.append({
-            "key": c.string("key", ""), "op": c.string("op", "eq", choices=("eq", "ne", "exists")),
-            "value": c.string("value", ""),
-        })  # fmt: skip
+        constraints.append(
+            {
+                "key": c.string("key", ""),
+                "op": c.string("op", "eq", choices=("eq", "ne", "exists")),
+                "value": c.string("value", ""),
+            }
+        )
         c.done()
     spec = TestSpec(
         name=reader.string("name", "", NAME) or _missing(reader, "name"),
@@ -196,9 +201,7 @@ def _test_spec(reader: _Reader) -> TestSpec:
         replicas=reader.integer("replicas", 1, 1),
         group_by=reader.string("group_by", ""),
         constraints=tuple(constraints),
-        expect=reader.string(
-            "expect", "succeeded", choices=("succeeded", "failed", "unschedulable", "killed")
-        ),
+        expect=reader.string("expect", "succeeded", choices=("succeeded", "failed", "unschedulable", "killed")),
     )
     reader.done()
     return spec
@@ -211,18 +214,20 @@ def _missing(reader: _Reader, key: str) -> str:
 def _ssh(reader: _Reader) -> SshSettings:
     hosts = []
     for h in reader.tables("hosts"):
-        hosts.append(SshHost(
-            vm=h.string("vm", "", NAME) or _missing(h, "vm"), address=h.string("address", "") or _missing(h, "address"),
-            host=h.integer("host", 0, 0), role=h.string("role", "worker", choices=("worker", "controller")),
-        ))  # fmt: skip
+        hosts.append(
+            SshHost(
+                vm=h.string("vm", "", NAME) or _missing(h, "vm"),
+                address=h.string("address", "") or _missing(h, "address"),
+                host=h.integer("host", 0, 0),
+                role=h.string("role", "worker", choices=("worker", "controller")),
+            )
+        )
         h.done()
     settings = SshSettings(
         user=reader.string("user", ""),
         port=reader.integer("port", 22, 1),
         identity_file=reader.string("identity_file", ""),
-        strict_host_key_checking=reader.string(
-            "strict_host_key_checking", "yes", choices=("yes", "no", "accept-new")
-        ),
+        strict_host_key_checking=reader.string("strict_host_key_checking", "yes", choices=("yes", "no", "accept-new")),
         known_hosts_file=reader.string("known_hosts_file", ""),
         connect_timeout_s=reader.number("connect_timeout_s", 10.0),
         hosts=tuple(hosts),

@@ -35,10 +35,16 @@ def new_run_id() -> str:
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
     flags = {
-        "cluster": args.cluster, "controller": args.controller, "log_dir": args.log_dir,
-        "timeout_s": args.timeout, "boot_timeout_s": args.boot_timeout, "job_timeout_s": args.job_timeout,
-        "prefix": args.prefix, "stop_grace_s": args.stop_grace, "keep": args.keep or None,
-    }  # fmt: skip
+        "cluster": args.cluster,
+        "controller": args.controller,
+        "log_dir": args.log_dir,
+        "timeout_s": args.timeout,
+        "boot_timeout_s": args.boot_timeout,
+        "job_timeout_s": args.job_timeout,
+        "prefix": args.prefix,
+        "stop_grace_s": args.stop_grace,
+        "keep": args.keep or None,
+    }
     chosen: dict[str, object] = {k: v for k, v in flags.items() if v is not None}
     if "cluster" in chosen:
         chosen["cluster"] = ClusterKind(str(chosen["cluster"]))

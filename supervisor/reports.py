@@ -12,9 +12,16 @@ from typing import Any
 from supervisor.verdict import write_atomically
 
 ARTEFACTS = (
-    "results.json", "summary.md", "junit.xml", "events.jsonl", "scheduling.jsonl", "autoscaler.jsonl",
-    "diagnostics.json", "logs/controller.jsonl", "logs/vms/",
-)  # fmt: skip
+    "results.json",
+    "summary.md",
+    "junit.xml",
+    "events.jsonl",
+    "scheduling.jsonl",
+    "autoscaler.jsonl",
+    "diagnostics.json",
+    "logs/controller.jsonl",
+    "logs/vms/",
+)
 LOG_TAIL_LINES = 20
 # XML 1.0 forbids most control characters, which a task's output may well contain.
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -51,18 +58,33 @@ def _tests_section(results: dict[str, Any]) -> list[str]:
 def _streams_section(results: dict[str, Any]) -> list[str]:
     streams = results.get("streams", [])
     rows = [
-        [s["name"], s.get("state", ""), s.get("lines", 0), s.get("reconnects", 0), s.get("gaps", 0),
-         s.get("truncated_lines", 0), "yes" if s.get("stale") else "no"]
+        [
+            s["name"],
+            s.get("state", ""),
+            s.get("lines", 0),
+            s.get("reconnects", 0),
+            s.get("gaps", 0),
+            s.get("truncated_lines", 0),
+            "yes" if s.get("stale") else "no",
+        ]
         for s in streams
-    ]  # fmt: skip
+    ]
     headers = ["stream", "state", "lines", "reconnects", "gaps", "truncated", "stale"]
     return ["## Streams", "", *(_table(headers, rows) if rows else ["No stream ran."]), ""]
 
 
 def _actions_section(results: dict[str, Any]) -> list[str]:
     actions = results.get("autoscaler_actions", [])
-    rows = [[a.get("timestamp", ""), a.get("action_type", ""), a.get("scale_group", ""), a.get("slice_id", ""),
-             a.get("reason", "")] for a in actions]  # fmt: skip
+    rows = [
+        [
+            a.get("timestamp", ""),
+            a.get("action_type", ""),
+            a.get("scale_group", ""),
+            a.get("slice_id", ""),
+            a.get("reason", ""),
+        ]
+        for a in actions
+    ]
     headers = ["time", "action", "group", "slice", "reason"]
     return ["## Autoscaler actions", "", *(_table(headers, rows) if rows else ["None recorded."]), ""]
 
@@ -70,15 +92,17 @@ def _actions_section(results: dict[str, Any]) -> list[str]:
 def render_summary(results: dict[str, Any], run_dir: Path) -> str:
     procs = results.get("processes", {})
     lines = [
-        f"# iris-smoke run {results['run_id']}: {results['outcome'].upper()}", "",
+        f"# iris-smoke run {results['run_id']}: {results['outcome'].upper()}",
+        "",
         f"- started {results['started_at']}, finished {results['finished_at']} ({results['duration_s']} s"
         f" of a {results['timeout_s']} s deadline)",
         f"- exit code {results['exit_code']}; failure reasons: {', '.join(results['failure_reasons']) or 'none'}",
         f"- cluster: {results.get('cluster', {}).get('kind', '-')} at {results.get('cluster', {}).get('address', '-')}",
         f"- processes: {procs.get('spawned', 0)} spawned, {procs.get('reaped', 0)} reaped,"
         f" {procs.get('orphans_reaped', 0)} orphans reaped, {procs.get('leaked', 0)} leaked,"
-        f" {procs.get('zombies', 0)} zombies", "",
-    ]  # fmt: skip
+        f" {procs.get('zombies', 0)} zombies",
+        "",
+    ]
     lines += _tests_section(results) + _streams_section(results) + _actions_section(results)
     present = [a for a in ARTEFACTS if (run_dir / a).exists()]
     lines += ["## Artefacts", "", *(f"- `{a}`" for a in present), ""]
@@ -90,13 +114,19 @@ def render_junit(results: dict[str, Any]) -> bytes:
     failures = sum(t["outcome"] == "failed" for t in tests)
     errors = sum(t["outcome"] in ("error", "timeout") for t in tests)
     suite = ET.Element(
-        "testsuite", name="iris-smoke", tests=str(len(tests)), failures=str(failures), errors=str(errors),
-        time=str(results.get("duration_s", 0)), timestamp=results.get("started_at", ""),
-    )  # fmt: skip
+        "testsuite",
+        name="iris-smoke",
+        tests=str(len(tests)),
+        failures=str(failures),
+        errors=str(errors),
+        time=str(results.get("duration_s", 0)),
+        timestamp=results.get("started_at", ""),
+    )
     ET.SubElement(ET.SubElement(suite, "properties"), "property", name="run_id", value=results["run_id"])
     for test in tests:
-        case = ET.SubElement(suite, "testcase", classname="iris_smoke", name=test["name"],
-                             time=str(test.get("duration_s", 0)))  # fmt: skip
+        case = ET.SubElement(
+            suite, "testcase", classname="iris_smoke", name=test["name"], time=str(test.get("duration_s", 0))
+        )
         if test["outcome"] == "failed":
             node = ET.SubElement(case, "failure", message=_xml_safe(test.get("error", "") or "failed"))
         elif test["outcome"] in ("error", "timeout"):

@@ -117,25 +117,24 @@ def demo_specs(args: argparse.Namespace) -> list[ChildSpec]:
         raise UsageError(f"--demo-streams: must be >= 0, got {args.demo_streams}")
     return [
         ChildSpec(
-            name=f"stream:demo-{i}", role="stream", entrypoint="workers.demo_stream:main",
+            name=f"stream:demo-{i}",
+            role="stream",
+            entrypoint="workers.demo_stream:main",
             args={"duration_s": args.demo_duration, "interval_s": args.demo_interval},
-            restart=RestartPolicy(), preload=True,
+            restart=RestartPolicy(),
+            preload=True,
         )
         for i in range(args.demo_streams)
-    ]  # fmt: skip
+    ]
 
 
-def _start(
-    args: argparse.Namespace, run_dir: Path, run_id: str, timeout_s: float
-) -> Callable[[Work, float], Verdict]:
+def _start(args: argparse.Namespace, run_dir: Path, run_id: str, timeout_s: float) -> Callable[[Work, float], Verdict]:
     deadline = Deadline.after(timeout_s)
     preflight.make_run_dir(run_dir)
     logs.configure("supervisor", run_id, run_dir / "events.jsonl", level=args.log_level)
 
     def go(work: Work, stop_grace_s: float) -> Verdict:
-        return supervised(
-            work, run_id, run_dir, deadline, stop_grace_s=stop_grace_s, log_level=args.log_level
-        )
+        return supervised(work, run_id, run_dir, deadline, stop_grace_s=stop_grace_s, log_level=args.log_level)
 
     return go
 

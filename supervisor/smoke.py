@@ -45,9 +45,7 @@ class SmokeRun:
 
     def __post_init__(self) -> None:
         self.config = self.plan.config
-        self.streams = StreamManager(
-            self.sup, self._stream_spec, self.config.streams.gone_grace_s, self.sup.clock
-        )
+        self.streams = StreamManager(self.sup, self._stream_spec, self.config.streams.gone_grace_s, self.sup.clock)
         self.sup.on_message = self._on_message
 
     # -- messages -----------------------------------------------------------------------
@@ -72,60 +70,102 @@ class SmokeRun:
 
     def start_cluster(self) -> bool:
         mode = "attach" if self.config.attached else ("keep" if self.config.keep else "start")
-        record = self.sup.add(ChildSpec(
-            name="cluster", role="cluster", entrypoint="workers.cluster:main", restart=NEVER, critical=True,
-            stop_grace_s=CLUSTER_STOP_GRACE_S, deadline_at=self.sup.deadline.at + CLUSTER_EXTRA_S,
-            args={"mode": mode, "controller": self.config.controller, "prefix": self.plan.prefix,
-                  "config": self.config.local_cluster_config, "boot_timeout_s": self.config.boot_timeout_s},
-        ))  # fmt: skip
+        record = self.sup.add(
+            ChildSpec(
+                name="cluster",
+                role="cluster",
+                entrypoint="workers.cluster:main",
+                restart=NEVER,
+                critical=True,
+                stop_grace_s=CLUSTER_STOP_GRACE_S,
+                deadline_at=self.sup.deadline.at + CLUSTER_EXTRA_S,
+                args={
+                    "mode": mode,
+                    "controller": self.config.controller,
+                    "prefix": self.plan.prefix,
+                    "config": self.config.local_cluster_config,
+                    "boot_timeout_s": self.config.boot_timeout_s,
+                },
+            )
+        )
         self.sup.run_until(lambda: self.cluster is not None or record.finished)
         if self.cluster is None and self.sup.stop_reason is None:
-            reason = (
-                FailureReason.CONTROLLER_UNREACHABLE
-                if mode == "attach"
-                else FailureReason.CLUSTER_START_FAILED
-            )
+            reason = FailureReason.CONTROLLER_UNREACHABLE if mode == "attach" else FailureReason.CLUSTER_START_FAILED
             self.sup.failures.append(reason)
             self.sup.request_stop(reason)
         return self.cluster is not None and self.sup.stop_reason is None
 
     def start_observers(self) -> None:
         common = {"controller": self.address, "interval_s": self.config.monitor_interval_s}
-        self.sup.add(ChildSpec(
-            name="discovery", role="discovery", entrypoint="workers.discovery:main",
-            args={"controller": self.address, "interval_s": self.config.discovery_interval_s,
-                  "prefix": self.plan.prefix},
-        ))  # fmt: skip
-        self.sup.add(ChildSpec(
-            name="monitor:scheduling", role="monitor", entrypoint="workers.monitors.scheduling:main",
-            args=common | {"job_prefix": self.plan.job_prefix, "out": str(self.plan.run_dir / "scheduling.jsonl")},
-        ))  # fmt: skip
-        self.sup.add(ChildSpec(
-            name="monitor:autoscaler", role="monitor", entrypoint="workers.monitors.autoscaler:main",
-            args=common | {"out": str(self.plan.run_dir / "autoscaler.jsonl")},
-        ))  # fmt: skip
+        self.sup.add(
+            ChildSpec(
+                name="discovery",
+                role="discovery",
+                entrypoint="workers.discovery:main",
+                args={
+                    "controller": self.address,
+                    "interval_s": self.config.discovery_interval_s,
+                    "prefix": self.plan.prefix,
+                },
+            )
+        )
+        self.sup.add(
+            ChildSpec(
+                name="monitor:scheduling",
+                role="monitor",
+                entrypoint="workers.monitors.scheduling:main",
+                args=common | {"job_prefix": self.plan.job_prefix, "out": str(self.plan.run_dir / "scheduling.jsonl")},
+            )
+        )
+        self.sup.add(
+            ChildSpec(
+                name="monitor:autoscaler",
+                role="monitor",
+                entrypoint="workers.monitors.autoscaler:main",
+                args=common | {"out": str(self.plan.run_dir / "autoscaler.jsonl")},
+            )
+        )
         if self.config.cluster is ClusterKind.SSH and self.config.ssh.hosts:
             self.streams.update([self._static_host(h) for h in self.config.ssh.hosts])
 
     def run_tests(self) -> None:
-        record = self.sup.add(ChildSpec(
-            name="tests", role="tests", entrypoint="workers.smoke_tests:main", restart=NEVER, critical=True,
-            stop_grace_s=TESTS_STOP_GRACE_S,
-            args={"controller": self.address, "job_prefix": self.plan.job_prefix,
-                  "job_timeout_s": self.config.job_timeout_s, "standard": list(self.config.tests),
-                  "tests": [t.as_args() for t in self.config.custom_tests]},
-        ))  # fmt: skip
+        record = self.sup.add(
+            ChildSpec(
+                name="tests",
+                role="tests",
+                entrypoint="workers.smoke_tests:main",
+                restart=NEVER,
+                critical=True,
+                stop_grace_s=TESTS_STOP_GRACE_S,
+                args={
+                    "controller": self.address,
+                    "job_prefix": self.plan.job_prefix,
+                    "job_timeout_s": self.config.job_timeout_s,
+                    "standard": list(self.config.tests),
+                    "tests": [t.as_args() for t in self.config.custom_tests],
+                },
+            )
+        )
         self.sup.run_until(lambda: record.finished, tick=self.streams.tick)
 
     def collect_diagnostics(self) -> None:
         now = self.sup.clock()
         budget_end = now + DIAGNOSTICS_BUDGET_S
         deadline_at = budget_end if self.sup.deadline.expired() else min(self.sup.deadline.at, budget_end)
-        record = self.sup.add(ChildSpec(
-            name="diagnostics", role="diagnostics", entrypoint="workers.diagnostics:main", restart=NEVER,
-            deadline_at=deadline_at,
-            args={"controller": self.address, "job_prefix": self.plan.job_prefix, "out_dir": str(self.plan.run_dir)},
-        ))  # fmt: skip
+        record = self.sup.add(
+            ChildSpec(
+                name="diagnostics",
+                role="diagnostics",
+                entrypoint="workers.diagnostics:main",
+                restart=NEVER,
+                deadline_at=deadline_at,
+                args={
+                    "controller": self.address,
+                    "job_prefix": self.plan.job_prefix,
+                    "out_dir": str(self.plan.run_dir),
+                },
+            )
+        )
         self.sup.serve(deadline_at - now, lambda: record.finished)
 
     # -- cleanup ------------------------------------------------------------------------
@@ -146,24 +186,43 @@ class SmokeRun:
         if self.config.cluster is ClusterKind.SSH:
             ssh = self.config.ssh
             transport = {
-                "kind": "ssh", "user": ssh.user, "port": ssh.port, "identity_file": ssh.identity_file,
-                "strict_host_key_checking": ssh.strict_host_key_checking, "known_hosts_file": ssh.known_hosts_file,
-                "connect_timeout_s": ssh.connect_timeout_s, "remote_command": self.config.streams.remote_command,
-            }  # fmt: skip
+                "kind": "ssh",
+                "user": ssh.user,
+                "port": ssh.port,
+                "identity_file": ssh.identity_file,
+                "strict_host_key_checking": ssh.strict_host_key_checking,
+                "known_hosts_file": ssh.known_hosts_file,
+                "connect_timeout_s": ssh.connect_timeout_s,
+                "remote_command": self.config.streams.remote_command,
+            }
         else:
             assert self.cluster is not None
             transport = {"kind": "local", "state_dir": self.cluster.get("state_dir", "")}
         return ChildSpec(
-            name=stream_name(host), role="stream", entrypoint="workers.stream:main", preload=True,
-            args={"host": dict(host), "transport": transport, "max_line_bytes": self.config.streams.max_line_bytes,
-                  "stale_after_s": self.config.streams.stale_after_s},
-        )  # fmt: skip
+            name=stream_name(host),
+            role="stream",
+            entrypoint="workers.stream:main",
+            preload=True,
+            args={
+                "host": dict(host),
+                "transport": transport,
+                "max_line_bytes": self.config.streams.max_line_bytes,
+                "stale_after_s": self.config.streams.stale_after_s,
+            },
+        )
 
     @staticmethod
     def _static_host(host: Any) -> dict[str, Any]:
         container = "iris-controller" if host.role == "controller" else "iris-worker"
-        return {"vm": host.vm, "host": host.host, "role": host.role, "address": host.address, "zone": "",
-                "container": container, "hosts_in_vm": 1}  # fmt: skip
+        return {
+            "vm": host.vm,
+            "host": host.host,
+            "role": host.role,
+            "address": host.address,
+            "zone": "",
+            "container": container,
+            "hosts_in_vm": 1,
+        }
 
     # -- the verdict's parts ------------------------------------------------------------
 
@@ -193,19 +252,32 @@ class SmokeRun:
         for record in self.streams.records():
             host: Mapping[str, Any] = self.streams.hosts.get(record.name, {})
             numbers = record.last.get("stats") or record.last.get("progress") or {}
-            stats.append({"name": record.name, "vm": host.get("vm"), "host": host.get("host"),
-                          "role": host.get("role"), "state": record.state, "starts": record.starts, **numbers})  # fmt: skip
+            stats.append(
+                {
+                    "name": record.name,
+                    "vm": host.get("vm"),
+                    "host": host.get("host"),
+                    "role": host.get("role"),
+                    "state": record.state,
+                    "starts": record.starts,
+                    **numbers,
+                }
+            )
         return stats
 
     def summary_extra(self) -> dict[str, Any]:
         diagnostics = self.diagnostics.get("diagnostics", {}) if self.diagnostics else {}
         autoscaler = diagnostics.get("autoscaler", {}) if isinstance(diagnostics, dict) else {}
         return {
-            "cluster": {"kind": self.config.cluster, "address": (self.cluster or {}).get("address"),
-                        "mode": (self.cluster or {}).get("mode"), "prefix": self.plan.prefix,
-                        "kept": self.config.keep},
+            "cluster": {
+                "kind": self.config.cluster,
+                "address": (self.cluster or {}).get("address"),
+                "mode": (self.cluster or {}).get("mode"),
+                "prefix": self.plan.prefix,
+                "kept": self.config.keep,
+            },
             "tests": self.test_results(),
             "streams": self.stream_stats(),
             "autoscaler_actions": autoscaler.get("recent_actions", []) if isinstance(autoscaler, dict) else [],
             "diagnostics": diagnostics,
-        }  # fmt: skip
+        }

@@ -61,12 +61,7 @@ class StreamManager:
         expired: list[ChildRecord] = []
         for name, since in self.gone_since.items():
             record = self.supervisor.children.get(name)
-            if (
-                since is not None
-                and now - since >= self.gone_grace_s
-                and record is not None
-                and not record.finished
-            ):
+            if since is not None and now - since >= self.gone_grace_s and record is not None and not record.finished:
                 expired.append(record)
         if expired:
             for record in expired:

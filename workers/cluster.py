@@ -44,21 +44,21 @@ def _start(ctx: ChildContext, state_dir: Path, keep: bool) -> "subprocess.Popen[
     try:
         if not keep:
             return ctx.groups.start(_argv(ctx, state_dir), stdout=subprocess.DEVNULL, stderr=out)
-        kept_env = {
-            k: v for k, v in os.environ.items() if k not in (env.RUN_TAG, env.DEADLINE_UNIX, env.CHILD_NAME)
-        }
+        kept_env = {k: v for k, v in os.environ.items() if k not in (env.RUN_TAG, env.DEADLINE_UNIX, env.CHILD_NAME)}
         kept_env[KEPT_CLUSTER] = str(ctx.args["prefix"])
         return subprocess.Popen(
-            _argv(ctx, state_dir), stdout=subprocess.DEVNULL, stderr=out, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=kept_env,
-        )  # fmt: skip
+            _argv(ctx, state_dir),
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=kept_env,
+        )
     finally:
         out.close()
 
 
-def _wait_address(
-    ctx: ChildContext, proc: "subprocess.Popen[bytes]", path: Path, boot: Deadline
-) -> str | None:
+def _wait_address(ctx: ChildContext, proc: "subprocess.Popen[bytes]", path: Path, boot: Deadline) -> str | None:
     """The cluster writes its address atomically once it listens; wait for that, its exit, or a stop."""
     while not boot.expired() and not ctx.stop.requested():
         if path.exists():
@@ -82,21 +82,20 @@ def main(ctx: ChildContext) -> int:
         proc = _start(ctx, state_dir, keep=mode == "keep")
         found = _wait_address(ctx, proc, state_dir / "controller.addr", boot)
         if found is None:
-            ctx.log.error(
-                "cluster_start_failed", exit_code=proc.poll(), stderr=str(state_dir / "local-cluster.stderr")
-            )
+            ctx.log.error("cluster_start_failed", exit_code=proc.poll(), stderr=str(state_dir / "local-cluster.stderr"))
             return ChildExit.ERROR
         address = found
     if not wait_until_serving(address, ctx.deadline, boot.remaining(), ctx.stop.fd):
-        ctx.log.error(
-            "controller_unreachable", address=address, waited_s=round(time.monotonic() - started, 3)
-        )
+        ctx.log.error("controller_unreachable", address=address, waited_s=round(time.monotonic() - started, 3))
         return ChildExit.ERROR if not ctx.stop.requested() else ChildExit.OK
     ctx.log.info("cluster_ready", address=address, mode=mode, boot_s=round(time.monotonic() - started, 3))
     ctx.channel.send(
-        Kind.READY, address=address, mode=mode, state_dir=str(state_dir) if state_dir else "",
+        Kind.READY,
+        address=address,
+        mode=mode,
+        state_dir=str(state_dir) if state_dir else "",
         cluster_pid=proc.pid if proc else 0,
-    )  # fmt: skip
+    )
     return _serve(ctx, proc if mode == "start" else None)
 
 

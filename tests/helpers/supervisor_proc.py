@@ -31,9 +31,7 @@ class SupervisorProc:
         return [json.loads(line) for line in path.read_text().splitlines()]
 
     def find(self, event: str, **fields: Any) -> list[dict[str, Any]]:
-        return [
-            e for e in self.events() if e["event"] == event and all(e.get(k) == v for k, v in fields.items())
-        ]
+        return [e for e in self.events() if e["event"] == event and all(e.get(k) == v for k, v in fields.items())]
 
     def wait_event(
         self, event: str, timeout_s: float = START_TIMEOUT_S, count: int = 1, **fields: Any
@@ -72,9 +70,7 @@ def _kill_session(popen: "subprocess.Popen[bytes]") -> None:
 
 
 @contextmanager
-def started(
-    argv: list[str], tmp_path: Path, run_id: str, log_dir: Path | None = None
-) -> Iterator[SupervisorProc]:
+def started(argv: list[str], tmp_path: Path, run_id: str, log_dir: Path | None = None) -> Iterator[SupervisorProc]:
     """Run `python <argv>` from the repo root in a new session; whatever happens, it is gone after."""
     log_dir = log_dir or tmp_path / "runs"
     output = tmp_path / f"{run_id}.out"

@@ -7,19 +7,30 @@ from typing import Any
 from supervisor.reports import render_junit, render_summary
 
 RESULTS: dict[str, Any] = {
-    "run_id": "r1", "outcome": "failed", "exit_code": 1, "failure_reasons": ["test_failed"],
-    "started_at": "2026-11-29T07:00:00.000000Z", "finished_at": "2026-11-29T07:00:30.000000Z",
-    "duration_s": 30.0, "timeout_s": 1800, "cluster": {"kind": "local", "address": "127.0.0.1:1"},
+    "run_id": "r1",
+    "outcome": "failed",
+    "exit_code": 1,
+    "failure_reasons": ["test_failed"],
+    "started_at": "2026-11-29T07:00:00.000000Z",
+    "finished_at": "2026-11-29T07:00:30.000000Z",
+    "duration_s": 30.0,
+    "timeout_s": 1800,
+    "cluster": {"kind": "local", "address": "127.0.0.1:1"},
     "processes": {"spawned": 9, "reaped": 9, "leaked": 0, "zombies": 0},
     "tests": [
         {"name": "simple", "outcome": "passed", "duration_s": 2.5},
-        {"name": "broken", "outcome": "failed", "duration_s": 1.0, "error": "state failed | exit 1",
-         "log_tail": [{"task": 0, "lines": ["boom \x1b[31mred\x00", "last line"]}]},
+        {
+            "name": "broken",
+            "outcome": "failed",
+            "duration_s": 1.0,
+            "error": "state failed | exit 1",
+            "log_tail": [{"task": 0, "lines": ["boom \x1b[31mred\x00", "last line"]}],
+        },
         {"name": "slow", "outcome": "timeout", "duration_s": 9.0},
     ],
     "streams": [{"name": "stream:vm-a", "state": "exited", "lines": 12, "reconnects": 1, "gaps": 0}],
     "autoscaler_actions": [{"timestamp": "t", "action_type": "scale_up", "scale_group": "tpu", "slice_id": "s-0"}],
-}  # fmt: skip
+}
 
 
 def test_junit_counts_failures_and_errors_and_carries_the_log_tail() -> None:

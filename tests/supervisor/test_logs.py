@@ -83,9 +83,7 @@ def test_oversized_events_are_shortened_and_say_so(tmp_path: Path) -> None:
     assert set(event["truncated"]) == {"blob", "items"}
 
 
-def test_a_failing_sink_is_reported_once_and_logging_goes_on(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_a_failing_sink_is_reported_once_and_logging_goes_on(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "stdout"
     fd = os.open(out, os.O_WRONLY | os.O_CREAT)
     try:

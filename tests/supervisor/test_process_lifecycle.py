@@ -115,9 +115,7 @@ def test_critical_child_that_keeps_failing_fails_the_run(tmp_path: Path) -> None
 
 
 def test_deadline_passing_gives_124_and_a_clean_audit(tmp_path: Path) -> None:
-    argv = run_argv(
-        "deadline", tmp_path / "runs", "--demo-streams", "3", "--demo-duration", "60", "--timeout", "1.5"
-    )
+    argv = run_argv("deadline", tmp_path / "runs", "--demo-streams", "3", "--demo-duration", "60", "--timeout", "1.5")
     with started(argv, tmp_path, "deadline") as sup:
         assert sup.wait_exit(EXIT_WAIT_S) == 124
         results = sup.results()

@@ -54,10 +54,7 @@ def test_a_stable_run_resets_the_backoff_streak() -> None:
 
 def test_clean_exit_is_done_and_config_errors_are_not_restarted() -> None:
     assert decide(POLICY, FailureHistory(), now=0, uptime_s=1, exit_code=0).action is Action.DONE
-    assert (
-        decide(POLICY, FailureHistory(), now=0, uptime_s=1, exit_code=ChildExit.CONFIG).action
-        is Action.GIVE_UP
-    )
+    assert decide(POLICY, FailureHistory(), now=0, uptime_s=1, exit_code=ChildExit.CONFIG).action is Action.GIVE_UP
     never = RestartPolicy(mode=RestartMode.NEVER)
     assert decide(never, FailureHistory(), now=0, uptime_s=1, exit_code=-9).action is Action.GIVE_UP
     always = RestartPolicy(mode=RestartMode.ALWAYS, jitter=0)
