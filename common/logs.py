@@ -14,6 +14,7 @@ A sink that fails (disk full, stdout closed) is reported once on stderr and then
 logging never raises into the code that logs.
 """
 
+import enum
 import logging
 import os
 import select
@@ -52,9 +53,7 @@ class _Sink:
         except OSError as exc:
             self.failed = True
             # stderr, not the log: the log is what just failed.
-            os.write(
-                2, orjson.dumps({"event": "log_sink_failed", "sink": self.name, "error": str(exc)}) + b"\n"
-            )
+            os.write(2, orjson.dumps({"event": "log_sink_failed", "sink": self.name, "error": str(exc)}) + b"\n")
 
     def close(self) -> None:
         if self.owned:
@@ -86,14 +85,17 @@ _RESERVED = ("timestamp", "level", "event", "run_id", "pid", "role", "child")
 class _Writer:
     """The structlog 'logger': receives the finished event dict and writes it to every sink."""
 
-    def __init__(self, sinks: list[_Sink], console: bool) -> None:
+    def __init__(self, sinks: list[_Sink], mode: "StdoutMode") -> None:
         self._sinks = sinks
-        self._console = structlog.dev.ConsoleRenderer(colors=False) if console else None
+        self._mode = mode
+        self._console = structlog.dev.ConsoleRenderer(colors=False) if mode is not StdoutMode.JSON else None
 
     def _emit(self, **event: Any) -> None:
         line = _cap_line(event)
         for sink in self._sinks[1:]:
             sink.write(line)
+        if self._mode is StdoutMode.QUIET_CONSOLE and LEVELS.get(event.get("level", ""), 0) < logging.WARNING:
+            return
         if self._console is not None:
             text = self._console(None, "", dict(event))
             self._sinks[0].write(str(text).encode("utf-8", "backslashreplace")[: MAX_LINE_BYTES - 1] + b"\n")
@@ -130,12 +132,20 @@ def _static_fields(fields: dict[str, Any]) -> structlog.types.Processor:
     return add
 
 
-def _stdout_is_console(fmt: str) -> bool:
+class StdoutMode(enum.Enum):
+    JSON = "json"  # journald, a pipe, a file: every event as a JSON line
+    CONSOLE = "console"  # every event, rendered for people
+    # A terminal left to choose: warnings and errors only, because the supervisor draws
+    # its live progress line there; events.jsonl still gets everything.
+    QUIET_CONSOLE = "quiet-console"
+
+
+def stdout_mode(fmt: str = "auto") -> StdoutMode:
     if fmt == "auto":
         fmt = os.environ.get("IRIS_SMOKE_LOG_FORMAT", "auto")
     if fmt == "auto":
-        return sys.stdout.isatty()
-    return fmt == "console"
+        return StdoutMode.QUIET_CONSOLE if sys.stdout.isatty() else StdoutMode.JSON
+    return StdoutMode(fmt)
 
 
 def configure(
@@ -156,7 +166,7 @@ def configure(
     if events_path is not None:
         fd = os.open(events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         sinks.append(_Sink(fd, str(events_path), owned=True))
-    _writer = _Writer(sinks, console=_stdout_is_console(stdout_format))
+    _writer = _Writer(sinks, stdout_mode(stdout_format))
     fields: dict[str, Any] = {"run_id": run_id, "pid": os.getpid(), "role": role}
     if child is not None:
         fields["child"] = child

@@ -36,6 +36,9 @@ def _add_run_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     run.add_argument("--boot-timeout", type=_positive_seconds, default=None, help="cluster start (s), default 120")
     run.add_argument("--job-timeout", type=_positive_seconds, default=None, help="per test job (s), default 300")
     run.add_argument("--stop-grace", type=_positive_seconds, default=None, help="TERM-to-KILL grace (s), default 2")
+    run.add_argument(
+        "--discovery-interval", type=_positive_seconds, default=None, help="VM listing (s), default 1 local, 10 else"
+    )
     run.add_argument("--prefix", default=None, help="label prefix (default unique per run)")
     run.add_argument("--keep", action="store_true", help="leave the local cluster running")
     run.add_argument("--tests", default=None, metavar="NAMES", help="standard tests, comma-separated")

@@ -93,12 +93,19 @@ class RunConfig:
     boot_timeout_s: float = 120.0
     job_timeout_s: float = 300.0
     stop_grace_s: float = 2.0
-    discovery_interval_s: float = 10.0
+    # None: 1 s for the local cluster (listing it is a local RPC), 10 s for real clouds.
+    discovery_interval_s: float | None = None
     monitor_interval_s: float = 1.0
     tests: tuple[str, ...] = STANDARD_TESTS
     custom_tests: tuple[TestSpec, ...] = ()
     streams: StreamSettings = field(default_factory=StreamSettings)
     ssh: SshSettings = field(default_factory=SshSettings)
+
+    @property
+    def discovery_every_s(self) -> float:
+        if self.discovery_interval_s is not None:
+            return self.discovery_interval_s
+        return 1.0 if self.cluster is ClusterKind.LOCAL else 10.0
 
     @property
     def attached(self) -> bool:
@@ -263,7 +270,7 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
         boot_timeout_s=run.number("boot_timeout_s", 120.0),
         job_timeout_s=run.number("job_timeout_s", 300.0),
         stop_grace_s=run.number("stop_grace_s", 2.0),
-        discovery_interval_s=run.number("discovery_interval_s", 10.0),
+        discovery_interval_s=run.number("discovery_interval_s", 10.0) if "discovery_interval_s" in run.table else None,
         monitor_interval_s=run.number("monitor_interval_s", 1.0),
         tests=_standard_tests(run),
         custom_tests=tuple(_test_spec(t) for t in root.tables("tests")),

@@ -15,6 +15,4 @@ def phase(log: Any, name: str) -> Iterator[None]:
         yield
         outcome = "ok"
     finally:
-        log.info(
-            "phase_finished", phase=name, outcome=outcome, duration_s=round(time.monotonic() - started, 3)
-        )
+        log.info("phase_finished", phase=name, outcome=outcome, duration_s=round(time.monotonic() - started, 3))

@@ -44,6 +44,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "prefix": args.prefix,
         "stop_grace_s": args.stop_grace,
         "keep": args.keep or None,
+        "discovery_interval_s": args.discovery_interval,
     }
     chosen: dict[str, object] = {k: v for k, v in flags.items() if v is not None}
     if "cluster" in chosen:

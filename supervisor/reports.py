@@ -136,7 +136,8 @@ def render_junit(results: dict[str, Any]) -> bytes:
         tail = [line for t in test.get("log_tail", []) for line in t.get("lines", [])[-LOG_TAIL_LINES:]]
         node.text = _xml_safe("\n".join(tail))
     ET.indent(suite)
-    return ET.tostring(suite, encoding="utf-8", xml_declaration=True) + b"\n"
+    xml: bytes = ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+    return xml + b"\n"
 
 
 def write_reports(results: dict[str, Any], run_dir: Path) -> None:

@@ -60,19 +60,25 @@ class SmokeWork:
     def run(self, sup: Supervisor, log: Any) -> None:
         self.smoke = smoke = SmokeRun(self.plan, sup)
         with phase(log, "cluster"):
+            smoke.phase = "cluster"
             ready = smoke.start_cluster()
         if not ready:
             return
         with phase(log, "observers"):
+            smoke.phase = "observers"
             smoke.start_observers()
         with phase(log, "tests"):
+            smoke.phase = "tests"
             smoke.run_tests()
         if sup.stop_reason in (None, FailureReason.DEADLINE_EXCEEDED):
             with phase(log, "diagnostics"):
+                smoke.phase = "diagnostics"
                 smoke.collect_diagnostics()
 
     def stop(self, sup: Supervisor) -> None:
         if self.smoke is not None:
+            self.smoke.phase = "cleanup"
+            self.smoke.progress.tick()
             self.smoke.stop_in_order()
 
     def verdict(self, sup: Supervisor) -> tuple[list[FailureReason], dict[str, Any]]:
@@ -155,9 +161,14 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--prefix {plan.prefix}: {exc}") from None
     try:
         go = _start(args, plan.run_dir, plan.run_id, plan.config.timeout_s)
-        verdict = go(SmokeWork(plan), plan.config.stop_grace_s)
+        work = SmokeWork(plan)
+        verdict = go(work, plan.config.stop_grace_s)
     finally:
         lock.release()
+    if work.smoke is not None:
+        work.smoke.progress.finish(
+            f"{verdict.outcome.upper()} (exit {int(verdict.exit_code)}): see {plan.run_dir}/summary.md"
+        )
     _print_keep_hint(plan, verdict)
     return int(verdict.exit_code)
 

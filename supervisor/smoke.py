@@ -13,6 +13,7 @@ Cleanup, always, in order: tests, monitors, discovery and streams, then the clus
 (left running with `--keep`), each with one escalation; then the audit.
 """
 
+import getpass
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from supervisor.arbiter import Supervisor
 from supervisor.children import ChildRecord, ChildSpec
 from supervisor.config import ClusterKind
 from supervisor.preflight import RunPlan
+from supervisor.progress import Progress
 from supervisor.restart import RestartMode, RestartPolicy
 from supervisor.streams import Host, StreamManager, stream_name
 
@@ -42,11 +44,27 @@ class SmokeRun:
     cluster: dict[str, Any] | None = None
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     diagnostics: dict[str, Any] | None = None
+    phase: str = "preflight"
 
     def __post_init__(self) -> None:
         self.config = self.plan.config
         self.streams = StreamManager(self.sup, self._stream_spec, self.config.streams.gone_grace_s, self.sup.clock)
+        self.progress = Progress(self.sup.deadline, self.describe)
         self.sup.on_message = self._on_message
+
+    def _tick(self) -> float | None:
+        """The run's timers, sharing the supervisor's one poll: stream retirement and progress."""
+        wakes = [t for t in (self.streams.tick(), self.progress.tick()) if t is not None]
+        return min(wakes) if wakes else None
+
+    def describe(self) -> str:
+        """One line for the terminal: phase, children, streams, tests."""
+        children = self.sup.children.values()
+        running = sum(not r.finished for r in children)
+        streams = self.streams.records()
+        lines = sum(int((r.last.get("stats") or r.last.get("progress") or {}).get("lines", 0)) for r in streams)
+        tests = " ".join(f"{n}={self.results.get(n, {}).get('outcome', '…')}" for n in self.config.test_names())
+        return f"{self.phase} | children {running} running | streams {len(streams)}, {lines} lines | {tests}"
 
     # -- messages -----------------------------------------------------------------------
 
@@ -88,7 +106,7 @@ class SmokeRun:
                 },
             )
         )
-        self.sup.run_until(lambda: self.cluster is not None or record.finished)
+        self.sup.run_until(lambda: self.cluster is not None or record.finished, tick=self._tick)
         if self.cluster is None and self.sup.stop_reason is None:
             reason = FailureReason.CONTROLLER_UNREACHABLE if mode == "attach" else FailureReason.CLUSTER_START_FAILED
             self.sup.failures.append(reason)
@@ -104,7 +122,7 @@ class SmokeRun:
                 entrypoint="workers.discovery:main",
                 args={
                     "controller": self.address,
-                    "interval_s": self.config.discovery_interval_s,
+                    "interval_s": self.config.discovery_every_s,
                     "prefix": self.plan.prefix,
                 },
             )
@@ -146,7 +164,7 @@ class SmokeRun:
                 },
             )
         )
-        self.sup.run_until(lambda: record.finished, tick=self.streams.tick)
+        self.sup.run_until(lambda: record.finished, tick=self._tick)
 
     def collect_diagnostics(self) -> None:
         now = self.sup.clock()
@@ -181,31 +199,32 @@ class SmokeRun:
 
     # -- children specs -----------------------------------------------------------------
 
-    def _stream_spec(self, host: Host) -> ChildSpec:
-        transport: dict[str, Any]
-        if self.config.cluster is ClusterKind.SSH:
-            ssh = self.config.ssh
-            transport = {
-                "kind": "ssh",
-                "user": ssh.user,
-                "port": ssh.port,
-                "identity_file": ssh.identity_file,
-                "strict_host_key_checking": ssh.strict_host_key_checking,
-                "known_hosts_file": ssh.known_hosts_file,
-                "connect_timeout_s": ssh.connect_timeout_s,
-                "remote_command": self.config.streams.remote_command,
-            }
-        else:
+    def _transport(self) -> dict[str, Any]:
+        if self.config.cluster is not ClusterKind.SSH:
             assert self.cluster is not None
-            transport = {"kind": "local", "state_dir": self.cluster.get("state_dir", "")}
+            return {"kind": "local", "state_dir": self.cluster.get("state_dir", "")}
+        ssh = self.config.ssh
+        return {
+            "kind": "ssh",
+            "user": ssh.user or getpass.getuser(),
+            "port": ssh.port,
+            "identity_file": ssh.identity_file or None,
+            "strict_host_key_checking": ssh.strict_host_key_checking,
+            "known_hosts_file": ssh.known_hosts_file or None,
+            "connect_timeout_s": max(1, round(ssh.connect_timeout_s)),
+            "remote_template": self.config.streams.remote_command,
+        }
+
+    def _stream_spec(self, host: Host) -> ChildSpec:
+        fields = ("vm", "host", "role", "address", "zone", "hosts_in_vm", "container")
         return ChildSpec(
             name=stream_name(host),
             role="stream",
             entrypoint="workers.stream:main",
             preload=True,
-            args={
-                "host": dict(host),
-                "transport": transport,
+            args={k: host[k] for k in fields if k in host}
+            | {
+                "transport": self._transport(),
                 "max_line_bytes": self.config.streams.max_line_bytes,
                 "stale_after_s": self.config.streams.stale_after_s,
             },
