@@ -9,3 +9,6 @@ CHILD_NAME = "IRIS_SMOKE_CHILD"
 # Absolute deadline as Unix time, for exec'd programs that cannot share our monotonic clock
 # (a remote `timeout` on a VM, for instance).
 DEADLINE_UNIX = "IRIS_SMOKE_DEADLINE_UNIX"
+# Marks a process started to outlive its run (`iris-smoke run --keep`): the supervisor's
+# final stop and audit leave it, and everything that inherits this variable, alone.
+KEPT_CLUSTER = "IRIS_SMOKE_KEPT_CLUSTER"

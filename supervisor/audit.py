@@ -28,10 +28,18 @@ class Leftover:
             return cls(proc.pid, "?", "?", "gone")
 
 
-def descendants() -> list[psutil.Process]:
-    """Every live descendant of this process, deepest first (so KILL goes bottom-up)."""
+def _kept(proc: psutil.Process) -> bool:
     try:
-        procs = psutil.Process().children(recursive=True)
+        return env.KEPT_CLUSTER in proc.environ()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+def descendants() -> list[psutil.Process]:
+    """Every live descendant of this process, deepest first (so KILL goes bottom-up),
+    except those marked to outlive the run (a cluster kept with `--keep`)."""
+    try:
+        procs = [p for p in psutil.Process().children(recursive=True) if not _kept(p)]
     except psutil.NoSuchProcess:
         return []
     depth: dict[int, int] = {os.getpid(): 0}

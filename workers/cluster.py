@@ -26,7 +26,6 @@ from common.messages import Kind
 from workers.controller_client import wait_until_serving
 from workers.runtime import ChildContext
 
-KEPT_CLUSTER = "IRIS_SMOKE_KEPT_CLUSTER"
 ADDR_POLL_S = 0.05
 
 
@@ -45,7 +44,7 @@ def _start(ctx: ChildContext, state_dir: Path, keep: bool) -> "subprocess.Popen[
         if not keep:
             return ctx.groups.start(_argv(ctx, state_dir), stdout=subprocess.DEVNULL, stderr=out)
         kept_env = {k: v for k, v in os.environ.items() if k not in (env.RUN_TAG, env.DEADLINE_UNIX, env.CHILD_NAME)}
-        kept_env[KEPT_CLUSTER] = str(ctx.args["prefix"])
+        kept_env[env.KEPT_CLUSTER] = str(ctx.args["prefix"])
         return subprocess.Popen(
             _argv(ctx, state_dir),
             stdout=subprocess.DEVNULL,

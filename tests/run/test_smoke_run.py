@@ -1,0 +1,173 @@
+"""`iris-smoke run` end to end against the embedded local cluster: real processes throughout."""
+
+import json
+import os
+import re
+import signal
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import psutil
+
+from tests.helpers import processes
+from tests.helpers.supervisor_proc import REPO_ROOT, SupervisorProc, run_argv, started
+from tests.helpers.waiting import wait_for
+
+RUN_EXIT_S = 60.0
+EVENT_SCHEMA = json.loads((REPO_ROOT / "docs" / "log-schema.json").read_text())
+STREAM_SCHEMA = json.loads((REPO_ROOT / "docs" / "stream-record.schema.json").read_text())
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def _validate(path: Path, schema: dict[str, Any]) -> list[dict[str, Any]]:
+    records = _jsonl(path)
+    validator = jsonschema.Draft202012Validator(schema)
+    for number, record in enumerate(records, 1):
+        errors = list(validator.iter_errors(record))
+        assert not errors, f"{path.name}:{number}: {errors[0].message}"
+    return records
+
+
+def _assert_nothing_left(sup: SupervisorProc) -> None:
+    results = sup.results()
+    assert results["processes"]["leaked"] == 0 and results["processes"]["zombies"] == 0
+    assert results["processes"]["grpc_imported"] is False
+    assert processes.with_run_tag(sup.run_id) == []
+
+
+def _config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_full_run_passes_and_leaves_complete_valid_artefacts(tmp_path: Path) -> None:
+    with started(run_argv("full", tmp_path / "runs", "--timeout", "120"), tmp_path, "full") as sup:
+        assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
+        run_dir = sup.run_dir
+        results = sup.results()
+        assert results["outcome"] == "passed"
+        assert {t["name"]: t["outcome"] for t in results["tests"]} == {
+            "simple": "passed", "concurrent": "passed", "coscheduled": "passed",
+        }  # fmt: skip
+        suite = ET.parse(run_dir / "junit.xml").getroot()
+        assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "0", "0")
+        _validate(run_dir / "events.jsonl", EVENT_SCHEMA)
+        vm_files = sorted((run_dir / "logs" / "vms").glob("*.jsonl"))
+        for path in [run_dir / "logs" / "controller.jsonl", *vm_files]:
+            _validate(path, STREAM_SCHEMA)
+        # Every TPU host ran one coscheduled task and its stream caught that task's output.
+        cosched = [p for p in vm_files if any("cosched task" in r["line"] for r in _jsonl(p))]
+        assert len(cosched) == 4, [p.name for p in vm_files]
+        scheduling = _jsonl(run_dir / "scheduling.jsonl")
+        reasons = [t.get("pending_reason") for s in scheduling for j in s["jobs"] for t in j["tasks"]]
+        assert any(reasons), "a pending_reason was recorded while the TPU slice booted"
+        autoscaler = (run_dir / "autoscaler.jsonl").read_text()
+        assert "scale_up" in autoscaler
+        assert json.loads((run_dir / "diagnostics.json").read_text())
+        summary = (run_dir / "summary.md").read_text()
+        assert "PASSED" in summary and "## Streams" in summary and "scale_up" in summary
+        _assert_nothing_left(sup)
+
+
+FAILING_TEST = """
+[run]
+tests = ["simple"]
+
+[[tests]]
+name = "exits-one"
+argv = ["sh", "-c", "echo about to fail; echo the-last-words; exit 1"]
+"""
+
+
+def test_a_failing_test_exits_1_with_its_log_tail(tmp_path: Path) -> None:
+    argv = run_argv("fails", tmp_path / "runs", "--config", _config(tmp_path, FAILING_TEST))
+    with started(argv, tmp_path, "fails") as sup:
+        assert sup.wait_exit(RUN_EXIT_S) == 1, sup.output.read_text()[-3000:]
+        results = sup.results()
+        assert results["outcome"] == "failed" and results["failure_reasons"] == ["test_failed"]
+        failed = next(t for t in results["tests"] if t["name"] == "exits-one")
+        assert failed["outcome"] == "failed"
+        assert any("the-last-words" in line for tail in failed["log_tail"] for line in tail["lines"])
+        assert "the-last-words" in (sup.run_dir / "summary.md").read_text()
+        _assert_nothing_left(sup)
+
+
+SLOW_TEST = """
+[run]
+tests = []
+
+[[tests]]
+name = "sleeps"
+argv = ["sleep", "600"]
+"""
+
+
+def test_the_deadline_during_tests_gives_124_and_tears_everything_down(tmp_path: Path) -> None:
+    argv = run_argv("late", tmp_path / "runs", "--config", _config(tmp_path, SLOW_TEST), "--timeout", "8")
+    with started(argv, tmp_path, "late") as sup:
+        assert sup.wait_exit(RUN_EXIT_S) == 124, sup.output.read_text()[-3000:]
+        results = sup.results()
+        assert results["outcome"] == "timeout"
+        assert results["tests"][0]["outcome"] == "timeout"
+        assert sup.find("phase_finished", phase="cleanup")
+        killed = [e for e in sup.events() if e["event"] in ("job_terminated", "jobs_terminated")]
+        assert killed, "the tests child terminated its jobs"
+        _assert_nothing_left(sup)
+        assert not [p for p in psutil.process_iter(["cmdline"]) if "late" in " ".join(p.info["cmdline"] or [])
+                    and "local_cluster" in " ".join(p.info["cmdline"] or [])]  # fmt: skip
+
+
+def test_sigterm_during_cluster_start_and_during_tests_is_clean(tmp_path: Path) -> None:
+    with started(run_argv("term-boot", tmp_path / "runs"), tmp_path, "term-boot") as sup:
+        sup.wait_event("child_started", child="cluster")
+        sup.signal(signal.SIGTERM)
+        assert sup.wait_exit(RUN_EXIT_S) == 143
+        assert sup.results()["failure_reasons"] == ["sigterm"]
+        _assert_nothing_left(sup)
+    argv = run_argv("term-tests", tmp_path / "runs", "--config", _config(tmp_path, SLOW_TEST))
+    with started(argv, tmp_path, "term-tests") as sup:
+        sup.wait_event("child_state_changed", child="tests", new="running")
+        sup.signal(signal.SIGTERM)
+        assert sup.wait_exit(RUN_EXIT_S) == 143
+        results = sup.results()
+        assert results["outcome"] == "cancelled" and results["tests"][0]["outcome"] == "timeout"
+        _assert_nothing_left(sup)
+
+
+def test_keep_then_attach_reuses_the_cluster_and_touches_nothing(tmp_path: Path) -> None:
+    argv = run_argv("keeper", tmp_path / "runs", "--keep", "--tests", "simple", "--prefix", "kept")
+    kept: list[psutil.Process] = []
+    try:
+        with started(argv, tmp_path, "keeper") as sup:
+            assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
+            hint = sup.output.read_text()
+            address = re.search(r"--controller (\S+)", hint)
+            assert address, hint
+            kept = processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", "kept")
+            assert kept, "the local cluster outlived the run"
+            assert sup.results()["processes"]["leaked"] == 0
+        attach = run_argv("attacher", tmp_path / "runs", "--controller", address.group(1), "--tests", "simple")
+        with started(attach, tmp_path, "attacher") as second:
+            assert second.wait_exit(RUN_EXIT_S) == 0, second.output.read_text()[-3000:]
+            assert second.results()["cluster"]["mode"] == "attach"
+            assert not second.find("cluster_stopped")
+            assert all(p.is_running() for p in kept), "attaching stopped nothing"
+    finally:
+        for proc in kept:
+            if proc.name() != "sleep" and "local_cluster --state-dir" in " ".join(proc.cmdline()):
+                os.kill(proc.pid, signal.SIGTERM)
+        wait_for(lambda: not processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", "kept"), 15, "kept cluster to stop")
+
+
+def test_a_config_error_exits_2_naming_the_field(tmp_path: Path) -> None:
+    bad = _config(tmp_path, "[run]\ntimeout_s = -5\n")
+    with started(run_argv("badcfg", tmp_path / "runs", "--config", bad), tmp_path, "badcfg") as sup:
+        assert sup.wait_exit(RUN_EXIT_S) == 2
+        assert "run.timeout_s" in sup.output.read_text()
+        assert not sup.run_dir.exists()
