@@ -28,7 +28,7 @@ class Leftover:
             return cls(proc.pid, "?", "?", "gone")
 
 
-def _kept(proc: psutil.Process) -> bool:
+def is_kept(proc: psutil.Process) -> bool:
     try:
         return env.KEPT_CLUSTER in proc.environ()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
@@ -39,7 +39,7 @@ def descendants() -> list[psutil.Process]:
     """Every live descendant of this process, deepest first (so KILL goes bottom-up),
     except those marked to outlive the run (a cluster kept with `--keep`)."""
     try:
-        procs = [p for p in psutil.Process().children(recursive=True) if not _kept(p)]
+        procs = [p for p in psutil.Process().children(recursive=True) if not is_kept(p)]
     except psutil.NoSuchProcess:
         return []
     depth: dict[int, int] = {os.getpid(): 0}

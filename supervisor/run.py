@@ -59,6 +59,9 @@ class SmokeWork:
 
     def run(self, sup: Supervisor, log: Any) -> None:
         self.smoke = smoke = SmokeRun(self.plan, sup)
+        with phase(log, "clean_start"):
+            smoke.phase = "clean_start"
+            smoke.delete_leftovers("start")
         with phase(log, "cluster"):
             smoke.phase = "cluster"
             ready = smoke.start_cluster()

@@ -20,6 +20,7 @@ from typing import Any
 
 from common.messages import Kind, Message
 from common.outcome import FailureReason
+from supervisor import leftovers
 from supervisor.arbiter import Supervisor
 from supervisor.children import ChildRecord, ChildSpec
 from supervisor.config import ClusterKind
@@ -80,6 +81,15 @@ class SmokeRun:
             self.diagnostics = body
 
     # -- phases -------------------------------------------------------------------------
+
+    def delete_leftovers(self, when: str) -> None:
+        """A cluster this run owns starts clean and ends clean: nothing else on its prefix."""
+        if self.config.attached or self.config.cluster is not ClusterKind.LOCAL:
+            return
+        found = leftovers.local_clusters(self.plan.prefix, spare_kept=when == "end")
+        report = leftovers.delete(leftovers.outside_our_tree(found))
+        self.sup.log.info("leftovers_deleted", when=when, prefix=self.plan.prefix, found=len(report.found),
+                          killed=report.killed, processes=[p.cmdline[:80] for p in report.found])  # fmt: skip
 
     @property
     def address(self) -> str:
@@ -196,6 +206,7 @@ class SmokeRun:
             if group:
                 self.sup.stop_children(group)
                 self.sup.log.info("cleanup_step", roles=list(roles), stopped=len(group))
+        self.delete_leftovers("end")
 
     # -- children specs -----------------------------------------------------------------
 

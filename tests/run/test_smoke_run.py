@@ -4,6 +4,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -171,3 +173,29 @@ def test_a_config_error_exits_2_naming_the_field(tmp_path: Path) -> None:
         assert sup.wait_exit(RUN_EXIT_S) == 2
         assert "run.timeout_s" in sup.output.read_text()
         assert not sup.run_dir.exists()
+
+
+def test_leftovers_of_the_prefix_are_deleted_and_a_second_run_on_it_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / "stale-cluster"
+    stale = subprocess.Popen(
+        [sys.executable, "-m", "local_cluster", "--state-dir", str(state), "--prefix", "stale"],
+        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: (state / "controller.addr").exists(), 15, "the stale cluster to listen")
+        argv = run_argv("cleaner", tmp_path / "runs", "--prefix", "stale", "--tests", "coscheduled")
+        with started(argv, tmp_path, "cleaner") as sup:
+            sup.wait_event("phase_started", phase="cluster")
+            assert stale.wait(timeout=10) is not None, "the leftover cluster was stopped"
+            [deleted] = sup.find("leftovers_deleted", when="start")
+            assert deleted["found"] >= 1
+            second = run_argv("second", tmp_path / "runs", "--prefix", "stale")
+            with started(second, tmp_path, "second") as refused:
+                assert refused.wait_exit(RUN_EXIT_S) == 2
+                assert "prefix lock" in refused.output.read_text()
+            assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
+            _assert_nothing_left(sup)
+    finally:
+        if stale.poll() is None:
+            os.killpg(stale.pid, signal.SIGKILL)
+        stale.wait(timeout=10)
