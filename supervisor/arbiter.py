@@ -16,6 +16,7 @@ Design, in the order things happen:
 """
 
 import contextlib
+import contextlib
 import importlib
 import os
 import random
@@ -332,6 +333,21 @@ class Supervisor:
                 return False
             self.poll_once(min(left, STOP_RECHECK_S))
         return True
+
+    def drain(self, records: Iterable[ChildRecord], budget_s: float) -> list[ChildRecord]:
+        """Ask children to finish what is in flight and exit (SIGUSR1); serve them for up to
+        `budget_s`; return those still running, for the caller to stop."""
+        live = [r for r in records if r.alive]
+        for record in live:
+            self._transition(record, ChildState.STOPPING, reason="drain")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(record.pid, signal.SIGUSR1)  # type: ignore[arg-type]
+        started = self.clock()
+        self.serve(budget_s, lambda: not any(r.alive for r in live))
+        remaining = [r for r in live if r.alive]
+        self.log.info("children_drained", targets=len(live), remaining=len(remaining),
+                      duration_s=round(self.clock() - started, 3))  # fmt: skip
+        return remaining
 
     def stop_children(self, records: Iterable[ChildRecord], grace_s: float | None = None) -> StopReport:
         """Stop some children, and everything under them, with one escalation."""

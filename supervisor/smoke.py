@@ -33,6 +33,7 @@ NEVER = RestartPolicy(mode=RestartMode.NEVER)
 CLUSTER_STOP_GRACE_S = 8.0  # the local cluster stops every VM host and its tasks first
 TESTS_STOP_GRACE_S = 6.0  # the tests child terminates its jobs over RPC first
 DIAGNOSTICS_BUDGET_S = 10.0
+STREAM_DRAIN_BUDGET_S = 3.0  # streams catching up with their followers at the end of a run
 # The cluster must outlive the deadline by the diagnostics budget, or a timed-out run
 # could not say why it timed out.
 CLUSTER_EXTRA_S = DIAGNOSTICS_BUDGET_S + 5.0
@@ -199,13 +200,19 @@ class SmokeRun:
     # -- cleanup ------------------------------------------------------------------------
 
     def stop_in_order(self) -> None:
-        """Stop the run's children in dependency order, each group with one escalation."""
-        order = (("tests", "diagnostics"), ("monitor",), ("discovery", "stream"), ("cluster",))
+        """Stop the run's children in dependency order, each group with one escalation.
+
+        Streams are drained first: the lines a run most needs are its last ones (the
+        failure), and a stream started moments ago may not have caught up yet.
+        """
+        order = (("tests", "diagnostics"), ("monitor", "discovery"), ("stream",), ("cluster",))
         for roles in order:
             group = [r for r in self.sup.children.values() if r.spec.role in roles and not r.finished]
+            if "stream" in roles and self.sup.stop_reason not in (FailureReason.SIGTERM, FailureReason.SIGINT):
+                group = self.sup.drain(group, STREAM_DRAIN_BUDGET_S)
             if group:
                 self.sup.stop_children(group)
-                self.sup.log.info("cleanup_step", roles=list(roles), stopped=len(group))
+            self.sup.log.info("cleanup_step", roles=list(roles), stopped=len(group))
         self.delete_leftovers("end")
 
     # -- children specs -----------------------------------------------------------------

@@ -25,7 +25,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -74,6 +74,10 @@ class ChildContext:
     groups: ProcessGroups
     grace_s: float
     log: Any
+    # SIGUSR1: finish what is in flight, then exit by yourself (a stream catching up with
+    # its follower before the run ends). Children that have nothing to finish ignore it;
+    # the supervisor stops them after its drain budget either way.
+    drain: StopRequest = field(default_factory=StopRequest)
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ def _detach(launch: Launch, message_fd: int) -> None:
     # The supervisor's signal wake-up pipe is about to be closed; the handlers it set
     # would write to a stale descriptor.
     signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGALRM):
+    for sig in (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGALRM, signal.SIGUSR1):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logs.forget_after_fork()
@@ -127,6 +131,7 @@ def _install_stop_signals(ctx: ChildContext) -> None:
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGALRM, on_stop)
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: ctx.drain.request("drain"))
     # A child that learns the deadline exits on its own past it, even if the supervisor
     # is wedged and never sends SIGTERM.
     signal.setitimer(signal.ITIMER_REAL, max(ctx.deadline.remaining(), 0.001))

@@ -72,9 +72,7 @@ def flag_values(args: argparse.Namespace, extra: list[str] | None) -> dict[str, 
     return values
 
 
-def preflight(
-    args: argparse.Namespace, extra: list[str] | None
-) -> tuple[CanaryConfig, Callable[[], CanaryConfig]]:
+def preflight(args: argparse.Namespace, extra: list[str] | None) -> tuple[CanaryConfig, Callable[[], CanaryConfig]]:
     flags = flag_values(args, extra)
 
     def load() -> CanaryConfig:
@@ -107,7 +105,7 @@ def main(argv: list[str]) -> int:
         return ExitCode.USAGE
     try:
         logs.configure("canary", None, config.state_dir / EVENTS_NAME, level=args.log_level)
-        return _serve(config, load)
+        return _serve(config, load, args.log_level)
     finally:
         lock.release()
 
@@ -116,13 +114,13 @@ def describe(config: CanaryConfig) -> dict[str, Any]:
     return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}
 
 
-def _serve(config: CanaryConfig, load: Callable[[], CanaryConfig]) -> int:
+def _serve(config: CanaryConfig, load: Callable[[], CanaryConfig], log_level: str) -> int:
     log = logs.get_logger()
     log.info("canary_started", config=describe(config))
     for warning in budgets.check(config).warnings:
         log.warning("budget_warning", warning=warning)
     try:
-        canary = Canary(config, load, environ=dict(os.environ))
+        canary = Canary(config, load, environ=dict(os.environ), log_level=log_level)
         with canary:
             return canary.serve()
     except ConfigError as exc:

@@ -89,12 +89,14 @@ class Canary:
         reload: Reloader,
         *,
         environ: dict[str, str],
+        log_level: str = "info",
         clock: Clock = time.monotonic,
     ) -> None:
         self.config = config
         self._reload = reload
         self._environ = environ
         self._clock = clock
+        self._log_level = log_level
         self.phase = Phase.STARTING
         self.log = logs.get_logger()
         self.notifier = Notifier(environ)
@@ -303,9 +305,7 @@ class Canary:
             pid = runs.spawn(argv, runs.run_environment(self._environ, run_id))
         except OSError as exc:
             self.log.error("run_spawn_failed", run=run_id, argv=argv, error=str(exc))
-            self._finish(
-                runs.RunSummary(run_id, Outcome.ERROR, 127, 0.0, time.time(), reasons=["spawn_failed"])
-            )
+            self._finish(runs.RunSummary(run_id, Outcome.ERROR, 127, 0.0, time.time(), reasons=["spawn_failed"]))
             return
         self.run = ActiveRun(run_id, pid, slot_at, now, now + cfg.run_timeout_s + cfg.cleanup_budget_s)
         self._set_phase(Phase.RUNNING)
@@ -360,9 +360,7 @@ class Canary:
         """KILL and count every process still carrying the run's tag (the run itself is gone)."""
         leftovers = [p for p in audit.tagged(run_id) if audit.alive(p)]
         for proc in leftovers:
-            self.log.error(
-                "process_leaked", run=run_id, child_pid=proc.pid, process=audit.Leftover.of(proc).cmdline
-            )
+            self.log.error("process_leaked", run=run_id, child_pid=proc.pid, process=audit.Leftover.of(proc).cmdline)
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
                 proc.kill()
         if leftovers:
@@ -444,7 +442,7 @@ class Canary:
             path.replace(path.with_name(path.name + ".1"))
         except FileNotFoundError:
             return
-        logs.configure("canary", None, path)
+        logs.configure("canary", None, path, level=self._log_level)
         self.log.info("events_rotated", path=str(path))
 
     def _set_phase(self, phase: Phase) -> None:

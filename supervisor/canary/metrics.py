@@ -40,9 +40,7 @@ class CanaryMetrics:
             ["outcome"], registry=r,
         )  # fmt: skip
         self.last_exit_code = Gauge("iris_smoke_last_run_exit_code", "Exit code of the last run", registry=r)
-        self.last_duration = Gauge(
-            "iris_smoke_last_run_duration_seconds", "Duration of the last run", registry=r
-        )
+        self.last_duration = Gauge("iris_smoke_last_run_duration_seconds", "Duration of the last run", registry=r)
         self.last_finished = Gauge(
             "iris_smoke_last_run_timestamp_seconds", "Unix time the last run finished", registry=r
         )
@@ -76,16 +74,10 @@ class CanaryMetrics:
         self.slots_skipped = Counter(
             "iris_smoke_slots_skipped", "Schedule slots skipped because a run overran", registry=r
         )
-        self.reloads = Counter(
-            "iris_smoke_canary_config_reloads", "SIGHUP reloads, by result", ["result"], registry=r
-        )
+        self.reloads = Counter("iris_smoke_canary_config_reloads", "SIGHUP reloads, by result", ["result"], registry=r)
         self.open_fds = Gauge("iris_smoke_canary_open_fds", "Open descriptors of the daemon", registry=r)
-        self.rss = Gauge(
-            "iris_smoke_canary_resident_memory_bytes", "Resident memory of the daemon", registry=r
-        )
-        self.started = Gauge(
-            "iris_smoke_canary_start_time_seconds", "Unix time the daemon started", registry=r
-        )
+        self.rss = Gauge("iris_smoke_canary_resident_memory_bytes", "Resident memory of the daemon", registry=r)
+        self.started = Gauge("iris_smoke_canary_start_time_seconds", "Unix time the daemon started", registry=r)
         self.started.set(time.time())
         # Every outcome exists from the start, so rate() and absent() work before the first failure.
         for outcome in Outcome:

@@ -40,9 +40,7 @@ def run_environment(environ: Mapping[str, str], run_id: str) -> dict[str, str]:
     return {k: v for k, v in environ.items() if k not in drop} | {env.RUN_TAG: run_id}
 
 
-def run_argv(
-    command: Sequence[str], runs_dir: Path, run_id: str, timeout_s: float, extra: Sequence[str]
-) -> list[str]:
+def run_argv(command: Sequence[str], runs_dir: Path, run_id: str, timeout_s: float, extra: Sequence[str]) -> list[str]:
     # Extra arguments come last, so an operator's own --timeout there wins over ours
     # (the daemon still enforces its own run timeout + cleanup budget).
     return [*command, "--log-dir", str(runs_dir), "--run-id", run_id, "--timeout", f"{timeout_s:g}", *extra]

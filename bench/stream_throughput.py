@@ -1,0 +1,135 @@
+"""Throughput of the stream child's read/parse/write loop against `cat`, on the same data.
+
+    /tmp/v/bin/python bench/stream_throughput.py [--mb 200] [--runs 3] [--dir DIR]
+
+Generates DIR/data.log once (~100-byte docker-style lines: `<RFC 3339 ns timestamp> text`),
+then, alternating, `cat data.log | cat > out` and `cat data.log | <stream child loop>`,
+where the loop is the real one (StreamChild: Connection, poll, framing, encoding,
+O_APPEND writes) with `cat data.log` as the follower. Each run writes a fresh file
+(overwriting a large file on a `discard` mount costs TRIM time that is not ours).
+Prints MB/s of input for each, best of `--runs`, and the ratio.
+"""
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import logs
+from common.deadline import Deadline
+from common.messages import Channel
+from workers.groups import ProcessGroups
+from workers.runtime import ChildContext, StopRequest
+from workers.stream.backoff import Backoff
+from workers.stream.child import StreamChild
+from workers.stream.outfile import StreamFile
+from workers.stream.spec import parse_spec
+
+WORDS = ["alpha", "beta", "gamma", "delta", "worker", "task", "scheduled", "heartbeat", "ok", "tpu", "'q'", '"dq"']
+TARGET_RATIO = 0.40
+
+
+def generate(path: Path, megabytes: int) -> None:
+    if path.exists() and path.stat().st_size >= megabytes * 1_000_000:
+        return
+    rnd = random.Random(1)
+    base_ns = 1_700_000_000 * 10**9
+    with open(path, "wb") as out:
+        written, i = 0, 0
+        while written < megabytes * 1_000_000:
+            lines = []
+            for _ in range(10_000):
+                seconds, nanos = divmod(base_ns + i * 1000, 10**9)
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+                text = f"I{i:08d} " + " ".join(rnd.choice(WORDS) for _ in range(12))
+                lines.append(f"{stamp}.{nanos:09d}Z {text[:68]:<68}\n")
+                i += 1
+            data = "".join(lines).encode()
+            out.write(data)
+            written += len(data)
+
+
+def run_cat(data: Path, out: Path) -> float:
+    out.unlink(missing_ok=True)
+    started = time.perf_counter()
+    with open(out, "wb") as sink:
+        source = subprocess.Popen(["cat", str(data)], stdout=subprocess.PIPE)
+        assert source.stdout is not None
+        copier = subprocess.Popen(["cat"], stdin=source.stdout, stdout=sink)
+        source.stdout.close()
+        copier.wait()
+        source.wait()
+    return time.perf_counter() - started
+
+
+def run_stream(data: Path, workdir: Path) -> tuple[float, int]:
+    run_dir = workdir / "run"
+    out = run_dir / "logs" / "vms" / "vm-1.jsonl"
+    out.unlink(missing_ok=True)
+    args = {
+        "vm": "vm-1",
+        "container": "iris-worker",
+        # `sh -c 'exec cat "$0"' DATA logs --state-dir ...`: the local transport's argv with
+        # cat as the follower (the arguments after DATA are ignored by the shell script).
+        "transport": {
+            "kind": "local",
+            "state_dir": str(workdir),
+            "command_prefix": ["sh", "-c", 'exec cat "$0"', str(data)],
+        },
+    }
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    ctx = ChildContext(
+        name="stream:bench", role="stream", run_id="bench", run_dir=run_dir, deadline=Deadline.after(600),
+        args=args, channel=Channel(devnull), stop=StopRequest(), groups=ProcessGroups(), grace_s=1.0,
+        log=logs.get_logger(),
+    )  # fmt: skip
+    spec = parse_spec(args, run_dir)
+    child = StreamChild(ctx, spec, Backoff(), StreamFile(spec.output, spec.max_line_bytes))
+    started = time.perf_counter()
+    conn = child._connect()
+    assert conn is not None
+    reason = child._pump(conn)
+    child._disconnect(conn, reason)
+    child._finish()
+    elapsed = time.perf_counter() - started
+    os.close(devnull)
+    return elapsed, child.encoder.counters.lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "iris-smoke-bench"))
+    opts = parser.parse_args()
+    workdir = Path(opts.dir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    logs.configure("bench", "bench", workdir / "events.jsonl", stdout_format="json", stdout_fd=quiet)
+    data = workdir / "data.log"
+    generate(data, opts.mb)
+    size = data.stat().st_size
+    cat_times, stream_times, lines = [], [], 0
+    for _ in range(opts.runs):
+        cat_times.append(run_cat(data, workdir / "out.cat"))
+        elapsed, lines = run_stream(data, workdir)
+        stream_times.append(elapsed)
+    cat_mbs, stream_mbs = size / min(cat_times) / 1e6, size / min(stream_times) / 1e6
+    ratio = stream_mbs / cat_mbs
+    print(f"input        {size / 1e6:.0f} MB, {lines} lines, best of {opts.runs}")
+    print(f"cat          {cat_mbs:8.1f} MB/s")
+    growth = (workdir / "run/logs/vms/vm-1.jsonl").stat().st_size / size
+    print(f"stream child {stream_mbs:8.1f} MB/s   ({growth:.2f} bytes out per byte in)")
+    print(f"ratio        {ratio:8.1%}   (target {TARGET_RATIO:.0%}: {'met' if ratio >= TARGET_RATIO else 'NOT met'})")
+    (workdir / "out.cat").unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

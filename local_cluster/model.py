@@ -1,0 +1,136 @@
+"""The controller's records: what a job asks for, and jobs, tasks and workers as they live.
+
+Specs are frozen; records are mutable dataclasses whose lifecycle is an explicit state
+enum. Times are on the controller's monotonic clock; only the API converts them to wall
+time.
+"""
+
+import collections
+import enum
+from dataclasses import dataclass, field
+
+from local_cluster.states import AcceleratorType, JobState, TaskState
+
+TASK_LOG_LINES_KEPT = 1000
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: AcceleratorType = AcceleratorType.CPU
+    variant: str = ""  # empty = any variant
+    count: int = 0  # chips/devices per task; 0 = the whole host (cpu: one task slot)
+
+    def describe(self) -> str:
+        if self.kind == AcceleratorType.CPU:
+            return "cpu"
+        return " ".join(p for p in (self.kind.value, self.variant, f"x{self.count}" if self.count else "") if p)
+
+
+class ConstraintOp(enum.IntEnum):
+    EQ = 1
+    NE = 2
+    EXISTS = 3
+    NOT_EXISTS = 4
+
+
+@dataclass(frozen=True)
+class Constraint:
+    key: str
+    op: ConstraintOp
+    value: str = ""
+
+    def matches(self, attributes: dict[str, str]) -> bool:
+        present = self.key in attributes
+        match self.op:
+            case ConstraintOp.EQ:
+                return present and attributes[self.key] == self.value
+            case ConstraintOp.NE:
+                return not present or attributes[self.key] != self.value
+            case ConstraintOp.EXISTS:
+                return present
+            case ConstraintOp.NOT_EXISTS:
+                return not present
+
+    def describe(self) -> str:
+        symbol = {ConstraintOp.EQ: "=", ConstraintOp.NE: "!=", ConstraintOp.EXISTS: " exists"}
+        if self.op == ConstraintOp.NOT_EXISTS:
+            return f"{self.key} absent"
+        return f"{self.key}{symbol[self.op]}{self.value}"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    argv: tuple[str, ...]
+    device: Device = Device()
+    replicas: int = 1
+    group_by: str = ""  # coscheduling attribute; empty = tasks placed independently
+    constraints: tuple[Constraint, ...] = ()
+    scheduling_timeout_s: float | None = None
+    timeout_s: float | None = None
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class Task:
+    job_id: str
+    index: int
+    state: TaskState = TaskState.PENDING
+    worker_id: str = ""
+    pending_reason: str = ""
+    can_be_scheduled: bool = False
+    exit_code: int = 0
+    error: str = ""
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    log: collections.deque[tuple[int, str]] = field(
+        default_factory=lambda: collections.deque(maxlen=TASK_LOG_LINES_KEPT)
+    )
+
+    @property
+    def task_id(self) -> str:
+        return f"{self.job_id}/{self.index}"
+
+
+@dataclass
+class Job:
+    job_id: str
+    spec: JobSpec
+    submitted_at: float
+    tasks: list[Task]
+    state: JobState = JobState.PENDING
+    error: str = ""
+    exit_code: int = 0
+    pending_reason: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def coscheduled(self) -> bool:
+        return bool(self.spec.group_by)
+
+
+@dataclass
+class Worker:
+    worker_id: str  # the VM name
+    slice_id: str
+    scale_group: str
+    host_index: int
+    device: Device  # kind, variant and count = the host's capacity
+    attributes: dict[str, str]
+    pid: int
+    last_heartbeat: float
+    schedulable: bool = False  # every host of the slice has registered
+    healthy: bool = True
+    active_tasks: dict[tuple[str, int], int] = field(default_factory=dict)  # (job, index) -> units
+
+    @property
+    def free_units(self) -> int:
+        return self.device.count - sum(self.active_tasks.values())
+
+    def units_for(self, device: Device) -> int:
+        """Capacity units a task with `device` would take on this worker."""
+        if self.device.kind == AcceleratorType.CPU:
+            return 1
+        return device.count or self.device.count

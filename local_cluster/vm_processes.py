@@ -1,0 +1,118 @@
+"""The local "cloud": each VM is a `python -m local_cluster.vmhost` child process.
+
+Started with subprocess (fork+exec), never a bare fork: this process holds gRPC objects
+and threads, and a forked copy of them is unsafe. Each VM host gets a session of its own
+(a Ctrl-C on the cluster's terminal must not reach it; the cluster stops it) and asks
+for a parent-death signal itself. That signal fires when the *thread* that forked it
+exits, so every call here must come from the one long-lived control-loop thread, which
+also runs the final `stop_all`.
+
+This class is the only reaper of VM host processes: `poll` reaps (waitpid on each
+known pid) and escalates overdue stops from SIGTERM to SIGKILL without blocking.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from local_cluster.autoscaler import StartVm
+from local_cluster.config import ClusterSettings
+
+VM_STOP_GRACE_S = 2.0
+# The directory that holds the local_cluster package, so that `-m local_cluster.vmhost`
+# resolves whatever the cluster's working directory is.
+IMPORT_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+@dataclass
+class VmProcess:
+    name: str
+    popen: "subprocess.Popen[bytes]"
+    kill_at: float | None = None  # set by stop(): SIGKILL the group if still alive then
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    path = env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = f"{IMPORT_ROOT}{os.pathsep}{path}" if path else IMPORT_ROOT
+    return env
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class VmProcesses:
+    def __init__(
+        self, state_dir: Path, settings: ClusterSettings, address: Callable[[], str],
+        stop_grace_s: float = VM_STOP_GRACE_S, clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self._state_dir = state_dir
+        self._settings = settings
+        self._address = address
+        self._grace_s = stop_grace_s
+        self._clock = clock
+        self._live: dict[str, VmProcess] = {}
+        self._never_started: list[str] = []
+
+    def start(self, cmd: StartVm) -> int:
+        argv = [
+            sys.executable, "-m", "local_cluster.vmhost",
+            "--controller", self._address(),
+            "--vm", cmd.vm_name,
+            "--state-dir", str(self._state_dir),
+            "--parent-pid", str(os.getpid()),
+            "--boot-delay", str(cmd.boot_delay_s),
+            "--heartbeat-interval", str(self._settings.heartbeat_interval_s),
+            "--crash-after", str(cmd.crash_after_s),
+        ]  # fmt: skip
+        if cmd.fail_boot:
+            argv.append("--fail-boot")
+        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=child_env(),
+                                 start_new_session=True)  # fmt: skip
+        self._live[cmd.vm_name] = VmProcess(cmd.vm_name, popen)
+        return popen.pid
+
+    def stop(self, name: str) -> None:
+        proc = self._live.get(name)
+        if proc is None:
+            self._never_started.append(name)
+            return
+        if proc.kill_at is None:
+            proc.kill_at = self._clock() + self._grace_s
+            _signal_group(proc.popen.pid, signal.SIGTERM)
+
+    def poll(self) -> list[tuple[str, int]]:
+        """Reap VM hosts that exited; returns (name, exit code), a signal as 128 + its number."""
+        exited = [(name, 0) for name in self._never_started]
+        self._never_started.clear()
+        now = self._clock()
+        for name, proc in list(self._live.items()):
+            code = proc.popen.poll()
+            if code is None and proc.kill_at is not None and now >= proc.kill_at:
+                _signal_group(proc.popen.pid, signal.SIGKILL)
+            elif code is not None:
+                del self._live[name]
+                exited.append((name, code if code >= 0 else 128 - code))
+        return exited
+
+    def stop_all(self, grace_s: float) -> list[tuple[str, int]]:
+        """TERM every VM host, wait up to `grace_s` in total, KILL the rest; reaps them all."""
+        for name in list(self._live):
+            self.stop(name)
+        deadline = self._clock() + grace_s
+        for proc in self._live.values():
+            try:
+                proc.popen.wait(timeout=max(0.0, deadline - self._clock()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.popen.pid, signal.SIGKILL)
+        for proc in self._live.values():
+            proc.popen.wait(timeout=grace_s)  # after SIGKILL the kernel ends it promptly
+        return self.poll()

@@ -1,0 +1,165 @@
+"""A real OpenSSH server on 127.0.0.1, for transport tests.
+
+Fresh ed25519 host and user keys, its own sshd_config (nothing from /etc/ssh), a free
+port, a known_hosts file so clients check the host key strictly. Ready means: the port
+accepts connections AND `ssh ... true` succeeds, bounded; if sshd dies first the error
+carries its log. Teardown ends the listener's session processes (and what runs under
+them) and the listener, and reaps them.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+SSHD = "/usr/sbin/sshd"
+READY_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 5.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True, timeout=30)
+
+
+@dataclass
+class Sshd:
+    workdir: Path
+    port: int = 0
+    proc: "subprocess.Popen[bytes] | None" = None
+    user: str = field(default_factory=lambda: psutil.Process().username())
+
+    @property
+    def user_key(self) -> Path:
+        return self.workdir / "user_key"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.workdir / "known_hosts"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "sshd.log"
+
+    def ssh_argv(self, *command: str) -> list[str]:
+        return [
+            "ssh", "-F", "none", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+            "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
+            "-p", str(self.port), "-i", str(self.user_key), "-l", self.user, "127.0.0.1", *command,
+        ]  # fmt: skip
+
+    def transport_args(self, remote_template: str) -> dict[str, object]:
+        return {
+            "kind": "ssh",
+            "user": self.user,
+            "identity_file": str(self.user_key),
+            "port": self.port,
+            "known_hosts_file": str(self.known_hosts),
+            "config_file": "none",
+            "connect_timeout_s": 5,
+            "server_alive_interval_s": 2,
+            "server_alive_count_max": 2,
+            "remote_template": remote_template,
+        }
+
+    def _write_config(self) -> Path:
+        host_key = self.workdir / "host_key"
+        _keygen(host_key)
+        _keygen(self.user_key)
+        shutil.copy(self.user_key.with_suffix(".pub"), self.workdir / "authorized_keys")
+        host_pub = (self.workdir / "host_key.pub").read_text().split()
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {host_pub[0]} {host_pub[1]}\n")
+        config = self.workdir / "sshd_config"
+        config.write_text(
+            f"ListenAddress 127.0.0.1\nPort {self.port}\nHostKey {host_key}\n"
+            f"AuthorizedKeysFile {self.workdir / 'authorized_keys'}\nPidFile {self.workdir / 'sshd.pid'}\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+            "PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nPrintMotd no\n"
+            "MaxStartups 100\nMaxSessions 100\nLogLevel VERBOSE\n"
+        )
+        return config
+
+    def start(self) -> "Sshd":
+        if not os.path.exists(SSHD):
+            pytest.fail("install openssh-server: /usr/sbin/sshd is missing")
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = _free_port()
+        config = self._write_config()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self.proc is not None
+        end = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                pytest.fail(f"sshd exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
+            if self._accepts() and self._login_works():
+                return
+            time.sleep(0.05)  # readiness poll interval, bounded by READY_TIMEOUT_S
+        pytest.fail(f"sshd not ready within {READY_TIMEOUT_S} s:\n{self.log_path.read_text()}")
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def _login_works(self) -> bool:
+        done = subprocess.run(self.ssh_argv("true"), capture_output=True, timeout=10, check=False)
+        return done.returncode == 0
+
+    def sessions(self) -> list[psutil.Process]:
+        """The per-connection sshd processes (children of the listener)."""
+        assert self.proc is not None
+        try:
+            return psutil.Process(self.proc.pid).children()
+        except psutil.NoSuchProcess:
+            return []
+
+    def session_tree(self) -> list[psutil.Process]:
+        assert self.proc is not None
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        # Sessions first, while the listener is alive to reap them; what runs under a
+        # session is re-parented to pytest (a subreaper) and reaped by its leak check.
+        tree = self.session_tree()
+        for proc in reversed(tree):
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                continue
+        psutil.wait_procs(tree, timeout=STOP_TIMEOUT_S)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        self.proc = None

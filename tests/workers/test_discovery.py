@@ -1,0 +1,83 @@
+"""The discovery child against a real local cluster."""
+
+from pathlib import Path
+from typing import Any
+
+from common.messages import Kind
+from tests.helpers.forked import forked_child, run_to_end
+from tests.helpers.waiting import wait_for
+from tests.workers.conftest import launch_jobs
+
+STOP_WITHIN_S = 1.5
+
+
+def _slice_hosts(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [h for h in body["hosts"] if h["slice"].startswith("local-tpu-")]
+
+
+def test_discovery_sends_controller_and_workers_then_a_new_slice_with_hosts_0_to_3(
+    cluster: str, tmp_path: Path
+) -> None:
+    """The set has the controller and the CPU worker; a TPU job's scale-up adds hosts 0..3."""
+    args = {"controller": cluster, "prefix": "local", "interval_s": 0.2}
+    with forked_child("workers.discovery:main", args, tmp_path / "run", name="discovery") as child:
+        child.wait_message(Kind.READY, timeout_s=10)
+        # The CPU slice (min_slices 1) may still be booting at the first listing.
+        body = child.wait_message(Kind.HOSTS, timeout_s=10, match=lambda b: len(b["hosts"]) >= 2)
+        assert body["ok"] is True
+        by_vm = {h["vm"]: h for h in body["hosts"]}
+        assert by_vm["local-controller"] == {
+            "vm": "local-controller", "host": 0, "role": "controller", "address": cluster, "zone": "",
+            "container": "iris-controller", "slice": "", "hosts_in_vm": 1,
+        }  # fmt: skip
+        cpu = by_vm["local-cpu-0-w0"]
+        assert (cpu["role"], cpu["container"], cpu["zone"], cpu["slice"]) == (
+            "worker",
+            "iris-worker",
+            "local",
+            "local-cpu-0",
+        )
+
+        launch_jobs(
+            cluster, tmp_path / "probe", "disc-", {"name": "tpu", "argv": ["sh", "-c", "sleep 0.2"], "device": "tpu"}
+        )
+        body = child.wait_message(Kind.HOSTS, timeout_s=15, match=lambda b: len(_slice_hosts(b)) == 4)
+        hosts = sorted(_slice_hosts(body), key=lambda h: h["slice_host"])
+        assert [h["slice_host"] for h in hosts] == [0, 1, 2, 3]
+        assert {h["host"] for h in hosts} == {0}, "each local host is a one-host VM"
+        assert [h["vm"] for h in hosts] == [f"local-tpu-0-w{i}" for i in range(4)]
+        assert {h["slice"] for h in hosts} == {"local-tpu-0"}
+
+        assert child.stop_and_reap() == 0
+        assert child.stop_to_exit_s is not None and child.stop_to_exit_s < STOP_WITHIN_S
+    assert child.events("discovery_stopped")
+
+
+def test_discovery_logs_failures_sends_no_hosts_and_reports_a_long_outage(tmp_path: Path) -> None:
+    """No controller: each failed listing is an event with its code; no HOSTS; a long outage is reported once."""
+    args = {"controller": "127.0.0.1:1", "prefix": "local", "interval_s": 0.05, "unavailable_report_s": 0.3}
+    with forked_child("workers.discovery:main", args, tmp_path / "run", name="discovery") as child:
+        report = child.wait_message(Kind.PROGRESS, timeout_s=5)
+        wait_for(lambda: len(child.events("discovery_failed")) >= 8, 5, "more failed listings")
+        assert child.stop_and_reap() == 0
+    assert report["controller"] == "unavailable" and report["unavailable_for_s"] >= 0.3
+    assert len(child.of(Kind.PROGRESS)) == 1 and len(child.events("controller_unavailable")) == 1
+    assert child.of(Kind.HOSTS) == [] and child.of(Kind.READY) == []
+    assert child.events("discovery_failed")[0]["code"] == "UNAVAILABLE"
+
+
+def test_hosts_with_hostile_names_are_dropped_and_logged(tmp_path: Path) -> None:
+    """A VM or slice name that could smuggle shell syntax never reaches the host set."""
+    good = {"worker_id": "local-tpu-0-w1", "vm_name": "local-tpu-0-w1", "address": "local:1",
+            "attributes": {"tpu-name": "local-tpu-0", "tpu-worker-id": "1", "region": "local"}}  # fmt: skip
+    hostile = [
+        good | {"worker_id": "a", "vm_name": "vm;touch pwned"},
+        good | {"worker_id": "b", "vm_name": "$(id)"},
+        good | {"worker_id": "c", "attributes": {"tpu-name": "../x", "tpu-worker-id": "0"}},
+        good | {"worker_id": "d", "attributes": {"tpu-name": "s", "tpu-worker-id": "1\\nrm"}},
+    ]
+    child = run_to_end("tests.workers.probes:discovery_hosts", {"workers": [good, *hostile]}, tmp_path, 10)
+    (result,) = child.of(Kind.RESULT)
+    assert [h["vm"] for h in result["hosts"]] == ["local-controller", "local-tpu-0-w1"]
+    assert result["hosts"][1]["slice_host"] == 1 and result["hosts"][1]["slice"] == "local-tpu-0"
+    assert len(child.events("hostile_name_rejected")) == len(hostile)

@@ -1,0 +1,109 @@
+"""The discovery child: which VM hosts exist now, sent to the supervisor as one full set.
+
+args: controller (address), prefix (the cluster's VM name prefix), interval_s (default 10).
+
+It lists the controller's workers at once and then every interval, and sends the whole
+set each time (`Kind.HOSTS`), never a diff: the supervisor compares it with its streams,
+and a lost or duplicated message cannot leave it with a wrong picture. Workers the
+controller still lists but calls unhealthy stay in the set, so their streams keep going
+and capture why they died. A failed listing sends nothing (the supervisor keeps its
+existing streams) and is retried at the next interval; READY follows the first success.
+
+Every VM and slice name ends up in a command line (a local argv, an ssh command), so
+names that fail `workers.hosts.validate_name` are dropped and logged
+(`hostile_name_rejected`), never passed on.
+"""
+
+from typing import Any
+
+import grpc
+
+from common.child_exit import ChildExit
+from common.messages import Kind
+from iris_smoke_api.v1 import controller_pb2
+from workers import controller_client as cc
+from workers.hosts import HostileNameError, Role, validate_name
+from workers.runtime import ChildContext
+
+DISCOVERY_INTERVAL_S = 10.0
+CONTROLLER_CONTAINER = "iris-controller"
+WORKER_CONTAINER = "iris-worker"
+
+
+def controller_host(prefix: str, address: str) -> dict[str, Any]:
+    return {
+        "vm": f"{prefix}-controller",
+        "host": 0,
+        "role": Role.CONTROLLER,
+        "address": address,
+        "zone": "",
+        "container": CONTROLLER_CONTAINER,
+        "slice": "",
+        "hosts_in_vm": 1,
+    }
+
+
+def worker_host(worker: controller_pb2.WorkerInfo) -> dict[str, Any]:
+    """One worker as a host entry; raises HostileNameError for a name we will not pass on."""
+    attributes = worker.attributes
+    try:
+        index = int(attributes.get("tpu-worker-id", "0"))
+    except ValueError:
+        raise HostileNameError("tpu-worker-id", attributes.get("tpu-worker-id")) from None
+    slice_id = attributes.get("tpu-name", worker.slice_id)
+    zone = attributes.get("region", "")
+    return {
+        "vm": validate_name("vm", worker.vm_name or worker.worker_id),
+        # Every local host is a VM of its own (`<slice>-w<i>`): it is host 0 of that VM,
+        # and `slice_host` is its index in the slice. (On GCP a TPU slice is one VM with
+        # hosts 0..N-1, streamed with `--worker=N`: there `host` is that index.)
+        "host": 0,
+        "slice_host": index,
+        "role": Role.WORKER,
+        "address": worker.address,
+        "zone": validate_name("zone", zone) if zone else "",
+        "container": WORKER_CONTAINER,
+        "slice": validate_name("slice", slice_id) if slice_id else "",
+        "hosts_in_vm": 1,
+    }
+
+
+def hosts_from(workers: list[controller_pb2.WorkerInfo], prefix: str, address: str, log: Any) -> list[dict[str, Any]]:
+    """The full host set: the controller's VM first, then every listed worker with acceptable names."""
+    hosts = [controller_host(prefix, address)]
+    for worker in sorted(workers, key=lambda w: w.worker_id):
+        try:
+            hosts.append(worker_host(worker))
+        except HostileNameError as exc:
+            log.warning("hostile_name_rejected", field=exc.field, value=repr(exc.value)[:100])
+    return hosts
+
+
+def main(ctx: ChildContext) -> int:
+    address = str(ctx.args["controller"])
+    prefix = str(ctx.args["prefix"])
+    try:
+        validate_name("prefix", f"{prefix}-controller")
+    except HostileNameError as exc:
+        ctx.log.error("discovery_config_invalid", error=str(exc))
+        return ChildExit.CONFIG
+    interval_s = float(ctx.args.get("interval_s", DISCOVERY_INTERVAL_S))
+    outage = cc.outage_for(ctx)
+    sent: list[dict[str, Any]] | None = None
+    with cc.connect(address) as conn:
+        for _ in cc.poll_every(ctx, interval_s):
+            try:
+                reply = conn.stub.ListWorkers(controller_pb2.ListWorkersRequest(), timeout=cc.rpc_timeout(ctx.deadline))
+            except grpc.RpcError as exc:
+                cc.rpc_failed(ctx, outage, "discovery_failed", exc)
+                continue
+            cc.rpc_succeeded(ctx, outage)
+            hosts = hosts_from(list(reply.workers), prefix, address, ctx.log)
+            ctx.channel.send(Kind.HOSTS, hosts=hosts, ok=True)
+            if sent is None:
+                ctx.channel.send(Kind.READY, hosts=len(hosts))
+            if hosts != sent:
+                ctx.log.info("hosts_discovered", count=len(hosts), vms=[h["vm"] for h in hosts][:50])
+            sent = hosts
+    ctx.log.info("discovery_stopped", reason=ctx.stop.reason or "deadline")
+    return ChildExit.OK

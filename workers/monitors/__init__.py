@@ -1,0 +1,1 @@
+"""Children that watch the controller and record what it reports, one JSONL file each."""

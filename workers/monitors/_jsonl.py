@@ -1,0 +1,46 @@
+"""One writer per JSONL file: append-only, one `write(2)` per record, a lock against a second writer.
+
+O_APPEND makes every write land at the end whatever else happened to the file, and the
+file is never opened with O_TRUNC: a restarted monitor continues the same file. The
+exclusive flock makes a second writer (two monitors given the same `out`) fail at open
+instead of interleaving silently.
+"""
+
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+class SecondWriterError(RuntimeError):
+    pass
+
+
+class JsonlWriter:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise SecondWriterError(f"{path} already has a writer") from None
+        self.records = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        data = memoryview(orjson.dumps(record, default=str) + b"\n")
+        while data:
+            data = data[os.write(self._fd, data) :]
+        self.records += 1
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> "JsonlWriter":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

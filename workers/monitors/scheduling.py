@@ -1,0 +1,159 @@
+"""monitor:scheduling: where this run's tasks are and why they wait, as data and as events.
+
+args: controller, job_prefix, out (path of scheduling.jsonl), interval_s (default 1).
+
+Every poll lists this run's jobs by name prefix and their tasks, appends one snapshot
+line to `out`, and logs each change: `job_state_changed`, and `task_state_changed` when
+a task's state or its pending_reason changes (the live `pending_reason` operators asked
+for: "waiting for slice local-tpu-1 to boot"). Tasks of a finished job are listed once
+more after it finishes, so their final states are recorded, and then no longer polled.
+"""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from common.child_exit import ChildExit
+from common.messages import Kind
+from iris_smoke_api.v1 import controller_pb2
+from workers import controller_client as cc
+from workers.monitors._jsonl import JsonlWriter, SecondWriterError
+from workers.runtime import ChildContext
+
+SCHEDULING_INTERVAL_S = 1.0
+PROGRESS_EVERY_S = 10.0
+
+
+@dataclass
+class JobView:
+    job_id: str
+    name: str
+    state: cc.JobState | None = None  # None until first listed
+    pending_reason: str = ""
+    error: str = ""
+    tasks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    tasks_final: bool = False  # tasks listed after the job finished: nothing will change
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "name": self.name,
+            "state": self.state,
+            "pending_reason": self.pending_reason,
+            "tasks": [self.tasks[i] for i in sorted(self.tasks)],
+        }
+
+
+def task_record(task: controller_pb2.TaskStatus) -> dict[str, Any]:
+    return {
+        "task_index": task.task_index,
+        "state": cc.TaskState.of(task.state),
+        "worker_id": task.worker_id,
+        "pending_reason": task.pending_reason,
+        "can_be_scheduled": task.can_be_scheduled,
+        "attempts": task.attempts,
+    }
+
+
+class SchedulingMonitor:
+    def __init__(self, ctx: ChildContext, stub: cc.Stub, job_prefix: str) -> None:
+        self.ctx = ctx
+        self.stub = stub
+        self.job_prefix = job_prefix
+        self.jobs: dict[str, JobView] = {}
+        self.outage = cc.outage_for(ctx)
+
+    def poll(self) -> bool:
+        """One poll; False if the controller could not be asked (logged)."""
+        try:
+            listing = self.stub.ListJobs(
+                controller_pb2.ListJobsRequest(name_prefix=self.job_prefix),
+                timeout=cc.rpc_timeout(self.ctx.deadline),
+            )
+        except grpc.RpcError as exc:
+            cc.rpc_failed(self.ctx, self.outage, "scheduling_poll_failed", exc, rpc="ListJobs")
+            return False
+        cc.rpc_succeeded(self.ctx, self.outage)
+        for job in listing.jobs:
+            self._update_job(job)
+            view = self.jobs[job.job_id]
+            if not view.tasks_final:
+                self._poll_tasks(view)
+        return True
+
+    def _update_job(self, job: controller_pb2.JobStatus) -> None:
+        view = self.jobs.get(job.job_id)
+        if view is None:
+            view = self.jobs[job.job_id] = JobView(job.job_id, job.name)
+        state = cc.JobState.of(job.state)
+        if state != view.state:
+            self.ctx.log.info(
+                "job_state_changed", job=job.job_id, old=view.state, new=state,
+                pending_reason=job.pending_reason, error=job.error,
+            )  # fmt: skip
+        view.state, view.pending_reason, view.error = state, job.pending_reason, job.error
+
+    def _poll_tasks(self, view: JobView) -> None:
+        finished_before = view.state is not None and view.state.finished
+        try:
+            reply = self.stub.ListTasks(
+                controller_pb2.ListTasksRequest(job_id=view.job_id), timeout=cc.rpc_timeout(self.ctx.deadline)
+            )
+        except grpc.RpcError as exc:
+            cc.rpc_failed(self.ctx, self.outage, "scheduling_poll_failed", exc, rpc="ListTasks", job=view.job_id)
+            return
+        for task in reply.tasks:
+            new = task_record(task)
+            old = view.tasks.get(task.task_index)
+            if old is None or (old["state"], old["pending_reason"]) != (new["state"], new["pending_reason"]):
+                self.ctx.log.info(
+                    "task_state_changed", job=view.job_id, task=task.task_index,
+                    old=old["state"] if old else None, new=new["state"],
+                    pending_reason=new["pending_reason"], worker=new["worker_id"],
+                )  # fmt: skip
+            view.tasks[task.task_index] = new
+        # The job was already finished when we asked: these task states are final.
+        view.tasks_final = finished_before
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "timestamp": cc.utc_now(),
+            "jobs": [view.as_record() for view in self.jobs.values()],
+        }
+
+    def counts(self) -> dict[str, int]:
+        by_state: dict[str, int] = {}
+        for view in self.jobs.values():
+            for task in view.tasks.values():
+                state = str(task["state"])  # orjson takes only plain str keys
+                by_state[state] = by_state.get(state, 0) + 1
+        return by_state
+
+
+def main(ctx: ChildContext) -> int:
+    interval_s = float(ctx.args.get("interval_s", SCHEDULING_INTERVAL_S))
+    try:
+        out = JsonlWriter(Path(ctx.args["out"]))
+    except (OSError, SecondWriterError) as exc:
+        ctx.log.error("monitor_output_unusable", path=str(ctx.args["out"]), error=str(exc))
+        return ChildExit.CONFIG
+    ready = False
+    next_progress = time.monotonic() + PROGRESS_EVERY_S
+    with out, cc.connect(str(ctx.args["controller"])) as conn:
+        monitor = SchedulingMonitor(ctx, conn.stub, str(ctx.args["job_prefix"]))
+        for _ in cc.poll_every(ctx, interval_s):
+            if not monitor.poll():
+                continue
+            out.write(monitor.snapshot())
+            if not ready:
+                ctx.channel.send(Kind.READY, out=str(out.path))
+                ready = True
+            if time.monotonic() >= next_progress:
+                ctx.channel.send(Kind.PROGRESS, jobs=len(monitor.jobs), tasks=monitor.counts(), lines=out.records)
+                next_progress = time.monotonic() + PROGRESS_EVERY_S
+        ctx.channel.send(Kind.STATS, jobs=len(monitor.jobs), tasks=monitor.counts(), lines=out.records)
+    ctx.log.info("scheduling_monitor_stopped", reason=ctx.stop.reason or "deadline", lines=out.records)
+    return ChildExit.OK

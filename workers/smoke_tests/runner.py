@@ -1,0 +1,310 @@
+"""The tests child's work: submits the smoke test's jobs, all at once, and reports one RESULT per test.
+
+args: controller, job_prefix, job_timeout_s, poll_interval_s (default 1),
+      standard (names of the standard tests to run; default all three),
+      tests (test dicts from the config: name, argv, device, variant, count, replicas,
+             group_by, constraints [{key, op, value}], expect),
+      hosts_per_slice (optional; default: num_vms of the accelerator's scale group).
+
+Order of work, and why:
+1. Wait until the controller answers its health check, then read the autoscaler's
+   configuration: the standard tests run on the first accelerator group (TPU, else GPU,
+   else CPU), and the coscheduled test needs that group's hosts per slice.
+2. Build the suite (`suite.py`), then submit every job of every test before waiting for
+   any, so the autoscaler sees all the demand at once; then send READY.
+3. Poll this run's jobs (one ListJobs by name prefix per interval). A test ends when all
+   its jobs are finished: it passes when each job's final state is what it expects (and,
+   for the coscheduled test, task i ran on host i of one slice). Failed tasks' last log
+   lines are fetched for the report. A test still running `job_timeout_s` after its
+   submission times out and its jobs are terminated.
+4. On a stop request or at the deadline: terminate every launched job not yet finished
+   (cleanup RPCs carry their own short timeout, since the run's deadline may be gone),
+   report each unfinished test as `timeout`, and exit.
+"""
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+from common.child_exit import ChildExit
+from common.deadline import Deadline
+from common.messages import Kind
+from common.outcome import Outcome
+from iris_smoke_api.v1 import controller_pb2 as pb
+from workers import controller_client as cc
+from workers.runtime import ChildContext
+from workers.smoke_tests.suite import (
+    STANDARD_TESTS,
+    Accelerator,
+    ConfigError,
+    PlannedTest,
+    custom_test,
+    pick_accelerator,
+    standard_tests,
+)
+
+POLL_INTERVAL_S = 1.0
+JOB_TIMEOUT_S = 300.0
+CONNECT_TIMEOUT_S = 60.0
+LOG_TAIL_LINES = 50
+MAX_LOG_TAILS = 8  # failed tasks per test whose logs are fetched
+MAX_LINE_CHARS = 300
+MAX_TASKS_REPORTED = 64
+
+
+class SmokeTests:
+    def __init__(self, ctx: ChildContext, stub: cc.Stub, runs: list[PlannedTest], job_timeout_s: float) -> None:
+        self.ctx = ctx
+        self.stub = stub
+        self.runs = runs
+        self.job_timeout_s = job_timeout_s
+        self.jobs: dict[str, pb.JobStatus] = {}
+        self.outage = cc.outage_for(ctx)
+
+    def _timeout(self) -> float:
+        return cc.rpc_timeout(self.ctx.deadline)
+
+    def launch_all(self) -> None:
+        for run in self.runs:
+            run.started = time.monotonic()
+            run.ends = Deadline.after(self.job_timeout_s)
+            for request in run.requests:
+                try:
+                    reply = self.stub.LaunchJob(request, timeout=self._timeout())
+                except grpc.RpcError as exc:
+                    code = cc.status_code(exc)
+                    self.ctx.log.error("job_launch_failed", test=run.name, job=request.name, code=code,
+                                       details=cc.status_details(exc))  # fmt: skip
+                    run.error = f"launch of {request.name} failed: {code} {cc.status_details(exc)}"
+                    break
+                run.job_ids.append(reply.job_id)
+                self.ctx.log.info("job_launched", test=run.name, job=reply.job_id, name=request.name)
+        for run in self.runs:
+            if run.error:
+                self.terminate(run.job_ids, self._timeout())
+                self.finish(run, Outcome.ERROR, run.error)
+
+    def poll(self) -> None:
+        try:
+            reply = self.stub.ListJobs(
+                pb.ListJobsRequest(name_prefix=self.ctx.args["job_prefix"]), timeout=self._timeout()
+            )
+        except grpc.RpcError as exc:
+            cc.rpc_failed(self.ctx, self.outage, "tests_poll_failed", exc)
+            return
+        cc.rpc_succeeded(self.ctx, self.outage)
+        self.jobs.update((j.job_id, j) for j in reply.jobs)
+        for run in self.pending():
+            states = [self._state(job_id) for job_id in run.job_ids]
+            if all(s.finished for s in states):
+                self.judge(run, states)
+            elif run.ends is not None and run.ends.expired():
+                self.terminate([j for j, s in zip(run.job_ids, states, strict=True) if not s.finished], self._timeout())
+                self.finish(run, Outcome.TIMEOUT, f"not finished within job_timeout_s={self.job_timeout_s:g}")
+
+    def pending(self) -> list[PlannedTest]:
+        return [r for r in self.runs if not r.done]
+
+    def _state(self, job_id: str) -> cc.JobState:
+        job = self.jobs.get(job_id)
+        return cc.JobState.of(job.state) if job is not None else cc.JobState.UNSPECIFIED
+
+    def judge(self, run: PlannedTest, states: list[cc.JobState]) -> None:
+        wrong = [(j, s) for j, s in zip(run.job_ids, states, strict=True) if s != run.expect]
+        if wrong:
+            job_id, state = wrong[0]
+            error = self.jobs[job_id].error
+            reason = f"job {job_id} ended {state}, expected {run.expect}" + (f": {error}" if error else "")
+            self.finish(run, Outcome.FAILED, reason)
+        elif run.check_placement:
+            problem = self._placement_problem(run.job_ids[0])
+            self.finish(run, Outcome.FAILED if problem else Outcome.PASSED, problem)
+        else:
+            self.finish(run, Outcome.PASSED, "")
+
+    def _placement_problem(self, job_id: str) -> str:
+        """Task i must have run on host i of one slice, each on its own host."""
+        tasks = sorted(self._tasks(job_id), key=lambda t: t.task_index)
+        try:
+            workers = {
+                w.worker_id: w for w in self.stub.ListWorkers(pb.ListWorkersRequest(), timeout=self._timeout()).workers
+            }
+        except grpc.RpcError as exc:
+            return f"cannot check placement: ListWorkers {cc.status_code(exc)}"
+        slices = set()
+        for t in tasks:
+            worker = workers.get(t.worker_id)
+            if worker is None:  # scaled down already: its name still says which host it was
+                index_ok = t.worker_id.endswith(f"-w{t.task_index}")
+            else:
+                index_ok = worker.attributes.get("tpu-worker-id") == str(t.task_index)
+                slices.add(worker.attributes.get("tpu-name", ""))
+            if not index_ok:
+                return f"task {t.task_index} ran on {t.worker_id}, not on host {t.task_index} of its slice"
+        if len({t.worker_id for t in tasks}) != len(tasks):
+            return "two tasks shared a host"
+        return f"tasks spread over slices {sorted(slices)}" if len(slices) > 1 else ""
+
+    def _tasks(self, job_id: str) -> list[pb.TaskStatus]:
+        try:
+            return list(self.stub.ListTasks(pb.ListTasksRequest(job_id=job_id), timeout=self._timeout()).tasks)
+        except grpc.RpcError as exc:
+            self.ctx.log.warning("list_tasks_failed", job=job_id, code=cc.status_code(exc))
+            return []
+
+    def _log_tail(self, job_id: str, index: int) -> list[str]:
+        request = pb.GetTaskLogsRequest(job_id=job_id, task_index=index, limit=LOG_TAIL_LINES)
+        try:
+            reply = self.stub.GetTaskLogs(request, timeout=self._timeout())
+        except grpc.RpcError as exc:
+            return [f"<logs unavailable: {cc.status_code(exc)}>"]
+        return [line.data[:MAX_LINE_CHARS] for line in reply.lines]
+
+    def _job_report(self, job_id: str, tasks: list[pb.TaskStatus]) -> dict[str, Any]:
+        job = self.jobs.get(job_id)
+        return {
+            "job_id": job_id,
+            "name": job.name if job else "",
+            "state": self._state(job_id),
+            "error": job.error if job else "",
+            "exit_code": job.exit_code if job else 0,
+            "tasks": [
+                {
+                    "task_index": t.task_index,
+                    "state": cc.TaskState.of(t.state),
+                    "worker_id": t.worker_id,
+                    "exit_code": t.exit_code,
+                }
+                for t in tasks[:MAX_TASKS_REPORTED]
+            ],
+        }
+
+    def finish(self, run: PlannedTest, outcome: Outcome, error: str, *, fetch: bool = True) -> None:
+        jobs: list[dict[str, Any]] = []
+        tails: list[dict[str, Any]] = []
+        for job_id in run.job_ids:
+            tasks = self._tasks(job_id) if fetch else []
+            jobs.append(self._job_report(job_id, tasks))
+            for t in tasks:
+                if (
+                    cc.TaskState.of(t.state) in (cc.TaskState.FAILED, cc.TaskState.WORKER_FAILED)
+                    and len(tails) < MAX_LOG_TAILS
+                ):
+                    tails.append(
+                        {
+                            "job_id": job_id,
+                            "task": t.task_index,
+                            "lines": self._log_tail(job_id, t.task_index),
+                        }
+                    )
+        run.done = True
+        duration = round(time.monotonic() - run.started, 3) if run.started else 0.0
+        self.ctx.log.info("test_finished", test=run.name, outcome=outcome, duration_s=duration, error=error)
+        self.ctx.channel.send(
+            Kind.RESULT,
+            test=run.name,
+            outcome=outcome,
+            duration_s=duration,
+            jobs=jobs,
+            error=error,
+            log_tail=tails,
+        )
+
+    def terminate(self, job_ids: Sequence[str], timeout_s: float) -> None:
+        """TerminateJob all at once (one round trip in total, not one per job), bounded by `timeout_s`."""
+        calls = [
+            (j, self.stub.TerminateJob.future(pb.TerminateJobRequest(job_id=j), timeout=timeout_s)) for j in job_ids
+        ]
+        for job_id, call in calls:
+            try:
+                self.jobs[job_id] = call.result().job
+                self.ctx.log.info("job_terminated", job=job_id)
+            except grpc.RpcError as exc:
+                self.ctx.log.warning("job_terminate_failed", job=job_id, code=cc.status_code(exc))
+
+    def abandon(self) -> None:
+        """Stop or deadline: terminate what is still running, report the rest as timeout."""
+        unfinished = [j for r in self.pending() for j in r.job_ids if not self._state(j).finished]
+        # Its own deadline: the run's may be gone, and cleanup must still happen, within
+        # the half of our stop grace that leaves time to send the results.
+        self.terminate(unfinished, max(0.05, self.ctx.grace_s / 2))
+        reason = self.ctx.stop.reason or "deadline"
+        for run in self.pending():
+            self.finish(run, Outcome.TIMEOUT, f"stopped ({reason}) before the test finished", fetch=False)
+
+
+def _tests_from_args(ctx: ChildContext, acc: Accelerator) -> list[PlannedTest]:
+    prefix = str(ctx.args["job_prefix"])
+    job_timeout_s = float(ctx.args.get("job_timeout_s", JOB_TIMEOUT_S))
+    runs = standard_tests(list(ctx.args.get("standard", STANDARD_TESTS)), prefix, acc, job_timeout_s)
+    runs += [custom_test(spec, prefix, job_timeout_s) for spec in ctx.args.get("tests", [])]
+    names = [r.name for r in runs]
+    duplicate = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if duplicate is not None:
+        raise ConfigError(f"tests: duplicate test name {duplicate!r}")
+    return runs
+
+
+def _autoscaler_status(ctx: ChildContext, conn: cc.Connection) -> pb.GetAutoscalerStatusResponse | None:
+    """The autoscaler's status once the controller serves, or None (unreachable, or stopped)."""
+    ends = Deadline.after(min(CONNECT_TIMEOUT_S, float(ctx.args.get("job_timeout_s", JOB_TIMEOUT_S))))
+    if not cc.channel_serving(conn.channel, ctx.deadline, ends.remaining(), ctx.stop.fd):
+        return None
+    outage = cc.outage_for(ctx)
+    for _ in cc.poll_every(ctx, POLL_INTERVAL_S):
+        try:
+            reply: pb.GetAutoscalerStatusResponse = conn.stub.GetAutoscalerStatus(
+                pb.GetAutoscalerStatusRequest(), timeout=cc.rpc_timeout(ctx.deadline)
+            )
+            return reply
+        except grpc.RpcError as exc:
+            cc.rpc_failed(ctx, outage, "autoscaler_status_failed", exc)
+        if ends.expired():
+            break
+    return None
+
+
+def _report_all(ctx: ChildContext, names: Sequence[str], outcome: Outcome, error: str) -> None:
+    for name in names:
+        ctx.channel.send(Kind.RESULT, test=name, outcome=outcome, duration_s=0.0, jobs=[], error=error, log_tail=[])
+
+
+def _all_names(ctx: ChildContext) -> list[str]:
+    return [
+        *map(str, ctx.args.get("standard", STANDARD_TESTS)),
+        *(str(t["name"]) for t in ctx.args.get("tests", [])),
+    ]
+
+
+def main(ctx: ChildContext) -> int:
+    poll_interval_s = float(ctx.args.get("poll_interval_s", POLL_INTERVAL_S))
+    with cc.connect(str(ctx.args["controller"])) as conn:
+        status = _autoscaler_status(ctx, conn)
+        if status is None:
+            stopped = ctx.stop.requested() or ctx.deadline.expired()
+            error = "stopped before the tests started" if stopped else "controller not reachable"
+            _report_all(ctx, _all_names(ctx), Outcome.TIMEOUT if stopped else Outcome.ERROR, error)
+            return ChildExit.OK
+        try:
+            hosts = ctx.args.get("hosts_per_slice")
+            acc = pick_accelerator(status, int(hosts) if hosts else None)
+            runs = _tests_from_args(ctx, acc)
+        except (ConfigError, KeyError, TypeError, ValueError) as exc:
+            ctx.log.error("tests_config_invalid", error=str(exc))
+            _report_all(ctx, _all_names(ctx), Outcome.ERROR, f"invalid test configuration: {exc}")
+            return ChildExit.CONFIG
+        ctx.log.info("tests_starting", tests=[r.name for r in runs], device=acc.device, variant=acc.variant,
+                     hosts_per_slice=acc.hosts_per_slice)  # fmt: skip
+        tests = SmokeTests(ctx, conn.stub, runs, float(ctx.args.get("job_timeout_s", JOB_TIMEOUT_S)))
+        tests.launch_all()
+        ctx.channel.send(Kind.READY, jobs=[{"test": r.name, "job_ids": r.job_ids} for r in runs])
+        for _ in cc.poll_every(ctx, poll_interval_s):
+            tests.poll()
+            if not tests.pending():
+                break
+        if tests.pending():
+            tests.abandon()
+    ctx.log.info("tests_done", reason=ctx.stop.reason or "finished")
+    return ChildExit.OK

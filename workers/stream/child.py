@@ -1,0 +1,260 @@
+"""The stream child's loop: follow one container log until stopped.
+
+    validate args -> open (lock, recover) the file -> loop:
+        start follower (since = last timestamp written) -> READY once
+        read stdout/stderr/stop under one poll, timeouts from the deadline and timers
+        follower exited -> stream_disconnected -> backoff (interruptible) -> again
+    stop -> close follower stdin, short drain, end its group -> write, fsync -> STATS
+
+An idle stream sleeps in poll(2) until data, a stop (ctx.stop.fd), the stale mark, the
+next progress message or the deadline; it never polls in a loop.
+"""
+
+import enum
+import math
+import select
+import time
+from typing import Any
+
+from common.child_exit import ChildExit
+from common.messages import Kind
+from workers.hosts import HostileNameError
+from workers.runtime import ChildContext
+from workers.stream import timestamps
+from workers.stream.backoff import Backoff
+from workers.stream.connection import Connection
+from workers.stream.framing import LineFramer
+from workers.stream.outfile import StreamFile, StreamFileBusy
+from workers.stream.records import RecordEncoder
+from workers.stream.spec import SpecError, StreamSpec, parse_spec
+from workers.transports import TransportConfigError
+
+# Shares of the child's stop grace (runtime's hard-exit timer): waiting for the follower
+# to leave by itself after stdin EOF, then TERM-to-KILL for its group. The rest is for
+# writing and fsync.
+EXIT_WAIT_SHARE = 0.3
+TERM_GRACE_SHARE = 0.2
+# Draining (SIGUSR1, at the end of a run): the follower counts as caught up once it has
+# been silent this long. Before it delivered anything at all it gets longer, since a
+# follower that has just been started may still be loading (a Python interpreter, an
+# ssh handshake); the supervisor's drain budget bounds the whole wait either way.
+DRAIN_QUIET_S = 0.3
+DRAIN_FIRST_DATA_S = 2.0
+
+
+class EndReason(enum.StrEnum):
+    TRANSPORT_EXITED = "transport_exited"
+    STOP_REQUESTED = "stop_requested"
+    DRAINED = "drained"
+    DEADLINE = "deadline"
+
+
+class StreamChild:
+    def __init__(self, ctx: ChildContext, spec: StreamSpec, backoff: Backoff, out: StreamFile) -> None:
+        self.ctx, self.spec, self.backoff, self.out = ctx, spec, backoff, out
+        host = spec.host
+        self.encoder = RecordEncoder(ctx.run_id, host.vm, host.host, host.role, spec.container)
+        found = out.recovered
+        self.encoder.next_seq, self.encoder.last_ts = found.next_seq, found.last_ts
+        self.encoder.at_last_ts = found.at_last_ts
+        self.framer = LineFramer(spec.max_line_bytes)
+        self.log = ctx.log.bind(vm=host.vm, host=host.host, container=spec.container)
+        self.bytes_in = self.reconnects = self.stale = 0
+        self.ready_sent = False
+        self.stale_reported = False
+        now = time.monotonic()
+        self.last_data_at: float | None = None
+        self.drain_started: float | None = None
+        self.next_progress = now + spec.progress_interval_s
+        self.next_sync = now + spec.fsync_interval_s
+
+    # -- the loop ---------------------------------------------------------------
+
+    def run(self) -> None:
+        while not self._stopping():
+            conn = self._connect()
+            reason = self._pump(conn) if conn is not None else EndReason.TRANSPORT_EXITED
+            if conn is not None:
+                self._disconnect(conn, reason)
+            if self._stopping():
+                break
+            self._wait_backoff(conn)
+        self._finish()
+
+    def _stopping(self) -> bool:
+        return self.ctx.stop.requested() or self.ctx.drain.requested() or self.ctx.deadline.expired()
+
+    def _drained(self, conn: Connection, now: float) -> float | None:
+        """While draining: 0 when caught up, else the seconds until it may count as caught up."""
+        if not self.ctx.drain.requested():
+            return None
+        quiet = DRAIN_QUIET_S if conn.delivered else DRAIN_FIRST_DATA_S
+        since = max(self._silent_since(conn), self.drain_started or now)
+        return max(0.0, since + quiet - now)
+
+    def _connect(self) -> Connection | None:
+        since = self.encoder.last_ts
+        argv = self.spec.transport.argv(self.spec.host, self.spec.container, since, self.ctx.deadline.remaining())
+        try:
+            conn = Connection.start(self.ctx.groups, argv, self.spec.read_chunk_bytes)
+        except OSError as exc:  # the program itself is missing or not executable
+            self.log.warning("stream_disconnected", exit_code=None, error=str(exc), stderr_tail="")
+            return None
+        self.encoder.start_resume()
+        self.framer = LineFramer(self.spec.max_line_bytes)  # a new follower starts on a line boundary
+        self.log.info("stream_connected", transport=self.spec.transport.kind, since=since, transport_pid=conn.proc.pid)
+        if not self.ready_sent:
+            self.ctx.channel.send(Kind.READY, transport_pid=conn.proc.pid, path=str(self.out.path))
+            self.ready_sent = True
+        return conn
+
+    def _pump(self, conn: Connection) -> EndReason:
+        poller = select.poll()
+        for fd in (conn.out_fd, conn.err_fd, self.ctx.stop.fd, self.ctx.drain.fd):
+            poller.register(fd, select.POLLIN)
+        while conn.out_open:
+            if self.ctx.stop.requested():
+                return EndReason.STOP_REQUESTED
+            if self.ctx.deadline.expired():
+                return EndReason.DEADLINE
+            if self._drained(conn, time.monotonic()) == 0:
+                return EndReason.DRAINED
+            for fd, _events in poller.poll(self._timeout_ms(conn)):
+                if fd == self.ctx.stop.fd:
+                    return EndReason.STOP_REQUESTED
+                if fd == self.ctx.drain.fd:
+                    poller.unregister(fd)  # it stays readable; once is enough
+                    self.drain_started = self.drain_started or time.monotonic()
+                if fd == conn.out_fd:
+                    data = conn.read_stdout()
+                    if data:
+                        self._ingest(data)
+                        conn.delivered = True
+                    else:
+                        poller.unregister(fd)
+                elif fd == conn.err_fd:
+                    conn.read_stderr()
+                    if not conn.err_open:
+                        poller.unregister(fd)
+            self._tick(conn)
+        return EndReason.TRANSPORT_EXITED
+
+    def _timeout_ms(self, conn: Connection) -> int:
+        now = time.monotonic()
+        due = [self.ctx.deadline.remaining(), self.next_progress - now]
+        if not self.stale_reported:
+            due.append(self._silent_since(conn) + self.spec.stale_after_s - now)
+        if self.out.dirty:
+            due.append(self.next_sync - now)
+        drained = self._drained(conn, now)
+        if drained is not None:
+            due.append(drained)
+        return max(0, math.ceil(min(due) * 1000))
+
+    def _silent_since(self, conn: Connection) -> float:
+        return max(conn.started_at, self.last_data_at or 0.0)
+
+    # -- data -------------------------------------------------------------------
+
+    def _ingest(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        batch = self.encoder.encode(self.framer.feed(data), timestamps.now())
+        if batch:
+            self.out.write(batch)
+        self.last_data_at = time.monotonic()
+        self.stale_reported = False
+        for gap in self.encoder.gaps:
+            self.log.warning("stream_gap", start=gap.start, end=gap.end, reason=gap.reason)
+        self.encoder.gaps.clear()
+
+    def _tick(self, conn: Connection) -> None:
+        now = time.monotonic()
+        silent_s = now - self._silent_since(conn)
+        if not self.stale_reported and silent_s >= self.spec.stale_after_s:
+            self.stale_reported = True
+            self.stale += 1
+            self.log.warning("stream_stale", silent_s=round(silent_s, 3), last_ts=self.encoder.last_ts)
+        if now >= self.next_progress:
+            self.next_progress = now + self.spec.progress_interval_s
+            self.ctx.channel.send(Kind.PROGRESS, **self._progress(now))
+        if self.out.dirty and now >= self.next_sync:
+            self.next_sync = now + self.spec.fsync_interval_s
+            self.out.sync()
+
+    def _progress(self, now: float) -> dict[str, Any]:
+        age = None if self.last_data_at is None else round(now - self.last_data_at, 3)
+        return {"lines": self.encoder.counters.lines, "last_line_age_s": age, "stale": self.stale_reported}
+
+    # -- ending a connection, waiting, finishing -----------------------------------
+
+    def _disconnect(self, conn: Connection, reason: EndReason) -> None:
+        grace = self.ctx.grace_s
+        if reason is not EndReason.TRANSPORT_EXITED:
+            conn.close_stdin()
+            conn.read_until_eof(grace * EXIT_WAIT_SHARE, self._ingest)
+        code = conn.end(self.ctx.groups, grace * EXIT_WAIT_SHARE, grace * TERM_GRACE_SHARE, self._ingest)
+        self.log.info(
+            "stream_disconnected",
+            reason=reason,
+            exit_code=code,
+            stderr_tail=conn.stderr_text(),
+            output_tail=list(self.encoder.diagnostics),
+            lines=self.encoder.counters.lines,
+        )
+        self.encoder.diagnostics.clear()
+
+    def _wait_backoff(self, conn: Connection | None) -> None:
+        started = conn.started_at if conn is not None else time.monotonic()
+        delay = self.backoff.next_delay(started, conn is not None and conn.delivered)
+        self.reconnects += 1
+        self.log.info("stream_backoff", delay_s=round(delay, 3), attempt=self.backoff.attempt)
+        poller = select.poll()
+        poller.register(self.ctx.stop.fd, select.POLLIN)
+        poller.register(self.ctx.drain.fd, select.POLLIN)
+        poller.poll(math.ceil(self.ctx.deadline.cap(delay) * 1000))
+
+    def _finish(self) -> None:
+        self.out.sync()
+        self.out.close()
+        stats = self.stats()
+        reason = self.ctx.stop.reason or self.ctx.drain.reason or "deadline"
+        self.log.info("stream_stopped", reason=reason, **stats)
+        self.ctx.channel.send(Kind.STATS, **stats)
+
+    def stats(self) -> dict[str, Any]:
+        c = self.encoder.counters
+        return {
+            "lines": c.lines,
+            "bytes": self.bytes_in,
+            "reconnects": self.reconnects,
+            "gaps": c.gaps,
+            "truncated_lines": c.truncated_lines,
+            "invalid_utf8_lines": c.invalid_utf8_lines,
+            "untimestamped_lines": c.untimestamped_lines,
+            "duplicates_skipped": c.duplicates_skipped,
+            "stale": self.stale,
+            "last_ts": self.encoder.last_ts,
+            "next_seq": self.encoder.next_seq,
+        }
+
+
+def main(ctx: ChildContext) -> int:
+    try:
+        spec = parse_spec(ctx.args, ctx.run_dir)
+        backoff = spec.backoff(ctx.args)
+    except HostileNameError as exc:
+        ctx.log.error("hostile_name_rejected", field=exc.field, value=repr(exc.value))
+        return ChildExit.CONFIG
+    except (SpecError, TransportConfigError, ValueError, TypeError) as exc:
+        ctx.log.error("stream_config_invalid", error=str(exc))
+        return ChildExit.CONFIG
+    try:
+        out = StreamFile(spec.output, spec.max_line_bytes)
+    except StreamFileBusy as exc:
+        ctx.log.error("stream_file_busy", path=str(spec.output), error=str(exc))
+        return ChildExit.ERROR
+    found = out.recovered
+    if found.torn_bytes or found.unreadable_lines:
+        ctx.log.warning("stream_file_repaired", torn_bytes=found.torn_bytes, unreadable=found.unreadable_lines)
+    StreamChild(ctx, spec, backoff, out).run()
+    return ChildExit.OK

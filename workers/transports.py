@@ -1,0 +1,221 @@
+"""How to follow one host's container log: the argv of the follower process.
+
+A transport is pure: given the host, the container and the resume point, it returns an
+argv list for `subprocess` (never a shell string on our side). Every value that ends up
+in the *remote* shell command (ssh, gcloud) has been validated first (hosts.py) and is
+then shell-quoted as well; validation is what we rely on, quoting is the second belt.
+
+The remote command is wrapped so that it cannot outlive the stream (architecture.md,
+"Remote cleanup"). Killing a local non-tty ssh does not stop `docker logs -f` on the VM;
+it lingers until its next write fails, which for a quiet container is never. So:
+- the follower runs in the background of a remote `sh`, and a watcher reads the shell's
+  stdin, which is the ssh channel: when the channel closes (we close ssh's stdin, or the
+  connection dies and sshd closes the session's pipes), the watcher's `cat` sees EOF and
+  kills the follower;
+- stdin is duplicated to fd 3 first, because POSIX gives an asynchronous list
+  `</dev/null` as stdin when job control is off: a plain `cat &` would read /dev/null
+  and kill the follower at once;
+- when the follower ends by itself (container missing), the shell kills the watcher
+  and exits, so ssh reports the exit instead of waiting on a channel held open by it;
+- GNU `timeout` bounds the whole remote tree by the run's deadline (it makes itself a
+  process-group leader and signals the group), for a channel that dies silently.
+"""
+
+import enum
+import shlex
+import string
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from workers.hosts import VmHost, validate_name
+from workers.stream.timestamps import validate_since
+
+DEFAULT_REMOTE_TEMPLATE = "sudo docker logs -f --timestamps {since} {container} 2>&1"
+TEMPLATE_FIELDS = frozenset({"since", "container"})
+REMOTE_KILL_AFTER_S = 5
+STRICT_HOST_KEY_CHECKING = frozenset({"yes", "accept-new", "no"})
+
+_WATCHED = (
+    "exec 3<&0; {command} </dev/null 3<&- & pid=$!; "
+    "( cat <&3 >/dev/null 2>&1; kill -TERM $pid ) >/dev/null 2>&1 & watcher=$!; "
+    "exec 3<&-; wait $pid; rc=$?; kill -TERM $watcher 2>/dev/null; exit $rc"
+)
+
+
+class TransportKind(enum.StrEnum):
+    LOCAL = "local"
+    SSH = "ssh"
+    GCLOUD_VM = "gcloud_vm"
+    GCLOUD_TPU = "gcloud_tpu"
+
+
+class TransportConfigError(ValueError):
+    pass
+
+
+class Transport(Protocol):
+    @property
+    def kind(self) -> TransportKind: ...
+
+    def argv(self, host: VmHost, container: str, since: str | None, seconds_left: float) -> list[str]: ...
+
+
+def check_template(template: str) -> str:
+    """Accept only `{since}` and `{container}`, with no conversions or format specs."""
+    for _text, name, spec, conversion in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if name not in TEMPLATE_FIELDS or spec or conversion:
+            raise TransportConfigError(f"remote template field {{{name}}} is not allowed")
+    return template
+
+
+def render_follow_command(template: str, container: str, since: str | None) -> str:
+    container = validate_name("container", container)
+    since_arg = "" if since is None else f"--since {shlex.quote(validate_since(since))}"
+    return check_template(template).format(container=shlex.quote(container), since=since_arg)
+
+
+def wrap_remote(command: str, seconds_left: float) -> str:
+    """The remote shell command: `command`, ended by channel EOF and by the deadline."""
+    seconds = max(1, int(seconds_left))
+    inner = _WATCHED.format(command=command)
+    return (
+        f"exec timeout --signal=TERM --kill-after={REMOTE_KILL_AFTER_S} {seconds} sh -c {shlex.quote(inner)}"
+    )
+
+
+@dataclass(frozen=True)
+class LocalTransport:
+    """The embedded cluster's `logs` command; it exits when its stdin closes."""
+
+    state_dir: str
+    command_prefix: tuple[str, ...] = (sys.executable, "-m", "local_cluster")
+    kind: TransportKind = field(default=TransportKind.LOCAL, init=False)
+
+    def argv(self, host: VmHost, container: str, since: str | None, seconds_left: float) -> list[str]:
+        argv = [*self.command_prefix, "logs", "--state-dir", self.state_dir]
+        argv += ["--follow", "--timestamps", "--exit-on-stdin-close"]
+        if since is not None:
+            argv += ["--since", validate_since(since)]
+        # VM and container are validated names, so neither can be mistaken for an option.
+        return [*argv, host.vm, validate_name("container", container)]
+
+
+@dataclass(frozen=True)
+class SshTransport:
+    user: str
+    identity_file: str | None = None
+    port: int = 22
+    known_hosts_file: str | None = None
+    strict_host_key_checking: str = "yes"
+    config_file: str | None = None
+    connect_timeout_s: int = 10
+    server_alive_interval_s: int = 15
+    server_alive_count_max: int = 3
+    remote_template: str = DEFAULT_REMOTE_TEMPLATE
+    ssh_binary: str = "ssh"
+    kind: TransportKind = field(default=TransportKind.SSH, init=False)
+
+    def __post_init__(self) -> None:
+        validate_name("user", self.user)
+        if self.strict_host_key_checking not in STRICT_HOST_KEY_CHECKING:
+            raise TransportConfigError(f"strict_host_key_checking: {self.strict_host_key_checking!r}")
+        if not 0 < self.port < 65536:
+            raise TransportConfigError(f"port: {self.port!r}")
+        check_template(self.remote_template)
+
+    def options(self) -> list[str]:
+        opts = {
+            "BatchMode": "yes",
+            "ConnectTimeout": str(self.connect_timeout_s),
+            "ServerAliveInterval": str(self.server_alive_interval_s),
+            "ServerAliveCountMax": str(self.server_alive_count_max),
+            "StrictHostKeyChecking": self.strict_host_key_checking,
+            "LogLevel": "ERROR",
+        }
+        if self.known_hosts_file is not None:
+            opts["UserKnownHostsFile"] = self.known_hosts_file
+        if self.identity_file is not None:
+            opts["IdentitiesOnly"] = "yes"
+        argv = [] if self.config_file is None else ["-F", self.config_file]
+        for key, value in opts.items():
+            argv += ["-o", f"{key}={value}"]
+        return argv
+
+    def argv(self, host: VmHost, container: str, since: str | None, seconds_left: float) -> list[str]:
+        remote = wrap_remote(render_follow_command(self.remote_template, container, since), seconds_left)
+        argv = [self.ssh_binary, *self.options(), "-p", str(self.port)]
+        if self.identity_file is not None:
+            argv += ["-i", self.identity_file]
+        return [*argv, "-l", self.user, "-T", host.address, remote]
+
+
+@dataclass(frozen=True)
+class GcloudTransport:
+    """`gcloud compute ssh VM` or, for a TPU slice, `gcloud compute tpus tpu-vm ssh SLICE --worker=N`.
+
+    Without `--worker`, tpu-vm ssh reaches host 0 only: hosts 1..N-1 would never be
+    streamed (a defect of the original script). Only the argv is built here.
+    """
+
+    project: str
+    tpu: bool
+    zone: str | None = None
+    server_alive_interval_s: int = 15
+    server_alive_count_max: int = 3
+    remote_template: str = DEFAULT_REMOTE_TEMPLATE
+    gcloud_binary: str = "gcloud"
+
+    def __post_init__(self) -> None:
+        validate_name("project", self.project)
+        if self.zone is not None:
+            validate_name("zone", self.zone)
+        check_template(self.remote_template)
+
+    @property
+    def kind(self) -> TransportKind:
+        return TransportKind.GCLOUD_TPU if self.tpu else TransportKind.GCLOUD_VM
+
+    def argv(self, host: VmHost, container: str, since: str | None, seconds_left: float) -> list[str]:
+        remote = wrap_remote(render_follow_command(self.remote_template, container, since), seconds_left)
+        zone = self.zone or host.zone
+        base = ["compute", "tpus", "tpu-vm", "ssh"] if self.tpu else ["compute", "ssh"]
+        argv = [self.gcloud_binary, *base, host.vm]
+        if self.tpu:
+            argv.append(f"--worker={host.host}")
+        argv += [f"--zone={validate_name('zone', zone)}", f"--project={self.project}", "--quiet"]
+        argv += [f"--command={remote}", "--ssh-flag=-T"]
+        argv += [f"--ssh-flag=-o ServerAliveInterval={self.server_alive_interval_s}"]
+        return [*argv, f"--ssh-flag=-o ServerAliveCountMax={self.server_alive_count_max}"]
+
+
+def _str_tuple(value: object, name: str) -> tuple[str, ...]:
+    if (
+        not isinstance(value, Sequence)
+        or isinstance(value, str)
+        or not all(isinstance(v, str) for v in value)
+    ):
+        raise TransportConfigError(f"{name} must be a list of strings")
+    return tuple(value)
+
+
+def transport_from_args(args: Mapping[str, Any]) -> Transport:
+    """Build a transport from the plain mapping a stream child receives (`kind` + options)."""
+    options = dict(args)
+    try:
+        kind = TransportKind(options.pop("kind"))
+    except (KeyError, ValueError) as exc:
+        raise TransportConfigError(f"transport kind: {args.get('kind')!r}") from exc
+    try:
+        if kind is TransportKind.LOCAL:
+            if "command_prefix" in options:
+                options["command_prefix"] = _str_tuple(options["command_prefix"], "command_prefix")
+            return LocalTransport(**options)
+        if kind is TransportKind.SSH:
+            return SshTransport(**options)
+        return GcloudTransport(tpu=kind is TransportKind.GCLOUD_TPU, **options)
+    except TypeError as exc:
+        raise TransportConfigError(f"{kind} transport: {exc}") from exc
