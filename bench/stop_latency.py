@@ -44,9 +44,7 @@ def _wait(condition: object, timeout_s: float, what: str) -> None:
 
 
 # What a spawned (fork+exec) child would have to load before doing the same work.
-_SPAWNED_CHILD = (
-    "import sys, workers.runtime, workers.demo_stream; print('ready', flush=True); sys.stdin.read()"
-)
+_SPAWNED_CHILD = "import sys, workers.runtime, workers.demo_stream; print('ready', flush=True); sys.stdin.read()"
 
 
 def _spawned_interpreter_uss() -> float:
@@ -114,9 +112,7 @@ def main() -> None:
     stops = [r[0] for r in results]
     uss = statistics.median(r[1] for r in results)
     print(f"streams={args.streams} repeat={args.repeat}")
-    print(
-        f"sigterm_to_all_reaped_s median={statistics.median(stops):.3f} max={max(stops):.3f} (target <= 0.5)"
-    )
+    print(f"sigterm_to_all_reaped_s median={statistics.median(stops):.3f} max={max(stops):.3f} (target <= 0.5)")
     print(f"uss_per_stream_child_mib={uss / MIB:.2f} (target <= 3)")
     print(f"uss_spawned_interpreter_mib={baseline / MIB:.2f} ratio_fork_vs_spawn={uss / baseline:.3f}")
 

@@ -26,6 +26,8 @@ from typing import Any
 import orjson
 import structlog
 
+from common import ecs
+
 MAX_LINE_BYTES = select.PIPE_BUF
 _FIELD_KEEP_CHARS = 256
 
@@ -79,7 +81,11 @@ def _cap_line(event: EventDict) -> bytes:
     return line + b"\n"
 
 
-_RESERVED = ("timestamp", "level", "event", "run_id", "pid", "role", "child")
+_RESERVED = (
+    "timestamp", "level", "event", "run_id", "pid", "role", "child",
+    # their ECS names, so a last-resort line on an ECS stdout keeps them too
+    "@timestamp", "log.level", "message", "event.action", "process.pid", "labels.run_id", "labels.role",
+)  # fmt: skip
 
 
 class _Writer:
@@ -88,13 +94,18 @@ class _Writer:
     def __init__(self, sinks: list[_Sink], mode: "StdoutMode") -> None:
         self._sinks = sinks
         self._mode = mode
-        self._console = structlog.dev.ConsoleRenderer(colors=False) if mode is not StdoutMode.JSON else None
+        wants_console = mode in (StdoutMode.CONSOLE, StdoutMode.QUIET_CONSOLE)
+        self._console = structlog.dev.ConsoleRenderer(colors=False) if wants_console else None
 
     def _emit(self, **event: Any) -> None:
         line = _cap_line(event)
         for sink in self._sinks[1:]:
             sink.write(line)
         if self._mode is StdoutMode.QUIET_CONSOLE and LEVELS.get(event.get("level", ""), 0) < logging.WARNING:
+            return
+        if self._mode is StdoutMode.ECS:
+            # events.jsonl keeps our names (the schema); only stdout speaks ECS.
+            self._sinks[0].write(_cap_line(ecs.to_ecs(event)))
             return
         if self._console is not None:
             text = self._console(None, "", dict(event))
@@ -134,6 +145,7 @@ def _static_fields(fields: dict[str, Any]) -> structlog.types.Processor:
 
 class StdoutMode(enum.Enum):
     JSON = "json"  # journald, a pipe, a file: every event as a JSON line
+    ECS = "ecs"  # the same, with Elastic Common Schema field names (common/ecs.py)
     CONSOLE = "console"  # every event, rendered for people
     # A terminal left to choose: warnings and errors only, because the supervisor draws
     # its live progress line there; events.jsonl still gets everything.

@@ -16,7 +16,6 @@ Design, in the order things happen:
 """
 
 import contextlib
-import contextlib
 import importlib
 import os
 import random

@@ -44,6 +44,10 @@ def _add_run_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     run.add_argument("--tests", default=None, metavar="NAMES", help="standard tests, comma-separated")
     run.add_argument("--run-id", default=None, help="run id (default: generated, unique)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--log-format", default=None, choices=["auto", "json", "ecs", "console"],
+        help="stdout format (default auto: console on a terminal, JSON otherwise); events.jsonl is always JSON",
+    )  # fmt: skip
     run.add_argument("--demo-streams", type=int, default=None, metavar="N", help="demo: N stream children only")
     run.add_argument("--demo-duration", type=_positive_seconds, default=3.0, help="demo length (s)")
     run.add_argument("--demo-interval", type=_positive_seconds, default=0.2, help="demo line interval (s)")

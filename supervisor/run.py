@@ -8,6 +8,7 @@ then the verdict, whatever happened in between (an exception included).
 """
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -149,6 +150,9 @@ def _start(args: argparse.Namespace, run_dir: Path, run_id: str, timeout_s: floa
 
 
 def run_command(args: argparse.Namespace) -> int:
+    if args.log_format is not None:
+        # Through the environment, so every child (forked or exec'd) renders stdout alike.
+        os.environ["IRIS_SMOKE_LOG_FORMAT"] = args.log_format
     if args.demo_streams is not None:
         run_id = args.run_id or preflight.new_run_id()
         if not preflight.RUN_ID.match(run_id):

@@ -61,10 +61,7 @@ def _copy_lines(ctx: ChildContext, fd: int, path: Path, duration_s: float) -> in
                 break
             *complete, buffered = (buffered + chunk).split(b"\n")
             records = b"".join(
-                orjson.dumps(
-                    {"run_id": ctx.run_id, "child": ctx.name, "seq": lines + i, "line": line.decode()}
-                )
-                + b"\n"
+                orjson.dumps({"run_id": ctx.run_id, "child": ctx.name, "seq": lines + i, "line": line.decode()}) + b"\n"
                 for i, line in enumerate(complete)
             )
             os.write(out, records)

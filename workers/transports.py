@@ -82,9 +82,7 @@ def wrap_remote(command: str, seconds_left: float) -> str:
     """The remote shell command: `command`, ended by channel EOF and by the deadline."""
     seconds = max(1, int(seconds_left))
     inner = _WATCHED.format(command=command)
-    return (
-        f"exec timeout --signal=TERM --kill-after={REMOTE_KILL_AFTER_S} {seconds} sh -c {shlex.quote(inner)}"
-    )
+    return f"exec timeout --signal=TERM --kill-after={REMOTE_KILL_AFTER_S} {seconds} sh -c {shlex.quote(inner)}"
 
 
 @dataclass(frozen=True)
@@ -193,11 +191,7 @@ class GcloudTransport:
 
 
 def _str_tuple(value: object, name: str) -> tuple[str, ...]:
-    if (
-        not isinstance(value, Sequence)
-        or isinstance(value, str)
-        or not all(isinstance(v, str) for v in value)
-    ):
+    if not isinstance(value, Sequence) or isinstance(value, str) or not all(isinstance(v, str) for v in value):
         raise TransportConfigError(f"{name} must be a list of strings")
     return tuple(value)
 

@@ -95,3 +95,13 @@ def test_a_failing_sink_is_reported_once_and_logging_goes_on(tmp_path: Path, cap
         os.close(fd)
     assert capfd.readouterr().err.count("log_sink_failed") == 1
     assert out.read_text().count("still_logging") == 3
+
+
+def test_ecs_output_renames_stdout_fields_but_not_the_events_file(tmp_path: Path) -> None:
+    argv = run_argv("ecs", tmp_path / "runs", "--demo-streams", "1", "--demo-duration", "0.3", "--log-format", "ecs")
+    with started(argv, tmp_path, "ecs") as sup:
+        assert sup.wait_exit(20) == 0
+        stdout = [json.loads(line) for line in sup.output.read_text().splitlines()]
+        _validate_lines(sup.run_dir / "events.jsonl")
+    assert stdout and all("@timestamp" in e and "log.level" in e and "timestamp" not in e for e in stdout)
+    assert {e["labels.role"] for e in stdout} == {"supervisor", "stream"}

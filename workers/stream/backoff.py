@@ -18,9 +18,7 @@ BACKOFF_RESET_AFTER_S = 60.0
 _MAX_EXPONENT = 62  # 2**62 is already far beyond any cap; avoids float overflow
 
 
-def backoff_delay(
-    attempt: int, base_s: float, cap_s: float, jitter: float, rand: Callable[[], float]
-) -> float:
+def backoff_delay(attempt: int, base_s: float, cap_s: float, jitter: float, rand: Callable[[], float]) -> float:
     """The delay before retry `attempt` (0-based): min(cap, base * 2^attempt), minus up to `jitter` of it."""
     ceiling = min(cap_s, base_s * 2.0 ** min(attempt, _MAX_EXPONENT))
     return ceiling * (1.0 - jitter * rand())
