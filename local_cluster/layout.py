@@ -9,9 +9,10 @@ VM and container names reach this module from the command line, so each is check
 against a strict pattern before it becomes a path component (no `..`, no `/`).
 """
 
-import os
 import re
 from pathlib import Path
+
+from common.files import write_atomically
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 ADDR_FILE = "controller.addr"
@@ -41,10 +42,5 @@ def addr_file(state_dir: Path) -> Path:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file and rename it: a reader sees the old content or the new, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """A reader sees the old content or the new, never half."""
+    write_atomically(path, text.encode())

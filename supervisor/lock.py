@@ -1,14 +1,13 @@
 """One run at a time per label prefix: two runs on one prefix would delete each other's VMs.
 
-The lock is an `flock` on a file named after the prefix, in a directory shared by every
-run of this user on this host. The kernel drops it when the process dies, however it
-dies, so a crashed run never leaves a stale lock behind. Forked children close the
-descriptor right after the fork, so only the supervisor holds it.
+The lock file is named after the prefix, in a directory shared by every run of this user
+on this host; `common.files.PidLock` holds it (dropped by the kernel however we die).
 """
 
-import fcntl
 import os
 from pathlib import Path
+
+from common.files import Busy, PidLock
 
 
 class LockHeld(RuntimeError):
@@ -25,30 +24,15 @@ def lock_dir() -> Path:
 
 class PrefixLock:
     def __init__(self, prefix: str, directory: Path | None = None) -> None:
-        self.path = (directory or lock_dir()) / f"{prefix}.lock"
-        self._fd: int | None = None
+        self._lock = PidLock((directory or lock_dir()) / f"{prefix}.lock", mode=0o600)
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._lock.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise LockHeld(f"another run holds the prefix lock {self.path} (pid {holder})") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
+            self._lock.acquire()
+        except Busy:
+            holder = self._lock.holder() or "unknown"
+            raise LockHeld(f"another run holds the prefix lock {self._lock.path} (pid {holder})") from None
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> "PrefixLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.release()
+        self._lock.release()

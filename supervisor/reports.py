@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from supervisor.verdict import write_atomically
+from common.files import write_atomically
 
 ARTEFACTS = (
     "results.json",

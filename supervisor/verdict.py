@@ -1,6 +1,5 @@
 """The verdict of a run: `results.json`, written once, atomically, at the very end."""
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from common.files import write_atomically
 from common.outcome import ExitCode, FailureReason, Outcome, exit_code_for, outcome_for
 
 
@@ -52,16 +52,6 @@ class Verdict:
 
 def _rfc3339(unix: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(unix)) + f".{int(unix % 1 * 1e6):06d}Z"
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_results(run_dir: Path, verdict: Verdict) -> Path:

@@ -10,7 +10,6 @@ below the message size limit. A failed RPC leaves its part empty and is named in
 whatever could be gathered is still written.
 """
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import grpc
 import orjson
 
 from common.child_exit import ChildExit
+from common.files import write_atomically
 from common.messages import Kind
 from iris_smoke_api.v1 import controller_pb2 as pb
 from workers import controller_client as cc
@@ -118,19 +118,6 @@ def compact(report: dict[str, Any]) -> dict[str, Any]:
     return small
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def main(ctx: ChildContext) -> int:
     out_dir = Path(ctx.args["out_dir"])
     with cc.connect(str(ctx.args["controller"])) as conn:
@@ -147,7 +134,7 @@ def main(ctx: ChildContext) -> int:
     path = out_dir / "diagnostics.json"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        write_atomically(path, orjson.dumps(report, option=orjson.OPT_INDENT_2))
     except OSError as exc:
         ctx.log.error("diagnostics_write_failed", path=str(path), error=str(exc))
         path_text = ""

@@ -8,9 +8,9 @@ the error message only; the lock itself is the truth. The descriptor is close-on
 so a run (or a process it leaks) can never keep the lock alive.
 """
 
-import fcntl
-import os
 from pathlib import Path
+
+from common.files import Busy, PidLock
 
 LOCK_NAME = "canary.lock"
 
@@ -26,26 +26,13 @@ class LockHeld(Exception):
 class StateLock:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd: int | None = None
+        self._lock = PidLock(path)
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_pid(fd)
-            os.close(fd)
-            raise LockHeld(self.path, holder) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
+            self._lock.acquire()
+        except Busy:
+            raise LockHeld(self.path, self._lock.holder()) from None
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the last descriptor releases the flock
-            self._fd = None
-
-
-def _read_pid(fd: int) -> int | None:
-    text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-    return int(text) if text.isdigit() else None
+        self._lock.release()  # closing the last descriptor releases the flock

@@ -6,12 +6,13 @@ exclusive flock makes a second writer (two monitors given the same `out`) fail a
 instead of interleaving silently.
 """
 
-import fcntl
 import os
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from common.files import Busy, open_exclusive
 
 
 class SecondWriterError(RuntimeError):
@@ -22,11 +23,9 @@ class JsonlWriter:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
+            self._fd = open_exclusive(path, os.O_WRONLY | os.O_APPEND)
+        except Busy:
             raise SecondWriterError(f"{path} already has a writer") from None
         self.records = 0
 

@@ -11,13 +11,13 @@
 """
 
 import collections
-import fcntl
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
+from common.files import Busy, open_exclusive
 from workers.stream.records import MAX_SAME_TS_LINES, line_key
 
 # A record's line can grow 6x when escaped (a control byte becomes \u00XX).
@@ -42,11 +42,9 @@ class StreamFile:
     def __init__(self, path: Path, max_line_bytes: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
+            self.fd = open_exclusive(path, os.O_RDWR | os.O_APPEND)
+        except Busy:
             raise StreamFileBusy(f"{path} is being written by another process") from None
         self.dirty = False
         self.recovered = self._recover(max_line_bytes * _ESCAPE_GROWTH + _RECORD_OVERHEAD_BYTES)
