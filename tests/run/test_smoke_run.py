@@ -199,3 +199,51 @@ def test_leftovers_of_the_prefix_are_deleted_and_a_second_run_on_it_is_refused(t
         if stale.poll() is None:
             os.killpg(stale.pid, signal.SIGKILL)
         stale.wait(timeout=10)
+
+
+LATE_SLICE = """
+[[scale_groups]]
+name = "cpu"
+accelerator_type = "cpu"
+hosts_per_slice = 1
+chips_per_host = 4
+min_slices = 1
+max_slices = 1
+boot_delay_s = 0.3
+
+[[scale_groups]]
+name = "tpu"
+accelerator_type = "tpu"
+accelerator_variant = "v5litepod-16"
+hosts_per_slice = 4
+chips_per_host = 4
+min_slices = 0
+max_slices = 1
+boot_delay_s = 4.5
+"""
+
+
+def test_a_slice_that_appears_mid_run_gets_a_stream_per_host_under_a_custom_prefix(tmp_path: Path) -> None:
+    cluster_config = tmp_path / "cluster.toml"
+    cluster_config.write_text(LATE_SLICE)
+    config = _config(tmp_path, f'[cluster]\nlocal_config = "{cluster_config}"\n[run]\ntests = ["coscheduled"]\n')
+    argv = run_argv("late-vm", tmp_path / "runs", "--config", config, "--prefix", "mylabel")
+    with started(argv, tmp_path, "late-vm") as sup:
+        assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
+        names = sorted(p.name for p in (sup.run_dir / "logs" / "vms").glob("*.jsonl"))
+        assert names == ["mylabel-cpu-0-w0.jsonl"] + [f"mylabel-tpu-0-w{i}.jsonl" for i in range(4)]
+        run_started = next(e["timestamp"] for e in sup.events() if e["event"] == "run_started")
+        tpu_streams = [e for e in sup.find("child_started") if e["child"].startswith("stream:mylabel-tpu-0")]
+        assert len(tpu_streams) == 4
+        assert all(_seconds_between(run_started, e["timestamp"]) >= 4.0 for e in tpu_streams)
+        for i in range(4):
+            lines = [r["line"] for r in _jsonl(sup.run_dir / "logs" / "vms" / f"mylabel-tpu-0-w{i}.jsonl")]
+            assert any(f"cosched task {i}/4" in line for line in lines)
+        _assert_nothing_left(sup)
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    from datetime import datetime
+
+    parse = lambda ts: datetime.fromisoformat(ts.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(later) - parse(earlier)).total_seconds()
