@@ -7,7 +7,8 @@ including the next newline. Lengths exclude the newline.
 
 Output is a list of segments in stream order: a run of complete lines (`bytes` ending in
 "\n", every line within the limit), or one truncated line (no newline). The common case
-is a single run per chunk, which the encoder turns into records in bulk.
+is a single run per chunk (the line an earlier chunk left unfinished included), which
+the encoder turns into records in bulk.
 """
 
 from dataclasses import dataclass
@@ -31,35 +32,31 @@ class LineFramer:
 
     def feed(self, chunk: bytes) -> list[Segment]:
         out: list[Segment] = []
+        start = 0
         if self._discarding:
-            newline = chunk.find(b"\n")
-            if newline < 0:
+            start = chunk.find(b"\n") + 1
+            if not start:
                 return out
-            chunk = chunk[newline + 1 :]
             self._discarding = False
+        end = chunk.rfind(b"\n", start) + 1
+        if not end:
+            self._keep_tail(self._partial + chunk[start:], out)
+            return out
         if self._partial:
-            rest = self._finish_partial(chunk, out)
-            if rest is None:
-                return out
-            chunk = rest
-        end = chunk.rfind(b"\n") + 1
-        if end:
-            out.extend(split_long_lines(chunk[:end] if end < len(chunk) else chunk, self.max))
+            first = chunk.find(b"\n", start)
+            if len(self._partial) + first - start > self.max:
+                room = self.max - len(self._partial)
+                out.append(Segment(self._partial + chunk[start : start + room], truncated=True))
+                self._partial = b""
+                start = first + 1
+        # The line finished here joins the run: one copy of the chunk, instead of a segment
+        # of its own, an encoder call more and a join of the encoded output. Without one,
+        # the slice is the chunk itself (no copy) when the chunk is all complete lines.
+        block = b"".join((self._partial, memoryview(chunk)[start:end])) if self._partial else chunk[start:end]
+        if block:
+            out.extend(split_long_lines(block, self.max))
         self._keep_tail(chunk[end:], out)
         return out
-
-    def _finish_partial(self, chunk: bytes, out: list[Segment]) -> bytes | None:
-        newline = chunk.find(b"\n")
-        if newline < 0:
-            self._keep_tail(self._partial + chunk, out)
-            return None
-        line = self._partial + chunk[: newline + 1]
-        self._partial = b""
-        if len(line) - 1 > self.max:
-            out.append(Segment(line[: self.max], truncated=True))
-        else:
-            out.append(Segment(line))
-        return chunk[newline + 1 :]
 
     def _keep_tail(self, tail: bytes, out: list[Segment]) -> None:
         if len(tail) > self.max:

@@ -13,7 +13,9 @@ number of matches must equal the number of lines, which proves every line has on
 DEL becomes the record separator with a `%d` for `seq`, and one `%` format fills in all
 sequence numbers. Anything unusual (a truncated line, invalid UTF-8, a line without a
 timestamp or with a non-fixed one, a DEL byte, a resume in progress) takes the slow path,
-one line at a time, for that run only.
+one line at a time, for that run only. When the optional C extension `_encode.c` was
+built, it replaces that pure-Python fast path (`encode_run`, same bytes, same refusals,
+about 10x faster); `NATIVE` tells which one runs.
 
 Resume: after a reconnect or a restart the follower is asked for lines `--since` the
 last timestamp written, inclusive (some docker versions round it down to the second).
@@ -145,9 +147,7 @@ class RecordEncoder:
     counters: Counters = field(default_factory=Counters)
     resume: Resume | None = None
     gaps: list[Gap] = field(default_factory=list)
-    diagnostics: collections.deque[str] = field(
-        default_factory=lambda: collections.deque(maxlen=DIAGNOSTIC_LINES)
-    )
+    diagnostics: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=DIAGNOSTIC_LINES))
 
     def start_resume(self) -> None:
         """A new connection asked for lines since `last_ts`: dedupe until past it."""
