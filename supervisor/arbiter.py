@@ -33,10 +33,12 @@ import psutil
 from common import logs
 from common.child_exit import ChildExit
 from common.deadline import Clock, Deadline
-from common.messages import Kind, Message, ProtocolError
+from common.messages import Kind, Message
 from common.outcome import FailureReason
 from supervisor import audit
+from supervisor.audit import AuditReport
 from supervisor.children import ChildRecord, ChildSpec, ChildState
+from supervisor.pipes import ChildPipes
 from supervisor.reaper import reap_exited
 from supervisor.restart import Action, decide
 from supervisor.signals import SignalInbox
@@ -58,27 +60,6 @@ class ProcessCounts:
     orphans_reaped: int = 0
 
 
-@dataclass(frozen=True)
-class AuditReport:
-    spawned: int
-    reaped: int
-    orphans_reaped: int
-    killed_at_stop: int
-    leaked: tuple[audit.Leftover, ...]
-    zombies: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "spawned": self.spawned,
-            "reaped": self.reaped,
-            "orphans_reaped": self.orphans_reaped,
-            "killed_at_stop": self.killed_at_stop,
-            "leaked": len(self.leaked),
-            "leaked_processes": [vars(p) for p in self.leaked],
-            "zombies": self.zombies,
-        }
-
-
 @dataclass
 class Supervisor:
     run_id: str
@@ -96,11 +77,11 @@ class Supervisor:
 
     def __post_init__(self) -> None:
         self._by_pid: dict[int, ChildRecord] = {}
-        self._by_fd: dict[int, ChildRecord] = {}
         self._poll = select.poll()
+        self.log = logs.get_logger()
+        self._pipes = ChildPipes(self._poll, self.log)
         self._inbox = SignalInbox()
         self._skip_grace = False
-        self.log = logs.get_logger()
 
     def __enter__(self) -> "Supervisor":
         self._inbox.install()
@@ -108,8 +89,7 @@ class Supervisor:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        for fd in list(self._by_fd):
-            self._close_pipe(self._by_fd[fd])
+        self._pipes.close_all()
         self._inbox.close()
 
     # -- children ---------------------------------------------------------------------
@@ -139,13 +119,12 @@ class Supervisor:
             log_level=self.log_level,
         )
         pid, fd = fork_child(launch)
-        record.pid, record.fd, record.started_at = pid, fd, self.clock()
+        record.pid, record.started_at = pid, self.clock()
         record.starts += 1
         record.restart_at = None
         record.reader = type(record.reader)()
         self._by_pid[pid] = record
-        self._by_fd[fd] = record
-        self._poll.register(fd, select.POLLIN)
+        self._pipes.attach(record, fd)
         self.counts.spawned += 1
         self.log.info("child_started", child=spec.name, child_pid=pid, attempt=record.starts, child_role=spec.role)
         self._transition(record, ChildState.STARTING)
@@ -196,8 +175,8 @@ class Supervisor:
         for fd, _events in self._poll.poll(max(0, int(timeout_s * 1000 + 0.999))):
             if fd == self._inbox.fd:
                 self._handle_signals(self._inbox.drain())
-            elif fd in self._by_fd:
-                self._read_child(self._by_fd[fd])
+            elif fd in self._pipes:
+                self._handle(self._pipes.read(fd))
         self._reap()
         if self.stop_reason is None:
             self._restart_due()
@@ -224,52 +203,13 @@ class Supervisor:
 
     # -- messages ---------------------------------------------------------------------
 
-    def _read_child(self, record: ChildRecord) -> None:
-        assert record.fd is not None
-        try:
-            data = os.read(record.fd, 65536)
-        except BlockingIOError:
-            return
-        if data:
-            self._handle_data(record, data)
-        else:
-            self._close_pipe(record)
-
-    def _drain(self, record: ChildRecord) -> None:
-        """Read what an exited child left in its pipe (its final stats), then close it.
-
-        Its write end closed with it (the descriptor is not inheritable), so this ends at
-        EOF; BlockingIOError would mean some other process still holds it, and we stop.
-        """
-        while record.fd is not None:
-            try:
-                data = os.read(record.fd, 65536)
-            except BlockingIOError:
-                break
-            if not data:
-                break
-            self._handle_data(record, data)
-        self._close_pipe(record)
-
-    def _handle_data(self, record: ChildRecord, data: bytes) -> None:
-        try:
-            messages = record.reader.feed(data)
-        except ProtocolError as exc:
-            self.log.error("child_protocol_error", child=record.name, error=str(exc))
-            return
-        for message in messages:
+    def _handle(self, messages: Iterable[tuple[ChildRecord, Message]]) -> None:
+        for record, message in messages:
             record.last[message.kind] = message.body
             if message.kind is Kind.READY and record.state is ChildState.STARTING:
                 self._transition(record, ChildState.RUNNING)
             if self.on_message is not None:
                 self.on_message(record, message)
-
-    def _close_pipe(self, record: ChildRecord) -> None:
-        if record.fd is not None:
-            self._poll.unregister(record.fd)
-            del self._by_fd[record.fd]
-            os.close(record.fd)
-            record.fd = None
 
     # -- exits and restarts -----------------------------------------------------------
 
@@ -281,7 +221,7 @@ class Supervisor:
                 self.log.info("orphan_reaped", child_pid=exit_.pid, exit_code=exit_.exit_code)
                 continue
             self.counts.reaped += 1
-            self._drain(record)
+            self._handle(self._pipes.read_remaining(record))
             self._child_exited(record, exit_.exit_code)
 
     def _child_exited(self, record: ChildRecord, exit_code: int) -> None:

@@ -6,6 +6,7 @@ snapshot never signals an unrelated process that reused the pid later.
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
@@ -86,3 +87,24 @@ def zombie_children() -> list[psutil.Process]:
         return [p for p in psutil.Process().children() if p.status() == psutil.STATUS_ZOMBIE]
     except psutil.NoSuchProcess:
         return []
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    spawned: int
+    reaped: int
+    orphans_reaped: int
+    killed_at_stop: int
+    leaked: tuple[Leftover, ...]
+    zombies: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "spawned": self.spawned,
+            "reaped": self.reaped,
+            "orphans_reaped": self.orphans_reaped,
+            "killed_at_stop": self.killed_at_stop,
+            "leaked": len(self.leaked),
+            "leaked_processes": [vars(p) for p in self.leaked],
+            "zombies": self.zombies,
+        }
