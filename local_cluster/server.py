@@ -88,7 +88,8 @@ class LocalCluster:
     def stop(self) -> None:
         self._stopping.set()
         if self._loop.is_alive():
-            self._loop.join()
+            # The loop checks the event every tick; the bound only matters if a tick wedges.
+            self._loop.join(STOP_GRACE_S)
         self._health.enter_graceful_shutdown()
         if self._server is not None:
             self._server.stop(grace=STOP_GRACE_S).wait(STOP_GRACE_S + 1)

@@ -76,6 +76,10 @@ def check_tools(config: RunConfig) -> None:
         raise UsageError("--cluster gcp: the GCP provider is not built yet; use local or ssh")
     if config.cluster is ClusterKind.SSH and shutil.which("ssh") is None:
         raise UsageError("--cluster ssh: the `ssh` client is not on PATH (apt-get install openssh-client)")
+    if config.cluster is ClusterKind.SSH and not config.attached:
+        raise UsageError(
+            "--cluster ssh: attaches to a running cluster; give its --controller ADDR (or cluster.controller)"
+        )
 
 
 def make_run_dir(run_dir: Path) -> None:

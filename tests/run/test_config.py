@@ -68,3 +68,12 @@ def test_unreadable_and_malformed_files_say_so(tmp_path: Path) -> None:
     bad.write_text("[run\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load(bad)
+
+
+def test_preflight_refuses_an_ssh_cluster_without_a_controller(tmp_path: Path) -> None:
+    from supervisor.cli import main
+
+    assert main(["run", "--cluster", "ssh", "--log-dir", str(tmp_path)]) == 2
+    assert main(["run", "--cluster", "gcp", "--log-dir", str(tmp_path)]) == 2
+    assert main(["run", "--keep", "--controller", "127.0.0.1:1", "--log-dir", str(tmp_path)]) == 2
+    assert list(tmp_path.iterdir()) == [], "nothing is created before preflight passes"
