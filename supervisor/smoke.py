@@ -238,7 +238,7 @@ class SmokeRun:
         return ChildSpec(
             name=stream_name(host),
             role="stream",
-            entrypoint="workers.stream:main",
+            entrypoint="workers.stream.child:main",
             preload=True,
             args={k: host[k] for k in fields if k in host}
             | {
