@@ -12,6 +12,7 @@ class ChildExit(enum.IntEnum):
     ERROR = 1
     PARENT_GONE = 3
     CRASHED = 70  # EX_SOFTWARE: an exception escaped the entrypoint
+    DISK_FULL = 74  # EX_IOERR: no space (or quota) left where it writes; worth a retry later
     CONFIG = 78  # EX_CONFIG: do not restart
     DEADLINE = 124
     HARD_EXIT = 125  # did not finish within its own grace after a stop request

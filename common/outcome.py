@@ -38,6 +38,7 @@ class FailureReason(enum.StrEnum):
     CLUSTER_START_FAILED = "cluster_start_failed"
     CONTROLLER_UNREACHABLE = "controller_unreachable"
     INTERNAL_ERROR = "internal_error"
+    ARTEFACT_WRITE_FAILED = "artefact_write_failed"
 
 
 # Which outcome wins when several reasons are present: the most severe first.
@@ -55,6 +56,7 @@ REASON_OUTCOME: dict[FailureReason, Outcome] = {
     FailureReason.CLUSTER_START_FAILED: Outcome.ERROR,
     FailureReason.CONTROLLER_UNREACHABLE: Outcome.ERROR,
     FailureReason.INTERNAL_ERROR: Outcome.ERROR,
+    FailureReason.ARTEFACT_WRITE_FAILED: Outcome.ERROR,
 }
 
 

@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"iris-smoke: {exc}", file=sys.stderr)
         return ExitCode.USAGE
+    except OSError as exc:
+        # Before the supervisor is up (run directory, events file): nothing to clean up yet.
+        print(f"iris-smoke: cannot write {exc.filename or 'the run directory'}: {exc.strerror}", file=sys.stderr)
+        return ExitCode.INFRA
 
 
 if __name__ == "__main__":

@@ -116,10 +116,24 @@ def supervised(
         # The fork/gRPC rule, checked where it matters: this process must never have loaded grpc.
         verdict.processes = report.as_dict() | {"grpc_imported": "grpc" in sys.modules}
         verdict.extra = extra
-    path = write_results(run_dir, verdict)
-    reports.write_reports(verdict.as_dict(), run_dir)
-    log.info("run_finished", outcome=verdict.outcome, exit_code=int(verdict.exit_code), results=str(path))
+    _write_artefacts(verdict, run_dir, log)
     return verdict
+
+
+def _write_artefacts(verdict: Verdict, run_dir: Path, log: Any) -> None:
+    """The verdict on disk; on a full disk, in the log instead, and the run is an error."""
+    try:
+        path = write_results(run_dir, verdict)
+        reports.write_reports(verdict.as_dict(), run_dir)
+    except OSError as exc:
+        verdict.add(FailureReason.ARTEFACT_WRITE_FAILED)
+        log.error(
+            "verdict_write_failed", run_dir=str(run_dir), error=exc.strerror, filename=str(exc.filename or ""),
+            outcome=verdict.outcome, exit_code=int(verdict.exit_code), failure_reasons=list(verdict.reasons),
+            tests={t["name"]: t["outcome"] for t in verdict.extra.get("tests", [])},
+        )  # fmt: skip
+        return
+    log.info("run_finished", outcome=verdict.outcome, exit_code=int(verdict.exit_code), results=str(path))
 
 
 def demo_specs(args: argparse.Namespace) -> list[ChildSpec]:

@@ -118,7 +118,9 @@ class SmokeRun:
             )
         )
         self.sup.run_until(lambda: self.cluster is not None or record.finished, tick=self._tick)
-        if self.cluster is None and self.sup.stop_reason is None:
+        # The cluster child is critical, so its failure may already have stopped the run;
+        # the verdict still says what failed, not only that a critical child did.
+        if self.cluster is None and self.sup.stop_reason in (None, FailureReason.CRITICAL_CHILD_FAILED):
             reason = FailureReason.CONTROLLER_UNREACHABLE if mode == "attach" else FailureReason.CLUSTER_START_FAILED
             self.sup.failures.append(reason)
             self.sup.request_stop(reason)

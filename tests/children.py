@@ -27,3 +27,11 @@ def wait_for_stop(ctx: ChildContext) -> int:
     ctx.channel.send(Kind.READY)
     select.select([ctx.stop.fd], [], [], ctx.deadline.remaining() + 5)
     return ChildExit.OK
+
+
+def disk_full(ctx: ChildContext) -> int:
+    """Writes where no space is left: /dev/full answers every write with ENOSPC."""
+    ctx.channel.send(Kind.READY)
+    with open("/dev/full", "wb", buffering=0) as full:
+        full.write(b"x")
+    return ChildExit.OK

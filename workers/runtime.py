@@ -18,6 +18,7 @@ The entrypoint's return value is the exit code; the process always ends in `os._
 never by returning into the supervisor's stack that fork copied.
 """
 
+import errno
 import gc
 import importlib
 import os
@@ -37,6 +38,7 @@ from common.messages import Channel
 from workers.groups import ProcessGroups
 
 MESSAGE_FD = 3
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 # A child's own stop must fit inside the supervisor's TERM-to-KILL grace.
 DEFAULT_CHILD_GRACE_S = 1.0
 
@@ -143,6 +145,13 @@ def _resolve(entrypoint: str) -> Callable[[ChildContext], int]:
     return func
 
 
+def _log_crash() -> None:
+    try:
+        logs.get_logger().error("child_crashed", exc_info=True)
+    except BaseException:
+        traceback.print_exc()
+
+
 def child_main(launch: Launch, message_fd: int) -> NoReturn:
     """Runs in the child right after fork; never returns."""
     code: int = ChildExit.CRASHED
@@ -178,11 +187,16 @@ def child_main(launch: Launch, message_fd: int) -> NoReturn:
         code = _resolve(launch.entrypoint)(ctx)
         if ctx.stop.reason == "deadline" and code == ChildExit.OK:
             code = ChildExit.DEADLINE
+    except OSError as exc:
+        if exc.errno not in DISK_FULL_ERRNOS:
+            _log_crash()
+        else:
+            # A fact to report, not a bug to trace: the supervisor's restart policy
+            # retries with backoff, since space may be freed meanwhile.
+            code = ChildExit.DISK_FULL
+            logs.get_logger().error("child_disk_full", error=exc.strerror, filename=str(exc.filename or ""))
     except BaseException:
-        try:
-            logs.get_logger().error("child_crashed", exc_info=True)
-        except BaseException:
-            traceback.print_exc()
+        _log_crash()
     finally:
         sys.stdout.flush()
         os._exit(code)
