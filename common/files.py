@@ -49,17 +49,30 @@ def open_exclusive(path: Path, flags: int, mode: int = 0o644) -> int:
 
 
 class PidLock:
-    def __init__(self, path: Path, mode: int = 0o644) -> None:
+    """An exclusive lock file naming its holder.
+
+    With `remove=True` the file is deleted on release, so one-off names (a lock per label
+    prefix) do not pile up. That is safe only because `acquire` checks, after locking,
+    that the path still names the inode it locked: a process that opened the file just
+    before the holder deleted it would otherwise hold a lock nobody else can see.
+    """
+
+    def __init__(self, path: Path, mode: int = 0o644, remove: bool = False) -> None:
         self.path = path
         self.mode = mode
+        self.remove = remove
         self._fd: int | None = None
 
     def acquire(self) -> None:
         """Take the lock and write our pid into the file; raise Busy naming the holder's."""
-        try:
-            fd = open_exclusive(self.path, os.O_RDWR, self.mode)
-        except Busy:
-            raise Busy(f"{self.path} is held by pid {self.holder() or 'unknown'}") from None
+        while True:
+            try:
+                fd = open_exclusive(self.path, os.O_RDWR, self.mode)
+            except Busy:
+                raise Busy(f"{self.path} is held by pid {self.holder() or 'unknown'}") from None
+            if _still_names(self.path, fd):
+                break
+            os.close(fd)  # we locked a file its holder had just deleted: try the new one
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
@@ -73,5 +86,15 @@ class PidLock:
 
     def release(self) -> None:
         if self._fd is not None:
+            if self.remove:
+                # Deleted while still locked, so a waiter that opened it retries on a new file.
+                self.path.unlink(missing_ok=True)
             os.close(self._fd)
             self._fd = None
+
+
+def _still_names(path: Path, fd: int) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False

@@ -24,7 +24,7 @@ def lock_dir() -> Path:
 
 class PrefixLock:
     def __init__(self, prefix: str, directory: Path | None = None) -> None:
-        self._lock = PidLock((directory or lock_dir()) / f"{prefix}.lock", mode=0o600)
+        self._lock = PidLock((directory or lock_dir()) / f"{prefix}.lock", mode=0o600, remove=True)
 
     def acquire(self) -> None:
         self._lock.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
