@@ -54,9 +54,13 @@ def _add_run_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="iris-smoke", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="iris-smoke",
+        description="Smoke tests and canaries for accelerator clusters run by a controller with an autoscaler.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run_parser(sub)
+    sub.add_parser("canary", help="the canary daemon: runs on an interval (see `canary --help`)", add_help=False)
     sub.add_parser("local-cluster", help="the embedded local cluster (see `local-cluster --help`)", add_help=False)
     return parser
 

@@ -77,3 +77,12 @@ def test_preflight_refuses_an_ssh_cluster_without_a_controller(tmp_path: Path) -
     assert main(["run", "--cluster", "gcp", "--log-dir", str(tmp_path)]) == 2
     assert main(["run", "--keep", "--controller", "127.0.0.1:1", "--log-dir", str(tmp_path)]) == 2
     assert list(tmp_path.iterdir()) == [], "nothing is created before preflight passes"
+
+
+def test_every_subcommand_is_listed_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from supervisor.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in ("run", "canary", "local-cluster"))
