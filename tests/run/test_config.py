@@ -1,5 +1,6 @@
 """Configuration: every bad value is refused with the field's name and what would do."""
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,11 @@ def test_every_subcommand_is_listed_in_the_help(capsys: pytest.CaptureFixture[st
         main(["--help"])
     listed = capsys.readouterr().out
     assert all(name in listed for name in ("run", "canary", "local-cluster"))
+
+
+def test_the_readme_example_config_is_valid() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = parse(tomllib.loads(example))
+    assert config.test_names() == ["simple", "concurrent", "coscheduled", "my-check"]
+    assert config.ssh.hosts[0].address == "10.0.0.5"
