@@ -127,37 +127,24 @@ class SmokeRun:
         return self.cluster is not None and self.sup.stop_reason is None
 
     def start_observers(self) -> None:
+        """Monitors, and the host set: a static ssh list when configured, else discovery."""
         common = {"controller": self.address, "interval_s": self.config.monitor_interval_s}
-        self.sup.add(
-            ChildSpec(
-                name="discovery",
-                role="discovery",
-                entrypoint="workers.discovery:main",
-                args={
-                    "controller": self.address,
-                    "interval_s": self.config.discovery_every_s,
-                    "prefix": self.plan.prefix,
-                },
-            )
-        )
-        self.sup.add(
-            ChildSpec(
-                name="monitor:scheduling",
-                role="monitor",
-                entrypoint="workers.monitors.scheduling:main",
-                args=common | {"job_prefix": self.plan.job_prefix, "out": str(self.plan.run_dir / "scheduling.jsonl")},
-            )
-        )
-        self.sup.add(
-            ChildSpec(
-                name="monitor:autoscaler",
-                role="monitor",
-                entrypoint="workers.monitors.autoscaler:main",
-                args=common | {"out": str(self.plan.run_dir / "autoscaler.jsonl")},
-            )
-        )
         if self.config.cluster is ClusterKind.SSH and self.config.ssh.hosts:
             self.streams.update([self._static_host(h) for h in self.config.ssh.hosts])
+        else:
+            self.sup.add(ChildSpec(
+                name="discovery", role="discovery", entrypoint="workers.discovery:main",
+                args={"controller": self.address, "interval_s": self.config.discovery_every_s,
+                      "prefix": self.plan.prefix},
+            ))  # fmt: skip
+        self.sup.add(ChildSpec(
+            name="monitor:scheduling", role="monitor", entrypoint="workers.monitors.scheduling:main",
+            args=common | {"job_prefix": self.plan.job_prefix, "out": str(self.plan.run_dir / "scheduling.jsonl")},
+        ))  # fmt: skip
+        self.sup.add(ChildSpec(
+            name="monitor:autoscaler", role="monitor", entrypoint="workers.monitors.autoscaler:main",
+            args=common | {"out": str(self.plan.run_dir / "autoscaler.jsonl")},
+        ))  # fmt: skip
 
     def run_tests(self) -> None:
         record = self.sup.add(
