@@ -187,11 +187,20 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         lock.release()
     if work.smoke is not None:
-        work.smoke.progress.finish(
-            f"{verdict.outcome.upper()} (exit {int(verdict.exit_code)}): see {plan.run_dir}/summary.md"
-        )
+        work.smoke.progress.finish(_final_line(verdict, plan.run_dir))
     _print_keep_hint(plan, verdict)
     return int(verdict.exit_code)
+
+
+def _final_line(verdict: Verdict, run_dir: Path) -> str:
+    tests = verdict.extra.get("tests", [])
+    passed = sum(t["outcome"] == "passed" for t in tests)
+    streams = verdict.extra.get("streams", [])
+    lines = sum(int(s.get("lines", 0)) for s in streams)
+    return (
+        f"{verdict.outcome.upper()} (exit {int(verdict.exit_code)}): {passed}/{len(tests)} tests passed, "
+        f"{len(streams)} streams, {lines} log lines; see {run_dir}/summary.md"
+    )
 
 
 def _print_keep_hint(plan: preflight.RunPlan, verdict: Verdict) -> None:

@@ -33,7 +33,9 @@ NEVER = RestartPolicy(mode=RestartMode.NEVER)
 CLUSTER_STOP_GRACE_S = 8.0  # the local cluster stops every VM host and its tasks first
 TESTS_STOP_GRACE_S = 6.0  # the tests child terminates its jobs over RPC first
 DIAGNOSTICS_BUDGET_S = 10.0
-STREAM_DRAIN_BUDGET_S = 3.0  # streams catching up with their followers at the end of a run
+STREAM_DRAIN_BUDGET_S = 3.0
+# A small message per stream this often: enough for the live line, cheap at hundreds of streams.
+STREAM_PROGRESS_S = 2.0  # streams catching up with their followers at the end of a run
 # The cluster must outlive the deadline by the diagnostics budget, or a timed-out run
 # could not say why it timed out.
 CLUSTER_EXTRA_S = DIAGNOSTICS_BUDGET_S + 5.0
@@ -234,6 +236,7 @@ class SmokeRun:
                 "transport": self._transport(),
                 "max_line_bytes": self.config.streams.max_line_bytes,
                 "stale_after_s": self.config.streams.stale_after_s,
+                "progress_interval_s": STREAM_PROGRESS_S,
             },
         )
 

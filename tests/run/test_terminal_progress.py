@@ -60,6 +60,6 @@ def test_a_terminal_gets_a_progress_line_and_the_verdict(tmp_path: Path) -> None
             popen.wait()
     text = output.decode(errors="replace")
     assert "\r\x1b[K" in text and "streams" in text and "simple=" in text
-    assert "PASSED (exit 0)" in text
+    assert "PASSED (exit 0): 1/1 tests passed" in text
     assert '"event":"child_started"' not in text, "info events stay off the terminal"
     assert (tmp_path / "tty" / "events.jsonl").read_text().count("child_started") >= 5
