@@ -326,13 +326,9 @@ class Supervisor:
         return report
 
     def _audit(self, stop: StopReport) -> AuditReport:
-        leftovers = {p.pid: p for p in audit.tagged(self.run_id) if audit.alive(p)}
-        leaked = tuple(audit.Leftover.of(p) for p in leftovers.values()) + stop.survivors
-        for proc in leftovers.values():
-            self.log.error("process_leaked", child_pid=proc.pid, process=audit.Leftover.of(proc).cmdline)
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                proc.kill()
-        self._wait(KILL_WAIT_S, lambda: not any(audit.alive(p) for p in leftovers.values()), False)
+        leftovers = audit.kill_tagged(self.run_id, self.log)
+        leaked = tuple(leftovers.values()) + stop.survivors
+        self._wait(KILL_WAIT_S, lambda: not any(audit.alive(p) for p in leftovers), False)
         self._reap()
         zombies = len(audit.zombie_children())
         if leaked:

@@ -4,6 +4,7 @@ psutil identifies a process by pid *and* creation time, so a `Process` taken in 
 snapshot never signals an unrelated process that reused the pid later.
 """
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +73,20 @@ def tagged(run_id: str) -> list[psutil.Process]:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return found
+
+
+def kill_tagged(run_id: str, log: Any, **fields: Any) -> dict[psutil.Process, Leftover]:
+    """KILL every live process carrying the run's tag, logging each as a leak; return them,
+    described before the kill (afterwards there would be nothing left to describe).
+
+    Waiting for them to go is the caller's: only its own loop may reap what it adopted.
+    """
+    leftovers = {p: Leftover.of(p) for p in tagged(run_id) if alive(p)}
+    for proc, described in leftovers.items():
+        log.error("process_leaked", child_pid=proc.pid, process=described.cmdline, **fields)
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            proc.kill()
+    return leftovers
 
 
 def alive(proc: psutil.Process) -> bool:

@@ -91,12 +91,18 @@ def make_run_dir(run_dir: Path) -> None:
         raise UsageError(f"--log-dir: cannot create {run_dir}: {exc.strerror}") from None
 
 
+def run_id_of(args: argparse.Namespace) -> str:
+    """`--run-id`, checked (it names a directory), or a new unique one."""
+    run_id: str = args.run_id or new_run_id()
+    if not RUN_ID.match(run_id):
+        raise UsageError(f"--run-id: must match {RUN_ID.pattern}, got {run_id!r}")
+    return run_id
+
+
 def plan(args: argparse.Namespace) -> RunPlan:
     config = merged_config(args)
     check_tools(config)
-    run_id = args.run_id or new_run_id()
-    if not RUN_ID.match(run_id):
-        raise UsageError(f"--run-id: must match {RUN_ID.pattern}, got {run_id!r}")
+    run_id = run_id_of(args)
     run_dir = Path(config.log_dir) / run_id
     suffix = run_id.rsplit("-", 1)[-1].lower()
     suffix = re.sub(r"[^a-z0-9]", "", suffix)[-6:] or secrets.token_hex(3)

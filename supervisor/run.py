@@ -168,9 +168,7 @@ def run_command(args: argparse.Namespace) -> int:
         # Through the environment, so every child (forked or exec'd) renders stdout alike.
         os.environ["IRIS_SMOKE_LOG_FORMAT"] = args.log_format
     if args.demo_streams is not None:
-        run_id = args.run_id or preflight.new_run_id()
-        if not preflight.RUN_ID.match(run_id):
-            raise UsageError(f"--run-id: must match {preflight.RUN_ID.pattern}, got {run_id!r}")
+        run_id = preflight.run_id_of(args)
         specs = demo_specs(args)
         go = _start(args, Path(args.log_dir or "iris-smoke-runs") / run_id, run_id, args.timeout or 1800.0)
         return int(go(DemoWork(specs), args.stop_grace or 2.0).exit_code)

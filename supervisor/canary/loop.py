@@ -358,11 +358,7 @@ class Canary:
 
     def _audit(self, run_id: str) -> int:
         """KILL and count every process still carrying the run's tag (the run itself is gone)."""
-        leftovers = [p for p in audit.tagged(run_id) if audit.alive(p)]
-        for proc in leftovers:
-            self.log.error("process_leaked", run=run_id, child_pid=proc.pid, process=audit.Leftover.of(proc).cmdline)
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                proc.kill()
+        leftovers = audit.kill_tagged(run_id, self.log, run=run_id)
         if leftovers:
             self._wait_until(KILL_WAIT_S, lambda: not any(audit.alive(p) for p in leftovers))
         return len(leftovers)
