@@ -39,6 +39,8 @@ class FailureReason(enum.StrEnum):
     CONTROLLER_UNREACHABLE = "controller_unreachable"
     INTERNAL_ERROR = "internal_error"
     ARTEFACT_WRITE_FAILED = "artefact_write_failed"
+    # The controller does not speak the API we know (a method it lacks, a field missing).
+    IRIS_API_MISMATCH = "iris_api_mismatch"
 
 
 # Which outcome wins when several reasons are present: the most severe first.
@@ -57,6 +59,7 @@ REASON_OUTCOME: dict[FailureReason, Outcome] = {
     FailureReason.CONTROLLER_UNREACHABLE: Outcome.ERROR,
     FailureReason.INTERNAL_ERROR: Outcome.ERROR,
     FailureReason.ARTEFACT_WRITE_FAILED: Outcome.ERROR,
+    FailureReason.IRIS_API_MISMATCH: Outcome.ERROR,
 }
 
 

@@ -29,8 +29,15 @@ def _add_run_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     run = sub.add_parser("run", help="one supervised smoke run")
     # Defaults are None so that a value from --config is only overridden by a flag given.
     run.add_argument("--config", default=None, help="TOML run config (see README)")
-    run.add_argument("--cluster", choices=["local", "ssh", "gcp"], default=None, help="cluster kind (default local)")
-    run.add_argument("--controller", default=None, metavar="ADDR", help="attach to this controller")
+    run.add_argument(
+        "--cluster", choices=["local", "ssh", "gcp", "iris", "iris-local"], default=None,
+        help="cluster kind (default local): the embedded cluster, ssh, gcp, a real Iris (attach) or a real Iris local",
+    )  # fmt: skip
+    run.add_argument(
+        "--controller", default=None, metavar="ADDR", help="attach to this controller (Iris: http://HOST:PORT)"
+    )
+    run.add_argument("--iris-bin", default=None, metavar="PATH", help="the `iris` executable (default: on PATH)")
+    run.add_argument("--iris-config", default=None, metavar="YAML", help="Iris local cluster config (default built in)")
     run.add_argument("--log-dir", default=None, help="parent of the run directory (default iris-smoke-runs)")
     run.add_argument("--timeout", type=_positive_seconds, default=None, help="global deadline (s), default 1800")
     run.add_argument("--boot-timeout", type=_positive_seconds, default=None, help="cluster start (s), default 120")

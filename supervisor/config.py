@@ -23,9 +23,22 @@ class ConfigError(ValueError):
 
 
 class ClusterKind(enum.StrEnum):
-    LOCAL = "local"
-    SSH = "ssh"
+    LOCAL = "local"  # the embedded local cluster (our gRPC API)
+    SSH = "ssh"  # an embedded-API cluster reached over ssh
     GCP = "gcp"
+    IRIS = "iris"  # attach to a real Iris controller (Connect over HTTP)
+    IRIS_LOCAL = "iris-local"  # a real Iris local cluster, started and stopped by the run
+
+    @property
+    def real_iris(self) -> bool:
+        return self in (ClusterKind.IRIS, ClusterKind.IRIS_LOCAL)
+
+
+@dataclass(frozen=True)
+class IrisSettings:
+    bin: str = "iris"  # the `iris` executable (from marin-iris), for --cluster iris-local
+    config: str = ""  # the local cluster's YAML; default: one the run writes
+    token_file: str = ""  # a bearer token for an Iris with auth; read by the children, never logged
 
 
 @dataclass(frozen=True)
@@ -95,17 +108,25 @@ class RunConfig:
     stop_grace_s: float = 2.0
     # None: 1 s for the local cluster (listing it is a local RPC), 10 s for real clouds.
     discovery_interval_s: float | None = None
-    monitor_interval_s: float = 1.0
+    # None: 0.25 s on a local cluster (a pending reason lasts as long as a local boot), 1 s elsewhere.
+    monitor_interval_s: float | None = None
     tests: tuple[str, ...] = STANDARD_TESTS
     custom_tests: tuple[TestSpec, ...] = ()
     streams: StreamSettings = field(default_factory=StreamSettings)
     ssh: SshSettings = field(default_factory=SshSettings)
+    iris: IrisSettings = field(default_factory=IrisSettings)
 
     @property
     def discovery_every_s(self) -> float:
         if self.discovery_interval_s is not None:
             return self.discovery_interval_s
-        return 1.0 if self.cluster is ClusterKind.LOCAL else 10.0
+        return 1.0 if self.cluster in (ClusterKind.LOCAL, ClusterKind.IRIS_LOCAL) else 10.0
+
+    @property
+    def monitor_every_s(self) -> float:
+        if self.monitor_interval_s is not None:
+            return self.monitor_interval_s
+        return 0.25 if self.cluster in (ClusterKind.LOCAL, ClusterKind.IRIS_LOCAL) else 1.0
 
     @property
     def attached(self) -> bool:
@@ -243,6 +264,16 @@ def _ssh(reader: _Reader) -> SshSettings:
     return settings
 
 
+def _iris(reader: _Reader) -> IrisSettings:
+    settings = IrisSettings(
+        bin=reader.string("bin", IrisSettings.bin),
+        config=reader.string("config", ""),
+        token_file=reader.string("token_file", ""),
+    )
+    reader.done()
+    return settings
+
+
 def _streams(reader: _Reader) -> StreamSettings:
     settings = StreamSettings(
         max_line_bytes=reader.integer("max_line_bytes", 65536, 1024),
@@ -271,11 +302,12 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
         job_timeout_s=run.number("job_timeout_s", 300.0),
         stop_grace_s=run.number("stop_grace_s", 2.0),
         discovery_interval_s=run.number("discovery_interval_s", 10.0) if "discovery_interval_s" in run.table else None,
-        monitor_interval_s=run.number("monitor_interval_s", 1.0),
+        monitor_interval_s=run.number("monitor_interval_s", 1.0) if "monitor_interval_s" in run.table else None,
         tests=_standard_tests(run),
         custom_tests=tuple(_test_spec(t) for t in root.tables("tests")),
         streams=_streams(root.table_of("streams")),
         ssh=_ssh(root.table_of("ssh")),
+        iris=_iris(root.table_of("iris")),
     )
     for reader in (run, cluster, root):
         reader.done()

@@ -14,10 +14,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.controller_target import ApiKind, ControllerTarget
 from supervisor.cli import UsageError
 from supervisor.config import STANDARD_TESTS, ClusterKind, ConfigError, RunConfig, load
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+IRIS_URL = re.compile(r"https?://[A-Za-z0-9.\[\]:-]+(:[0-9]{1,5})?/?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,15 @@ class RunPlan:
     run_id: str
     run_dir: Path
     prefix: str  # the label prefix: VM names, leftovers, the lock
-    job_prefix: str  # this run's job names start with it, so its monitors find only its jobs
+    # This run's jobs live under it, so its monitors find only its jobs and it terminates
+    # only its own: "<root>-<test>" on the embedded cluster, "/<root>/<test>" on Iris.
+    job_root: str
+
+    def target(self, address: str = "") -> ControllerTarget:
+        """The controller the children talk to (`address` empty until a started cluster says it)."""
+        api = ApiKind.IRIS if self.config.cluster.real_iris else ApiKind.EMBEDDED
+        address = address or self.config.controller
+        return ControllerTarget(api, address, self.job_root, token_file=self.config.iris.token_file)
 
 
 def new_run_id() -> str:
@@ -47,6 +57,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "discovery_interval_s": args.discovery_interval,
     }
     chosen: dict[str, object] = {k: v for k, v in flags.items() if v is not None}
+    iris = {"bin": args.iris_bin, "config": args.iris_config}
+    if any(v is not None for v in iris.values()):
+        chosen["iris"] = {k: v for k, v in iris.items() if v is not None}
     if "cluster" in chosen:
         chosen["cluster"] = ClusterKind(str(chosen["cluster"]))
     if args.tests is not None:
@@ -63,7 +76,11 @@ def merged_config(args: argparse.Namespace) -> RunConfig:
         config = load(Path(args.config) if args.config else None)
     except ConfigError as exc:
         raise UsageError(f"config: {exc}") from None
-    config = dataclasses.replace(config, **_overrides(args))  # type: ignore[arg-type]
+    overrides = _overrides(args)
+    iris_flags = overrides.pop("iris", None)
+    if isinstance(iris_flags, dict):
+        overrides["iris"] = dataclasses.replace(config.iris, **iris_flags)
+    config = dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
     if config.prefix and not re.match(r"^[a-z][a-z0-9-]{0,29}$", config.prefix):
         raise UsageError(f"--prefix: must match ^[a-z][a-z0-9-]{{0,29}}$, got {config.prefix!r}")
     if config.keep and config.attached:
@@ -80,6 +97,30 @@ def check_tools(config: RunConfig) -> None:
         raise UsageError(
             "--cluster ssh: attaches to a running cluster; give its --controller ADDR (or cluster.controller)"
         )
+    _check_iris(config)
+
+
+def _check_iris(config: RunConfig) -> None:
+    if config.cluster is ClusterKind.IRIS and not config.attached:
+        raise UsageError("--cluster iris: attaches to a running Iris controller; give --controller http://HOST:PORT")
+    if config.cluster.real_iris and config.attached and not IRIS_URL.fullmatch(config.controller):
+        raise UsageError(
+            f"--controller: an Iris controller is a URL (http://127.0.0.1:10000), got {config.controller!r}"
+        )
+    if config.cluster is ClusterKind.IRIS_LOCAL:
+        if config.attached:
+            raise UsageError(
+                "--cluster iris-local: starts its own cluster; to attach use --cluster iris --controller URL"
+            )
+        if shutil.which(config.iris.bin) is None:
+            raise UsageError(
+                f"--iris-bin: {config.iris.bin!r} is not an executable (install marin-iris in a Python 3.12 venv: "
+                "bash scripts/install_iris.sh prints the path)"
+            )
+        if config.iris.config and not Path(config.iris.config).is_file():
+            raise UsageError(f"--iris-config: {config.iris.config} is not a readable file")
+    if config.iris.token_file and not Path(config.iris.token_file).is_file():
+        raise UsageError(f"iris.token_file: {config.iris.token_file} is not a readable file")
 
 
 def make_run_dir(run_dir: Path) -> None:
@@ -108,4 +149,4 @@ def plan(args: argparse.Namespace) -> RunPlan:
     suffix = re.sub(r"[^a-z0-9]", "", suffix)[-6:] or secrets.token_hex(3)
     # A run-unique default prefix: two runs on one host never touch each other's VMs.
     prefix = config.prefix or f"smoke-{suffix}"
-    return RunPlan(config, run_id, run_dir, prefix, job_prefix=f"{prefix}-{suffix}-")
+    return RunPlan(config, run_id, run_dir, prefix, job_root=f"{prefix}-{suffix}")

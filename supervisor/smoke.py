@@ -1,8 +1,10 @@
 """The smoke run: phases over the supervisor's child table, from a cluster to a verdict.
 
 Phases (each a `phase_started`/`phase_finished` pair, each bounded by the one deadline):
-1. cluster: start the local cluster or attach to `--controller` (child `cluster`,
-   critical); wait for READY (gRPC health SERVING) within `--boot-timeout`.
+1. cluster: start the embedded local cluster or a real Iris local cluster, or attach to
+   `--controller` (child `cluster`, critical); wait for READY (health answered) within
+   `--boot-timeout`. Every other child then gets the same `ControllerTarget`: which wire
+   (embedded gRPC or Iris Connect) is decided here, once.
 2. observers: `discovery` (its HOSTS messages drive `StreamManager`, which gives every
    VM host, the controller included, a `stream:<vm>` child), `monitor:scheduling` and
    `monitor:autoscaler`.
@@ -18,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.controller_target import ControllerTarget
 from common.messages import Kind, Message
 from common.outcome import FailureReason
 from supervisor import leftovers
@@ -31,6 +34,7 @@ from supervisor.streams import Host, StreamManager, stream_name
 
 NEVER = RestartPolicy(mode=RestartMode.NEVER)
 CLUSTER_STOP_GRACE_S = 8.0  # the local cluster stops every VM host and its tasks first
+IRIS_STOP_GRACE_S = 16.0  # a real Iris local cluster takes ~3 s to stop its workers and log server
 TESTS_STOP_GRACE_S = 6.0  # the tests child terminates its jobs over RPC first
 DIAGNOSTICS_BUDGET_S = 10.0
 STREAM_DRAIN_BUDGET_S = 3.0
@@ -48,6 +52,7 @@ class SmokeRun:
     cluster: dict[str, Any] | None = None
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     diagnostics: dict[str, Any] | None = None
+    api_mismatch: dict[str, Any] | None = None
     phase: str = "preflight"
 
     def __post_init__(self) -> None:
@@ -74,6 +79,8 @@ class SmokeRun:
 
     def _on_message(self, record: ChildRecord, message: Message) -> None:
         role, kind, body = record.spec.role, message.kind, message.body
+        if kind is Kind.PROGRESS and "api_mismatch" in body and self.api_mismatch is None:
+            self.api_mismatch = {"child": record.name, **body["api_mismatch"]}
         if role == "cluster" and kind is Kind.READY:
             self.cluster = body
         elif role == "discovery" and kind is Kind.HOSTS:
@@ -88,7 +95,7 @@ class SmokeRun:
     def delete_leftovers(self, when: str) -> None:
         """A cluster this run owns starts clean and ends clean: nothing else on its prefix."""
         if self.config.attached or self.config.cluster is not ClusterKind.LOCAL:
-            return
+            return  # a real Iris local cluster lives in the run directory: nothing of it outlives the run
         found = leftovers.local_clusters(self.plan.prefix, spare_kept=when == "end")
         report = leftovers.delete(leftovers.outside_our_tree(found))
         self.sup.log.info("leftovers_deleted", when=when, prefix=self.plan.prefix, found=len(report.found),
@@ -99,8 +106,19 @@ class SmokeRun:
         assert self.cluster is not None
         return str(self.cluster["address"])
 
+    @property
+    def target(self) -> ControllerTarget:
+        return self.plan.target(self.address)
+
+    def _cluster_mode(self) -> str:
+        if self.config.attached:
+            return "attach"
+        if self.config.cluster is ClusterKind.IRIS_LOCAL:
+            return "iris-local"
+        return "keep" if self.config.keep else "start"
+
     def start_cluster(self) -> bool:
-        mode = "attach" if self.config.attached else ("keep" if self.config.keep else "start")
+        mode = self._cluster_mode()
         record = self.sup.add(
             ChildSpec(
                 name="cluster",
@@ -108,13 +126,15 @@ class SmokeRun:
                 entrypoint="workers.cluster:main",
                 restart=NEVER,
                 critical=True,
-                stop_grace_s=CLUSTER_STOP_GRACE_S,
+                stop_grace_s=IRIS_STOP_GRACE_S if mode == "iris-local" else CLUSTER_STOP_GRACE_S,
                 deadline_at=self.sup.deadline.at + CLUSTER_EXTRA_S,
                 args={
                     "mode": mode,
-                    "controller": self.config.controller,
+                    "target": self.plan.target(),
                     "prefix": self.plan.prefix,
                     "config": self.config.local_cluster_config,
+                    "iris_bin": self.config.iris.bin,
+                    "iris_config": self.config.iris.config,
                     "boot_timeout_s": self.config.boot_timeout_s,
                 },
             )
@@ -130,18 +150,18 @@ class SmokeRun:
 
     def start_observers(self) -> None:
         """Monitors, and the host set: a static ssh list when configured, else discovery."""
-        common = {"controller": self.address, "interval_s": self.config.monitor_interval_s}
+        common = {"target": self.target, "interval_s": self.config.monitor_every_s}
         if self.config.cluster is ClusterKind.SSH and self.config.ssh.hosts:
             self.streams.update([self._static_host(h) for h in self.config.ssh.hosts])
         else:
             self.sup.add(ChildSpec(
                 name="discovery", role="discovery", entrypoint="workers.discovery:main",
-                args={"controller": self.address, "interval_s": self.config.discovery_every_s,
+                args={"target": self.target, "interval_s": self.config.discovery_every_s,
                       "prefix": self.plan.prefix},
             ))  # fmt: skip
         self.sup.add(ChildSpec(
             name="monitor:scheduling", role="monitor", entrypoint="workers.monitors.scheduling:main",
-            args=common | {"job_prefix": self.plan.job_prefix, "out": str(self.plan.run_dir / "scheduling.jsonl")},
+            args=common | {"out": str(self.plan.run_dir / "scheduling.jsonl")},
         ))  # fmt: skip
         self.sup.add(ChildSpec(
             name="monitor:autoscaler", role="monitor", entrypoint="workers.monitors.autoscaler:main",
@@ -158,8 +178,7 @@ class SmokeRun:
                 critical=True,
                 stop_grace_s=TESTS_STOP_GRACE_S,
                 args={
-                    "controller": self.address,
-                    "job_prefix": self.plan.job_prefix,
+                    "target": self.target,
                     "job_timeout_s": self.config.job_timeout_s,
                     "standard": list(self.config.tests),
                     "tests": [t.as_args() for t in self.config.custom_tests],
@@ -180,8 +199,7 @@ class SmokeRun:
                 restart=NEVER,
                 deadline_at=deadline_at,
                 args={
-                    "controller": self.address,
-                    "job_prefix": self.plan.job_prefix,
+                    "target": self.target,
                     "out_dir": str(self.plan.run_dir),
                 },
             )
@@ -209,6 +227,9 @@ class SmokeRun:
     # -- children specs -----------------------------------------------------------------
 
     def _transport(self) -> dict[str, Any]:
+        if self.config.cluster.real_iris:
+            # Iris keeps worker and controller logs in its log service: follow them there.
+            return {"kind": "iris_log", "controller": self.address, "token_file": self.config.iris.token_file or None}
         if self.config.cluster is not ClusterKind.SSH:
             assert self.cluster is not None
             return {"kind": "local", "state_dir": self.cluster.get("state_dir", "")}
@@ -256,9 +277,12 @@ class SmokeRun:
     # -- the verdict's parts ------------------------------------------------------------
 
     def failures(self) -> list[FailureReason]:
+        reasons = []
+        if self.api_mismatch is not None:
+            reasons.append(FailureReason.IRIS_API_MISMATCH)
         if self.sup.stop_reason is None and any(t["outcome"] != "passed" for t in self.test_results()):
-            return [FailureReason.TEST_FAILED]
-        return []
+            reasons.append(FailureReason.TEST_FAILED)
+        return reasons
 
     def test_results(self) -> list[dict[str, Any]]:
         names = self.config.test_names()
@@ -308,5 +332,6 @@ class SmokeRun:
             "tests": self.test_results(),
             "streams": self.stream_stats(),
             "autoscaler_actions": autoscaler.get("recent_actions", []) if isinstance(autoscaler, dict) else [],
+            "api_mismatch": self.api_mismatch,
             "diagnostics": diagnostics,
         }

@@ -1,19 +1,27 @@
-"""The `cluster` child: starts the embedded local cluster, or attaches to a controller, and
-reports READY with the controller's address once gRPC health says SERVING.
+"""The `cluster` child: starts a cluster, or attaches to one, and reports READY with the
+controller's address once it answers its health check.
 
 Modes:
-- `start`: the local cluster runs as this child's subprocess, in a process group of its
-  own, carrying the run tag; stopping this child stops it (SIGTERM, then the cluster
-  stops its VM hosts within its grace).
-- `keep` (`--keep`): the local cluster must outlive the run. It is started without the
+- `start`: the embedded local cluster runs as this child's subprocess, in a process
+  group of its own, carrying the run tag; stopping this child stops it (SIGTERM, then
+  the cluster stops its VM hosts within its grace).
+- `keep` (`--keep`): the embedded cluster must outlive the run. It is started without the
   run tag or the run's deadline, in a new session and with `IRIS_SMOKE_KEPT_CLUSTER`
   set, which the supervisor's stop and audit leave alone; stopping this child leaves it.
-- `attach` (`--controller`): nothing is started; the child checks health and waits.
+- `iris-local`: a real Iris local cluster (`iris --config X cluster start`) as this
+  child's subprocess, supervised like the embedded one. Its HOME and TMPDIR live in the
+  run directory (Iris writes a token store and temporary directories there), so nothing
+  it leaves can hide outside the run, and what it leaves is reported.
+- `attach` (`--controller`): nothing is started; the child checks health and waits. It
+  never stops or reconfigures that cluster.
 If the cluster exits while the run still needs it, this child fails, and it is critical.
 """
 
+import dataclasses
 import os
+import re
 import select
+import shutil
 import subprocess
 import sys
 import time
@@ -21,15 +29,18 @@ from pathlib import Path
 
 from common import env
 from common.child_exit import ChildExit
+from common.controller_target import ControllerTarget
 from common.deadline import Deadline
 from common.messages import Kind
-from workers.controller_client import wait_until_serving
+from workers import iris_local
+from workers.controller.api import open_controller
 from workers.runtime import ChildContext
 
 ADDR_POLL_S = 0.05
+IRIS_STARTED = re.compile(r"Controller started at (http://\S+)")
 
 
-def _argv(ctx: ChildContext, state_dir: Path) -> list[str]:
+def _embedded_argv(ctx: ChildContext, state_dir: Path) -> list[str]:
     argv = [sys.executable, "-m", "local_cluster", "--state-dir", str(state_dir), "--port", "0"]
     argv += ["--prefix", str(ctx.args["prefix"])]
     if ctx.args.get("config"):
@@ -37,16 +48,16 @@ def _argv(ctx: ChildContext, state_dir: Path) -> list[str]:
     return argv
 
 
-def _start(ctx: ChildContext, state_dir: Path, keep: bool) -> "subprocess.Popen[bytes]":
+def _start_embedded(ctx: ChildContext, state_dir: Path, keep: bool) -> "subprocess.Popen[bytes]":
     state_dir.mkdir(parents=True, exist_ok=True)
     out = open(state_dir / "local-cluster.stderr", "ab")  # noqa: SIM115 - handed to the subprocess
     try:
         if not keep:
-            return ctx.groups.start(_argv(ctx, state_dir), stdout=subprocess.DEVNULL, stderr=out)
+            return ctx.groups.start(_embedded_argv(ctx, state_dir), stdout=subprocess.DEVNULL, stderr=out)
         kept_env = {k: v for k, v in os.environ.items() if k not in (env.RUN_TAG, env.DEADLINE_UNIX, env.CHILD_NAME)}
         kept_env[env.KEPT_CLUSTER] = str(ctx.args["prefix"])
         return subprocess.Popen(
-            _argv(ctx, state_dir),
+            _embedded_argv(ctx, state_dir),
             stdout=subprocess.DEVNULL,
             stderr=out,
             stdin=subprocess.DEVNULL,
@@ -57,45 +68,91 @@ def _start(ctx: ChildContext, state_dir: Path, keep: bool) -> "subprocess.Popen[
         out.close()
 
 
-def _wait_address(ctx: ChildContext, proc: "subprocess.Popen[bytes]", path: Path, boot: Deadline) -> str | None:
-    """The cluster writes its address atomically once it listens; wait for that, its exit, or a stop."""
+def _start_iris(ctx: ChildContext, iris_dir: Path) -> "subprocess.Popen[bytes]":
+    home, tmpdir = iris_dir / "home", iris_dir / "tmp"
+    for path in (home, tmpdir):
+        path.mkdir(parents=True, exist_ok=True)
+    config = iris_dir / "cluster.yaml"
+    if ctx.args.get("iris_config"):
+        shutil.copyfile(str(ctx.args["iris_config"]), config)
+    else:
+        config.write_text(iris_local.local_config_yaml(iris_local.free_port()))
+    with open(iris_dir / "iris.stdout", "ab") as out, open(iris_dir / "iris.stderr", "ab") as err:
+        return ctx.groups.start(
+            iris_local.iris_argv(str(ctx.args["iris_bin"]), str(config)),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=iris_local.iris_env(os.environ, home, tmpdir),
+        )
+
+
+def _wait_address(
+    ctx: ChildContext, proc: "subprocess.Popen[bytes]", read: "AddressReader", boot: Deadline
+) -> str | None:
+    """Wait until the cluster says where it listens, it exits, or a stop comes."""
     while not boot.expired() and not ctx.stop.requested():
-        if path.exists():
-            return path.read_text().strip()
+        found = read()
+        if found:
+            return found
         if proc.poll() is not None:
             return None
         select.select([ctx.stop.fd], [], [], boot.cap(ADDR_POLL_S))
     return None
 
 
+class AddressReader:
+    """Where a started cluster says it listens: a file it writes, or a line it prints."""
+
+    def __init__(self, path: Path, pattern: re.Pattern[str] | None = None) -> None:
+        self.path, self.pattern = path, pattern
+
+    def __call__(self) -> str | None:
+        if not self.path.exists():
+            return None
+        text = self.path.read_text(errors="replace")
+        if self.pattern is None:
+            return text.strip() or None
+        match = self.pattern.search(text)
+        return match.group(1) if match else None
+
+
 def main(ctx: ChildContext) -> int:
     mode = str(ctx.args["mode"])
+    target: ControllerTarget = ctx.args["target"]
     boot = Deadline.after(min(float(ctx.args["boot_timeout_s"]), ctx.deadline.remaining()))
     started = time.monotonic()
-    proc = None
-    if mode == "attach":
-        address = str(ctx.args["controller"])
-        state_dir = None
-    else:
-        state_dir = ctx.run_dir / "cluster"
-        proc = _start(ctx, state_dir, keep=mode == "keep")
-        found = _wait_address(ctx, proc, state_dir / "controller.addr", boot)
+    proc, state_dir = None, None
+    if mode != "attach":
+        if mode == "iris-local":
+            state_dir = ctx.run_dir / "iris"
+            proc = _start_iris(ctx, state_dir)
+            reader = AddressReader(state_dir / "iris.stdout", IRIS_STARTED)
+        else:
+            state_dir = ctx.run_dir / "cluster"
+            proc = _start_embedded(ctx, state_dir, keep=mode == "keep")
+            reader = AddressReader(state_dir / "controller.addr")
+        found = _wait_address(ctx, proc, reader, boot)
         if found is None:
-            ctx.log.error("cluster_start_failed", exit_code=proc.poll(), stderr=str(state_dir / "local-cluster.stderr"))
-            return ChildExit.ERROR
-        address = found
-    if not wait_until_serving(address, ctx.deadline, boot.remaining(), ctx.stop.fd):
-        ctx.log.error("controller_unreachable", address=address, waited_s=round(time.monotonic() - started, 3))
-        return ChildExit.ERROR if not ctx.stop.requested() else ChildExit.OK
-    ctx.log.info("cluster_ready", address=address, mode=mode, boot_s=round(time.monotonic() - started, 3))
+            ctx.log.error("cluster_start_failed", mode=mode, exit_code=proc.poll(), state_dir=str(state_dir))
+            return _stop(ctx, proc, mode, state_dir, ChildExit.ERROR)
+        target = dataclasses.replace(target, address=found)
+    with open_controller(target, ctx.deadline) as controller:
+        serving = controller.serving(boot.remaining(), ctx.stop.fd)
+    if not serving:
+        ctx.log.error("controller_unreachable", address=target.address, waited_s=round(time.monotonic() - started, 3))
+        failed = ChildExit.ERROR if not ctx.stop.requested() else ChildExit.OK
+        return _stop(ctx, proc, mode, state_dir, failed)
+    ctx.log.info("cluster_ready", address=target.address, mode=mode, boot_s=round(time.monotonic() - started, 3))
     ctx.channel.send(
         Kind.READY,
-        address=address,
+        address=target.address,
         mode=mode,
         state_dir=str(state_dir) if state_dir else "",
         cluster_pid=proc.pid if proc else 0,
     )
-    return _serve(ctx, proc if mode == "start" else None)
+    code = _serve(ctx, proc if mode in ("start", "iris-local") else None)
+    return _stop(ctx, proc, mode, state_dir, code)
 
 
 def _serve(ctx: ChildContext, proc: "subprocess.Popen[bytes] | None") -> int:
@@ -112,12 +169,23 @@ def _serve(ctx: ChildContext, proc: "subprocess.Popen[bytes] | None") -> int:
             ready = select.select(watched, [], [], ctx.deadline.remaining())[0]
             if pidfd in ready and proc is not None and proc.poll() is not None:
                 ctx.log.error("cluster_exited", exit_code=proc.returncode)
-                ctx.groups.forget(proc)
                 return ChildExit.ERROR
     finally:
         if pidfd is not None:
             os.close(pidfd)
-    if proc is not None:
-        code = ctx.groups.stop(proc, grace_s=ctx.grace_s * 0.8)
-        ctx.log.info("cluster_stopped", exit_code=code)
     return ChildExit.OK
+
+
+def _stop(
+    ctx: ChildContext, proc: "subprocess.Popen[bytes] | None", mode: str, state_dir: Path | None, code: int
+) -> int:
+    """End a cluster this child started (a kept one stays), and say what it left behind."""
+    if proc is None or mode == "keep":
+        return code
+    exit_code = ctx.groups.stop(proc, grace_s=ctx.grace_s * 0.8)
+    ctx.log.info("cluster_stopped", mode=mode, exit_code=exit_code)
+    if mode == "iris-local" and state_dir is not None:
+        left = sorted(p.name for p in (state_dir / "tmp").glob("*"))
+        if left:
+            ctx.log.warning("iris_tmp_left", entries=left[:20], count=len(left))
+    return code

@@ -1,6 +1,6 @@
 """The diagnostics child: one look at the cluster before teardown, for the people reading a failure.
 
-args: controller, job_prefix, out_dir.
+args: target (ControllerTarget), out_dir.
 
 It asks, once, for the autoscaler's status, the table of this run's jobs (states and
 pending reasons) and the last lines of every failed task, writes it all to
@@ -10,19 +10,23 @@ below the message size limit. A failed RPC leaves its part empty and is named in
 whatever could be gathered is still written.
 """
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import grpc
 import orjson
 
 from common.child_exit import ChildExit
 from common.files import write_atomically
 from common.messages import Kind
-from iris_smoke_api.v1 import controller_pb2 as pb
-from workers import controller_client as cc
+from workers.controller import polling
+from workers.controller.api import Controller
+from workers.controller.model import FAILED_TASK_STATES, ControllerError, JobState
+from workers.controller.timefmt import utc_now
 from workers.monitors.autoscaler import action_record, status_record
 from workers.runtime import ChildContext
+
+T = TypeVar("T")
 
 LOG_TAIL_LINES = 50
 MAX_FAILED_TASKS = 20
@@ -32,67 +36,63 @@ MAX_LINE_CHARS = 300
 # The supervisor refuses messages over 1 MiB; a summary that big would not help anyone.
 MAX_MESSAGE_BYTES = 200_000
 
-FAILED_TASK_STATES = (cc.TaskState.FAILED, cc.TaskState.WORKER_FAILED)
-
 
 class Diagnostics:
-    def __init__(self, ctx: ChildContext, stub: cc.Stub) -> None:
+    def __init__(self, ctx: ChildContext, controller: Controller) -> None:
         self.ctx = ctx
-        self.stub = stub
+        self.controller = controller
         self.errors: list[str] = []
 
-    def _call(self, what: str, method: Any, request: Any) -> Any:
+    def _call(self, what: str, call: Callable[..., T], *args: Any) -> T | None:
         try:
-            return method(request, timeout=cc.rpc_timeout(self.ctx.deadline))
-        except grpc.RpcError as exc:
-            code = cc.status_code(exc)
-            self.ctx.log.warning("diagnostics_rpc_failed", rpc=what, code=code, details=cc.status_details(exc))
-            self.errors.append(f"{what}: {code}")
+            return call(*args)
+        except ControllerError as exc:
+            self.ctx.log.warning("diagnostics_rpc_failed", rpc=what, code=exc.code, details=exc.details)
+            self.errors.append(f"{what}: {exc.code}")
             return None
 
     def autoscaler(self) -> dict[str, Any]:
-        reply = self._call("GetAutoscalerStatus", self.stub.GetAutoscalerStatus, pb.GetAutoscalerStatusRequest())
-        if reply is None:
+        status = self._call("GetAutoscalerStatus", self.controller.autoscaler)
+        if status is None:
             return {}
-        record = status_record(reply, new_actions=[])
+        record = status_record(status, new_actions=[])
         del record["new_actions"]
-        record["recent_actions"] = [action_record(a) for a in reply.recent_actions]
+        record["recent_actions"] = [action_record(a) for a in status.actions]
         return record
 
-    def jobs(self, prefix: str) -> list[dict[str, Any]]:
-        reply = self._call("ListJobs", self.stub.ListJobs, pb.ListJobsRequest(name_prefix=prefix))
-        if reply is None:
-            return []
+    def jobs(self) -> list[dict[str, Any]]:
+        listing = self._call("ListJobs", self.controller.list_jobs)
         return [
             {
                 "job_id": j.job_id,
                 "name": j.name,
-                "state": cc.JobState.of(j.state),
+                "state": j.state,
                 "pending_reason": j.pending_reason,
                 "error": j.error,
                 "exit_code": j.exit_code,
                 "task_state_counts": dict(j.task_state_counts),
-                "submitted_at": cc.rfc3339(j.submitted_at),
-                "finished_at": cc.rfc3339(j.finished_at),
+                "submitted_at": j.submitted_at,
+                "finished_at": j.finished_at,
             }
-            for j in reply.jobs
+            for j in listing or []
         ]
 
     def failed_tasks(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         for job in jobs:
-            if job["state"] == cc.JobState.SUCCEEDED or len(found) >= MAX_FAILED_TASKS:
+            if job["state"] == JobState.SUCCEEDED or len(found) >= MAX_FAILED_TASKS:
                 continue
-            reply = self._call("ListTasks", self.stub.ListTasks, pb.ListTasksRequest(job_id=job["job_id"]))
-            for task in reply.tasks if reply is not None else []:
-                if cc.TaskState.of(task.state) not in FAILED_TASK_STATES or len(found) >= MAX_FAILED_TASKS:
+            job_id = str(job["job_id"])
+            tasks = self._call("ListTasks", self.controller.list_tasks, job_id) or []
+            for task in tasks:
+                if task.state not in FAILED_TASK_STATES or len(found) >= MAX_FAILED_TASKS:
                     continue
-                request = pb.GetTaskLogsRequest(job_id=job["job_id"], task_index=task.task_index, limit=LOG_TAIL_LINES)
-                logs = self._call("GetTaskLogs", self.stub.GetTaskLogs, request)
+                index = task.task_index
+                lines = self._call("GetTaskLogs", self.controller.task_log_tail, job_id, index, LOG_TAIL_LINES)
                 found.append({
-                    "job_id": job["job_id"], "task": task.task_index, "state": cc.TaskState.of(task.state),
+                    "job_id": job_id, "task": index, "state": task.state,
                     "worker_id": task.worker_id, "exit_code": task.exit_code, "error": task.error,
-                    "lines": [line.data[:MAX_LINE_CHARS] for line in logs.lines] if logs is not None else [],
+                    "lines": [line[:MAX_LINE_CHARS] for line in lines or []],
                 })  # fmt: skip
         return found
 
@@ -120,12 +120,12 @@ def compact(report: dict[str, Any]) -> dict[str, Any]:
 
 def main(ctx: ChildContext) -> int:
     out_dir = Path(ctx.args["out_dir"])
-    with cc.connect(str(ctx.args["controller"])) as conn:
+    with polling.connect(ctx) as controller:
         ctx.channel.send(Kind.READY)
-        gather = Diagnostics(ctx, conn.stub)
-        jobs = gather.jobs(str(ctx.args["job_prefix"]))
+        gather = Diagnostics(ctx, controller)
+        jobs = gather.jobs()
         report = {
-            "timestamp": cc.utc_now(),
+            "timestamp": utc_now(),
             "jobs": jobs,
             "autoscaler": gather.autoscaler(),
             "failed_tasks": gather.failed_tasks(jobs),

@@ -1,6 +1,6 @@
 """The discovery child: which VM hosts exist now, sent to the supervisor as one full set.
 
-args: controller (address), prefix (the cluster's VM name prefix), interval_s (default 10).
+args: target (ControllerTarget), prefix (the cluster's VM name prefix), interval_s (default 10).
 
 It lists the controller's workers at once and then every interval, and sends the whole
 set each time (`Kind.HOSTS`), never a diff: the supervisor compares it with its streams,
@@ -14,14 +14,13 @@ names that fail `workers.hosts.validate_name` are dropped and logged
 (`hostile_name_rejected`), never passed on.
 """
 
+import urllib.parse
 from typing import Any
-
-import grpc
 
 from common.child_exit import ChildExit
 from common.messages import Kind
-from iris_smoke_api.v1 import controller_pb2
-from workers import controller_client as cc
+from workers.controller import polling
+from workers.controller.model import ControllerError, Worker
 from workers.hosts import HostileNameError, Role, validate_name
 from workers.runtime import ChildContext
 
@@ -35,7 +34,8 @@ def controller_host(prefix: str, address: str) -> dict[str, Any]:
         "vm": f"{prefix}-controller",
         "host": 0,
         "role": Role.CONTROLLER,
-        "address": address,
+        # host:port, also for an Iris URL: an address may reach a command line, a scheme never.
+        "address": urllib.parse.urlsplit(address).netloc or address,
         "zone": "",
         "container": CONTROLLER_CONTAINER,
         "slice": "",
@@ -43,14 +43,13 @@ def controller_host(prefix: str, address: str) -> dict[str, Any]:
     }
 
 
-def worker_host(worker: controller_pb2.WorkerInfo) -> dict[str, Any]:
+def worker_host(worker: Worker) -> dict[str, Any]:
     """One worker as a host entry; raises HostileNameError for a name we will not pass on."""
     attributes = worker.attributes
-    try:
-        index = int(attributes.get("tpu-worker-id", "0"))
-    except ValueError:
-        raise HostileNameError("tpu-worker-id", attributes.get("tpu-worker-id")) from None
-    slice_id = attributes.get("tpu-name", worker.slice_id)
+    index = worker.slice_host
+    if index is None and attributes.get("tpu-worker-id"):
+        raise HostileNameError("tpu-worker-id", attributes.get("tpu-worker-id"))
+    slice_id = worker.slice_name
     zone = attributes.get("region", "")
     return {
         "vm": validate_name("vm", worker.vm_name or worker.worker_id),
@@ -58,7 +57,7 @@ def worker_host(worker: controller_pb2.WorkerInfo) -> dict[str, Any]:
         # and `slice_host` is its index in the slice. (On GCP a TPU slice is one VM with
         # hosts 0..N-1, streamed with `--worker=N`: there `host` is that index.)
         "host": 0,
-        "slice_host": index,
+        "slice_host": index or 0,
         "role": Role.WORKER,
         "address": worker.address,
         "zone": validate_name("zone", zone) if zone else "",
@@ -68,7 +67,7 @@ def worker_host(worker: controller_pb2.WorkerInfo) -> dict[str, Any]:
     }
 
 
-def hosts_from(workers: list[controller_pb2.WorkerInfo], prefix: str, address: str, log: Any) -> list[dict[str, Any]]:
+def hosts_from(workers: list[Worker], prefix: str, address: str, log: Any) -> list[dict[str, Any]]:
     """The full host set: the controller's VM first, then every listed worker with acceptable names."""
     hosts = [controller_host(prefix, address)]
     for worker in sorted(workers, key=lambda w: w.worker_id):
@@ -80,7 +79,7 @@ def hosts_from(workers: list[controller_pb2.WorkerInfo], prefix: str, address: s
 
 
 def main(ctx: ChildContext) -> int:
-    address = str(ctx.args["controller"])
+    address = ctx.args["target"].address
     prefix = str(ctx.args["prefix"])
     try:
         validate_name("prefix", f"{prefix}-controller")
@@ -88,17 +87,17 @@ def main(ctx: ChildContext) -> int:
         ctx.log.error("discovery_config_invalid", error=str(exc))
         return ChildExit.CONFIG
     interval_s = float(ctx.args.get("interval_s", DISCOVERY_INTERVAL_S))
-    outage = cc.outage_for(ctx)
+    outage = polling.outage_for(ctx)
     sent: list[dict[str, Any]] | None = None
-    with cc.connect(address) as conn:
-        for _ in cc.poll_every(ctx, interval_s):
+    with polling.connect(ctx) as controller:
+        for _ in polling.poll_every(ctx, interval_s):
             try:
-                reply = conn.stub.ListWorkers(controller_pb2.ListWorkersRequest(), timeout=cc.rpc_timeout(ctx.deadline))
-            except grpc.RpcError as exc:
-                cc.rpc_failed(ctx, outage, "discovery_failed", exc)
+                workers = controller.list_workers()
+            except ControllerError as exc:
+                polling.call_failed(ctx, outage, "discovery_failed", exc)
                 continue
-            cc.rpc_succeeded(ctx, outage)
-            hosts = hosts_from(list(reply.workers), prefix, address, ctx.log)
+            polling.call_succeeded(ctx, outage)
+            hosts = hosts_from(workers, prefix, address, ctx.log)
             ctx.channel.send(Kind.HOSTS, hosts=hosts, ok=True)
             if sent is None:
                 ctx.channel.send(Kind.READY, hosts=len(hosts))

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from common.controller_target import ApiKind, ControllerTarget
 from common.messages import Kind
 from tests.helpers.cluster import running_local_cluster
 from tests.helpers.forked import run_to_end
@@ -51,15 +52,20 @@ def default_cluster(tmp_path: Path) -> Iterator[str]:
         yield address
 
 
-def launch_jobs(address: str, run_dir: Path, prefix: str, *jobs: dict[str, Any]) -> list[str]:
+def embedded(address: str, root: str = "t") -> ControllerTarget:
+    """The target a child gets for the embedded cluster at `address`, its jobs under `root`."""
+    return ControllerTarget(ApiKind.EMBEDDED, address, root)
+
+
+def launch_jobs(address: str, run_dir: Path, root: str, *jobs: dict[str, Any]) -> list[str]:
     child = run_to_end(
-        "tests.workers.probes:launch", {"controller": address, "prefix": prefix, "jobs": list(jobs)}, run_dir, 10
+        "tests.workers.probes:launch", {"target": embedded(address, root), "jobs": list(jobs)}, run_dir, 10
     )
     job_ids: list[str] = child.of(Kind.RESULT)[0]["job_ids"]
     return job_ids
 
 
-def list_jobs(address: str, run_dir: Path, prefix: str) -> list[dict[str, Any]]:
-    child = run_to_end("tests.workers.probes:jobs", {"controller": address, "prefix": prefix}, run_dir, 10)
+def list_jobs(address: str, run_dir: Path, root: str) -> list[dict[str, Any]]:
+    child = run_to_end("tests.workers.probes:jobs", {"target": embedded(address, root)}, run_dir, 10)
     found: list[dict[str, Any]] = child.of(Kind.RESULT)[0]["jobs"]
     return found

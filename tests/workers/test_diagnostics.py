@@ -7,22 +7,22 @@ import orjson
 from common.messages import Kind
 from tests.helpers.forked import run_to_end
 from tests.helpers.waiting import wait_for
-from tests.workers.conftest import launch_jobs, list_jobs
+from tests.workers.conftest import embedded, launch_jobs, list_jobs
 
 
 def test_diagnostics_json_has_the_job_table_autoscaler_and_failed_task_logs(cluster: str, tmp_path: Path) -> None:
     """diagnostics.json parses; it and the RESULT carry the jobs, the autoscaler and the failed task's lines."""
     launch_jobs(
-        cluster, tmp_path / "probe", "diag-",
+        cluster, tmp_path / "probe", "diag",
         {"name": "ok", "argv": ["sh", "-c", "echo fine"]},
         {"name": "bad", "argv": ["sh", "-c", "echo broken here; exit 2"]},
     )  # fmt: skip
     wait_for(
-        lambda: {j["state"] for j in list_jobs(cluster, tmp_path / "probe", "diag-")} == {"succeeded", "failed"},
+        lambda: {j["state"] for j in list_jobs(cluster, tmp_path / "probe", "diag")} == {"succeeded", "failed"},
         10, "both jobs finished",
     )  # fmt: skip
     out_dir = tmp_path / "run"
-    args = {"controller": cluster, "job_prefix": "diag-", "out_dir": str(out_dir)}
+    args = {"target": embedded(cluster, "diag"), "out_dir": str(out_dir)}
     child = run_to_end("workers.diagnostics:main", args, out_dir, 10, name="diagnostics")
     assert child.exit_code == 0
 

@@ -6,7 +6,7 @@ from typing import Any
 from common.messages import Kind
 from tests.helpers.forked import forked_child, run_to_end
 from tests.helpers.waiting import wait_for
-from tests.workers.conftest import launch_jobs
+from tests.workers.conftest import embedded, launch_jobs
 
 STOP_WITHIN_S = 1.5
 
@@ -19,7 +19,7 @@ def test_discovery_sends_controller_and_workers_then_a_new_slice_with_hosts_0_to
     cluster: str, tmp_path: Path
 ) -> None:
     """The set has the controller and the CPU worker; a TPU job's scale-up adds hosts 0..3."""
-    args = {"controller": cluster, "prefix": "local", "interval_s": 0.2}
+    args = {"target": embedded(cluster), "prefix": "local", "interval_s": 0.2}
     with forked_child("workers.discovery:main", args, tmp_path / "run", name="discovery") as child:
         child.wait_message(Kind.READY, timeout_s=10)
         # The CPU slice (min_slices 1) may still be booting at the first listing.
@@ -39,7 +39,7 @@ def test_discovery_sends_controller_and_workers_then_a_new_slice_with_hosts_0_to
         )
 
         launch_jobs(
-            cluster, tmp_path / "probe", "disc-", {"name": "tpu", "argv": ["sh", "-c", "sleep 0.2"], "device": "tpu"}
+            cluster, tmp_path / "probe", "disc", {"name": "tpu", "argv": ["sh", "-c", "sleep 0.2"], "device": "tpu"}
         )
         body = child.wait_message(Kind.HOSTS, timeout_s=15, match=lambda b: len(_slice_hosts(b)) == 4)
         hosts = sorted(_slice_hosts(body), key=lambda h: h["slice_host"])
@@ -55,7 +55,7 @@ def test_discovery_sends_controller_and_workers_then_a_new_slice_with_hosts_0_to
 
 def test_discovery_logs_failures_sends_no_hosts_and_reports_a_long_outage(tmp_path: Path) -> None:
     """No controller: each failed listing is an event with its code; no HOSTS; a long outage is reported once."""
-    args = {"controller": "127.0.0.1:1", "prefix": "local", "interval_s": 0.05, "unavailable_report_s": 0.3}
+    args = {"target": embedded("127.0.0.1:1"), "prefix": "local", "interval_s": 0.05, "unavailable_report_s": 0.3}
     with forked_child("workers.discovery:main", args, tmp_path / "run", name="discovery") as child:
         report = child.wait_message(Kind.PROGRESS, timeout_s=5)
         wait_for(lambda: len(child.events("discovery_failed")) >= 8, 5, "more failed listings")
@@ -63,7 +63,7 @@ def test_discovery_logs_failures_sends_no_hosts_and_reports_a_long_outage(tmp_pa
     assert report["controller"] == "unavailable" and report["unavailable_for_s"] >= 0.3
     assert len(child.of(Kind.PROGRESS)) == 1 and len(child.events("controller_unavailable")) == 1
     assert child.of(Kind.HOSTS) == [] and child.of(Kind.READY) == []
-    assert child.events("discovery_failed")[0]["code"] == "UNAVAILABLE"
+    assert child.events("discovery_failed")[0]["code"] == "unavailable"
 
 
 def test_hosts_with_hostile_names_are_dropped_and_logged(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import orjson
 from common.messages import Kind
 from tests.helpers.forked import forked_child
 from tests.helpers.waiting import wait_for
-from tests.workers.conftest import launch_jobs
+from tests.workers.conftest import embedded, launch_jobs
 
 STOP_WITHIN_S = 1.5
 TPU_JOB = {"name": "tpu", "argv": ["sh", "-c", "echo on tpu"], "device": "tpu"}
@@ -18,10 +18,10 @@ def test_scheduling_monitor_records_pending_reason_while_a_slice_boots_and_each_
 ) -> None:
     """A TPU job waits with a pending_reason while its slice boots, then its task runs and succeeds."""
     out = tmp_path / "run" / "scheduling.jsonl"
-    args = {"controller": cluster, "job_prefix": "mon-", "interval_s": 0.05, "out": str(out)}
+    args = {"target": embedded(cluster, "mon"), "interval_s": 0.05, "out": str(out)}
     with forked_child("workers.monitors.scheduling:main", args, tmp_path / "run", name="monitor:scheduling") as child:
         child.wait_message(Kind.READY, timeout_s=10)
-        (job_id,) = launch_jobs(cluster, tmp_path / "probe", "mon-", TPU_JOB)
+        (job_id,) = launch_jobs(cluster, tmp_path / "probe", "mon", TPU_JOB)
         wait_for(lambda: any(e["new"] == "succeeded" for e in child.events("task_state_changed")), 15, "task succeeded")
         assert child.stop_and_reap() == 0
         assert child.stop_to_exit_s is not None and child.stop_to_exit_s < STOP_WITHIN_S
@@ -54,10 +54,10 @@ def test_scheduling_monitor_records_pending_reason_while_a_slice_boots_and_each_
 def test_autoscaler_monitor_records_a_scale_up_once(cluster: str, tmp_path: Path) -> None:
     """A TPU job's demand shows as one scale_up action of the tpu group, logged once, and in the file."""
     out = tmp_path / "run" / "autoscaler.jsonl"
-    args = {"controller": cluster, "interval_s": 0.05, "out": str(out)}
+    args = {"target": embedded(cluster), "interval_s": 0.05, "out": str(out)}
     with forked_child("workers.monitors.autoscaler:main", args, tmp_path / "run", name="monitor:autoscaler") as child:
         child.wait_message(Kind.READY, timeout_s=10)
-        launch_jobs(cluster, tmp_path / "probe", "as-", TPU_JOB)
+        launch_jobs(cluster, tmp_path / "probe", "as", TPU_JOB)
 
         def tpu_scale_ups() -> list[dict[str, object]]:
             return [
@@ -78,7 +78,7 @@ def test_autoscaler_monitor_records_a_scale_up_once(cluster: str, tmp_path: Path
     ]
     assert len(recorded) == 1
     groups = {g["name"]: g for g in lines[-1]["groups"]}
-    assert groups["tpu"]["config"]["num_vms"] == 4
+    assert groups["tpu"]["hosts_per_slice"] == 4 and groups["tpu"]["device"] == "tpu"
     assert [vm["vm_id"] for vm in groups["tpu"]["slices"][0]["vms"]] == [f"local-tpu-0-w{i}" for i in range(4)]
     assert child.events("unmet_demand") or all(not line["unmet_demand"] for line in lines)
     assert child.of(Kind.STATS)[-1]["scale_ups"] >= 2  # the cpu group's min_slices, and the tpu slice

@@ -1,8 +1,8 @@
 """monitor:scheduling: where this run's tasks are and why they wait, as data and as events.
 
-args: controller, job_prefix, out (path of scheduling.jsonl), interval_s (default 1).
+args: target (ControllerTarget), out (path of scheduling.jsonl), interval_s (default 1).
 
-Every poll lists this run's jobs by name prefix and their tasks, appends one snapshot
+Every poll lists this run's jobs (those under its job root) and their tasks, appends one snapshot
 line to `out`, and logs each change: `job_state_changed`, and `task_state_changed` when
 a task's state or its pending_reason changes (the live `pending_reason` operators asked
 for: "waiting for slice local-tpu-1 to boot"). Tasks of a finished job are listed once
@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from common.child_exit import ChildExit
 from common.messages import Kind
-from iris_smoke_api.v1 import controller_pb2
-from workers import controller_client as cc
+from workers.controller import polling
+from workers.controller.api import Controller
+from workers.controller.model import ControllerError, Job, JobState, Task
+from workers.controller.timefmt import utc_now
 from workers.monitors._jsonl import JsonlWriter, SecondWriterError
 from workers.runtime import ChildContext
 
@@ -31,7 +31,7 @@ PROGRESS_EVERY_S = 10.0
 class JobView:
     job_id: str
     name: str
-    state: cc.JobState | None = None  # None until first listed
+    state: JobState | None = None  # None until first listed
     pending_reason: str = ""
     error: str = ""
     tasks: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -47,10 +47,10 @@ class JobView:
         }
 
 
-def task_record(task: controller_pb2.TaskStatus) -> dict[str, Any]:
+def task_record(task: Task) -> dict[str, Any]:
     return {
         "task_index": task.task_index,
-        "state": cc.TaskState.of(task.state),
+        "state": task.state,
         "worker_id": task.worker_id,
         "pending_reason": task.pending_reason,
         "can_be_scheduled": task.can_be_scheduled,
@@ -59,37 +59,33 @@ def task_record(task: controller_pb2.TaskStatus) -> dict[str, Any]:
 
 
 class SchedulingMonitor:
-    def __init__(self, ctx: ChildContext, stub: cc.Stub, job_prefix: str) -> None:
+    def __init__(self, ctx: ChildContext, controller: Controller) -> None:
         self.ctx = ctx
-        self.stub = stub
-        self.job_prefix = job_prefix
+        self.controller = controller
         self.jobs: dict[str, JobView] = {}
-        self.outage = cc.outage_for(ctx)
+        self.outage = polling.outage_for(ctx)
 
     def poll(self) -> bool:
         """One poll; False if the controller could not be asked (logged)."""
         try:
-            listing = self.stub.ListJobs(
-                controller_pb2.ListJobsRequest(name_prefix=self.job_prefix),
-                timeout=cc.rpc_timeout(self.ctx.deadline),
-            )
-        except grpc.RpcError as exc:
-            cc.rpc_failed(self.ctx, self.outage, "scheduling_poll_failed", exc, rpc="ListJobs")
+            listing = self.controller.list_jobs()
+        except ControllerError as exc:
+            polling.call_failed(self.ctx, self.outage, "scheduling_poll_failed", exc)
             return False
-        cc.rpc_succeeded(self.ctx, self.outage)
-        for job in listing.jobs:
+        polling.call_succeeded(self.ctx, self.outage)
+        for job in listing:
             self._update_job(job)
             view = self.jobs[job.job_id]
             if not view.tasks_final:
                 self._poll_tasks(view)
         return True
 
-    def _update_job(self, job: controller_pb2.JobStatus) -> None:
+    def _update_job(self, job: Job) -> None:
         view = self.jobs.get(job.job_id)
         if view is None:
             view = self.jobs[job.job_id] = JobView(job.job_id, job.name)
-        state = cc.JobState.of(job.state)
-        if state != view.state:
+        state = job.state
+        if (state, job.pending_reason) != (view.state, view.pending_reason):
             self.ctx.log.info(
                 "job_state_changed", job=job.job_id, old=view.state, new=state,
                 pending_reason=job.pending_reason, error=job.error,
@@ -99,13 +95,11 @@ class SchedulingMonitor:
     def _poll_tasks(self, view: JobView) -> None:
         finished_before = view.state is not None and view.state.finished
         try:
-            reply = self.stub.ListTasks(
-                controller_pb2.ListTasksRequest(job_id=view.job_id), timeout=cc.rpc_timeout(self.ctx.deadline)
-            )
-        except grpc.RpcError as exc:
-            cc.rpc_failed(self.ctx, self.outage, "scheduling_poll_failed", exc, rpc="ListTasks", job=view.job_id)
+            tasks = self.controller.list_tasks(view.job_id)
+        except ControllerError as exc:
+            polling.call_failed(self.ctx, self.outage, "scheduling_poll_failed", exc, job=view.job_id)
             return
-        for task in reply.tasks:
+        for task in tasks:
             new = task_record(task)
             old = view.tasks.get(task.task_index)
             if old is None or (old["state"], old["pending_reason"]) != (new["state"], new["pending_reason"]):
@@ -120,7 +114,7 @@ class SchedulingMonitor:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "timestamp": cc.utc_now(),
+            "timestamp": utc_now(),
             "jobs": [view.as_record() for view in self.jobs.values()],
         }
 
@@ -142,9 +136,9 @@ def main(ctx: ChildContext) -> int:
         return ChildExit.CONFIG
     ready = False
     next_progress = time.monotonic() + PROGRESS_EVERY_S
-    with out, cc.connect(str(ctx.args["controller"])) as conn:
-        monitor = SchedulingMonitor(ctx, conn.stub, str(ctx.args["job_prefix"]))
-        for _ in cc.poll_every(ctx, interval_s):
+    with out, polling.connect(ctx) as controller:
+        monitor = SchedulingMonitor(ctx, controller)
+        for _ in polling.poll_every(ctx, interval_s):
             if not monitor.poll():
                 continue
             out.write(monitor.snapshot())

@@ -1,6 +1,6 @@
 """The tests child's work: submits the smoke test's jobs, all at once, and reports one RESULT per test.
 
-args: controller, job_prefix, job_timeout_s, poll_interval_s (default 1),
+args: target (ControllerTarget), job_timeout_s, poll_interval_s (default 1),
       standard (names of the standard tests to run; default all three),
       tests (test dicts from the config: name, argv, device, variant, count, replicas,
              group_by, constraints [{key, op, value}], expect),
@@ -8,11 +8,11 @@ args: controller, job_prefix, job_timeout_s, poll_interval_s (default 1),
 
 Order of work, and why:
 1. Wait until the controller answers its health check, then read the autoscaler's
-   configuration: the standard tests run on the first accelerator group (TPU, else GPU,
+   status: the standard tests run on the first accelerator group (TPU, else GPU,
    else CPU), and the coscheduled test needs that group's hosts per slice.
 2. Build the suite (`suite.py`), then submit every job of every test before waiting for
    any, so the autoscaler sees all the demand at once; then send READY.
-3. Poll this run's jobs (one ListJobs by name prefix per interval). A test ends when all
+3. Poll this run's jobs (one listing of the jobs under the run's root per interval). A test ends when all
    its jobs are finished: it passes when each job's final state is what it expects (and,
    for the coscheduled test, task i ran on host i of one slice). Failed tasks' last log
    lines are fetched for the report. A test still running `job_timeout_s` after its
@@ -22,18 +22,26 @@ Order of work, and why:
    report each unfinished test as `timeout`, and exit.
 """
 
+import contextlib
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
-
-import grpc
 
 from common.child_exit import ChildExit
 from common.deadline import Deadline
 from common.messages import Kind
 from common.outcome import Outcome
-from iris_smoke_api.v1 import controller_pb2 as pb
-from workers import controller_client as cc
+from workers.controller import polling
+from workers.controller.api import Controller, rpc_timeout
+from workers.controller.model import (
+    FAILED_TASK_STATES,
+    AutoscalerStatus,
+    ControllerError,
+    Job,
+    JobState,
+    Task,
+)
 from workers.runtime import ChildContext
 from workers.smoke_tests.suite import (
     STANDARD_TESTS,
@@ -55,16 +63,18 @@ MAX_TASKS_REPORTED = 64
 
 
 class SmokeTests:
-    def __init__(self, ctx: ChildContext, stub: cc.Stub, runs: list[PlannedTest], job_timeout_s: float) -> None:
+    def __init__(
+        self, ctx: ChildContext, controller: Controller, runs: list[PlannedTest], job_timeout_s: float
+    ) -> None:
         self.ctx = ctx
-        self.stub = stub
+        self.controller = controller
         self.runs = runs
         self.job_timeout_s = job_timeout_s
-        self.jobs: dict[str, pb.JobStatus] = {}
-        self.outage = cc.outage_for(ctx)
+        self.jobs: dict[str, Job] = {}
+        self.outage = polling.outage_for(ctx)
 
     def _timeout(self) -> float:
-        return cc.rpc_timeout(self.ctx.deadline)
+        return rpc_timeout(self.ctx.deadline)
 
     def launch_all(self) -> None:
         for run in self.runs:
@@ -72,15 +82,14 @@ class SmokeTests:
             run.ends = Deadline.after(self.job_timeout_s)
             for request in run.requests:
                 try:
-                    reply = self.stub.LaunchJob(request, timeout=self._timeout())
-                except grpc.RpcError as exc:
-                    code = cc.status_code(exc)
-                    self.ctx.log.error("job_launch_failed", test=run.name, job=request.name, code=code,
-                                       details=cc.status_details(exc))  # fmt: skip
-                    run.error = f"launch of {request.name} failed: {code} {cc.status_details(exc)}"
+                    job_id = self.controller.launch(request)
+                except ControllerError as exc:
+                    self.ctx.log.error("job_launch_failed", test=run.name, job=request.name, code=exc.code,
+                                       details=exc.details)  # fmt: skip
+                    run.error = f"launch of {request.name} failed: {exc.code} {exc.details}"
                     break
-                run.job_ids.append(reply.job_id)
-                self.ctx.log.info("job_launched", test=run.name, job=reply.job_id, name=request.name)
+                run.job_ids.append(job_id)
+                self.ctx.log.info("job_launched", test=run.name, job=job_id, name=request.name)
         for run in self.runs:
             if run.error:
                 self.terminate(run.job_ids, self._timeout())
@@ -88,14 +97,12 @@ class SmokeTests:
 
     def poll(self) -> None:
         try:
-            reply = self.stub.ListJobs(
-                pb.ListJobsRequest(name_prefix=self.ctx.args["job_prefix"]), timeout=self._timeout()
-            )
-        except grpc.RpcError as exc:
-            cc.rpc_failed(self.ctx, self.outage, "tests_poll_failed", exc)
+            listing = self.controller.list_jobs()
+        except ControllerError as exc:
+            polling.call_failed(self.ctx, self.outage, "tests_poll_failed", exc)
             return
-        cc.rpc_succeeded(self.ctx, self.outage)
-        self.jobs.update((j.job_id, j) for j in reply.jobs)
+        polling.call_succeeded(self.ctx, self.outage)
+        self.jobs.update((j.job_id, j) for j in listing)
         for run in self.pending():
             states = [self._state(job_id) for job_id in run.job_ids]
             if all(s.finished for s in states):
@@ -107,11 +114,11 @@ class SmokeTests:
     def pending(self) -> list[PlannedTest]:
         return [r for r in self.runs if not r.done]
 
-    def _state(self, job_id: str) -> cc.JobState:
+    def _state(self, job_id: str) -> JobState:
         job = self.jobs.get(job_id)
-        return cc.JobState.of(job.state) if job is not None else cc.JobState.UNSPECIFIED
+        return job.state if job is not None else JobState.UNSPECIFIED
 
-    def judge(self, run: PlannedTest, states: list[cc.JobState]) -> None:
+    def judge(self, run: PlannedTest, states: list[JobState]) -> None:
         wrong = [(j, s) for j, s in zip(run.job_ids, states, strict=True) if s != run.expect]
         if wrong:
             job_id, state = wrong[0]
@@ -128,41 +135,38 @@ class SmokeTests:
         """Task i must have run on host i of one slice, each on its own host."""
         tasks = sorted(self._tasks(job_id), key=lambda t: t.task_index)
         try:
-            workers = {
-                w.worker_id: w for w in self.stub.ListWorkers(pb.ListWorkersRequest(), timeout=self._timeout()).workers
-            }
-        except grpc.RpcError as exc:
-            return f"cannot check placement: ListWorkers {cc.status_code(exc)}"
+            workers = {w.worker_id: w for w in self.controller.list_workers()}
+        except ControllerError as exc:
+            return f"cannot check placement: ListWorkers {exc.code}"
         slices = set()
         for t in tasks:
             worker = workers.get(t.worker_id)
             if worker is None:  # scaled down already: its name still says which host it was
-                index_ok = t.worker_id.endswith(f"-w{t.task_index}")
+                index_ok = _named_as_host(t.worker_id, t.task_index)
             else:
-                index_ok = worker.attributes.get("tpu-worker-id") == str(t.task_index)
-                slices.add(worker.attributes.get("tpu-name", ""))
+                index_ok = worker.slice_host == t.task_index
+                slices.add(worker.slice_name)
             if not index_ok:
                 return f"task {t.task_index} ran on {t.worker_id}, not on host {t.task_index} of its slice"
         if len({t.worker_id for t in tasks}) != len(tasks):
             return "two tasks shared a host"
         return f"tasks spread over slices {sorted(slices)}" if len(slices) > 1 else ""
 
-    def _tasks(self, job_id: str) -> list[pb.TaskStatus]:
+    def _tasks(self, job_id: str) -> list[Task]:
         try:
-            return list(self.stub.ListTasks(pb.ListTasksRequest(job_id=job_id), timeout=self._timeout()).tasks)
-        except grpc.RpcError as exc:
-            self.ctx.log.warning("list_tasks_failed", job=job_id, code=cc.status_code(exc))
+            return self.controller.list_tasks(job_id)
+        except ControllerError as exc:
+            self.ctx.log.warning("list_tasks_failed", job=job_id, code=exc.code, details=exc.details)
             return []
 
     def _log_tail(self, job_id: str, index: int) -> list[str]:
-        request = pb.GetTaskLogsRequest(job_id=job_id, task_index=index, limit=LOG_TAIL_LINES)
         try:
-            reply = self.stub.GetTaskLogs(request, timeout=self._timeout())
-        except grpc.RpcError as exc:
-            return [f"<logs unavailable: {cc.status_code(exc)}>"]
-        return [line.data[:MAX_LINE_CHARS] for line in reply.lines]
+            lines = self.controller.task_log_tail(job_id, index, LOG_TAIL_LINES)
+        except ControllerError as exc:
+            return [f"<logs unavailable: {exc.code} {exc.details}>"]
+        return [line[:MAX_LINE_CHARS] for line in lines]
 
-    def _job_report(self, job_id: str, tasks: list[pb.TaskStatus]) -> dict[str, Any]:
+    def _job_report(self, job_id: str, tasks: list[Task]) -> dict[str, Any]:
         job = self.jobs.get(job_id)
         return {
             "job_id": job_id,
@@ -173,7 +177,7 @@ class SmokeTests:
             "tasks": [
                 {
                     "task_index": t.task_index,
-                    "state": cc.TaskState.of(t.state),
+                    "state": t.state,
                     "worker_id": t.worker_id,
                     "exit_code": t.exit_code,
                 }
@@ -188,10 +192,7 @@ class SmokeTests:
             tasks = self._tasks(job_id) if fetch else []
             jobs.append(self._job_report(job_id, tasks))
             for t in tasks:
-                if (
-                    cc.TaskState.of(t.state) in (cc.TaskState.FAILED, cc.TaskState.WORKER_FAILED)
-                    and len(tails) < MAX_LOG_TAILS
-                ):
+                if t.state in FAILED_TASK_STATES and len(tails) < MAX_LOG_TAILS:
                     tails.append(
                         {
                             "job_id": job_id,
@@ -213,16 +214,17 @@ class SmokeTests:
         )
 
     def terminate(self, job_ids: Sequence[str], timeout_s: float) -> None:
-        """TerminateJob all at once (one round trip in total, not one per job), bounded by `timeout_s`."""
-        calls = [
-            (j, self.stub.TerminateJob.future(pb.TerminateJobRequest(job_id=j), timeout=timeout_s)) for j in job_ids
-        ]
-        for job_id, call in calls:
-            try:
-                self.jobs[job_id] = call.result().job
+        """Terminate every job in `job_ids`, bounded by `timeout_s` in all."""
+        if not job_ids:
+            return
+        for job_id, error in self.controller.terminate(job_ids, timeout_s).items():
+            if error is None:
                 self.ctx.log.info("job_terminated", job=job_id)
-            except grpc.RpcError as exc:
-                self.ctx.log.warning("job_terminate_failed", job=job_id, code=cc.status_code(exc))
+            else:
+                self.ctx.log.warning("job_terminate_failed", job=job_id, code=error.code, details=error.details)
+        # Their states now, for the report (a terminated job is KILLED at once on both wires).
+        with contextlib.suppress(ControllerError):
+            self.jobs.update((j.job_id, j) for j in self.controller.list_jobs())
 
     def abandon(self) -> None:
         """Stop or deadline: terminate what is still running, report the rest as timeout."""
@@ -235,11 +237,18 @@ class SmokeTests:
             self.finish(run, Outcome.TIMEOUT, f"stopped ({reason}) before the test finished", fetch=False)
 
 
+def _named_as_host(worker_id: str, index: int) -> bool:
+    """Whether a worker that is gone was named as host `index` of its slice.
+
+    Embedded workers are `<slice>-w<i>`; Iris's are `worker-<slice>-<i>-<hash>`.
+    """
+    return re.search(rf"(-w{index}|-{index}-[0-9a-f]+)$", worker_id) is not None
+
+
 def _tests_from_args(ctx: ChildContext, acc: Accelerator) -> list[PlannedTest]:
-    prefix = str(ctx.args["job_prefix"])
     job_timeout_s = float(ctx.args.get("job_timeout_s", JOB_TIMEOUT_S))
-    runs = standard_tests(list(ctx.args.get("standard", STANDARD_TESTS)), prefix, acc, job_timeout_s)
-    runs += [custom_test(spec, prefix, job_timeout_s) for spec in ctx.args.get("tests", [])]
+    runs = standard_tests(list(ctx.args.get("standard", STANDARD_TESTS)), acc, job_timeout_s)
+    runs += [custom_test(spec, job_timeout_s) for spec in ctx.args.get("tests", [])]
     names = [r.name for r in runs]
     duplicate = next((n for i, n in enumerate(names) if n in names[:i]), None)
     if duplicate is not None:
@@ -247,20 +256,19 @@ def _tests_from_args(ctx: ChildContext, acc: Accelerator) -> list[PlannedTest]:
     return runs
 
 
-def _autoscaler_status(ctx: ChildContext, conn: cc.Connection) -> pb.GetAutoscalerStatusResponse | None:
-    """The autoscaler's status once the controller serves, or None (unreachable, or stopped)."""
+def _autoscaler_status(ctx: ChildContext, controller: Controller) -> AutoscalerStatus | ControllerError | None:
+    """The autoscaler's status once the controller serves; the error if its API is not ours; None if unreachable."""
     ends = Deadline.after(min(CONNECT_TIMEOUT_S, float(ctx.args.get("job_timeout_s", JOB_TIMEOUT_S))))
-    if not cc.channel_serving(conn.channel, ctx.deadline, ends.remaining(), ctx.stop.fd):
+    if not controller.serving(ends.remaining(), ctx.stop.fd):
         return None
-    outage = cc.outage_for(ctx)
-    for _ in cc.poll_every(ctx, POLL_INTERVAL_S):
+    outage = polling.outage_for(ctx)
+    for _ in polling.poll_every(ctx, POLL_INTERVAL_S):
         try:
-            reply: pb.GetAutoscalerStatusResponse = conn.stub.GetAutoscalerStatus(
-                pb.GetAutoscalerStatusRequest(), timeout=cc.rpc_timeout(ctx.deadline)
-            )
-            return reply
-        except grpc.RpcError as exc:
-            cc.rpc_failed(ctx, outage, "autoscaler_status_failed", exc)
+            return controller.autoscaler()
+        except ControllerError as exc:
+            polling.call_failed(ctx, outage, "autoscaler_status_failed", exc)
+            if outage.mismatch_reported:
+                return exc
         if ends.expired():
             break
     return None
@@ -280,11 +288,13 @@ def _all_names(ctx: ChildContext) -> list[str]:
 
 def main(ctx: ChildContext) -> int:
     poll_interval_s = float(ctx.args.get("poll_interval_s", POLL_INTERVAL_S))
-    with cc.connect(str(ctx.args["controller"])) as conn:
-        status = _autoscaler_status(ctx, conn)
-        if status is None:
+    with polling.connect(ctx) as controller:
+        status = _autoscaler_status(ctx, controller)
+        if not isinstance(status, AutoscalerStatus):
             stopped = ctx.stop.requested() or ctx.deadline.expired()
             error = "stopped before the tests started" if stopped else "controller not reachable"
+            if isinstance(status, ControllerError):
+                error = f"{status.code}: {status.method}: {status.details}"
             _report_all(ctx, _all_names(ctx), Outcome.TIMEOUT if stopped else Outcome.ERROR, error)
             return ChildExit.OK
         try:
@@ -297,10 +307,10 @@ def main(ctx: ChildContext) -> int:
             return ChildExit.CONFIG
         ctx.log.info("tests_starting", tests=[r.name for r in runs], device=acc.device, variant=acc.variant,
                      hosts_per_slice=acc.hosts_per_slice)  # fmt: skip
-        tests = SmokeTests(ctx, conn.stub, runs, float(ctx.args.get("job_timeout_s", JOB_TIMEOUT_S)))
+        tests = SmokeTests(ctx, controller, runs, float(ctx.args.get("job_timeout_s", JOB_TIMEOUT_S)))
         tests.launch_all()
         ctx.channel.send(Kind.READY, jobs=[{"test": r.name, "job_ids": r.job_ids} for r in runs])
-        for _ in cc.poll_every(ctx, poll_interval_s):
+        for _ in polling.poll_every(ctx, poll_interval_s):
             tests.poll()
             if not tests.pending():
                 break

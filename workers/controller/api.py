@@ -1,0 +1,65 @@
+"""The controller interface every child uses, and how a child opens one.
+
+Each method is one question or command; each call's timeout is the adapter's per-call
+limit capped by the run's deadline, so a hung controller never holds a child past it.
+Failures raise `ControllerError` (an `ApiMismatch` when the reply has the wrong shape).
+"""
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from common.controller_target import ApiKind, ControllerTarget
+from common.deadline import Deadline
+from workers.controller.model import AutoscalerStatus, ControllerError, Job, JobRequest, Task, Worker
+
+# One call against a healthy controller takes milliseconds; 10 s means it is wedged.
+RPC_TIMEOUT_S = 10.0
+
+
+class Controller(Protocol):
+    def serving(self, timeout_s: float, stop_fd: int | None = None) -> bool:
+        """True once the controller answers its health check within `timeout_s` (a stop ends the wait)."""
+        ...
+
+    def list_workers(self) -> list[Worker]: ...
+
+    def launch(self, request: JobRequest) -> str:
+        """Submit one job under the run's root; its job id."""
+        ...
+
+    def list_jobs(self) -> list[Job]:
+        """This run's jobs: those under its root."""
+        ...
+
+    def list_tasks(self, job_id: str) -> list[Task]: ...
+
+    def terminate(self, job_ids: Sequence[str], timeout_s: float) -> dict[str, ControllerError | None]:
+        """Terminate each job (all in flight at once where the wire allows); None where it worked."""
+        ...
+
+    def autoscaler(self) -> AutoscalerStatus: ...
+
+    def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
+        """The last `lines` lines a task wrote (its latest attempt)."""
+        ...
+
+
+def rpc_timeout(deadline: Deadline, limit_s: float = RPC_TIMEOUT_S) -> float:
+    """The timeout for one call: the smaller of `limit_s` and the run's time left (never 0)."""
+    return max(0.01, min(limit_s, deadline.remaining()))
+
+
+@contextlib.contextmanager
+def open_controller(target: ControllerTarget, deadline: Deadline) -> Iterator[Controller]:
+    """The child's one connection to its controller, closed however the block ends."""
+    if target.api is ApiKind.IRIS:
+        from workers.controller.connect_api import IrisController
+
+        with IrisController.open(target, deadline) as iris:
+            yield iris
+    else:
+        from workers.controller.grpc_api import EmbeddedController
+
+        with EmbeddedController.open(target, deadline) as embedded:
+            yield embedded

@@ -1,0 +1,250 @@
+"""The controller interface over the embedded local cluster's gRPC API (iris_smoke_api).
+
+Imported only in a child, after the fork: it loads grpc. One channel per child, closed
+however the `open` block ends. Job names are flat, `<root>-<test>`, and the run's jobs
+are listed by that name prefix.
+"""
+
+import contextlib
+import select
+from collections.abc import Iterator, Sequence
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from common.controller_target import ControllerTarget
+from common.deadline import Deadline
+from iris_smoke_api.v1 import controller_pb2 as pb
+from iris_smoke_api.v1 import controller_pb2_grpc
+from workers.controller.api import rpc_timeout
+from workers.controller.model import (
+    Action,
+    AutoscalerStatus,
+    ControllerError,
+    ErrorCode,
+    GroupStatus,
+    Job,
+    JobRequest,
+    JobState,
+    SliceStatus,
+    Task,
+    TaskState,
+    Unmet,
+    VmStatus,
+    Worker,
+)
+
+HEALTH_RETRY_S = 0.2
+# Short enough that a stop request, checked between attempts, is seen well within the grace.
+HEALTH_CHECK_S = 0.25
+_OPS = {
+    "eq": pb.CONSTRAINT_OP_EQ,
+    "ne": pb.CONSTRAINT_OP_NE,
+    "exists": pb.CONSTRAINT_OP_EXISTS,
+    "not_exists": pb.CONSTRAINT_OP_NOT_EXISTS,
+}
+
+
+def _error(exc: grpc.RpcError, method: str) -> ControllerError:
+    code = exc.code() if isinstance(exc, grpc.Call) else None
+    details = exc.details() if isinstance(exc, grpc.Call) else ""
+    name = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+    if name == "UNIMPLEMENTED":
+        return ControllerError(ErrorCode.API_MISMATCH, method, str(details or ""))
+    return ControllerError(ErrorCode.named(name), method, str(details or ""))
+
+
+def _rfc3339(ts: Timestamp) -> str | None:
+    """An RFC 3339 UTC string, or None for an unset timestamp (proto3 cannot tell 0 apart)."""
+    return None if ts.seconds == 0 and ts.nanos == 0 else ts.ToJsonString()
+
+
+def _enum(enum_type: pb.JobState | type, value: int, prefix: str) -> str:
+    try:
+        name: str = enum_type.Name(value)  # type: ignore[union-attr]
+    except ValueError:
+        return "unspecified"
+    return name.removeprefix(prefix).lower()
+
+
+def _duration(seconds: float) -> Duration:
+    return Duration(seconds=int(seconds), nanos=int((seconds % 1) * 1e9))
+
+
+class EmbeddedController:
+    def __init__(self, channel: grpc.Channel, target: ControllerTarget, deadline: Deadline) -> None:
+        self.channel = channel
+        self.stub = controller_pb2_grpc.ControllerServiceStub(channel)
+        self.deadline = deadline
+        self.prefix = f"{target.job_root}-"
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, target: ControllerTarget, deadline: Deadline) -> Iterator["EmbeddedController"]:
+        with grpc.insecure_channel(target.address) as channel:
+            yield cls(channel, target, deadline)
+
+    def _timeout(self) -> float:
+        return rpc_timeout(self.deadline)
+
+    def serving(self, timeout_s: float, stop_fd: int | None = None) -> bool:
+        """Poll the standard health service until SERVING, a stop, or the time is up.
+
+        wait_for_ready makes each check wait for the connection instead of failing fast
+        while the server is still binding; the check's own timeout bounds that wait.
+        """
+        end = Deadline.after(min(timeout_s, self.deadline.remaining()))
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        request = health_pb2.HealthCheckRequest(service="")
+        while not end.expired():
+            try:
+                reply = stub.Check(request, timeout=max(0.01, end.cap(HEALTH_CHECK_S)), wait_for_ready=True)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return True
+            except grpc.RpcError:
+                pass  # not up yet: try again until `end`
+            ready, _, _ = select.select([stop_fd] if stop_fd is not None else [], [], [], end.cap(HEALTH_RETRY_S))
+            if ready:
+                return False
+        return False
+
+    def list_workers(self) -> list[Worker]:
+        try:
+            reply = self.stub.ListWorkers(pb.ListWorkersRequest(), timeout=self._timeout())
+        except grpc.RpcError as exc:
+            raise _error(exc, "ListWorkers") from None
+        return [
+            Worker(
+                worker_id=w.worker_id,
+                healthy=w.healthy,
+                address=w.address,
+                attributes=dict(w.attributes) | ({"tpu-name": w.slice_id} if w.slice_id else {}),
+                vm_name=w.vm_name,
+            )
+            for w in reply.workers
+        ]
+
+    def launch(self, request: JobRequest) -> str:
+        try:
+            reply = self.stub.LaunchJob(self.launch_request(request), timeout=self._timeout())
+        except grpc.RpcError as exc:
+            raise _error(exc, "LaunchJob") from None
+        return str(reply.job_id)
+
+    def launch_request(self, request: JobRequest) -> pb.LaunchJobRequest:
+        if request.device == "tpu":
+            device = pb.DeviceConfig(tpu=pb.TpuDevice(variant=request.variant, count=request.count))
+        elif request.device == "gpu":
+            device = pb.DeviceConfig(gpu=pb.GpuDevice(variant=request.variant, count=request.count))
+        else:
+            device = pb.DeviceConfig(cpu=pb.CpuDevice())
+        backstop = _duration(request.timeout_s) if request.timeout_s else None
+        return pb.LaunchJobRequest(
+            name=self.prefix + request.name,
+            entrypoint=list(request.argv),
+            resources=pb.ResourceSpec(device=device),
+            replicas=request.replicas,
+            constraints=[pb.Constraint(key=c.key, op=_OPS[c.op], value=c.value) for c in request.constraints],
+            coscheduling=pb.CoschedulingConfig(group_by=request.group_by) if request.group_by else None,
+            scheduling_timeout=backstop,
+            timeout=backstop,
+        )
+
+    def list_jobs(self) -> list[Job]:
+        try:
+            reply = self.stub.ListJobs(pb.ListJobsRequest(name_prefix=self.prefix), timeout=self._timeout())
+        except grpc.RpcError as exc:
+            raise _error(exc, "ListJobs") from None
+        return [
+            Job(
+                job_id=j.job_id,
+                name=j.name,
+                state=JobState.named(_enum(pb.JobState, j.state, "JOB_STATE_")),
+                error=j.error,
+                exit_code=j.exit_code,
+                pending_reason=j.pending_reason,
+                task_state_counts=dict(j.task_state_counts),
+                submitted_at=_rfc3339(j.submitted_at),
+                finished_at=_rfc3339(j.finished_at),
+            )
+            for j in reply.jobs
+        ]
+
+    def list_tasks(self, job_id: str) -> list[Task]:
+        try:
+            reply = self.stub.ListTasks(pb.ListTasksRequest(job_id=job_id), timeout=self._timeout())
+        except grpc.RpcError as exc:
+            raise _error(exc, "ListTasks") from None
+        return [
+            Task(
+                task_id=t.task_id,
+                task_index=t.task_index,
+                state=TaskState.named(_enum(pb.TaskState, t.state, "TASK_STATE_")),
+                worker_id=t.worker_id,
+                pending_reason=t.pending_reason,
+                can_be_scheduled=t.can_be_scheduled,
+                exit_code=t.exit_code,
+                error=t.error,
+                attempts=t.attempts,
+            )
+            for t in reply.tasks
+        ]
+
+    def terminate(self, job_ids: Sequence[str], timeout_s: float) -> dict[str, ControllerError | None]:
+        """TerminateJob all at once (one round trip in total, not one per job), bounded by `timeout_s`."""
+        calls = [
+            (j, self.stub.TerminateJob.future(pb.TerminateJobRequest(job_id=j), timeout=timeout_s)) for j in job_ids
+        ]
+        done: dict[str, ControllerError | None] = {}
+        for job_id, call in calls:
+            try:
+                call.result()
+                done[job_id] = None
+            except grpc.RpcError as exc:
+                done[job_id] = _error(exc, "TerminateJob")
+        return done
+
+    def autoscaler(self) -> AutoscalerStatus:
+        try:
+            reply = self.stub.GetAutoscalerStatus(pb.GetAutoscalerStatusRequest(), timeout=self._timeout())
+        except grpc.RpcError as exc:
+            raise _error(exc, "GetAutoscalerStatus") from None
+        return AutoscalerStatus(
+            groups=tuple(_group(g) for g in reply.groups),
+            current_demand=reply.current_demand,
+            actions=tuple(
+                Action(_rfc3339(a.timestamp), a.action_type, a.scale_group, a.slice_id, a.reason, a.status)
+                for a in reply.recent_actions
+            ),
+            unmet=tuple(Unmet(u.reason, u.job_id, u.tasks, u.scale_group) for u in reply.unmet_demand),
+        )
+
+    def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
+        request = pb.GetTaskLogsRequest(job_id=job_id, task_index=task_index, limit=lines)
+        try:
+            reply = self.stub.GetTaskLogs(request, timeout=self._timeout())
+        except grpc.RpcError as exc:
+            raise _error(exc, "GetTaskLogs") from None
+        return [line.data for line in reply.lines]
+
+
+def _group(g: pb.ScaleGroupStatus) -> GroupStatus:
+    config = g.config
+    return GroupStatus(
+        name=g.name,
+        device=_enum(pb.AcceleratorType, config.accelerator_type, "ACCELERATOR_TYPE_"),
+        variant=config.accelerator_variant,
+        hosts_per_slice=config.num_vms or 1,
+        current_demand=g.current_demand,
+        min_slices=config.min_slices,
+        max_slices=config.max_slices,
+        slices=tuple(
+            SliceStatus(
+                slice_id=s.slice_id,
+                vms=tuple(VmStatus(vm.vm_id, _enum(pb.VmState, vm.state, "VM_STATE_"), vm.worker_id) for vm in s.vms),
+            )
+            for s in g.slices
+        ),
+    )

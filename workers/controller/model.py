@@ -1,0 +1,231 @@
+"""What a controller tells a smoke run, in plain typed values, whichever wire it came over.
+
+The adapters (`grpc_api`, `connect_api`) convert their replies into these; the children
+(discovery, monitors, tests, diagnostics) see nothing else. States are lower-case names,
+the form that goes into JSON and events. A state a newer controller invents becomes
+`unspecified`: shown, never matched.
+"""
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class JobState(enum.StrEnum):
+    UNSPECIFIED = "unspecified"
+    PENDING = "pending"
+    BUILDING = "building"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    KILLED = "killed"
+    WORKER_FAILED = "worker_failed"
+    UNSCHEDULABLE = "unschedulable"
+
+    @classmethod
+    def named(cls, name: str, prefix: str = "JOB_STATE_") -> "JobState":
+        """`JOB_STATE_RUNNING` or `running` -> RUNNING; anything unknown -> UNSPECIFIED."""
+        try:
+            return cls(name.removeprefix(prefix).lower())
+        except ValueError:
+            return cls.UNSPECIFIED
+
+    @property
+    def finished(self) -> bool:
+        return self in _JOB_FINISHED
+
+
+_JOB_FINISHED = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.KILLED, JobState.WORKER_FAILED, JobState.UNSCHEDULABLE}
+)
+
+
+class TaskState(enum.StrEnum):
+    UNSPECIFIED = "unspecified"
+    PENDING = "pending"
+    BUILDING = "building"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    KILLED = "killed"
+    WORKER_FAILED = "worker_failed"
+    UNSCHEDULABLE = "unschedulable"
+    ASSIGNED = "assigned"
+    PREEMPTED = "preempted"
+    COSCHED_FAILED = "cosched_failed"
+
+    @classmethod
+    def named(cls, name: str, prefix: str = "TASK_STATE_") -> "TaskState":
+        try:
+            return cls(name.removeprefix(prefix).lower())
+        except ValueError:
+            return cls.UNSPECIFIED
+
+
+FAILED_TASK_STATES = frozenset({TaskState.FAILED, TaskState.WORKER_FAILED})
+
+
+class ErrorCode(enum.StrEnum):
+    """Why a call failed: the gRPC status names and Connect codes, lower-case, plus our own."""
+
+    UNAVAILABLE = "unavailable"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    NOT_FOUND = "not_found"
+    ALREADY_EXISTS = "already_exists"
+    INVALID_ARGUMENT = "invalid_argument"
+    FAILED_PRECONDITION = "failed_precondition"
+    RESOURCE_EXHAUSTED = "resource_exhausted"
+    UNAUTHENTICATED = "unauthenticated"
+    PERMISSION_DENIED = "permission_denied"
+    UNIMPLEMENTED = "unimplemented"
+    INTERNAL = "internal"
+    UNKNOWN = "unknown"
+    # The controller answered, but not in a shape we understand (a method it does not
+    # have, a field missing from its reply): a newer or older API, not a flaky network.
+    API_MISMATCH = "iris_api_mismatch"
+
+    @classmethod
+    def named(cls, name: str) -> "ErrorCode":
+        try:
+            return cls(name.lower())
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class ControllerError(Exception):
+    """A call that did not give an answer; `code` says why, `method` which call."""
+
+    def __init__(self, code: ErrorCode, method: str, details: str = "") -> None:
+        super().__init__(f"{method}: {code} {details}".strip())
+        self.code = code
+        self.method = method
+        self.details = details[:300]
+
+
+class ApiMismatch(ControllerError):
+    """The controller's API is not the one we speak: names the method and the field."""
+
+    def __init__(self, method: str, field_name: str, details: str = "") -> None:
+        super().__init__(ErrorCode.API_MISMATCH, method, details or f"field {field_name!r} missing from the reply")
+        self.field = field_name
+
+
+@dataclass(frozen=True)
+class Worker:
+    worker_id: str
+    healthy: bool
+    address: str
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    vm_name: str = ""  # the VM it runs on, when the controller says (the embedded cluster does)
+
+    @property
+    def slice_name(self) -> str:
+        return self.attributes.get("tpu-name", "")
+
+    @property
+    def slice_host(self) -> int | None:
+        """This host's index in its slice (`tpu-worker-id`), or None when not a slice host."""
+        value = self.attributes.get("tpu-worker-id", "")
+        return int(value) if value.isdigit() else None
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    name: str
+    state: JobState
+    error: str = ""
+    exit_code: int = 0
+    pending_reason: str = ""
+    task_state_counts: Mapping[str, int] = field(default_factory=dict)
+    submitted_at: str | None = None  # RFC 3339, UTC
+    finished_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    task_id: str
+    task_index: int
+    state: TaskState
+    worker_id: str = ""
+    pending_reason: str = ""
+    can_be_scheduled: bool = True
+    exit_code: int = 0
+    error: str = ""
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Constraint:
+    key: str
+    op: str  # eq | ne | exists | not_exists
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One job to launch; `name` is short ("simple", "concurrent-1") and lives under the run's root."""
+
+    name: str
+    argv: tuple[str, ...]
+    device: str = "cpu"  # cpu | gpu | tpu
+    variant: str = ""
+    count: int = 0
+    replicas: int = 1
+    group_by: str = ""
+    constraints: tuple[Constraint, ...] = ()
+    # A backstop on the controller's side for a tests child that died without cleaning up.
+    timeout_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class VmStatus:
+    vm_id: str
+    state: str
+    worker_id: str = ""
+    healthy: bool | None = None
+
+
+@dataclass(frozen=True)
+class SliceStatus:
+    slice_id: str
+    state: str = ""
+    vms: tuple[VmStatus, ...] = ()
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    name: str
+    device: str  # cpu | gpu | tpu
+    variant: str
+    hosts_per_slice: int
+    current_demand: int = 0
+    min_slices: int = 0
+    max_slices: int = 0
+    slices: tuple[SliceStatus, ...] = ()
+
+
+@dataclass(frozen=True)
+class Action:
+    timestamp: str | None
+    action_type: str  # scale_up | scale_down | slice_ready | backoff_triggered | ...
+    scale_group: str
+    slice_id: str = ""
+    reason: str = ""
+    status: str = ""
+
+
+@dataclass(frozen=True)
+class Unmet:
+    reason: str
+    job_id: str = ""
+    tasks: int = 0
+    scale_group: str = ""
+
+
+@dataclass(frozen=True)
+class AutoscalerStatus:
+    groups: tuple[GroupStatus, ...]
+    current_demand: int = 0
+    actions: tuple[Action, ...] = ()
+    unmet: tuple[Unmet, ...] = ()

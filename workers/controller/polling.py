@@ -1,0 +1,120 @@
+"""How a child that polls its controller waits, retries and reports, whatever the wire.
+
+- Waits between polls are `select` on the stop fd (`wait_or_stop`): a stop request wakes
+  them at once, and there is no sleep that a stop cannot interrupt.
+- A failed poll is logged with its code and retried at the next interval; a controller
+  that stays unavailable longer than a bound is reported once (`Outage`).
+- A reply the child cannot understand (`iris_api_mismatch`) is reported as an error the
+  first time, naming the method and the field: retrying will not change the API.
+"""
+
+import contextlib
+import enum
+import select
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from common.controller_target import ControllerTarget
+from common.messages import Kind
+from workers.controller.api import Controller, open_controller
+from workers.controller.model import ControllerError, ErrorCode
+from workers.runtime import ChildContext
+
+# Transient by nature (restart, tunnel reconnect); longer than this is worth a report.
+UNAVAILABLE_REPORT_S = 30.0
+
+Clock = Callable[[], float]
+
+
+class ControllerState(enum.StrEnum):
+    """How a child sees the controller; carried by `controller_unavailable` reports."""
+
+    REACHABLE = "reachable"
+    UNAVAILABLE = "unavailable"
+
+
+@contextlib.contextmanager
+def connect(ctx: ChildContext) -> Iterator[Controller]:
+    """The child's one controller connection, from its `target` argument."""
+    target = ctx.args["target"]
+    assert isinstance(target, ControllerTarget), "the supervisor hands every controller child a ControllerTarget"
+    with open_controller(target, ctx.deadline) as controller:
+        yield controller
+
+
+def wait_or_stop(ctx: ChildContext, seconds: float) -> bool:
+    """Wait up to `seconds` (capped by the deadline); True if a stop was requested."""
+    if not ctx.stop.requested():
+        select.select([ctx.stop.fd], [], [], max(0.0, ctx.deadline.cap(seconds)))
+    return ctx.stop.requested() or ctx.deadline.expired()
+
+
+def poll_every(ctx: ChildContext, interval_s: float) -> Iterator[int]:
+    """Yield once at once and then every `interval_s`, until a stop or the deadline.
+
+    The interval runs from the start of one poll to the start of the next, so a slow
+    call does not stretch the cadence; a poll that overran its interval is followed at once.
+    """
+    polls = 0
+    while not (ctx.stop.requested() or ctx.deadline.expired()):
+        started = time.monotonic()
+        yield polls
+        polls += 1
+        if wait_or_stop(ctx, interval_s - (time.monotonic() - started)):
+            return
+
+
+@dataclass
+class Outage:
+    """Tracks how long the controller has been unavailable, and reports a long outage once."""
+
+    bound_s: float = UNAVAILABLE_REPORT_S
+    clock: Clock = time.monotonic
+    since: float | None = None
+    reported: bool = False
+    mismatch_reported: bool = False
+
+    def failed(self, code: ErrorCode) -> float | None:
+        """Record a failed call; return the outage's length the first time it exceeds the bound."""
+        if code not in (ErrorCode.UNAVAILABLE, ErrorCode.DEADLINE_EXCEEDED):
+            return None
+        now = self.clock()
+        if self.since is None:
+            self.since = now
+        if not self.reported and now - self.since >= self.bound_s:
+            self.reported = True
+            return now - self.since
+        return None
+
+    def succeeded(self) -> float | None:
+        """Record a successful call; return how long the outage lasted if one was reported."""
+        lasted = None if self.since is None or not self.reported else self.clock() - self.since
+        self.since, self.reported = None, False
+        return lasted
+
+
+def outage_for(ctx: ChildContext) -> Outage:
+    """An Outage with the bound from the child's args (`unavailable_report_s`), else the default."""
+    return Outage(bound_s=float(ctx.args.get("unavailable_report_s", UNAVAILABLE_REPORT_S)))
+
+
+def call_failed(ctx: ChildContext, outage: Outage, event: str, exc: ControllerError, **fields: Any) -> None:
+    """Log a failed call as `event` with its code, and report a long outage or an API mismatch once."""
+    ctx.log.warning(event, code=exc.code, method=exc.method, details=exc.details, **fields)
+    if exc.code is ErrorCode.API_MISMATCH and not outage.mismatch_reported:
+        outage.mismatch_reported = True
+        ctx.log.error("iris_api_mismatch", method=exc.method, details=exc.details, field=getattr(exc, "field", ""))
+        ctx.channel.send(Kind.PROGRESS, api_mismatch={"method": exc.method, "details": exc.details})
+    lasted = outage.failed(exc.code)
+    if lasted is not None:
+        ctx.log.error("controller_unavailable", for_s=round(lasted, 1), bound_s=outage.bound_s)
+        ctx.channel.send(Kind.PROGRESS, controller=ControllerState.UNAVAILABLE, unavailable_for_s=round(lasted, 1))
+
+
+def call_succeeded(ctx: ChildContext, outage: Outage) -> None:
+    lasted = outage.succeeded()
+    if lasted is not None:
+        ctx.log.info("controller_available_again", after_s=round(lasted, 1))
+        ctx.channel.send(Kind.PROGRESS, controller=ControllerState.REACHABLE, unavailable_for_s=round(lasted, 1))
