@@ -22,14 +22,16 @@ it lingers until its next write fails, which for a quiet container is never. So:
 """
 
 import enum
+import math
 import shlex
 import string
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from workers.hosts import VmHost, validate_name
+from workers.hosts import Role, VmHost, validate_name
 from workers.stream.timestamps import validate_since
 
 DEFAULT_REMOTE_TEMPLATE = "sudo docker logs -f --timestamps {since} {container} 2>&1"
@@ -49,6 +51,7 @@ class TransportKind(enum.StrEnum):
     SSH = "ssh"
     GCLOUD_VM = "gcloud_vm"
     GCLOUD_TPU = "gcloud_tpu"
+    IRIS_LOG = "iris_log"
 
 
 class TransportConfigError(ValueError):
@@ -190,6 +193,47 @@ class GcloudTransport:
         return [*argv, f"--ssh-flag=-o ServerAliveCountMax={self.server_alive_count_max}"]
 
 
+@dataclass(frozen=True)
+class IrisLogTransport:
+    """A real Iris keeps worker and controller logs in its log service, not in docker.
+
+    The follower is `workers.logservice_follow`, which prints a log-service key the way
+    `docker logs -f --timestamps --since` does. The key is `/system/controller` for the
+    controller and `/system/worker/<vm>` for a worker, `vm` being the Iris worker id
+    (a validated name). The container name is ignored: Iris keys logs by worker, not by
+    container. `--deadline-unix` is the run's deadline on the wall clock (the follower is
+    a separate process), read when the argv is built.
+    """
+
+    controller: str
+    token_file: str | None = None
+    poll_interval_s: float = 0.5
+    command_prefix: tuple[str, ...] = (sys.executable, "-m", "workers.logservice_follow")
+    kind: TransportKind = field(default=TransportKind.IRIS_LOG, init=False)
+
+    def __post_init__(self) -> None:
+        url = self.controller
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or any(c.isspace() for c in url):
+            raise TransportConfigError(f"controller must be an http(s) URL without whitespace: {url!r}")
+        poll = self.poll_interval_s
+        if isinstance(poll, bool) or not isinstance(poll, int | float) or not 0 < poll < math.inf:
+            raise TransportConfigError(f"poll_interval_s must be a positive number: {poll!r}")
+        if self.token_file is not None and not isinstance(self.token_file, str):
+            raise TransportConfigError(f"token_file: {self.token_file!r}")
+
+    def argv(self, host: VmHost, container: str, since: str | None, seconds_left: float) -> list[str]:
+        key = "/system/controller" if host.role == Role.CONTROLLER else f"/system/worker/{validate_name('vm', host.vm)}"
+        argv = [*self.command_prefix, "--controller", self.controller, "--key", key]
+        argv += ["--poll-interval", repr(float(self.poll_interval_s)), "--exit-on-stdin-close"]
+        if self.token_file is not None:
+            argv.append(f"--token-file={self.token_file}")  # one word: a path starting with "-" stays a value
+        if since is not None:
+            argv += ["--since", validate_since(since)]
+        if math.isfinite(seconds_left):
+            argv += ["--deadline-unix", f"{time.time() + max(0.0, seconds_left):.3f}"]
+        return argv
+
+
 def _str_tuple(value: object, name: str) -> tuple[str, ...]:
     if not isinstance(value, Sequence) or isinstance(value, str) or not all(isinstance(v, str) for v in value):
         raise TransportConfigError(f"{name} must be a list of strings")
@@ -210,6 +254,10 @@ def transport_from_args(args: Mapping[str, Any]) -> Transport:
             return LocalTransport(**options)
         if kind is TransportKind.SSH:
             return SshTransport(**options)
+        if kind is TransportKind.IRIS_LOG:
+            if "command_prefix" in options:
+                options["command_prefix"] = _str_tuple(options["command_prefix"], "command_prefix")
+            return IrisLogTransport(**options)
         return GcloudTransport(tpu=kind is TransportKind.GCLOUD_TPU, **options)
     except TypeError as exc:
         raise TransportConfigError(f"{kind} transport: {exc}") from exc

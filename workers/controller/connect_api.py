@@ -18,6 +18,7 @@ optional ones default. Iris fills the job-level pending reason, the task-level o
 
 import contextlib
 import select
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -49,6 +50,9 @@ FETCH_LOGS = "finelog.logging.LogService/FetchLogs"
 LOG_SERVER_ENDPOINT = "/system/log-server"
 LIST_JOBS_LIMIT = 500  # Iris's own maximum per page; a smoke run has a handful of jobs
 HEALTH_RETRY_S = 0.2
+# Iris workers push task output to the log service in batches, about every second.
+LOG_FLUSH_S = 3.0
+LOG_FLUSH_RETRY_S = 0.2
 _OPS = {"eq": "EQ", "ne": "NE", "exists": "EXISTS", "not_exists": "NOT_EXISTS"}
 # The smallest request Iris accepts: a tenth of a core and 100 MiB per task.
 TASK_CPU_MILLICORES = 100
@@ -298,7 +302,17 @@ class IrisController:
         return self.log_server().call(FETCH_LOGS, body, rpc_timeout(self.deadline))
 
     def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
-        key = f"{job_id}/{task_index}:"
-        reply = self.fetch_logs({"source": key, "matchScope": "MATCH_SCOPE_PREFIX", "tail": True, "maxLines": lines})
-        entries = sorted(reply.get("entries", []), key=lambda e: _int(e.get("seq")))
-        return [str(e.get("data", "")) for e in entries]
+        """The task's last lines. Workers push output in batches, so a task that has just ended
+        may not be in the log service yet: an empty answer is asked again, within LOG_FLUSH_S."""
+        body = {
+            "source": f"{job_id}/{task_index}:",
+            "matchScope": "MATCH_SCOPE_PREFIX",
+            "tail": True,
+            "maxLines": lines,
+        }
+        flushed = Deadline.after(min(LOG_FLUSH_S, self.deadline.remaining()))
+        while True:
+            entries = sorted(self.fetch_logs(body).get("entries", []), key=lambda e: _int(e.get("seq")))
+            if entries or flushed.expired():
+                return [str(e.get("data", "")) for e in entries]
+            time.sleep(flushed.cap(LOG_FLUSH_RETRY_S))

@@ -52,6 +52,8 @@ class ConnectClient:
             reply = self._pool.request(
                 "POST", url, body=orjson.dumps(body), timeout=urllib3.Timeout(total=max(0.01, timeout_s))
             )
+        except urllib3.exceptions.NewConnectionError as exc:  # refused: urllib3 files it under timeouts
+            raise ControllerError(ErrorCode.UNAVAILABLE, method, str(exc)) from None
         except urllib3.exceptions.TimeoutError as exc:
             raise ControllerError(ErrorCode.DEADLINE_EXCEEDED, method, str(exc)) from None
         except urllib3.exceptions.HTTPError as exc:  # refused, reset, DNS: the server is not there

@@ -3,7 +3,7 @@
 `ctx.args` is a plain mapping (the supervisor captures it before the fork):
 
     vm, host (int), role ("controller"|"worker"), address, zone, hosts_in_vm,
-    container, transport {kind: local|ssh|gcloud_vm|gcloud_tpu, ...options},
+    container, transport {kind: local|ssh|gcloud_vm|gcloud_tpu|iris_log, ...options},
     output (path; default the host's file under the run directory; relative paths are
     relative to it), max_line_bytes, stale_after_s, progress_interval_s,
     fsync_interval_s, read_chunk_bytes, backoff {base_s, cap_s, jitter, reset_after_s}

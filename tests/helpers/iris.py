@@ -1,0 +1,250 @@
+"""Start the real Iris (PyPI `marin-iris`) as a local cluster for a test, and never leave it behind.
+
+    with running_iris_cluster(tmp_path) as cluster:
+        workers = post(cluster.url, "iris.cluster.ControllerService/ListWorkers", {})
+
+The `iris` executable comes from IRIS_SMOKE_IRIS_BIN, else from the cache directory that
+`bash scripts/install_iris.sh` builds for the pinned versions (scripts/iris-versions.env). A
+missing Iris fails the test: the real thing is what these tests are for, so they never skip.
+
+The cluster runs as `iris --config FILE cluster start` in a session of its own, with HOME and
+TMPDIR inside the test's directory (see workers.iris_local) and a unique IRIS_SMOKE_RUN_ID that
+its descendants inherit. Readiness handshake: the URL Iris prints on stdout, then `GET /health`
+answering ok. Teardown, even when the test failed: SIGTERM to its group, a bounded wait, SIGKILL
+(via tests.helpers.cluster.stop_cluster), and the helper raises if anything had to be killed or if
+Iris left temporary directories behind after a clean stop.
+"""
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from common import env as run_env
+from tests.helpers.cluster import stop_cluster
+from tests.helpers.processes import with_run_tag
+from workers import iris_local
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install_iris.sh"
+VERSIONS_FILE = REPO_ROOT / "scripts" / "iris-versions.env"
+BIN_ENV = "IRIS_SMOKE_IRIS_BIN"
+START_TIMEOUT_S = 30.0
+# Iris can take its time: a killed task's thread gets 5 s, its log client 10 s to drain (seen with 0.2.227).
+STOP_TIMEOUT_S = 30.0
+# After the leader exits, how long the rest of its group and its tagged descendants get to go by themselves.
+DESCENDANTS_EXIT_S = 3.0
+HTTP_TIMEOUT_S = 10.0
+POLL_S = 0.1
+_STARTED = re.compile(rb"Controller started at (http://\S+)")
+# Never through a proxy from the environment: the cluster is on loopback.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def pinned_versions() -> dict[str, str]:
+    """The KEY=VALUE pins that scripts/install_iris.sh sources (IRIS_VERSION, FINELOG_VERSION)."""
+    pins = {}
+    for line in VERSIONS_FILE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            pins[key.strip()] = value.strip()
+    return pins
+
+
+def default_iris_bin() -> Path:
+    """Where scripts/install_iris.sh puts `iris` for the current environment (the same rule as the script)."""
+    version = os.environ.get("IRIS_SMOKE_IRIS_VERSION") or pinned_versions()["IRIS_VERSION"]
+    venv = os.environ.get("IRIS_SMOKE_IRIS_VENV")
+    if not venv:
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path(os.environ["HOME"]) / ".cache")
+        venv = str(Path(cache) / "iris-smoke" / f"iris-{version}")
+    return Path(venv) / "bin" / "iris"
+
+
+def iris_bin() -> str:
+    """The `iris` executable to test against; fails the test (never skips) when it is not installed."""
+    configured = os.environ.get(BIN_ENV)
+    path = Path(configured) if configured else default_iris_bin()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        source = f"{BIN_ENV}={configured}" if configured else f"the default for the pinned version ({path})"
+        pytest.fail(
+            f"the real Iris is not installed: no executable at {path} ({source}). "
+            f"Run `bash scripts/install_iris.sh` (it prints the path to put in {BIN_ENV}).",
+            pytrace=False,
+        )
+    return str(path)
+
+
+@dataclasses.dataclass
+class IrisCluster:
+    url: str  # http://127.0.0.1:PORT
+    popen: "subprocess.Popen[bytes]"
+    home: Path
+    tmpdir: Path
+    run_id: str
+    run_dir: Path  # config.yaml, iris.stdout, iris.stderr, home/, tmp/
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.run_dir / "iris.stderr"
+
+
+class IrisRPCError(AssertionError):
+    def __init__(self, url: str, status: int, body: str) -> None:
+        super().__init__(f"POST {url} -> HTTP {status}: {body[:2000]}")
+        self.url = url
+        self.status = status
+        self.body = body
+
+
+def post(url: str, method_path: str, body: dict[str, Any], timeout_s: float = HTTP_TIMEOUT_S) -> dict[str, Any]:
+    """One Connect-protocol JSON call, `POST {url}/{method_path}`; raises IrisRPCError unless HTTP 200."""
+    target = f"{url.rstrip('/')}/{method_path.lstrip('/')}"
+    request = urllib.request.Request(
+        target,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        method="POST",
+    )
+    try:
+        with _OPENER.open(request, timeout=timeout_s) as response:
+            status, data = response.status, response.read()
+    except urllib.error.HTTPError as err:
+        status, data = err.code, err.read()
+    if status != 200:
+        raise IrisRPCError(target, status, data.decode(errors="replace"))
+    parsed: dict[str, Any] = json.loads(data)
+    return parsed
+
+
+def _tail(path: Path, limit: int = 4000) -> str:
+    try:
+        return path.read_bytes()[-limit:].decode(errors="replace")
+    except OSError as err:
+        return f"({path}: {err})"
+
+
+def _health_ok(url: str) -> bool:
+    try:
+        with _OPENER.open(f"{url}/health", timeout=1.0) as response:
+            return response.status == 200 and bool(json.loads(response.read()).get("status") == "ok")
+    except (OSError, ValueError):  # refused, reset, timed out, HTTP error, not JSON yet
+        return False
+
+
+def _wait_ready(popen: "subprocess.Popen[bytes]", stdout_path: Path, stderr_path: Path) -> str:
+    """The URL Iris printed, once `GET /health` says ok; fails with its output if it exits or stalls."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    url = None
+    while True:
+        if url is None:
+            found = _STARTED.search(stdout_path.read_bytes())
+            url = found.group(1).decode().rstrip("/") if found else None
+        if url is not None and _health_ok(url):
+            return url
+        if popen.poll() is not None:
+            reason = f"exited with {popen.returncode}"
+            break
+        if time.monotonic() >= deadline:
+            reason = f"was not ready within {START_TIMEOUT_S:.0f} s (url: {url or 'not printed'})"
+            break
+        time.sleep(POLL_S)
+    raise AssertionError(
+        f"Iris cluster {reason}\n--- stdout tail:\n{_tail(stdout_path, 1000)}\n--- stderr tail:\n{_tail(stderr_path)}"
+    )
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+    return found
+
+
+def _stop(cluster: IrisCluster) -> list[str]:
+    """Stop the cluster; returns a description of everything that did not go by itself."""
+    popen, problems = cluster.popen, []
+    if popen.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(popen.pid, signal.SIGTERM)
+        try:
+            popen.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            problems.append(f"iris (pid {popen.pid}) ignored SIGTERM for {STOP_TIMEOUT_S:.0f} s")
+    # Whatever is left of its group or carries its tag gets a moment to exit before stop_cluster kills it.
+    deadline = time.monotonic() + DESCENDANTS_EXIT_S
+    while True:
+        left = {p.pid: p for p in [*_group_members(popen.pid), *with_run_tag(cluster.run_id)] if p.pid != popen.pid}
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL_S)
+    for proc in left.values():
+        with contextlib.suppress(psutil.Error):
+            problems.append(f"outlived iris (killed): {proc.pid} {' '.join(proc.cmdline())[:200]}")
+    # SIGKILL to the group, then to whatever still carries the run tag (e.g. in a session of its own).
+    killed = stop_cluster(popen, cluster.run_id, timeout_s=STOP_TIMEOUT_S)
+    problems += [f"killed by run tag: {name[:200]}" for name in killed if int(name.split()[0]) not in left]
+    if not problems:
+        leftover_dirs = sorted(p.name for p in cluster.tmpdir.glob("iris_*"))
+        if leftover_dirs:
+            problems.append(f"Iris left temporary directories in {cluster.tmpdir}: {leftover_dirs}")
+    return problems
+
+
+@contextlib.contextmanager
+def running_iris_cluster(tmp_path: Path, config_text: str | None = None) -> Iterator[IrisCluster]:
+    """A serving real Iris local cluster; stops it and checks it left nothing behind.
+
+    With no `config_text`, the default config of a `--cluster iris-local` run on a free port. A given
+    config must set `controller.local.port` itself (the URL is read from the line Iris prints).
+    """
+    binary = iris_bin()
+    run_dir = tmp_path / f"iris-{uuid.uuid4().hex[:8]}"
+    home, tmpdir = run_dir / "home", run_dir / "tmp"
+    home.mkdir(parents=True)
+    tmpdir.mkdir()
+    config_path = run_dir / "config.yaml"
+    config_path.write_text(
+        config_text if config_text is not None else iris_local.local_config_yaml(iris_local.free_port())
+    )
+    run_id = f"test-iris-{uuid.uuid4().hex[:12]}"
+    env = iris_local.iris_env(os.environ, home, tmpdir)
+    env[run_env.RUN_TAG] = run_id
+    stdout_path, stderr_path = run_dir / "iris.stdout", run_dir / "iris.stderr"
+    with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
+        popen = subprocess.Popen(
+            iris_local.iris_argv(binary, str(config_path)),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+            cwd=run_dir,
+            start_new_session=True,
+        )
+    cluster = IrisCluster(url="", popen=popen, home=home, tmpdir=tmpdir, run_id=run_id, run_dir=run_dir)
+    problems: list[str] = []
+    try:
+        cluster.url = _wait_ready(popen, stdout_path, stderr_path)
+        yield cluster
+    finally:
+        problems = _stop(cluster)
+    if problems:
+        raise AssertionError(
+            "Iris cluster did not stop cleanly:\n" + "\n".join(problems) + f"\n--- stderr tail:\n{_tail(stderr_path)}"
+        )

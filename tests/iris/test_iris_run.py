@@ -1,0 +1,209 @@
+"""`iris-smoke run` against the real Iris (PyPI marin-iris): a local Iris cluster, attach mode,
+failures, a stop, a cluster that dies, and an API that is not the one we speak.
+
+Every test starts real processes throughout: the supervisor, a real Iris cluster (its
+controller, workers, log server and task subprocesses), our children. Nothing is faked but
+the one 404 of the API-mismatch test, which goes through a forwarding proxy to a real Iris.
+"""
+
+import contextlib
+import json
+import select
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tests.helpers import processes
+from tests.helpers.iris import iris_bin, post, running_iris_cluster
+from tests.helpers.supervisor_proc import REPO_ROOT, SupervisorProc, run_argv, started
+from tests.helpers.waiting import wait_for
+
+RUN_EXIT_S = 90.0
+CONTROLLER = "iris.cluster.ControllerService"
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def _config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def _assert_nothing_left(sup: SupervisorProc) -> None:
+    results = sup.results()
+    assert results["processes"]["leaked"] == 0 and results["processes"]["zombies"] == 0
+    assert results["processes"]["grpc_imported"] is False
+    assert processes.with_run_tag(sup.run_id) == []
+
+
+def _jobs(url: str, job_ids: list[str]) -> dict[str, str]:
+    reply = post(url, f"{CONTROLLER}/GetJobState", {"jobIds": job_ids})
+    return {k: str(v) for k, v in reply["states"].items()}
+
+
+def _launched(sup: SupervisorProc) -> list[str]:
+    return [str(e["job"]) for e in sup.find("job_launched")]
+
+
+def test_an_iris_local_run_passes_and_observes_everything(tmp_path: Path) -> None:
+    """Three standard tests pass on a real Iris local cluster; every stream, monitor and the audit saw it all."""
+    argv = run_argv("irl", tmp_path / "runs", "--cluster", "iris-local", "--iris-bin", iris_bin(), "--timeout", "120")
+    with started(argv, tmp_path, "irl") as sup:
+        assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
+        results, run_dir = sup.results(), sup.run_dir
+    assert results["outcome"] == "passed" and results["cluster"]["kind"] == "iris-local"
+    assert {t["name"]: t["outcome"] for t in results["tests"]} == {
+        "simple": "passed", "concurrent": "passed", "coscheduled": "passed",
+    }  # fmt: skip
+    # The coscheduled job: 4 tasks on the 4 distinct hosts of one TPU slice.
+    (cosched,) = next(t for t in results["tests"] if t["name"] == "coscheduled")["jobs"]
+    assert len({t["worker_id"] for t in cosched["tasks"]}) == 4 and all(
+        "tpu" in t["worker_id"] for t in cosched["tasks"]
+    )
+    # A stream per worker and one for the controller, each with lines, none with a gap.
+    streams = {s["name"]: s for s in results["streams"]}
+    assert any(name.endswith("-controller") for name in streams) and len(streams) >= 6, streams
+    assert all(s["lines"] > 0 and s["gaps"] == 0 for s in streams.values()), streams
+    vm_files = sorted((run_dir / "logs" / "vms").glob("*.jsonl"))
+    assert len(vm_files) == len(streams) - 1 and (run_dir / "logs" / "controller.jsonl").stat().st_size > 0
+    # Every TPU host's stream caught its coscheduled task (local Iris workers share one process, so
+    # other workers' streams may carry the line too).
+    tpu_files = [p for p in vm_files if "-tpu-" in p.name]
+    assert len(tpu_files) == 4 and all(any("cosched task" in r["line"] for r in _jsonl(p)) for p in tpu_files)
+    # The scheduling monitor caught a pending reason; the autoscaler monitor the TPU scale-up.
+    jobs = [j for s in _jsonl(run_dir / "scheduling.jsonl") for j in s["jobs"]]
+    assert any(j["pending_reason"] and j["state"] == "pending" for j in jobs), {j["pending_reason"] for j in jobs}
+    actions = [a for s in _jsonl(run_dir / "autoscaler.jsonl") for a in s["new_actions"]]
+    assert any(a["action_type"] == "scale_up" and "tpu" in a["scale_group"] for a in actions), actions
+    _assert_nothing_left(sup)
+    # Iris's temporary directories lived in the run directory and are gone; no Iris process remains.
+    assert list((run_dir / "iris" / "tmp").iterdir()) == []
+    assert not sup.find("iris_tmp_left")
+
+
+FAILING = """
+[run]
+tests = []
+
+[[tests]]
+name = "exits-one"
+argv = ["sh", "-c", "echo about to fail; echo the-last-words; exit 1"]
+"""
+
+
+def test_attach_leaves_the_cluster_healthy_and_a_failing_test_shows_its_log_tail(tmp_path: Path) -> None:
+    """Attach mode passes and touches only its jobs; a failing config test exits 1 with its log-service tail."""
+    with running_iris_cluster(tmp_path) as cluster:
+        attach = ("--cluster", "iris", "--controller", cluster.url, "--timeout", "90")
+        with started(run_argv("att", tmp_path / "runs", *attach, "--tests", "simple"), tmp_path, "att") as sup:
+            assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
+            assert sup.results()["outcome"] == "passed"
+            passed_jobs = _launched(sup)
+            _assert_nothing_left(sup)
+        argv = run_argv("fail", tmp_path / "runs", *attach, "--config", _config(tmp_path, FAILING))
+        with started(argv, tmp_path, "fail") as failing:
+            assert failing.wait_exit(RUN_EXIT_S) == 1, failing.output.read_text()[-3000:]
+            results = failing.results()
+            assert results["failure_reasons"] == ["test_failed"]
+            (test,) = results["tests"]
+            assert any("the-last-words" in line for tail in test["log_tail"] for line in tail["lines"])
+            assert "the-last-words" in (failing.run_dir / "summary.md").read_text()
+            failed_jobs = _launched(failing)
+            _assert_nothing_left(failing)
+        # The cluster is still up and healthy, and none of the runs' jobs is still running.
+        assert post(cluster.url, f"{CONTROLLER}/ListWorkers", {})["workers"]
+        states = _jobs(cluster.url, passed_jobs + failed_jobs)
+        assert states == {
+            **dict.fromkeys(passed_jobs, "JOB_STATE_SUCCEEDED"),
+            **dict.fromkeys(failed_jobs, "JOB_STATE_FAILED"),
+        }
+
+
+SLEEPS = """
+[run]
+tests = ["simple"]
+
+[[tests]]
+name = "sleeps"
+argv = ["sleep", "600"]
+"""
+
+
+def test_sigterm_during_the_tests_exits_143_and_kills_every_submitted_job(tmp_path: Path) -> None:
+    with running_iris_cluster(tmp_path) as cluster:
+        argv = run_argv("term", tmp_path / "runs", "--cluster", "iris", "--controller", cluster.url,
+                        "--config", _config(tmp_path, SLEEPS), "--timeout", "90")  # fmt: skip
+        with started(argv, tmp_path, "term") as sup:
+            sup.wait_event("job_launched", count=2, timeout_s=30)
+            wait_for(lambda: "JOB_STATE_RUNNING" in _jobs(cluster.url, _launched(sup)).values(), 20, "a job running")
+            sup.signal(signal.SIGTERM)
+            assert sup.wait_exit(RUN_EXIT_S) == 143, sup.output.read_text()[-3000:]
+            assert sup.results()["failure_reasons"] == ["sigterm"]
+            jobs = _launched(sup)
+            _assert_nothing_left(sup)
+        states = _jobs(cluster.url, jobs)
+        assert states[next(j for j in jobs if j.endswith("/sleeps"))] == "JOB_STATE_KILLED", states
+        assert "JOB_STATE_RUNNING" not in states.values() and "JOB_STATE_PENDING" not in states.values()
+
+
+def _iris_process(run_id: str) -> psutil.Process:
+    found = [p for p in processes.with_run_tag(run_id) if "cluster" in p.cmdline() and "start" in p.cmdline()]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_the_iris_cluster_dying_mid_run_is_a_clear_infrastructure_failure(tmp_path: Path) -> None:
+    """SIGKILL of the Iris process during the tests: exit 3 well before the deadline, nothing left behind."""
+    argv = run_argv("dies", tmp_path / "runs", "--cluster", "iris-local", "--iris-bin", iris_bin(),
+                    "--config", _config(tmp_path, SLEEPS), "--timeout", "60")  # fmt: skip
+    with started(argv, tmp_path, "dies") as sup:
+        sup.wait_event("job_launched", count=2, timeout_s=40)
+        _iris_process("dies").kill()
+        assert sup.wait_exit(45) == 3, sup.output.read_text()[-3000:]
+        results = sup.results()
+        assert "critical_child_failed" in results["failure_reasons"]
+        assert sup.find("cluster_exited")
+        assert processes.with_run_tag("dies") == []
+
+
+@contextlib.contextmanager
+def _denying_proxy(upstream: str, method: str) -> Iterator[str]:
+    popen = subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.connect_proxy", "--upstream", upstream, "--deny", method],
+        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert popen.stdout is not None
+        ready, _, _ = select.select([popen.stdout], [], [], 10)
+        url = popen.stdout.readline().decode().strip() if ready else ""
+        assert url.startswith("http://"), "the proxy printed no URL"
+        yield url
+    finally:
+        popen.terminate()
+        popen.wait(timeout=10)
+        popen.stdout.close() if popen.stdout else None
+
+
+def test_a_method_the_controller_lacks_is_an_iris_api_mismatch_naming_it(tmp_path: Path) -> None:
+    """A real Iris behind a proxy that 404s GetAutoscalerStatus: exit 3, `iris_api_mismatch`, the method named."""
+    method = f"{CONTROLLER}/GetAutoscalerStatus"
+    with running_iris_cluster(tmp_path) as cluster, _denying_proxy(cluster.url, method) as url:
+        argv = run_argv("api", tmp_path / "runs", "--cluster", "iris", "--controller", url, "--tests", "simple",
+                        "--timeout", "60")  # fmt: skip
+        with started(argv, tmp_path, "api") as sup:
+            assert sup.wait_exit(RUN_EXIT_S) == 3, sup.output.read_text()[-3000:]
+            results = sup.results()
+            assert "iris_api_mismatch" in results["failure_reasons"]
+            assert results["api_mismatch"]["method"] == method
+            mismatch = sup.find("iris_api_mismatch")
+            assert mismatch and mismatch[0]["method"] == method
+            assert "iris_api_mismatch" in results["tests"][0]["error"]
+            _assert_nothing_left(sup)

@@ -1,0 +1,390 @@
+"""The iris_log transport: `workers.logservice_follow` against the real Iris, and a stream child through it.
+
+Expected output is computed from a FetchLogs of the same key: every entry in seq order,
+one line per text line, each at max(its millisecond, the one before it) (rows of one key
+can step back a few ms in seq order; the follower never prints time going backwards).
+"""
+
+import contextlib
+import dataclasses
+import functools
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from common.child_exit import ChildExit
+from common.messages import Kind
+from tests.helpers.forked_child import REPO_ROOT, ChildProcess
+from tests.helpers.iris import IrisCluster, post, running_iris_cluster
+from tests.helpers.waiting import wait_for
+from tests.streams.conftest import read_records, validate
+from workers.hosts import Role, VmHost
+from workers.logservice_follow import entry_lines, format_ms, since_ms
+from workers.transports import IrisLogTransport, TransportConfigError, TransportKind, transport_from_args
+
+CONTROLLER_KEY = "/system/controller"
+FETCH_LOGS = "finelog.logging.LogService/FetchLogs"
+DOCKER_LINE = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}000000Z .*")
+SINCE = "2026-12-01T17:53:49.511000000Z"
+FAST_BACKOFF = {"base_s": 0.05, "cap_s": 0.2, "jitter": 0.5}
+WAIT_S = 30.0
+EXIT_S = 5.0
+KILLS = 3
+LOAD_ROUNDS = 300
+LOAD_INTERVAL_S = 0.02
+KILL_AFTER_LINES = 20
+PUSH_GROUPS = 20
+NL = b"\n"
+
+Line = tuple[str, str]  # (timestamp, text)
+
+
+# -- unit -------------------------------------------------------------------------------
+
+
+def test_timestamps_are_fixed_width_milliseconds() -> None:
+    assert format_ms(1796147629511) == SINCE
+    assert format_ms(0) == "1970-01-01T00:00:00.000000000Z"
+    assert format_ms(1796147629005) == "2026-12-01T17:53:49.005000000Z"
+    assert since_ms(SINCE) == 1796147629511
+    assert since_ms("2026-12-01T17:53:49.511999999Z") == 1796147629511  # a finer since: its millisecond
+
+
+@pytest.mark.parametrize(
+    ("data", "texts"),
+    [
+        ("hello", ["hello"]),
+        ("hello\n", ["hello"]),
+        ("a\nb\n", ["a", "b"]),
+        ("a\n\nb", ["a", "", "b"]),
+        ("a\n\n", ["a", ""]),
+        ("", [""]),
+        ("caf\u00e9 \u2713", ["caf\u00e9 \u2713"]),
+    ],
+)
+def test_an_entry_becomes_one_line_per_text_line_at_its_time(data: str, texts: list[str]) -> None:
+    expected = "".join(f"{SINCE} {text}\n" for text in texts).encode()
+    assert entry_lines(1796147629511, data) == expected
+
+
+WORKER = VmHost("worker-iris-cpu-20261201-1757-6d4ccac4-0-6ea7509f", 0, Role.WORKER, "127.0.0.1")
+CONTROLLER = VmHost("iris-controller", 0, Role.CONTROLLER, "127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    ("host", "key"), [(WORKER, f"/system/worker/{WORKER.vm}"), (CONTROLLER, CONTROLLER_KEY)], ids=["worker", "ctl"]
+)
+@pytest.mark.parametrize("since", [None, SINCE])
+def test_iris_log_argv(host: VmHost, key: str, since: str | None) -> None:
+    transport = IrisLogTransport("http://127.0.0.1:1234", command_prefix=("follow",))
+    before = time.time()
+    argv = transport.argv(host, "ignored-container", since, 100.0)
+    deadline = float(argv[-1])
+    assert before + 99.999 <= deadline <= time.time() + 100.001  # printed to the millisecond
+    head = ["follow", "--controller", "http://127.0.0.1:1234", "--key", key, "--poll-interval", "0.5"]
+    assert argv[:-2] == [*head, "--exit-on-stdin-close", *([] if since is None else ["--since", since])]
+    assert argv[-2] == "--deadline-unix"
+    assert "ignored-container" not in argv
+
+
+def test_iris_log_from_args_with_token_and_default_prefix() -> None:
+    transport = transport_from_args({"kind": "iris_log", "controller": "https://iris.example:443", "token_file": "/t"})
+    assert isinstance(transport, IrisLogTransport) and transport.kind is TransportKind.IRIS_LOG
+    argv = transport.argv(WORKER, "iris-worker", None, 5.0)
+    assert argv[:3] == [sys.executable, "-m", "workers.logservice_follow"]
+    assert "--token-file=/t" in argv
+
+
+@pytest.mark.parametrize(
+    "url", ["127.0.0.1:1234", "ftp://x", "http://a b", "http://x\n", " http://x", "-http://x", "", "file:///etc"]
+)
+def test_a_bad_controller_url_is_refused(url: str) -> None:
+    with pytest.raises(TransportConfigError):
+        IrisLogTransport(url)
+    with pytest.raises(TransportConfigError):
+        transport_from_args({"kind": "iris_log", "controller": url})
+
+
+@pytest.mark.parametrize("options", [{"poll_interval_s": 0}, {"poll_interval_s": True}, {"bogus": 1}, {}])
+def test_bad_iris_log_options_are_refused(options: dict[str, Any]) -> None:
+    with pytest.raises(TransportConfigError):
+        transport_from_args({"kind": "iris_log", **({"controller": "http://x:1"} if options else {}), **options})
+
+
+# -- helpers for the real Iris ------------------------------------------------------------
+
+
+def log_server(cluster: IrisCluster) -> str:
+    reply = post(
+        cluster.url, "iris.cluster.EndpointService/ListEndpoints", {"prefix": "/system/log-server", "exact": True}
+    )
+    address: str = reply["endpoints"][0]["address"]
+    return address
+
+
+def fetch_all(server: str, key: str) -> list[dict[str, Any]]:
+    entries, cursor = [], 0
+    while True:
+        body = {"source": key, "matchScope": "MATCH_SCOPE_EXACT", "cursor": str(cursor), "maxLines": 1000}
+        page = post(server, FETCH_LOGS, body).get("entries", [])
+        entries += page
+        cursor = max([cursor, *(int(e["seq"]) for e in page)])
+        if len(page) < 1000:
+            return entries
+
+
+def expected_lines(entries: list[dict[str, Any]]) -> tuple[list[Line], int]:
+    """The lines a follower from the start prints, and how many entries stepped back in time."""
+    lines: list[Line] = []
+    last = backsteps = 0
+    for entry in sorted(entries, key=lambda e: int(e["seq"])):
+        ms = int(entry["timestamp"]["epochMs"])
+        backsteps += ms < last
+        last = max(last, ms)
+        text = entry.get("data", "").removesuffix("\n")
+        lines += [(format_ms(last), part) for part in text.split("\n")]
+    return lines, backsteps
+
+
+def parse(raw: list[bytes]) -> list[Line]:
+    assert all(DOCKER_LINE.fullmatch(line) for line in raw), raw[:5]
+    return [(line[:30].decode(), line[31:].decode()) for line in raw]
+
+
+def healthy_worker(cluster: IrisCluster) -> str:
+    def found() -> str | None:
+        workers = post(cluster.url, "iris.cluster.ControllerService/ListWorkers", {}).get("workers", [])
+        ids = [w["workerId"] for w in workers if w.get("healthy")]
+        return ids[0] if ids else None
+
+    return str(wait_for(found, WAIT_S, "a healthy Iris worker"))
+
+
+def launch_jobs(cluster: IrisCluster, count: int) -> None:
+    """Work for the cluster, so that the controller and the worker log."""
+    for _ in range(count):
+        body = {
+            "name": f"/smoke/logs-{uuid.uuid4().hex[:10]}",
+            "replicas": 1,
+            "entrypoint": {"runCommand": {"argv": ["true"]}},
+            "resources": {"cpuMillicores": 100, "memoryBytes": "104857600"},
+        }
+        post(cluster.url, "iris.cluster.ControllerService/LaunchJob", body)
+
+
+def push_awkward_entries(server: str, key: str, i: int) -> None:
+    """Entries the way a busy Iris can write them, and worse: equal texts in one millisecond,
+    rows a few ms older than the one before them, entries of two lines. A push takes ~1 s."""
+    now, rows = time.time_ns() // 1_000_000, []
+    for group in range(PUSH_GROUPS):
+        ms, name = now + 2 * group, f"{i}.{group}"
+        rows += [(ms, "same text"), (ms, "same text"), (ms - 3, f"straggler {name}"), (ms, f"multi {name}\ntwo\n")]
+    entries = [{"timestamp": {"epochMs": str(ms)}, "source": "stdout", "data": data} for ms, data in rows]
+    post(server, "finelog.logging.LogService/PushLogs", {"key": key, "entries": entries})
+
+
+@contextlib.contextmanager
+def busy(cluster: IrisCluster, server: str, synthetic_key: str) -> Iterator[None]:
+    """Until the block ends (and at most LOAD_ROUNDS times each): launch jobs; push awkward entries."""
+    done = threading.Event()
+
+    def repeat(work: Callable[[int], None]) -> None:
+        for i in range(LOAD_ROUNDS):
+            if done.wait(LOAD_INTERVAL_S):
+                return
+            work(i)
+
+    threads = [
+        threading.Thread(target=repeat, args=(lambda _i: launch_jobs(cluster, 1),), daemon=True),
+        threading.Thread(target=repeat, args=(functools.partial(push_awkward_entries, server, synthetic_key),)),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(WAIT_S)
+
+
+@contextlib.contextmanager
+def follower(*args: str) -> Iterator["subprocess.Popen[bytes]"]:
+    argv = [sys.executable, "-m", "workers.logservice_follow", *args]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO_ROOT)
+    try:
+        yield proc
+    finally:
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(EXIT_S)
+
+
+def read_lines(proc: "subprocess.Popen[bytes]", count: int, timeout_s: float = WAIT_S) -> list[bytes]:
+    """The first `count` lines of the follower's stdout, read within `timeout_s`."""
+    assert proc.stdout is not None
+    fd, data, end = proc.stdout.fileno(), b"", time.monotonic() + timeout_s
+    while data.count(NL) < count:
+        left = end - time.monotonic()
+        assert left > 0, f"{data.count(NL)} of {count} lines within {timeout_s} s"
+        if select.select([fd], [], [], left)[0]:
+            chunk = os.read(fd, 1 << 20)
+            assert chunk, f"the follower closed stdout after {data.count(NL)} of {count} lines"
+            data += chunk
+    return data.splitlines()[:count]
+
+
+def exit_code_within(proc: "subprocess.Popen[bytes]", timeout_s: float) -> tuple[int, float]:
+    started = time.monotonic()
+    code = proc.wait(timeout_s)
+    return code, time.monotonic() - started
+
+
+# -- the follower program against the real Iris -------------------------------------------
+
+
+def test_follower_prints_the_log_service_as_docker_would(tmp_path: Path) -> None:
+    with running_iris_cluster(tmp_path) as cluster:
+        worker_key = f"/system/worker/{healthy_worker(cluster)}"
+        launch_jobs(cluster, 3)
+        server = log_server(cluster)
+        for key, stop in ((CONTROLLER_KEY, "stdin"), (worker_key, "sigterm")):
+            wanted, _ = expected_lines(wait_for(functools.partial(fetch_all, server, key), WAIT_S, f"entries of {key}"))
+            with follower("--controller", cluster.url, "--key", key, "--exit-on-stdin-close") as proc:
+                assert parse(read_lines(proc, len(wanted))) == wanted
+                assert proc.stdin is not None
+                if stop == "stdin":
+                    proc.stdin.close()
+                else:
+                    proc.send_signal(signal.SIGTERM)
+                code, took = exit_code_within(proc, EXIT_S)
+                assert proc.stderr is not None
+                assert (code, proc.stderr.read()) == (0, b""), key
+                assert took < 1.0, f"{stop} took {took:.2f} s"
+
+        # Resume is inclusive: every line at the since millisecond again, then the rest in order.
+        wanted, _ = expected_lines(fetch_all(server, CONTROLLER_KEY))
+        since = wanted[len(wanted) // 2][0]
+        rest = wanted[next(i for i, (ts, _) in enumerate(wanted) if ts >= since) :]
+        with follower("--controller", cluster.url, "--key", CONTROLLER_KEY, "--since", since) as proc:
+            assert parse(read_lines(proc, len(rest))) == rest
+
+        # Pushed by the test: an entry of two lines, and rows older than the one before them. A
+        # controller without ListEndpoints (here the log server itself: 404) serves the logs itself.
+        key, t = f"/iris-smoke-test/{uuid.uuid4().hex[:8]}", since_ms(SINCE)
+        rows = [(t - 3, "z"), (t, "a\nb\n"), (t - 2, "straggler"), (t, "c"), (t + 1, "d")]
+        entries = [{"timestamp": {"epochMs": str(ms)}, "source": "stdout", "data": data} for ms, data in rows]
+        post(server, "finelog.logging.LogService/PushLogs", {"key": key, "entries": entries})
+        wanted = [(format_ms(t - 3), "z"), *((SINCE, text) for text in ("a", "b", "straggler", "c"))]
+        wanted.append((format_ms(t + 1), "d"))
+        with follower("--controller", server, "--key", key, "--poll-interval", "0.05") as proc:
+            assert parse(read_lines(proc, 6)) == wanted
+        # From since: everything at or after it, the straggler after the first row at it included.
+        deadline = time.time() + 1.0
+        argv = ("--controller", server, "--key", key, "--since", SINCE, "--deadline-unix", f"{deadline:.3f}")
+        with follower(*argv) as proc:
+            assert parse(read_lines(proc, 5)) == wanted[1:]
+            code, _ = exit_code_within(proc, WAIT_S)
+            assert code == 0 and time.time() - deadline < 1.0, "the follower outlived its deadline"
+
+
+def test_follower_fails_in_one_line_when_iris_is_not_there(tmp_path: Path) -> None:
+    with follower("--controller", "http://127.0.0.1:9", "--key", CONTROLLER_KEY) as proc:
+        code, _ = exit_code_within(proc, WAIT_S)
+        assert proc.stderr is not None and proc.stdout is not None
+        err = proc.stderr.read().decode()
+        assert code == 1 and proc.stdout.read() == b""
+        assert err.count("\n") == 1 and "ListEndpoints" in err and "Traceback" not in err, err
+
+
+# -- a stream child following the real Iris, its follower killed under it -------------------
+
+
+def followers_of(child: ChildProcess) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.Process(child.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "workers.logservice_follow" in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+    return found
+
+
+def written(path: Path) -> list[Line]:
+    return [(str(r["ts"]), str(r["line"])) for r in read_records(path)]
+
+
+@dataclasses.dataclass
+class Stream:
+    key: str
+    args: dict[str, Any]
+    path: Path
+    child: ChildProcess | None = None
+
+    def kill_follower(self) -> None:
+        """Once at least KILL_AFTER_LINES new lines arrived, SIGKILL the follower and wait for the next one."""
+        assert self.child is not None
+        child, target = self.child, len(written(self.path)) + KILL_AFTER_LINES
+        wait_for(lambda: len(written(self.path)) >= target, WAIT_S, f"new lines of {self.key}")
+        [old] = wait_for(lambda: followers_of(child), WAIT_S, f"the follower of {self.key}")
+        old.kill()
+        wait_for(lambda: [p for p in followers_of(child) if p.pid != old.pid], WAIT_S, f"a new follower of {self.key}")
+
+    def caught_up(self, server: str) -> bool:
+        return written(self.path) == expected_lines(fetch_all(server, self.key))[0]
+
+
+def test_stream_child_loses_and_repeats_nothing_when_its_follower_is_killed(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    with running_iris_cluster(tmp_path) as cluster, contextlib.ExitStack() as stack:
+        worker, server = healthy_worker(cluster), log_server(cluster)
+        vms = run_dir / "logs" / "vms"
+        streams = [
+            Stream(CONTROLLER_KEY, {"vm": "iris-ctl", "role": "controller"}, run_dir / "logs" / "controller.jsonl"),
+            Stream(f"/system/worker/{worker}", {"vm": worker}, vms / f"{worker}.jsonl"),
+            # A key Iris does not write to, with awkward entries pushed by the test.
+            Stream("/system/worker/synthetic-worker", {"vm": "synthetic-worker"}, vms / "synthetic-worker.jsonl"),
+        ]
+        transport = {"kind": "iris_log", "controller": cluster.url, "poll_interval_s": 0.2}
+        for stream in streams:
+            spec = {"container": "iris", "transport": transport, "backoff": FAST_BACKOFF, **stream.args}
+            stream.child = stack.enter_context(ChildProcess(run_dir, spec, name=f"stream:{stream.args['vm']}"))
+        for stream in streams:
+            assert stream.child is not None
+            stream.child.wait_message(Kind.READY, WAIT_S)
+        with busy(cluster, server, streams[-1].key):
+            for _ in range(KILLS):
+                for stream in streams:
+                    stream.kill_follower()
+        for stream in streams:
+            wait_for(functools.partial(stream.caught_up, server), WAIT_S, f"{stream.key} caught up")
+        stats = {}
+        for stream in streams:
+            assert stream.child is not None
+            os.kill(stream.child.pid, signal.SIGUSR1)  # drain: finish what is in flight, then exit
+            assert stream.child.wait(WAIT_S) == ChildExit.OK
+            stats[stream.key] = stream.child.wait_message(Kind.STATS, 1).body
+        for stream in streams:
+            records = read_records(stream.path)
+            validate(records)
+            wanted, backsteps = expected_lines(fetch_all(server, stream.key))
+            got, found = written(stream.path), stats[stream.key]
+            assert got == wanted[: len(got)], stream.key
+            assert [r["seq"] for r in records] == list(range(len(records)))
+            assert found["gaps"] == 0 and found["reconnects"] >= KILLS and found["lines"] == len(got), found
+            skipped = found["duplicates_skipped"]
+            print(f"{stream.key}: {len(got)} lines, {skipped} replayed lines skipped, {backsteps} steps back in time")

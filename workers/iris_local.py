@@ -1,0 +1,84 @@
+"""The real Iris on this machine: what a `--cluster iris-local` run starts when the user gives no config.
+
+`iris --config FILE cluster start` with `platform: local` runs the controller and every worker as
+threads of one process, and each task as a subprocess of it, so a whole cluster (a CPU group and
+one fake 4-host TPU v5litepod-16 slice) fits on a laptop or a CI machine without docker.
+
+Iris writes outside its config: credentials under `$HOME` (0.2.227 writes
+`$HOME/.config/marin/credentials/<cluster name>.json`; older notes say `$HOME/.iris/`) and its
+temporary directories (`iris_local_controller_*`, `iris_local_autoscaler_*`) under `$TMPDIR`.
+The run gives it a HOME and a TMPDIR inside its own run directory (`iris_env`), so nothing leaks
+into the user's home or the shared /tmp, and whatever Iris failed to clean up after its stop is
+there to be checked and reported.
+"""
+
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+DEFAULT_CLUSTER_NAME = "iris-smoke-local"
+
+# Fast autoscaler timings: a smoke test should see the TPU slice come up in seconds, not minutes.
+_CONFIG_TEMPLATE = """\
+name: {name}
+platform: {{local: {{}}}}
+controller: {{local: {{port: {port}}}}}
+defaults:
+  autoscaler:
+    evaluation_interval: {{milliseconds: 500}}
+    scale_up_delay: {{milliseconds: 1000}}
+    scale_down_delay: {{milliseconds: 1000}}
+worker_provider: {{}}
+scale_groups:
+  cpu:
+    num_vms: 1
+    resources: {{cpu: 2, ram: 4GB, disk: 10GB, device_type: cpu, device_variant: cpu, capacity_type: on-demand}}
+    buffer_slices: 1
+    max_slices: 2
+    slice_template: {{num_vms: 1, local: {{}}}}
+  tpu_v5e_16:
+    num_vms: 4
+    resources: {{cpu: 8, ram: 16GB, disk: 10GB, device_type: tpu, device_variant: v5litepod-16, device_count: 4, \
+capacity_type: preemptible}}
+    buffer_slices: 0
+    max_slices: 1
+    slice_template: {{num_vms: 4, local: {{}}}}
+"""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago.
+
+    Racy by nature: the port is released before Iris binds it, so another process could take it in
+    between. Acceptable here: Iris binds the port written in its config (we cannot hand it a bound
+    socket), the window is about a second, the kernel hands out ephemeral ports in rotation rather
+    than reusing the one just freed, and a lost race makes Iris fail at start with a bind error,
+    which the caller's readiness check reports (and a retry with a new port fixes) rather than hangs on.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def local_config_yaml(port: int, name: str = DEFAULT_CLUSTER_NAME) -> str:
+    """An Iris cluster config: local platform, controller on 127.0.0.1:`port`, a CPU group, one v5e-16 slice."""
+    if not 0 < port < 65536:
+        raise ValueError(f"port out of range: {port}")
+    if not name or any(c in name for c in ":{}[]#,\n\"'") or name != name.strip():
+        raise ValueError(f"cluster name must be a plain YAML scalar: {name!r}")
+    return _CONFIG_TEMPLATE.format(name=name, port=port)
+
+
+def iris_argv(iris_bin: str, config_path: str) -> list[str]:
+    """The command that starts the cluster and serves until SIGTERM (not `--local`: it resets the port)."""
+    return [iris_bin, "--config", config_path, "cluster", "start"]
+
+
+def iris_env(base: Mapping[str, str], home: Path, tmpdir: Path) -> dict[str, str]:
+    """`base` with HOME and TMPDIR pointed into the run directory, and unbuffered Python output."""
+    env = dict(base)
+    env["HOME"] = str(home)
+    env["TMPDIR"] = str(tmpdir)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

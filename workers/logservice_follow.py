@@ -1,0 +1,202 @@
+"""Follow one key of Iris's log service (finelog) and print it as `docker logs -f --timestamps` would.
+
+    python -m workers.logservice_follow --controller URL --key KEY [--since TS] [--token-file F]
+        [--poll-interval S] [--exit-on-stdin-close] [--deadline-unix T]
+
+The follower process of the `iris_log` transport: a stream child reads its stdout as it
+reads `docker logs`, lines of `<RFC 3339, 9 fractional digits>Z <text>`. Why it works so:
+- Inclusive resume. The stream child restarts a follower with `--since` = the last
+  timestamp it wrote and drops the replayed lines itself (older ones, and ones at `since`
+  it already has, counted exactly). That needs everything AT `since` replayed, as docker
+  does; FetchLogs' `sinceMs` is exclusive, so we ask for `ms(since) - 1` and a margin
+  (RESUME_LOOKBACK_MS, see below), then drop rows before the first one at or after `since`.
+- Cursor within a connection. After that the position is the store's row id (`cursor`,
+  exclusive): each poll returns every new row of the key exactly once, in seq order,
+  whatever its timestamp. Timestamps alone could not: many rows share a millisecond.
+- Time never goes back. Iris stamps a record when it is created but appends it when its
+  handler gets the lock, so rows of one key can step back a few ms in seq order (seen:
+  up to 9 ms between worker threads). The stream child resumes from its last line's time,
+  so each line is printed at max(its time, the time printed before it): a straggler is
+  written a few ms late instead of making a resume duplicate lines or report a false gap.
+  On resume, a straggler already written is at `since` (dropped by the count-exact
+  dedupe); one not yet written is within the lookback, after the row at `since`: kept.
+- Stopping. The stream child closes our stdin to stop us: with --exit-on-stdin-close the
+  wait between polls is a select() on fd 0, so EOF ends us at once (exit 0), as do SIGTERM
+  and --deadline-unix. A server that is unreachable or answers an error ends us with a
+  non-zero status and one line on stderr; the stream child backs off and resumes by since.
+"""
+
+import argparse
+import calendar
+import os
+import select
+import signal
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from workers.controller.connect_http import ConnectClient, read_token
+from workers.controller.model import ApiMismatch, ControllerError
+from workers.stream.timestamps import TimestampError, format_unix_ns, validate_since
+
+LIST_ENDPOINTS = "iris.cluster.EndpointService/ListEndpoints"
+FETCH_LOGS = "finelog.logging.LogService/FetchLogs"
+LOG_SERVER_ENDPOINT = "/system/log-server"
+PAGE_LINES = 1000
+CALL_TIMEOUT_S = 10.0
+RESUME_LOOKBACK_MS = 2000
+
+
+class Stop(BaseException):
+    """Time to exit 0: stdin EOF, SIGTERM or the deadline (a BaseException, so that no
+    library's `except Exception` swallows it when SIGTERM lands inside an HTTP call)."""
+
+
+def since_ms(ts: str) -> int:
+    """The millisecond of a fixed-width timestamp (the form the stream child passes)."""
+    ts = validate_since(ts)
+    return calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) * 1000 + int(ts[20:23])
+
+
+def format_ms(epoch_ms: int) -> str:
+    return format_unix_ns(epoch_ms * 1_000_000)
+
+
+def entry_lines(epoch_ms: int, data: str) -> bytes:
+    """One docker-style line per text line, all at the entry's time; a final newline ends the last."""
+    prefix = format_ms(epoch_ms) + " "
+    text = data.removesuffix("\n")
+    return "".join(f"{prefix}{line}\n" for line in text.split("\n")).encode("utf-8", "backslashreplace")
+
+
+def parse_page(reply: dict[str, Any]) -> tuple[list[tuple[int, int, str]], int]:
+    """(seq, epoch_ms, data) rows of a FetchLogs reply in seq order, and its cursor (JSON leaves out zeros)."""
+    try:
+        rows = [
+            (int(e.get("seq", 0)), int((e.get("timestamp") or {}).get("epochMs", 0)), str(e.get("data", "")))
+            for e in reply.get("entries") or []
+        ]
+        cursor = int(reply.get("cursor") or 0)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ApiMismatch(FETCH_LOGS, "entries", f"unexpected reply: {exc}") from None
+    return sorted(rows, key=lambda row: row[0]), cursor
+
+
+class Follower:
+    def __init__(self, client: ConnectClient, key: str, since: str | None, args: argparse.Namespace) -> None:
+        self.client, self.key = client, key
+        self.poll_s, self.deadline = args.poll_interval, args.deadline_unix
+        self.stdin = 0 if args.exit_on_stdin_close else None
+        self.floor_ms = since_ms(since) if since is not None else None  # rows before the first one >= it are old
+        self.last_ms = self.floor_ms or 0
+        self.since_param = None if self.floor_ms is None else str(max(0, self.floor_ms - 1 - RESUME_LOOKBACK_MS))
+        self.cursor = 0
+
+    def run(self) -> None:
+        while True:
+            if self.fetch_page() < PAGE_LINES:
+                self.wait(self.poll_s)
+            else:
+                self.wait(0.0)  # more is waiting: only look at stdin and the deadline
+
+    def fetch_page(self) -> int:
+        body: dict[str, Any] = {"source": self.key, "matchScope": "MATCH_SCOPE_EXACT", "maxLines": PAGE_LINES}
+        body["cursor"] = str(self.cursor)  # int64 is a string in JSON
+        if self.since_param is not None:
+            body["sinceMs"] = self.since_param
+        rows, cursor = parse_page(self.client.call(FETCH_LOGS, body, min(CALL_TIMEOUT_S, self.time_left())))
+        out = []
+        for seq, epoch_ms, data in rows:
+            self.cursor = max(self.cursor, seq)
+            if self.floor_ms is not None:
+                if epoch_ms < self.floor_ms:
+                    continue
+                self.floor_ms = None
+            self.last_ms = max(self.last_ms, epoch_ms)
+            out.append(entry_lines(self.last_ms, data))
+        self.cursor = max(self.cursor, cursor)
+        write_all(b"".join(out))
+        return len(rows)
+
+    def time_left(self) -> float:
+        if self.deadline is None:
+            return CALL_TIMEOUT_S
+        left = float(self.deadline - time.time())
+        if left <= 0:
+            raise Stop
+        return left
+
+    def wait(self, seconds: float) -> None:
+        """Sleep up to `seconds` (bounded by the deadline); Stop on stdin EOF or the deadline."""
+        end = time.monotonic() + min(seconds, self.time_left())
+        while True:
+            left = max(0.0, end - time.monotonic())
+            readable, _, _ = select.select([self.stdin] if self.stdin is not None else [], [], [], left)
+            if readable and os.read(0, 65536) == b"":
+                raise Stop
+            if time.monotonic() >= end:
+                self.time_left()
+                return
+
+
+def write_all(data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(1, view) :]
+
+
+def resolve_log_server(controller: str, token: str) -> str:
+    """The log server's URL from the controller's endpoint registry; older Iris served logs itself."""
+    with ConnectClient(controller, token) as client:
+        try:
+            reply = client.call(LIST_ENDPOINTS, {"prefix": LOG_SERVER_ENDPOINT, "exact": True}, CALL_TIMEOUT_S)
+        except ApiMismatch:
+            return controller
+    endpoints = reply.get("endpoints")
+    first = endpoints[0] if isinstance(endpoints, list) and endpoints else None
+    address = first.get("address") if isinstance(first, dict) else None
+    if not isinstance(address, str) or not address:
+        return controller
+    return address if "://" in address else f"http://{address}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m workers.logservice_follow", description=__doc__.splitlines()[0])
+    parser.add_argument("--controller", required=True, help="the Iris controller's URL")
+    parser.add_argument("--key", required=True, help="/system/controller or /system/worker/<worker id>")
+    parser.add_argument("--since", help="replay from this fixed-width RFC 3339 timestamp, inclusive")
+    parser.add_argument("--token-file", help="a file holding the bearer token")
+    parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between polls once caught up")
+    parser.add_argument("--exit-on-stdin-close", action="store_true", help="exit when stdin reaches EOF")
+    parser.add_argument("--deadline-unix", type=float, help="exit (0) at this Unix time")
+    return parser
+
+
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    raise Stop
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        token = read_token(args.token_file or "")
+        since = None if args.since is None else validate_since(args.since)
+        with ConnectClient(resolve_log_server(args.controller, token), token) as client:
+            Follower(client, args.key, since, args).run()
+    except (Stop, BrokenPipeError):
+        return 0
+    except (OSError, TimestampError) as exc:
+        print(f"logservice_follow: {exc}", file=sys.stderr)
+        return 2
+    except ControllerError as exc:
+        print(f"logservice_follow: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
