@@ -1,0 +1,85 @@
+"""The Connect client's error mapping, against a real HTTP server on loopback."""
+
+import http.server
+import json
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from workers.controller.connect_http import ConnectClient
+from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
+
+ANSWERS = {
+    "/svc/Ok": (200, b'{"jobId": "/r/simple", "unknownNewField": 1}'),
+    "/svc/Refused": (400, b'{"code": "failed_precondition", "message": "no group provides gpu"}'),
+    "/svc/Crash": (500, b"<html>oops</html>"),
+    "/svc/NotJson": (200, b"not json"),
+}
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        status, data = ANSWERS.get(self.path, (404, b"404 page not found"))
+        if self.path == "/svc/Echo":
+            status, data = (
+                200,
+                json.dumps({"body": json.loads(body), "auth": self.headers.get("Authorization")}).encode(),
+            )
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_reply_is_parsed_and_unknown_fields_are_kept_harmlessly(server: str) -> None:
+    with ConnectClient(server, token="s3cret") as client:
+        assert client.call("svc/Ok", {}, 5)["jobId"] == "/r/simple"
+        echoed = client.call("svc/Echo", {"jobId": "x"}, 5)
+    assert echoed == {"body": {"jobId": "x"}, "auth": "Bearer s3cret"}
+
+
+@pytest.mark.parametrize(
+    ("method", "code"),
+    [
+        ("svc/Refused", ErrorCode.FAILED_PRECONDITION),
+        ("svc/Crash", ErrorCode.UNKNOWN),
+        ("svc/Missing", ErrorCode.API_MISMATCH),
+        ("svc/NotJson", ErrorCode.API_MISMATCH),
+    ],
+)
+def test_errors_map_to_codes_and_name_the_method(server: str, method: str, code: ErrorCode) -> None:
+    with ConnectClient(server) as client, pytest.raises(ControllerError) as caught:
+        client.call(method, {}, 5)
+    assert caught.value.code is code and caught.value.method == method
+    if code is ErrorCode.API_MISMATCH:
+        assert isinstance(caught.value, ApiMismatch)
+
+
+def test_a_refused_connection_is_unavailable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with ConnectClient(f"http://127.0.0.1:{port}") as client, pytest.raises(ControllerError) as caught:
+        client.call("svc/Ok", {}, 2)
+    assert caught.value.code is ErrorCode.UNAVAILABLE
