@@ -9,6 +9,17 @@ the form that goes into JSON and events. A state a newer controller invents beco
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+S = TypeVar("S", bound=enum.StrEnum)
+
+
+def by_name(states: type[S], name: str, prefix: str) -> S:
+    """`JOB_STATE_RUNNING` or `running` -> the member; a name we do not know -> `unspecified`."""
+    try:
+        return states(name.removeprefix(prefix).lower())
+    except ValueError:
+        return states("unspecified")
 
 
 class JobState(enum.StrEnum):
@@ -23,12 +34,8 @@ class JobState(enum.StrEnum):
     UNSCHEDULABLE = "unschedulable"
 
     @classmethod
-    def named(cls, name: str, prefix: str = "JOB_STATE_") -> "JobState":
-        """`JOB_STATE_RUNNING` or `running` -> RUNNING; anything unknown -> UNSPECIFIED."""
-        try:
-            return cls(name.removeprefix(prefix).lower())
-        except ValueError:
-            return cls.UNSPECIFIED
+    def named(cls, name: str) -> "JobState":
+        return by_name(cls, name, "JOB_STATE_")
 
     @property
     def finished(self) -> bool:
@@ -55,11 +62,8 @@ class TaskState(enum.StrEnum):
     COSCHED_FAILED = "cosched_failed"
 
     @classmethod
-    def named(cls, name: str, prefix: str = "TASK_STATE_") -> "TaskState":
-        try:
-            return cls(name.removeprefix(prefix).lower())
-        except ValueError:
-            return cls.UNSPECIFIED
+    def named(cls, name: str) -> "TaskState":
+        return by_name(cls, name, "TASK_STATE_")
 
 
 FAILED_TASK_STATES = frozenset({TaskState.FAILED, TaskState.WORKER_FAILED})
