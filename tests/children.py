@@ -1,5 +1,6 @@
 """Child entrypoints with behaviours the product never has, for supervisor tests."""
 
+import gc
 import select
 import signal
 
@@ -34,4 +35,10 @@ def disk_full(ctx: ChildContext) -> int:
     ctx.channel.send(Kind.READY)
     with open("/dev/full", "wb", buffering=0) as full:
         full.write(b"x")
+    return ChildExit.OK
+
+
+def collect_garbage(ctx: ChildContext) -> int:
+    """A full collection, so any garbage inherited from the parent would be finalized here."""
+    gc.collect()
     return ChildExit.OK

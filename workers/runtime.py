@@ -156,6 +156,11 @@ def child_main(launch: Launch, message_fd: int) -> NoReturn:
     """Runs in the child right after fork; never returns."""
     code: int = ChildExit.CRASHED
     try:
+        # Every object inherited from the parent becomes permanent: its finalizers belong
+        # to the parent and must never run here. One that imports (a ResourceWarning for
+        # a socket the parent leaked) would re-enter the import lock in the middle of
+        # this child's own import, which Python 3.11 answers with a KeyError.
+        gc.freeze()
         _detach(launch, message_fd)
         gc.enable()
         os.environ[env.RUN_TAG] = launch.run_id

@@ -7,7 +7,7 @@
         assert child.reap(2.0) == 0   # bounded wait for its exit status
 
 The child is forked from the test process and runs `workers.runtime.child_main` with a
-`Launch`, exactly as `supervisor.spawn.fork_child` does: its own session, its message
+`Launch`, through `supervisor.spawn.fork_child` itself: its own session, its message
 pipe on fd 3, a parent-death signal, the run's deadline. Its messages are read with the
 supervisor's `MessageReader`. Readiness is its READY message; if it exits first, the wait
 fails with its exit code and the tail of its events. On the way out, even when the test
@@ -20,7 +20,6 @@ import contextlib
 import os
 import select
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -31,7 +30,8 @@ from typing import Any
 import orjson
 
 from common.messages import Kind, Message, MessageReader
-from workers.runtime import Launch, child_main
+from supervisor.spawn import fork_child
+from workers.runtime import Launch
 
 DEFAULT_TIMEOUT_S = 60.0
 CHILD_GRACE_S = 1.0
@@ -183,7 +183,7 @@ def fork(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     grace_s: float = CHILD_GRACE_S,
 ) -> ForkedChild:
-    """Fork a child running `entrypoint` (as `supervisor.spawn.fork_child` does)."""
+    """Fork a child running `entrypoint` with the supervisor's own `fork_child`."""
     name = name or entrypoint.rpartition(".")[2].replace(":", "-")
     launch = Launch(
         name=name,
@@ -197,18 +197,7 @@ def fork(
         grace_s=grace_s,
     )
     run_dir.mkdir(parents=True, exist_ok=True)
-    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child never returns
-        try:
-            os.close(read_fd)
-            child_main(launch, write_fd)
-        finally:
-            os._exit(70)
-    os.close(write_fd)
-    os.set_blocking(read_fd, False)
+    pid, read_fd = fork_child(launch)
     return ForkedChild(name=name, pid=pid, fd=read_fd, run_dir=run_dir)
 
 
