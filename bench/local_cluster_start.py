@@ -73,7 +73,7 @@ def one_run() -> tuple[float, float, float]:
         deadline = time.monotonic() + TIMEOUT_S
         started = time.monotonic()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "local_cluster", "--state-dir", tmp, "--port", "0"],
+            [sys.executable, "-m", "local_cluster", "--state-dir", tmp],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=ROOT,
             start_new_session=True, env=dict(os.environ, PYTHONPATH=str(ROOT)),
         )  # fmt: skip

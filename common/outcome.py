@@ -41,6 +41,8 @@ class FailureReason(enum.StrEnum):
     ARTEFACT_WRITE_FAILED = "artefact_write_failed"
     # The controller does not speak the API we know (a method it lacks, a field missing).
     IRIS_API_MISMATCH = "iris_api_mismatch"
+    # A job on the run's own embedded cluster that the run did not submit (workers/foreign_jobs.py).
+    FOREIGN_JOB = "foreign_job"
 
 
 # Which outcome wins when several reasons are present: the most severe first.
@@ -60,6 +62,7 @@ REASON_OUTCOME: dict[FailureReason, Outcome] = {
     FailureReason.INTERNAL_ERROR: Outcome.ERROR,
     FailureReason.ARTEFACT_WRITE_FAILED: Outcome.ERROR,
     FailureReason.IRIS_API_MISMATCH: Outcome.ERROR,
+    FailureReason.FOREIGN_JOB: Outcome.FAILED,
 }
 
 

@@ -1,17 +1,20 @@
 """`iris-smoke local-cluster`: run the embedded local cluster in the foreground, or read its logs.
 
-    iris-smoke local-cluster --state-dir DIR [--config FILE] [--port 0] [--prefix P]
+    iris-smoke local-cluster --state-dir DIR [--config FILE] [--prefix P]
     iris-smoke local-cluster logs --state-dir DIR [--follow] [--timestamps] [--since TS]
                                   [--exit-on-stdin-close] VM CONTAINER
 
-Serving: binds 127.0.0.1 (port 0 = a free port), prints `host:port` as the only line on
-stdout and writes it to DIR/controller.addr (atomically); its own logs go to stderr and
-DIR/local-cluster.events.jsonl. SIGTERM or SIGINT stops every VM host, then the server,
-and exits 0 with nothing left running. If IRIS_SMOKE_DEADLINE_UNIX is set (a supervised
-run), the cluster also stops by itself at that deadline.
+Serving: listens on a Unix socket in a new private (0700) directory, never on TCP (see
+private_socket.py), prints its address `unix:/…/controller.sock` as the only line on
+stdout, writes it to DIR/controller.addr (atomically) and says on stderr how to attach a
+run. Its own logs go to stderr and DIR/local-cluster.events.jsonl. SIGTERM or SIGINT
+stops every VM host, then the server, removes the socket's directory and exits 0 with
+nothing left running. If IRIS_SMOKE_DEADLINE_UNIX is set (a supervised run), the cluster
+also stops by itself at that deadline. VM hosts and tasks get a minimal environment
+(environment.py), not this process's.
 
 Exit codes: 0 stopped on request; 1 the control loop crashed; 2 bad arguments or config;
-3 the cluster could not start (port in use).
+3 the cluster could not start (no socket directory).
 """
 
 import argparse
@@ -31,16 +34,6 @@ from local_cluster.stop_signal import StopSignal
 WAKE_S = 1.0
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {value}")
-    return value
-
-
 def _prefix(text: str) -> str:
     if not naming.PREFIX.match(text):
         raise argparse.ArgumentTypeError(f"must match {naming.PREFIX.pattern}, got {text!r}")
@@ -54,7 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--state-dir", required=True, type=Path, help="logs, VM directories, controller.addr")
     parser.add_argument("--config", type=Path, help="TOML scale-group config (default: the packaged one)")
-    parser.add_argument("--port", type=_port, default=0, help="controller port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--prefix", type=_prefix, default="local", help="VM name prefix (default: local)")
     parser.add_argument("--check-config", action="store_true", help="validate the config and exit")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -75,22 +67,22 @@ def main(argv: list[str]) -> int:
     if args.check_config:
         print(f"local-cluster: config OK ({', '.join(g.name for g in config.scale_groups)})", file=sys.stderr)
         return 0
-    args.state_dir.mkdir(parents=True, exist_ok=True)
+    args.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     from common import logs  # structlog: not on the `logs` command's path
 
     logs.configure(
         role="local-cluster", run_id=os.environ.get(env.RUN_TAG),
         events_path=args.state_dir / layout.EVENTS_FILE, stdout_fd=2, level=args.log_level,
     )  # fmt: skip
-    return serve(config, args.state_dir, args.prefix, args.port)
+    return serve(config, args.state_dir, args.prefix)
 
 
-def serve(config: ClusterConfig, state_dir: Path, prefix: str, port: int) -> int:
+def serve(config: ClusterConfig, state_dir: Path, prefix: str) -> int:
     from local_cluster.server import BindError, LocalCluster  # grpc only when serving
 
     stop = StopSignal()
     stop.install(signal.SIGTERM, signal.SIGINT)
-    cluster = LocalCluster(config, state_dir, prefix, port, crashed=stop)
+    cluster = LocalCluster(config, state_dir, prefix, crashed=stop)
     try:
         address = cluster.start()
     except BindError as exc:
@@ -99,6 +91,7 @@ def serve(config: ClusterConfig, state_dir: Path, prefix: str, port: int) -> int
         return ExitCode.INFRA
     try:
         print(address, flush=True)
+        print(attach_hint(address), file=sys.stderr, flush=True)
         deadline = float(os.environ.get(env.DEADLINE_UNIX, "inf"))
         while not stop.wait(min(WAKE_S, max(0.0, deadline - time.time()))):
             if time.time() >= deadline:
@@ -107,3 +100,11 @@ def serve(config: ClusterConfig, state_dir: Path, prefix: str, port: int) -> int
         cluster.stop()
     cluster.events("local_cluster_exit", reason=stop.reason)
     return 1 if stop.reason == "control_loop_crashed" else 0
+
+
+def attach_hint(address: str) -> str:
+    socket = address.removeprefix("unix:")
+    return (
+        f"local-cluster: serving on {socket} (only this user can connect)\n"
+        f"  attach a run:  iris-smoke run --controller {address}"
+    )

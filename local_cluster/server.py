@@ -1,8 +1,10 @@
 """Start and stop the local cluster: the gRPC server and the control loop.
 
 Startup order: the controller's container log, the controller and its autoscaler, the
-gRPC server (controller service, standard health, reflection) bound on 127.0.0.1, the
-control-loop thread, and last `controller.addr`, so whoever reads that file can connect.
+gRPC server (controller service, standard health, reflection) bound on a Unix socket in
+a private directory (private_socket.py: no TCP port, only this user can connect), the
+control-loop thread, then `cluster.json` beside the socket and last `controller.addr`, so
+whoever reads the address can connect and learn the cluster's state dir and prefix.
 
 The control loop is one long-lived thread: every TICK_S it runs the controller's tick
 under the lock, applies the resulting commands (start/stop VM hosts) outside it, and
@@ -24,7 +26,7 @@ from grpc_reflection.v1alpha import reflection
 
 from iris_smoke_api.v1 import controller_pb2 as pb
 from iris_smoke_api.v1 import controller_pb2_grpc as pb_grpc
-from local_cluster import layout, naming
+from local_cluster import layout, naming, private_socket
 from local_cluster.autoscaler import Autoscaler, Command, StartVm
 from local_cluster.config import ClusterConfig
 from local_cluster.container_log import ContainerLogWriter
@@ -45,12 +47,12 @@ class BindError(RuntimeError):
 
 
 class LocalCluster:
-    def __init__(self, config: ClusterConfig, state_dir: Path, prefix: str, port: int, crashed: StopSignal) -> None:
+    def __init__(self, config: ClusterConfig, state_dir: Path, prefix: str, crashed: StopSignal) -> None:
         self.config = config
         self.state_dir = state_dir
         self.prefix = prefix
-        self.port = port
         self.address = ""
+        self._socket_dir: Path | None = None
         self._crashed = crashed
         log_path = layout.container_log(state_dir, naming.controller_vm(prefix), naming.CONTROLLER_CONTAINER)
         self._container = ContainerLogWriter(log_path)
@@ -69,18 +71,15 @@ class LocalCluster:
         pb_grpc.add_ControllerServiceServicer_to_server(ControllerService(self.controller), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-        try:
-            port = server.add_insecure_port(f"127.0.0.1:{self.port}")
-        except RuntimeError as exc:
-            raise BindError(f"cannot listen on 127.0.0.1:{self.port}: {exc}") from None
-        if port == 0:
-            raise BindError(f"cannot listen on 127.0.0.1:{self.port}")
-        self.address = f"127.0.0.1:{port}"
+        self.address = self._bind(server)
         server.start()
         self._server = server
         for name in ("", SERVICE_NAME):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._loop.start()
+        assert self._socket_dir is not None
+        info = private_socket.ClusterInfo(state_dir=str(self.state_dir.resolve()), prefix=self.prefix)
+        private_socket.write_info(self._socket_dir, info)
         layout.write_atomic(layout.addr_file(self.state_dir), self.address + "\n")
         self.events("controller_serving", address=self.address)
         return self.address
@@ -95,8 +94,24 @@ class LocalCluster:
             self._server.stop(grace=STOP_GRACE_S).wait(STOP_GRACE_S + 1)
         with contextlib.suppress(FileNotFoundError):
             layout.addr_file(self.state_dir).unlink()
+        if self._socket_dir is not None:
+            private_socket.remove_dir(self._socket_dir)
         self.events("controller_stopped")
         self._container.close()
+
+    def _bind(self, server: grpc.Server) -> str:
+        try:
+            self._socket_dir = private_socket.make_dir()
+        except (OSError, private_socket.SocketPathError) as exc:
+            raise BindError(f"cannot make a private socket directory: {exc}") from None
+        address = private_socket.address(self._socket_dir)
+        try:
+            bound = server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise BindError(f"cannot listen on {address}: {exc}") from None
+        if bound == 0:
+            raise BindError(f"cannot listen on {address}")
+        return address
 
     def _run_loop(self) -> None:
         try:

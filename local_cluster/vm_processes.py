@@ -23,6 +23,7 @@ from pathlib import Path
 
 from local_cluster.autoscaler import StartVm
 from local_cluster.config import ClusterSettings
+from local_cluster.environment import minimal_env
 
 VM_STOP_GRACE_S = 2.0
 # The directory that holds the local_cluster package, so that `-m local_cluster.vmhost`
@@ -38,7 +39,8 @@ class VmProcess:
 
 
 def child_env() -> dict[str, str]:
-    env = dict(os.environ)
+    """A VM host's (and its tasks') environment: the allowlist, plus this package's import root."""
+    env = minimal_env(os.environ)
     path = env.get("PYTHONPATH", "")
     env["PYTHONPATH"] = f"{IMPORT_ROOT}{os.pathsep}{path}" if path else IMPORT_ROOT
     return env

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.controller_target import ApiKind, ControllerTarget
+from local_cluster import private_socket
 from supervisor.cli import UsageError
 from supervisor.config import STANDARD_TESTS, ClusterKind, ConfigError, RunConfig, load
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 IRIS_URL = re.compile(r"https?://[A-Za-z0-9.\[\]:-]+(:[0-9]{1,5})?/?", re.ASCII)
+HOST_PORT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*:[0-9]{1,5}|\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,10 @@ def merged_config(args: argparse.Namespace) -> RunConfig:
 
 
 def check_tools(config: RunConfig) -> None:
+    if config.attached:
+        error = controller_address_error(config.cluster, config.controller)
+        if error is not None:
+            raise UsageError(error)
     if config.cluster is ClusterKind.GCP:
         raise UsageError("--cluster gcp: the GCP provider is not built yet; use local or ssh")
     if config.cluster is ClusterKind.SSH and shutil.which("ssh") is None:
@@ -100,13 +106,34 @@ def check_tools(config: RunConfig) -> None:
     _check_iris(config)
 
 
+def controller_address_error(kind: ClusterKind, value: str) -> str | None:
+    """Why `--controller value` cannot name a controller of this cluster kind, or None.
+
+    The embedded local cluster listens only on `unix:/…/controller.sock` (a private Unix
+    socket: the controller is unauthenticated, so no TCP port). An ssh cluster's
+    controller speaks the same API, on its socket or at `host:port`. Iris is a URL.
+    """
+    if kind.real_iris:
+        if IRIS_URL.fullmatch(value):
+            return None
+        return f"--controller: an Iris controller is a URL (http://127.0.0.1:10000), got {value!r}"
+    if value.startswith(private_socket.SCHEME):
+        try:
+            private_socket.socket_of(value)
+        except private_socket.SocketPathError as exc:
+            return f"--controller: {exc}"
+        return None
+    if kind is ClusterKind.SSH and HOST_PORT.fullmatch(value):
+        return None
+    return (
+        f"--controller: the local cluster listens on a Unix socket, unix:/PATH/controller.sock "
+        f"(as `iris-smoke local-cluster` or `run --keep` print it), got {value!r}"
+    )
+
+
 def _check_iris(config: RunConfig) -> None:
     if config.cluster is ClusterKind.IRIS and not config.attached:
         raise UsageError("--cluster iris: attaches to a running Iris controller; give --controller http://HOST:PORT")
-    if config.cluster.real_iris and config.attached and not IRIS_URL.fullmatch(config.controller):
-        raise UsageError(
-            f"--controller: an Iris controller is a URL (http://127.0.0.1:10000), got {config.controller!r}"
-        )
     if config.cluster is ClusterKind.IRIS_LOCAL:
         if config.attached:
             raise UsageError(

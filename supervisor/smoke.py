@@ -53,6 +53,7 @@ class SmokeRun:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     diagnostics: dict[str, Any] | None = None
     api_mismatch: dict[str, Any] | None = None
+    foreign_jobs: list[dict[str, Any]] = field(default_factory=list)
     phase: str = "preflight"
 
     def __post_init__(self) -> None:
@@ -83,6 +84,8 @@ class SmokeRun:
             self.api_mismatch = {"child": record.name, **body["api_mismatch"]}
         if role == "cluster" and kind is Kind.READY:
             self.cluster = body
+        elif role == "cluster" and kind is Kind.PROGRESS:
+            self.foreign_jobs += list(body.get("foreign_jobs", []))
         elif role == "discovery" and kind is Kind.HOSTS:
             self.streams.update(list(body.get("hosts", [])))
         elif role == "tests" and kind is Kind.RESULT:
@@ -105,6 +108,12 @@ class SmokeRun:
     def address(self) -> str:
         assert self.cluster is not None
         return str(self.cluster["address"])
+
+    @property
+    def cluster_prefix(self) -> str:
+        """The prefix that names the cluster's VMs: its own when it says (an attached embedded
+        cluster was started by another run), else this run's."""
+        return str((self.cluster or {}).get("prefix") or self.plan.prefix)
 
     @property
     def target(self) -> ControllerTarget:
@@ -157,7 +166,7 @@ class SmokeRun:
             self.sup.add(ChildSpec(
                 name="discovery", role="discovery", entrypoint="workers.discovery:main",
                 args={"target": self.target, "interval_s": self.config.discovery_every_s,
-                      "prefix": self.plan.prefix},
+                      "prefix": self.cluster_prefix},
             ))  # fmt: skip
         self.sup.add(ChildSpec(
             name="monitor:scheduling", role="monitor", entrypoint="workers.monitors.scheduling:main",
@@ -282,6 +291,8 @@ class SmokeRun:
             reasons.append(FailureReason.IRIS_API_MISMATCH)
         if self.sup.stop_reason is None and any(t["outcome"] != "passed" for t in self.test_results()):
             reasons.append(FailureReason.TEST_FAILED)
+        if self.foreign_jobs:
+            reasons.append(FailureReason.FOREIGN_JOB)
         return reasons
 
     def test_results(self) -> list[dict[str, Any]]:
@@ -327,8 +338,11 @@ class SmokeRun:
                 "address": (self.cluster or {}).get("address"),
                 "mode": (self.cluster or {}).get("mode"),
                 "prefix": self.plan.prefix,
+                "vm_prefix": self.cluster_prefix,
+                "state_dir": (self.cluster or {}).get("state_dir"),
                 "kept": self.config.keep,
             },
+            "foreign_jobs": self.foreign_jobs,
             "tests": self.test_results(),
             "streams": self.stream_stats(),
             "autoscaler_actions": autoscaler.get("recent_actions", []) if isinstance(autoscaler, dict) else [],

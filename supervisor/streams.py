@@ -21,7 +21,14 @@ Host = Mapping[str, Any]
 
 
 def stream_name(host: Host) -> str:
-    """`stream:<vm>` for a one-host VM, `stream:<vm>:<host>` for a host of a multi-host VM."""
+    """`stream:<vm>` for a one-host VM, `stream:<vm>:<host>` for a host of a multi-host VM,
+    `stream:controller@<vm>` for the controller.
+
+    A VM name never holds "@" (workers.hosts.NAME_PATTERN), so a worker whose VM is named
+    like the controller's gets a stream of its own instead of shadowing the controller's.
+    """
+    if host.get("role") == "controller":
+        return f"stream:controller@{host['vm']}"
     if int(host.get("hosts_in_vm", 1)) > 1:
         return f"stream:{host['vm']}:{host['host']}"
     return f"stream:{host['vm']}"

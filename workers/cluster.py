@@ -15,6 +15,15 @@ Modes:
 - `attach` (`--controller`): nothing is started; the child checks health and waits. It
   never stops or reconfigures that cluster.
 If the cluster exits while the run still needs it, this child fails, and it is critical.
+
+The embedded cluster listens on `unix:/…/controller.sock` in a private directory, and
+beside the socket it describes itself (`local_cluster.private_socket`): its state
+directory, where the container logs are, and its prefix, which names its VMs. READY
+carries both, read the same way whether this run started the cluster or attaches to it,
+so a run's streams follow that cluster's logs and name its controller after its prefix.
+The embedded cluster starts with a minimal environment (`local_cluster.environment`):
+its tasks run arbitrary code and must not inherit the supervisor's credentials. On a
+cluster this run started, jobs it did not submit are reported (workers/foreign_jobs.py).
 """
 
 import dataclasses
@@ -25,23 +34,28 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from common import env
 from common.child_exit import ChildExit
-from common.controller_target import ControllerTarget
+from common.controller_target import ApiKind, ControllerTarget
 from common.deadline import Deadline
 from common.messages import Kind
+from local_cluster import private_socket
+from local_cluster.environment import minimal_env
 from workers import iris_local
 from workers.controller.api import open_controller
 from workers.runtime import ChildContext
 
 ADDR_POLL_S = 0.05
+# Cheap (one ListJobs on a local socket); a foreign job is also caught by the final look.
+FOREIGN_JOB_POLL_S = 1.0
 IRIS_STARTED = re.compile(r"Controller started at (http://\S+)")
 
 
 def _embedded_argv(ctx: ChildContext, state_dir: Path) -> list[str]:
-    argv = [sys.executable, "-m", "local_cluster", "--state-dir", str(state_dir), "--port", "0"]
+    argv = [sys.executable, "-m", "local_cluster", "--state-dir", str(state_dir)]
     argv += ["--prefix", str(ctx.args["prefix"])]
     if ctx.args.get("config"):
         argv += ["--config", str(ctx.args["config"])]
@@ -49,12 +63,15 @@ def _embedded_argv(ctx: ChildContext, state_dir: Path) -> list[str]:
 
 
 def _start_embedded(ctx: ChildContext, state_dir: Path, keep: bool) -> "subprocess.Popen[bytes]":
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    cluster_env = minimal_env(os.environ)
     out = open(state_dir / "local-cluster.stderr", "ab")  # noqa: SIM115 - handed to the subprocess
     try:
         if not keep:
-            return ctx.groups.start(_embedded_argv(ctx, state_dir), stdout=subprocess.DEVNULL, stderr=out)
-        kept_env = {k: v for k, v in os.environ.items() if k not in (env.RUN_TAG, env.DEADLINE_UNIX, env.CHILD_NAME)}
+            return ctx.groups.start(
+                _embedded_argv(ctx, state_dir), stdout=subprocess.DEVNULL, stderr=out, env=cluster_env
+            )
+        kept_env = {k: v for k, v in cluster_env.items() if k not in (env.RUN_TAG, env.DEADLINE_UNIX)}
         kept_env[env.KEPT_CLUSTER] = str(ctx.args["prefix"])
         return subprocess.Popen(
             _embedded_argv(ctx, state_dir),
@@ -143,33 +160,62 @@ def main(ctx: ChildContext) -> int:
         ctx.log.error("controller_unreachable", address=target.address, waited_s=round(time.monotonic() - started, 3))
         failed = ChildExit.ERROR if not ctx.stop.requested() else ChildExit.OK
         return _stop(ctx, proc, mode, state_dir, failed)
-    ctx.log.info("cluster_ready", address=target.address, mode=mode, boot_s=round(time.monotonic() - started, 3))
-    ctx.channel.send(
-        Kind.READY,
-        address=target.address,
-        mode=mode,
-        state_dir=str(state_dir) if state_dir else "",
-        cluster_pid=proc.pid if proc else 0,
-    )
-    code = _serve(ctx, proc if mode in ("start", "iris-local") else None)
+    try:
+        described = _describe(target, state_dir)
+    except private_socket.SocketPathError as exc:
+        ctx.log.error("cluster_description_invalid", address=target.address, error=str(exc))
+        return _stop(ctx, proc, mode, state_dir, ChildExit.ERROR)
+    ctx.log.info("cluster_ready", address=target.address, mode=mode, boot_s=round(time.monotonic() - started, 3),
+                 **described)  # fmt: skip
+    ctx.channel.send(Kind.READY, address=target.address, mode=mode, cluster_pid=proc.pid if proc else 0, **described)
+    code = _serve(ctx, proc if mode in ("start", "iris-local") else None, target if mode in ("start", "keep") else None)
     return _stop(ctx, proc, mode, state_dir, code)
 
 
-def _serve(ctx: ChildContext, proc: "subprocess.Popen[bytes] | None") -> int:
+def _describe(target: ControllerTarget, state_dir: Path | None) -> dict[str, str]:
+    """Where the cluster's container logs are and which prefix names its VMs ("" if it cannot say).
+
+    An embedded cluster says so itself, beside its socket; anything else has only what
+    this child knows (the directory of a cluster it started).
+    """
+    if target.api is ApiKind.EMBEDDED and target.address.startswith(private_socket.SCHEME):
+        info = private_socket.read_info(target.address)
+        return {"state_dir": info.state_dir, "prefix": info.prefix}
+    return {"state_dir": str(state_dir) if state_dir else "", "prefix": ""}
+
+
+def _serve(ctx: ChildContext, proc: "subprocess.Popen[bytes] | None", owned: ControllerTarget | None) -> int:
     """Wait for a stop; a cluster that dies first is a failure of the run.
 
-    The cluster's pidfd becomes readable when it exits, so this waits without polling.
+    The cluster's pidfd becomes readable when it exits, so this waits without polling,
+    except to look for foreign jobs on an embedded cluster the run started (`owned`).
     """
+    if owned is None or owned.api is not ApiKind.EMBEDDED:
+        return _wait_stop(ctx, proc, None)
+    from workers.controller.grpc_api import EmbeddedController  # grpc: only in this child
+    from workers.foreign_jobs import ForeignJobWatch
+
+    with EmbeddedController.open(owned, ctx.deadline) as controller:
+        watch = ForeignJobWatch(ctx, controller, owned.job_root)
+        code = _wait_stop(ctx, proc, watch.check)
+        watch.check()  # the last look: the tests are over, the cluster still up
+    return code
+
+
+def _wait_stop(ctx: ChildContext, proc: "subprocess.Popen[bytes] | None", every_poll: Callable[[], None] | None) -> int:
     watched = [ctx.stop.fd]
     pidfd = os.pidfd_open(proc.pid) if proc is not None else None
     if pidfd is not None:
         watched.append(pidfd)
     try:
         while not ctx.stop.requested() and not ctx.deadline.expired():
-            ready = select.select(watched, [], [], ctx.deadline.remaining())[0]
+            wait_s = ctx.deadline.remaining() if every_poll is None else ctx.deadline.cap(FOREIGN_JOB_POLL_S)
+            ready = select.select(watched, [], [], wait_s)[0]
             if pidfd in ready and proc is not None and proc.poll() is not None:
                 ctx.log.error("cluster_exited", exit_code=proc.returncode)
                 return ChildExit.ERROR
+            if every_poll is not None:
+                every_poll()
     finally:
         if pidfd is not None:
             os.close(pidfd)

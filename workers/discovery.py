@@ -34,13 +34,20 @@ def controller_host(prefix: str, address: str) -> dict[str, Any]:
         "vm": f"{prefix}-controller",
         "host": 0,
         "role": Role.CONTROLLER,
-        # host:port, also for an Iris URL: an address may reach a command line, a scheme never.
-        "address": urllib.parse.urlsplit(address).netloc or address,
+        "address": _vm_address(address),
         "zone": "",
         "container": CONTROLLER_CONTAINER,
         "slice": "",
         "hosts_in_vm": 1,
     }
+
+
+def _vm_address(controller: str) -> str:
+    """host:port, also for an Iris URL: an address may reach a command line, a scheme never.
+    An embedded cluster's Unix socket (`unix:/…`) is on this machine."""
+    if controller.startswith("unix:"):
+        return "localhost"
+    return urllib.parse.urlsplit(controller).netloc or controller
 
 
 def worker_host(worker: Worker) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def running_local_cluster(
     """A serving local cluster: yields (address, state_dir, popen); stops it and checks for leaks."""
     state_dir = tmp_path / f"cluster-{uuid.uuid4().hex[:8]}"
     state_dir.mkdir(parents=True)
-    args = [sys.executable, "-m", "local_cluster", "--state-dir", str(state_dir), "--port", "0", *extra_args]
+    args = [sys.executable, "-m", "local_cluster", "--state-dir", str(state_dir), *extra_args]
     if config_text is not None:
         config_path = state_dir / "config.toml"
         config_path.write_text(config_text)

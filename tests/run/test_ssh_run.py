@@ -45,7 +45,7 @@ def test_an_ssh_run_streams_the_controller_log_through_sshd(tmp_path: Path) -> N
                 results = sup.results()
                 assert results["cluster"]["mode"] == "attach"
                 [stream] = results["streams"]
-                assert stream["name"] == "stream:local-controller" and stream["lines"] > 0
+                assert stream["name"] == "stream:controller@local-controller" and stream["lines"] > 0
                 lines = (sup.run_dir / "logs" / "controller.jsonl").read_text().splitlines()
                 assert any("job_launched" in json.loads(line)["line"] for line in lines)
                 assert not sup.find("child_started", child="discovery"), "a static host list replaces discovery"

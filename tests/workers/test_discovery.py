@@ -27,7 +27,7 @@ def test_discovery_sends_controller_and_workers_then_a_new_slice_with_hosts_0_to
         assert body["ok"] is True
         by_vm = {h["vm"]: h for h in body["hosts"]}
         assert by_vm["local-controller"] == {
-            "vm": "local-controller", "host": 0, "role": "controller", "address": cluster, "zone": "",
+            "vm": "local-controller", "host": 0, "role": "controller", "address": "localhost", "zone": "",
             "container": "iris-controller", "slice": "", "hosts_in_vm": 1,
         }  # fmt: skip
         cpu = by_vm["local-cpu-0-w0"]

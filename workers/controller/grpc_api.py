@@ -1,8 +1,9 @@
 """The controller interface over the embedded local cluster's gRPC API (iris_smoke_api).
 
 Imported only in a child, after the fork: it loads grpc. One channel per child, closed
-however the `open` block ends. Job names are flat, `<root>-<test>`, and the run's jobs
-are listed by that name prefix.
+however the `open` block ends. The address is the cluster's `unix:/…/controller.sock`
+(grpc's own target syntax); a `host:port` works too, for a controller reached otherwise.
+Job names are flat, `<root>-<test>`, and the run's jobs are listed by that name prefix.
 """
 
 import contextlib
@@ -153,8 +154,15 @@ class EmbeddedController:
         )
 
     def list_jobs(self) -> list[Job]:
+        return self._list_jobs(self.prefix)
+
+    def list_all_jobs(self) -> list[Job]:
+        """Every job on the cluster, whoever submitted it (for `foreign_job`: only on a cluster the run owns)."""
+        return self._list_jobs("")
+
+    def _list_jobs(self, name_prefix: str) -> list[Job]:
         try:
-            reply = self.stub.ListJobs(pb.ListJobsRequest(name_prefix=self.prefix), timeout=self._timeout())
+            reply = self.stub.ListJobs(pb.ListJobsRequest(name_prefix=name_prefix), timeout=self._timeout())
         except grpc.RpcError as exc:
             raise _error(exc, "ListJobs") from None
         return [
