@@ -1,0 +1,63 @@
+"""`iris-smoke local-cluster` serves on a Unix socket in a private directory, never on TCP,
+says how to attach to it, describes itself beside the socket, and gives its VM hosts and
+tasks a minimal environment."""
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import psutil
+import pytest
+
+from local_cluster import private_socket
+from tests.helpers.waiting import wait_for
+from tests.local_cluster.client import python_argv
+from tests.local_cluster.conftest import Cluster
+
+SECRET = "s3cr3t-of-the-caller"
+
+
+@pytest.fixture
+def secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", f"/run/credentials/{SECRET}")
+
+
+def test_the_controller_listens_only_on_a_private_unix_socket(secret_env: None, cluster: Cluster) -> None:
+    assert cluster.address.startswith("unix:/"), cluster.address
+    socket_dir = private_socket.socket_of(cluster.address).parent
+    info = os.lstat(socket_dir)
+    assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
+    assert (cluster.state_dir / "controller.addr").read_text().strip() == cluster.address
+    described = json.loads((socket_dir / "cluster.json").read_text())
+    assert described == {"state_dir": str(cluster.state_dir.resolve()), "prefix": "local"}
+    assert psutil.Process(cluster.popen.pid).net_connections(kind="inet") == []
+    hint = (cluster.state_dir / "local-cluster.stderr").read_text()
+    assert f"iris-smoke run --controller {cluster.address}" in hint
+    assert cluster.client.workers() is not None
+
+
+def test_tasks_and_vm_hosts_get_a_minimal_environment(secret_env: None, cluster: Cluster) -> None:
+    job_id = cluster.client.launch("env", python_argv("import os; print(*sorted(os.environ))"))
+    assert cluster.client.wait_finished(job_id).exit_code == 0
+    names = set(" ".join(cluster.client.task_logs(job_id, 0)).split())
+    assert "PATH" in names and "CREDENTIALS_DIRECTORY" not in names
+    vm_hosts = [p for p in psutil.Process(cluster.popen.pid).children() if "local_cluster.vmhost" in p.cmdline()]
+    assert vm_hosts and all("CREDENTIALS_DIRECTORY" not in p.environ() for p in vm_hosts)
+
+
+def test_the_socket_directory_is_removed_on_stop(cluster: Cluster) -> None:
+    socket_dir = private_socket.socket_of(cluster.address).parent
+    cluster.popen.terminate()
+    assert cluster.popen.wait(timeout=15) == 0
+    wait_for(lambda: not socket_dir.exists(), 5, "the socket directory to go")
+    assert not (cluster.state_dir / "controller.addr").exists()
+
+
+def test_a_socket_directory_that_is_not_private_is_not_trusted(tmp_path: Path) -> None:
+    shared = tmp_path / "iris-smoke-shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    (shared / "cluster.json").write_text('{"state_dir": "/etc", "prefix": "x"}')
+    with pytest.raises(private_socket.SocketPathError, match="not a private directory"):
+        private_socket.read_info(f"unix:{shared}/controller.sock")
