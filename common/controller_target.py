@@ -18,7 +18,9 @@ class ApiKind(enum.StrEnum):
 @dataclass(frozen=True)
 class ControllerTarget:
     api: ApiKind
-    address: str  # host:port for the embedded cluster; http(s)://host:port for Iris
+    # unix:/…/controller.sock for the embedded cluster (a private socket, never TCP), host:port
+    # for an ssh cluster reached otherwise, http(s)://host:port for Iris.
+    address: str
     # Every job this run submits is named under this root, so a run lists (and
     # terminates) only its own jobs: "<root>-<test>" embedded, "/<root>/<test>" on Iris.
     job_root: str

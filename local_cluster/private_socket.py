@@ -1,6 +1,6 @@
 """Where the local cluster listens: a Unix socket in a private directory, and what it says about itself.
 
-    $TMPDIR/iris-smoke-XXXXXXXX/            0700, created by mkdtemp (O_EXCL, random name)
+    $TMPDIR/iris-smoke-cluster-XXXXXXXX/    0700, created by mkdtemp (O_EXCL, random name)
         controller.sock                     the gRPC server (`unix:/…/controller.sock`)
         cluster.json                        {"state_dir": …, "prefix": …}
 
@@ -17,14 +17,21 @@ the cluster's container logs are and which prefix names its VMs: one mechanism f
 that started the cluster and for one that attaches to it later. Whoever can read it can
 connect anyway; it is trusted only in a directory that is ours and private.
 
+A cluster removes its directory when it stops. One that was SIGKILLed cannot, so each
+new cluster first sweeps the directories of ours whose socket refuses connections
+(nobody listens) and that are older than STALE_AFTER_S (never one still being set up).
+
 No grpc here: the supervisor's children and `local-cluster logs` import this.
 """
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import stat
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +40,11 @@ from common.files import write_atomically
 SCHEME = "unix:"
 SOCKET_NAME = "controller.sock"
 INFO_FILE = "cluster.json"
-DIR_PREFIX = "iris-smoke-"
+DIR_PREFIX = "iris-smoke-cluster-"
 # sizeof(sockaddr_un.sun_path) on Linux is 108, one of which is the terminating NUL.
 MAX_SOCKET_PATH = 107
+# A directory is made and its socket bound within milliseconds; a minute is beyond doubt.
+STALE_AFTER_S = 60.0
 
 
 class SocketPathError(ValueError):
@@ -50,6 +59,7 @@ class ClusterInfo:
 
 def make_dir() -> Path:
     """A new private directory for one cluster's socket (mkdtemp: 0700, ours, unpredictable)."""
+    sweep_stale(Path(tempfile.gettempdir()))
     path = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
     sock = path / SOCKET_NAME
     if len(os.fsencode(sock)) > MAX_SOCKET_PATH:
@@ -102,3 +112,21 @@ def remove_dir(directory: Path) -> None:
     """Socket, description and directory; only ever a directory `make_dir` made."""
     if directory.name.startswith(DIR_PREFIX):
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def sweep_stale(base: Path, older_than_s: float = STALE_AFTER_S) -> None:
+    """Remove socket directories of ours that nobody listens on any more."""
+    for directory in base.glob(f"{DIR_PREFIX}*"):
+        with contextlib.suppress(OSError, SocketPathError):
+            check_private(directory)
+            if time.time() - directory.stat().st_mtime > older_than_s and not _listening(directory / SOCKET_NAME):
+                remove_dir(directory)
+
+
+def _listening(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+    return True

@@ -4,7 +4,9 @@ tasks a minimal environment."""
 
 import json
 import os
+import socket
 import stat
+import time
 from pathlib import Path
 
 import psutil
@@ -61,3 +63,30 @@ def test_a_socket_directory_that_is_not_private_is_not_trusted(tmp_path: Path) -
     (shared / "cluster.json").write_text('{"state_dir": "/etc", "prefix": "x"}')
     with pytest.raises(private_socket.SocketPathError, match="not a private directory"):
         private_socket.read_info(f"unix:{shared}/controller.sock")
+
+
+def _socket_dir(base: Path, name: str, listening: bool, age_s: float) -> tuple[Path, socket.socket]:
+    directory = base / f"{private_socket.DIR_PREFIX}{name}"
+    directory.mkdir(mode=0o700)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(directory / private_socket.SOCKET_NAME))
+    if listening:
+        server.listen()
+    else:
+        server.close()
+    then = time.time() - age_s
+    os.utime(directory, (then, then))
+    return directory, server
+
+
+def test_socket_directories_nobody_listens_on_are_swept_once_stale(tmp_path: Path) -> None:
+    """A SIGKILLed cluster cannot remove its directory; the next cluster's start does."""
+    dead, a = _socket_dir(tmp_path, "dead", listening=False, age_s=120)
+    young, b = _socket_dir(tmp_path, "young", listening=False, age_s=1)
+    alive, c = _socket_dir(tmp_path, "alive", listening=True, age_s=120)
+    try:
+        private_socket.sweep_stale(tmp_path)
+        assert (dead.exists(), young.exists(), alive.exists()) == (False, True, True)
+    finally:
+        for sock in (a, b, c):
+            sock.close()
