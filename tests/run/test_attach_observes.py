@@ -29,7 +29,7 @@ def _stop_kept(prefix: str) -> None:
 
 
 def _kept_address(tmp_path: Path) -> str:
-    argv = run_argv("keeper", tmp_path / "runs", "--keep", "--tests", "simple", "--prefix", "kept")
+    argv = run_argv("keeper", tmp_path / "runs", "--keep", "--tests", "simple", "--prefix", "kept-attach")
     with started(argv, tmp_path, "keeper") as sup:
         assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
         found = re.search(r"--controller (\S+)", sup.output.read_text())
@@ -41,24 +41,24 @@ def test_an_attached_run_streams_the_kept_clusters_logs_under_its_prefix(tmp_pat
     kept: list[psutil.Process] = []
     try:
         address = _kept_address(tmp_path)
-        kept = processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", "kept")
+        kept = processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", "kept-attach")
         attach = run_argv("attacher", tmp_path / "runs", "--controller", address, "--tests", "simple")
         with started(attach, tmp_path, "attacher") as sup:
             assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
             results = sup.results()
-            assert results["cluster"]["vm_prefix"] == "kept"
+            assert results["cluster"]["vm_prefix"] == "kept-attach"
             streams: dict[str, dict[str, Any]] = {s["name"]: s for s in results["streams"]}
-            assert "stream:controller@kept-controller" in streams, sorted(streams)
+            assert "stream:controller@kept-attach-controller" in streams, sorted(streams)
             assert len(streams) >= 2 and all(s.get("lines", 0) > 0 for s in streams.values()), streams
             controller = _lines(sup.run_dir / "logs" / "controller.jsonl")
-            assert any("controller_starting" in line and "prefix=kept" in line for line in controller)
+            assert any("controller_starting" in line and "prefix=kept-attach" in line for line in controller)
             assert any("job_launched" in line and "simple" in line for line in controller)
-            workers = sorted((sup.run_dir / "logs" / "vms").glob("kept-*.jsonl"))
+            workers = sorted((sup.run_dir / "logs" / "vms").glob("kept-attach-*.jsonl"))
             assert workers and all(_lines(p) for p in workers)
             assert not sup.find("cluster_stopped")
         assert all(p.is_running() for p in kept), "attaching stopped nothing"
     finally:
-        _stop_kept("kept")
+        _stop_kept("kept-attach")
 
 
 def test_the_kept_clusters_socket_is_private_and_no_port_is_open(tmp_path: Path) -> None:
@@ -68,8 +68,8 @@ def test_the_kept_clusters_socket_is_private_and_no_port_is_open(tmp_path: Path)
         directory = Path(address.removeprefix("unix:")).parent
         info = os.lstat(directory)
         assert stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
-        kept = processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", "kept")
+        kept = processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", "kept-attach")
         assert kept and all(p.net_connections(kind="inet") == [] for p in kept), "no TCP or UDP socket"
     finally:
-        _stop_kept("kept")
+        _stop_kept("kept-attach")
     assert not directory.exists(), "the cluster removes its socket directory when it stops"
