@@ -92,7 +92,8 @@ class VmHost:
 
     @property
     def key(self) -> str:
-        """Stable identity: `controller`, `<vm>` or `<vm>:<host>` (the child is `stream:<key>`)."""
+        """Stable identity: `controller`, `<vm>` or `<vm>:<host>` (a worker's child is `stream:<key>`;
+        the controller's is `stream:controller@<vm>`, see supervisor.streams.stream_name)."""
         if self.role is Role.CONTROLLER:
             return "controller"
         return f"{self.vm}:{self.host}" if self.multi_host else self.vm
