@@ -41,6 +41,13 @@ class FailureReason(enum.StrEnum):
     ARTEFACT_WRITE_FAILED = "artefact_write_failed"
     # The controller does not speak the API we know (a method it lacks, a field missing).
     IRIS_API_MISMATCH = "iris_api_mismatch"
+    # Seeing nothing is not a pass: a stream up for the whole window with no line, every
+    # stream failed, discovery that never (or no longer) lists hosts.
+    STREAM_NO_DATA = "stream_no_data"
+    STREAMS_FAILED = "streams_failed"
+    DISCOVERY_FAILED = "discovery_failed"
+    # More hosts than `streams.max_streams`: some hosts were not observed at all.
+    HOSTS_OVER_LIMIT = "hosts_over_limit"
 
 
 # Which outcome wins when several reasons are present: the most severe first.
@@ -60,6 +67,10 @@ REASON_OUTCOME: dict[FailureReason, Outcome] = {
     FailureReason.INTERNAL_ERROR: Outcome.ERROR,
     FailureReason.ARTEFACT_WRITE_FAILED: Outcome.ERROR,
     FailureReason.IRIS_API_MISMATCH: Outcome.ERROR,
+    FailureReason.STREAM_NO_DATA: Outcome.FAILED,
+    FailureReason.STREAMS_FAILED: Outcome.FAILED,
+    FailureReason.DISCOVERY_FAILED: Outcome.FAILED,
+    FailureReason.HOSTS_OVER_LIMIT: Outcome.FAILED,
 }
 
 

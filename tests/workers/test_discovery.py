@@ -26,9 +26,10 @@ def test_discovery_sends_controller_and_workers_then_a_new_slice_with_hosts_0_to
         body = child.wait_message(Kind.HOSTS, timeout_s=10, match=lambda b: len(b["hosts"]) >= 2)
         assert body["ok"] is True
         by_vm = {h["vm"]: h for h in body["hosts"]}
+        host, port = cluster.rsplit(":", 1)
         assert by_vm["local-controller"] == {
-            "vm": "local-controller", "host": 0, "role": "controller", "address": cluster, "zone": "",
-            "container": "iris-controller", "slice": "", "hosts_in_vm": 1,
+            "vm": "local-controller", "host": 0, "role": "controller", "address": host, "service_port": int(port),
+            "zone": "", "container": "iris-controller", "slice": "", "hosts_in_vm": 1,
         }  # fmt: skip
         cpu = by_vm["local-cpu-0-w0"]
         assert (cpu["role"], cpu["container"], cpu["zone"], cpu["slice"]) == (
