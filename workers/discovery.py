@@ -116,6 +116,11 @@ def hosts_from(workers: list[Worker], prefix: str, address: str, log: Any) -> li
     return hosts
 
 
+def send_listing(ctx: ChildContext, hosts: list[dict[str, Any]], listing: int) -> None:
+    for body in host_parts(hosts, listing):
+        ctx.channel.send(Kind.HOSTS, **body)
+
+
 def main(ctx: ChildContext) -> int:
     address = ctx.args["target"].address
     prefix = str(ctx.args["prefix"])
@@ -142,8 +147,7 @@ def main(ctx: ChildContext) -> int:
                 failed = 0
                 ctx.channel.send(Kind.PROGRESS, failed_listings=0)
             hosts = hosts_from(workers, prefix, address, ctx.log)
-            for body in host_parts(hosts, listing):
-                ctx.channel.send(Kind.HOSTS, **body)
+            send_listing(ctx, hosts, listing)
             if sent is None:
                 ctx.channel.send(Kind.READY, hosts=len(hosts))
             if hosts != sent:
