@@ -181,11 +181,11 @@ class StreamChild:
     def _write(self, batch: bytes) -> None:
         """Whole records up to the cap; the first that does not fit caps the stream."""
         room = self.spec.max_bytes - self.out.size
-        if len(batch) > room:
-            batch = batch[: batch.rfind(b"\n", 0, max(0, room)) + 1]
+        fits = batch if len(batch) <= room else batch[: batch.rfind(b"\n", 0, max(0, room)) + 1]
+        if fits:
+            self.out.write(fits)
+        if len(fits) < len(batch):
             self._cap()
-        if batch:
-            self.out.write(batch)
 
     def _cap(self) -> None:
         if not self.capped:
