@@ -12,6 +12,9 @@ class ChildExit(enum.IntEnum):
     ERROR = 1
     PARENT_GONE = 3
     CRASHED = 70  # EX_SOFTWARE: an exception escaped the entrypoint
+    # EX_OSERR: never started: fork or its pipe failed (EMFILE, EAGAIN, ENOMEM). Set by the
+    # supervisor, not by a child, so the restart policy treats it like any failed start.
+    SPAWN_FAILED = 71
     DISK_FULL = 74  # EX_IOERR: no space (or quota) left where it writes; worth a retry later
     CONFIG = 78  # EX_CONFIG: do not restart
     DEADLINE = 124

@@ -7,6 +7,7 @@ so lines never mix. The supervisor reads every pipe from one poll loop and never
 
 import enum
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,9 @@ import orjson
 
 # A message is a short fact; anything bigger is a protocol error, not a reason to buffer.
 MAX_MESSAGE_BYTES = 1 << 20
+# A host entry is a handful of validated names (<= 63 characters each) and an address
+# (<= 253): under 1 KiB encoded, so this many stay well under MAX_MESSAGE_BYTES.
+HOSTS_PER_MESSAGE = 500
 
 
 class Kind(enum.StrEnum):
@@ -81,3 +85,44 @@ class MessageReader:
             except (orjson.JSONDecodeError, KeyError, ValueError) as exc:
                 raise ProtocolError(f"bad message: {line[:80]!r}") from exc
         return messages
+
+
+def host_parts(hosts: Sequence[Any], listing: int) -> Iterator[dict[str, Any]]:
+    """One listing as the bodies of consecutive HOSTS messages: `part` of `parts`, in order.
+
+    A listing of any size fits: 10,000 hosts in one message were over MAX_MESSAGE_BYTES, so
+    the supervisor dropped every listing and started no stream at all.
+    """
+    parts = max(1, -(-len(hosts) // HOSTS_PER_MESSAGE))
+    for part in range(parts):
+        chunk = hosts[part * HOSTS_PER_MESSAGE : (part + 1) * HOSTS_PER_MESSAGE]
+        yield {"hosts": list(chunk), "listing": listing, "part": part, "parts": parts, "ok": True}
+
+
+class HostsAssembler:
+    """The supervisor's end: whole listings from HOSTS parts.
+
+    A pipe keeps the parts in order, so a part other than the next expected one means the
+    sender restarted mid-listing: the partial listing is dropped and the next `part == 0`
+    starts afresh. A body without `parts` is a whole listing (one message).
+    """
+
+    def __init__(self) -> None:
+        self._listing: Any = None
+        self._next_part = 0
+        self._hosts: list[Any] = []
+
+    def feed(self, body: dict[str, Any]) -> list[Any] | None:
+        """Add one part; return the whole listing when this was its last part."""
+        part, parts = int(body.get("part", 0)), int(body.get("parts", 1))
+        if part == 0:
+            self._listing, self._hosts = body.get("listing"), []
+        elif (body.get("listing"), part) != (self._listing, self._next_part):
+            self._listing, self._next_part, self._hosts = None, 0, []
+            return None
+        self._hosts += body.get("hosts", [])
+        self._next_part = part + 1
+        if self._next_part < parts:
+            return None
+        whole, self._listing, self._next_part, self._hosts = self._hosts, None, 0, []
+        return whole

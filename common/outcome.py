@@ -43,6 +43,13 @@ class FailureReason(enum.StrEnum):
     IRIS_API_MISMATCH = "iris_api_mismatch"
     # A job on the run's own embedded cluster that the run did not submit (workers/foreign_jobs.py).
     FOREIGN_JOB = "foreign_job"
+    # Seeing nothing is not a pass: a stream up for the whole window with no line, every
+    # stream failed, discovery that never (or no longer) lists hosts.
+    STREAM_NO_DATA = "stream_no_data"
+    STREAMS_FAILED = "streams_failed"
+    DISCOVERY_FAILED = "discovery_failed"
+    # More hosts than `streams.max_streams`: some hosts were not observed at all.
+    HOSTS_OVER_LIMIT = "hosts_over_limit"
 
 
 # Which outcome wins when several reasons are present: the most severe first.
@@ -63,6 +70,10 @@ REASON_OUTCOME: dict[FailureReason, Outcome] = {
     FailureReason.ARTEFACT_WRITE_FAILED: Outcome.ERROR,
     FailureReason.IRIS_API_MISMATCH: Outcome.ERROR,
     FailureReason.FOREIGN_JOB: Outcome.FAILED,
+    FailureReason.STREAM_NO_DATA: Outcome.FAILED,
+    FailureReason.STREAMS_FAILED: Outcome.FAILED,
+    FailureReason.DISCOVERY_FAILED: Outcome.FAILED,
+    FailureReason.HOSTS_OVER_LIMIT: Outcome.FAILED,
 }
 
 

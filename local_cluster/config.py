@@ -52,6 +52,9 @@ class ClusterSettings:
     backoff_base_s: float = 1.0
     backoff_max_s: float = 30.0
     seed: int = 0  # for the fault injection's random draws
+    # Fault injection: ListWorkers answers RESOURCE_EXHAUSTED, as a reply over gRPC's
+    # message size does on a cluster with thousands of workers.
+    fail_list_workers: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,15 @@ def _settings(raw: dict[str, Any]) -> ClusterSettings:
         backoff_base_s=_number(raw, "backoff_base_s", "cluster", d.backoff_base_s, 0.0),
         backoff_max_s=_number(raw, "backoff_max_s", "cluster", d.backoff_max_s, 0.0),
         seed=_int(raw, "seed", "cluster", d.seed, 0),
+        fail_list_workers=_bool(raw, "fail_list_workers", "cluster", d.fail_list_workers),
     )
+
+
+def _bool(raw: dict[str, Any], key: str, where: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}.{key}", f"must be true or false, got {value!r}")
+    return value
 
 
 def _fault(raw: dict[str, Any], where: str) -> FaultConfig:

@@ -60,6 +60,8 @@ class ControllerService(pb_grpc.ControllerServiceServicer):
             return pb.GetTaskLogsResponse(lines=[convert.log_line_to_pb(ns, text) for ns, text in lines])
 
     def ListWorkers(self, request: pb.ListWorkersRequest, context: grpc.ServicerContext) -> pb.ListWorkersResponse:
+        if self._c.config.cluster.fail_list_workers:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "injected fault: cluster.fail_list_workers")
         with self._call(context) as c:
             return pb.ListWorkersResponse(workers=[convert.worker_to_pb(w, self._wall) for w in c.workers.values()])
 

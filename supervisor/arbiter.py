@@ -16,6 +16,7 @@ Design, in the order things happen:
 """
 
 import contextlib
+import errno
 import importlib
 import os
 import random
@@ -118,16 +119,30 @@ class Supervisor:
             grace_s=self._grace(spec) / 2,
             log_level=self.log_level,
         )
-        pid, fd = fork_child(launch)
-        record.pid, record.started_at = pid, self.clock()
         record.starts += 1
         record.restart_at = None
+        try:
+            pid, fd = fork_child(launch)
+        except OSError as exc:
+            self._spawn_failed(record, exc)
+            return
+        record.pid, record.started_at = pid, self.clock()
         record.reader = type(record.reader)()
         self._by_pid[pid] = record
         self._pipes.attach(record, fd)
         self.counts.spawned += 1
         self.log.info("child_started", child=spec.name, child_pid=pid, attempt=record.starts, child_role=spec.role)
         self._transition(record, ChildState.STARTING)
+
+    def _spawn_failed(self, record: ChildRecord, exc: OSError) -> None:
+        """No process, no pipe (EMFILE, EAGAIN, ENOMEM): a start that failed at once. The
+        restart policy decides as for any failed start; a critical child fails the run."""
+        record.started_at = self.clock()
+        self.log.error(
+            "child_spawn_failed", child=record.name, attempt=record.starts,
+            errno=errno.errorcode.get(exc.errno or 0, str(exc.errno)), error=exc.strerror,
+        )  # fmt: skip
+        self._child_exited(record, ChildExit.SPAWN_FAILED)
 
     def respawn(self, record: ChildRecord) -> None:
         """Start a finished child again (a VM that left discovery and came back)."""

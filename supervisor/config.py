@@ -66,6 +66,34 @@ class StreamSettings:
     stale_after_s: float = 300.0
     remote_command: str = "sudo docker logs -f --timestamps {since} {container}"
     gone_grace_s: float = 30.0
+    # One child (~3 MiB) and a few fds per stream: more hosts than this get no stream
+    # (`hosts_over_limit`) instead of exhausting the bastion.
+    max_streams: int = 256
+    # Bytes one stream may write to its file, and the whole run; each stream gets at most
+    # max_run_bytes / max_streams, so the run's total stays bounded (a flood wrote 778 MB in 4 s).
+    max_stream_bytes: int = 512 << 20
+    max_run_bytes: int = 32 << 30
+
+    @property
+    def bytes_per_stream(self) -> int:
+        return min(self.max_stream_bytes, self.max_run_bytes // self.max_streams)
+
+
+class Policy(enum.StrEnum):
+    """What a verdict rule does when it bites: fail the run, or only log a warning."""
+
+    FAIL = "fail"
+    WARN = "warn"
+
+
+@dataclass(frozen=True)
+class VerdictSettings:
+    # A stream up for the whole observation window that delivered no line (stream_no_data).
+    silent_streams: Policy = Policy.FAIL
+    # Hosts left without a stream by streams.max_streams (hosts_over_limit).
+    hosts_over_limit: Policy = Policy.FAIL
+    # Consecutive failed host listings that fail the run (discovery_failed).
+    discovery_max_failures: int = 6
 
 
 @dataclass(frozen=True)
@@ -115,6 +143,7 @@ class RunConfig:
     streams: StreamSettings = field(default_factory=StreamSettings)
     ssh: SshSettings = field(default_factory=SshSettings)
     iris: IrisSettings = field(default_factory=IrisSettings)
+    verdict: VerdictSettings = field(default_factory=VerdictSettings)
 
     @property
     def discovery_every_s(self) -> float:
@@ -280,9 +309,28 @@ def _streams(reader: _Reader) -> StreamSettings:
         stale_after_s=reader.number("stale_after_s", 300.0),
         remote_command=reader.string("remote_command", StreamSettings.remote_command),
         gone_grace_s=reader.number("gone_grace_s", 30.0, exclusive=False),
+        max_streams=reader.integer("max_streams", StreamSettings.max_streams, 1),
+        max_stream_bytes=reader.integer("max_stream_bytes", StreamSettings.max_stream_bytes, 4096),
+        max_run_bytes=reader.integer("max_run_bytes", StreamSettings.max_run_bytes, 4096),
     )
+    if settings.bytes_per_stream < 4096:
+        raise ConfigError(
+            f"streams.max_run_bytes: must be >= 4096 x max_streams ({4096 * settings.max_streams}), "
+            f"got {settings.max_run_bytes}"
+        )
     if "{container}" not in settings.remote_command:
         raise ConfigError("streams.remote_command: must contain {container}")
+    reader.done()
+    return settings
+
+
+def _verdict(reader: _Reader) -> VerdictSettings:
+    policies = tuple(Policy)
+    settings = VerdictSettings(
+        silent_streams=Policy(reader.string("silent_streams", VerdictSettings.silent_streams, choices=policies)),
+        hosts_over_limit=Policy(reader.string("hosts_over_limit", VerdictSettings.hosts_over_limit, choices=policies)),
+        discovery_max_failures=reader.integer("discovery_max_failures", VerdictSettings.discovery_max_failures, 1),
+    )
     reader.done()
     return settings
 
@@ -308,6 +356,7 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
         streams=_streams(root.table_of("streams")),
         ssh=_ssh(root.table_of("ssh")),
         iris=_iris(root.table_of("iris")),
+        verdict=_verdict(root.table_of("verdict")),
     )
     for reader in (run, cluster, root):
         reader.done()

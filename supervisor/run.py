@@ -9,6 +9,7 @@ then the verdict, whatever happened in between (an exception included).
 
 import argparse
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -74,6 +75,8 @@ class SmokeWork:
         with phase(log, "tests"):
             smoke.phase = "tests"
             smoke.run_tests()
+        if sup.stop_reason is None:
+            smoke.streams.close_window()  # a stopped run observed no whole window
         if sup.stop_reason in (None, FailureReason.DEADLINE_EXCEEDED):
             with phase(log, "diagnostics"):
                 smoke.phase = "diagnostics"
@@ -97,6 +100,7 @@ def supervised(
     """Run `work` under one supervisor; always stop and audit everything; write the verdict."""
     log = logs.get_logger()
     linux.set_child_subreaper()
+    raise_fd_limit(log)
     verdict = Verdict(run_id=run_id, started_unix=time.time(), timeout_s=round(deadline.remaining(), 3))
     log.info("run_started", run_dir=str(run_dir), timeout_s=verdict.timeout_s, argv=sys.argv[1:])
     with Supervisor(run_id, run_dir, deadline, stop_grace_s=stop_grace_s, log_level=log_level) as sup:
@@ -118,6 +122,28 @@ def supervised(
         verdict.extra = extra
     _write_artefacts(verdict, run_dir, log)
     return verdict
+
+
+def raise_fd_limit(log: Any) -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit: the supervisor holds a pipe per child, and
+    a bastion's usual soft 1024 (or a `ulimit -n 120`) runs out long before the streams do.
+    An unlimited hard limit is capped at fs.nr_open, the most setrlimit accepts."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else _nr_open()
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("fd_limit_not_raised", soft=soft, hard=hard, error=str(exc))
+            return
+    log.info("fd_limit", old_soft=soft, soft=resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard=hard)
+
+
+def _nr_open() -> int:
+    try:
+        return int(Path("/proc/sys/fs/nr_open").read_text())
+    except (OSError, ValueError):
+        return 1 << 20  # the kernel's default fs.nr_open
 
 
 def _write_artefacts(verdict: Verdict, run_dir: Path, log: Any) -> None:

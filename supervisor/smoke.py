@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.controller_target import ControllerTarget
-from common.messages import Kind, Message
+from common.messages import HostsAssembler, Kind, Message
 from common.outcome import FailureReason
 from supervisor import leftovers
 from supervisor.arbiter import Supervisor
 from supervisor.children import ChildRecord, ChildSpec
-from supervisor.config import ClusterKind
+from supervisor.config import ClusterKind, Policy
 from supervisor.preflight import RunPlan
 from supervisor.progress import Progress
 from supervisor.restart import RestartMode, RestartPolicy
@@ -55,10 +55,17 @@ class SmokeRun:
     api_mismatch: dict[str, Any] | None = None
     foreign_jobs: list[dict[str, Any]] = field(default_factory=list)
     phase: str = "preflight"
+    listings: int = 0  # whole host listings received from discovery
+    failed_listings: int = 0  # consecutive, as discovery last reported
+    most_failed_listings: int = 0
 
     def __post_init__(self) -> None:
         self.config = self.plan.config
-        self.streams = StreamManager(self.sup, self._stream_spec, self.config.streams.gone_grace_s, self.sup.clock)
+        self.streams = StreamManager(
+            self.sup, self._stream_spec, self.config.streams.gone_grace_s, self.sup.clock,
+            max_streams=self.config.streams.max_streams,
+        )  # fmt: skip
+        self._host_parts = HostsAssembler()
         self.progress = Progress(self.sup.deadline, self.describe)
         self.sup.on_message = self._on_message
 
@@ -87,7 +94,13 @@ class SmokeRun:
         elif role == "cluster" and kind is Kind.PROGRESS:
             self.foreign_jobs += list(body.get("foreign_jobs", []))
         elif role == "discovery" and kind is Kind.HOSTS:
-            self.streams.update(list(body.get("hosts", [])))
+            hosts = self._host_parts.feed(body)
+            if hosts is not None:
+                self.listings += 1
+                self.streams.update(hosts)
+        elif role == "discovery" and kind is Kind.PROGRESS and "failed_listings" in body:
+            self.failed_listings = int(body["failed_listings"])
+            self.most_failed_listings = max(self.most_failed_listings, self.failed_listings)
         elif role == "tests" and kind is Kind.RESULT:
             self.results[str(body["test"])] = body
         elif role == "diagnostics" and kind is Kind.RESULT:
@@ -265,6 +278,7 @@ class SmokeRun:
             | {
                 "transport": self._transport(),
                 "max_line_bytes": self.config.streams.max_line_bytes,
+                "max_bytes": self.config.streams.bytes_per_stream,
                 "stale_after_s": self.config.streams.stale_after_s,
                 "progress_interval_s": STREAM_PROGRESS_S,
             },
@@ -293,6 +307,26 @@ class SmokeRun:
             reasons.append(FailureReason.TEST_FAILED)
         if self.foreign_jobs:
             reasons.append(FailureReason.FOREIGN_JOB)
+        return reasons + self._observation_failures()
+
+    def _observation_failures(self) -> list[FailureReason]:
+        """Seeing nothing, or less than everything, is not a pass (docs: "A verdict on what was seen")."""
+        reasons, verdict, log = [], self.config.verdict, self.sup.log
+        discovery = self.sup.children.get("discovery")
+        never_listed = discovery is not None and self.listings == 0 and self.sup.stop_reason is None
+        if never_listed or self.most_failed_listings >= verdict.discovery_max_failures:
+            log.error("discovery_kept_failing", listings=self.listings, most_failed_in_a_row=self.most_failed_listings,
+                      max_failures=verdict.discovery_max_failures)  # fmt: skip
+            reasons.append(FailureReason.DISCOVERY_FAILED)
+        if self.streams.all_failed():
+            log.error("streams_all_failed", streams=len(self.streams.records()))
+            reasons.append(FailureReason.STREAMS_FAILED)
+        for name in self.streams.silent():
+            log.warning("stream_no_data", child=name, policy=verdict.silent_streams)
+        if self.streams.silent() and verdict.silent_streams is Policy.FAIL:
+            reasons.append(FailureReason.STREAM_NO_DATA)
+        if self.streams.most_over_limit and verdict.hosts_over_limit is Policy.FAIL:
+            reasons.append(FailureReason.HOSTS_OVER_LIMIT)
         return reasons
 
     def test_results(self) -> list[dict[str, Any]]:
@@ -312,7 +346,7 @@ class SmokeRun:
         return results
 
     def stream_stats(self) -> list[dict[str, Any]]:
-        stats = []
+        stats, silent = [], set(self.streams.silent())
         for record in self.streams.records():
             host: Mapping[str, Any] = self.streams.hosts.get(record.name, {})
             numbers = record.last.get("stats") or record.last.get("progress") or {}
@@ -324,6 +358,7 @@ class SmokeRun:
                     "role": host.get("role"),
                     "state": record.state,
                     "starts": record.starts,
+                    "no_data": record.name in silent,
                     **numbers,
                 }
             )
@@ -345,6 +380,12 @@ class SmokeRun:
             "foreign_jobs": self.foreign_jobs,
             "tests": self.test_results(),
             "streams": self.stream_stats(),
+            "observation": {
+                "host_listings": self.listings,
+                "most_failed_listings_in_a_row": self.most_failed_listings,
+                "hosts_over_limit": self.streams.most_over_limit,
+                "silent_streams": self.streams.silent(),
+            },
             "autoscaler_actions": autoscaler.get("recent_actions", []) if isinstance(autoscaler, dict) else [],
             "api_mismatch": self.api_mismatch,
             "diagnostics": diagnostics,

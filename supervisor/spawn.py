@@ -5,6 +5,10 @@ safe only because this process holds no gRPC object and runs no thread: a forked
 of a running gRPC core or of a lock held by another thread deadlocks. `gc.freeze()`
 moves every existing object out of the collector's reach, so the child's first
 collection does not write to (and so copy) every page the parent owns.
+
+Either system call can fail for want of resources (`pipe2`: EMFILE, ENFILE; `fork`:
+EAGAIN at RLIMIT_NPROC or the pid limit, ENOMEM): the OSError reaches the caller with
+nothing left open, and the supervisor treats it as that child failing to start.
 """
 
 import gc
@@ -20,7 +24,13 @@ def fork_child(launch: Launch) -> tuple[int, int]:
     sys.stdout.flush()
     sys.stderr.flush()
     gc.freeze()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        gc.unfreeze()
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
     if pid == 0:
         os.close(read_fd)
         child_main(launch, write_fd)

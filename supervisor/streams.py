@@ -7,6 +7,17 @@ the controller restarts, and a stream that is stopped and started again costs a
 reconnect. Only a host gone for longer than `gone_grace_s` has its stream stopped; its
 file stays. A host that comes back after that gets its stream again, appending to the
 same file.
+
+At most `max_streams` streams are live (not retired) at once: a host beyond the cap gets
+no stream, and how many hosts are left without one is logged (`hosts_over_limit`)
+whenever that number changes; the most seen is kept for the verdict. Hosts are taken in
+listing order, so the controller (listed first) always has its stream.
+
+The observation window, for "seeing nothing is a failure": it ends when the tests phase
+ends (`close_window`). A stream counts as up for the whole window when its child was not
+finished then (running, starting or in backoff) and its host never left a listing
+(`host_gone`) while it had a stream. Such a stream that delivered no line by its final
+stats is silent (`silent`).
 """
 
 from collections.abc import Callable, Mapping
@@ -15,7 +26,7 @@ from typing import Any
 
 from common.deadline import Clock
 from supervisor.arbiter import Supervisor
-from supervisor.children import ChildRecord, ChildSpec
+from supervisor.children import ChildRecord, ChildSpec, ChildState
 
 Host = Mapping[str, Any]
 
@@ -40,17 +51,26 @@ class StreamManager:
     spec_for: Callable[[Host], ChildSpec]
     gone_grace_s: float
     clock: Clock
+    max_streams: int = 256
     gone_since: dict[str, float | None] = field(default_factory=dict)
     hosts: dict[str, Host] = field(default_factory=dict)
     retired: set[str] = field(default_factory=set)
+    ever_gone: set[str] = field(default_factory=set)
+    over_limit: int = 0  # hosts without a stream in the latest listing
+    most_over_limit: int = 0
+    window: frozenset[str] | None = None
 
     def update(self, hosts: list[Host]) -> None:
         now = self.clock()
         present = {stream_name(h): h for h in hosts}
+        left_out = 0
         for name, host in present.items():
+            record = self.supervisor.children.get(name)
+            if (record is None or name in self.retired) and self._live() >= self.max_streams:
+                left_out += 1
+                continue
             self.gone_since[name] = None
             self.hosts[name] = host
-            record = self.supervisor.children.get(name)
             if record is None:
                 self.supervisor.add(self.spec_for(host))
             elif name in self.retired and record.finished:
@@ -60,7 +80,31 @@ class StreamManager:
         for name, since in self.gone_since.items():
             if name not in present and since is None:
                 self.gone_since[name] = now
+                self.ever_gone.add(name)
                 self.supervisor.log.info("host_gone", child=name, grace_s=self.gone_grace_s)
+        self._count_left_out(left_out, len(present))
+
+    def _live(self) -> int:
+        return sum(name not in self.retired for name in self.gone_since)
+
+    def _count_left_out(self, left_out: int, listed: int) -> None:
+        if left_out != self.over_limit:
+            self.supervisor.log.warning("hosts_over_limit", hosts=left_out, listed=listed, max_streams=self.max_streams)
+        self.over_limit = left_out
+        self.most_over_limit = max(self.most_over_limit, left_out)
+
+    def close_window(self) -> None:
+        """The tests phase ended: remember which streams were up for the whole window."""
+        self.window = frozenset(r.name for r in self.records() if not r.finished and r.name not in self.ever_gone)
+
+    def silent(self) -> list[str]:
+        """Streams up for the whole window that delivered no line (empty before `close_window`)."""
+        by_name = self.supervisor.children
+        return sorted(name for name in self.window or () if not _delivered(by_name[name]))
+
+    def all_failed(self) -> bool:
+        records = self.records()
+        return bool(records) and all(r.state is ChildState.FAILED for r in records)
 
     def expire(self) -> None:
         """Stop the streams of hosts gone for longer than the grace."""
@@ -89,3 +133,9 @@ class StreamManager:
 
     def records(self) -> list[ChildRecord]:
         return [r for name, r in self.supervisor.children.items() if name in self.gone_since]
+
+
+def _delivered(record: ChildRecord) -> bool:
+    """Whether a stream wrote any line: its file's next `seq` (across restarts), else its counters."""
+    stats, progress = record.last.get("stats", {}), record.last.get("progress", {})
+    return int(stats.get("next_seq", 0)) > 0 or int(stats.get("lines", 0)) > 0 or int(progress.get("lines", 0)) > 0

@@ -8,6 +8,17 @@ and a lost or duplicated message cannot leave it with a wrong picture. Workers t
 controller still lists but calls unhealthy stay in the set, so their streams keep going
 and capture why they died. A failed listing sends nothing (the supervisor keeps its
 existing streams) and is retried at the next interval; READY follows the first success.
+Every failure, and the first success after failures, is reported as PROGRESS with the
+count of consecutive failed listings (`failed_listings`): the verdict fails a run whose
+discovery keeps failing (`discovery_failed`), never only warns.
+
+A listing of any size is sent as consecutive HOSTS parts (`messages.host_parts`), each
+under the message size limit.
+
+An address reaches ssh as its host only: a worker's or controller's address is
+`host:port` (`[v6]:port` for IPv6), where the port is its RPC port, not sshd's; handed
+whole to ssh it would be taken as a host name that resolves nowhere. `split_address`
+keeps the host in `address` and the port in `service_port`; ssh uses `[ssh] port`.
 
 Every VM and slice name ends up in a command line (a local argv, an ssh command), so
 names that fail `workers.hosts.validate_name` are dropped and logged
@@ -18,10 +29,10 @@ import urllib.parse
 from typing import Any
 
 from common.child_exit import ChildExit
-from common.messages import Kind
+from common.messages import Kind, host_parts
 from workers.controller import polling
 from workers.controller.model import ControllerError, Worker
-from workers.hosts import HostileNameError, Role, validate_name
+from workers.hosts import HostileNameError, Role, validate_address, validate_name
 from workers.runtime import ChildContext
 
 DISCOVERY_INTERVAL_S = 10.0
@@ -29,12 +40,39 @@ CONTROLLER_CONTAINER = "iris-controller"
 WORKER_CONTAINER = "iris-worker"
 
 
+def split_address(field: str, address: str) -> tuple[str, int | None]:
+    """`host`, `host:port`, `[v6]:port` or a bare IPv6 literal -> (host, port or None).
+
+    Raises HostileNameError naming `field` for a host that may not reach a command line
+    or a port that is not one.
+    """
+    host, port = address, ""
+    if not address:
+        return "", None  # no address listed: nothing to hand to ssh, and nothing hostile
+    if address.startswith("["):
+        host, bracket, rest = address[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise HostileNameError(field, address)
+        port = rest[1:]
+    elif address.count(":") == 1:  # two or more: a bare IPv6 literal, which has no port
+        host, _, port = address.partition(":")
+    if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise HostileNameError(field, address)
+    return validate_address(field, host), int(port) if port else None
+
+
+def _address_fields(field: str, address: str) -> dict[str, Any]:
+    host, port = split_address(field, address)
+    return {"address": host, "service_port": port}
+
+
 def controller_host(prefix: str, address: str) -> dict[str, Any]:
+    netloc = _vm_address(address)
     return {
         "vm": f"{prefix}-controller",
         "host": 0,
         "role": Role.CONTROLLER,
-        "address": _vm_address(address),
+        **_address_fields("controller address", netloc),
         "zone": "",
         "container": CONTROLLER_CONTAINER,
         "slice": "",
@@ -66,7 +104,7 @@ def worker_host(worker: Worker) -> dict[str, Any]:
         "host": 0,
         "slice_host": index or 0,
         "role": Role.WORKER,
-        "address": worker.address,
+        **_address_fields("address", worker.address),
         "zone": validate_name("zone", zone) if zone else "",
         "container": WORKER_CONTAINER,
         "slice": validate_name("slice", slice_id) if slice_id else "",
@@ -85,6 +123,11 @@ def hosts_from(workers: list[Worker], prefix: str, address: str, log: Any) -> li
     return hosts
 
 
+def send_listing(ctx: ChildContext, hosts: list[dict[str, Any]], listing: int) -> None:
+    for body in host_parts(hosts, listing):
+        ctx.channel.send(Kind.HOSTS, **body)
+
+
 def main(ctx: ChildContext) -> int:
     address = ctx.args["target"].address
     prefix = str(ctx.args["prefix"])
@@ -96,16 +139,22 @@ def main(ctx: ChildContext) -> int:
     interval_s = float(ctx.args.get("interval_s", DISCOVERY_INTERVAL_S))
     outage = polling.outage_for(ctx)
     sent: list[dict[str, Any]] | None = None
+    failed = 0
     with polling.connect(ctx) as controller:
-        for _ in polling.poll_every(ctx, interval_s):
+        for listing in polling.poll_every(ctx, interval_s):
             try:
                 workers = controller.list_workers()
             except ControllerError as exc:
-                polling.call_failed(ctx, outage, "discovery_failed", exc)
+                failed += 1
+                polling.call_failed(ctx, outage, "discovery_failed", exc, failed_listings=failed)
+                ctx.channel.send(Kind.PROGRESS, failed_listings=failed)
                 continue
             polling.call_succeeded(ctx, outage)
+            if failed:
+                failed = 0
+                ctx.channel.send(Kind.PROGRESS, failed_listings=0)
             hosts = hosts_from(workers, prefix, address, ctx.log)
-            ctx.channel.send(Kind.HOSTS, hosts=hosts, ok=True)
+            send_listing(ctx, hosts, listing)
             if sent is None:
                 ctx.channel.send(Kind.READY, hosts=len(hosts))
             if hosts != sent:

@@ -25,9 +25,9 @@ from pathlib import PurePosixPath
 # re.ASCII so \d-like classes stay ASCII; fullmatch so a trailing "\n" does not slip
 # through the way `$` would let it.
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}", re.ASCII)
-# Addresses are hostnames or IPv4/IPv6 literals: no leading "-" (ssh would read an
-# option), no whitespace, no shell metacharacters.
-ADDRESS_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_-]{0,252}", re.ASCII)
+# Addresses are hostnames or IPv4/IPv6 literals (`::1` starts with a colon): no leading
+# "-" (ssh would read an option), no whitespace, no shell metacharacters.
+ADDRESS_PATTERN = re.compile(r"[A-Za-z0-9:][A-Za-z0-9.:_-]{0,252}", re.ASCII)
 MAX_HOSTS_PER_VM = 1024
 
 

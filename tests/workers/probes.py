@@ -11,7 +11,7 @@ from common.child_exit import ChildExit
 from common.messages import Kind
 from workers.controller import polling
 from workers.controller.model import Worker
-from workers.discovery import hosts_from
+from workers.discovery import hosts_from, send_listing
 from workers.runtime import ChildContext
 from workers.smoke_tests.suite import custom_test
 
@@ -41,4 +41,15 @@ def discovery_hosts(ctx: ChildContext) -> int:
     """args: workers [{worker_id, vm_name, address, attributes}]; RESULT hosts = discovery's set for them."""
     workers = [Worker(healthy=True, **w) for w in ctx.args["workers"]]
     ctx.channel.send(Kind.RESULT, hosts=hosts_from(workers, "local", "127.0.0.1:1", ctx.log))
+    return ChildExit.OK
+
+
+def discovery_listing(ctx: ChildContext) -> int:
+    """args: workers (count); discovery's HOSTS messages for that many workers, as it sends them."""
+    workers = [
+        Worker(worker_id=f"w{i:05d}", vm_name=f"local-cpu-{i}-w0", address=f"10.{i >> 8 & 255}.{i & 255}.1:10001",
+               healthy=True, attributes={"tpu-name": f"local-cpu-{i}", "region": "local"})
+        for i in range(int(ctx.args["workers"]))
+    ]  # fmt: skip
+    send_listing(ctx, hosts_from(workers, "local", "127.0.0.1:1", ctx.log), 0)
     return ChildExit.OK

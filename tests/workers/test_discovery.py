@@ -3,10 +3,16 @@
 from pathlib import Path
 from typing import Any
 
-from common.messages import Kind
+import pytest
+
+from common.messages import HostsAssembler, Kind
 from tests.helpers.forked import forked_child, run_to_end
 from tests.helpers.waiting import wait_for
 from tests.workers.conftest import embedded, launch_jobs
+from workers.controller.model import Worker
+from workers.discovery import split_address, worker_host
+from workers.hosts import HostileNameError
+from workers.stream.spec import parse_spec
 
 STOP_WITHIN_S = 1.5
 
@@ -27,8 +33,8 @@ def test_discovery_sends_controller_and_workers_then_a_new_slice_with_hosts_0_to
         assert body["ok"] is True
         by_vm = {h["vm"]: h for h in body["hosts"]}
         assert by_vm["local-controller"] == {
-            "vm": "local-controller", "host": 0, "role": "controller", "address": "localhost", "zone": "",
-            "container": "iris-controller", "slice": "", "hosts_in_vm": 1,
+            "vm": "local-controller", "host": 0, "role": "controller", "address": "localhost", "service_port": None,
+            "zone": "", "container": "iris-controller", "slice": "", "hosts_in_vm": 1,
         }  # fmt: skip
         cpu = by_vm["local-cpu-0-w0"]
         assert (cpu["role"], cpu["container"], cpu["zone"], cpu["slice"]) == (
@@ -57,11 +63,14 @@ def test_discovery_logs_failures_sends_no_hosts_and_reports_a_long_outage(tmp_pa
     """No controller: each failed listing is an event with its code; no HOSTS; a long outage is reported once."""
     args = {"target": embedded("127.0.0.1:1"), "prefix": "local", "interval_s": 0.05, "unavailable_report_s": 0.3}
     with forked_child("workers.discovery:main", args, tmp_path / "run", name="discovery") as child:
-        report = child.wait_message(Kind.PROGRESS, timeout_s=5)
+        report = child.wait_message(Kind.PROGRESS, timeout_s=5, match=lambda b: "controller" in b)
         wait_for(lambda: len(child.events("discovery_failed")) >= 8, 5, "more failed listings")
         assert child.stop_and_reap() == 0
     assert report["controller"] == "unavailable" and report["unavailable_for_s"] >= 0.3
-    assert len(child.of(Kind.PROGRESS)) == 1 and len(child.events("controller_unavailable")) == 1
+    assert len([b for b in child.of(Kind.PROGRESS) if "controller" in b]) == 1
+    assert len(child.events("controller_unavailable")) == 1
+    counts = [b["failed_listings"] for b in child.of(Kind.PROGRESS) if "failed_listings" in b]
+    assert counts[:3] == [1, 2, 3], "each failed listing is counted for the verdict"
     assert child.of(Kind.HOSTS) == [] and child.of(Kind.READY) == []
     assert child.events("discovery_failed")[0]["code"] == "unavailable"
 
@@ -81,3 +90,36 @@ def test_hosts_with_hostile_names_are_dropped_and_logged(tmp_path: Path) -> None
     assert [h["vm"] for h in result["hosts"]] == ["local-controller", "local-tpu-0-w1"]
     assert result["hosts"][1]["slice_host"] == 1 and result["hosts"][1]["slice"] == "local-tpu-0"
     assert len(child.events("hostile_name_rejected")) == len(hostile)
+
+
+def test_discovery_sends_ten_thousand_hosts_in_parts_under_the_message_limit(tmp_path: Path) -> None:
+    """10,000 workers: every HOSTS message fits, and the parts add up to the whole set in order."""
+    child = run_to_end("tests.workers.probes:discovery_listing", {"workers": 10_000}, tmp_path, 30)
+    assembler = HostsAssembler()
+    listings = [h for h in (assembler.feed(b) for b in child.of(Kind.HOSTS)) if h is not None]
+    assert len(child.of(Kind.HOSTS)) > 1
+    [hosts] = listings
+    assert len(hosts) == 10_001 and hosts[0]["role"] == "controller"
+    assert hosts[1]["vm"] == "local-cpu-0-w0" and hosts[-1]["vm"] == "local-cpu-9999-w0"
+
+
+def test_addresses_reach_ssh_as_hosts_without_their_port() -> None:
+    """`host:port` and `[v6]:port` are split (the port is the worker's RPC port, not sshd's)."""
+    assert split_address("address", "10.0.0.5:10001") == ("10.0.0.5", 10001)
+    assert split_address("address", "[fe80::1]:8080") == ("fe80::1", 8080)
+    assert split_address("address", "[::1]") == ("::1", None)
+    assert split_address("address", "::1") == ("::1", None)
+    assert split_address("address", "worker-3.internal") == ("worker-3.internal", None)
+    for hostile in ("-oProxyCommand=x:22", "10.0.0.5:99999", "10.0.0.5:ssh", "[::1", "[::1]x", ":22"):
+        with pytest.raises(HostileNameError):
+            split_address("address", hostile)
+
+
+def test_an_ssh_stream_of_a_discovered_host_gets_the_host_and_the_ssh_port(tmp_path: Path) -> None:
+    """Discovery's entry for a `host:port` worker, through the stream's spec, gives ssh `-p <ssh port> ... host`."""
+    worker = Worker(worker_id="w1", vm_name="vm-1", address="[fd00::5]:10001", healthy=True)
+    entry = worker_host(worker)
+    spec = parse_spec(entry | {"transport": {"kind": "ssh", "user": "smoke", "port": 2222}}, tmp_path)
+    argv = spec.transport.argv(spec.host, spec.container, None, 60.0)
+    assert argv[argv.index("-p") + 1] == "2222"
+    assert argv[-2] == "fd00::5" and not any("10001" in a for a in argv[:-1])

@@ -6,6 +6,11 @@
         follower exited -> stream_disconnected -> backoff (interruptible) -> again
     stop -> close follower stdin, short drain, end its group -> write, fsync -> STATS
 
+A stream's file is capped at `max_bytes` (`StreamSpec`): only whole records that fit are
+written; then the follower is ended, `stream_capped` is logged once, the STATS say
+`capped`, and the child exits without reconnecting. The cap counts the file's size, so a
+restarted child (or a returning host) starts with what is already there.
+
 An idle stream sleeps in poll(2) until data, a stop (ctx.stop.fd), the stale mark, the
 next progress message or the deadline; it never polls in a loop.
 """
@@ -47,6 +52,7 @@ class EndReason(enum.StrEnum):
     STOP_REQUESTED = "stop_requested"
     DRAINED = "drained"
     DEADLINE = "deadline"
+    CAPPED = "capped"
 
 
 class StreamChild:
@@ -62,6 +68,7 @@ class StreamChild:
         self.bytes_in = self.reconnects = self.stale = 0
         self.ready_sent = False
         self.stale_reported = False
+        self.capped = False
         now = time.monotonic()
         self.last_data_at: float | None = None
         self.drain_started: float | None = None
@@ -71,12 +78,14 @@ class StreamChild:
     # -- the loop ---------------------------------------------------------------
 
     def run(self) -> None:
-        while not self._stopping():
+        if self.out.size >= self.spec.max_bytes:
+            self._cap()
+        while not (self._stopping() or self.capped):
             conn = self._connect()
             reason = self._pump(conn) if conn is not None else EndReason.TRANSPORT_EXITED
             if conn is not None:
                 self._disconnect(conn, reason)
-            if self._stopping():
+            if self._stopping() or self.capped:
                 break
             self._wait_backoff(conn)
         self._finish()
@@ -130,6 +139,8 @@ class StreamChild:
                     if data:
                         self._ingest(data)
                         conn.delivered = True
+                        if self.capped:
+                            return EndReason.CAPPED
                     else:
                         poller.unregister(fd)
                 elif fd == conn.err_fd:
@@ -160,12 +171,26 @@ class StreamChild:
         self.bytes_in += len(data)
         batch = self.encoder.encode(self.framer.feed(data), timestamps.now())
         if batch:
-            self.out.write(batch)
+            self._write(batch)
         self.last_data_at = time.monotonic()
         self.stale_reported = False
         for gap in self.encoder.gaps:
             self.log.warning("stream_gap", start=gap.start, end=gap.end, reason=gap.reason)
         self.encoder.gaps.clear()
+
+    def _write(self, batch: bytes) -> None:
+        """Whole records up to the cap; the first that does not fit caps the stream."""
+        room = self.spec.max_bytes - self.out.size
+        fits = batch if len(batch) <= room else batch[: batch.rfind(b"\n", 0, max(0, room)) + 1]
+        if fits:
+            self.out.write(fits)
+        if len(fits) < len(batch):
+            self._cap()
+
+    def _cap(self) -> None:
+        if not self.capped:
+            self.capped = True
+            self.log.warning("stream_capped", bytes=self.out.size, max_bytes=self.spec.max_bytes)
 
     def _tick(self, conn: Connection) -> None:
         now = time.monotonic()
@@ -217,7 +242,7 @@ class StreamChild:
         self.out.sync()
         self.out.close()
         stats = self.stats()
-        reason = self.ctx.stop.reason or self.ctx.drain.reason or "deadline"
+        reason = self.ctx.stop.reason or self.ctx.drain.reason or ("capped" if self.capped else "deadline")
         self.log.info("stream_stopped", reason=reason, **stats)
         self.ctx.channel.send(Kind.STATS, **stats)
 
@@ -233,6 +258,8 @@ class StreamChild:
             "untimestamped_lines": c.untimestamped_lines,
             "duplicates_skipped": c.duplicates_skipped,
             "stale": self.stale,
+            "capped": self.capped,
+            "file_bytes": self.out.size,
             "last_ts": self.encoder.last_ts,
             "next_seq": self.encoder.next_seq,
         }

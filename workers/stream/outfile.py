@@ -48,6 +48,8 @@ class StreamFile:
             raise StreamFileBusy(f"{path} is being written by another process") from None
         self.dirty = False
         self.recovered = self._recover(max_line_bytes * _ESCAPE_GROWTH + _RECORD_OVERHEAD_BYTES)
+        # The file's size, what the byte cap counts: it spans restarts and a host's returns.
+        self.size = os.fstat(self.fd).st_size
 
     def _recover(self, window: int) -> Recovered:
         size = os.fstat(self.fd).st_size
@@ -82,7 +84,9 @@ class StreamFile:
     def write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            view = view[os.write(self.fd, view) :]
+            written = os.write(self.fd, view)
+            self.size += written
+            view = view[written:]
         self.dirty = True
 
     def sync(self) -> None:

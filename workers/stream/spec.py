@@ -5,7 +5,7 @@
     vm, host (int), role ("controller"|"worker"), address, zone, hosts_in_vm,
     container, transport {kind: local|ssh|gcloud_vm|gcloud_tpu|iris_log, ...options},
     output (path; default the host's file under the run directory; relative paths are
-    relative to it), max_line_bytes, stale_after_s, progress_interval_s,
+    relative to it), max_line_bytes, max_bytes (the file's cap), stale_after_s, progress_interval_s,
     fsync_interval_s, read_chunk_bytes, backoff {base_s, cap_s, jitter, reset_after_s}
 
 Names are checked here (HostileNameError) so that nothing unvalidated reaches a
@@ -35,6 +35,8 @@ FSYNC_INTERVAL_S = 30.0
 # number of system calls and batches per megabyte low.
 READ_CHUNK_BYTES = 1 << 20
 MIN_LINE_BYTES = 64
+# Without a cap from the supervisor (tests, tools): unbounded in practice.
+MAX_BYTES = 1 << 62
 BACKOFF_FIELDS = frozenset({"base_s", "cap_s", "jitter", "reset_after_s"})
 
 
@@ -49,6 +51,7 @@ class StreamSpec:
     transport: Transport
     output: Path
     max_line_bytes: int = MAX_LINE_BYTES
+    max_bytes: int = MAX_BYTES
     stale_after_s: float = STALE_AFTER_S
     progress_interval_s: float = PROGRESS_INTERVAL_S
     fsync_interval_s: float = FSYNC_INTERVAL_S
@@ -97,6 +100,7 @@ def parse_spec(args: Mapping[str, Any], run_dir: Path) -> StreamSpec:
         transport=transport,
         output=output if output.is_absolute() else run_dir / output,
         max_line_bytes=max_line,
+        max_bytes=int(_positive(args, "max_bytes", MAX_BYTES)),
         stale_after_s=_positive(args, "stale_after_s", STALE_AFTER_S),
         progress_interval_s=_positive(args, "progress_interval_s", PROGRESS_INTERVAL_S),
         fsync_interval_s=_positive(args, "fsync_interval_s", FSYNC_INTERVAL_S),
