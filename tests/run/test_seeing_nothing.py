@@ -39,7 +39,7 @@ def test_a_run_whose_only_stream_saw_no_line_fails(tmp_path: Path) -> None:
     assert code == 1, results
     assert results["outcome"] == "failed" and results["failure_reasons"] == ["stream_no_data"]
     assert [t["outcome"] for t in results["tests"]] == ["passed"]  # type: ignore[attr-defined]
-    assert silent == ["stream:local-controller"]
+    assert silent == ["stream:controller@local-controller"]
     [stream] = results["streams"]  # type: ignore[misc]
     assert stream["no_data"] is True and stream["lines"] == 0
 
@@ -48,7 +48,7 @@ def test_silent_streams_can_be_relaxed_to_a_warning(tmp_path: Path) -> None:
     """`[verdict] silent_streams = "warn"`: the same run passes, and still says which stream was silent."""
     code, results, silent = _silent_ssh_run(tmp_path, "silent-ok", '[verdict]\nsilent_streams = "warn"\n')
     assert code == 0, results
-    assert results["outcome"] == "passed" and silent == ["stream:local-controller"]
+    assert results["outcome"] == "passed" and silent == ["stream:controller@local-controller"]
 
 
 def _local_config(tmp_path: Path, extra: str) -> Path:
