@@ -18,12 +18,16 @@ built, it replaces that pure-Python fast path (`encode_run`, same bytes, same re
 about 10x faster); `NATIVE` tells which one runs.
 
 Resume: after a reconnect or a restart the follower is asked for lines `--since` the
-last timestamp written, inclusive (some docker versions round it down to the second).
-Until a line newer than that point arrives, older lines are skipped, and lines at
-exactly that timestamp are skipped if a line with the same text was already written at
-it. If the first newer line arrives without any line at or before the resume point, the
-follower did not replay the point we stopped at (log rotated, container recreated), so
-nothing proves the interval empty: that is a gap.
+last timestamp written, inclusive as docker's is (some docker versions even round it
+down to the second). Until a line newer than that point arrives, older lines are
+skipped, and lines at exactly that timestamp are skipped if a line with the same text
+was already written at it. The first newer line settles how the resume went:
+- OVERLAP: the follower replayed the resume point (or earlier). Lines are in time order,
+  so everything between it and the new line was delivered: nothing lost.
+- NO_OVERLAP: the follower started after the resume point (log rotated, container
+  recreated, a follower that skipped lines). Nothing proves the interval empty, so it
+  is a gap, bounded by the last line written before it and the first one after it.
+A follower that replays nothing new leaves the resume open until a newer line arrives.
 """
 
 import collections
@@ -87,15 +91,30 @@ encode_run: EncodeRun = _native_encode_run() or encode_run_python
 NATIVE = encode_run is not encode_run_python
 
 
-class GapReason(enum.StrEnum):
-    NO_OVERLAP = "no_overlap"  # the follower replayed nothing at or before the resume point
+class ResumeOutcome(enum.StrEnum):
+    OVERLAP = "overlap"  # the resume point was replayed: nothing lost
+    NO_OVERLAP = "no_overlap"  # the replay began after the resume point: lines may be missing
 
 
 @dataclass(frozen=True)
-class Gap:
+class Resumed:
+    """How one resume went, settled by the first line newer than the resume point.
+
+    `start`/`start_seq` are the last line written before the reconnect (the resume
+    point), `end`/`end_seq` the first new line after it. For NO_OVERLAP they bound the
+    lines that may be missing: strictly between the two.
+    """
+
+    outcome: ResumeOutcome
     start: str
+    start_seq: int
     end: str
-    reason: GapReason
+    end_seq: int
+    replayed: int  # lines of the replay dropped as already written
+
+    @property
+    def gap(self) -> bool:
+        return self.outcome is ResumeOutcome.NO_OVERLAP
 
 
 @dataclass
@@ -115,17 +134,20 @@ class Resume:
     since: str
     seen: collections.Counter[int]
     overlap: bool = False
+    replayed: int = 0
 
     def skip(self, ts: str, key: int) -> bool:
         if ts < self.since:
             self.overlap = True
-            return True
-        if ts == self.since:
+        elif ts == self.since:
             self.overlap = True
-            if self.seen[key] > 0:
-                self.seen[key] -= 1
-                return True
-        return False
+            if self.seen[key] <= 0:
+                return False
+            self.seen[key] -= 1
+        else:
+            return False
+        self.replayed += 1
+        return True
 
 
 def line_key(text: str) -> int:
@@ -146,7 +168,7 @@ class RecordEncoder:
     at_last_ts: collections.Counter[int] = field(default_factory=collections.Counter)
     counters: Counters = field(default_factory=Counters)
     resume: Resume | None = None
-    gaps: list[Gap] = field(default_factory=list)
+    resumes: list[Resumed] = field(default_factory=list)  # settled since the caller last cleared it
     diagnostics: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=DIAGNOSTIC_LINES))
 
     def start_resume(self) -> None:
@@ -227,13 +249,16 @@ class RecordEncoder:
         return self._record(head, ts, text, key, truncated, invalid)
 
     def _resume_skips(self, ts: str, key: int) -> bool:
-        assert self.resume is not None
-        if self.resume.skip(ts, key):
+        resume = self.resume
+        assert resume is not None
+        if resume.skip(ts, key):
             return True
-        if ts > self.resume.since:
-            if not self.resume.overlap:
-                self.gaps.append(Gap(self.resume.since, ts, GapReason.NO_OVERLAP))
-                self.counters.gaps += 1
+        if ts > resume.since:
+            outcome = ResumeOutcome.OVERLAP if resume.overlap else ResumeOutcome.NO_OVERLAP
+            # The line at `ts` is about to be written as next_seq, right after the last one.
+            settled = Resumed(outcome, resume.since, self.next_seq - 1, ts, self.next_seq, resume.replayed)
+            self.resumes.append(settled)
+            self.counters.gaps += settled.gap
             self.resume = None
         return False
 
