@@ -122,6 +122,17 @@ def test_resume_without_overlap_is_a_gap_bounded_by_the_lines_either_side() -> N
     assert gap.gap and enc.counters.gaps == 1 and out[0]["seq"] == gap.end_seq
 
 
+def test_a_new_line_at_the_resume_timestamp_proves_no_overlap() -> None:
+    """Millisecond stamps (Iris): the replay may have lost a line sharing the resume point's stamp."""
+    enc = encoder()
+    feed(enc, ts(5) + b" a\n" + ts(5) + b" b\n")
+    enc.start_resume()
+    out = feed(enc, ts(5) + b" d\n" + ts(6) + b" e\n")  # "a", "b" and a "c" at ts(5) were not replayed
+    assert [r["line"] for r in out] == ["d", "e"]
+    [gap] = enc.resumes
+    assert gap == Resumed(ResumeOutcome.NO_OVERLAP, ts(5).decode(), 1, ts(5).decode(), 2, 0)
+
+
 def test_a_resume_that_replays_its_point_is_an_overlap_not_a_gap() -> None:
     """An inclusive --since replays the last line written: proof that nothing was lost."""
     enc = encoder()

@@ -22,11 +22,13 @@ last timestamp written, inclusive as docker's is (some docker versions even roun
 down to the second). Until a line newer than that point arrives, older lines are
 skipped, and lines at exactly that timestamp are skipped if a line with the same text
 was already written at it. The first newer line settles how the resume went:
-- OVERLAP: the follower replayed the resume point (or earlier). Lines are in time order,
-  so everything between it and the new line was delivered: nothing lost.
-- NO_OVERLAP: the follower started after the resume point (log rotated, container
+- OVERLAP: the follower replayed a line already written (at the resume point or
+  before). Lines come in order, so everything after it was delivered: nothing lost.
+- NO_OVERLAP: the follower started after what was written (log rotated, container
   recreated, a follower that skipped lines). Nothing proves the interval empty, so it
   is a gap, bounded by the last line written before it and the first one after it.
+  A new text at the resume timestamp is no proof either way: Iris stamps by the
+  millisecond, so a lost line may share its stamp.
 A follower that replays nothing new leaves the resume open until a newer line arrives.
 """
 
@@ -101,8 +103,9 @@ class Resumed:
     """How one resume went, settled by the first line newer than the resume point.
 
     `start`/`start_seq` are the last line written before the reconnect (the resume
-    point), `end`/`end_seq` the first new line after it. For NO_OVERLAP they bound the
-    lines that may be missing: strictly between the two.
+    point), `end`/`end_seq` the first line written after it. For NO_OVERLAP they bound
+    the lines that may be missing: after record `start_seq` and before `end_seq`, stamped
+    from `start` to `end`.
     """
 
     outcome: ResumeOutcome
@@ -129,25 +132,38 @@ class Counters:
 
 @dataclass
 class Resume:
-    """Active from a reconnect until the first line newer than `since`."""
+    """Active from a reconnect until the first line newer than `since`.
+
+    Overlap means a replayed line was already written: older than `since`, or at `since`
+    with a text written at it. A new text at `since` proves nothing (a follower stamping
+    by the millisecond, as Iris's, has many lines per stamp and may have lost some of
+    them), so it is written but the question stays open.
+    """
 
     since: str
     seen: collections.Counter[int]
+    start_seq: int  # the last record before the reconnect
     overlap: bool = False
     replayed: int = 0
+    first_new: tuple[str, int] | None = None  # (ts, seq) of the first line written since
 
     def skip(self, ts: str, key: int) -> bool:
-        if ts < self.since:
-            self.overlap = True
-        elif ts == self.since:
-            self.overlap = True
-            if self.seen[key] <= 0:
-                return False
-            self.seen[key] -= 1
-        else:
+        if ts > self.since or (ts == self.since and self.seen[key] <= 0):
             return False
+        if ts == self.since:
+            self.seen[key] -= 1
+        self.overlap = True
         self.replayed += 1
         return True
+
+    def settle(self, ts: str, seq: int) -> "Resumed | None":
+        """Note a line about to be written as `seq`; how the resume went once it is past `since`."""
+        self.first_new = self.first_new or (ts, seq)
+        if ts <= self.since:
+            return None
+        outcome = ResumeOutcome.OVERLAP if self.overlap else ResumeOutcome.NO_OVERLAP
+        end, end_seq = self.first_new
+        return Resumed(outcome, self.since, self.start_seq, end, end_seq, self.replayed)
 
 
 def line_key(text: str) -> int:
@@ -174,7 +190,7 @@ class RecordEncoder:
     def start_resume(self) -> None:
         """A new connection asked for lines since `last_ts`: dedupe until past it."""
         if self.last_ts is not None:
-            self.resume = Resume(self.last_ts, collections.Counter(self.at_last_ts))
+            self.resume = Resume(self.last_ts, collections.Counter(self.at_last_ts), self.next_seq - 1)
 
     def encode(self, segments: Iterable[Segment], received: str) -> bytes:
         head = self._head(received)
@@ -253,10 +269,8 @@ class RecordEncoder:
         assert resume is not None
         if resume.skip(ts, key):
             return True
-        if ts > resume.since:
-            outcome = ResumeOutcome.OVERLAP if resume.overlap else ResumeOutcome.NO_OVERLAP
-            # The line at `ts` is about to be written as next_seq, right after the last one.
-            settled = Resumed(outcome, resume.since, self.next_seq - 1, ts, self.next_seq, resume.replayed)
+        settled = resume.settle(ts, self.next_seq)
+        if settled is not None:
             self.resumes.append(settled)
             self.counters.gaps += settled.gap
             self.resume = None
