@@ -5,7 +5,8 @@ Each line is `<RFC 3339 UTC timestamp with nanoseconds> <text>\n`, e.g.
 timestamps compare as bytes and `--since` can binary-search a file. Timestamps are
 strictly increasing within a file (a repeated clock reading is bumped by 1 ns, and a
 writer reopening a file starts after its last line) so that `--since <last seen>`
-resumes exactly: nothing lost, nothing twice.
+(inclusive, as docker's) replays exactly the one line last seen, then what follows: the
+reader drops that one line and knows nothing between was lost.
 
 One writer per file. A batch of lines is one `write(2)` on an O_APPEND descriptor, so a
 reader never sees lines from two batches interleaved (it may see a batch's tail missing

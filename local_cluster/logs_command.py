@@ -10,6 +10,11 @@ once per batch. Following polls the file size every FOLLOW_POLL_S: inotify is no
 standard library, and a 50 ms bounded poll costs nothing measurable for one file. The
 wait is a select() that also watches stdin when --exit-on-stdin-close is given, so a
 remote follower ends as soon as its ssh channel closes.
+
+`--since TS` is inclusive, as `docker logs --since` is: a line stamped exactly TS is
+printed. A stream resumes with `--since <last timestamp it wrote>` and counts the replay
+of that line as proof that nothing between its two connections was lost; an exclusive
+`--since` would make every reconnect look like a gap.
 """
 
 import argparse
@@ -31,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-dir", required=True, type=Path, help="the local cluster's state directory")
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     parser.add_argument("-t", "--timestamps", action="store_true", help="keep each line's timestamp")
-    parser.add_argument("--since", help="only lines strictly after this RFC 3339 time or Unix seconds")
+    parser.add_argument("--since", help="only lines at or after this RFC 3339 time or Unix seconds (as docker)")
     parser.add_argument("--exit-on-stdin-close", action="store_true", help="exit when stdin reaches EOF")
     parser.add_argument("vm", help="VM name, e.g. local-tpu-0-w1 or local-controller")
     parser.add_argument("container", help="iris-worker or iris-controller")
@@ -53,7 +58,7 @@ def main(argv: list[str]) -> int:
         return 1
     try:
         if since is not None:
-            os.lseek(fd, first_line_after(fd, since), os.SEEK_SET)
+            os.lseek(fd, first_line_at_or_after(fd, since), os.SEEK_SET)
         stdin = 0 if args.exit_on_stdin_close else None
         return copy_lines(fd, sys.stdout.buffer, args.timestamps, args.follow, stdin)
     except BrokenPipeError:
@@ -80,22 +85,22 @@ def _line_start_at_or_after(fd: int, pos: int, size: int) -> int:
     return size
 
 
-def first_line_after(fd: int, since: bytes) -> int:
-    """Offset of the first line whose timestamp is > `since`, or the file's size.
+def first_line_at_or_after(fd: int, since: bytes) -> int:
+    """Offset of the first line whose timestamp is >= `since`, or the file's size.
 
     Binary search over byte positions p of the monotone predicate "the line starting at
-    or after p is newer than since"; the smallest such p maps to the wanted line.
+    or after p is not older than since"; the smallest such p maps to the wanted line.
     """
     size = os.fstat(fd).st_size
 
-    def newer(pos: int) -> bool:
+    def reached(pos: int) -> bool:
         start = _line_start_at_or_after(fd, pos, size)
-        return start >= size or os.pread(fd, TS_WIDTH, start) > since
+        return start >= size or os.pread(fd, TS_WIDTH, start) >= since
 
     lo, hi = 0, size
     while lo < hi:
         mid = (lo + hi) // 2
-        if newer(mid):
+        if reached(mid):
             hi = mid
         else:
             lo = mid + 1

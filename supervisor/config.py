@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workers.transports import DEFAULT_REMOTE_TEMPLATE
+
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 STANDARD_TESTS = ("simple", "concurrent", "coscheduled")
@@ -64,7 +66,7 @@ class SshSettings:
 class StreamSettings:
     max_line_bytes: int = 65536
     stale_after_s: float = 300.0
-    remote_command: str = "sudo docker logs -f --timestamps {since} {container}"
+    remote_command: str = DEFAULT_REMOTE_TEMPLATE  # declared once, with the transports that run it
     gone_grace_s: float = 30.0
     # One child (~3 MiB) and a few fds per stream: more hosts than this get no stream
     # (`hosts_over_limit`) instead of exhausting the bastion.

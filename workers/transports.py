@@ -34,6 +34,9 @@ from typing import Any, Protocol
 from workers.hosts import Role, VmHost, validate_name
 from workers.stream.timestamps import validate_since
 
+# The one default follow command (the config's `streams.remote_command` imports it).
+# `2>&1`: `docker logs` writes what the container wrote on stderr to its own stderr, and
+# only stdout becomes records; without it every error line of a task would be lost.
 DEFAULT_REMOTE_TEMPLATE = "sudo docker logs -f --timestamps {since} {container} 2>&1"
 TEMPLATE_FIELDS = frozenset({"since", "container"})
 REMOTE_KILL_AFTER_S = 5

@@ -1,14 +1,16 @@
 """A `docker logs`-alike over a file of `<RFC 3339 timestamp> <line>` lines, for stream tests.
 
     fake_follower.py [logs] --state-dir DIR [-f|--follow] [--timestamps] [--since TS]
-                     [--since-seconds] [--exit-on-stdin-close] [VM] CONTAINER
+                     [--since-seconds] [--drop-on-resume N] [--exit-on-stdin-close] [VM] CONTAINER
 
 Reads DIR/CONTAINER.log. A missing file behaves like a missing container (message on
 stderr, exit 1). `--since` is inclusive at full precision, or, with `--since-seconds`,
 rounded down to the second as some docker versions do (so a resume sees lines again).
 With `--follow` it keeps reading what is appended and starts over if the file is
-replaced (rotation). Without `--exit-on-stdin-close` it ignores stdin, like `docker logs`,
-and lingers until a write fails: exactly the behaviour the remote wrapper must handle.
+replaced (rotation). `--drop-on-resume N` makes it a follower that really loses lines:
+given `--since`, it leaves out the first N lines it would have shown. Without
+`--exit-on-stdin-close` it ignores stdin, like `docker logs`, and lingers until a write
+fails: exactly the behaviour the remote wrapper must handle.
 """
 
 import argparse
@@ -22,14 +24,16 @@ TS_WIDTH = 30
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    if argv[:1] == ["logs"]:
-        argv = argv[1:]
+    if "logs" in argv:  # the subcommand (first occurrence), also after options given in a command prefix
+        argv = list(argv)
+        argv.remove("logs")
     parser = argparse.ArgumentParser()
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("-f", "--follow", action="store_true")
     parser.add_argument("--timestamps", action="store_true")
     parser.add_argument("--since")
     parser.add_argument("--since-seconds", action="store_true")
+    parser.add_argument("--drop-on-resume", type=int, default=0)
     parser.add_argument("--exit-on-stdin-close", action="store_true")
     parser.add_argument("names", nargs="+")
     return parser.parse_args(argv)
@@ -38,8 +42,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 class Filter:
     """Decides at each line start whether the line is shown, then passes its bytes through."""
 
-    def __init__(self, since: str | None, seconds: bool, timestamps: bool) -> None:
+    def __init__(self, since: str | None, seconds: bool, timestamps: bool, drop: int = 0) -> None:
         self.since = since[:19] if since and seconds else since
+        self.drop = drop if since else 0  # lines still to lose
         self.width = 19 if seconds else TS_WIDTH
         self.timestamps = timestamps
         self.pending = b""  # the start of a line, until its timestamp is complete
@@ -57,6 +62,8 @@ class Filter:
                 head, self.pending = self.pending, b""
                 ts = head[: self.width].decode("ascii", "replace")
                 self.show = self.since is None or ts >= self.since
+                if self.show and self.drop > 0:
+                    self.show, self.drop = False, self.drop - 1
                 self.at_start = False
                 if not self.timestamps:
                     head = head[TS_WIDTH + 1 :]
@@ -83,7 +90,7 @@ def main(argv: list[str]) -> int:
     except FileNotFoundError:
         print(f"Error: No such container: {args.names[-1]}", file=sys.stderr)
         return 1
-    flt = Filter(args.since, args.since_seconds, args.timestamps)
+    flt = Filter(args.since, args.since_seconds, args.timestamps, args.drop_on_resume)
     out = sys.stdout.buffer
     watch = [0] if args.exit_on_stdin_close else []
     try:

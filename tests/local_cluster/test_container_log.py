@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from local_cluster.container_log import ContainerLogWriter, format_ts, last_timestamp_ns, parse_ts
-from local_cluster.logs_command import first_line_after
+from local_cluster.logs_command import first_line_at_or_after
 from tests.helpers.cluster import REPO_ROOT
 
 LINE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z .*$")
@@ -43,7 +43,7 @@ def test_parse_ts_accepts_rfc3339_with_offsets_and_unix_seconds() -> None:
         parse_ts("yesterday")
 
 
-def test_first_line_after_finds_the_exact_resume_point(tmp_path: Path) -> None:
+def test_first_line_at_or_after_finds_the_exact_resume_point(tmp_path: Path) -> None:
     writer = ContainerLogWriter(tmp_path / "c.log")
     stamps = writer.write_lines([b"x" * (i % 50) for i in range(500)])
     writer.close()
@@ -51,10 +51,10 @@ def test_first_line_after_finds_the_exact_resume_point(tmp_path: Path) -> None:
     fd = os.open(tmp_path / "c.log", os.O_RDONLY)
     try:
         for i in (0, 1, 17, 250, 498, 499):
-            offset = first_line_after(fd, format_ts(stamps[i]))
+            assert first_line_at_or_after(fd, format_ts(stamps[i])) == data.index(format_ts(stamps[i]))
             expected = data.index(format_ts(stamps[i + 1])) if i < 499 else len(data)
-            assert offset == expected
-        assert first_line_after(fd, format_ts(stamps[0] - 1)) == 0
+            assert first_line_at_or_after(fd, format_ts(stamps[i] + 1)) == expected
+        assert first_line_at_or_after(fd, format_ts(stamps[0] - 1)) == 0
     finally:
         os.close(fd)
 
@@ -79,14 +79,15 @@ def _read_lines(proc: "subprocess.Popen[bytes]", count: int, timeout_s: float = 
     return data.splitlines()
 
 
-def test_follow_since_resumes_exactly_after_ts_and_follows_new_lines(tmp_path: Path) -> None:
+def test_follow_since_replays_the_line_at_ts_and_follows_new_lines(tmp_path: Path) -> None:
     writer = ContainerLogWriter(tmp_path / "vms/local-cpu-0-w0/iris-worker.log")
     stamps = writer.write_lines([b"one", b"two", b"three", b"four"])
     since = format_ts(stamps[1]).decode()
     proc = _logs(tmp_path, "--follow", "--timestamps", "--since", since, "--exit-on-stdin-close",
                  "local-cpu-0-w0", "iris-worker")  # fmt: skip
     try:
-        assert _read_lines(proc, 2) == [format_ts(stamps[2]) + b" three", format_ts(stamps[3]) + b" four"]
+        wanted = [format_ts(stamps[1]) + b" two", format_ts(stamps[2]) + b" three", format_ts(stamps[3]) + b" four"]
+        assert _read_lines(proc, 3) == wanted  # inclusive, as docker: the line at since again
         more = writer.write_lines([b"five", b"six"])
         assert _read_lines(proc, 2) == [format_ts(more[0]) + b" five", format_ts(more[1]) + b" six"]
         assert proc.stdin is not None

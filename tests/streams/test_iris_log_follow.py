@@ -386,5 +386,51 @@ def test_stream_child_loses_and_repeats_nothing_when_its_follower_is_killed(tmp_
             assert got == wanted[: len(got)], stream.key
             assert [r["seq"] for r in records] == list(range(len(records)))
             assert found["gaps"] == 0 and found["reconnects"] >= KILLS and found["lines"] == len(got), found
+            events = [e for e in stream.child.events() if e.get("vm") == stream.args["vm"]]
+            assert [e for e in events if e["event"] == "stream_gap"] == [], stream.key
+            assert len([e for e in events if e["event"] == "stream_resumed"]) >= KILLS, stream.key  # overlap seen
             skipped = found["duplicates_skipped"]
             print(f"{stream.key}: {len(got)} lines, {skipped} replayed lines skipped, {backsteps} steps back in time")
+
+
+# -- a follower that loses rows on resume: the gap names them ------------------------------
+
+DROPPED = 3
+# The real follower, with the first DROPPED lines of a resumed connection lost on the way.
+LOSSY_PREFIX = [
+    "sh", "-c", f'case " $* " in *" --since "*) "$@" | sed -u 1,{DROPPED}d ;; *) exec "$@" ;; esac',
+    "lossy", sys.executable, "-m", "workers.logservice_follow",
+]  # fmt: skip
+
+
+def push_rows(server: str, key: str, t0: int, rows: range) -> None:
+    entries = [{"timestamp": {"epochMs": str(t0 + i)}, "source": "stdout", "data": f"row {i}"} for i in rows]
+    post(server, "finelog.logging.LogService/PushLogs", {"key": key, "entries": entries})
+
+
+def test_rows_lost_across_a_resume_are_a_gap_bounded_by_the_rows_either_side(tmp_path: Path) -> None:
+    run_dir, key = tmp_path / "run", "/system/worker/lossy-worker"
+    with running_iris_cluster(tmp_path) as cluster:
+        server, t0 = log_server(cluster), time.time_ns() // 1_000_000
+        push_rows(server, key, t0, range(10))
+        transport = {"kind": "iris_log", "controller": cluster.url, "poll_interval_s": 0.1}
+        spec = {"vm": "lossy-worker", "container": "iris", "transport": transport | {"command_prefix": LOSSY_PREFIX}}
+        stream = Stream(key, spec, run_dir / "logs" / "vms" / "lossy-worker.jsonl")
+        with ChildProcess(run_dir, spec | {"backoff": FAST_BACKOFF}) as child:
+            stream.child = child
+            wait_for(lambda: len(written(stream.path)) == 10, WAIT_S, "the first 10 rows")
+            push_rows(server, key, t0, range(10, 20))
+            [old] = wait_for(lambda: followers_of(child), WAIT_S, "the follower")
+            old.kill()  # it may have printed some of the new rows: the resume starts after them
+            wait_for(lambda: written(stream.path)[-1:] == [(format_ms(t0 + 19), "row 19")], WAIT_S, "the last row")
+            assert child.stop() == ChildExit.OK
+            stats = child.wait_message(Kind.STATS, 1).body
+    rows = [int(text.removeprefix("row ")) for _, text in written(stream.path)]
+    [gap] = child.events("stream_gap")
+    start, end = rows[gap["start_seq"]], rows[gap["end_seq"]]
+    # The rows really lost (the drop began with the replayed one, already on disk) are
+    # exactly those between the gap's bounds.
+    assert set(range(20)) - set(rows) == set(range(start + 1, end)) and end - start == DROPPED, (gap, rows)
+    assert rows == [*range(start + 1), *range(end, 20)] and gap["end_seq"] == gap["start_seq"] + 1
+    assert (gap["start"], gap["end"]) == (format_ms(t0 + start), format_ms(t0 + end))
+    assert gap["reason"] == "no_overlap" and stats["gaps"] == 1 and child.events("stream_resumed") == []

@@ -9,7 +9,7 @@ import pytest
 from tests.streams.conftest import seq_lines, ts, validate
 from workers.stream.framing import LineFramer, Segment
 from workers.stream.outfile import StreamFile, StreamFileBusy
-from workers.stream.records import GapReason, RecordEncoder
+from workers.stream.records import RecordEncoder, Resumed, ResumeOutcome
 from workers.stream.timestamps import parse_prefix
 
 RECEIVED = "2024-05-01T13:00:00.000000000Z"
@@ -112,13 +112,37 @@ def test_a_new_line_at_the_resume_timestamp_is_written() -> None:
     assert [r["line"] for r in out] == ["two", "three"]
 
 
-def test_resume_without_overlap_is_a_gap() -> None:
+def test_resume_without_overlap_is_a_gap_bounded_by_the_lines_either_side() -> None:
     enc = encoder()
     feed(enc, seq_lines(0, 5))
     enc.start_resume()
-    feed(enc, seq_lines(8, 10))
-    [gap] = enc.gaps
-    assert (gap.start, gap.end, gap.reason) == (ts(4).decode(), ts(8).decode(), GapReason.NO_OVERLAP)
+    out = feed(enc, seq_lines(8, 10))
+    [gap] = enc.resumes
+    assert gap == Resumed(ResumeOutcome.NO_OVERLAP, ts(4).decode(), 4, ts(8).decode(), 5, 0)
+    assert gap.gap and enc.counters.gaps == 1 and out[0]["seq"] == gap.end_seq
+
+
+def test_a_new_line_at_the_resume_timestamp_proves_no_overlap() -> None:
+    """Millisecond stamps (Iris): the replay may have lost a line sharing the resume point's stamp."""
+    enc = encoder()
+    feed(enc, ts(5) + b" a\n" + ts(5) + b" b\n")
+    enc.start_resume()
+    out = feed(enc, ts(5) + b" d\n" + ts(6) + b" e\n")  # "a", "b" and a "c" at ts(5) were not replayed
+    assert [r["line"] for r in out] == ["d", "e"]
+    [gap] = enc.resumes
+    assert gap == Resumed(ResumeOutcome.NO_OVERLAP, ts(5).decode(), 1, ts(5).decode(), 2, 0)
+
+
+def test_a_resume_that_replays_its_point_is_an_overlap_not_a_gap() -> None:
+    """An inclusive --since replays the last line written: proof that nothing was lost."""
+    enc = encoder()
+    feed(enc, seq_lines(0, 5))
+    enc.start_resume()
+    out = feed(enc, seq_lines(4, 7))
+    assert [r["line"] for r in out] == ["seq=5 payload", "seq=6 payload"]
+    [resumed] = enc.resumes
+    assert resumed == Resumed(ResumeOutcome.OVERLAP, ts(4).decode(), 4, ts(5).decode(), 5, 1)
+    assert not resumed.gap and enc.counters.gaps == 0
 
 
 def test_stream_file_recovers_seq_and_last_timestamp(tmp_path: Path) -> None:

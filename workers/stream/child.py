@@ -15,6 +15,7 @@ An idle stream sleeps in poll(2) until data, a stop (ctx.stop.fd), the stale mar
 next progress message or the deadline; it never polls in a loop.
 """
 
+import dataclasses
 import enum
 import math
 import select
@@ -30,7 +31,7 @@ from workers.stream.backoff import Backoff
 from workers.stream.connection import Connection
 from workers.stream.framing import LineFramer
 from workers.stream.outfile import StreamFile, StreamFileBusy
-from workers.stream.records import RecordEncoder
+from workers.stream.records import RecordEncoder, Resumed
 from workers.stream.spec import SpecError, StreamSpec, parse_spec
 from workers.transports import TransportConfigError
 
@@ -174,9 +175,18 @@ class StreamChild:
             self._write(batch)
         self.last_data_at = time.monotonic()
         self.stale_reported = False
-        for gap in self.encoder.gaps:
-            self.log.warning("stream_gap", start=gap.start, end=gap.end, reason=gap.reason)
-        self.encoder.gaps.clear()
+        for resumed in self.encoder.resumes:
+            self._log_resumed(resumed)
+        self.encoder.resumes.clear()
+
+    def _log_resumed(self, resumed: Resumed) -> None:
+        """stream_resumed: the replay overlapped, nothing lost; stream_gap: lines between the bounds may be missing."""
+        fields = dataclasses.asdict(resumed)
+        outcome = fields.pop("outcome")
+        if resumed.gap:
+            self.log.warning("stream_gap", reason=outcome, **fields)
+        else:
+            self.log.info("stream_resumed", **fields)
 
     def _write(self, batch: bytes) -> None:
         """Whole records up to the cap; the first that does not fit caps the stream."""

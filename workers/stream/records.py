@@ -18,12 +18,18 @@ built, it replaces that pure-Python fast path (`encode_run`, same bytes, same re
 about 10x faster); `NATIVE` tells which one runs.
 
 Resume: after a reconnect or a restart the follower is asked for lines `--since` the
-last timestamp written, inclusive (some docker versions round it down to the second).
-Until a line newer than that point arrives, older lines are skipped, and lines at
-exactly that timestamp are skipped if a line with the same text was already written at
-it. If the first newer line arrives without any line at or before the resume point, the
-follower did not replay the point we stopped at (log rotated, container recreated), so
-nothing proves the interval empty: that is a gap.
+last timestamp written, inclusive as docker's is (some docker versions even round it
+down to the second). Until a line newer than that point arrives, older lines are
+skipped, and lines at exactly that timestamp are skipped if a line with the same text
+was already written at it. The first newer line settles how the resume went:
+- OVERLAP: the follower replayed a line already written (at the resume point or
+  before). Lines come in order, so everything after it was delivered: nothing lost.
+- NO_OVERLAP: the follower started after what was written (log rotated, container
+  recreated, a follower that skipped lines). Nothing proves the interval empty, so it
+  is a gap, bounded by the last line written before it and the first one after it.
+  A new text at the resume timestamp is no proof either way: Iris stamps by the
+  millisecond, so a lost line may share its stamp.
+A follower that replays nothing new leaves the resume open until a newer line arrives.
 """
 
 import collections
@@ -87,15 +93,31 @@ encode_run: EncodeRun = _native_encode_run() or encode_run_python
 NATIVE = encode_run is not encode_run_python
 
 
-class GapReason(enum.StrEnum):
-    NO_OVERLAP = "no_overlap"  # the follower replayed nothing at or before the resume point
+class ResumeOutcome(enum.StrEnum):
+    OVERLAP = "overlap"  # the resume point was replayed: nothing lost
+    NO_OVERLAP = "no_overlap"  # the replay began after the resume point: lines may be missing
 
 
 @dataclass(frozen=True)
-class Gap:
+class Resumed:
+    """How one resume went, settled by the first line newer than the resume point.
+
+    `start`/`start_seq` are the last line written before the reconnect (the resume
+    point), `end`/`end_seq` the first line written after it. For NO_OVERLAP they bound
+    the lines that may be missing: after record `start_seq` and before `end_seq`, stamped
+    from `start` to `end`.
+    """
+
+    outcome: ResumeOutcome
     start: str
+    start_seq: int
     end: str
-    reason: GapReason
+    end_seq: int
+    replayed: int  # lines of the replay dropped as already written
+
+    @property
+    def gap(self) -> bool:
+        return self.outcome is ResumeOutcome.NO_OVERLAP
 
 
 @dataclass
@@ -110,22 +132,38 @@ class Counters:
 
 @dataclass
 class Resume:
-    """Active from a reconnect until the first line newer than `since`."""
+    """Active from a reconnect until the first line newer than `since`.
+
+    Overlap means a replayed line was already written: older than `since`, or at `since`
+    with a text written at it. A new text at `since` proves nothing (a follower stamping
+    by the millisecond, as Iris's, has many lines per stamp and may have lost some of
+    them), so it is written but the question stays open.
+    """
 
     since: str
     seen: collections.Counter[int]
+    start_seq: int  # the last record before the reconnect
     overlap: bool = False
+    replayed: int = 0
+    first_new: tuple[str, int] | None = None  # (ts, seq) of the first line written since
 
     def skip(self, ts: str, key: int) -> bool:
-        if ts < self.since:
-            self.overlap = True
-            return True
+        if ts > self.since or (ts == self.since and self.seen[key] <= 0):
+            return False
         if ts == self.since:
-            self.overlap = True
-            if self.seen[key] > 0:
-                self.seen[key] -= 1
-                return True
-        return False
+            self.seen[key] -= 1
+        self.overlap = True
+        self.replayed += 1
+        return True
+
+    def settle(self, ts: str, seq: int) -> "Resumed | None":
+        """Note a line about to be written as `seq`; how the resume went once it is past `since`."""
+        self.first_new = self.first_new or (ts, seq)
+        if ts <= self.since:
+            return None
+        outcome = ResumeOutcome.OVERLAP if self.overlap else ResumeOutcome.NO_OVERLAP
+        end, end_seq = self.first_new
+        return Resumed(outcome, self.since, self.start_seq, end, end_seq, self.replayed)
 
 
 def line_key(text: str) -> int:
@@ -146,13 +184,13 @@ class RecordEncoder:
     at_last_ts: collections.Counter[int] = field(default_factory=collections.Counter)
     counters: Counters = field(default_factory=Counters)
     resume: Resume | None = None
-    gaps: list[Gap] = field(default_factory=list)
+    resumes: list[Resumed] = field(default_factory=list)  # settled since the caller last cleared it
     diagnostics: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=DIAGNOSTIC_LINES))
 
     def start_resume(self) -> None:
         """A new connection asked for lines since `last_ts`: dedupe until past it."""
         if self.last_ts is not None:
-            self.resume = Resume(self.last_ts, collections.Counter(self.at_last_ts))
+            self.resume = Resume(self.last_ts, collections.Counter(self.at_last_ts), self.next_seq - 1)
 
     def encode(self, segments: Iterable[Segment], received: str) -> bytes:
         head = self._head(received)
@@ -227,13 +265,14 @@ class RecordEncoder:
         return self._record(head, ts, text, key, truncated, invalid)
 
     def _resume_skips(self, ts: str, key: int) -> bool:
-        assert self.resume is not None
-        if self.resume.skip(ts, key):
+        resume = self.resume
+        assert resume is not None
+        if resume.skip(ts, key):
             return True
-        if ts > self.resume.since:
-            if not self.resume.overlap:
-                self.gaps.append(Gap(self.resume.since, ts, GapReason.NO_OVERLAP))
-                self.counters.gaps += 1
+        settled = resume.settle(ts, self.next_seq)
+        if settled is not None:
+            self.resumes.append(settled)
+            self.counters.gaps += settled.gap
             self.resume = None
         return False
 
