@@ -16,6 +16,7 @@ a sleep.
 
 import contextlib
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,16 @@ class ChaosRun:
         [host] = [p for p in self.cluster_process().children() if "local_cluster.vmhost" in " ".join(p.cmdline())]
         return host
 
+    def diagnostics_on_frozen_cluster(self) -> psutil.Process:
+        """Freeze the embedded cluster once the tests child is done with it, and return it
+        once diagnostics has started: diagnostics lives a few hundred ms, and a frozen
+        controller keeps its first RPC waiting while a case acts on it."""
+        self.sup.wait_event("tests_done")
+        cluster = self.cluster_process()
+        cluster.suspend()
+        self.sup.wait_event("phase_started", phase="diagnostics")
+        return cluster
+
     def phase_of_stop(self) -> str | None:
         """The phase the supervisor was in when it decided to stop (None: it never did)."""
         phase = None
@@ -113,12 +124,16 @@ def _write_config(tmp_path: Path, release: Path) -> Path:
 
 @contextlib.contextmanager
 def chaos_run(tmp_path: Path, run_id: str, *flags: str, held: bool = True) -> Iterator[ChaosRun]:
-    """A supervised run (`--timeout 60` unless `flags` say otherwise); SIGKILLed for sure after."""
+    """A supervised run (`--timeout 60` unless `flags` say otherwise); SIGKILLed for sure after.
+
+    Its run id and prefix are unique: the run id is the tag every leak audit kills by,
+    and other suites on this machine audit runs of their own at the same time."""
+    run_id = f"{run_id}-{uuid.uuid4().hex[:8]}"
     release = tmp_path / "release"
     if not held:
         release.touch()
     config = _write_config(tmp_path, release)
-    fast = ("--timeout", "60", "--discovery-interval", "0.2")
+    fast = ("--timeout", "60", "--discovery-interval", "0.2", "--prefix", f"chaos-{run_id}")
     argv = run_argv(run_id, tmp_path / "runs", "--config", str(config), *fast, *flags)
     with started(argv, tmp_path, run_id) as sup:
         yield ChaosRun(sup, release)

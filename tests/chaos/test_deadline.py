@@ -4,12 +4,15 @@ audit still run, nothing left.
 How each lands where it should, without a sleep:
 - cluster: a deadline (0.3 s) shorter than the embedded cluster's start (~0.5 s);
 - tests: the held test never finishes;
-- diagnostics: the controller is frozen (SIGSTOP) when diagnostics starts, so its RPCs
+- diagnostics: the controller is frozen (SIGSTOP) before diagnostics starts, so its RPCs
   wait for the deadline; cleanup then stops a stopped cluster;
 - observers and cleanup: phases that never wait on their own, so the supervisor is
   frozen (SIGSTOP, a wedged parent) at the phase's start until its children have
   stopped themselves at the deadline, as they must even when their parent cannot tell
-  them; it notices the deadline on its first poll after it continues.
+  them; it notices the deadline on its first poll after it continues. Observers take
+  a few ms and are not observable from outside before the tests child is forked, so
+  that case freezes the supervisor right after: the deadline is then first seen with
+  the observers and the tests child all exited by themselves.
 """
 
 from collections.abc import Callable
@@ -29,6 +32,8 @@ def _nothing(_run: ChaosRun) -> None:
 def _wedged_at(phase: str) -> Callable[[ChaosRun], None]:
     def inject(run: ChaosRun) -> None:
         run.sup.wait_event("phase_started", phase=phase)
+        if phase == "observers":
+            run.started_pid("tests")
         with run.frozen():
             run.wait_children_exited(but="cluster")
 
@@ -36,8 +41,15 @@ def _wedged_at(phase: str) -> Callable[[ChaosRun], None]:
 
 
 def _controller_frozen_in_diagnostics(run: ChaosRun) -> None:
-    run.sup.wait_event("phase_started", phase="diagnostics")
-    run.cluster_process().suspend()
+    run.diagnostics_on_frozen_cluster()
+
+
+WEDGED_PAST_DEADLINE = (
+    "supervisor/arbiter.py poll_once reaps and judges exits before it checks the deadline: "
+    "children that stopped themselves at the deadline (exit 124) while the supervisor was wedged "
+    "are judged as failures, so the critical tests child is FAILED and the run ends "
+    "critical_child_failed (exit 3) instead of timeout (124), and observers are put in BACKOFF"
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,10 @@ class Late:
 
 PHASES = {
     "cluster": Late("0.3", _nothing, ("cluster",)),
-    "observers": Late("2", _wedged_at("observers"), ("observers", "tests")),
+    "observers": pytest.param(
+        Late("2", _wedged_at("observers"), ("observers", "tests")),
+        marks=pytest.mark.xfail(strict=True, reason=WEDGED_PAST_DEADLINE),
+    ),
     "tests": Late("2.5", _nothing, ("tests",)),
     "diagnostics": Late("4", _controller_frozen_in_diagnostics, ("diagnostics",), held=False),
     "cleanup": Late("4", _wedged_at("cleanup"), ("cleanup",), held=False),

@@ -59,11 +59,7 @@ def _each_line_once(run: ChaosRun) -> None:
 
 
 def _diagnostics(run: ChaosRun) -> int:
-    # Freeze the controller while diagnostics runs, so its first RPC waits and the kill
-    # lands while it works, not after it has finished (it lives a few hundred ms).
-    run.sup.wait_event("phase_started", phase="diagnostics")
-    cluster = run.cluster_process()
-    cluster.suspend()
+    cluster = run.diagnostics_on_frozen_cluster()
     try:
         pid = run.started_pid("diagnostics")
         os.kill(pid, signal.SIGKILL)

@@ -2,11 +2,13 @@
 and audit, and reports `cancelled` (exit 143) with reason `sigterm`, leaving nothing.
 
 The trigger is the phase's own event. Observers start without waiting for anything, so
-a SIGTERM sent then is read by the loop's next poll, the first of the tests phase."""
+a SIGTERM sent then is read by the loop's next poll, the first of the tests phase.
+Diagnostics gets its SIGTERM while a frozen controller keeps it at work (it would
+otherwise be over in a few hundred ms)."""
 
 import signal
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,15 +19,13 @@ from tests.chaos.invariants import assert_clean_end
 
 
 @contextmanager
-def _nothing(_run: ChaosRun) -> Iterator[None]:
+def _as_is(_run: ChaosRun) -> Iterator[None]:
     yield
 
 
 @contextmanager
 def _cluster_frozen(run: ChaosRun) -> Iterator[None]:
-    """Diagnostics lives a few hundred ms; a frozen controller keeps it at work meanwhile."""
-    cluster = run.cluster_process()
-    cluster.suspend()
+    cluster = run.diagnostics_on_frozen_cluster()
     try:
         yield
         run.sup.wait_event("stop_requested")
@@ -37,7 +37,7 @@ def _cluster_frozen(run: ChaosRun) -> Iterator[None]:
 class Phase:
     reached: Callable[[ChaosRun], object]
     seen_in: tuple[str, ...]
-    during: Callable[[ChaosRun], object] = _nothing
+    during: Callable[[ChaosRun], AbstractContextManager[None]] = _as_is
     held: bool = True
 
 
@@ -49,7 +49,7 @@ PHASES = {
     "cluster": Phase(lambda run: run.started_pid("cluster"), ("cluster",)),
     "observers": Phase(_phase("observers"), ("observers", "tests")),
     "tests": Phase(lambda run: (run.worker_stream(), run.pid_of("tests")), ("tests",)),
-    "diagnostics": Phase(_phase("diagnostics"), ("diagnostics",), during=_cluster_frozen, held=False),
+    "diagnostics": Phase(lambda run: None, ("diagnostics",), during=_cluster_frozen, held=False),
     "cleanup": Phase(_phase("cleanup"), ("cleanup",), held=False),
 }
 
@@ -58,7 +58,7 @@ PHASES = {
 def test_sigterm_in_each_phase(tmp_path: Path, phase: Phase) -> None:
     with chaos_run(tmp_path, "sigterm", held=phase.held) as run:
         phase.reached(run)
-        with phase.during(run):  # type: ignore[attr-defined]
+        with phase.during(run):
             run.sup.signal(signal.SIGTERM)
         assert_clean_end(run, 143, "cancelled", "sigterm")
         assert run.phase_of_stop() in phase.seen_in
