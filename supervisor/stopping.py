@@ -65,12 +65,16 @@ def escalate(
     def all_gone() -> bool:
         return groups_gone() and not any(audit.alive(p) for p in snapshot)
 
-    for pgid in groups:
-        _signal_group(pgid, signal.SIGTERM)
-    # Processes outside those groups (a grandchild that called setsid, an adopted orphan)
-    # get their TERM directly, at the same time, so they share the one grace.
     in_groups = set(groups)
-    _signal([p for p in snapshot if _pgid(p) not in in_groups], signal.SIGTERM)
+    # Processes outside those groups (a grandchild that called setsid, an adopted orphan)
+    # get their TERM directly, at the same time, so they share the one grace. CONT follows
+    # TERM, as systemd sends it: a stopped process (SIGSTOP, a debugger) would keep TERM
+    # pending, lose its whole grace and be KILLed without stopping what it started.
+    outside = [p for p in snapshot if _pgid(p) not in in_groups]
+    for sig in (signal.SIGTERM, signal.SIGCONT):
+        for pgid in groups:
+            _signal_group(pgid, sig)
+        _signal(outside, sig)
     killed = 0
     if not wait(grace_s, all_gone, True):
         remaining = [p for p in snapshot if audit.alive(p)]

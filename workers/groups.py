@@ -24,6 +24,11 @@ def _die_with_parent() -> None:
     # Runs between fork and exec in the new subprocess. The children that call this are
     # single-threaded, which is what makes preexec_fn safe here.
     linux.set_parent_death_signal(signal.SIGKILL)
+    # An ignored signal stays ignored across exec. A child ignores SIGINT always and
+    # SIGTERM once it is stopping (runtime.py); a program it starts then (a cluster
+    # started while a SIGTERM was on its way) would ignore our TERM until the KILL.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 class ProcessGroups:
@@ -45,6 +50,9 @@ class ProcessGroups:
     def stop(self, proc: "subprocess.Popen[bytes]", grace_s: float) -> int:
         """TERM the group, wait up to `grace_s` for the leader, KILL the group, reap."""
         _signal_group(proc.pid, signal.SIGTERM)
+        # A stopped process (SIGSTOP, a debugger) leaves TERM pending until it runs again,
+        # so without CONT its whole grace is lost and it is KILLed unclean; systemd does the same.
+        _signal_group(proc.pid, signal.SIGCONT)
         if not wait_exit(proc, grace_s):
             _signal_group(proc.pid, signal.SIGKILL)
         # Members that outlive their leader (a shell's children) go too, even after a clean exit.
