@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.controller_target import ApiKind, ControllerTarget
+from supervisor import inputs
 from supervisor.cli import UsageError
-from supervisor.config import STANDARD_TESTS, ClusterKind, ConfigError, RunConfig, load
+from supervisor.config import PREFIX, STANDARD_TESTS, ClusterKind, ConfigError, RunConfig, load
 
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-IRIS_URL = re.compile(r"https?://[A-Za-z0-9.\[\]:-]+(:[0-9]{1,5})?/?", re.ASCII)
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -81,11 +81,22 @@ def merged_config(args: argparse.Namespace) -> RunConfig:
     if isinstance(iris_flags, dict):
         overrides["iris"] = dataclasses.replace(config.iris, **iris_flags)
     config = dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
-    if config.prefix and not re.match(r"^[a-z][a-z0-9-]{0,29}$", config.prefix):
-        raise UsageError(f"--prefix: must match ^[a-z][a-z0-9-]{{0,29}}$, got {config.prefix!r}")
+    if config.prefix and not PREFIX.fullmatch(config.prefix):
+        raise UsageError(f"--prefix: must match {PREFIX.pattern}, got {config.prefix!r}")
+    check_controller(config)
     if config.keep and config.attached:
         raise UsageError("--keep: nothing to keep when attaching with --controller")
     return config
+
+
+def check_controller(config: RunConfig) -> None:
+    """`--controller` (or cluster.controller): the one place its syntax is checked."""
+    if not config.attached:
+        return
+    try:
+        inputs.controller_address(config.controller, iris=config.cluster.real_iris)
+    except ValueError as exc:
+        raise UsageError(f"--controller: {exc}") from None
 
 
 def check_tools(config: RunConfig) -> None:
@@ -103,10 +114,6 @@ def check_tools(config: RunConfig) -> None:
 def _check_iris(config: RunConfig) -> None:
     if config.cluster is ClusterKind.IRIS and not config.attached:
         raise UsageError("--cluster iris: attaches to a running Iris controller; give --controller http://HOST:PORT")
-    if config.cluster.real_iris and config.attached and not IRIS_URL.fullmatch(config.controller):
-        raise UsageError(
-            f"--controller: an Iris controller is a URL (http://127.0.0.1:10000), got {config.controller!r}"
-        )
     if config.cluster is ClusterKind.IRIS_LOCAL:
         if config.attached:
             raise UsageError(
@@ -135,7 +142,7 @@ def make_run_dir(run_dir: Path) -> None:
 def run_id_of(args: argparse.Namespace) -> str:
     """`--run-id`, checked (it names a directory), or a new unique one."""
     run_id: str = args.run_id or new_run_id()
-    if not RUN_ID.match(run_id):
+    if not RUN_ID.fullmatch(run_id):
         raise UsageError(f"--run-id: must match {RUN_ID.pattern}, got {run_id!r}")
     return run_id
 
