@@ -7,16 +7,59 @@
   when the descriptor's last copy is closed, so a crashed writer leaves no stale lock;
   forked children close every inherited descriptor at once, so only the opener holds it.
 - `PidLock`: an exclusive lock file that also names its holder, for "one run per
-  prefix" and "one daemon per state directory".
+  prefix" and "one daemon per state directory". It truncates and writes the file it opens,
+  so it never follows a symlink and refuses a file that is not our own plain file:
+  otherwise whoever could plant the lock path could make us overwrite any file we can write.
 """
 
+import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 
 class Busy(OSError):
     """Another process holds the file's exclusive lock."""
+
+
+class UnsafePath(OSError):
+    """A lock file or directory that another user planted, owns or can write; the message says the fix."""
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only we can use: created 0700, else checked to be ours and made 0700.
+
+    A predictable name (a lock directory) can be created first by another user: then it is
+    a symlink (lstat says so, O_NOFOLLOW refuses it) or a directory of theirs (st_uid).
+    Either is refused, never used. Our own directory with group/other access is fixed.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafePath(f"{path}: is a symlink or not a directory; remove it") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid():
+            raise UnsafePath(f"{path}: owned by uid {st.st_uid}, not by us (uid {os.geteuid()}); remove it")
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+    return path
+
+
+def owned_dir(path: Path) -> Path:
+    """An existing directory of ours that no other user may write (a configured state directory)."""
+    st = path.stat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise UnsafePath(f"{path}: must be a directory owned by uid {os.geteuid()}, found uid {st.st_uid}")
+    if st.st_mode & stat.S_IWOTH:
+        raise UnsafePath(f"{path}: writable by every user; chmod o-w {path}")
+    return path
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -66,10 +109,7 @@ class PidLock:
     def acquire(self) -> None:
         """Take the lock and write our pid into the file; raise Busy naming the holder's."""
         while True:
-            try:
-                fd = open_exclusive(self.path, os.O_RDWR, self.mode)
-            except Busy:
-                raise Busy(f"{self.path} is held by pid {self.holder() or 'unknown'}") from None
+            fd = self._open()
             if _still_names(self.path, fd):
                 break
             os.close(fd)  # we locked a file its holder had just deleted: try the new one
@@ -77,11 +117,32 @@ class PidLock:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
 
+    def _open(self) -> int:
+        try:
+            fd = open_exclusive(self.path, os.O_RDWR | os.O_NOFOLLOW, self.mode)
+        except Busy:
+            raise Busy(f"{self.path} is held by pid {self.holder() or 'unknown'}") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafePath(f"{self.path}: is a symlink; remove it") from None
+            raise
+        st = os.fstat(fd)
+        # A hard link to someone's file would be ours to truncate if we are root. (0 links:
+        # its holder just deleted it, and acquire's retry takes care of that.)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink > 1:
+            os.close(fd)
+            raise UnsafePath(f"{self.path}: not a plain file of ours (uid {st.st_uid}, {st.st_nlink} links); remove it")
+        return fd
+
     def holder(self) -> int | None:
         try:
-            text = self.path.read_text().strip()
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return None
+        try:
+            text = os.read(fd, 32).decode("ascii", "replace").strip()
+        finally:
+            os.close(fd)
         return int(text) if text.isdigit() else None
 
     def release(self) -> None:

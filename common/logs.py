@@ -12,6 +12,11 @@ Why lines are never interleaved or cut, although many processes write concurrent
   that size on every sink (long string fields are shortened and listed in `truncated`).
 A sink that fails (disk full, stdout closed) is reported once on stderr and then skipped;
 logging never raises into the code that logs.
+
+Levels: `level` (`--log-level`) filters stdout only. `events.jsonl` always gets info and
+above (debug too when asked for), so a quiet console never means an empty record. When
+stdout is journald's stream (`$JOURNAL_STREAM` names its device and inode), each stdout
+line starts with the sd-daemon priority `<N>`, so `journalctl -p warning` finds failures.
 """
 
 import enum
@@ -30,9 +35,14 @@ import structlog
 from common import ecs
 
 MAX_LINE_BYTES = select.PIPE_BUF
+# Room for a journald priority prefix ("<4>") in front of a line already capped.
+_PREFIX_ROOM = 4
 _FIELD_KEEP_CHARS = 256
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+# sd-daemon(3) priorities, by structlog's level names.
+_PRIORITY = {"debug": b"<7>", "info": b"<6>", "warning": b"<4>", "error": b"<3>", "critical": b"<2>"}
+_NUMERIC = LEVELS | {"critical": logging.CRITICAL}
 
 EventDict = MutableMapping[str, Any]
 
@@ -64,8 +74,9 @@ class _Sink:
 
 
 def _cap_line(event: EventDict) -> bytes:
+    limit = MAX_LINE_BYTES - _PREFIX_ROOM
     line = orjson.dumps(event, default=str)
-    if len(line) < MAX_LINE_BYTES:
+    if len(line) < limit:
         return line + b"\n"
     truncated = []
     for key, value in event.items():
@@ -77,7 +88,7 @@ def _cap_line(event: EventDict) -> bytes:
             truncated.append(key)
     event["truncated"] = truncated
     line = orjson.dumps(event, default=str)
-    if len(line) >= MAX_LINE_BYTES:
+    if len(line) >= limit:
         line = orjson.dumps({k: event[k] for k in _RESERVED if k in event} | {"truncated": ["*"]})
     return line + b"\n"
 
@@ -92,9 +103,13 @@ _RESERVED = (
 class _Writer:
     """The structlog 'logger': receives the finished event dict and writes it to every sink."""
 
-    def __init__(self, sinks: list[_Sink], mode: "StdoutMode") -> None:
+    def __init__(self, sinks: list[_Sink], mode: "StdoutMode", stdout_level: int, journal: bool) -> None:
         self._sinks = sinks
         self._mode = mode
+        self._journal = journal
+        # The console mode a terminal chose shows warnings only: the progress line is there.
+        quiet = logging.WARNING if mode is StdoutMode.QUIET_CONSOLE else logging.DEBUG
+        self._stdout_level = max(stdout_level, quiet)
         wants_console = mode in (StdoutMode.CONSOLE, StdoutMode.QUIET_CONSOLE)
         self._console = structlog.dev.ConsoleRenderer(colors=False) if wants_console else None
 
@@ -102,17 +117,20 @@ class _Writer:
         line = _cap_line(event)
         for sink in self._sinks[1:]:
             sink.write(line)
-        if self._mode is StdoutMode.QUIET_CONSOLE and LEVELS.get(event.get("level", ""), 0) < logging.WARNING:
+        level = event.get("level", "info")
+        if _NUMERIC.get(level, logging.INFO) < self._stdout_level:
             return
+        prefix = _PRIORITY.get(level, b"<6>") if self._journal else b""
+        self._sinks[0].write(prefix + self._stdout_line(event, line))
+
+    def _stdout_line(self, event: EventDict, line: bytes) -> bytes:
         if self._mode is StdoutMode.ECS:
             # events.jsonl keeps our names (the schema); only stdout speaks ECS.
-            self._sinks[0].write(_cap_line(ecs.to_ecs(event)))
-            return
+            return _cap_line(ecs.to_ecs(event))
         if self._console is not None:
             text = self._console(None, "", dict(event))
-            self._sinks[0].write(str(text).encode("utf-8", "backslashreplace")[: MAX_LINE_BYTES - 1] + b"\n")
-        else:
-            self._sinks[0].write(line)
+            return str(text).encode("utf-8", "backslashreplace")[: MAX_LINE_BYTES - _PREFIX_ROOM] + b"\n"
+        return line
 
     msg = debug = info = warning = warn = error = critical = exception = fatal = _emit
 
@@ -176,6 +194,22 @@ def stdout_mode(fmt: str = "auto") -> StdoutMode:
     return StdoutMode(fmt)
 
 
+def outcome_level(outcome: str) -> int:
+    """The level of an event that reports an outcome: a pass is news, a failure a warning, an error an error."""
+    return {"passed": logging.INFO, "error": logging.ERROR}.get(outcome, logging.WARNING)
+
+
+def journal_stdout(fd: int) -> bool:
+    """Is `fd` the stream journald gave us? Compared by device and inode, as sd_journal_stream_fd(3)
+    advises, so a child whose stdout was redirected elsewhere does not add prefixes."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
 def configure(
     role: str,
     run_id: str | None = None,
@@ -193,13 +227,15 @@ def configure(
     if events_path is not None:
         fd = os.open(events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         sinks.append(_Sink(fd, str(events_path), owned=True))
-    _state.writer = _Writer(sinks, stdout_mode(stdout_format))
+    _state.writer = _Writer(sinks, stdout_mode(stdout_format), LEVELS[level], journal_stdout(stdout_fd))
     _state.fields = {"run_id": run_id, "pid": os.getpid(), "role": role}
     if child is not None:
         _state.fields["child"] = child
-    if _state.level == LEVELS[level]:
+    # The pipeline keeps what events.jsonl needs; the writer filters stdout by `level`.
+    kept = min(LEVELS[level], logging.INFO)
+    if _state.level == kept:
         return
-    _state.level = LEVELS[level]
+    _state.level = kept
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -207,7 +243,7 @@ def configure(
             _static_fields,
             structlog.processors.format_exc_info,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
+        wrapper_class=structlog.make_filtering_bound_logger(kept),
         logger_factory=_current_writer,
         # Not cached: a logger used before a fork must reach the child's writer after it.
         cache_logger_on_first_use=False,

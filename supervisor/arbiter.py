@@ -18,6 +18,7 @@ Design, in the order things happen:
 import contextlib
 import errno
 import importlib
+import logging
 import os
 import random
 import select
@@ -50,6 +51,8 @@ from workers.runtime import Launch
 STOP_GRACE_S = 2.0
 # During a stop, descendants that are not our children do not wake us when they exit.
 STOP_RECHECK_S = 0.05
+# A child waiting to be restarted is a warning; one that gave up, an error.
+_STATE_LEVELS = {ChildState.BACKOFF: logging.WARNING, ChildState.FAILED: logging.ERROR}
 
 MessageHandler = Callable[[ChildRecord, Message], None]
 
@@ -158,7 +161,8 @@ class Supervisor:
         if record.state is state:
             return
         previous, record.state = record.state, state
-        self.log.info("child_state_changed", child=record.name, old=previous, new=state, **fields)
+        level = _STATE_LEVELS.get(state, logging.INFO)
+        self.log.log(level, "child_state_changed", child=record.name, old=previous, new=state, **fields)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -242,7 +246,9 @@ class Supervisor:
     def _child_exited(self, record: ChildRecord, exit_code: int) -> None:
         now = self.clock()
         record.pid, record.exit_code = None, exit_code
-        self.log.info(
+        expected = exit_code == 0 or record.state is ChildState.STOPPING or self.stop_reason is not None
+        self.log.log(
+            logging.INFO if expected else logging.WARNING,
             "child_exited",
             child=record.name,
             exit_code=exit_code,
@@ -353,7 +359,8 @@ class Supervisor:
         report = AuditReport(
             self.counts.spawned, self.counts.reaped, self.counts.orphans_reaped, stop.killed, leaked, zombies
         )
-        self.log.info("process_audit", **{k: v for k, v in report.as_dict().items() if k != "leaked_processes"})
+        level = logging.ERROR if leaked or zombies else logging.INFO
+        self.log.log(level, "process_audit", **{k: v for k, v in report.as_dict().items() if k != "leaked_processes"})
         return report
 
 

@@ -6,13 +6,24 @@ grpc (the local cluster serves gRPC and is imported lazily).
 """
 
 import argparse
+import os
 import sys
+from typing import NoReturn
 
 from common.outcome import ExitCode
+from supervisor import inputs
 
 
 class UsageError(Exception):
     """A bad argument or config value: exit 2 with a message naming the field."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a refusal is one line on stderr naming the argument, then exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see --help)", file=sys.stderr)
+        sys.exit(ExitCode.USAGE)
 
 
 def _positive_seconds(text: str) -> float:
@@ -20,12 +31,28 @@ def _positive_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
+    try:
+        return inputs.seconds(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _add_run_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def check_argv_utf8(argv: list[str]) -> None:
+    """Refuse arguments that are not UTF-8: they would reach paths, JSON logs and messages."""
+    for i, arg in enumerate(argv):
+        try:
+            inputs.utf8(arg)
+        except ValueError as exc:
+            flag = arg.partition("=")[0] if arg.startswith("--") else (argv[i - 1] if i else f"argument {i + 1}")
+            raise UsageError(f"{flag}: {exc}") from None
+
+
+def private_umask() -> None:
+    """Run directories 0750 and files 0640 however we are started; a stricter umask (systemd's) stays."""
+    os.umask(os.umask(0o027) | 0o027)
+
+
+def _add_run_parser(sub: "argparse._SubParsersAction[Parser]") -> None:
     run = sub.add_parser("run", help="one supervised smoke run")
     # Defaults are None so that a value from --config is only overridden by a flag given.
     run.add_argument("--config", default=None, help="TOML run config (see README)")
@@ -61,7 +88,7 @@ def _add_run_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="iris-smoke",
         description="Smoke tests and canaries for accelerator clusters run by a controller with an autoscaler.",
     )
@@ -74,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    try:
+        check_argv_utf8(argv)
+    except UsageError as exc:
+        print(f"iris-smoke: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
     if argv[:1] == ["canary"]:
         from supervisor.canary.cli import main as canary_main
 
@@ -85,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from supervisor.run import run_command
 
+    private_umask()
     try:
         return run_command(args)
     except UsageError as exc:

@@ -5,18 +5,23 @@ Every error names the field and says what would be accepted, e.g.
 config after validation: the rest of the program gets frozen dataclasses.
 """
 
+import contextlib
 import enum
 import re
+import string
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workers.transports import DEFAULT_REMOTE_TEMPLATE
+from supervisor import inputs
+from workers.hosts import MAX_HOSTS_PER_VM, NAME_PATTERN, HostileNameError, validate_address
+from workers.transports import DEFAULT_REMOTE_TEMPLATE, TransportConfigError, check_template
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+# Patterns are used with fullmatch: `^...$` would let a trailing newline through.
+NAME = NAME_PATTERN
+PREFIX = re.compile(r"[a-z][a-z0-9-]{0,29}", re.ASCII)
 STANDARD_TESTS = ("simple", "concurrent", "coscheduled")
 
 
@@ -177,19 +182,26 @@ class _Reader:
     def _field(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
-    def number(self, key: str, default: float, minimum: float = 0.0, exclusive: bool = True) -> float:
+    def number(self, key: str, default: float, allow_zero: bool = False) -> float:
+        """Seconds: finite, > 0 (or >= 0), at most inputs.MAX_SECONDS."""
         value = self.table.pop(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{self._field(key)}: must be a number of seconds, got {value!r}")
-        if value < minimum or (exclusive and value == minimum):
-            raise ConfigError(f"{self._field(key)}: must be {'>' if exclusive else '>='} {minimum}, got {value!r}")
-        return float(value)
+        with self.naming(key):
+            return inputs.seconds(value, allow_zero=allow_zero)
 
-    def integer(self, key: str, default: int, minimum: int) -> int:
+    def integer(self, key: str, default: int, minimum: int, maximum: int = inputs.MAX_COUNT) -> int:
         value = self.table.pop(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(f"{self._field(key)}: must be an integer >= {minimum}, got {value!r}")
-        return value
+        with self.naming(key):
+            return inputs.whole(value, minimum, maximum)
+
+    @contextlib.contextmanager
+    def naming(self, key: str) -> Iterator[None]:
+        """A check's ValueError becomes a ConfigError that names the field."""
+        try:
+            yield
+        except ConfigError:
+            raise
+        except ValueError as exc:
+            raise ConfigError(f"{self._field(key)}: {exc}") from None
 
     def string(
         self, key: str, default: str, pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] = ()
@@ -199,7 +211,7 @@ class _Reader:
             raise ConfigError(f"{self._field(key)}: must be a string, got {value!r}")
         if choices and value not in choices:
             raise ConfigError(f"{self._field(key)}: must be one of {', '.join(choices)}; got {value!r}")
-        if pattern is not None and value and not pattern.match(value):
+        if pattern is not None and value and not pattern.fullmatch(value):
             raise ConfigError(f"{self._field(key)}: must match {pattern.pattern}, got {value!r}")
         return value
 
@@ -214,7 +226,7 @@ class _Reader:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{self._field(key)}: must be a list of strings, got {value!r}")
         for item in value:
-            if pattern is not None and not pattern.match(item):
+            if pattern is not None and not pattern.fullmatch(item):
                 raise ConfigError(f"{self._field(key)}: {item!r} must match {pattern.pattern}")
         return tuple(value)
 
@@ -270,26 +282,43 @@ def _missing(reader: _Reader, key: str) -> str:
     raise ConfigError(f"{reader.path}.{key}: required")
 
 
+def _ssh_host(h: _Reader) -> SshHost:
+    address = h.string("address", "") or _missing(h, "address")
+    try:
+        validate_address("address", address)
+    except HostileNameError:
+        raise ConfigError(
+            f"{h.path}.address: must be a hostname or IP address (no leading '-', no spaces), got {address!r}"
+        ) from None
+    host = SshHost(
+        vm=h.string("vm", "", NAME) or _missing(h, "vm"),
+        address=address,
+        host=h.integer("host", 0, 0, MAX_HOSTS_PER_VM - 1),
+        role=h.string("role", "worker", choices=("worker", "controller")),
+    )
+    h.done()
+    return host
+
+
 def _ssh(reader: _Reader) -> SshSettings:
-    hosts = []
-    for h in reader.tables("hosts"):
-        hosts.append(
-            SshHost(
-                vm=h.string("vm", "", NAME) or _missing(h, "vm"),
-                address=h.string("address", "") or _missing(h, "address"),
-                host=h.integer("host", 0, 0),
-                role=h.string("role", "worker", choices=("worker", "controller")),
-            )
-        )
-        h.done()
+    hosts = tuple(_ssh_host(h) for h in reader.tables("hosts"))
+    seen: set[tuple[str, int]] = set()
+    for i, h in enumerate(hosts):
+        if (h.vm, h.host) in seen:
+            raise ConfigError(f"ssh.hosts[{i}].vm: {h.vm!r} host {h.host} is listed twice; give each VM host once")
+        seen.add((h.vm, h.host))
+    user = reader.string("user", "")
+    if user:
+        with reader.naming("user"):
+            inputs.ssh_user(user)
     settings = SshSettings(
-        user=reader.string("user", ""),
-        port=reader.integer("port", 22, 1),
+        user=user,
+        port=reader.integer("port", 22, 1, 65535),
         identity_file=reader.string("identity_file", ""),
         strict_host_key_checking=reader.string("strict_host_key_checking", "yes", choices=("yes", "no", "accept-new")),
         known_hosts_file=reader.string("known_hosts_file", ""),
         connect_timeout_s=reader.number("connect_timeout_s", 10.0),
-        hosts=tuple(hosts),
+        hosts=hosts,
     )
     reader.done()
     return settings
@@ -307,21 +336,19 @@ def _iris(reader: _Reader) -> IrisSettings:
 
 def _streams(reader: _Reader) -> StreamSettings:
     settings = StreamSettings(
-        max_line_bytes=reader.integer("max_line_bytes", 65536, 1024),
+        max_line_bytes=reader.integer("max_line_bytes", 65536, 1024, inputs.MAX_LINE_BYTES),
         stale_after_s=reader.number("stale_after_s", 300.0),
-        remote_command=reader.string("remote_command", StreamSettings.remote_command),
-        gone_grace_s=reader.number("gone_grace_s", 30.0, exclusive=False),
+        remote_command=_remote_command(reader),
+        gone_grace_s=reader.number("gone_grace_s", 30.0, allow_zero=True),
         max_streams=reader.integer("max_streams", StreamSettings.max_streams, 1),
-        max_stream_bytes=reader.integer("max_stream_bytes", StreamSettings.max_stream_bytes, 4096),
-        max_run_bytes=reader.integer("max_run_bytes", StreamSettings.max_run_bytes, 4096),
+        max_stream_bytes=reader.integer("max_stream_bytes", StreamSettings.max_stream_bytes, 4096, inputs.MAX_BYTES),
+        max_run_bytes=reader.integer("max_run_bytes", StreamSettings.max_run_bytes, 4096, inputs.MAX_BYTES),
     )
     if settings.bytes_per_stream < 4096:
         raise ConfigError(
             f"streams.max_run_bytes: must be >= 4096 x max_streams ({4096 * settings.max_streams}), "
             f"got {settings.max_run_bytes}"
         )
-    if "{container}" not in settings.remote_command:
-        raise ConfigError("streams.remote_command: must contain {container}")
     reader.done()
     return settings
 
@@ -335,6 +362,19 @@ def _verdict(reader: _Reader) -> VerdictSettings:
     )
     reader.done()
     return settings
+
+
+def _remote_command(reader: _Reader) -> str:
+    """The follow command: only `{since}` and `{container}`, and `{container}` required."""
+    template = reader.string("remote_command", StreamSettings.remote_command)
+    fix = "use only {since} and {container}, and {{ }} for a literal brace"
+    try:
+        fields = {name for _text, name, _spec, _conv in string.Formatter().parse(check_template(template))}
+    except (TransportConfigError, ValueError) as exc:
+        raise ConfigError(f"streams.remote_command: {exc}; {fix}") from None
+    if "container" not in fields:
+        raise ConfigError(f"streams.remote_command: must contain {{container}}; {fix}")
+    return template
 
 
 def parse(data: Mapping[str, Any]) -> RunConfig:
@@ -386,9 +426,11 @@ def load(path: Path | None) -> RunConfig:
     if path is None:
         return RunConfig()
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--config: {path} is not UTF-8 (byte {exc.start}); TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"--config: {path} is not valid TOML: {exc}") from None
     return parse(data)

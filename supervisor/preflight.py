@@ -16,12 +16,11 @@ from pathlib import Path
 
 from common.controller_target import ApiKind, ControllerTarget
 from local_cluster import private_socket
+from supervisor import inputs
 from supervisor.cli import UsageError
-from supervisor.config import STANDARD_TESTS, ClusterKind, ConfigError, RunConfig, load
+from supervisor.config import PREFIX, STANDARD_TESTS, ClusterKind, ConfigError, RunConfig, load
 
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-IRIS_URL = re.compile(r"https?://[A-Za-z0-9.\[\]:-]+(:[0-9]{1,5})?/?", re.ASCII)
-HOST_PORT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*:[0-9]{1,5}|\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}", re.ASCII)
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -83,18 +82,31 @@ def merged_config(args: argparse.Namespace) -> RunConfig:
     if isinstance(iris_flags, dict):
         overrides["iris"] = dataclasses.replace(config.iris, **iris_flags)
     config = dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
-    if config.prefix and not re.match(r"^[a-z][a-z0-9-]{0,29}$", config.prefix):
-        raise UsageError(f"--prefix: must match ^[a-z][a-z0-9-]{{0,29}}$, got {config.prefix!r}")
+    if config.prefix and not PREFIX.fullmatch(config.prefix):
+        raise UsageError(f"--prefix: must match {PREFIX.pattern}, got {config.prefix!r}")
+    check_controller(config)
     if config.keep and config.attached:
         raise UsageError("--keep: nothing to keep when attaching with --controller")
     return config
 
 
+def check_controller(config: RunConfig) -> None:
+    """`--controller` (or cluster.controller): the one place its syntax is checked."""
+    if not config.attached:
+        return
+    # The embedded local cluster listens only on its private Unix socket (its controller
+    # is unauthenticated); an ssh cluster's controller may also be at HOST:PORT.
+    try:
+        inputs.controller_address(
+            config.controller, iris=config.cluster.real_iris, tcp=config.cluster is ClusterKind.SSH
+        )
+        if config.controller.startswith(private_socket.SCHEME):
+            private_socket.socket_of(config.controller)
+    except (ValueError, private_socket.SocketPathError) as exc:
+        raise UsageError(f"--controller: {exc}") from None
+
+
 def check_tools(config: RunConfig) -> None:
-    if config.attached:
-        error = controller_address_error(config.cluster, config.controller)
-        if error is not None:
-            raise UsageError(error)
     if config.cluster is ClusterKind.GCP:
         raise UsageError("--cluster gcp: the GCP provider is not built yet; use local or ssh")
     if config.cluster is ClusterKind.SSH and shutil.which("ssh") is None:
@@ -104,31 +116,6 @@ def check_tools(config: RunConfig) -> None:
             "--cluster ssh: attaches to a running cluster; give its --controller ADDR (or cluster.controller)"
         )
     _check_iris(config)
-
-
-def controller_address_error(kind: ClusterKind, value: str) -> str | None:
-    """Why `--controller value` cannot name a controller of this cluster kind, or None.
-
-    The embedded local cluster listens only on `unix:/…/controller.sock` (a private Unix
-    socket: the controller is unauthenticated, so no TCP port). An ssh cluster's
-    controller speaks the same API, on its socket or at `host:port`. Iris is a URL.
-    """
-    if kind.real_iris:
-        if IRIS_URL.fullmatch(value):
-            return None
-        return f"--controller: an Iris controller is a URL (http://127.0.0.1:10000), got {value!r}"
-    if value.startswith(private_socket.SCHEME):
-        try:
-            private_socket.socket_of(value)
-        except private_socket.SocketPathError as exc:
-            return f"--controller: {exc}"
-        return None
-    if kind is ClusterKind.SSH and HOST_PORT.fullmatch(value):
-        return None
-    return (
-        f"--controller: the local cluster listens on a Unix socket, unix:/PATH/controller.sock "
-        f"(as `iris-smoke local-cluster` or `run --keep` print it), got {value!r}"
-    )
 
 
 def _check_iris(config: RunConfig) -> None:
@@ -162,7 +149,7 @@ def make_run_dir(run_dir: Path) -> None:
 def run_id_of(args: argparse.Namespace) -> str:
     """`--run-id`, checked (it names a directory), or a new unique one."""
     run_id: str = args.run_id or new_run_id()
-    if not RUN_ID.match(run_id):
+    if not RUN_ID.fullmatch(run_id):
         raise UsageError(f"--run-id: must match {RUN_ID.pattern}, got {run_id!r}")
     return run_id
 

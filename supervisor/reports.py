@@ -25,14 +25,28 @@ ARTEFACTS = (
 LOG_TAIL_LINES = 20
 # XML 1.0 forbids most control characters, which a task's output may well contain.
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Task output in summary.md: control characters (ESC sequences would reach a terminal that
+# `cat`s the file; CR rewrites a line) are shown as \xNN, tab kept.
+_CONTROL = re.compile("[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]")
+_BACKTICKS = re.compile("`+")
 
 
 def _xml_safe(text: str) -> str:
     return _NOT_XML.sub("\ufffd", text)
 
 
+def _visible(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
+def _fence(lines: list[str]) -> str:
+    """A code fence longer than any backtick run inside, so no line of task output can close it."""
+    longest = max((len(run) for line in lines for run in _BACKTICKS.findall(line)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 def _cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return _visible(str(value).replace("\n", " ")).replace("|", "\\|").replace("`", "\\`")
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
@@ -50,8 +64,10 @@ def _tests_section(results: dict[str, Any]) -> list[str]:
     lines += [*_table(["test", "outcome", "duration (s)", "error"], rows), ""]
     for test in tests:
         for tail in test.get("log_tail", []):
-            lines += [f"### {test['name']}: task {tail.get('task')} (last lines)", "", "```"]
-            lines += [*tail.get("lines", [])[-LOG_TAIL_LINES:], "```", ""]
+            block = [_visible(str(line)) for line in tail.get("lines", [])[-LOG_TAIL_LINES:]]
+            fence = _fence(block)
+            lines += [f"### {test['name']}: task {_visible(str(tail.get('task')))} (last lines)", "", fence]
+            lines += [*block, fence, ""]
     return lines
 
 

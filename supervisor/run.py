@@ -159,7 +159,10 @@ def _write_artefacts(verdict: Verdict, run_dir: Path, log: Any) -> None:
             tests={t["name"]: t["outcome"] for t in verdict.extra.get("tests", [])},
         )  # fmt: skip
         return
-    log.info("run_finished", outcome=verdict.outcome, exit_code=int(verdict.exit_code), results=str(path))
+    log.log(
+        logs.outcome_level(verdict.outcome), "run_finished",
+        outcome=verdict.outcome, exit_code=int(verdict.exit_code), results=str(path),
+    )  # fmt: skip
 
 
 def demo_specs(args: argparse.Namespace) -> list[ChildSpec]:

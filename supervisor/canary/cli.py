@@ -16,17 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from common import logs
+from common.files import UnsafePath
 from common.outcome import ExitCode
 from supervisor.canary import budgets
 from supervisor.canary.config import FIELDS, CanaryConfig, ConfigError, parse_flag, resolve
 from supervisor.canary.lock import LOCK_NAME, LockHeld, StateLock
 from supervisor.canary.loop import Canary
+from supervisor.cli import Parser, private_umask
 
 EVENTS_NAME = "canary-events.jsonl"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="iris-smoke canary",
         description="Smoke runs back to back on an interval, under systemd. "
         "Arguments after `--` are passed to every run.",
@@ -92,6 +94,7 @@ def preflight(args: argparse.Namespace, extra: list[str] | None) -> tuple[Canary
 def main(argv: list[str]) -> int:
     before, extra = split_extra(argv)
     args = build_parser().parse_args(before)
+    private_umask()
     try:
         config, load = preflight(args, extra)
     except ConfigError as exc:
@@ -100,7 +103,7 @@ def main(argv: list[str]) -> int:
     lock = StateLock(config.state_dir / LOCK_NAME)
     try:
         lock.acquire()
-    except LockHeld as exc:
+    except (LockHeld, UnsafePath) as exc:
         print(f"iris-smoke canary: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     try:

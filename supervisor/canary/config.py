@@ -9,13 +9,14 @@ flags, so a flag keeps winning over a reload.
 """
 
 import dataclasses
-import math
 import re
 import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from supervisor import inputs
 
 DEFAULT_INTERVAL_S = 900.0
 DEFAULT_RUN_TIMEOUT_S = 600.0
@@ -49,10 +50,10 @@ class CanaryConfig:
         return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(other, f.name)]
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h|hr|d)?\s*$")
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h|hr|d)?\s*", re.ASCII)
 _DURATION_UNITS = {None: 1.0, "ms": 1e-3, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0}
 _DURATION_UNITS |= {"h": 3600.0, "hr": 3600.0, "d": 86400.0}
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"\s*(\d+)\s*([KMGT]?)(i?B)?\s*", re.IGNORECASE | re.ASCII)
 
 
 def parse_duration(value: object) -> float:
@@ -61,42 +62,34 @@ def parse_duration(value: object) -> float:
         raise ValueError(f"expected a duration like 90s, 15m, 1h or seconds, got {value!r}")
     if isinstance(value, int | float):
         seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
+    elif isinstance(value, str) and (match := _DURATION.fullmatch(value)):
         seconds = float(match[1]) * _DURATION_UNITS[match[2]]
     else:
         raise ValueError(f"expected a duration like 90s, 15m, 1h or seconds, got {value!r}")
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"must be > 0, got {value!r}")
-    return seconds
+    return inputs.seconds(seconds)
 
 
 def parse_size(value: object) -> int:
     """Bytes: an integer, or `500M`, `10G`, `1GiB` (binary multiples)."""
     if isinstance(value, int) and not isinstance(value, bool):
         size = value
-    elif isinstance(value, str) and (match := _SIZE.match(value)):
+    elif isinstance(value, str) and (match := _SIZE.fullmatch(value)):
         size = int(match[1]) * 1024 ** " KMGT".index(match[2].upper() or " ")
     else:
         raise ValueError(f"expected bytes like 1073741824, 500M or 10G, got {value!r}")
-    if size <= 0:
-        raise ValueError(f"must be > 0, got {value!r}")
-    return size
+    return inputs.whole(size, 1, inputs.MAX_BYTES)
 
 
 def _integer(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"expected a whole number, got {value!r}")
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"expected a whole number, got {value!r}") from None
+    if isinstance(value, str) and not value.strip().isdigit():
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return int(value)
 
 
 def _count(value: object) -> int:
-    number = _integer(value)
-    if number < 1:
-        raise ValueError(f"must be >= 1, got {value!r}")
-    return number
+    return inputs.whole(_integer(value), 1, inputs.MAX_COUNT)
 
 
 def _port(value: object) -> int:
@@ -154,7 +147,7 @@ def parse_flag(key: str, value: object) -> Any:
 def load_file(path: Path) -> dict[str, Any]:
     """The config file's values, parsed and keyed by dataclass field."""
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"config {path}: cannot read: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -5,12 +5,14 @@ when the daemon dies however it dies (SIGKILL included): no stale lock to clean 
 The file is never deleted: unlinking a lock file lets a second daemon lock a new inode
 while the first still holds the old one. The holder's pid is written into the file for
 the error message only; the lock itself is the truth. The descriptor is close-on-exec
-so a run (or a process it leaks) can never keep the lock alive.
+so a run (or a process it leaks) can never keep the lock alive. The state directory must
+be ours and not world-writable, and the lock file a plain file of ours, never a symlink
+(`common.files`): `UnsafePath` otherwise.
 """
 
 from pathlib import Path
 
-from common.files import Busy, PidLock
+from common.files import Busy, PidLock, owned_dir
 
 LOCK_NAME = "canary.lock"
 
@@ -29,6 +31,7 @@ class StateLock:
         self._lock = PidLock(path)
 
     def acquire(self) -> None:
+        owned_dir(self.path.parent)
         try:
             self._lock.acquire()
         except Busy:

@@ -370,7 +370,8 @@ class Canary:
         self.metrics.record_resources(fds, rss)
         self._write_metrics()
         deleted = self._apply_retention()
-        self.log.info(
+        self.log.log(
+            logs.outcome_level(summary.outcome),
             "run_completed",
             run=summary.run_id,
             outcome=summary.outcome,

@@ -105,3 +105,47 @@ def test_ecs_output_renames_stdout_fields_but_not_the_events_file(tmp_path: Path
         _validate_lines(sup.run_dir / "events.jsonl")
     assert stdout and all("@timestamp" in e and "log.level" in e and "timestamp" not in e for e in stdout)
     assert {e["labels.role"] for e in stdout} == {"supervisor", "stream"}
+
+
+def test_log_level_filters_stdout_only_and_events_jsonl_stays_complete(tmp_path: Path) -> None:
+    argv = run_argv(
+        "quiet", tmp_path / "runs", "--demo-streams", "1", "--demo-duration", "0.3", "--log-level", "warning"
+    )
+    with started(argv, tmp_path, "quiet") as sup:
+        assert sup.wait_exit(20) == 0
+        events = _validate_lines(sup.run_dir / "events.jsonl")
+        stdout = [json.loads(line) for line in sup.output.read_text().splitlines()]
+    assert {"run_started", "child_started", "run_finished"} <= {e["event"] for e in events}
+    assert all(e["level"] in ("warning", "error") for e in stdout)
+
+
+_FAILING_RUN = """
+[run]
+tests = []
+[[tests]]
+name = "fails"
+argv = ["sh", "-c", "exit 1"]
+"""
+_PRIORITIES = {"debug": "<7>", "info": "<6>", "warning": "<4>", "error": "<3>"}
+
+
+def test_under_journald_stdout_lines_carry_priorities_and_failures_are_warnings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text(_FAILING_RUN)
+    output = tmp_path / "journal.out"
+    output.touch()  # started() opens this very inode as the run's stdout: journald's stream here
+    st = output.stat()
+    monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+    argv = run_argv("journal", tmp_path / "runs", "--config", str(config), "--timeout", "60")
+    with started(argv, tmp_path, "journal") as sup:
+        assert sup.wait_exit(60) == 1
+        events = _validate_lines(sup.run_dir / "events.jsonl")
+        lines = [line for line in sup.output.read_text().splitlines() if line.startswith("<")]
+    stdout = [(line[:3], json.loads(line[3:])) for line in lines]
+    assert stdout and all(prefix == _PRIORITIES[e["level"]] for prefix, e in stdout)
+    by_event = {e["event"]: (prefix, e) for prefix, e in stdout}
+    assert by_event["run_finished"][0] == "<4>" and by_event["run_finished"][1]["outcome"] == "failed"
+    assert by_event["test_finished"][0] == "<4>"
+    assert len(stdout) == len(events), "every event, each with its priority"

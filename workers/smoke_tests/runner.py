@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from common import logs
 from common.child_exit import ChildExit
 from common.deadline import Deadline
 from common.messages import Kind
@@ -202,7 +203,8 @@ class SmokeTests:
                     )
         run.done = True
         duration = round(time.monotonic() - run.started, 3) if run.started else 0.0
-        self.ctx.log.info("test_finished", test=run.name, outcome=outcome, duration_s=duration, error=error)
+        level = logs.outcome_level(outcome)
+        self.ctx.log.log(level, "test_finished", test=run.name, outcome=outcome, duration_s=duration, error=error)
         self.ctx.channel.send(
             Kind.RESULT,
             test=run.name,

@@ -1,0 +1,79 @@
+"""Checks on values people type, shared by the run and the canary: one bound per kind of setting.
+
+Each check returns the value or raises ValueError with what would be accepted; the caller
+prefixes the field's name (`run.timeout_s: ...`, `--interval: ...`), so every refusal
+names both the field and the fix.
+"""
+
+import math
+import re
+
+# poll(2), select and the children's waits take milliseconds in a C int: past 2**31 - 1 ms
+# (24.8 days) a timeout overflows and the wait returns at once or raises. No deadline,
+# interval or grace this program knows needs more than a week.
+MAX_SECONDS = 7 * 86400.0
+# Replicas, task counts, runs kept: far above any real cluster, far below a typo like 1e12.
+MAX_COUNT = 100_000
+# Byte budgets (the canary's disk cap): 1 PiB.
+MAX_BYTES = 1 << 50
+# One log line held in memory by a stream child.
+MAX_LINE_BYTES = 16 << 20
+# A POSIX-portable login name; it reaches ssh's argv as `-l USER`, so no leading "-".
+SSH_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}", re.ASCII)
+# The embedded controller: gRPC's `HOST:PORT` or `unix:/abs/path`; a real Iris: an http(s) URL.
+_HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])"
+_PORT = r"(?:[1-9][0-9]{0,4})"
+GRPC_TARGET = re.compile(rf"{_HOST}:{_PORT}|unix:/[A-Za-z0-9._/-]{{1,200}}", re.ASCII)
+IRIS_URL = re.compile(rf"https?://{_HOST}(?::{_PORT})?/?", re.ASCII)
+
+
+def seconds(value: object, *, allow_zero: bool = False) -> float:
+    """A finite number of seconds, > 0 (or >= 0), at most MAX_SECONDS."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value > MAX_SECONDS:
+        raise ValueError(f"must be a finite number of seconds up to {MAX_SECONDS:.0f} (7 days), got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return float(value)
+
+
+def whole(value: object, minimum: int, maximum: int) -> int:
+    """An integer in [minimum, maximum] (bool is not an integer here)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ValueError(f"must be an integer from {minimum} to {maximum}, got {value!r}")
+    return value
+
+
+def ssh_user(value: str) -> str:
+    if SSH_USER.fullmatch(value) is None:
+        raise ValueError(f"must be a login name ({SSH_USER.pattern}), got {value!r}")
+    return value
+
+
+def controller_address(value: str, *, iris: bool, tcp: bool) -> str:
+    """`--controller`: an http(s) URL for a real Iris; unix:/abs/path for the embedded API,
+    or HOST:PORT where `tcp` allows it."""
+    if iris:
+        if IRIS_URL.fullmatch(value) is None:
+            raise ValueError(f"an Iris controller is a URL like http://127.0.0.1:10000, got {value!r}")
+    elif GRPC_TARGET.fullmatch(value) is None or (value.startswith("unix:") and "/../" in value + "/"):
+        raise ValueError(f"an embedded controller is HOST:PORT or unix:/abs/path, got {value!r}")
+    elif not tcp and not value.startswith("unix:"):
+        raise ValueError(
+            "the local cluster listens on a Unix socket, unix:/PATH/controller.sock "
+            f"(as `iris-smoke local-cluster` or `run --keep` print it), got {value!r}"
+        )
+    port = value.rsplit(":", 1)[-1].rstrip("/")
+    if port.isdigit() and int(port) > 65535:
+        raise ValueError(f"port {port} is not a TCP port (1-65535)")
+    return value
+
+
+def utf8(value: str) -> str:
+    """A command-line value Linux handed over as bytes that are not UTF-8 (kept as surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"must be valid UTF-8, got {value.encode('utf-8', 'surrogateescape')!r}") from None
+    return value
