@@ -196,11 +196,14 @@ class Supervisor:
                 self._handle_signals(self._inbox.drain())
             elif fd in self._pipes:
                 self._handle(self._pipes.read(fd))
+        # The deadline before the exits: children that stopped themselves at it while this
+        # process was wedged (SIGSTOP, a slow disk) exit 124 for the run's reason, and must
+        # be judged as stopping, not as failing (a critical child would fail the run).
+        if self.stop_reason is None and self.deadline.expired():
+            self.request_stop(FailureReason.DEADLINE_EXCEEDED)
         self._reap()
         if self.stop_reason is None:
             self._restart_due()
-            if self.deadline.expired():
-                self.request_stop(FailureReason.DEADLINE_EXCEEDED)
 
     def request_stop(self, reason: FailureReason) -> None:
         if self.stop_reason is None:

@@ -226,7 +226,10 @@ class SmokeRun:
                 },
             )
         )
-        self.sup.serve(deadline_at - now, lambda: record.finished)
+        # Past the deadline diagnostics still get their budget (they say why it passed);
+        # a SIGTERM or SIGINT means the operator wants the run over: cut them short.
+        signalled = (FailureReason.SIGTERM, FailureReason.SIGINT)
+        self.sup.serve(deadline_at - now, lambda: record.finished or self.sup.stop_reason in signalled)
 
     # -- cleanup ------------------------------------------------------------------------
 

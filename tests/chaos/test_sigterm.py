@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from common.child_exit import ChildExit
 from tests.chaos.harness import ChaosRun, chaos_run
 from tests.chaos.invariants import assert_clean_end
 
@@ -25,10 +26,15 @@ def _as_is(_run: ChaosRun) -> Iterator[None]:
 
 @contextmanager
 def _cluster_frozen(run: ChaosRun) -> Iterator[None]:
+    """Diagnostics stuck on a frozen controller: a SIGTERM cuts them short (the supervisor
+    stops the diagnostics child) rather than serving them their whole budget."""
     cluster = run.diagnostics_on_frozen_cluster()
     try:
         yield
-        run.sup.wait_event("stop_requested")
+        step = run.sup.wait_event("cleanup_step", roles=["tests", "diagnostics"])[0]
+        assert step["stopped"] == 1, step
+        exited = run.sup.wait_event("child_exited", child="diagnostics")[0]
+        assert exited["exit_code"] != ChildExit.DEADLINE, "diagnostics were served until their deadline"
     finally:
         cluster.resume()
 
