@@ -129,7 +129,10 @@ class _Writer:
             return _cap_line(ecs.to_ecs(event))
         if self._console is not None:
             text = self._console(None, "", dict(event))
-            return str(text).encode("utf-8", "backslashreplace")[: MAX_LINE_BYTES - _PREFIX_ROOM] + b"\n"
+            # Under the progress line (supervisor/progress.py): erase it first, so the
+            # warning starts at the margin and leaves no half of the line behind it.
+            erase = b"\r\x1b[K" if self._mode is StdoutMode.QUIET_CONSOLE else b""
+            return erase + str(text).encode("utf-8", "backslashreplace")[: MAX_LINE_BYTES - _PREFIX_ROOM - 4] + b"\n"
         return line
 
     msg = debug = info = warning = warn = error = critical = exception = fatal = _emit

@@ -8,10 +8,13 @@ grpc (the local cluster serves gRPC and is imported lazily).
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from common.outcome import ExitCode
 from supervisor import inputs
+from supervisor.config import RunConfig
+from supervisor.version import VERSION
 
 
 class UsageError(Exception):
@@ -87,13 +90,46 @@ def _add_run_parser(sub: "argparse._SubParsersAction[Parser]") -> None:
     run.add_argument("--demo-interval", type=_positive_seconds, default=0.2, help="demo line interval (s)")
 
 
+def _add_look_parsers(sub: "argparse._SubParsersAction[Parser]") -> None:
+    show = sub.add_parser("show", help="a finished run's verdict, tests, streams and failure reasons")
+    show.add_argument("run_dir", nargs="?", default="latest", metavar="RUN_DIR|latest")
+    show.add_argument(
+        "--log-dir", default=RunConfig.log_dir, help=f"where `latest` looks (default {RunConfig.log_dir})"
+    )
+    report = sub.add_parser("report", help="write a run directory's report.html again")
+    report.add_argument("run_dir", metavar="RUN_DIR")
+
+
+def _look(args: argparse.Namespace) -> int:
+    """`show` and `report`: read a run directory, never start anything."""
+    from supervisor.report_html import write_report
+    from supervisor.show import RunDirError, find_run_dir, load_results, render_show
+
+    try:
+        run_dir = find_run_dir(args.run_dir, Path(getattr(args, "log_dir", RunConfig.log_dir)))
+        results = load_results(run_dir)
+        if args.command == "show":
+            print(render_show(results, run_dir))
+        else:
+            print(write_report(run_dir))
+    except RunDirError as exc:
+        print(f"iris-smoke {args.command}: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    except OSError as exc:
+        print(f"iris-smoke {args.command}: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return ExitCode.INFRA
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="iris-smoke",
         description="Smoke tests and canaries for accelerator clusters run by a controller with an autoscaler.",
     )
+    parser.add_argument("--version", action="version", version=f"iris-smoke {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run_parser(sub)
+    _add_look_parsers(sub)
     sub.add_parser("canary", help="the canary daemon: runs on an interval (see `canary --help`)", add_help=False)
     sub.add_parser("local-cluster", help="the embedded local cluster (see `local-cluster --help`)", add_help=False)
     return parser
@@ -115,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return local_cluster_main(argv[1:])
     args = build_parser().parse_args(argv)
+    private_umask()
+    if args.command in ("show", "report"):
+        return _look(args)
     from supervisor.run import run_command
 
-    private_umask()
     try:
         return run_command(args)
     except UsageError as exc:

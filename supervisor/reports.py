@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from common.files import write_atomically
+from supervisor.version import VERSION
 
 ARTEFACTS = (
     "results.json",
@@ -35,7 +36,7 @@ def _xml_safe(text: str) -> str:
     return _NOT_XML.sub("\ufffd", text)
 
 
-def _visible(text: str) -> str:
+def visible(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
 
 
@@ -46,7 +47,7 @@ def _fence(lines: list[str]) -> str:
 
 
 def _cell(value: Any) -> str:
-    return _visible(str(value).replace("\n", " ")).replace("|", "\\|").replace("`", "\\`")
+    return visible(str(value).replace("\n", " ")).replace("|", "\\|").replace("`", "\\`")
 
 
 def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
@@ -64,9 +65,9 @@ def _tests_section(results: dict[str, Any]) -> list[str]:
     lines += [*_table(["test", "outcome", "duration (s)", "error"], rows), ""]
     for test in tests:
         for tail in test.get("log_tail", []):
-            block = [_visible(str(line)) for line in tail.get("lines", [])[-LOG_TAIL_LINES:]]
+            block = [visible(str(line)) for line in tail.get("lines", [])[-LOG_TAIL_LINES:]]
             fence = _fence(block)
-            lines += [f"### {test['name']}: task {_visible(str(tail.get('task')))} (last lines)", "", fence]
+            lines += [f"### {test['name']}: task {visible(str(tail.get('task')))} (last lines)", "", fence]
             lines += [*block, fence, ""]
     return lines
 
@@ -113,6 +114,7 @@ def render_summary(results: dict[str, Any], run_dir: Path) -> str:
         f"- started {results['started_at']}, finished {results['finished_at']} ({results['duration_s']} s"
         f" of a {results['timeout_s']} s deadline)",
         f"- exit code {results['exit_code']}; failure reasons: {', '.join(results['failure_reasons']) or 'none'}",
+        f"- iris-smoke {results.get('version', VERSION)}",
         f"- cluster: {results.get('cluster', {}).get('kind', '-')} at {results.get('cluster', {}).get('address', '-')}",
         f"- processes: {procs.get('spawned', 0)} spawned, {procs.get('reaped', 0)} reaped,"
         f" {procs.get('orphans_reaped', 0)} orphans reaped, {procs.get('leaked', 0)} leaked,"
@@ -123,6 +125,27 @@ def render_summary(results: dict[str, Any], run_dir: Path) -> str:
     present = [a for a in ARTEFACTS if (run_dir / a).exists()]
     lines += ["## Artefacts", "", *(f"- `{a}`" for a in present), ""]
     return "\n".join(lines)
+
+
+def failed_tests(results: dict[str, Any]) -> list[str]:
+    return [str(t["name"]) for t in results.get("tests", []) if t.get("outcome") != "passed"]
+
+
+def verdict_line(results: dict[str, Any], run_dir: Path) -> str:
+    """The one sentence a person reads at the end of a run, whatever the log format."""
+    tests = results.get("tests", [])
+    failed = failed_tests(results)
+    if failed:
+        what = f"failed tests: {', '.join(visible(name) for name in failed)}"
+    else:
+        what = f"{len(tests)}/{len(tests)} tests passed"
+    reasons = ", ".join(results.get("failure_reasons", [])) or "none"
+    lines = sum(int(s.get("lines", 0)) for s in results.get("streams", []))
+    return (
+        f"iris-smoke: {str(results['outcome']).upper()} (exit {results['exit_code']}): {what}; "
+        f"failure reasons: {reasons}; {len(results.get('streams', []))} streams, {lines} log lines; "
+        f"summary: {run_dir / 'summary.md'}"
+    )
 
 
 def render_junit(results: dict[str, Any]) -> bytes:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from common import linux, logs
 from common.deadline import Deadline
 from common.outcome import FailureReason
-from supervisor import preflight, reports
+from supervisor import preflight, report_html, reports
 from supervisor.arbiter import Supervisor
 from supervisor.children import ChildSpec
 from supervisor.cli import UsageError
@@ -29,6 +29,7 @@ from supervisor.phases import phase
 from supervisor.restart import RestartPolicy
 from supervisor.smoke import SmokeRun
 from supervisor.verdict import Verdict, write_results
+from supervisor.version import VERSION
 
 
 class Work(Protocol):
@@ -102,7 +103,7 @@ def supervised(
     linux.set_child_subreaper()
     raise_fd_limit(log)
     verdict = Verdict(run_id=run_id, started_unix=time.time(), timeout_s=round(deadline.remaining(), 3))
-    log.info("run_started", run_dir=str(run_dir), timeout_s=verdict.timeout_s, argv=sys.argv[1:])
+    log.info("run_started", run_dir=str(run_dir), timeout_s=verdict.timeout_s, argv=sys.argv[1:], version=VERSION)
     with Supervisor(run_id, run_dir, deadline, stop_grace_s=stop_grace_s, log_level=log_level) as sup:
         try:
             work.run(sup, log)
@@ -159,6 +160,7 @@ def _write_artefacts(verdict: Verdict, run_dir: Path, log: Any) -> None:
             tests={t["name"]: t["outcome"] for t in verdict.extra.get("tests", [])},
         )  # fmt: skip
         return
+    report_html.render_in_child(run_dir, log)
     log.log(
         logs.outcome_level(verdict.outcome), "run_finished",
         outcome=verdict.outcome, exit_code=int(verdict.exit_code), results=str(path),
@@ -199,8 +201,11 @@ def run_command(args: argparse.Namespace) -> int:
     if args.demo_streams is not None:
         run_id = preflight.run_id_of(args)
         specs = demo_specs(args)
-        go = _start(args, Path(args.log_dir or "iris-smoke-runs") / run_id, run_id, args.timeout or 1800.0)
-        return int(go(DemoWork(specs), args.stop_grace or 2.0).exit_code)
+        run_dir = Path(args.log_dir or "iris-smoke-runs") / run_id
+        go = _start(args, run_dir, run_id, args.timeout or 1800.0)
+        verdict = go(DemoWork(specs), args.stop_grace or 2.0)
+        _print_verdict_line(verdict, run_dir)
+        return int(verdict.exit_code)
     plan = preflight.plan(args)
     lock = PrefixLock(plan.prefix)
     try:
@@ -214,20 +219,15 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         lock.release()
     if work.smoke is not None:
-        work.smoke.progress.finish(_final_line(verdict, plan.run_dir))
+        work.smoke.progress.finish()
+    _print_verdict_line(verdict, plan.run_dir)
     _print_keep_hint(plan, verdict)
     return int(verdict.exit_code)
 
 
-def _final_line(verdict: Verdict, run_dir: Path) -> str:
-    tests = verdict.extra.get("tests", [])
-    passed = sum(t["outcome"] == "passed" for t in tests)
-    streams = verdict.extra.get("streams", [])
-    lines = sum(int(s.get("lines", 0)) for s in streams)
-    return (
-        f"{verdict.outcome.upper()} (exit {int(verdict.exit_code)}): {passed}/{len(tests)} tests passed, "
-        f"{len(streams)} streams, {lines} log lines; see {run_dir}/summary.md"
-    )
+def _print_verdict_line(verdict: Verdict, run_dir: Path) -> None:
+    """One sentence on stderr whatever stdout's format (JSON for journald, ECS, a terminal)."""
+    print(reports.verdict_line(verdict.as_dict(), run_dir), file=sys.stderr, flush=True)
 
 
 def _print_keep_hint(plan: preflight.RunPlan, verdict: Verdict) -> None:

@@ -9,6 +9,7 @@ import orjson
 
 from common.files import write_atomically
 from common.outcome import ExitCode, FailureReason, Outcome, exit_code_for, outcome_for
+from supervisor.version import VERSION
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Verdict:
         finished = time.time()
         return {
             "run_id": self.run_id,
+            "version": VERSION,
             "started_at": _rfc3339(self.started_unix),
             "finished_at": _rfc3339(finished),
             "duration_s": round(finished - self.started_unix, 3),

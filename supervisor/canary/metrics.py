@@ -24,6 +24,7 @@ from prometheus_client import (
 
 from common.outcome import Outcome
 from supervisor.canary.runs import RunSummary
+from supervisor.version import VERSION
 
 TEXTFILE_NAME = "iris_smoke.prom"
 
@@ -79,6 +80,10 @@ class CanaryMetrics:
         self.rss = Gauge("iris_smoke_canary_resident_memory_bytes", "Resident memory of the daemon", registry=r)
         self.started = Gauge("iris_smoke_canary_start_time_seconds", "Unix time the daemon started", registry=r)
         self.started.set(time.time())
+        self.build_info = Gauge(
+            "iris_smoke_build_info", "Always 1; the version of iris-smoke in its label", ["version"], registry=r
+        )
+        self.build_info.labels(version=VERSION).set(1)
         # Every outcome exists from the start, so rate() and absent() work before the first failure.
         for outcome in Outcome:
             self.runs.labels(outcome=outcome.value)
