@@ -27,6 +27,12 @@ for i in range(int(sys.argv[2])):
 """
 
 
+def _stdout_events(output: Path) -> list[dict[str, object]]:
+    """The JSON events of a run's stdout; the helper merges stderr in, where the verdict line goes."""
+    lines = output.read_text().splitlines()
+    return [json.loads(line) for line in lines if not line.startswith("iris-smoke: ")]
+
+
 def _validate_lines(path: Path) -> list[dict[str, object]]:
     validator = jsonschema.Draft202012Validator(SCHEMA)
     events = []
@@ -63,7 +69,9 @@ def test_every_line_of_a_real_run_validates(tmp_path: Path) -> None:
     with started(argv, tmp_path, "schema") as sup:
         assert sup.wait_exit(20) == 0
         events = _validate_lines(sup.run_dir / "events.jsonl")
-        stdout_events = _validate_lines(sup.output)
+        stdout_events = _stdout_events(sup.output)
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    assert not [e for e in stdout_events if list(validator.iter_errors(e))]
     assert {e["role"] for e in events} == {"supervisor", "stream"}
     assert len({e["pid"] for e in events}) == 3
     assert len(stdout_events) == len(events)
@@ -101,7 +109,7 @@ def test_ecs_output_renames_stdout_fields_but_not_the_events_file(tmp_path: Path
     argv = run_argv("ecs", tmp_path / "runs", "--demo-streams", "1", "--demo-duration", "0.3", "--log-format", "ecs")
     with started(argv, tmp_path, "ecs") as sup:
         assert sup.wait_exit(20) == 0
-        stdout = [json.loads(line) for line in sup.output.read_text().splitlines()]
+        stdout = _stdout_events(sup.output)
         _validate_lines(sup.run_dir / "events.jsonl")
     assert stdout and all("@timestamp" in e and "log.level" in e and "timestamp" not in e for e in stdout)
     assert {e["labels.role"] for e in stdout} == {"supervisor", "stream"}
@@ -114,7 +122,7 @@ def test_log_level_filters_stdout_only_and_events_jsonl_stays_complete(tmp_path:
     with started(argv, tmp_path, "quiet") as sup:
         assert sup.wait_exit(20) == 0
         events = _validate_lines(sup.run_dir / "events.jsonl")
-        stdout = [json.loads(line) for line in sup.output.read_text().splitlines()]
+        stdout = _stdout_events(sup.output)
     assert {"run_started", "child_started", "run_finished"} <= {e["event"] for e in events}
     assert all(e["level"] in ("warning", "error") for e in stdout)
 
