@@ -16,11 +16,14 @@ from typing import Any
 
 import pytest
 
-from common.controller_target import JOB_RUN_ID_ENV
+from common.controller_target import JOB_RUN_ID_ENV, ApiKind, ControllerTarget
+from common.deadline import Deadline
 from tests.helpers import processes
 from tests.helpers.iris import post, running_iris_cluster
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
 from tests.helpers.waiting import wait_for
+from workers.controller.connect_api import IrisController
+from workers.controller.model import ErrorCode
 
 RUN_EXIT_S = 120.0
 CONTROLLER = "iris.cluster.ControllerService"
@@ -181,5 +184,20 @@ def test_sigint_in_the_tests_phase_leaves_none_of_the_runs_jobs_on_the_cluster(t
         assert left and not {j: s for j, s in left.items() if s in ACTIVE}, left
         # Every job under the root is tagged as this run's; the bystander runs on.
         assert {_job_run_id(cluster.url, job) for job in left} == {run_id}
+        assert _state(cluster.url, bystander) == "JOB_STATE_RUNNING"
+        _end(cluster.url, bystander)
+
+
+def test_the_iris_adapter_never_terminates_or_lists_a_job_outside_its_root(tmp_path: Path) -> None:
+    """terminate() refuses a bystander's job (permission_denied, never sent) and list_jobs() omits it."""
+    with running_iris_cluster(tmp_path) as cluster:
+        bystander = _bystander(cluster.url)
+        wait_for(lambda: _state(cluster.url, bystander) == "JOB_STATE_RUNNING", 30, "the bystander running")
+        # A run whose root is "/by/": the bystander ("/bystander-…/sleeper") is not under it.
+        target = ControllerTarget(ApiKind.IRIS, cluster.url, "by")
+        with IrisController.open(target, Deadline.after(30)) as iris:
+            (error,) = iris.terminate([bystander], 5.0).values()
+            assert error is not None and error.code is ErrorCode.PERMISSION_DENIED
+            assert iris.list_jobs() == []
         assert _state(cluster.url, bystander) == "JOB_STATE_RUNNING"
         _end(cluster.url, bystander)
