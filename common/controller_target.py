@@ -2,10 +2,19 @@
 
 Neutral on purpose: the supervisor builds it, and it imports neither grpc nor an HTTP
 client, so building it never loads either into the supervisor.
+
+Scoping on a shared (standing) cluster: every job the run submits is named under
+`job_root` and carries `run_id` in its environment (`JOB_RUN_ID_ENV`), and `owns` is the one
+rule that decides whether a job is this run's. The adapters apply it to every listing and
+refuse to terminate anything else, whatever the controller's own filter returned.
 """
 
 import enum
 from dataclasses import dataclass
+
+# The job environment variable that names the run which submitted the job. Not the process
+# run tag (IRIS_SMOKE_RUN_ID): tasks on an attached cluster are not this run's processes.
+JOB_RUN_ID_ENV = "IRIS_SMOKE_JOB_RUN_ID"
 
 
 class ApiKind(enum.StrEnum):
@@ -24,4 +33,17 @@ class ControllerTarget:
     # Every job this run submits is named under this root, so a run lists (and
     # terminates) only its own jobs: "<root>-<test>" embedded, "/<root>/<test>" on Iris.
     job_root: str
-    token_file: str = ""  # Iris bearer token, read in the child; never logged
+    # Where the Iris bearer token is: a file, or the name of an environment variable (never
+    # the token itself, so this dataclass can be logged). Read in the child; never logged.
+    token_file: str = ""
+    token_env: str = ""
+    run_id: str = ""
+
+    @property
+    def job_prefix(self) -> str:
+        """What every job id of this run starts with: "/<root>/" on Iris, "<root>-" embedded."""
+        return f"/{self.job_root}/" if self.api is ApiKind.IRIS else f"{self.job_root}-"
+
+    def owns(self, job_id: str) -> bool:
+        """Whether `job_id` is one of this run's jobs (a nested child job included)."""
+        return job_id.startswith(self.job_prefix)

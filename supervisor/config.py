@@ -21,6 +21,7 @@ from workers.transports import DEFAULT_REMOTE_TEMPLATE, TransportConfigError, ch
 
 # Patterns are used with fullmatch: `^...$` would let a trailing newline through.
 NAME = NAME_PATTERN
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}", re.ASCII)
 PREFIX = re.compile(r"[a-z][a-z0-9-]{0,29}", re.ASCII)
 STANDARD_TESTS = ("simple", "concurrent", "coscheduled")
 
@@ -46,6 +47,7 @@ class IrisSettings:
     bin: str = "iris"  # the `iris` executable (from marin-iris), for --cluster iris-local
     config: str = ""  # the local cluster's YAML; default: one the run writes
     token_file: str = ""  # a bearer token for an Iris with auth; read by the children, never logged
+    token_env: str = ""  # or the name of the environment variable holding it (the value is never logged)
 
 
 @dataclass(frozen=True)
@@ -329,6 +331,7 @@ def _iris(reader: _Reader) -> IrisSettings:
         bin=reader.string("bin", IrisSettings.bin),
         config=reader.string("config", ""),
         token_file=reader.string("token_file", ""),
+        token_env=reader.string("token_env", "", ENV_NAME),
     )
     reader.done()
     return settings

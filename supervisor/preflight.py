@@ -7,6 +7,7 @@ Every failure here is a usage error (exit 2) whose message names the field or fl
 
 import argparse
 import dataclasses
+import os
 import re
 import secrets
 import shutil
@@ -37,7 +38,10 @@ class RunPlan:
         """The controller the children talk to (`address` empty until a started cluster says it)."""
         api = ApiKind.IRIS if self.config.cluster.real_iris else ApiKind.EMBEDDED
         address = address or self.config.controller
-        return ControllerTarget(api, address, self.job_root, token_file=self.config.iris.token_file)
+        iris = self.config.iris
+        return ControllerTarget(
+            api, address, self.job_root, token_file=iris.token_file, token_env=iris.token_env, run_id=self.run_id
+        )
 
 
 def new_run_id() -> str:
@@ -135,6 +139,10 @@ def _check_iris(config: RunConfig) -> None:
             raise UsageError(f"--iris-config: {config.iris.config} is not a readable file")
     if config.iris.token_file and not Path(config.iris.token_file).is_file():
         raise UsageError(f"iris.token_file: {config.iris.token_file} is not a readable file")
+    if config.iris.token_file and config.iris.token_env:
+        raise UsageError("iris.token_env: give the token by token_file or by token_env, not both")
+    if config.iris.token_env and not os.environ.get(config.iris.token_env, "").strip():
+        raise UsageError(f"iris.token_env: the environment variable {config.iris.token_env} is not set or empty")
 
 
 def make_run_dir(run_dir: Path) -> None:

@@ -254,7 +254,9 @@ class SmokeRun:
     def _transport(self) -> dict[str, Any]:
         if self.config.cluster.real_iris:
             # Iris keeps worker and controller logs in its log service: follow them there.
-            return {"kind": "iris_log", "controller": self.address, "token_file": self.config.iris.token_file or None}
+            iris = self.config.iris
+            return {"kind": "iris_log", "controller": self.address,
+                    "token_file": iris.token_file or None, "token_env": iris.token_env or None}  # fmt: skip
         if self.config.cluster is not ClusterKind.SSH:
             assert self.cluster is not None
             return {"kind": "local", "state_dir": self.cluster.get("state_dir", "")}

@@ -1,6 +1,6 @@
 """Follow one key of Iris's log service (finelog) and print it as `docker logs -f --timestamps` would.
 
-    python -m workers.logservice_follow --controller URL --key KEY [--since TS] [--token-file F]
+    python -m workers.logservice_follow --controller URL --key KEY [--since TS] [--token-file F | --token-env NAME]
         [--poll-interval S] [--exit-on-stdin-close] [--deadline-unix T]
 
 The follower process of the `iris_log` transport: a stream child reads its stdout as it
@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--key", required=True, help="/system/controller or /system/worker/<worker id>")
     parser.add_argument("--since", help="replay from this fixed-width RFC 3339 timestamp, inclusive")
     parser.add_argument("--token-file", help="a file holding the bearer token")
+    parser.add_argument("--token-env", help="the environment variable holding the bearer token")
     parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between polls once caught up")
     parser.add_argument("--exit-on-stdin-close", action="store_true", help="exit when stdin reaches EOF")
     parser.add_argument("--deadline-unix", type=float, help="exit (0) at this Unix time")
@@ -181,7 +182,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        token = read_token(args.token_file or "")
+        token = read_token(args.token_file or "", args.token_env or "")
         since = None if args.since is None else validate_since(args.since)
         with ConnectClient(resolve_log_server(args.controller, token), token) as client:
             Follower(client, args.key, since, args).run()

@@ -210,6 +210,7 @@ class IrisLogTransport:
 
     controller: str
     token_file: str | None = None
+    token_env: str | None = None  # the variable's name: the follower inherits the environment
     poll_interval_s: float = 0.5
     command_prefix: tuple[str, ...] = (sys.executable, "-m", "workers.logservice_follow")
     kind: TransportKind = field(default=TransportKind.IRIS_LOG, init=False)
@@ -223,6 +224,8 @@ class IrisLogTransport:
             raise TransportConfigError(f"poll_interval_s must be a positive number: {poll!r}")
         if self.token_file is not None and not isinstance(self.token_file, str):
             raise TransportConfigError(f"token_file: {self.token_file!r}")
+        if self.token_env is not None and not (isinstance(self.token_env, str) and self.token_env.isidentifier()):
+            raise TransportConfigError(f"token_env: {self.token_env!r}")
 
     def argv(self, host: VmHost, container: str, since: str | None, seconds_left: float) -> list[str]:
         key = "/system/controller" if host.role == Role.CONTROLLER else f"/system/worker/{validate_name('vm', host.vm)}"
@@ -230,6 +233,8 @@ class IrisLogTransport:
         argv += ["--poll-interval", repr(float(self.poll_interval_s)), "--exit-on-stdin-close"]
         if self.token_file is not None:
             argv.append(f"--token-file={self.token_file}")  # one word: a path starting with "-" stays a value
+        if self.token_env is not None:
+            argv.append(f"--token-env={self.token_env}")  # the name only: the token never enters an argv
         if since is not None:
             argv += ["--since", validate_since(since)]
         if math.isfinite(seconds_left):

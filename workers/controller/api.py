@@ -11,7 +11,7 @@ from typing import Protocol
 
 from common.controller_target import ApiKind, ControllerTarget
 from common.deadline import Deadline
-from workers.controller.model import AutoscalerStatus, ControllerError, Job, JobRequest, Task, Worker
+from workers.controller.model import AutoscalerStatus, ControllerError, ErrorCode, Job, JobRequest, Task, Worker
 
 # One call against a healthy controller takes milliseconds; 10 s means it is wedged.
 RPC_TIMEOUT_S = 10.0
@@ -35,7 +35,9 @@ class Controller(Protocol):
     def list_tasks(self, job_id: str) -> list[Task]: ...
 
     def terminate(self, job_ids: Sequence[str], timeout_s: float) -> dict[str, ControllerError | None]:
-        """Terminate each job (all in flight at once where the wire allows); None where it worked."""
+        """Terminate each job (all in flight at once where the wire allows); None where it worked.
+
+        A job not under the run's root is never sent: its entry is a `not_ours` error."""
         ...
 
     def autoscaler(self) -> AutoscalerStatus: ...
@@ -43,6 +45,11 @@ class Controller(Protocol):
     def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
         """The last `lines` lines a task wrote (its latest attempt)."""
         ...
+
+
+def not_ours(method: str, job_id: str, prefix: str) -> ControllerError:
+    """The refusal to act on a job outside this run's root (someone else's on a shared cluster)."""
+    return ControllerError(ErrorCode.PERMISSION_DENIED, method, f"job {job_id!r} is not under this run's {prefix!r}")
 
 
 def rpc_timeout(deadline: Deadline, limit_s: float = RPC_TIMEOUT_S) -> float:

@@ -22,9 +22,9 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from common.controller_target import ControllerTarget
+from common.controller_target import JOB_RUN_ID_ENV, ControllerTarget
 from common.deadline import Deadline
-from workers.controller.api import rpc_timeout
+from workers.controller.api import not_ours, rpc_timeout
 from workers.controller.connect_http import ConnectClient, read_token
 from workers.controller.model import (
     Action,
@@ -104,13 +104,14 @@ class IrisController:
     def __init__(self, client: ConnectClient, target: ControllerTarget, deadline: Deadline) -> None:
         self.client = client
         self.deadline = deadline
-        self.root = f"/{target.job_root}/"
+        self.target = target
+        self.root = target.job_prefix
         self._log_server: ConnectClient | None = None
 
     @classmethod
     @contextlib.contextmanager
     def open(cls, target: ControllerTarget, deadline: Deadline) -> Iterator["IrisController"]:
-        with ConnectClient(target.address, read_token(target.token_file)) as client:
+        with ConnectClient(target.address, read_token(target.token_file, target.token_env)) as client:
             iris = cls(client, target, deadline)
             try:
                 yield iris
@@ -161,6 +162,12 @@ class IrisController:
             "entrypoint": {"runCommand": {"argv": list(request.argv)}},
             "resources": resources,
         }
+        if self.target.run_id:
+            body["environment"] = {"envVars": {JOB_RUN_ID_ENV: self.target.run_id}}
+        if request.timeout_s:
+            # Iris's own backstop, should the tests child die without terminating its jobs.
+            backstop = {"milliseconds": str(int(request.timeout_s * 1000))}
+            body["timeout"] = body["schedulingTimeout"] = backstop
         if request.group_by:
             body["coscheduling"] = {"groupBy": request.group_by}
         if request.constraints:
@@ -173,7 +180,10 @@ class IrisController:
     def list_jobs(self) -> list[Job]:
         method = f"{CONTROLLER}/ListJobs"
         reply = self._call(method, {"query": {"jobIdPrefix": self.root, "limit": LIST_JOBS_LIMIT}})
-        return [self._job(j, method) for j in reply.get("jobs", [])]
+        # The server's prefix is a filter we ask for; `owns` is the rule we keep (an Iris that
+        # ignored jobIdPrefix, as a proxy or an older release might, lists everyone's jobs).
+        jobs = (self._job(j, method) for j in reply.get("jobs", []))
+        return [j for j in jobs if self.target.owns(j.job_id)]
 
     @staticmethod
     def _job(j: Mapping[str, Any], method: str) -> Job:
@@ -217,6 +227,9 @@ class IrisController:
         end = Deadline.after(timeout_s)
         done: dict[str, ControllerError | None] = {}
         for job_id in job_ids:
+            if not self.target.owns(job_id):
+                done[job_id] = not_ours("TerminateJob", job_id, self.root)
+                continue
             try:
                 self._call(f"{CONTROLLER}/TerminateJob", {"jobId": job_id}, max(0.05, end.remaining()))
                 done[job_id] = None

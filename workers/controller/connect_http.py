@@ -13,6 +13,7 @@ exist on this server: `iris_api_mismatch`, naming it; a Connect error body gives
 code; any other non-JSON answer is `unknown` with the start of the body.
 """
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,10 @@ def _error(method: str, status: int, data: bytes) -> ControllerError:
     return ControllerError(code, method, f"HTTP {status}: {data[:MAX_ERROR_CHARS].decode('utf-8', 'replace')}")
 
 
-def read_token(path: str) -> str:
-    """The bearer token in `path` (stripped), or "" for no path. Never logged."""
-    return Path(path).read_text().strip() if path else ""
+def read_token(path: str, env_name: str = "") -> str:
+    """The bearer token: the file at `path` (stripped), else the environment variable named
+    `env_name`, else "" (no auth). Read once per process, when its client opens; never logged,
+    never put in an argv (a follower is handed the file's path or the variable's name)."""
+    if path:
+        return Path(path).read_text().strip()
+    return os.environ.get(env_name, "").strip() if env_name else ""

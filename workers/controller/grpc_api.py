@@ -15,11 +15,11 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from common.controller_target import ControllerTarget
+from common.controller_target import JOB_RUN_ID_ENV, ControllerTarget
 from common.deadline import Deadline
 from iris_smoke_api.v1 import controller_pb2 as pb
 from iris_smoke_api.v1 import controller_pb2_grpc
-from workers.controller.api import rpc_timeout
+from workers.controller.api import not_ours, rpc_timeout
 from workers.controller.model import (
     Action,
     AutoscalerStatus,
@@ -79,7 +79,8 @@ class EmbeddedController:
         self.channel = channel
         self.stub = controller_pb2_grpc.ControllerServiceStub(channel)
         self.deadline = deadline
-        self.prefix = f"{target.job_root}-"
+        self.target = target
+        self.prefix = target.job_prefix
 
     @classmethod
     @contextlib.contextmanager
@@ -151,10 +152,12 @@ class EmbeddedController:
             coscheduling=pb.CoschedulingConfig(group_by=request.group_by) if request.group_by else None,
             scheduling_timeout=backstop,
             timeout=backstop,
+            env={JOB_RUN_ID_ENV: self.target.run_id} if self.target.run_id else None,
         )
 
     def list_jobs(self) -> list[Job]:
-        return self._list_jobs(self.prefix)
+        # The server filters by name prefix; `owns` is checked again on the job id we act on.
+        return [j for j in self._list_jobs(self.prefix) if self.target.owns(j.job_id)]
 
     def list_all_jobs(self) -> list[Job]:
         """Every job on the cluster, whoever submitted it (for `foreign_job`: only on a cluster the run owns)."""
@@ -202,10 +205,14 @@ class EmbeddedController:
 
     def terminate(self, job_ids: Sequence[str], timeout_s: float) -> dict[str, ControllerError | None]:
         """TerminateJob all at once (one round trip in total, not one per job), bounded by `timeout_s`."""
+        done: dict[str, ControllerError | None] = {
+            j: not_ours("TerminateJob", j, self.prefix) for j in job_ids if not self.target.owns(j)
+        }
         calls = [
-            (j, self.stub.TerminateJob.future(pb.TerminateJobRequest(job_id=j), timeout=timeout_s)) for j in job_ids
+            (j, self.stub.TerminateJob.future(pb.TerminateJobRequest(job_id=j), timeout=timeout_s))
+            for j in job_ids
+            if j not in done
         ]
-        done: dict[str, ControllerError | None] = {}
         for job_id, call in calls:
             try:
                 call.result()

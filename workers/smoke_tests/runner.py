@@ -82,6 +82,8 @@ class SmokeTests:
             run.started = time.monotonic()
             run.ends = Deadline.after(self.job_timeout_s)
             for request in run.requests:
+                if self.ctx.stop.requested():
+                    return  # abandon() terminates what was launched and reports the rest
                 try:
                     job_id = self.controller.launch(request)
                 except ControllerError as exc:
@@ -230,7 +232,10 @@ class SmokeTests:
 
     def abandon(self) -> None:
         """Stop or deadline: terminate what is still running, report the rest as timeout."""
-        unfinished = [j for r in self.pending() for j in r.job_ids if not self._state(j).finished]
+        # Also every unfinished job the last listing of our root showed, known to us or not: a
+        # launch whose reply was lost (a timeout) still created its job on the controller.
+        launched = {j for r in self.pending() for j in r.job_ids} | set(self.jobs)
+        unfinished = sorted(j for j in launched if not self._state(j).finished)
         # Its own deadline: the run's may be gone, and cleanup must still happen, within
         # the half of our stop grace that leaves time to send the results.
         self.terminate(unfinished, max(0.05, self.ctx.grace_s / 2))

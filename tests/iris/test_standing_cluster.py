@@ -1,0 +1,203 @@
+"""Attached runs on a shared, standing real Iris: each touches only its own jobs and leaves none behind.
+
+One real Iris local cluster (PyPI marin-iris) carries a bystander's long job and two attached runs
+at the same time. Each run names its jobs under its own root and tags them with its run id; it
+lists, waits on, counts and terminates only those. Its bearer token comes from an environment
+variable named in the config and shows up in no argv and no file of the run.
+"""
+
+import contextlib
+import json
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common.controller_target import JOB_RUN_ID_ENV, ApiKind, ControllerTarget
+from common.deadline import Deadline
+from tests.helpers import processes
+from tests.helpers.iris import post, running_iris_cluster
+from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
+from tests.helpers.waiting import wait_for
+from workers.controller.connect_api import IrisController
+from workers.controller.model import ErrorCode
+
+RUN_EXIT_S = 120.0
+CONTROLLER = "iris.cluster.ControllerService"
+TOKEN_ENV = "SMOKE_STANDING_TOKEN"
+ACTIVE = ("JOB_STATE_PENDING", "JOB_STATE_BUILDING", "JOB_STATE_RUNNING")
+
+
+def _config(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def _bystander(url: str) -> str:
+    """Someone else's long job on the cluster: a root that is not any run's."""
+    body = {
+        "name": f"/bystander-{uuid.uuid4().hex[:8]}/sleeper",
+        "replicas": 1,
+        "entrypoint": {"runCommand": {"argv": ["sleep", "600"]}},
+        "resources": {"cpuMillicores": 100, "memoryBytes": str(100 * 1024 * 1024)},
+    }
+    return str(post(url, f"{CONTROLLER}/LaunchJob", body)["jobId"])
+
+
+def _end(url: str, job_id: str) -> None:
+    """Terminate the bystander and wait until its task is gone, so the cluster stops promptly."""
+    post(url, f"{CONTROLLER}/TerminateJob", {"jobId": job_id})
+    tasks = lambda: post(url, f"{CONTROLLER}/ListTasks", {"jobId": job_id})["tasks"]  # noqa: E731
+    wait_for(lambda: all(t["state"] == "TASK_STATE_KILLED" for t in tasks()), 30, "the bystander killed")
+
+
+def _state(url: str, job_id: str) -> str:
+    return str(post(url, f"{CONTROLLER}/GetJobStatus", {"jobId": job_id})["job"]["state"])
+
+
+def _under(url: str, root: str) -> dict[str, str]:
+    """Every job on the cluster under `root` (the controller's own listing) and its state."""
+    reply = post(url, f"{CONTROLLER}/ListJobs", {"query": {"jobIdPrefix": root, "limit": 500}})
+    return {str(j["jobId"]): str(j["state"]) for j in reply.get("jobs", [])}
+
+
+def _root_of(sup: SupervisorProc) -> str:
+    roots = {"/" + str(e["job"]).split("/")[1] + "/" for e in sup.find("job_launched")}
+    assert len(roots) == 1, roots
+    return roots.pop()
+
+
+def _job_run_id(url: str, job_id: str) -> str:
+    request = post(url, f"{CONTROLLER}/GetJobStatus", {"jobId": job_id}).get("request") or {}
+    return str(((request.get("environment") or {}).get("envVars") or {}).get(JOB_RUN_ID_ENV, ""))
+
+
+def _argvs_of(run_id: str) -> list[str]:
+    found = []
+    for proc in processes.with_run_tag(run_id):
+        with contextlib.suppress(Exception):
+            found.append("\0".join(proc.cmdline()))
+    return found
+
+
+def _files_with(run_dir: Path, secret: str) -> list[str]:
+    return [str(p) for p in run_dir.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+def _job_ids_in(value: Any) -> set[str]:
+    """Every string under a `job_id` or `jobId` key anywhere in a JSON document."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("job_id", "jobId") and isinstance(item, str):
+                found.add(item)
+            found |= _job_ids_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _job_ids_in(item)
+    return found
+
+
+def _seen_jobs(run_dir: Path) -> set[str]:
+    """Every job id in the run's results, scheduling monitor and diagnostics."""
+    seen = _job_ids_in(json.loads((run_dir / "results.json").read_text()))
+    seen |= _job_ids_in(json.loads((run_dir / "diagnostics.json").read_text()))
+    for line in (run_dir / "scheduling.jsonl").read_bytes().splitlines():
+        seen |= _job_ids_in(json.loads(line))
+    return seen
+
+
+@contextlib.contextmanager
+def _two_runs(tmp_path: Path, url: str, config: str) -> Iterator[tuple[SupervisorProc, SupervisorProc]]:
+    attach = ("--cluster", "iris", "--controller", url, "--config", config, "--timeout", "100")
+    names = [f"sa-{uuid.uuid4().hex[:8]}", f"sb-{uuid.uuid4().hex[:8]}"]
+    with (
+        started(run_argv(names[0], tmp_path / "runs", *attach), tmp_path, names[0]) as a,
+        started(run_argv(names[1], tmp_path / "runs", *attach), tmp_path, names[1]) as b,
+    ):
+        yield a, b
+
+
+def test_two_attached_runs_beside_a_bystander_touch_only_their_own_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both runs pass; the bystander's job keeps running; each run counts only its own jobs; no token leaks."""
+    token = f"tok-{uuid.uuid4().hex}"
+    monkeypatch.setenv(TOKEN_ENV, token)
+    config = _config(
+        tmp_path, "standing", f'[run]\ntests = ["simple", "concurrent"]\n\n[iris]\ntoken_env = "{TOKEN_ENV}"\n'
+    )
+    with running_iris_cluster(tmp_path) as cluster:
+        bystander = _bystander(cluster.url)
+        wait_for(lambda: _state(cluster.url, bystander) == "JOB_STATE_RUNNING", 30, "the bystander running")
+        with _two_runs(tmp_path, cluster.url, config) as (a, b):
+            for sup in (a, b):
+                sup.wait_event("job_launched", count=4, timeout_s=60)
+            # Every process of both runs, the log-service followers included, while they run.
+            argvs = _argvs_of(a.run_id) + _argvs_of(b.run_id)
+            for sup in (a, b):
+                assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
+                assert sup.results()["outcome"] == "passed"
+        assert any(f"--token-env={TOKEN_ENV}" in argv for argv in argvs), argvs
+        assert not [argv for argv in argvs if token in argv]
+        # The bystander was never touched: still running, never terminated by either run.
+        assert _state(cluster.url, bystander) == "JOB_STATE_RUNNING"
+        roots = {_root_of(a), _root_of(b)}
+        assert len(roots) == 2
+        for sup in (a, b):
+            root = _root_of(sup)
+            ours = _under(cluster.url, root)
+            assert len(ours) == 4 and set(ours.values()) == {"JOB_STATE_SUCCEEDED"}, ours
+            assert {_job_run_id(cluster.url, job) for job in ours} == {sup.run_id}
+            # Results, the scheduling monitor and diagnostics name this run's jobs and no others.
+            assert _seen_jobs(sup.run_dir) == set(ours), _seen_jobs(sup.run_dir) - set(ours)
+            assert not [e for e in sup.events() if bystander in json.dumps(e)]
+            assert _files_with(sup.run_dir, token) == []
+            assert _files_with(sup.output.parent, token) == []
+            assert processes.with_run_tag(sup.run_id) == []
+        _end(cluster.url, bystander)
+
+
+SLEEPERS = "".join(f'\n[[tests]]\nname = "sleeps-{i}"\nargv = ["sleep", "600"]\n' for i in range(6))
+
+
+def test_sigint_in_the_tests_phase_leaves_none_of_the_runs_jobs_on_the_cluster(tmp_path: Path) -> None:
+    """SIGINT once the first job is launched: exit 130, and listing the run's root shows nothing active."""
+    with running_iris_cluster(tmp_path) as cluster:
+        bystander = _bystander(cluster.url)
+        run_id = f"si-{uuid.uuid4().hex[:8]}"
+        config = _config(tmp_path, "sleepers", '[run]\ntests = ["simple"]\n' + SLEEPERS)
+        argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", cluster.url,
+                        "--config", config, "--timeout", "90")  # fmt: skip
+        with started(argv, tmp_path, run_id) as sup:
+            sup.wait_event("job_launched", timeout_s=60)
+            sup.signal(signal.SIGINT)
+            assert sup.wait_exit(RUN_EXIT_S) == 130, sup.output.read_text()[-3000:]
+            assert sup.results()["failure_reasons"] == ["sigint"]
+            assert processes.with_run_tag(run_id) == []
+        root = _root_of(sup)
+        left = _under(cluster.url, root)
+        assert left and not {j: s for j, s in left.items() if s in ACTIVE}, left
+        # Every job under the root is tagged as this run's; the bystander runs on.
+        assert {_job_run_id(cluster.url, job) for job in left} == {run_id}
+        assert _state(cluster.url, bystander) == "JOB_STATE_RUNNING"
+        _end(cluster.url, bystander)
+
+
+def test_the_iris_adapter_never_terminates_or_lists_a_job_outside_its_root(tmp_path: Path) -> None:
+    """terminate() refuses a bystander's job (permission_denied, never sent) and list_jobs() omits it."""
+    with running_iris_cluster(tmp_path) as cluster:
+        bystander = _bystander(cluster.url)
+        wait_for(lambda: _state(cluster.url, bystander) == "JOB_STATE_RUNNING", 30, "the bystander running")
+        # A run whose root is "/by/": the bystander ("/bystander-…/sleeper") is not under it.
+        target = ControllerTarget(ApiKind.IRIS, cluster.url, "by")
+        with IrisController.open(target, Deadline.after(30)) as iris:
+            (error,) = iris.terminate([bystander], 5.0).values()
+            assert error is not None and error.code is ErrorCode.PERMISSION_DENIED
+            assert iris.list_jobs() == []
+        assert _state(cluster.url, bystander) == "JOB_STATE_RUNNING"
+        _end(cluster.url, bystander)
