@@ -20,18 +20,19 @@ reads `docker logs`, lines of `<RFC 3339, 9 fractional digits>Z <text>`. Why it 
   written a few ms late instead of making a resume duplicate lines or report a false gap.
   On resume, a straggler already written is at `since` (dropped by the count-exact
   dedupe); one not yet written is within the lookback, after the row at `since`: kept.
-- Cursor markers (--cursor-markers). After each page that moved the cursor, a line `#cursor <seq>` says
-  that every row up to `seq` has been printed above it (no log line starts with `#`: each
-  starts with its timestamp). The stream child persists the marker once the lines before
-  it are in its file, and resumes with `--since <that line's time> --cursor <seq>`: we
-  check that the store still holds row `seq` of the key, then print exactly the rows after
-  it, each at no earlier than `since` (no look-back, no replay, nothing out of order
-  lost). A store without that row (rotated, or a new one) gets `#cursor-unknown <seq>`
-  first, and then the since-based resume above, so the stream child reports a gap.
+- Cursor markers (--cursor-markers). After each page that moved the cursor, a line
+  `#cursor <seq>` says that every row up to `seq` has been printed above it (no log line
+  starts with `#`: each starts with its timestamp). The stream child keeps the marker once
+  the lines before it are in its file, and resumes with `--since <that line's time>
+  --cursor <seq>`: we check that the store still holds row `seq` of the key, then print
+  exactly the rows after it, each at no earlier than `since` (no look-back, no replay, no
+  out-of-order row lost). A store without that row (rotated, or a new one) gets
+  `#cursor-unknown <seq>` first and then the resume by since above: the child reports a gap.
 - Stopping. The stream child closes our stdin to stop us: with --exit-on-stdin-close the
   wait between polls is a select() on fd 0, so EOF ends us at once (exit 0), as do SIGTERM
   and --deadline-unix. A server that is unreachable or answers an error ends us with a
-  non-zero status and one line on stderr; the stream child backs off and resumes by since.
+  non-zero status and one line on stderr; the stream child backs off and resumes (by
+  cursor when it has one).
 """
 
 import argparse
