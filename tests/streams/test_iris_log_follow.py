@@ -455,7 +455,8 @@ def test_a_row_older_than_the_resume_lookback_is_delivered_across_resumes(tmp_pa
             post_late_row(server, key, t0 + 19 - 5000, "late after a stream child kill")
             push_rows(server, key, t0, range(20, 30))
             wait_for(lambda: len(written(stream.path)) == 32, WAIT_S, "32 rows")
-            resumed = stream.events_of()
+            # Logged just after the batch it settles is written.
+            resumed = wait_for(lambda: stream.events_of()[1:] and stream.events_of(), WAIT_S, "two resumes")
         finally:
             stream.close()
     texts = [text for _, text in written(stream.path)]
@@ -465,6 +466,14 @@ def test_a_row_older_than_the_resume_lookback_is_delivered_across_resumes(tmp_pa
     assert written(stream.path)[10] == (format_ms(t0 + 9), late[0])  # printed at the time of the row before it
     assert [(e["by"], e["replayed"]) for e in resumed] == [("cursor", 0), ("cursor", 0)]
     assert stream.events_of("stream_gap") == []
+
+
+def saved_cursor(sidecar: Path) -> int:
+    """The cursor a stream child saved, or 0 while there is none (removed after a lost cursor)."""
+    try:
+        return int(orjson.loads(sidecar.read_bytes())["cursor"])
+    except FileNotFoundError:
+        return 0
 
 
 def post_late_row(server: str, key: str, epoch_ms: int, text: str) -> None:
@@ -487,12 +496,13 @@ def test_a_cursor_the_store_does_not_hold_is_a_gap_naming_the_range(tmp_path: Pa
             assert stream.child is not None and stream.child.stop() == ChildExit.OK
             # As if the store had been rotated: the row the cursor names is gone.
             saved = orjson.loads(sidecar.read_bytes())
-            sidecar.write_bytes(orjson.dumps(saved | {"cursor": saved["cursor"] + 10**12}))
+            lost = saved["cursor"] + 10**12
+            sidecar.write_bytes(orjson.dumps(saved | {"cursor": lost}))
             push_rows(server, key, t0, range(10, 20))
             stream.start(run_dir)
             wait_for(lambda: len(written(stream.path)) == 20, WAIT_S, "20 rows")
-            [gap] = stream.events_of("stream_gap")
-            assert orjson.loads(sidecar.read_bytes())["cursor"] < saved["cursor"] + 10**12  # a new mark
+            [gap] = wait_for(lambda: stream.events_of("stream_gap"), WAIT_S, "the gap")
+            wait_for(lambda: saved["cursor"] < saved_cursor(sidecar) < lost, WAIT_S, "a mark of a row of the store")
         finally:
             stream.close()
     assert [text for _, text in written(stream.path)] == [f"row {i}" for i in range(20)]
