@@ -1,7 +1,8 @@
 """Follow one key of Iris's log service (finelog) and print it as `docker logs -f --timestamps` would.
 
-    python -m workers.logservice_follow --controller URL --key KEY [--since TS] [--token-file F | --token-env NAME]
-        [--poll-interval S] [--exit-on-stdin-close] [--deadline-unix T]
+    python -m workers.logservice_follow --controller URL --key KEY [--since TS [--cursor N]]
+        [--cursor-markers] [--token-file F | --token-env NAME] [--poll-interval S]
+        [--exit-on-stdin-close] [--deadline-unix T]
 
 The follower process of the `iris_log` transport: a stream child reads its stdout as it
 reads `docker logs`, lines of `<RFC 3339, 9 fractional digits>Z <text>`. Why it works so:
@@ -20,10 +21,19 @@ reads `docker logs`, lines of `<RFC 3339, 9 fractional digits>Z <text>`. Why it 
   written a few ms late instead of making a resume duplicate lines or report a false gap.
   On resume, a straggler already written is at `since` (dropped by the count-exact
   dedupe); one not yet written is within the lookback, after the row at `since`: kept.
+- Cursor markers (--cursor-markers). After each page that moved the cursor, a line
+  `#cursor <seq>` says that every row up to `seq` has been printed above it (no log line
+  starts with `#`: each starts with its timestamp). The stream child keeps the marker once
+  the lines before it are in its file, and resumes with `--since <that line's time>
+  --cursor <seq>`: we check that the store still holds row `seq` of the key, then print
+  exactly the rows after it, each at no earlier than `since` (no look-back, no replay, no
+  out-of-order row lost). A store without that row (rotated, or a new one) gets
+  `#cursor-unknown <seq>` first and then the resume by since above: the child reports a gap.
 - Stopping. The stream child closes our stdin to stop us: with --exit-on-stdin-close the
   wait between polls is a select() on fd 0, so EOF ends us at once (exit 0), as do SIGTERM
   and --deadline-unix. A server that is unreachable or answers an error ends us with a
-  non-zero status and one line on stderr; the stream child backs off and resumes by since.
+  non-zero status and one line on stderr; the stream child backs off and resumes (by
+  cursor when it has one).
 """
 
 import argparse
@@ -46,6 +56,8 @@ LOG_SERVER_ENDPOINT = "/system/log-server"
 PAGE_LINES = 1000
 CALL_TIMEOUT_S = 10.0
 RESUME_LOOKBACK_MS = 2000
+CURSOR_MARKER = b"#cursor "
+CURSOR_UNKNOWN_MARKER = b"#cursor-unknown "
 
 
 class Stop(BaseException):
@@ -92,6 +104,17 @@ class Follower:
         self.last_ms = self.floor_ms or 0
         self.since_param = None if self.floor_ms is None else str(max(0, self.floor_ms - 1 - RESUME_LOOKBACK_MS))
         self.cursor = 0
+        self.markers = args.cursor_markers
+
+    def resume_after(self, cursor: int) -> None:
+        """Start exactly after row `cursor`, if the store still holds it; else say so and resume by since."""
+        body = {"source": self.key, "matchScope": "MATCH_SCOPE_EXACT", "maxLines": 1}
+        body |= {"cursor": str(cursor - 1), "untilCursor": str(cursor + 1)}
+        rows, _ = parse_page(self.client.call(FETCH_LOGS, body, min(CALL_TIMEOUT_S, self.time_left())))
+        if [seq for seq, _, _ in rows] != [cursor]:
+            write_all(CURSOR_UNKNOWN_MARKER + b"%d\n" % cursor)
+            return
+        self.cursor, self.floor_ms, self.since_param = cursor, None, None
 
     def run(self) -> None:
         while True:
@@ -106,7 +129,7 @@ class Follower:
         if self.since_param is not None:
             body["sinceMs"] = self.since_param
         rows, cursor = parse_page(self.client.call(FETCH_LOGS, body, min(CALL_TIMEOUT_S, self.time_left())))
-        out = []
+        out, start = [], self.cursor
         for seq, epoch_ms, data in rows:
             self.cursor = max(self.cursor, seq)
             if self.floor_ms is not None:
@@ -115,7 +138,10 @@ class Follower:
                 self.floor_ms = None
             self.last_ms = max(self.last_ms, epoch_ms)
             out.append(entry_lines(self.last_ms, data))
+        moved = max(self.cursor, cursor) > start
         self.cursor = max(self.cursor, cursor)
+        if moved and self.markers:
+            out.append(CURSOR_MARKER + b"%d\n" % self.cursor)
         write_all(b"".join(out))
         return len(rows)
 
@@ -166,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--controller", required=True, help="the Iris controller's URL")
     parser.add_argument("--key", required=True, help="/system/controller or /system/worker/<worker id>")
     parser.add_argument("--since", help="replay from this fixed-width RFC 3339 timestamp, inclusive")
+    parser.add_argument("--cursor", type=int, help="with --since: resume after this row of the store, exactly")
+    parser.add_argument("--cursor-markers", action="store_true", help="print a `#cursor <seq>` line after each page")
     parser.add_argument("--token-file", help="a file holding the bearer token")
     parser.add_argument("--token-env", help="the environment variable holding the bearer token")
     parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between polls once caught up")
@@ -184,8 +212,13 @@ def main(argv: list[str]) -> int:
     try:
         token = read_token(args.token_file or "", args.token_env or "")
         since = None if args.since is None else validate_since(args.since)
+        if args.cursor is not None and (since is None or args.cursor <= 0):
+            raise TimestampError("--cursor needs --since and a positive row id")
         with ConnectClient(resolve_log_server(args.controller, token), token) as client:
-            Follower(client, args.key, since, args).run()
+            follower = Follower(client, args.key, since, args)
+            if args.cursor is not None:
+                follower.resume_after(args.cursor)
+            follower.run()
     except (Stop, BrokenPipeError):
         return 0
     except (OSError, TimestampError) as exc:

@@ -205,7 +205,9 @@ class IrisLogTransport:
     controller and `/system/worker/<vm>` for a worker, `vm` being the Iris worker id
     (a validated name). The container name is ignored: Iris keys logs by worker, not by
     container. `--deadline-unix` is the run's deadline on the wall clock (the follower is
-    a separate process), read when the argv is built.
+    a separate process), read when the argv is built. The follower prints cursor markers,
+    and `cursor` (the store row of the last line on disk, stamped `since`) resumes it
+    exactly after that row (see the follower's docstring).
     """
 
     controller: str
@@ -227,16 +229,20 @@ class IrisLogTransport:
         if self.token_env is not None and not (isinstance(self.token_env, str) and self.token_env.isidentifier()):
             raise TransportConfigError(f"token_env: {self.token_env!r}")
 
-    def argv(self, host: VmHost, container: str, since: str | None, seconds_left: float) -> list[str]:
+    def argv(
+        self, host: VmHost, container: str, since: str | None, seconds_left: float, cursor: int | None = None
+    ) -> list[str]:
         key = "/system/controller" if host.role == Role.CONTROLLER else f"/system/worker/{validate_name('vm', host.vm)}"
         argv = [*self.command_prefix, "--controller", self.controller, "--key", key]
-        argv += ["--poll-interval", repr(float(self.poll_interval_s)), "--exit-on-stdin-close"]
+        argv += ["--poll-interval", repr(float(self.poll_interval_s)), "--exit-on-stdin-close", "--cursor-markers"]
         if self.token_file is not None:
             argv.append(f"--token-file={self.token_file}")  # one word: a path starting with "-" stays a value
         if self.token_env is not None:
             argv.append(f"--token-env={self.token_env}")  # the name only: the token never enters an argv
         if since is not None:
             argv += ["--since", validate_since(since)]
+            if cursor is not None:
+                argv.append(f"--cursor={int(cursor)}")
         if math.isfinite(seconds_left):
             argv += ["--deadline-unix", f"{time.time() + max(0.0, seconds_left):.3f}"]
         return argv

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psutil
 import pytest
 
@@ -94,7 +95,12 @@ def test_iris_log_argv(host: VmHost, key: str, since: str | None) -> None:
     deadline = float(argv[-1])
     assert before + 99.999 <= deadline <= time.time() + 100.001  # printed to the millisecond
     head = ["follow", "--controller", "http://127.0.0.1:1234", "--key", key, "--poll-interval", "0.5"]
-    assert argv[:-2] == [*head, "--exit-on-stdin-close", *([] if since is None else ["--since", since])]
+    assert argv[:-2] == [
+        *head,
+        "--exit-on-stdin-close",
+        "--cursor-markers",
+        *([] if since is None else ["--since", since]),
+    ]
     assert argv[-2] == "--deadline-unix"
     assert "ignored-container" not in argv
 
@@ -335,41 +341,73 @@ class Stream:
     path: Path
     child: ChildProcess | None = None
 
+    def start(self, run_dir: Path) -> None:
+        self.child = ChildProcess(run_dir, self.args, name=f"stream:{self.args['vm']}").start()
+        self.child.wait_message(Kind.READY, WAIT_S)
+
+    def close(self) -> None:
+        if self.child is not None:
+            self.child.close()
+
+    def new_lines(self, count: int = KILL_AFTER_LINES) -> None:
+        target = len(written(self.path)) + count
+        wait_for(lambda: len(written(self.path)) >= target, WAIT_S, f"new lines of {self.key}")
+
     def kill_follower(self) -> None:
         """Once at least KILL_AFTER_LINES new lines arrived, SIGKILL the follower and wait for the next one."""
+        self.new_lines()
+        self.kill_follower_now()
+
+    def kill_child(self) -> None:
+        """Once at least KILL_AFTER_LINES new lines arrived, SIGKILL the stream child and start another."""
+        self.new_lines()
+        self.kill_child_now()
+
+    def kill_follower_now(self) -> None:
         assert self.child is not None
-        child, target = self.child, len(written(self.path)) + KILL_AFTER_LINES
-        wait_for(lambda: len(written(self.path)) >= target, WAIT_S, f"new lines of {self.key}")
+        child = self.child
         [old] = wait_for(lambda: followers_of(child), WAIT_S, f"the follower of {self.key}")
         old.kill()
         wait_for(lambda: [p for p in followers_of(child) if p.pid != old.pid], WAIT_S, f"a new follower of {self.key}")
+
+    def kill_child_now(self) -> None:
+        assert self.child is not None
+        self.child.kill()
+        self.child.close()
+        self.start(self.child.run_dir)
+
+    def events_of(self, event: str = "stream_resumed") -> list[dict[str, Any]]:
+        assert self.child is not None
+        return [e for e in self.child.events(event) if e.get("vm") == self.args["vm"]]
 
     def caught_up(self, server: str) -> bool:
         return written(self.path) == expected_lines(fetch_all(server, self.key))[0]
 
 
-def test_stream_child_loses_and_repeats_nothing_when_its_follower_is_killed(tmp_path: Path) -> None:
+def test_stream_resumes_by_cursor_when_its_follower_or_itself_is_killed(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     with running_iris_cluster(tmp_path) as cluster, contextlib.ExitStack() as stack:
         worker, server = healthy_worker(cluster), log_server(cluster)
         vms = run_dir / "logs" / "vms"
+        transport = {"kind": "iris_log", "controller": cluster.url, "poll_interval_s": 0.2}
+        common = {"container": "iris", "transport": transport, "backoff": FAST_BACKOFF}
         streams = [
             Stream(CONTROLLER_KEY, {"vm": "iris-ctl", "role": "controller"}, run_dir / "logs" / "controller.jsonl"),
             Stream(f"/system/worker/{worker}", {"vm": worker}, vms / f"{worker}.jsonl"),
             # A key Iris does not write to, with awkward entries pushed by the test.
             Stream("/system/worker/synthetic-worker", {"vm": "synthetic-worker"}, vms / "synthetic-worker.jsonl"),
         ]
-        transport = {"kind": "iris_log", "controller": cluster.url, "poll_interval_s": 0.2}
         for stream in streams:
-            spec = {"container": "iris", "transport": transport, "backoff": FAST_BACKOFF, **stream.args}
-            stream.child = stack.enter_context(ChildProcess(run_dir, spec, name=f"stream:{stream.args['vm']}"))
-        for stream in streams:
-            assert stream.child is not None
-            stream.child.wait_message(Kind.READY, WAIT_S)
+            stream.args |= common
+            stream.start(run_dir)
+            stack.callback(stream.close)
         with busy(cluster, server, streams[-1].key):
             for _ in range(KILLS):
                 for stream in streams:
                     stream.kill_follower()
+                    stream.kill_child()
+            for stream in streams:
+                stream.new_lines()  # the last resume is settled by a new line
         for stream in streams:
             wait_for(functools.partial(stream.caught_up, server), WAIT_S, f"{stream.key} caught up")
         stats = {}
@@ -385,20 +423,103 @@ def test_stream_child_loses_and_repeats_nothing_when_its_follower_is_killed(tmp_
             got, found = written(stream.path), stats[stream.key]
             assert got == wanted[: len(got)], stream.key
             assert [r["seq"] for r in records] == list(range(len(records)))
-            assert found["gaps"] == 0 and found["reconnects"] >= KILLS and found["lines"] == len(got), found
-            events = [e for e in stream.child.events() if e.get("vm") == stream.args["vm"]]
-            assert [e for e in events if e["event"] == "stream_gap"] == [], stream.key
-            assert len([e for e in events if e["event"] == "stream_resumed"]) >= KILLS, stream.key  # overlap seen
-            skipped = found["duplicates_skipped"]
-            print(f"{stream.key}: {len(got)} lines, {skipped} replayed lines skipped, {backsteps} steps back in time")
+            assert found["gaps"] == 0 and stream.events_of("stream_gap") == [], stream.key
+            # Every connection after the first resumed by cursor. (A stream_resumed is logged just
+            # after the batch it settles is written: a SIGKILL may fall in between.)
+            connected = stream.events_of("stream_connected")
+            assert len(connected) > 2 * KILLS and connected[0]["cursor"] is None, stream.key
+            assert all(isinstance(e["cursor"], int) for e in connected[1:]), (stream.key, connected)
+            resumed = stream.events_of()
+            assert len(resumed) >= KILLS and {e["by"] for e in resumed} == {"cursor"}, (stream.key, resumed)
+            skipped = sum(e["replayed"] for e in resumed)
+            print(f"{stream.key}: {len(got)} lines, {skipped} written lines replayed, {backsteps} steps back in time")
+
+
+def test_a_row_older_than_the_resume_lookback_is_delivered_across_resumes(tmp_path: Path) -> None:
+    """Rows 5 s older than the one before them, pushed after a resume: by since they were lost."""
+    run_dir, key = tmp_path / "run", "/system/worker/late-worker"
+    with running_iris_cluster(tmp_path) as cluster:
+        server, t0 = log_server(cluster), time.time_ns() // 1_000_000
+        transport = {"kind": "iris_log", "controller": cluster.url, "poll_interval_s": 0.1}
+        args = {"vm": "late-worker", "container": "iris", "transport": transport, "backoff": FAST_BACKOFF}
+        stream = Stream(key, args, run_dir / "logs" / "vms" / "late-worker.jsonl")
+        stream.start(run_dir)
+        try:
+            push_rows(server, key, t0, range(10))
+            wait_for(lambda: len(written(stream.path)) == 10, WAIT_S, "the first 10 rows")
+            stream.kill_follower_now()
+            post_late_row(server, key, t0 + 9 - 5000, "late after a follower kill")
+            push_rows(server, key, t0, range(10, 20))
+            wait_for(lambda: len(written(stream.path)) == 21, WAIT_S, "21 rows")
+            stream.kill_child_now()
+            post_late_row(server, key, t0 + 19 - 5000, "late after a stream child kill")
+            push_rows(server, key, t0, range(20, 30))
+            wait_for(lambda: len(written(stream.path)) == 32, WAIT_S, "32 rows")
+            # Logged just after the batch it settles is written.
+            resumed = wait_for(lambda: stream.events_of()[1:] and stream.events_of(), WAIT_S, "two resumes")
+        finally:
+            stream.close()
+    texts = [text for _, text in written(stream.path)]
+    rows = [f"row {i}" for i in range(30)]
+    late = ["late after a follower kill", "late after a stream child kill"]
+    assert texts == [*rows[:10], late[0], *rows[10:20], late[1], *rows[20:]]
+    assert written(stream.path)[10] == (format_ms(t0 + 9), late[0])  # printed at the time of the row before it
+    assert [(e["by"], e["replayed"]) for e in resumed] == [("cursor", 0), ("cursor", 0)]
+    assert stream.events_of("stream_gap") == []
+
+
+def saved_cursor(sidecar: Path) -> int:
+    """The cursor a stream child saved, or 0 while there is none (removed after a lost cursor)."""
+    try:
+        return int(orjson.loads(sidecar.read_bytes())["cursor"])
+    except FileNotFoundError:
+        return 0
+
+
+def post_late_row(server: str, key: str, epoch_ms: int, text: str) -> None:
+    entries = [{"timestamp": {"epochMs": str(epoch_ms)}, "source": "stdout", "data": text}]
+    post(server, "finelog.logging.LogService/PushLogs", {"key": key, "entries": entries})
+
+
+def test_a_cursor_the_store_does_not_hold_is_a_gap_naming_the_range(tmp_path: Path) -> None:
+    run_dir, key = tmp_path / "run", "/system/worker/rotated-worker"
+    with running_iris_cluster(tmp_path) as cluster:
+        server, t0 = log_server(cluster), time.time_ns() // 1_000_000
+        transport = {"kind": "iris_log", "controller": cluster.url, "poll_interval_s": 0.1}
+        args = {"vm": "rotated-worker", "container": "iris", "transport": transport, "backoff": FAST_BACKOFF}
+        stream = Stream(key, args, run_dir / "logs" / "vms" / "rotated-worker.jsonl")
+        sidecar = stream.path.with_name(stream.path.name + ".cursor")
+        stream.start(run_dir)
+        try:
+            push_rows(server, key, t0, range(10))
+            wait_for(lambda: len(written(stream.path)) == 10 and sidecar.exists(), WAIT_S, "10 rows and a cursor")
+            assert stream.child is not None and stream.child.stop() == ChildExit.OK
+            # As if the store had been rotated: the row the cursor names is gone.
+            saved = orjson.loads(sidecar.read_bytes())
+            lost = saved["cursor"] + 10**12
+            sidecar.write_bytes(orjson.dumps(saved | {"cursor": lost}))
+            push_rows(server, key, t0, range(10, 20))
+            stream.start(run_dir)
+            wait_for(lambda: len(written(stream.path)) == 20, WAIT_S, "20 rows")
+            [gap] = wait_for(lambda: stream.events_of("stream_gap"), WAIT_S, "the gap")
+            wait_for(lambda: saved["cursor"] < saved_cursor(sidecar) < lost, WAIT_S, "a mark of a row of the store")
+        finally:
+            stream.close()
+    assert [text for _, text in written(stream.path)] == [f"row {i}" for i in range(20)]
+    assert (gap["reason"], gap["by"], gap["start_seq"], gap["end_seq"]) == ("cursor_unknown", "cursor", 9, 10)
+    assert (gap["start"], gap["end"]) == (format_ms(t0 + 9), format_ms(t0 + 10))
+    assert stream.events_of() == []
 
 
 # -- a follower that loses rows on resume: the gap names them ------------------------------
 
 DROPPED = 3
 # The real follower, with the first DROPPED lines of a resumed connection lost on the way.
+# Without --cursor-markers, so that the stream resumes by since.
 LOSSY_PREFIX = [
-    "sh", "-c", f'case " $* " in *" --since "*) "$@" | sed -u 1,{DROPPED}d ;; *) exec "$@" ;; esac',
+    "sh", "-c",
+    'for a; do shift; [ "$a" = --cursor-markers ] || set -- "$@" "$a"; done; '
+    f'case " $* " in *" --since "*) "$@" | sed -u 1,{DROPPED}d ;; *) exec "$@" ;; esac',
     "lossy", sys.executable, "-m", "workers.logservice_follow",
 ]  # fmt: skip
 

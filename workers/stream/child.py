@@ -11,6 +11,10 @@ written; then the follower is ended, `stream_capped` is logged once, the STATS s
 `capped`, and the child exits without reconnecting. The cap counts the file's size, so a
 restarted child (or a returning host) starts with what is already there.
 
+An iris_log stream keeps the log-service cursor of its last line on disk in a sidecar
+(`cursor.py`) and resumes by it, exactly; without one (first start, no or a stale
+sidecar) it resumes by since, and then the sidecar is removed until a new mark is saved.
+
 An idle stream sleeps in poll(2) until data, a stop (ctx.stop.fd), the stale mark, the
 next progress message or the deadline; it never polls in a loop.
 """
@@ -26,14 +30,14 @@ from common.child_exit import ChildExit
 from common.messages import Kind
 from workers.hosts import HostileNameError
 from workers.runtime import ChildContext
-from workers.stream import timestamps
+from workers.stream import cursor, timestamps
 from workers.stream.backoff import Backoff
 from workers.stream.connection import Connection
 from workers.stream.framing import LineFramer
 from workers.stream.outfile import StreamFile, StreamFileBusy
 from workers.stream.records import RecordEncoder, Resumed
 from workers.stream.spec import SpecError, StreamSpec, parse_spec
-from workers.transports import TransportConfigError
+from workers.transports import IrisLogTransport, TransportConfigError
 
 # Shares of the child's stop grace (runtime's hard-exit timer): waiting for the follower
 # to leave by itself after stdin EOF, then TERM-to-KILL for its group. The rest is for
@@ -64,6 +68,10 @@ class StreamChild:
         found = out.recovered
         self.encoder.next_seq, self.encoder.last_ts = found.next_seq, found.last_ts
         self.encoder.at_last_ts = found.at_last_ts
+        self.by_cursor = isinstance(spec.transport, IrisLogTransport)
+        self.encoder.cursor_markers = self.by_cursor
+        self.cursor_file = cursor.sidecar_path(out.path)
+        self.mark = cursor.load(self.cursor_file, found.next_seq, found.last_ts) if self.by_cursor else None
         self.framer = LineFramer(spec.max_line_bytes)
         self.log = ctx.log.bind(vm=host.vm, host=host.host, container=spec.container)
         self.bytes_in = self.reconnects = self.stale = 0
@@ -103,16 +111,29 @@ class StreamChild:
         return max(0.0, since + quiet - now)
 
     def _connect(self) -> Connection | None:
-        since = self.encoder.last_ts
-        argv = self.spec.transport.argv(self.spec.host, self.spec.container, since, self.ctx.deadline.remaining())
+        since, mark, left = self.encoder.last_ts, self.mark, self.ctx.deadline.remaining()
+        transport = self.spec.transport
+        if isinstance(transport, IrisLogTransport) and mark is not None:
+            argv = transport.argv(self.spec.host, self.spec.container, mark.ts, left, cursor=mark.cursor)
+        else:
+            argv = transport.argv(self.spec.host, self.spec.container, since, left)
         try:
             conn = Connection.start(self.ctx.groups, argv, self.spec.read_chunk_bytes)
         except OSError as exc:  # the program itself is missing or not executable
             self.log.warning("stream_disconnected", exit_code=None, error=str(exc), stderr_tail="")
             return None
-        self.encoder.start_resume()
+        if mark is None:
+            if self.by_cursor:
+                # Lines a resume by since writes do not continue a saved mark.
+                cursor.discard(self.cursor_file)
+            self.encoder.start_resume()
+        else:
+            self.encoder.start_resume(skip=self.encoder.next_seq - mark.next_seq)
         self.framer = LineFramer(self.spec.max_line_bytes)  # a new follower starts on a line boundary
-        self.log.info("stream_connected", transport=self.spec.transport.kind, since=since, transport_pid=conn.proc.pid)
+        cursor_at = None if mark is None else mark.cursor
+        self.log.info(
+            "stream_connected", transport=transport.kind, since=since, cursor=cursor_at, transport_pid=conn.proc.pid
+        )
         if not self.ready_sent:
             self.ctx.channel.send(Kind.READY, transport_pid=conn.proc.pid, path=str(self.out.path))
             self.ready_sent = True
@@ -171,8 +192,9 @@ class StreamChild:
     def _ingest(self, data: bytes) -> None:
         self.bytes_in += len(data)
         batch = self.encoder.encode(self.framer.feed(data), timestamps.now())
-        if batch:
-            self._write(batch)
+        written = self._write(batch) if batch else 0
+        if self.by_cursor:
+            self._keep_cursor(written)
         self.last_data_at = time.monotonic()
         self.stale_reported = False
         for resumed in self.encoder.resumes:
@@ -188,14 +210,26 @@ class StreamChild:
         else:
             self.log.info("stream_resumed", **fields)
 
-    def _write(self, batch: bytes) -> None:
-        """Whole records up to the cap; the first that does not fit caps the stream."""
+    def _write(self, batch: bytes) -> int:
+        """Whole records up to the cap; the first that does not fit caps the stream. The bytes written."""
         room = self.spec.max_bytes - self.out.size
         fits = batch if len(batch) <= room else batch[: batch.rfind(b"\n", 0, max(0, room)) + 1]
         if fits:
             self.out.write(fits)
         if len(fits) < len(batch):
             self._cap()
+        return len(fits)
+
+    def _keep_cursor(self, written: int) -> None:
+        """Save the last cursor mark whose lines are all in the file; forget one the store lost."""
+        if self.encoder.cursor_lost:
+            self.encoder.cursor_lost, self.mark = False, None
+            cursor.discard(self.cursor_file)
+        covered = [mark for offset, mark in self.encoder.marks if offset <= written]
+        self.encoder.marks.clear()
+        if covered:
+            self.mark = covered[-1]
+            cursor.save(self.cursor_file, self.mark)
 
     def _cap(self) -> None:
         if not self.capped:

@@ -30,6 +30,13 @@ was already written at it. The first newer line settles how the resume went:
   A new text at the resume timestamp is no proof either way: Iris stamps by the
   millisecond, so a lost line may share its stamp.
 A follower that replays nothing new leaves the resume open until a newer line arrives.
+
+Resume by cursor (the iris_log transport, `cursor.py`): the follower starts exactly after
+the store row of the last line on disk, so nothing needs proving. The lines written after
+that row's marker (`skip`) come first and are dropped by count; the first new line
+settles the resume as EXACT. If the follower says the store no longer holds the row
+(`#cursor-unknown`), it resumes by since instead, and the resume settles as a gap,
+CURSOR_UNKNOWN, bounded like NO_OVERLAP's.
 """
 
 import collections
@@ -41,6 +48,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from workers.stream.cursor import CursorMark, parse_marker, split_markers
 from workers.stream.framing import Segment
 from workers.stream.timestamps import FIXED_WIDTH, parse_prefix
 
@@ -96,6 +104,13 @@ NATIVE = encode_run is not encode_run_python
 class ResumeOutcome(enum.StrEnum):
     OVERLAP = "overlap"  # the resume point was replayed: nothing lost
     NO_OVERLAP = "no_overlap"  # the replay began after the resume point: lines may be missing
+    EXACT = "exact"  # resumed by cursor, exactly after the last row on disk
+    CURSOR_UNKNOWN = "cursor_unknown"  # the store lost the cursor's row: lines may be missing
+
+
+class ResumeBy(enum.StrEnum):
+    SINCE = "since"
+    CURSOR = "cursor"
 
 
 @dataclass(frozen=True)
@@ -114,10 +129,11 @@ class Resumed:
     end: str
     end_seq: int
     replayed: int  # lines of the replay dropped as already written
+    by: ResumeBy = ResumeBy.SINCE
 
     @property
     def gap(self) -> bool:
-        return self.outcome is ResumeOutcome.NO_OVERLAP
+        return self.outcome in (ResumeOutcome.NO_OVERLAP, ResumeOutcome.CURSOR_UNKNOWN)
 
 
 @dataclass
@@ -146,8 +162,21 @@ class Resume:
     overlap: bool = False
     replayed: int = 0
     first_new: tuple[str, int] | None = None  # (ts, seq) of the first line written since
+    by: ResumeBy = ResumeBy.SINCE
+    to_skip: int = 0  # by cursor: lines already written after the cursor's
+    cursor_unknown: bool = False
+
+    def lost_cursor(self) -> None:
+        """The follower resumes by since after all: dedupe as such, and settle as a gap."""
+        self.cursor_unknown, self.to_skip = True, 0
 
     def skip(self, ts: str, key: int) -> bool:
+        if self.by is ResumeBy.CURSOR and not self.cursor_unknown:
+            if self.to_skip <= 0:
+                return False
+            self.to_skip -= 1
+            self.replayed += 1
+            return True
         if ts > self.since or (ts == self.since and self.seen[key] <= 0):
             return False
         if ts == self.since:
@@ -159,11 +188,16 @@ class Resume:
     def settle(self, ts: str, seq: int) -> "Resumed | None":
         """Note a line about to be written as `seq`; how the resume went once it is past `since`."""
         self.first_new = self.first_new or (ts, seq)
-        if ts <= self.since:
+        if self.cursor_unknown:
+            outcome = ResumeOutcome.CURSOR_UNKNOWN
+        elif self.by is ResumeBy.CURSOR:
+            outcome = ResumeOutcome.EXACT
+        else:
+            outcome = ResumeOutcome.OVERLAP if self.overlap else ResumeOutcome.NO_OVERLAP
+        if ts <= self.since and outcome is not ResumeOutcome.EXACT:
             return None
-        outcome = ResumeOutcome.OVERLAP if self.overlap else ResumeOutcome.NO_OVERLAP
         end, end_seq = self.first_new
-        return Resumed(outcome, self.since, self.start_seq, end, end_seq, self.replayed)
+        return Resumed(outcome, self.since, self.start_seq, end, end_seq, self.replayed, self.by)
 
 
 def line_key(text: str) -> int:
@@ -186,22 +220,47 @@ class RecordEncoder:
     resume: Resume | None = None
     resumes: list[Resumed] = field(default_factory=list)  # settled since the caller last cleared it
     diagnostics: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=DIAGNOSTIC_LINES))
+    cursor_markers: bool = False  # the follower prints `#cursor` lines (cursor.py)
+    # Cursor marks of the last encode, each with the output length it covers; and whether
+    # the follower said the store lost the cursor we resumed from.
+    marks: list[tuple[int, CursorMark]] = field(default_factory=list)
+    cursor_lost: bool = False
 
-    def start_resume(self) -> None:
-        """A new connection asked for lines since `last_ts`: dedupe until past it."""
+    def start_resume(self, skip: int | None = None) -> None:
+        """A new connection asked for lines since `last_ts` (dedupe until past it), or after
+        a cursor, `skip` of its lines being already written."""
         if self.last_ts is not None:
             self.resume = Resume(self.last_ts, collections.Counter(self.at_last_ts), self.next_seq - 1)
+            if skip is not None:
+                self.resume.by, self.resume.to_skip = ResumeBy.CURSOR, skip
 
     def encode(self, segments: Iterable[Segment], received: str) -> bytes:
         head = self._head(received)
-        parts = []
+        parts: list[bytes] = []
         for segment in segments:
             if segment.truncated:
                 parts.append(self._slow_line(segment.data, True, head))
                 continue
-            fast = None if self.resume is not None else self._fast_run(segment.data, head)
-            parts.append(fast if fast is not None else self._slow_run(segment.data, head))
+            for run in split_markers(segment.data) if self.cursor_markers else (segment.data,):
+                if run.startswith(b"#") and self.cursor_markers:
+                    self._marker(run, sum(map(len, parts)))
+                    continue
+                fast = None if self.resume is not None else self._fast_run(run, head)
+                parts.append(fast if fast is not None else self._slow_run(run, head))
         return b"".join(parts)
+
+    def _marker(self, line: bytes, offset: int) -> None:
+        marker = parse_marker(line)
+        if marker is None:
+            self.counters.untimestamped_lines += 1
+            self.diagnostics.append(line[:DIAGNOSTIC_CHARS].decode("utf-8", "backslashreplace"))
+        elif marker.unknown:
+            self.cursor_lost = True
+            if self.resume is not None:
+                self.resume.lost_cursor()
+        elif self.resume is None and self.last_ts is not None:
+            # While a resume is open the lines on disk may be ahead of this follower's.
+            self.marks.append((offset, CursorMark(marker.cursor, self.next_seq, self.last_ts)))
 
     def _head(self, received: str) -> bytes:
         fields = {
