@@ -54,7 +54,7 @@ def _cluster(fake: FakeGcloud, prefix: str) -> None:
     fake.add_instance("bystander", {})
 
 
-def test_a_gcp_run_streams_every_host_over_lean_ssh_and_deletes_every_resource(
+def test_a_gcp_run_streams_every_host_over_lean_ssh_survives_a_tunnel_drop_and_deletes_everything(
     tmp_path: Path, sshd: Sshd, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     prefix = f"team{uuid.uuid4().hex[:6]}"  # a custom prefix: nothing starts with "iris-"
@@ -78,8 +78,13 @@ def test_a_gcp_run_streams_every_host_over_lean_ssh_and_deletes_every_resource(
                 assert any(a.startswith("ControlPath=") for a in argv), argv
                 assert argv[-1].startswith("exec timeout --signal=TERM"), argv[-1]
                 assert "iris-worker" in argv[-1] or "iris-controller" in argv[-1], argv[-1]
+            [tunnel] = [c for c in clients if "-L" in c.cmdline()]
+            tunnel.kill()  # the tunnel drops mid-run
+            sup.wait_event("tunnel_restored", timeout_s=30)
             assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-4000:]
             results = sup.results()
+            assert [e["drops"] for e in sup.find("tunnel_dropped")] == [1]
+    assert results["cluster"]["tunnel_drops"] == 1
     names = sorted(s["name"] for s in results["streams"])
     assert names == sorted([f"stream:controller@iris-controller-{prefix}", f"stream:{prefix}-cpu-0"]
                            + [f"stream:{prefix}-tpu-0:{i}" for i in range(4)])  # fmt: skip
@@ -97,3 +102,60 @@ def test_a_gcp_run_streams_every_host_over_lean_ssh_and_deletes_every_resource(
     assert [n["name"] for n in state["tpus"][ZONE]] == ["other-tpu-0"]
     assert [i["name"] for i in state["instances"]] == ["bystander"]
     assert not _ssh_clients(sshd.port), "no ssh client or multiplexed master outlived the run"
+
+
+def test_a_hanging_gcloud_list_is_bounded_and_reported(
+    tmp_path: Path, sshd: Sshd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = f"hang{uuid.uuid4().hex[:6]}"
+    fake = FakeGcloud.install(tmp_path / "gcloud", sshd, PROJECT, ZONE)
+    _cluster(fake, prefix)
+    fake.update(lambda s: s["hang"].append("list"))
+    monkeypatch.setenv("PATH", f"{fake.bin_dir}:{os.environ['PATH']}")
+    config = _config(tmp_path / "run.toml", prefix, 10000)
+    config.write_text(config.read_text().replace("call_timeout_s = 20", "call_timeout_s = 1.5")
+                      .replace("boot_timeout_s = 60", "boot_timeout_s = 2"))  # fmt: skip
+    run_id = f"gcp-hang-{uuid.uuid4().hex[:8]}"
+    with started(run_argv(run_id, tmp_path / "runs", "--config", str(config)), tmp_path, run_id) as sup:
+        assert sup.wait_exit(60) == 3, sup.output.read_text()[-4000:]
+        results = sup.results()
+        timed_out = sup.find("gcloud_failed", timed_out=True)
+        assert timed_out and all("list" in e["argv"] for e in timed_out)
+        assert sup.find("cluster_start_failed", mode="gcp")
+    assert "cluster_start_failed" in results["failure_reasons"]
+    assert "cloud_cleanup_failed" in results["failure_reasons"]
+    [failure] = results["cloud_cleanup"]["failed"]
+    assert failure["what"] == "listing" and "gcloud compute" in failure["command"]
+    assert not fake.processes(), "every hanging gcloud was ended"
+
+
+def test_cleanup_counts_not_found_as_gone_and_reports_what_it_could_not_delete(
+    tmp_path: Path, sshd: Sshd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = f"del{uuid.uuid4().hex[:6]}"
+    managed = {f"{prefix}-managed": "true"}
+    fake = FakeGcloud.install(tmp_path / "gcloud", sshd, PROJECT, ZONE)
+    for name in ("gone", "denied", "stuck", "fine"):
+        fake.add_tpu(f"{prefix}-{name}", hosts=1, labels=managed)
+    behaviours = {f"{prefix}-gone": "not_found", f"{prefix}-denied": "fail", f"{prefix}-stuck": "hang"}
+    fake.update(lambda s: s["delete"].update(behaviours))
+    monkeypatch.setenv("PATH", f"{fake.bin_dir}:{os.environ['PATH']}")
+    config = _config(tmp_path / "run.toml", prefix, 10000)
+    config.write_text(config.read_text().replace("delete_timeout_s = 20", "delete_timeout_s = 2")
+                      .replace("boot_timeout_s = 60", "boot_timeout_s = 1"))  # fmt: skip
+    run_id = f"gcp-del-{uuid.uuid4().hex[:8]}"
+    with started(run_argv(run_id, tmp_path / "runs", "--config", str(config)), tmp_path, run_id) as sup:
+        assert sup.wait_exit(60) == 3, sup.output.read_text()[-4000:]
+        results = sup.results()
+    cleanup = results["cloud_cleanup"]
+    assert [r["name"] for r in cleanup["deleted"]] == [f"{prefix}-fine"]
+    assert [r["name"] for r in cleanup["already_gone"]] == [f"{prefix}-gone"]
+    failed = {r["name"]: r for r in cleanup["failed"]}
+    assert sorted(failed) == [f"{prefix}-denied", f"{prefix}-stuck"]
+    assert "PERMISSION_DENIED" in failed[f"{prefix}-denied"]["error"]
+    assert "no answer within" in failed[f"{prefix}-stuck"]["error"]
+    assert failed[f"{prefix}-stuck"]["command"] == (
+        f"gcloud compute tpus tpu-vm delete {prefix}-stuck --zone={ZONE} --quiet --project={PROJECT}"
+    )
+    assert "cloud_cleanup_failed" in results["failure_reasons"]
+    assert not fake.processes(), "the hanging delete was ended"

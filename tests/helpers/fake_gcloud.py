@@ -38,7 +38,9 @@ HANG_S = 3600.0
 
 def main(argv: list[str]) -> int:
     state_path = Path(os.environ["FAKE_GCLOUD_STATE"])
-    state = json.loads(state_path.read_text())
+    with open(state_path) as f:
+        fcntl.flock(f, fcntl.LOCK_SH)  # a delete rewrites it under LOCK_EX
+        state = json.load(f)
     with open(state["record"], "a") as record:
         record.write(json.dumps(argv) + "\n")
     words = [a for a in argv if not a.startswith("-")]
