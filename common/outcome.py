@@ -50,6 +50,8 @@ class FailureReason(enum.StrEnum):
     DISCOVERY_FAILED = "discovery_failed"
     # More hosts than `streams.max_streams`: some hosts were not observed at all.
     HOSTS_OVER_LIMIT = "hosts_over_limit"
+    # GCP: a slice or instance of the run's prefix could not be deleted (the verdict gives the command).
+    CLOUD_CLEANUP_FAILED = "cloud_cleanup_failed"
 
 
 # Which outcome wins when several reasons are present: the most severe first.
@@ -74,6 +76,7 @@ REASON_OUTCOME: dict[FailureReason, Outcome] = {
     FailureReason.STREAMS_FAILED: Outcome.FAILED,
     FailureReason.DISCOVERY_FAILED: Outcome.FAILED,
     FailureReason.HOSTS_OVER_LIMIT: Outcome.FAILED,
+    FailureReason.CLOUD_CLEANUP_FAILED: Outcome.ERROR,
 }
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor import inputs
+from workers.gcp.settings import GcpSettings
 from workers.hosts import MAX_HOSTS_PER_VM, NAME_PATTERN, HostileNameError, validate_address
 from workers.transports import DEFAULT_REMOTE_TEMPLATE, TransportConfigError, check_template
 
@@ -33,7 +34,7 @@ class ConfigError(ValueError):
 class ClusterKind(enum.StrEnum):
     LOCAL = "local"  # the embedded local cluster (our gRPC API)
     SSH = "ssh"  # an embedded-API cluster reached over ssh
-    GCP = "gcp"
+    GCP = "gcp"  # TPU slices and VMs found with gcloud, the Iris controller through an ssh tunnel
     IRIS = "iris"  # attach to a real Iris controller (Connect over HTTP)
     IRIS_LOCAL = "iris-local"  # a real Iris local cluster, started and stopped by the run
 
@@ -152,6 +153,7 @@ class RunConfig:
     streams: StreamSettings = field(default_factory=StreamSettings)
     ssh: SshSettings = field(default_factory=SshSettings)
     iris: IrisSettings = field(default_factory=IrisSettings)
+    gcp: GcpSettings = field(default_factory=GcpSettings)
     verdict: VerdictSettings = field(default_factory=VerdictSettings)
 
     @property
@@ -337,6 +339,32 @@ def _iris(reader: _Reader) -> IrisSettings:
     return settings
 
 
+def _gcp(reader: _Reader) -> GcpSettings:
+    d = GcpSettings()
+    settings = GcpSettings(
+        project=reader.string("project", d.project, NAME),
+        zones=reader.strings("zones", d.zones, NAME),
+        label_prefix=reader.string("label_prefix", d.label_prefix, PREFIX),
+        controller_name=reader.string("controller_name", d.controller_name, NAME),
+        controller_port=reader.integer("controller_port", d.controller_port, 1, 65535),
+        controller_container=reader.string("controller_container", d.controller_container, NAME),
+        worker_container=reader.string("worker_container", d.worker_container, NAME),
+        gcloud=reader.string("gcloud", d.gcloud),
+        call_timeout_s=reader.number("call_timeout_s", d.call_timeout_s),
+        delete_timeout_s=reader.number("delete_timeout_s", d.delete_timeout_s),
+        strict_host_key_checking=reader.string(
+            "strict_host_key_checking", d.strict_host_key_checking, choices=("yes", "no", "accept-new")
+        ),
+        connect_timeout_s=reader.integer("connect_timeout_s", d.connect_timeout_s, 1, 3600),
+    )
+    for key, value in (("controller_container", settings.controller_container),
+                       ("worker_container", settings.worker_container)):  # fmt: skip
+        if not value:
+            _missing(reader, key)
+    reader.done()
+    return settings
+
+
 def _streams(reader: _Reader) -> StreamSettings:
     settings = StreamSettings(
         max_line_bytes=reader.integer("max_line_bytes", 65536, 1024, inputs.MAX_LINE_BYTES),
@@ -401,6 +429,7 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
         streams=_streams(root.table_of("streams")),
         ssh=_ssh(root.table_of("ssh")),
         iris=_iris(root.table_of("iris")),
+        gcp=_gcp(root.table_of("gcp")),
         verdict=_verdict(root.table_of("verdict")),
     )
     for reader in (run, cluster, root):

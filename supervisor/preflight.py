@@ -36,7 +36,9 @@ class RunPlan:
 
     def target(self, address: str = "") -> ControllerTarget:
         """The controller the children talk to (`address` empty until a started cluster says it)."""
-        api = ApiKind.IRIS if self.config.cluster.real_iris else ApiKind.EMBEDDED
+        # A GCP cluster is a real Iris, reached through the tunnel the cluster child opens.
+        iris = self.config.cluster.real_iris or self.config.cluster is ClusterKind.GCP
+        api = ApiKind.IRIS if iris else ApiKind.EMBEDDED
         address = address or self.config.controller
         iris = self.config.iris
         return ControllerTarget(
@@ -111,8 +113,7 @@ def check_controller(config: RunConfig) -> None:
 
 
 def check_tools(config: RunConfig) -> None:
-    if config.cluster is ClusterKind.GCP:
-        raise UsageError("--cluster gcp: the GCP provider is not built yet; use local or ssh")
+    _check_gcp(config)
     if config.cluster is ClusterKind.SSH and shutil.which("ssh") is None:
         raise UsageError("--cluster ssh: the `ssh` client is not on PATH (apt-get install openssh-client)")
     if config.cluster is ClusterKind.SSH and not config.attached:
@@ -120,6 +121,22 @@ def check_tools(config: RunConfig) -> None:
             "--cluster ssh: attaches to a running cluster; give its --controller ADDR (or cluster.controller)"
         )
     _check_iris(config)
+
+
+def _check_gcp(config: RunConfig) -> None:
+    if config.cluster is not ClusterKind.GCP:
+        return
+    gcp = config.gcp
+    if not gcp.project:
+        raise UsageError("gcp.project: required for --cluster gcp (the project that holds the cluster)")
+    if not gcp.zones:
+        raise UsageError('gcp.zones: required for --cluster gcp, e.g. zones = ["us-central2-b"]')
+    if config.attached:
+        raise UsageError("--controller: a gcp run reaches its controller through its own tunnel; leave it out")
+    if shutil.which(gcp.gcloud) is None:
+        raise UsageError(f"gcp.gcloud: {gcp.gcloud!r} is not on PATH (install the Google Cloud CLI)")
+    if shutil.which("ssh") is None:
+        raise UsageError("--cluster gcp: the `ssh` client is not on PATH (apt-get install openssh-client)")
 
 
 def _check_iris(config: RunConfig) -> None:

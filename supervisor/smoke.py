@@ -31,6 +31,7 @@ from supervisor.preflight import RunPlan
 from supervisor.progress import Progress
 from supervisor.restart import RestartMode, RestartPolicy
 from supervisor.streams import Host, StreamManager, stream_name
+from workers.gcp.settings import GcpSettings
 
 NEVER = RestartPolicy(mode=RestartMode.NEVER)
 CLUSTER_STOP_GRACE_S = 8.0  # the local cluster stops every VM host and its tasks first
@@ -43,6 +44,8 @@ STREAM_PROGRESS_S = 2.0  # streams catching up with their followers at the end o
 # The cluster must outlive the deadline by the diagnostics budget, or a timed-out run
 # could not say why it timed out.
 CLUSTER_EXTRA_S = DIAGNOSTICS_BUDGET_S + 5.0
+# The GCP cleanup child lists once, then deletes (in parallel), each call bounded by its timeout.
+CLOUD_CLEANUP_EXTRA_S = 5.0
 
 
 @dataclass
@@ -58,6 +61,8 @@ class SmokeRun:
     listings: int = 0  # whole host listings received from discovery
     failed_listings: int = 0  # consecutive, as discovery last reported
     most_failed_listings: int = 0
+    cloud_cleanup: dict[str, Any] | None = None  # GCP: what the cleanup child deleted, or could not
+    tunnel_drops: int = 0
 
     def __post_init__(self) -> None:
         self.config = self.plan.config
@@ -93,6 +98,9 @@ class SmokeRun:
             self.cluster = body
         elif role == "cluster" and kind is Kind.PROGRESS:
             self.foreign_jobs += list(body.get("foreign_jobs", []))
+            self.tunnel_drops = int(body.get("tunnel_drops", self.tunnel_drops))
+        elif role == "cleanup" and kind is Kind.RESULT:
+            self.cloud_cleanup = body.get("cloud_cleanup")
         elif role == "discovery" and kind is Kind.HOSTS:
             hosts = self._host_parts.feed(body)
             if hosts is not None:
@@ -132,7 +140,13 @@ class SmokeRun:
     def target(self) -> ControllerTarget:
         return self.plan.target(self.address)
 
+    @property
+    def gcp(self) -> GcpSettings:
+        return self.config.gcp.with_prefix(self.plan.prefix)
+
     def _cluster_mode(self) -> str:
+        if self.config.cluster is ClusterKind.GCP:
+            return "gcp"
         if self.config.attached:
             return "attach"
         if self.config.cluster is ClusterKind.IRIS_LOCAL:
@@ -145,7 +159,7 @@ class SmokeRun:
             ChildSpec(
                 name="cluster",
                 role="cluster",
-                entrypoint="workers.cluster:main",
+                entrypoint="workers.gcp.cluster:main" if mode == "gcp" else "workers.cluster:main",
                 restart=NEVER,
                 critical=True,
                 stop_grace_s=IRIS_STOP_GRACE_S if mode == "iris-local" else CLUSTER_STOP_GRACE_S,
@@ -158,6 +172,7 @@ class SmokeRun:
                     "iris_bin": self.config.iris.bin,
                     "iris_config": self.config.iris.config,
                     "boot_timeout_s": self.config.boot_timeout_s,
+                    "gcp": self.gcp,
                 },
             )
         )
@@ -175,6 +190,11 @@ class SmokeRun:
         common = {"target": self.target, "interval_s": self.config.monitor_every_s}
         if self.config.cluster is ClusterKind.SSH and self.config.ssh.hosts:
             self.streams.update([self._static_host(h) for h in self.config.ssh.hosts])
+        elif self.config.cluster is ClusterKind.GCP:
+            self.sup.add(ChildSpec(
+                name="discovery", role="discovery", entrypoint="workers.gcp.discovery:main",
+                args={"gcp": self.gcp, "interval_s": self.config.discovery_every_s},
+            ))  # fmt: skip
         else:
             self.sup.add(ChildSpec(
                 name="discovery", role="discovery", entrypoint="workers.discovery:main",
@@ -248,10 +268,26 @@ class SmokeRun:
                 self.sup.stop_children(group)
             self.sup.log.info("cleanup_step", roles=list(roles), stopped=len(group))
         self.delete_leftovers("end")
+        self.delete_cloud_resources()
+
+    def delete_cloud_resources(self) -> None:
+        """GCP: every slice and instance of the prefix goes, unless `--keep`; also after a stop or timeout."""
+        if self.config.cluster is not ClusterKind.GCP or self.config.keep:
+            return
+        s = self.gcp
+        budget_s = s.call_timeout_s + s.delete_timeout_s + CLOUD_CLEANUP_EXTRA_S
+        record = self.sup.add(ChildSpec(
+            name="cleanup:gcp", role="cleanup", entrypoint="workers.gcp.cleanup:main", restart=NEVER,
+            deadline_at=self.sup.clock() + budget_s, args={"gcp": s},
+        ))  # fmt: skip
+        self.sup.serve(budget_s + 1.0, lambda: record.finished)
+        self.sup.log.info("cleanup_step", roles=["cloud"], deleted=len((self.cloud_cleanup or {}).get("deleted", [])))
 
     # -- children specs -----------------------------------------------------------------
 
-    def _transport(self) -> dict[str, Any]:
+    def _transport(self, host: Host) -> dict[str, Any]:
+        if self.config.cluster is ClusterKind.GCP:
+            return self._gcp_transport(host)
         if self.config.cluster.real_iris:
             # Iris keeps worker and controller logs in its log service: follow them there.
             iris = self.config.iris
@@ -272,6 +308,22 @@ class SmokeRun:
             "remote_template": self.config.streams.remote_command,
         }
 
+    def _gcp_transport(self, host: Host) -> dict[str, Any]:
+        """ssh as gcloud's dry-run resolved it for this host, multiplexed through the cluster child's directory."""
+        ssh, s = host["ssh"], self.gcp
+        return {
+            "kind": "ssh",
+            "user": ssh["user"],
+            "port": ssh["port"],
+            "identity_file": ssh["identity_file"] or None,
+            "strict_host_key_checking": ssh["strict_host_key_checking"] or s.strict_host_key_checking,
+            "known_hosts_file": ssh["known_hosts_file"] or None,
+            "connect_timeout_s": s.connect_timeout_s,
+            "remote_template": self.config.streams.remote_command,
+            "control_dir": (self.cluster or {}).get("control_dir") or None,
+            "extra_options": list(ssh["options"]),
+        }
+
     def _stream_spec(self, host: Host) -> ChildSpec:
         fields = ("vm", "host", "role", "address", "zone", "hosts_in_vm", "container")
         return ChildSpec(
@@ -281,7 +333,7 @@ class SmokeRun:
             preload=True,
             args={k: host[k] for k in fields if k in host}
             | {
-                "transport": self._transport(),
+                "transport": self._transport(host),
                 "max_line_bytes": self.config.streams.max_line_bytes,
                 "max_bytes": self.config.streams.bytes_per_stream,
                 "stale_after_s": self.config.streams.stale_after_s,
@@ -312,6 +364,8 @@ class SmokeRun:
             reasons.append(FailureReason.TEST_FAILED)
         if self.foreign_jobs:
             reasons.append(FailureReason.FOREIGN_JOB)
+        if self.cloud_cleanup is not None and self.cloud_cleanup.get("failed"):
+            reasons.append(FailureReason.CLOUD_CLEANUP_FAILED)
         return reasons + self._observation_failures()
 
     def _observation_failures(self) -> list[FailureReason]:
@@ -381,7 +435,9 @@ class SmokeRun:
                 "vm_prefix": self.cluster_prefix,
                 "state_dir": (self.cluster or {}).get("state_dir"),
                 "kept": self.config.keep,
+                "tunnel_drops": self.tunnel_drops,
             },
+            "cloud_cleanup": self.cloud_cleanup,
             "foreign_jobs": self.foreign_jobs,
             "tests": self.test_results(),
             "streams": self.stream_stats(),

@@ -121,6 +121,12 @@ class SshTransport:
     server_alive_count_max: int = 3
     remote_template: str = DEFAULT_REMOTE_TEMPLATE
     ssh_binary: str = "ssh"
+    # One multiplexed connection per host (GCP): its socket in this private directory,
+    # shared by the host's streams; the master outlives its last client this long.
+    control_dir: str | None = None
+    control_persist_s: int = 60
+    # "Key=Value" options a resolver vouched for (workers.gcp.ssh_target.PASSED_OPTIONS).
+    extra_options: tuple[str, ...] = ()
     kind: TransportKind = field(default=TransportKind.SSH, init=False)
 
     def __post_init__(self) -> None:
@@ -129,6 +135,9 @@ class SshTransport:
             raise TransportConfigError(f"strict_host_key_checking: {self.strict_host_key_checking!r}")
         if not 0 < self.port < 65536:
             raise TransportConfigError(f"port: {self.port!r}")
+        for option in self.extra_options:
+            if not isinstance(option, str) or "=" not in option or any(c.isspace() for c in option):
+                raise TransportConfigError(f"extra_options: {option!r} is not KEY=VALUE")
         check_template(self.remote_template)
 
     def options(self) -> list[str]:
@@ -144,17 +153,26 @@ class SshTransport:
             opts["UserKnownHostsFile"] = self.known_hosts_file
         if self.identity_file is not None:
             opts["IdentitiesOnly"] = "yes"
+        if self.control_dir is not None:
+            # %C: a hash of host, port and user, short enough for a socket path.
+            opts |= {"ControlMaster": "auto", "ControlPath": f"{self.control_dir}/%C",
+                     "ControlPersist": str(self.control_persist_s)}  # fmt: skip
+        opts |= dict(option.split("=", 1) for option in self.extra_options)
         argv = [] if self.config_file is None else ["-F", self.config_file]
         for key, value in opts.items():
             argv += ["-o", f"{key}={value}"]
         return argv
 
-    def argv(self, host: VmHost, container: str, since: str | None, seconds_left: float) -> list[str]:
-        remote = wrap_remote(render_follow_command(self.remote_template, container, since), seconds_left)
+    def login_argv(self) -> list[str]:
+        """Everything before the host: ssh, its options, port, key and user, no tty."""
         argv = [self.ssh_binary, *self.options(), "-p", str(self.port)]
         if self.identity_file is not None:
             argv += ["-i", self.identity_file]
-        return [*argv, "-l", self.user, "-T", host.address, remote]
+        return [*argv, "-l", self.user, "-T"]
+
+    def argv(self, host: VmHost, container: str, since: str | None, seconds_left: float) -> list[str]:
+        remote = wrap_remote(render_follow_command(self.remote_template, container, since), seconds_left)
+        return [*self.login_argv(), host.address, remote]
 
 
 @dataclass(frozen=True)
@@ -267,6 +285,8 @@ def transport_from_args(args: Mapping[str, Any]) -> Transport:
                 options["command_prefix"] = _str_tuple(options["command_prefix"], "command_prefix")
             return LocalTransport(**options)
         if kind is TransportKind.SSH:
+            if "extra_options" in options:
+                options["extra_options"] = _str_tuple(options["extra_options"], "extra_options")
             return SshTransport(**options)
         if kind is TransportKind.IRIS_LOG:
             if "command_prefix" in options:

@@ -1,0 +1,122 @@
+"""The tunnel through a real sshd: a busy local port is never a failure, a drop is reopened."""
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common.deadline import Deadline
+from tests.helpers.sshd import Sshd
+from tests.helpers.waiting import wait_for
+from workers.gcp.tunnel import Tunnel, free_port
+from workers.groups import ProcessGroups
+from workers.transports import SshTransport
+
+OPEN_S = 20.0
+BANNER = b"controller"
+
+
+class Events:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def _record(self, event: str, **fields: Any) -> None:
+        self.seen.append((event, fields))
+
+    info = warning = error = _record
+
+    def named(self, event: str) -> list[dict[str, Any]]:
+        return [f for e, f in self.seen if e == event]
+
+
+@pytest.fixture
+def controller() -> Iterator[int]:
+    """A stand-in for the controller's API port: greets every connection."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(BANNER)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield int(server.getsockname()[1])
+    stop.set()
+    thread.join(timeout=5)
+    server.close()
+
+
+def _healthy(port: int, timeout_s: float) -> bool:
+    """Through ssh -L the local port always accepts; only the remote end sends the banner."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as conn:
+            conn.settimeout(timeout_s)
+            return conn.recv(len(BANNER)) == BANNER
+    except OSError:
+        return False
+
+
+def _tunnel(sshd: Sshd, remote_port: int, events: Events, groups: ProcessGroups, **kw: Any) -> Tunnel:
+    login = SshTransport(user=sshd.user, identity_file=str(sshd.user_key), port=sshd.port,
+                         known_hosts_file=str(sshd.known_hosts), config_file="none", connect_timeout_s=5)  # fmt: skip
+    return Tunnel(login.login_argv(), "127.0.0.1", remote_port, groups, events, _healthy, **kw)
+
+
+def test_a_busy_port_is_skipped_for_a_free_one(tmp_path: Path, controller: int) -> None:
+    sshd = Sshd(tmp_path / "sshd").start()
+    taken = socket.create_server(("127.0.0.1", 0))  # someone else's listener on the port we pick first
+    busy = int(taken.getsockname()[1])
+    picks = iter([busy, free_port()])
+    events, groups = Events(), ProcessGroups()
+    tunnel = _tunnel(sshd, controller, events, groups, pick_port=lambda: next(picks))
+    stop_r, stop_w = os.pipe()
+    try:
+        assert tunnel.open(Deadline.after(OPEN_S), stop_r)
+        assert tunnel.port != busy and _healthy(tunnel.port, 2.0)
+        assert [e["local_port"] for e in events.named("tunnel_port_busy")] == [busy]
+    finally:
+        tunnel.close()
+        taken.close()
+        os.close(stop_r)
+        os.close(stop_w)
+        sshd.stop()
+
+
+def test_a_dropped_tunnel_is_reopened_on_the_same_port(tmp_path: Path, controller: int) -> None:
+    sshd = Sshd(tmp_path / "sshd").start()
+    events, groups = Events(), ProcessGroups()
+    tunnel = _tunnel(sshd, controller, events, groups)
+    stop_r, stop_w = os.pipe()
+    try:
+        assert tunnel.open(Deadline.after(OPEN_S), stop_r)
+        port = tunnel.port
+        assert tunnel.proc is not None
+        tunnel.proc.kill()  # the connection drops
+
+        def stop_once_restored() -> None:
+            wait_for(lambda: events.named("tunnel_restored"), OPEN_S, "the tunnel reopened")
+            os.write(stop_w, b"x")
+
+        # keep_up on this thread: a subprocess's parent-death signal follows the thread that forked it.
+        watcher = threading.Thread(target=stop_once_restored)
+        watcher.start()
+        tunnel.keep_up(stop_r, Deadline.after(OPEN_S), lambda _attempt: 0.1)
+        watcher.join(timeout=OPEN_S)
+        assert [e["drops"] for e in events.named("tunnel_dropped")] == [1]
+        assert tunnel.port == port and _healthy(port, 2.0)
+    finally:
+        tunnel.close()
+        os.close(stop_r)
+        os.close(stop_w)
+        sshd.stop()

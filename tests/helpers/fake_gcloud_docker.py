@@ -1,0 +1,26 @@
+"""What `docker logs -f --timestamps [--since T] CONTAINER` is on the fake cluster's VMs.
+
+Prints a timestamped line (RFC 3339, nanoseconds, as docker does) every LINE_EVERY_S
+until it is killed (the remote wrapper kills it when the ssh channel closes).
+"""
+
+import sys
+import time
+
+LINE_EVERY_S = 0.2
+
+
+def main(argv: list[str]) -> int:
+    container = argv[-1]
+    n = 0
+    while True:
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
+        sys.stdout.write(f"{stamp} {container} line {n}\n")
+        sys.stdout.flush()
+        n += 1
+        time.sleep(LINE_EVERY_S)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,147 @@
+"""The `cluster` child for `--cluster gcp`: find the controller VM, tunnel to its API, keep it up.
+
+args: gcp (GcpSettings, label prefix set), target (ControllerTarget, Iris API, no
+address yet), boot_timeout_s.
+
+1. A private 0700 directory for the ssh control sockets (`ControlPath=<dir>/%C`), short
+   enough for a socket path; READY hands it to the streams, which share one multiplexed
+   connection per host through it.
+2. The controller VM (`inventory.only_controller`), looked for until `--boot-timeout`:
+   the cluster may still be coming up. Two or more is an error naming them.
+3. Its ssh command from one `gcloud compute ssh --dry-run`, then the tunnel (`tunnel`),
+   healthy through the Iris Connect client's health check.
+4. READY with `http://127.0.0.1:<port>`: every other child talks to Iris through it.
+   Until a stop, a dropped tunnel is reopened on the same port.
+On the way out: the tunnel ends, every multiplexed master still running is told to exit
+(`ssh -O exit`: a master has left its stream's process group and would outlive the run)
+and the directory is removed. Deleting cloud resources is the cleanup child's job.
+"""
+
+import dataclasses
+import random
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common.child_exit import ChildExit
+from common.controller_target import ControllerTarget
+from common.deadline import Deadline
+from common.messages import Kind
+from workers.controller.api import open_controller
+from workers.gcp.gcloud import Gcloud, GcloudFailed
+from workers.gcp.inventory import Resource, TooManyControllers, list_inventory, only_controller
+from workers.gcp.settings import GcpSettings
+from workers.gcp.ssh_target import DryRunRefused, SshTarget, dry_run_words, parse_dry_run
+from workers.gcp.tunnel import Tunnel
+from workers.groups import wait_exit
+from workers.hosts import HostileNameError
+from workers.runtime import ChildContext
+from workers.stream.backoff import backoff_delay
+from workers.transports import SshTransport
+
+LOOKUP_RETRY_S = 2.0
+MASTER_EXIT_TIMEOUT_S = 2.0
+TUNNEL_BACKOFF_BASE_S = 0.2
+TUNNEL_BACKOFF_CAP_S = 5.0
+
+
+class ControllerNotFound(Exception):
+    pass
+
+
+def find_controller(ctx: ChildContext, gcloud: Gcloud, settings: GcpSettings, boot: Deadline) -> Resource:
+    """The one controller VM; looked for again until `boot` while none is listed or a listing fails."""
+    why = f"no instance named {settings.controller_vm} or labelled {settings.controller_label}=true"
+    while not boot.expired() and not ctx.stop.requested():
+        try:
+            found = only_controller(list_inventory(gcloud, settings, ctx.log))
+        except GcloudFailed as exc:
+            found, why = None, str(exc)
+        if found is not None:
+            return found
+        select.select([ctx.stop.fd], [], [], boot.cap(LOOKUP_RETRY_S))
+    raise ControllerNotFound(why)
+
+
+def resolve(gcloud: Gcloud, settings: GcpSettings, controller: Resource) -> SshTarget:
+    result = gcloud.run(gcloud.argv(*dry_run_words(controller, 0)), settings.call_timeout_s)
+    if not result.ok:
+        raise GcloudFailed(result, "ssh --dry-run")
+    return parse_dry_run(result.stdout)
+
+
+def login(target: SshTarget, settings: GcpSettings, control_dir: str | None = None) -> SshTransport:
+    """The ssh we run for `target`: gcloud's user, key, known hosts and options; ours for the rest."""
+    return SshTransport(
+        user=target.user,
+        identity_file=target.identity_file or None,
+        port=target.port,
+        known_hosts_file=target.known_hosts_file or None,
+        strict_host_key_checking=target.strict_host_key_checking or settings.strict_host_key_checking,
+        connect_timeout_s=settings.connect_timeout_s,
+        control_dir=control_dir,
+        extra_options=target.options,
+    )
+
+
+def _health(target: ControllerTarget, deadline: Deadline) -> Any:
+    def healthy(port: int, timeout_s: float) -> bool:
+        url = dataclasses.replace(target, address=f"http://127.0.0.1:{port}")
+        with open_controller(url, deadline) as controller:
+            return controller.serving(timeout_s)
+
+    return healthy
+
+
+def _tunnel_delay(attempt: int) -> float:
+    return backoff_delay(attempt, TUNNEL_BACKOFF_BASE_S, TUNNEL_BACKOFF_CAP_S, 0.2, random.random)
+
+
+def main(ctx: ChildContext) -> int:
+    settings: GcpSettings = ctx.args["gcp"]
+    target: ControllerTarget = ctx.args["target"]
+    boot = Deadline.after(min(float(ctx.args["boot_timeout_s"]), ctx.deadline.remaining()))
+    started = time.monotonic()
+    gcloud = Gcloud(settings.gcloud, settings.project, ctx.groups, ctx.log, ctx.deadline, ctx.stop.fd)
+    control_dir = Path(tempfile.mkdtemp(prefix="iris-smoke-ssh-"))  # 0700, ours
+    tunnel: Tunnel | None = None
+    try:
+        try:
+            controller = find_controller(ctx, gcloud, settings, boot)
+            ssh = resolve(gcloud, settings, controller)
+        except (ControllerNotFound, TooManyControllers, GcloudFailed, DryRunRefused, HostileNameError) as exc:
+            fields = {"controllers": exc.names} if isinstance(exc, TooManyControllers) else {}
+            ctx.log.error("cluster_start_failed", mode="gcp", error=str(exc), **fields)
+            return ChildExit.ERROR
+        tunnel = Tunnel(login(ssh, settings).login_argv(), ssh.address, settings.controller_port, ctx.groups, ctx.log,
+                        _health(target, ctx.deadline))  # fmt: skip
+        if not tunnel.open(boot, ctx.stop.fd):
+            ctx.log.error("controller_unreachable", vm=controller.name, waited_s=round(time.monotonic() - started, 3))
+            return ChildExit.OK if ctx.stop.requested() else ChildExit.ERROR
+        address = f"http://127.0.0.1:{tunnel.port}"
+        ctx.log.info("cluster_ready", address=address, mode="gcp", controller_vm=controller.name,
+                     zone=controller.zone, boot_s=round(time.monotonic() - started, 3))  # fmt: skip
+        ctx.channel.send(Kind.READY, address=address, mode="gcp", cluster_pid=0, state_dir="", prefix="",
+                         control_dir=str(control_dir), controller_vm=controller.name)  # fmt: skip
+        tunnel.keep_up(ctx.stop.fd, ctx.deadline, _tunnel_delay)
+        ctx.channel.send(Kind.PROGRESS, tunnel_drops=tunnel.drops)
+        return ChildExit.OK
+    finally:
+        if tunnel is not None:
+            tunnel.close()
+        close_masters(ctx, control_dir)
+
+
+def close_masters(ctx: ChildContext, control_dir: Path) -> None:
+    """`ssh -O exit` for every control socket left, then the directory goes."""
+    for socket_path in sorted(control_dir.glob("*")):
+        argv = ["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "iris-smoke-master"]
+        proc = ctx.groups.start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_exit(proc, MASTER_EXIT_TIMEOUT_S)
+        ctx.groups.stop(proc, 0)
+        ctx.log.info("ssh_master_closed", socket=socket_path.name)
+    shutil.rmtree(control_dir, ignore_errors=True)

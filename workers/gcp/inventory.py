@@ -1,0 +1,161 @@
+"""What exists on GCP under the prefix's labels: TPU slices, instances, the controller.
+
+`gcloud compute tpus tpu-vm list --zone=Z --filter=labels.<prefix>-managed=true --format=json`
+per zone (the TPU API lists one location at a time), and one
+`gcloud compute instances list --zones=Z1,Z2 --filter=… --format=json`. The filter is the
+whole selection: nothing is dropped by name on our side, so a custom prefix finds all.
+
+A slice's host count is the number of its network endpoints (one per TPU VM host); a
+slice still being created may not list them yet, so then it comes from its accelerator
+type: `v5litepod-N`/`v6e-N` count chips (4 per host above 8 chips, else one host),
+`v2/v3/v4/v5p-N` count TensorCores (8 per host).
+"""
+
+import enum
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from workers.gcp.gcloud import Gcloud, GcloudFailed
+from workers.gcp.settings import GcpSettings
+from workers.hosts import MAX_HOSTS_PER_VM, HostileNameError, validate_name
+
+_ACCELERATOR = re.compile(r"(v[0-9]+[a-z]*|v5litepod)-([0-9]+)", re.ASCII)
+_CHIP_COUNTED = frozenset({"v5litepod", "v5e", "v6e"})
+
+
+class ResourceKind(enum.StrEnum):
+    TPU = "tpu"
+    INSTANCE = "instance"
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: ResourceKind
+    name: str
+    zone: str
+    hosts: int = 1
+    labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    def delete_words(self) -> list[str]:
+        group = ["compute", "tpus", "tpu-vm"] if self.kind is ResourceKind.TPU else ["compute", "instances"]
+        return [*group, "delete", self.name, f"--zone={self.zone}", "--quiet"]
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "zone": self.zone}
+
+
+@dataclass(frozen=True)
+class Inventory:
+    slices: tuple[Resource, ...]
+    instances: tuple[Resource, ...]
+    settings: GcpSettings
+
+    def is_controller(self, resource: Resource) -> bool:
+        s = self.settings
+        return resource.kind is ResourceKind.INSTANCE and (
+            resource.name == s.controller_vm or resource.labels.get(s.controller_label) == "true"
+        )
+
+    def controllers(self) -> list[Resource]:
+        return [r for r in self.instances if self.is_controller(r)]
+
+    def worker_vms(self) -> list[Resource]:
+        return [r for r in self.instances if not self.is_controller(r)]
+
+    def everything(self) -> list[Resource]:
+        return [*self.slices, *self.instances]
+
+
+class TooManyControllers(Exception):
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(f"more than one controller: {', '.join(names)}")
+        self.names = names
+
+
+def only_controller(inventory: Inventory) -> Resource | None:
+    """The controller VM, None if there is none yet; two or more is a leak we refuse to guess past."""
+    found = inventory.controllers()
+    if len(found) > 1:
+        raise TooManyControllers(sorted(f"{r.name} ({r.zone})" for r in found))
+    return found[0] if found else None
+
+
+def list_inventory(gcloud: Gcloud, settings: GcpSettings, log: Any) -> Inventory:
+    """Raises GcloudFailed when any listing fails: a partial inventory would hide hosts."""
+    argvs = [
+        gcloud.argv("compute", "tpus", "tpu-vm", "list", f"--zone={zone}", f"--filter={settings.tpu_filter()}",
+                    "--format=json")
+        for zone in settings.zones
+    ]  # fmt: skip
+    argvs.append(
+        gcloud.argv("compute", "instances", "list", f"--zones={','.join(settings.zones)}",
+                    f"--filter={settings.instance_filter()}", "--format=json")
+    )  # fmt: skip
+    results = gcloud.run_all(argvs, settings.call_timeout_s)
+    for result in results:
+        if not result.ok:
+            raise GcloudFailed(result, "listing")
+    slices = [_tpu(item, zone, log) for zone, r in zip(settings.zones, results, strict=False) for item in _items(r)]
+    instances = [_instance(item, log) for item in _items(results[-1])]
+    return Inventory(tuple(r for r in slices if r is not None), tuple(r for r in instances if r is not None), settings)
+
+
+def _items(result: Any) -> list[dict[str, Any]]:
+    try:
+        items = json.loads(result.stdout or "[]")
+    except json.JSONDecodeError:
+        raise GcloudFailed(result, "listing is not JSON") from None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise GcloudFailed(result, "listing is not a JSON list of objects")
+    return items
+
+
+def _last(path: object) -> str:
+    return str(path or "").rstrip("/").rsplit("/", 1)[-1]
+
+
+def _labels(item: dict[str, Any]) -> dict[str, str]:
+    labels = item.get("labels") or {}
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
+
+def _tpu(item: dict[str, Any], zone: str, log: Any) -> Resource | None:
+    try:
+        name = validate_name("tpu name", _last(item.get("name")))
+        return Resource(ResourceKind.TPU, name, validate_name("zone", zone), _slice_hosts(item), _labels(item))
+    except HostileNameError as exc:
+        log.warning("hostile_name_rejected", field=exc.field, value=repr(exc.value)[:100])
+        return None
+
+
+def _instance(item: dict[str, Any], log: Any) -> Resource | None:
+    try:
+        name = validate_name("instance name", _last(item.get("name")))
+        zone = validate_name("zone", _last(item.get("zone")))
+        return Resource(ResourceKind.INSTANCE, name, zone, 1, _labels(item))
+    except HostileNameError as exc:
+        log.warning("hostile_name_rejected", field=exc.field, value=repr(exc.value)[:100])
+        return None
+
+
+def _slice_hosts(item: dict[str, Any]) -> int:
+    endpoints = item.get("networkEndpoints")
+    if isinstance(endpoints, list) and endpoints:
+        hosts = len(endpoints)
+    else:
+        hosts = hosts_of_type(str(item.get("acceleratorType", "")))
+    if not 1 <= hosts <= MAX_HOSTS_PER_VM:
+        raise HostileNameError("tpu hosts", hosts)
+    return hosts
+
+
+def hosts_of_type(accelerator_type: str) -> int:
+    match = _ACCELERATOR.fullmatch(accelerator_type)
+    if match is None:
+        return 1
+    family, count = match.group(1), int(match.group(2))
+    if family in _CHIP_COUNTED:
+        return 1 if count <= 8 else count // 4
+    return max(1, count // 8)
