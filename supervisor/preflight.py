@@ -37,8 +37,8 @@ class RunPlan:
     def target(self, address: str = "") -> ControllerTarget:
         """The controller the children talk to (`address` empty until a started cluster says it)."""
         # A GCP cluster is a real Iris, reached through the tunnel the cluster child opens.
-        iris = self.config.cluster.real_iris or self.config.cluster is ClusterKind.GCP
-        api = ApiKind.IRIS if iris else ApiKind.EMBEDDED
+        speaks_iris = self.config.cluster.real_iris or self.config.cluster is ClusterKind.GCP
+        api = ApiKind.IRIS if speaks_iris else ApiKind.EMBEDDED
         address = address or self.config.controller
         iris = self.config.iris
         return ControllerTarget(
