@@ -60,6 +60,7 @@ from workers.smoke_tests.suite import (
 POLL_INTERVAL_S = 1.0
 JOB_TIMEOUT_S = 300.0
 CONNECT_TIMEOUT_S = 60.0
+SHAPE_SETTLE_S = 3.0
 LOG_TAIL_LINES = 50
 MAX_LOG_TAILS = 8  # failed tasks per test whose logs are fetched
 MAX_LINE_CHARS = 300
@@ -367,6 +368,8 @@ def _shape(ctx: ChildContext, controller: Controller, status: AutoscalerStatus) 
     """The cluster's groups and their attributes; waits (bounded) for the first worker of a group
     whose slices are booting when the controller does not describe the group's attributes itself."""
     ends = Deadline.after(min(CONNECT_TIMEOUT_S, ctx.deadline.remaining()))
+    # Iris lists a group's first slices a moment after it answers its health check.
+    settle = Deadline.after(SHAPE_SETTLE_S)
     workers = []
     for _ in polling.poll_every(ctx, POLL_INTERVAL_S / 4):
         try:
@@ -375,6 +378,9 @@ def _shape(ctx: ChildContext, controller: Controller, status: AutoscalerStatus) 
         except ControllerError as exc:
             ctx.log.warning("shape_discovery_failed", code=exc.code, details=exc.details)
         missing = unknown_groups(status, workers)
+        described = workers or any(g.attributes for g in status.groups)
+        if not described and not settle.expired():
+            continue
         if not missing or ends.expired():
             if missing:
                 ctx.log.warning("groups_without_attributes", groups=missing)
