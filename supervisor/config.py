@@ -169,7 +169,7 @@ class RunConfig:
     discovery_interval_s: float | None = None
     # None: 0.25 s on a local cluster (a pending reason lasts as long as a local boot), 1 s elsewhere.
     monitor_interval_s: float | None = None
-    # The selection: standard and config-defined test names (default: every one of both).
+    # The selection: standard and [[tests]] names; [[tests]] all run when it names none of them.
     tests: tuple[str, ...] = STANDARD_TESTS
     custom_tests: tuple[TestSpec, ...] = ()
     suite: SuiteSettings = field(default_factory=SuiteSettings)
@@ -201,7 +201,9 @@ class RunConfig:
         return [n for n in self.tests if n in STANDARD_TESTS]
 
     def selected_custom_tests(self) -> list[TestSpec]:
-        return [t for t in self.custom_tests if t.name in self.tests]
+        """The [[tests]] the selection names; all of them when it names none (`tests = []` = only these)."""
+        named = [t for t in self.custom_tests if t.name in self.tests]
+        return named if named else list(self.custom_tests)
 
     def unknown_tests(self) -> list[str]:
         known = {*STANDARD_TESTS, *(t.name for t in self.custom_tests)}
@@ -436,7 +438,7 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
         iris=_iris(root.table_of("iris")),
         verdict=_verdict(root.table_of("verdict")),
     )
-    config = replace(config, tests=run.strings("tests", (*STANDARD_TESTS, *(t.name for t in config.custom_tests))))
+    config = replace(config, tests=run.strings("tests", STANDARD_TESTS))
     for reader in (run, cluster, root):
         reader.done()
     _check_unique_tests(config)
