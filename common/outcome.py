@@ -24,6 +24,7 @@ class Outcome(enum.StrEnum):
     TIMEOUT = "timeout"
     ERROR = "error"
     CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # a test the cluster cannot serve; carries its reason, never a failure
 
 
 class FailureReason(enum.StrEnum):

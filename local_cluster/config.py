@@ -55,6 +55,10 @@ class ClusterSettings:
     # Fault injection: ListWorkers answers RESOURCE_EXHAUSTED, as a reply over gRPC's
     # message size does on a cluster with thousands of workers.
     fail_list_workers: bool = False
+    # Fault injection for the constraint tests: the scheduler ignores every job's
+    # constraints, or child jobs do not inherit their parent's.
+    ignore_constraints: bool = False
+    drop_child_constraints: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,8 @@ def _settings(raw: dict[str, Any]) -> ClusterSettings:
         backoff_max_s=_number(raw, "backoff_max_s", "cluster", d.backoff_max_s, 0.0),
         seed=_int(raw, "seed", "cluster", d.seed, 0),
         fail_list_workers=_bool(raw, "fail_list_workers", "cluster", d.fail_list_workers),
+        ignore_constraints=_bool(raw, "ignore_constraints", "cluster", d.ignore_constraints),
+        drop_child_constraints=_bool(raw, "drop_child_constraints", "cluster", d.drop_child_constraints),
     )
 
 

@@ -14,15 +14,15 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from local_cluster import jobs as job_rules
 from local_cluster.autoscaler import Autoscaler, Command, Demand
 from local_cluster.config import ClusterConfig
-from local_cluster.errors import InvalidArgumentError, NotFoundError
+from local_cluster.errors import ClusterError, InvalidArgumentError, NotFoundError
 from local_cluster.fit import infeasible_reason
 from local_cluster.model import Device, Job, JobSpec, Task, Worker
-from local_cluster.naming import host_attributes
+from local_cluster.naming import device_env, host_attributes
 from local_cluster.scheduler import Blocked, schedule
 from local_cluster.states import JobState, TaskState, VmState
 
@@ -78,6 +78,9 @@ class Controller:
 
     def launch_job(self, spec: JobSpec) -> Job:
         _validate(spec)
+        spec = self._as_child(spec) if spec.parent_job_id else spec
+        if self.config.cluster.ignore_constraints:
+            spec = replace(spec, constraints=())
         now = self._clock()
         self._next_job += 1
         job_id = f"{spec.name}-{self._next_job}"
@@ -89,6 +92,15 @@ class Controller:
             job_rules.finish_job(job, JobState.UNSCHEDULABLE, now, self.workers, self._events, reason,
                                  others=TaskState.UNSCHEDULABLE)  # fmt: skip
         return job
+
+    def _as_child(self, spec: JobSpec) -> JobSpec:
+        """A child job lives under its parent's name and inherits its constraints, as on Iris."""
+        parent = self.job(spec.parent_job_id)
+        if parent.state.finished:
+            raise ClusterError(f"parent job {parent.job_id!r} has finished ({parent.state.name})")
+        inherited = () if self.config.cluster.drop_child_constraints else parent.spec.constraints
+        own = tuple(c for c in spec.constraints if c not in inherited)
+        return replace(spec, name=f"{parent.spec.name}/{spec.name}", constraints=inherited + own)
 
     def job(self, job_id: str) -> Job:
         job = self.jobs.get(job_id)
@@ -174,12 +186,16 @@ class Controller:
 
     def _assignment(self, task: Task) -> Assignment:
         spec = self.jobs[task.job_id].spec
-        env = dict(spec.env) | {
-            "IRIS_JOB_ID": task.job_id,
-            "IRIS_TASK_INDEX": str(task.index),
-            "IRIS_NUM_TASKS": str(spec.replicas),
-            "IRIS_WORKER_ID": task.worker_id,
-        }
+        env = (
+            dict(spec.env)
+            | {
+                "IRIS_JOB_ID": task.job_id,
+                "IRIS_TASK_INDEX": str(task.index),
+                "IRIS_NUM_TASKS": str(spec.replicas),
+                "IRIS_WORKER_ID": task.worker_id,
+            }
+            | device_env(self.workers[task.worker_id])
+        )
         return Assignment(_key(task), spec.replicas, spec.argv, env)
 
     def _apply_report(self, report: TaskReport, worker_id: str) -> None:

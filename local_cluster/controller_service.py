@@ -14,6 +14,7 @@ from iris_smoke_api.v1 import controller_pb2_grpc as pb_grpc
 from local_cluster import convert
 from local_cluster.controller import Controller
 from local_cluster.errors import ClusterError, InvalidArgumentError, NotFoundError
+from local_cluster.naming import group_attributes
 from local_cluster.states import JobState
 
 STATUS_OF = {NotFoundError: grpc.StatusCode.NOT_FOUND, InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT}
@@ -71,7 +72,10 @@ class ControllerService(pb_grpc.ControllerServiceServicer):
         with self._call(context) as c:
             a, ids = c.autoscaler, set(c.workers)
             return pb.GetAutoscalerStatusResponse(
-                groups=[convert.group_to_pb(g, self._wall, ids) for g in a.groups.values()],
+                groups=[
+                    convert.group_to_pb(g, self._wall, ids, group_attributes(g.config, c.config.cluster))
+                    for g in a.groups.values()
+                ],
                 current_demand=sum(g.current_demand for g in a.groups.values()),
                 recent_actions=[convert.action_to_pb(x, self._wall) for x in a.actions],
                 unmet_demand=[convert.unmet_to_pb(u) for u in a.unmet],

@@ -49,6 +49,7 @@ def spec_from_pb(r: pb.LaunchJobRequest) -> JobSpec:
         scheduling_timeout_s=_seconds(r.scheduling_timeout, r.HasField("scheduling_timeout")),
         timeout_s=_seconds(r.timeout, r.HasField("timeout")),
         env=tuple(sorted(r.env.items())),
+        parent_job_id=r.parent_job_id,
     )
 
 
@@ -118,7 +119,7 @@ def _slice_to_pb(s: Slice, wall: Wall, worker_ids: set[str]) -> pb.SliceInfo:
     return pb.SliceInfo(slice_id=s.slice_id, vms=vms, created_at=_ts(wall(s.created_at)))
 
 
-def group_to_pb(g: GroupState, wall: Wall, worker_ids: set[str]) -> pb.ScaleGroupStatus:
+def group_to_pb(g: GroupState, wall: Wall, worker_ids: set[str], attributes: dict[str, str]) -> pb.ScaleGroupStatus:
     cfg = g.config
     counts: dict[str, int] = {}
     for s in g.slices.values():
@@ -132,6 +133,7 @@ def group_to_pb(g: GroupState, wall: Wall, worker_ids: set[str]) -> pb.ScaleGrou
             accelerator_variant=cfg.accelerator_variant,
             num_vms=cfg.hosts_per_slice,
             chips_per_vm=cfg.chips_per_host,
+            attributes=attributes,
         ),
         current_demand=g.current_demand,
         peak_demand=g.peak_demand,

@@ -69,6 +69,7 @@ class JobSpec:
     scheduling_timeout_s: float | None = None
     timeout_s: float | None = None
     env: tuple[tuple[str, str], ...] = ()
+    parent_job_id: str = ""  # set: a child job, named `<parent name>/<name>`
 
 
 @dataclass

@@ -11,6 +11,7 @@ pattern `local-cluster logs` accepts.
 import re
 
 from local_cluster.config import ClusterSettings, ScaleGroupConfig
+from local_cluster.model import Worker
 from local_cluster.states import AcceleratorType
 
 PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
@@ -52,3 +53,18 @@ def host_attributes(
     group: ScaleGroupConfig, settings: ClusterSettings, slice_id: str, host_index: int
 ) -> dict[str, str]:
     return group_attributes(group, settings) | {"tpu-name": slice_id, "tpu-worker-id": str(host_index)}
+
+
+def device_env(worker: Worker) -> dict[str, str]:
+    """What a task sees of its host's accelerator, as on GCP: the TPU runtime's variables, or the visible GPUs."""
+    chips = ",".join(str(i) for i in range(worker.device.count))
+    if worker.device.kind == AcceleratorType.TPU:
+        return {
+            "TPU_ACCELERATOR_TYPE": worker.device.variant,
+            "TPU_NAME": worker.slice_id,
+            "TPU_WORKER_ID": str(worker.host_index),
+            "TPU_VISIBLE_CHIPS": chips,
+        }
+    if worker.device.kind == AcceleratorType.GPU:
+        return {"CUDA_VISIBLE_DEVICES": chips}
+    return {}

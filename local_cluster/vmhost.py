@@ -29,6 +29,7 @@ from common.child_exit import ChildExit
 from iris_smoke_api.v1 import controller_pb2 as pb
 from iris_smoke_api.v1 import controller_pb2_grpc as pb_grpc
 from local_cluster import layout
+from local_cluster.child_job import CONTROLLER_ENV, PYTHON_ENV
 from local_cluster.container_log import ContainerLogWriter
 from local_cluster.eventlog import EventLog
 from local_cluster.naming import WORKER_CONTAINER
@@ -148,7 +149,17 @@ class VmHost:
         key = _key(a.task)
         if key in self.tasks or key in self.finished:
             return  # the reply is a full view, not a queue: already running or done
-        task_env = child_env() | {"PYTHONUNBUFFERED": "1"} | dict(a.env)
+        # A task may submit child jobs (local_cluster.child_job): it gets the controller's
+        # address and this interpreter, which imports the package through PYTHONPATH.
+        task_env = (
+            child_env()
+            | {"PYTHONUNBUFFERED": "1"}
+            | dict(a.env)
+            | {
+                CONTROLLER_ENV: self.args.controller,
+                PYTHON_ENV: sys.executable,
+            }
+        )
         try:
             task = TaskProcess.start(key, list(a.argv), task_env, self.work_dir, self.container)
         except OSError as exc:

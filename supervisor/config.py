@@ -11,7 +11,7 @@ import re
 import string
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,31 @@ from workers.transports import DEFAULT_REMOTE_TEMPLATE, TransportConfigError, ch
 NAME = NAME_PATTERN
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}", re.ASCII)
 PREFIX = re.compile(r"[a-z][a-z0-9-]{0,29}", re.ASCII)
-STANDARD_TESTS = ("simple", "concurrent", "coscheduled")
+# The same names as workers/smoke_tests (the supervisor does not import the workers' suite).
+STANDARD_TESTS = (
+    "simple", "concurrent", "coscheduled",
+    "accelerator_probe", "region_constrained", "nested_constraints", "non_preemptible",
+)  # fmt: skip
+PROBES = ("env", "jax")
+ACCELERATOR = re.compile(r"(cpu|gpu|tpu)(:[A-Za-z0-9._-]{1,40})?", re.ASCII)
+
+
+@dataclass(frozen=True)
+class SuiteSettings:
+    """What the tests run on; every value empty/0 = discovered from the cluster."""
+
+    accelerator: str = ""  # `tpu` or `tpu:v5litepod-16`: the group the standard tests use
+    hosts_per_slice: int = 0
+    region: str = ""  # the region region_constrained and nested_constraints pin
+    region_attribute: str = ""  # the worker attribute that names a region; "" = `region`
+    probe: str = "env"  # accelerator_probe: env (what the cluster gives) or jax (real hardware)
+
+    def as_args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {"accelerator": self.accelerator, "region": self.region, "probe": self.probe,
+                                "region_attribute": self.region_attribute}  # fmt: skip
+        if self.hosts_per_slice:
+            args["hosts_per_slice"] = self.hosts_per_slice
+        return args
 
 
 class ConfigError(ValueError):
@@ -148,8 +172,10 @@ class RunConfig:
     discovery_interval_s: float | None = None
     # None: 0.25 s on a local cluster (a pending reason lasts as long as a local boot), 1 s elsewhere.
     monitor_interval_s: float | None = None
+    # The selection: standard and [[tests]] names; [[tests]] all run when it names none of them.
     tests: tuple[str, ...] = STANDARD_TESTS
     custom_tests: tuple[TestSpec, ...] = ()
+    suite: SuiteSettings = field(default_factory=SuiteSettings)
     streams: StreamSettings = field(default_factory=StreamSettings)
     ssh: SshSettings = field(default_factory=SshSettings)
     iris: IrisSettings = field(default_factory=IrisSettings)
@@ -173,7 +199,19 @@ class RunConfig:
         return bool(self.controller)
 
     def test_names(self) -> list[str]:
-        return [*self.tests, *(t.name for t in self.custom_tests)]
+        return [*self.standard_tests(), *(t.name for t in self.selected_custom_tests())]
+
+    def standard_tests(self) -> list[str]:
+        return [n for n in self.tests if n in STANDARD_TESTS]
+
+    def selected_custom_tests(self) -> list[TestSpec]:
+        """The [[tests]] the selection names; all of them when it names none (`tests = []` = only these)."""
+        named = [t for t in self.custom_tests if t.name in self.tests]
+        return named if named else list(self.custom_tests)
+
+    def unknown_tests(self) -> list[str]:
+        known = {*STANDARD_TESTS, *(t.name for t in self.custom_tests)}
+        return [n for n in self.tests if n not in known]
 
 
 class _Reader:
@@ -424,31 +462,41 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
         stop_grace_s=run.number("stop_grace_s", 2.0),
         discovery_interval_s=run.number("discovery_interval_s", 10.0) if "discovery_interval_s" in run.table else None,
         monitor_interval_s=run.number("monitor_interval_s", 1.0) if "monitor_interval_s" in run.table else None,
-        tests=_standard_tests(run),
         custom_tests=tuple(_test_spec(t) for t in root.tables("tests")),
+        suite=_suite(root.table_of("suite")),
         streams=_streams(root.table_of("streams")),
         ssh=_ssh(root.table_of("ssh")),
         iris=_iris(root.table_of("iris")),
         gcp=_gcp(root.table_of("gcp")),
         verdict=_verdict(root.table_of("verdict")),
     )
+    config = replace(config, tests=run.strings("tests", STANDARD_TESTS))
     for reader in (run, cluster, root):
         reader.done()
     _check_unique_tests(config)
+    unknown = config.unknown_tests()
+    if unknown:
+        raise ConfigError(f"run.tests: {unknown[0]!r} is neither a standard test ({', '.join(STANDARD_TESTS)}) "
+                          "nor a [[tests]] name")  # fmt: skip
     return config
 
 
-def _standard_tests(run: _Reader) -> tuple[str, ...]:
-    names = run.strings("tests", STANDARD_TESTS)
-    for name in names:
-        if name not in STANDARD_TESTS:
-            raise ConfigError(f"run.tests: {name!r} is not a standard test ({', '.join(STANDARD_TESTS)})")
-    return names
+def _suite(reader: _Reader) -> SuiteSettings:
+    d = SuiteSettings()
+    suite = SuiteSettings(
+        accelerator=reader.string("accelerator", d.accelerator, ACCELERATOR),
+        hosts_per_slice=reader.integer("hosts_per_slice", 0, 0),
+        region=reader.string("region", d.region),
+        region_attribute=reader.string("region_attribute", d.region_attribute),
+        probe=reader.string("probe", d.probe, choices=PROBES),
+    )
+    reader.done()
+    return suite
 
 
 def _check_unique_tests(config: RunConfig) -> None:
     seen: set[str] = set()
-    for name in config.test_names():
+    for name in [*STANDARD_TESTS, *(t.name for t in config.custom_tests)]:
         if name in seen:
             raise ConfigError(f"tests: the name {name!r} is used twice")
         seen.add(name)

@@ -70,11 +70,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
     if "cluster" in chosen:
         chosen["cluster"] = ClusterKind(str(chosen["cluster"]))
     if args.tests is not None:
-        names = tuple(n for n in args.tests.split(",") if n)
-        unknown = [n for n in names if n not in STANDARD_TESTS]
-        if unknown:
-            raise UsageError(f"--tests: {unknown[0]!r} is not a standard test ({', '.join(STANDARD_TESTS)})")
-        chosen["tests"] = names
+        chosen["tests"] = tuple(n for n in args.tests.split(",") if n)
     return chosen
 
 
@@ -90,6 +86,10 @@ def merged_config(args: argparse.Namespace) -> RunConfig:
     config = dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
     if config.prefix and not PREFIX.fullmatch(config.prefix):
         raise UsageError(f"--prefix: must match {PREFIX.pattern}, got {config.prefix!r}")
+    unknown = config.unknown_tests()
+    if unknown:
+        raise UsageError(f"--tests: {unknown[0]!r} is neither a standard test ({', '.join(STANDARD_TESTS)}) "
+                         "nor a [[tests]] name in the config")  # fmt: skip
     check_controller(config)
     if config.keep and config.attached:
         raise UsageError("--keep: nothing to keep when attaching with --controller")

@@ -158,6 +158,7 @@ def render_junit(results: dict[str, Any]) -> bytes:
         tests=str(len(tests)),
         failures=str(failures),
         errors=str(errors),
+        skipped=str(sum(t["outcome"] == "skipped" for t in tests)),
         time=str(results.get("duration_s", 0)),
         timestamp=results.get("started_at", ""),
     )
@@ -166,6 +167,9 @@ def render_junit(results: dict[str, Any]) -> bytes:
         case = ET.SubElement(
             suite, "testcase", classname="iris_smoke", name=test["name"], time=str(test.get("duration_s", 0))
         )
+        if test["outcome"] == "skipped":
+            ET.SubElement(case, "skipped", message=_xml_safe(test.get("error", "") or "skipped"))
+            continue
         if test["outcome"] == "failed":
             node = ET.SubElement(case, "failure", message=_xml_safe(test.get("error", "") or "failed"))
         elif test["outcome"] in ("error", "timeout"):

@@ -17,6 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 DEFAULT_CLUSTER_NAME = "iris-smoke-local"
+# Iris derives `region` from a cloud slice template and refuses it as a worker attribute, so
+# local slices carry none: the two CPU groups name their "region" in this attribute instead.
+REGION_ATTRIBUTE = "pool"
 
 # Fast autoscaler timings: a smoke test should see the TPU slice come up in seconds, not minutes.
 _CONFIG_TEMPLATE = """\
@@ -36,6 +39,14 @@ scale_groups:
     buffer_slices: 1
     max_slices: 2
     slice_template: {{num_vms: 1, local: {{}}}}
+    worker: {{attributes: {{pool: local-a}}}}
+  cpu_spot:
+    num_vms: 1
+    resources: {{cpu: 2, ram: 4GB, disk: 10GB, device_type: cpu, device_variant: cpu, capacity_type: preemptible}}
+    buffer_slices: 1
+    max_slices: 1
+    slice_template: {{num_vms: 1, local: {{}}}}
+    worker: {{attributes: {{pool: local-b}}}}
   tpu_v5e_16:
     num_vms: 4
     resources: {{cpu: 8, ram: 16GB, disk: 10GB, device_type: tpu, device_variant: v5litepod-16, device_count: 4, \
@@ -43,6 +54,7 @@ capacity_type: preemptible}}
     buffer_slices: 0
     max_slices: 1
     slice_template: {{num_vms: 4, local: {{}}}}
+    worker: {{attributes: {{pool: local-a}}}}
 """
 
 
@@ -62,7 +74,8 @@ def free_port() -> int:
 
 
 def local_config_yaml(port: int, name: str = DEFAULT_CLUSTER_NAME) -> str:
-    """An Iris cluster config: local platform, controller on 127.0.0.1:`port`, a CPU group, one v5e-16 slice."""
+    """An Iris cluster config: local platform, controller on 127.0.0.1:`port`, an on-demand CPU group
+    (pool local-a), a preemptible one (pool local-b), one v5e-16 slice (pool local-a)."""
     if not 0 < port < 65536:
         raise ValueError(f"port out of range: {port}")
     if not name or any(c in name for c in ":{}[]#,\n\"'") or name != name.strip():

@@ -373,9 +373,14 @@ class LaunchJobRequest(_message.Message):
     SCHEDULING_TIMEOUT_FIELD_NUMBER: _builtins.int
     TIMEOUT_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
+    PARENT_JOB_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     replicas: _builtins.int
     """0 = 1"""
+    parent_job_id: _builtins.str
+    """A task's own job: the new job is its child, named `<parent name>/<name>`, and inherits
+    the parent's constraints (its own constraints are added to them).
+    """
     @_builtins.property
     def entrypoint(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """argv, executed without a shell"""
@@ -408,10 +413,11 @@ class LaunchJobRequest(_message.Message):
         scheduling_timeout: _duration_pb2.Duration | None = ...,
         timeout: _duration_pb2.Duration | None = ...,
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        parent_job_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["coscheduling", b"coscheduling", "resources", b"resources", "scheduling_timeout", b"scheduling_timeout", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["constraints", b"constraints", "coscheduling", b"coscheduling", "entrypoint", b"entrypoint", "env", b"env", "name", b"name", "replicas", b"replicas", "resources", b"resources", "scheduling_timeout", b"scheduling_timeout", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["constraints", b"constraints", "coscheduling", b"coscheduling", "entrypoint", b"entrypoint", "env", b"env", "name", b"name", "parent_job_id", b"parent_job_id", "replicas", b"replicas", "resources", b"resources", "scheduling_timeout", b"scheduling_timeout", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -911,12 +917,33 @@ class ScaleGroupConfig(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class AttributesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     MIN_SLICES_FIELD_NUMBER: _builtins.int
     MAX_SLICES_FIELD_NUMBER: _builtins.int
     ACCELERATOR_TYPE_FIELD_NUMBER: _builtins.int
     ACCELERATOR_VARIANT_FIELD_NUMBER: _builtins.int
     NUM_VMS_FIELD_NUMBER: _builtins.int
     CHIPS_PER_VM_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
     min_slices: _builtins.int
     max_slices: _builtins.int
     accelerator_type: Global___AcceleratorType.ValueType
@@ -924,6 +951,12 @@ class ScaleGroupConfig(_message.Message):
     num_vms: _builtins.int
     """hosts per slice"""
     chips_per_vm: _builtins.int
+    @_builtins.property
+    def attributes(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The attributes every worker of this group carries (region, preemptible, ...), known
+        before any of its slices exists.
+        """
+
     def __init__(
         self,
         *,
@@ -933,10 +966,11 @@ class ScaleGroupConfig(_message.Message):
         accelerator_variant: _builtins.str = ...,
         num_vms: _builtins.int = ...,
         chips_per_vm: _builtins.int = ...,
+        attributes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accelerator_type", b"accelerator_type", "accelerator_variant", b"accelerator_variant", "chips_per_vm", b"chips_per_vm", "max_slices", b"max_slices", "min_slices", b"min_slices", "num_vms", b"num_vms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accelerator_type", b"accelerator_type", "accelerator_variant", b"accelerator_variant", "attributes", b"attributes", "chips_per_vm", b"chips_per_vm", "max_slices", b"max_slices", "min_slices", b"min_slices", "num_vms", b"num_vms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

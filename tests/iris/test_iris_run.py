@@ -54,15 +54,20 @@ def _launched(sup: SupervisorProc) -> list[str]:
 
 
 def test_an_iris_local_run_passes_and_observes_everything(tmp_path: Path) -> None:
-    """Three standard tests pass on a real Iris local cluster; every stream, monitor and the audit saw it all."""
+    """The seven standard tests pass on a real Iris local cluster; every stream, monitor and the audit saw it all."""
     argv = run_argv("irl", tmp_path / "runs", "--cluster", "iris-local", "--iris-bin", iris_bin(), "--timeout", "120")
     with started(argv, tmp_path, "irl") as sup:
         assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
         results, run_dir = sup.results(), sup.run_dir
     assert results["outcome"] == "passed" and results["cluster"]["kind"] == "iris-local"
     assert {t["name"]: t["outcome"] for t in results["tests"]} == {
-        "simple": "passed", "concurrent": "passed", "coscheduled": "passed",
+        "simple": "passed", "concurrent": "passed", "coscheduled": "passed", "accelerator_probe": "passed",
+        "region_constrained": "passed", "nested_constraints": "passed", "non_preemptible": "passed",
     }  # fmt: skip
+    # Pinned to pool local-b (the preemptible CPU group), and off it for non-preemptible work.
+    by_name = {t["name"]: t for t in results["tests"]}
+    assert all("cpu-spot" in t["worker_id"] for t in by_name["region_constrained"]["jobs"][0]["tasks"])
+    assert all("cpu-spot" not in t["worker_id"] for t in by_name["non_preemptible"]["jobs"][0]["tasks"])
     # The coscheduled job: 4 tasks on the 4 distinct hosts of one TPU slice.
     (cosched,) = next(t for t in results["tests"] if t["name"] == "coscheduled")["jobs"]
     assert len({t["worker_id"] for t in cosched["tasks"]}) == 4 and all(

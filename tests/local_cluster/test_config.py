@@ -19,8 +19,11 @@ accelerator_type = "cpu"
 
 def test_default_config_has_a_cpu_group_and_a_v5litepod_16_group() -> None:
     config = parse_config(default_config_text(), "default")
-    cpu, tpu = config.scale_groups
+    cpu, spot, tpu = config.scale_groups
     assert (cpu.accelerator_type, cpu.min_slices) == (AcceleratorType.CPU, 1)
+    # Two regions: the preemptible CPU group is in its own.
+    assert (spot.accelerator_type, spot.preemptible, spot.region) == (AcceleratorType.CPU, True, "local-b")
+    assert config.cluster.region == "local-a"
     assert (tpu.accelerator_variant, tpu.hosts_per_slice, tpu.min_slices, tpu.max_slices) == ("v5litepod-16", 4, 0, 2)
     assert tpu.boot_delay_s <= 2
 

@@ -55,10 +55,11 @@ def test_a_full_run_passes_and_leaves_complete_valid_artefacts(tmp_path: Path) -
         results = sup.results()
         assert results["outcome"] == "passed"
         assert {t["name"]: t["outcome"] for t in results["tests"]} == {
-            "simple": "passed", "concurrent": "passed", "coscheduled": "passed",
+            "simple": "passed", "concurrent": "passed", "coscheduled": "passed", "accelerator_probe": "passed",
+            "region_constrained": "passed", "nested_constraints": "passed", "non_preemptible": "passed",
         }  # fmt: skip
         suite = ET.parse(run_dir / "junit.xml").getroot()
-        assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "0", "0")
+        assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("7", "0", "0")
         _validate(run_dir / "events.jsonl", EVENT_SCHEMA)
         vm_files = sorted((run_dir / "logs" / "vms").glob("*.jsonl"))
         for path in [run_dir / "logs" / "controller.jsonl", *vm_files]:

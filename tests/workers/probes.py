@@ -53,3 +53,15 @@ def discovery_listing(ctx: ChildContext) -> int:
     ]  # fmt: skip
     send_listing(ctx, hosts_from(workers, "local", "127.0.0.1:1", ctx.log), 0)
     return ChildExit.OK
+
+
+def workers_up(ctx: ChildContext) -> int:
+    """args: target, count; RESULT workers=[ids] once `count` healthy workers are listed (within 10 s)."""
+    healthy: list[str] = []
+    with polling.connect(ctx) as controller:
+        for _ in polling.poll_every(ctx, 0.05):
+            healthy = sorted(w.worker_id for w in controller.list_workers() if w.healthy)
+            if len(healthy) >= int(ctx.args["count"]) or ctx.deadline.remaining() < 1:
+                break
+    ctx.channel.send(Kind.RESULT, workers=healthy)
+    return ChildExit.OK

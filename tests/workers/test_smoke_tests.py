@@ -17,7 +17,8 @@ def _args(address: str, root: str, **more: Any) -> dict[str, Any]:
 
 def test_standard_suite_passes_on_the_default_local_cluster(default_cluster: str, tmp_path: Path) -> None:
     """simple, concurrent and coscheduled all pass; the coscheduled ranks ran on hosts 0..3 of one slice."""
-    child = run_to_end("workers.smoke_tests:main", _args(default_cluster, "std"), tmp_path / "run", 40, name="tests")
+    args = _args(default_cluster, "std", standard=["simple", "concurrent", "coscheduled"])
+    child = run_to_end("workers.smoke_tests:main", args, tmp_path / "run", 40, name="tests")
     assert child.exit_code == 0
     results = {r["test"]: r for r in child.of(Kind.RESULT)}
     assert {name: r["outcome"] for name, r in results.items()} == {

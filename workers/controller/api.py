@@ -18,6 +18,9 @@ RPC_TIMEOUT_S = 10.0
 
 
 class Controller(Protocol):
+    # The constraint keys a job submitted from a task inherits from its job; None = every key.
+    inherited_constraint_keys: frozenset[str] | None
+
     def serving(self, timeout_s: float, stop_fd: int | None = None) -> bool:
         """True once the controller answers its health check within `timeout_s` (a stop ends the wait)."""
         ...

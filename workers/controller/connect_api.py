@@ -17,9 +17,11 @@ optional ones default. Iris fills the job-level pending reason, the task-level o
 """
 
 import contextlib
+import json
 import select
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from common.controller_target import JOB_RUN_ID_ENV, ControllerTarget
@@ -48,6 +50,8 @@ CONTROLLER = "iris.cluster.ControllerService"
 ENDPOINTS = "iris.cluster.EndpointService"
 FETCH_LOGS = "finelog.logging.LogService/FetchLogs"
 LOG_SERVER_ENDPOINT = "/system/log-server"
+_CHILD_SCRIPT = (Path(__file__).parent / "iris_child.py").read_text()
+CHILD_TIMEOUT_S = 60.0
 LIST_JOBS_LIMIT = 500  # Iris's own maximum per page; a smoke run has a handful of jobs
 HEALTH_RETRY_S = 0.2
 # Iris workers push task output to the log service in batches, about every second.
@@ -86,6 +90,17 @@ def _attribute(value: Any) -> str:
     return str(value)
 
 
+def submits_child(child: JobRequest) -> tuple[str, ...]:
+    """A task that submits `child` the way an Iris task does (iris_child.py, standard library only)."""
+    spec = {
+        "name": child.name,
+        "argv": list(child.argv),
+        "constraints": [{"key": c.key, "value": c.value} for c in child.constraints],
+        "timeout_s": child.timeout_s or CHILD_TIMEOUT_S,
+    }
+    return ("python3", "-c", _CHILD_SCRIPT, json.dumps(spec))
+
+
 def tpu_hosts(variant: str) -> int:
     """VM hosts of one TPU slice by its type name (GCP's public topology tables).
 
@@ -101,6 +116,9 @@ def tpu_hosts(variant: str) -> int:
 
 
 class IrisController:
+    # What Iris passes to a task's children (IRIS_JOB_CONSTRAINTS, INHERITED_CONSTRAINT_KEYS in 0.2.227).
+    inherited_constraint_keys: frozenset[str] | None = frozenset({"region", "zone"})
+
     def __init__(self, client: ConnectClient, target: ControllerTarget, deadline: Deadline) -> None:
         self.client = client
         self.deadline = deadline
@@ -156,10 +174,11 @@ class IrisController:
         resources: dict[str, Any] = {"cpuMillicores": TASK_CPU_MILLICORES, "memoryBytes": str(TASK_MEMORY_BYTES)}
         if request.device in ("tpu", "gpu"):
             resources["device"] = {request.device: {"variant": request.variant, "count": request.count}}
+        argv = submits_child(request.child) if request.child else request.argv
         body: dict[str, Any] = {
             "name": self.root + request.name,
             "replicas": request.replicas,
-            "entrypoint": {"runCommand": {"argv": list(request.argv)}},
+            "entrypoint": {"runCommand": {"argv": list(argv)}},
             "resources": resources,
         }
         if self.target.run_id:
@@ -292,6 +311,7 @@ class IrisController:
             device=device,
             variant=variant,
             hosts_per_slice=seen_hosts or (tpu_hosts(variant) if device == "tpu" else 1),
+            attributes={"region": str(g["region"])} if g.get("region") else {},
             current_demand=_int(demand.get(name)) if isinstance(demand, dict) else _int(g.get("currentDemand")),
             slices=slices,
         )

@@ -8,6 +8,7 @@ Job names are flat, `<root>-<test>`, and the run's jobs are listed by that name 
 
 import contextlib
 import select
+import shlex
 from collections.abc import Iterator, Sequence
 
 import grpc
@@ -38,6 +39,7 @@ from workers.controller.model import (
 )
 
 HEALTH_RETRY_S = 0.2
+CHILD_TIMEOUT_S = 60.0
 # Short enough that a stop request, checked between attempts, is seen well within the grace.
 HEALTH_CHECK_S = 0.25
 _OPS = {
@@ -75,6 +77,8 @@ def _duration(seconds: float) -> Duration:
 
 
 class EmbeddedController:
+    inherited_constraint_keys: frozenset[str] | None = None  # the controller inherits them all
+
     def __init__(self, channel: grpc.Channel, target: ControllerTarget, deadline: Deadline) -> None:
         self.channel = channel
         self.stub = controller_pb2_grpc.ControllerServiceStub(channel)
@@ -145,7 +149,7 @@ class EmbeddedController:
         backstop = _duration(request.timeout_s) if request.timeout_s else None
         return pb.LaunchJobRequest(
             name=self.prefix + request.name,
-            entrypoint=list(request.argv),
+            entrypoint=list(submits_child(request.child) if request.child else request.argv),
             resources=pb.ResourceSpec(device=device),
             replicas=request.replicas,
             constraints=[pb.Constraint(key=c.key, op=_OPS[c.op], value=c.value) for c in request.constraints],
@@ -245,6 +249,14 @@ class EmbeddedController:
         return [line.data for line in reply.lines]
 
 
+def submits_child(child: JobRequest) -> tuple[str, ...]:
+    """A task that submits `child` through the tiny client the VM host gives it (local_cluster.child_job)."""
+    words = ['"$IRIS_SMOKE_PYTHON"', "-m", "local_cluster.child_job", "--name", shlex.quote(child.name)]
+    words += ["--timeout", f"{child.timeout_s or CHILD_TIMEOUT_S:g}"]
+    words += [f"--constraint={shlex.quote(f'{c.key}={c.value}')}" for c in child.constraints]
+    return ("sh", "-c", " ".join([*words, "--", *map(shlex.quote, child.argv)]))
+
+
 def _group(g: pb.ScaleGroupStatus) -> GroupStatus:
     config = g.config
     return GroupStatus(
@@ -252,6 +264,8 @@ def _group(g: pb.ScaleGroupStatus) -> GroupStatus:
         device=_enum(pb.AcceleratorType, config.accelerator_type, "ACCELERATOR_TYPE_"),
         variant=config.accelerator_variant,
         hosts_per_slice=config.num_vms or 1,
+        chips_per_host=config.chips_per_vm,
+        attributes=dict(config.attributes),
         current_demand=g.current_demand,
         min_slices=config.min_slices,
         max_slices=config.max_slices,

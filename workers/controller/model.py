@@ -180,6 +180,9 @@ class JobRequest:
     constraints: tuple[Constraint, ...] = ()
     # A backstop on the controller's side for a tests child that died without cleaning up.
     timeout_s: float = 0.0
+    # Set: the job's task submits this job as its child, through the controller it is given,
+    # waits for it and exits 0 only if the child succeeded (the adapter writes that task).
+    child: "JobRequest | None" = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,9 @@ class GroupStatus:
     variant: str
     hosts_per_slice: int
     current_demand: int = 0
+    chips_per_host: int = 0  # 0 = not reported
+    # What every worker of the group carries (region, preemptible, ...), where the controller says.
+    attributes: Mapping[str, str] = field(default_factory=dict)
     min_slices: int = 0
     max_slices: int = 0
     slices: tuple[SliceStatus, ...] = ()

@@ -44,6 +44,9 @@ from workers.controller.model import (
     Task,
 )
 from workers.runtime import ChildContext
+from workers.smoke_tests.checks import placement_problem, refusal
+from workers.smoke_tests.parity_tests import PARITY_TESTS, PROBES, ParitySettings, parity_tests
+from workers.smoke_tests.shape import DEFAULT_REGION_ATTRIBUTE, Shape, shape_of, unknown_groups
 from workers.smoke_tests.suite import (
     STANDARD_TESTS,
     Accelerator,
@@ -57,10 +60,12 @@ from workers.smoke_tests.suite import (
 POLL_INTERVAL_S = 1.0
 JOB_TIMEOUT_S = 300.0
 CONNECT_TIMEOUT_S = 60.0
+SHAPE_SETTLE_S = 3.0
 LOG_TAIL_LINES = 50
 MAX_LOG_TAILS = 8  # failed tasks per test whose logs are fetched
 MAX_LINE_CHARS = 300
 MAX_TASKS_REPORTED = 64
+_WAITING = frozenset({JobState.PENDING})
 
 
 class SmokeTests:
@@ -73,12 +78,16 @@ class SmokeTests:
         self.job_timeout_s = job_timeout_s
         self.jobs: dict[str, Job] = {}
         self.outage = polling.outage_for(ctx)
+        self.launched_at = 0.0
 
     def _timeout(self) -> float:
         return rpc_timeout(self.ctx.deadline)
 
     def launch_all(self) -> None:
-        for run in self.runs:
+        self.launched_at = time.time()
+        for run in [r for r in self.runs if r.skip]:
+            self.finish(run, Outcome.SKIPPED, run.skip, fetch=False)
+        for run in self.pending():
             run.started = time.monotonic()
             run.ends = Deadline.after(self.job_timeout_s)
             for request in run.requests:
@@ -93,7 +102,7 @@ class SmokeTests:
                     break
                 run.job_ids.append(job_id)
                 self.ctx.log.info("job_launched", test=run.name, job=job_id, name=request.name)
-        for run in self.runs:
+        for run in self.pending():
             if run.error:
                 self.terminate(run.job_ids, self._timeout())
                 self.finish(run, Outcome.ERROR, run.error)
@@ -106,13 +115,48 @@ class SmokeTests:
             return
         polling.call_succeeded(self.ctx, self.outage)
         self.jobs.update((j.job_id, j) for j in listing)
+        refusals = self._scale_up_failures()
         for run in self.pending():
             states = [self._state(job_id) for job_id in run.job_ids]
+            refused = next((why for r, why in refusals if r is run), "")
             if all(s.finished for s in states):
                 self.judge(run, states)
+            elif refused:
+                self.terminate(self._unfinished(run), self._timeout())
+                self.finish(run, Outcome.FAILED, refused)
             elif run.ends is not None and run.ends.expired():
-                self.terminate([j for j, s in zip(run.job_ids, states, strict=True) if not s.finished], self._timeout())
+                self.terminate(self._unfinished(run), self._timeout())
                 self.finish(run, Outcome.TIMEOUT, f"not finished within job_timeout_s={self.job_timeout_s:g}")
+
+    def _unfinished(self, run: PlannedTest) -> list[str]:
+        """The test's jobs not finished yet, its jobs' children included."""
+        ids = set(run.job_ids) | {c.job_id for j in run.job_ids for c in self._children(j)}
+        return [j for j in sorted(ids) if not self._state(j).finished]
+
+    def _children(self, job_id: str) -> list[Job]:
+        parent = self.jobs.get(job_id)
+        if parent is None:
+            return []
+        return [j for j in self.jobs.values() if j.name.startswith(parent.name + "/")]
+
+    def _scale_up_failures(self) -> list[tuple[PlannedTest, str]]:
+        """Tests the autoscaler says it cannot serve now: a failed scale-up of a group that serves
+        one of their pending jobs since the run launched, or demand it reports as unsatisfiable."""
+        waiting = [(r, j) for r in self.pending() for j in r.job_ids if self._state(j) in _WAITING]
+        if not waiting:
+            return []
+        try:
+            status = self.controller.autoscaler()
+        except ControllerError as exc:
+            self.ctx.log.warning("autoscaler_status_failed", code=exc.code, details=exc.details)
+            return []
+        found = []
+        for run, job_id in waiting:
+            why = refusal(status, run.requests, job_id, self.launched_at)
+            if why:
+                self.ctx.log.warning("test_refused_by_autoscaler", test=run.name, job=job_id, reason=why)
+                found.append((run, f"autoscaler: {why}"))
+        return found
 
     def pending(self) -> list[PlannedTest]:
         return [r for r in self.runs if not r.done]
@@ -130,6 +174,9 @@ class SmokeTests:
             self.finish(run, Outcome.FAILED, reason)
         elif run.check_placement:
             problem = self._placement_problem(run.job_ids[0])
+            self.finish(run, Outcome.FAILED if problem else Outcome.PASSED, problem)
+        elif run.placement:
+            problem = self._constraint_problem(run)
             self.finish(run, Outcome.FAILED if problem else Outcome.PASSED, problem)
         else:
             self.finish(run, Outcome.PASSED, "")
@@ -154,6 +201,30 @@ class SmokeTests:
         if len({t.worker_id for t in tasks}) != len(tasks):
             return "two tasks shared a host"
         return f"tasks spread over slices {sorted(slices)}" if len(slices) > 1 else ""
+
+    def _constraint_problem(self, run: PlannedTest) -> str:
+        """Each task ran on a worker meeting its job's constraints; a child job exists, succeeded and,
+        where the backend inherits the key, ran where its parent's constraints hold."""
+        try:
+            workers = {w.worker_id: w for w in self.controller.list_workers()}
+        except ControllerError as exc:
+            return f"cannot check placement: ListWorkers {exc.code}"
+        for request, job_id in zip(run.requests, run.job_ids, strict=True):
+            checked = [(job_id, request.constraints)]
+            if request.child is not None:
+                children = self._children(job_id)
+                if not children:
+                    return f"job {job_id}: its task submitted no child job"
+                bad = next((c for c in children if c.state != JobState.SUCCEEDED), None)
+                if bad is not None:
+                    return f"child job {bad.job_id} ended {bad.state}" + (f": {bad.error}" if bad.error else "")
+                wanted = request.constraints if run.child_inherits else ()
+                checked += [(c.job_id, wanted + request.child.constraints) for c in children]
+            for checked_id, constraints in checked:
+                problem = placement_problem(self._tasks(checked_id), workers, constraints)
+                if problem:
+                    return f"job {checked_id}: {problem}"
+        return ""
 
     def _tasks(self, job_id: str) -> list[Task]:
         try:
@@ -234,8 +305,8 @@ class SmokeTests:
         """Stop or deadline: terminate what is still running, report the rest as timeout."""
         # Also every unfinished job the last listing of our root showed, known to us or not: a
         # launch whose reply was lost (a timeout) still created its job on the controller.
-        launched = {j for r in self.pending() for j in r.job_ids} | set(self.jobs)
-        unfinished = sorted(j for j in launched if not self._state(j).finished)
+        listed = {j for j in self.jobs if not self._state(j).finished}
+        unfinished = sorted({j for r in self.pending() for j in self._unfinished(r)} | listed)
         # Its own deadline: the run's may be gone, and cleanup must still happen, within
         # the half of our stop grace that leaves time to send the results.
         self.terminate(unfinished, max(0.05, self.ctx.grace_s / 2))
@@ -252,9 +323,26 @@ def _named_as_host(worker_id: str, index: int) -> bool:
     return re.search(rf"(-w{index}|-{index}-[0-9a-f]+)$", worker_id) is not None
 
 
-def _tests_from_args(ctx: ChildContext, acc: Accelerator) -> list[PlannedTest]:
+def _settings(ctx: ChildContext, controller: Controller) -> ParitySettings:
+    probe = str(ctx.args.get("probe", "env"))
+    if probe not in PROBES:
+        raise ConfigError(f"probe: must be one of {', '.join(PROBES)}, got {probe!r}")
+    return ParitySettings(
+        region=str(ctx.args.get("region", "")),
+        region_attribute=str(ctx.args.get("region_attribute", "")) or DEFAULT_REGION_ATTRIBUTE,
+        probe=probe,
+        inherited_keys=controller.inherited_constraint_keys,
+    )
+
+
+def _tests_from_args(ctx: ChildContext, acc: Accelerator, shape: Shape, settings: ParitySettings) -> list[PlannedTest]:
     job_timeout_s = float(ctx.args.get("job_timeout_s", JOB_TIMEOUT_S))
-    runs = standard_tests(list(ctx.args.get("standard", STANDARD_TESTS)), acc, job_timeout_s)
+    runs = []
+    for name in map(str, ctx.args.get("standard", STANDARD_TESTS)):
+        if name in PARITY_TESTS:
+            runs += parity_tests([name], shape, settings, job_timeout_s)
+        else:
+            runs += standard_tests([name], acc, job_timeout_s)
     runs += [custom_test(spec, job_timeout_s) for spec in ctx.args.get("tests", [])]
     names = [r.name for r in runs]
     duplicate = next((n for i, n in enumerate(names) if n in names[:i]), None)
@@ -279,6 +367,30 @@ def _autoscaler_status(ctx: ChildContext, controller: Controller) -> AutoscalerS
         if ends.expired():
             break
     return None
+
+
+def _shape(ctx: ChildContext, controller: Controller, status: AutoscalerStatus) -> Shape:
+    """The cluster's groups and their attributes; waits (bounded) for the first worker of a group
+    whose slices are booting when the controller does not describe the group's attributes itself."""
+    ends = Deadline.after(min(CONNECT_TIMEOUT_S, ctx.deadline.remaining()))
+    # Iris lists a group's first slices a moment after it answers its health check.
+    settle = Deadline.after(SHAPE_SETTLE_S)
+    workers = []
+    for _ in polling.poll_every(ctx, POLL_INTERVAL_S / 4):
+        try:
+            workers = controller.list_workers()
+            status = controller.autoscaler()
+        except ControllerError as exc:
+            ctx.log.warning("shape_discovery_failed", code=exc.code, details=exc.details)
+        missing = unknown_groups(status, workers)
+        described = workers or any(g.attributes for g in status.groups)
+        if not described and not settle.expired():
+            continue
+        if not missing or ends.expired():
+            if missing:
+                ctx.log.warning("groups_without_attributes", groups=missing)
+            break
+    return shape_of(status, workers)
 
 
 def _report_all(ctx: ChildContext, names: Sequence[str], outcome: Outcome, error: str) -> None:
@@ -306,8 +418,9 @@ def main(ctx: ChildContext) -> int:
             return ChildExit.OK
         try:
             hosts = ctx.args.get("hosts_per_slice")
-            acc = pick_accelerator(status, int(hosts) if hosts else None)
-            runs = _tests_from_args(ctx, acc)
+            acc = pick_accelerator(status, int(hosts) if hosts else None, str(ctx.args.get("accelerator", "")))
+            shape = _shape(ctx, controller, status)
+            runs = _tests_from_args(ctx, acc, shape, _settings(ctx, controller))
         except (ConfigError, KeyError, TypeError, ValueError) as exc:
             ctx.log.error("tests_config_invalid", error=str(exc))
             _report_all(ctx, _all_names(ctx), Outcome.ERROR, f"invalid test configuration: {exc}")

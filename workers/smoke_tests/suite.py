@@ -68,6 +68,12 @@ class PlannedTest:
     requests: list[JobRequest]
     expect: JobState = JobState.SUCCEEDED
     check_placement: bool = False
+    # Every task must have run on a worker that meets its job's constraints.
+    placement: bool = False
+    # The job's task submits a child job (JobRequest.child) that must succeed; and, where the
+    # backend inherits the constraint's key, run where the parent's constraints hold.
+    child_inherits: bool = False
+    skip: str = ""  # set: the cluster cannot serve this test; reported as skipped with this reason
     job_ids: list[str] = field(default_factory=list)
     error: str = ""
     started: float = 0.0
@@ -120,9 +126,18 @@ def custom_test(spec: Mapping[str, Any], job_timeout_s: float) -> PlannedTest:
     return PlannedTest(name, [request], expect=expect)
 
 
-def pick_accelerator(status: AutoscalerStatus, hosts_override: int | None) -> Accelerator:
-    """The group the standard tests run on: TPU first, then GPU, then CPU (config order within a kind)."""
+def pick_accelerator(status: AutoscalerStatus, hosts_override: int | None, accelerator: str = "") -> Accelerator:
+    """The group the standard tests run on: TPU first, then GPU, then CPU (config order within a kind).
+
+    `accelerator` (`tpu` or `tpu:v5litepod-16`) narrows the choice to that device and variant.
+    """
     groups = sorted(status.groups, key=lambda g: _DEVICE_ORDER.get(g.device, len(_DEVICE_ORDER)))
+    device, _, variant = accelerator.partition(":")
+    if device:
+        groups = [g for g in groups if g.device == device and variant in ("", g.variant)]
+        if not groups:
+            offered = sorted({f"{g.device}:{g.variant}" if g.variant else g.device for g in status.groups})
+            raise ConfigError(f"accelerator {accelerator!r}: no scale group offers it (offered: {', '.join(offered)})")
     if not groups:
         raise ConfigError("the controller reports no scale groups")
     g = groups[0]
