@@ -15,7 +15,9 @@ a sleep.
 """
 
 import contextlib
+import datetime
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -102,6 +104,13 @@ class ChaosRun:
             yield supervisor
         finally:
             supervisor.resume()
+
+    def wait_deadline_passed(self) -> None:
+        """The run's deadline is behind us (by the wall clock: run_started's time plus timeout_s)."""
+        started = self.sup.wait_event("run_started")[0]
+        at = datetime.datetime.fromisoformat(started["timestamp"].replace("Z", "+00:00")).timestamp()
+        deadline = at + float(started["timeout_s"])
+        wait_for(lambda: time.time() > deadline, WAIT_S, "the run's deadline to pass")
 
     def wait_children_exited(self, *, but: str = "cluster") -> None:
         """Every forked child but `but` has exited (reaped or awaiting its reaper)."""

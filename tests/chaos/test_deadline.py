@@ -36,7 +36,10 @@ def _wedged_at(phase: str) -> Callable[[ChaosRun], None]:
         if phase == "observers":
             run.started_pid("tests")
         with run.frozen():
+            # Cleanup may have stopped every child before the freeze took hold: the
+            # supervisor must still wake past its deadline.
             run.wait_children_exited(but="cluster")
+            run.wait_deadline_passed()
 
     return inject
 
