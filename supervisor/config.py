@@ -11,7 +11,7 @@ import re
 import string
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -420,6 +420,29 @@ def _check_unique_tests(config: RunConfig) -> None:
         if name in seen:
             raise ConfigError(f"tests: the name {name!r} is used twice")
         seen.add(name)
+
+
+def resolved(config: RunConfig) -> dict[str, Any]:
+    """The configuration a run would use, defaults filled in, as JSON-ready data (--check-config)."""
+    data = asdict(config)
+    data["discovery_interval_s"] = config.discovery_every_s
+    data["monitor_interval_s"] = config.monitor_every_s
+    return data
+
+
+def select_tests(config: RunConfig, names: tuple[str, ...]) -> RunConfig:
+    """Only the named tests, standard or from the config's [[tests]], in the config's order."""
+    known = config.test_names()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"{unknown[0]!r} is neither a standard test nor a config test (known: {', '.join(known)})")
+    if not names:
+        raise ConfigError(f"name at least one test (known: {', '.join(known)})")
+    return replace(
+        config,
+        tests=tuple(n for n in config.tests if n in names),
+        custom_tests=tuple(t for t in config.custom_tests if t.name in names),
+    )
 
 
 def load(path: Path | None) -> RunConfig:

@@ -18,7 +18,7 @@ from common.controller_target import ApiKind, ControllerTarget
 from local_cluster import private_socket
 from supervisor import inputs
 from supervisor.cli import UsageError
-from supervisor.config import PREFIX, STANDARD_TESTS, ClusterKind, ConfigError, RunConfig, load
+from supervisor.config import PREFIX, ClusterKind, ConfigError, RunConfig, load, select_tests
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 
@@ -63,12 +63,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         chosen["iris"] = {k: v for k, v in iris.items() if v is not None}
     if "cluster" in chosen:
         chosen["cluster"] = ClusterKind(str(chosen["cluster"]))
-    if args.tests is not None:
-        names = tuple(n for n in args.tests.split(",") if n)
-        unknown = [n for n in names if n not in STANDARD_TESTS]
-        if unknown:
-            raise UsageError(f"--tests: {unknown[0]!r} is not a standard test ({', '.join(STANDARD_TESTS)})")
-        chosen["tests"] = names
     return chosen
 
 
@@ -82,6 +76,11 @@ def merged_config(args: argparse.Namespace) -> RunConfig:
     if isinstance(iris_flags, dict):
         overrides["iris"] = dataclasses.replace(config.iris, **iris_flags)
     config = dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+    if args.tests is not None:
+        try:
+            config = select_tests(config, tuple(n for n in args.tests.split(",") if n))
+        except ConfigError as exc:
+            raise UsageError(f"--tests: {exc}") from None
     if config.prefix and not PREFIX.fullmatch(config.prefix):
         raise UsageError(f"--prefix: must match {PREFIX.pattern}, got {config.prefix!r}")
     check_controller(config)
