@@ -10,6 +10,9 @@ import orjson
 from common.files import write_atomically
 from common.outcome import ExitCode, FailureReason, Outcome, exit_code_for, outcome_for
 
+# docs/results.schema.json; bumped when a field is removed or changes meaning.
+SCHEMA_VERSION = 1
+
 
 @dataclass
 class Verdict:
@@ -36,6 +39,7 @@ class Verdict:
     def as_dict(self) -> dict[str, Any]:
         finished = time.time()
         return {
+            "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
             "started_at": _rfc3339(self.started_unix),
             "finished_at": _rfc3339(finished),
