@@ -23,9 +23,8 @@ def _run(
 
 @pytest.mark.timeout(420)
 def test_the_wheel_installs_into_a_fresh_environment_with_its_share_data(tmp_path: Path) -> None:
-    built = _run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"), str(REPO_ROOT)]
-    )
+    dist = tmp_path / "dist"
+    built = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(REPO_ROOT)])
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = dist.glob("iris_smoke-*.whl")
     venv = tmp_path / "venv"
