@@ -17,8 +17,14 @@ Choices worth knowing (docs/log-pipeline.md has the whole table):
   ECS recommends for custom fields.
 - `duration_s` becomes `event.duration` in nanoseconds; `outcome` becomes
   `event.outcome` (success/failure/unknown) and stays verbatim in `iris_smoke.outcome`.
+- `host.name` is the machine that logged (the bastion); our `host` field is a worker
+  index and stays `labels.host`. `service.version` is the installed iris-smoke's.
+- An empty `error` (a passing test's `error: ""`) is left out: an `error.message` that is
+  present makes Kibana and the ECS error views count the event as an error.
 """
 
+import importlib.metadata
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +46,13 @@ RENAMED = {
 LABELS = ("run_id", "role", "child", "child_role", "run", "vm", "host", "phase", "test")
 CUSTOM_NAMESPACE = "iris_smoke"
 
+# Once per process: neither changes while it runs.
+HOST_NAME = socket.gethostname()
+try:
+    SERVICE_VERSION = importlib.metadata.version("iris-smoke")
+except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+    SERVICE_VERSION = "0+unknown"
+
 _OUTCOMES = {"passed": "success", "ok": "success", "failed": "failure", "error": "failure", "timeout": "failure"}
 
 
@@ -49,8 +62,16 @@ def to_ecs(event: Mapping[str, Any]) -> dict[str, Any]:
     for key, name in (("timestamp", "@timestamp"), ("level", "log.level"), ("event", "message")):
         if event.get(key) is not None:
             out[name] = event[key]
-    out |= {"ecs.version": ECS_VERSION, "service.name": SERVICE_NAME, "event.dataset": DATASET}
+    out |= {
+        "ecs.version": ECS_VERSION,
+        "service.name": SERVICE_NAME,
+        "service.version": SERVICE_VERSION,
+        "host.name": HOST_NAME,
+        "event.dataset": DATASET,
+    }
     for key, value in event.items():
+        if key == "error" and value in ("", None):
+            continue
         if key in RENAMED:
             out[RENAMED[key]] = value
         elif key in LABELS:

@@ -6,6 +6,7 @@ grpc (the local cluster serves gRPC and is imported lazily).
 """
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -31,11 +32,7 @@ class Parser(argparse.ArgumentParser):
 
 def _positive_seconds(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    try:
-        return inputs.seconds(value)
+        return inputs.seconds(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -80,6 +77,10 @@ def _add_run_parser(sub: "argparse._SubParsersAction[Parser]") -> None:
     run.add_argument("--keep", action="store_true", help="leave the local cluster running")
     run.add_argument("--tests", default=None, metavar="NAMES", help="standard tests, comma-separated")
     run.add_argument("--run-id", default=None, help="run id (default: generated, unique)")
+    run.add_argument(
+        "--check-config", action="store_true",
+        help="validate config and flags as a run would, print the resolved configuration (JSON), start nothing",
+    )  # fmt: skip
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument(
         "--log-format", default=None, choices=["auto", "json", "ecs", "console"],
@@ -135,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_config(args: argparse.Namespace) -> int:
+    """`run --check-config`: every preflight check a run makes, then the resolved config; creates nothing."""
+    from supervisor.config import resolved
+    from supervisor.preflight import plan
+
+    print(json.dumps(resolved(plan(args).config), indent=2, sort_keys=True))
+    return ExitCode.PASSED
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -157,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     from supervisor.run import run_command
 
     try:
-        return run_command(args)
+        return check_config(args) if args.check_config else run_command(args)
     except UsageError as exc:
         print(f"iris-smoke: {exc}", file=sys.stderr)
         return ExitCode.USAGE

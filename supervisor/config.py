@@ -11,7 +11,7 @@ import re
 import string
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -500,6 +500,14 @@ def _check_unique_tests(config: RunConfig) -> None:
         if name in seen:
             raise ConfigError(f"tests: the name {name!r} is used twice")
         seen.add(name)
+
+
+def resolved(config: RunConfig) -> dict[str, Any]:
+    """The configuration a run would use, defaults filled in, as JSON-ready data (--check-config)."""
+    data = asdict(config)
+    data["discovery_interval_s"] = config.discovery_every_s
+    data["monitor_interval_s"] = config.monitor_every_s
+    return data
 
 
 def load(path: Path | None) -> RunConfig:

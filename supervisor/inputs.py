@@ -27,12 +27,20 @@ GRPC_TARGET = re.compile(rf"{_HOST}:{_PORT}|unix:/[A-Za-z0-9._/-]{{1,200}}", re.
 IRIS_URL = re.compile(rf"https?://{_HOST}(?::{_PORT})?/?", re.ASCII)
 
 
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*", re.ASCII)
+_UNIT_S = {None: 1.0, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+DURATION_HINT = "a duration like 90, 90s, 10m or 1h"
+
+
 def seconds(value: object, *, allow_zero: bool = False) -> float:
-    """A finite number of seconds, > 0 (or >= 0), at most MAX_SECONDS."""
+    """A duration, the one syntax for flags and config alike: a number of seconds, or a string
+    `90`, `90s`, `10m`, `1h` (also `250ms`, `2d`); finite, > 0 (or >= 0), at most MAX_SECONDS."""
+    if isinstance(value, str) and (match := _DURATION.fullmatch(value)):
+        value = float(match[1]) * _UNIT_S[match[2]]
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"must be a number of seconds, got {value!r}")
+        raise ValueError(f"must be {DURATION_HINT}, got {value!r}")
     if not math.isfinite(value) or value > MAX_SECONDS:
-        raise ValueError(f"must be a finite number of seconds up to {MAX_SECONDS:.0f} (7 days), got {value!r}")
+        raise ValueError(f"must be a finite duration up to {MAX_SECONDS:.0f}s (7 days), got {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
     return float(value)

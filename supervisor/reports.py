@@ -5,6 +5,7 @@ can never disagree.
 """
 
 import re
+import socket
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -128,7 +129,7 @@ def render_summary(results: dict[str, Any], run_dir: Path) -> str:
 
 
 def failed_tests(results: dict[str, Any]) -> list[str]:
-    return [str(t["name"]) for t in results.get("tests", []) if t.get("outcome") != "passed"]
+    return [str(t["name"]) for t in results.get("tests", []) if t.get("outcome") not in ("passed", "skipped")]
 
 
 def verdict_line(results: dict[str, Any], run_dir: Path) -> str:
@@ -138,7 +139,8 @@ def verdict_line(results: dict[str, Any], run_dir: Path) -> str:
     if failed:
         what = f"failed tests: {', '.join(visible(name) for name in failed)}"
     else:
-        what = f"{len(tests)}/{len(tests)} tests passed"
+        skipped = sum(t.get("outcome") == "skipped" for t in tests)
+        what = f"{len(tests) - skipped}/{len(tests)} tests passed" + (f", {skipped} skipped" if skipped else "")
     reasons = ", ".join(results.get("failure_reasons", [])) or "none"
     lines = sum(int(s.get("lines", 0)) for s in results.get("streams", []))
     return (
@@ -148,36 +150,54 @@ def verdict_line(results: dict[str, Any], run_dir: Path) -> str:
     )
 
 
+def _ant_timestamp(rfc3339: str) -> str:
+    """Ant's timestamp: to the second, no fraction, no zone (ours are UTC)."""
+    return rfc3339[:19] if len(rfc3339) >= 19 else "1970-01-01T00:00:00"
+
+
+def _seconds(value: Any) -> str:
+    """xs:decimal: never an exponent, as str(1e-05) would be."""
+    return f"{float(value or 0):.3f}"
+
+
+def _log_tail(test: dict[str, Any]) -> list[str]:
+    return [str(line) for t in test.get("log_tail", []) for line in t.get("lines", [])[-LOG_TAIL_LINES:]]
+
+
 def render_junit(results: dict[str, Any]) -> bytes:
+    """The strict Ant JUnit format (tests/schemas/junit-ant-strict.xsd): CI tools that validate it accept it."""
     tests = results.get("tests", [])
-    failures = sum(t["outcome"] == "failed" for t in tests)
-    errors = sum(t["outcome"] in ("error", "timeout") for t in tests)
     suite = ET.Element(
         "testsuite",
         name="iris-smoke",
+        timestamp=_ant_timestamp(results.get("started_at", "")),
+        hostname=socket.gethostname() or "localhost",
         tests=str(len(tests)),
-        failures=str(failures),
-        errors=str(errors),
+        failures=str(sum(t["outcome"] == "failed" for t in tests)),
+        errors=str(sum(t["outcome"] in ("error", "timeout") for t in tests)),
         skipped=str(sum(t["outcome"] == "skipped" for t in tests)),
-        time=str(results.get("duration_s", 0)),
-        timestamp=results.get("started_at", ""),
+        time=_seconds(results.get("duration_s")),
     )
-    ET.SubElement(ET.SubElement(suite, "properties"), "property", name="run_id", value=results["run_id"])
+    properties = ET.SubElement(suite, "properties")
+    for name in ("run_id", "outcome", "exit_code"):
+        ET.SubElement(properties, "property", name=name, value=_xml_safe(str(results.get(name, ""))))
+    out: list[str] = []
     for test in tests:
         case = ET.SubElement(
-            suite, "testcase", classname="iris_smoke", name=test["name"], time=str(test.get("duration_s", 0))
+            suite, "testcase", classname="iris_smoke", name=test["name"], time=_seconds(test.get("duration_s"))
         )
         if test["outcome"] == "skipped":
             ET.SubElement(case, "skipped", message=_xml_safe(test.get("error", "") or "skipped"))
             continue
-        if test["outcome"] == "failed":
-            node = ET.SubElement(case, "failure", message=_xml_safe(test.get("error", "") or "failed"))
-        elif test["outcome"] in ("error", "timeout"):
-            node = ET.SubElement(case, "error", message=_xml_safe(test.get("error", "") or test["outcome"]))
-        else:
+        if test["outcome"] == "passed":
             continue
-        tail = [line for t in test.get("log_tail", []) for line in t.get("lines", [])[-LOG_TAIL_LINES:]]
-        node.text = _xml_safe("\n".join(tail))
+        kind = "failure" if test["outcome"] == "failed" else "error"
+        message = test.get("error", "") or test["outcome"]
+        node = ET.SubElement(case, kind, type=test["outcome"], message=_xml_safe(message))
+        node.text = _xml_safe("\n".join(_log_tail(test)))
+        out += [f"== {test['name']}: {test['outcome']}: {message}", *_log_tail(test)]
+    ET.SubElement(suite, "system-out").text = _xml_safe("\n".join(out))
+    ET.SubElement(suite, "system-err").text = ""
     ET.indent(suite)
     xml: bytes = ET.tostring(suite, encoding="utf-8", xml_declaration=True)
     return xml + b"\n"

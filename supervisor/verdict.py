@@ -11,6 +11,9 @@ from common.files import write_atomically
 from common.outcome import ExitCode, FailureReason, Outcome, exit_code_for, outcome_for
 from supervisor.version import VERSION
 
+# docs/results.schema.json; bumped when a field is removed or changes meaning.
+SCHEMA_VERSION = 1
+
 
 @dataclass
 class Verdict:
@@ -37,6 +40,7 @@ class Verdict:
     def as_dict(self) -> dict[str, Any]:
         finished = time.time()
         return {
+            "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
             "version": VERSION,
             "started_at": _rfc3339(self.started_unix),

@@ -8,6 +8,7 @@ events file, so a refused second daemon never writes into the first one's state.
 
 import argparse
 import dataclasses
+import json
 import os
 import shlex
 import sys
@@ -18,11 +19,14 @@ from typing import Any
 from common import logs
 from common.files import UnsafePath
 from common.outcome import ExitCode
-from supervisor.canary import budgets
+from supervisor.canary import budgets, runs
 from supervisor.canary.config import FIELDS, CanaryConfig, ConfigError, parse_flag, resolve
 from supervisor.canary.lock import LOCK_NAME, LockHeld, StateLock
 from supervisor.canary.loop import Canary
-from supervisor.cli import Parser, private_umask
+from supervisor.cli import Parser, UsageError, private_umask
+from supervisor.cli import build_parser as build_run_parser
+from supervisor.config import resolved
+from supervisor.preflight import plan
 
 EVENTS_NAME = "canary-events.jsonl"
 
@@ -48,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the unit's TimeoutStopSec (default $IRIS_SMOKE_TIMEOUT_STOP_SEC); budgets must fit in it",
     )
     add("--log-level", default="info", choices=sorted(logs.LEVELS))
+    add(
+        "--check-config",
+        action="store_true",
+        help="validate the config, budgets and the runs' arguments, print the resolved configuration (JSON)",
+    )
     # Hidden: a different program as the run (tests, soaks), and a run count to stop after.
     add("--run-command", help=argparse.SUPPRESS)
     add("--max-runs", help=argparse.SUPPRESS)
@@ -74,7 +83,8 @@ def flag_values(args: argparse.Namespace, extra: list[str] | None) -> dict[str, 
     return values
 
 
-def preflight(args: argparse.Namespace, extra: list[str] | None) -> tuple[CanaryConfig, Callable[[], CanaryConfig]]:
+def checked(args: argparse.Namespace, extra: list[str] | None) -> tuple[CanaryConfig, Callable[[], CanaryConfig]]:
+    """The config merged and its budgets checked; nothing created yet."""
     flags = flag_values(args, extra)
 
     def load() -> CanaryConfig:
@@ -84,6 +94,11 @@ def preflight(args: argparse.Namespace, extra: list[str] | None) -> tuple[Canary
     check = budgets.check(config)
     if check.errors:
         raise ConfigError("; ".join(check.errors))
+    return config, load
+
+
+def preflight(args: argparse.Namespace, extra: list[str] | None) -> tuple[CanaryConfig, Callable[[], CanaryConfig]]:
+    config, load = checked(args, extra)
     try:
         config.state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -96,6 +111,8 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(before)
     private_umask()
     try:
+        if args.check_config:
+            return check_config(args, extra)
         config, load = preflight(args, extra)
     except ConfigError as exc:
         print(f"iris-smoke canary: {exc}", file=sys.stderr)
@@ -111,6 +128,23 @@ def main(argv: list[str]) -> int:
         return _serve(config, load, args.log_level)
     finally:
         lock.release()
+
+
+def check_config(args: argparse.Namespace, extra: list[str] | None) -> int:
+    """`canary --check-config`: the canary's checks, and each run's flags through the run's own
+    preflight (when the runs are `iris-smoke run`); prints both resolved configs, creates nothing."""
+    config, _load = checked(args, extra)
+    report: dict[str, Any] = {"canary": describe(config)}
+    if config.run_command == CanaryConfig.run_command:
+        runs_dir = config.state_dir / "runs"
+        argv = runs.run_argv(config.run_command, runs_dir, "check-config", config.run_timeout_s, config.run_args)
+        run_args = build_run_parser().parse_args(argv[len(config.run_command) - 1 :])
+        try:
+            report["run"] = resolved(plan(run_args).config)
+        except UsageError as exc:
+            raise ConfigError(f"run_args: {exc}") from None
+    print(json.dumps(report, indent=2, sort_keys=True))
+    return ExitCode.PASSED
 
 
 def describe(config: CanaryConfig) -> dict[str, Any]:

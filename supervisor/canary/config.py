@@ -50,23 +50,7 @@ class CanaryConfig:
         return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(other, f.name)]
 
 
-_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|sec|m|min|h|hr|d)?\s*", re.ASCII)
-_DURATION_UNITS = {None: 1.0, "ms": 1e-3, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0}
-_DURATION_UNITS |= {"h": 3600.0, "hr": 3600.0, "d": 86400.0}
 _SIZE = re.compile(r"\s*(\d+)\s*([KMGT]?)(i?B)?\s*", re.IGNORECASE | re.ASCII)
-
-
-def parse_duration(value: object) -> float:
-    """`90s`, `15m`, `1h`, `2d`, `250ms` or plain seconds (a number or a numeric string); > 0."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like 90s, 15m, 1h or seconds, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.fullmatch(value)):
-        seconds = float(match[1]) * _DURATION_UNITS[match[2]]
-    else:
-        raise ValueError(f"expected a duration like 90s, 15m, 1h or seconds, got {value!r}")
-    return inputs.seconds(seconds)
 
 
 def parse_size(value: object) -> int:
@@ -123,13 +107,13 @@ def _command(value: object) -> tuple[str, ...]:
 # Config key -> (dataclass field, parser). Flags use the same keys with dashes.
 FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "state_dir": ("state_dir", _path),
-    "interval": ("interval_s", parse_duration),
+    "interval": ("interval_s", inputs.seconds),
     "keep_runs": ("keep_runs", _count),
     "max_bytes": ("max_bytes", parse_size),
     "metrics_port": ("metrics_port", _port),
-    "run_timeout": ("run_timeout_s", parse_duration),
-    "cleanup_budget": ("cleanup_budget_s", parse_duration),
-    "unit_timeout_stop": ("unit_timeout_stop_s", parse_duration),
+    "run_timeout": ("run_timeout_s", inputs.seconds),
+    "cleanup_budget": ("cleanup_budget_s", inputs.seconds),
+    "unit_timeout_stop": ("unit_timeout_stop_s", inputs.seconds),
     "run_command": ("run_command", _command),
     "run_args": ("run_args", _argv),
     "max_runs": ("max_runs", _count),
@@ -172,7 +156,7 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         values["state_dir"] = Path(state)
     if stop := environ.get(TIMEOUT_STOP_ENV, ""):
         try:
-            values["unit_timeout_stop_s"] = parse_duration(stop)
+            values["unit_timeout_stop_s"] = inputs.seconds(stop)
         except ValueError as exc:
             raise ConfigError(f"${TIMEOUT_STOP_ENV}: {exc}") from None
     return values

@@ -40,9 +40,9 @@ from common import linux, logs
 from common.deadline import Clock
 from common.outcome import Outcome
 from supervisor import audit
-from supervisor.canary import budgets, runs, schedule
+from supervisor.canary import budgets, latency, runs, schedule
 from supervisor.canary.config import CanaryConfig, ConfigError
-from supervisor.canary.metrics import TEXTFILE_NAME, CanaryMetrics, MetricsServer
+from supervisor.canary.metrics import LAST_SUCCESS_NAME, TEXTFILE_NAME, CanaryMetrics, MetricsServer
 from supervisor.canary.retention import Retention
 from supervisor.canary.sdnotify import Notifier, watchdog_interval_s
 from supervisor.reaper import reap_exited
@@ -100,7 +100,7 @@ class Canary:
         self.phase = Phase.STARTING
         self.log = logs.get_logger()
         self.notifier = Notifier(environ)
-        self.metrics = CanaryMetrics()
+        self.metrics = CanaryMetrics(config.state_dir / LAST_SUCCESS_NAME)
         self.server: MetricsServer | None = None
         self.runs_dir = config.state_dir / "runs"
         self.textfile = config.state_dir / "metrics" / TEXTFILE_NAME
@@ -308,6 +308,8 @@ class Canary:
             self._finish(runs.RunSummary(run_id, Outcome.ERROR, 127, 0.0, time.time(), reasons=["spawn_failed"]))
             return
         self.run = ActiveRun(run_id, pid, slot_at, now, now + cfg.run_timeout_s + cfg.cleanup_budget_s)
+        self.metrics.run_started()
+        self._write_metrics()
         self._set_phase(Phase.RUNNING)
         self.log.info("run_spawned", run=run_id, child_pid=pid, late_s=round(now - slot_at, 3))
 
@@ -366,6 +368,7 @@ class Canary:
     def _finish(self, summary: runs.RunSummary) -> None:
         self.runs_done += 1
         self.metrics.record_run(summary)
+        self.metrics.record_latencies(latency.measure(self.runs_dir / summary.run_id))
         fds, rss = self._resources()
         self.metrics.record_resources(fds, rss)
         self._write_metrics()

@@ -7,9 +7,15 @@ daemon's own fds and memory are `iris_smoke_canary_*` gauges, not `process_*`.
 
 Cardinality stays bounded over months: outcomes are a fixed set, per-test series are
 replaced each run (a renamed test does not linger), and streams are summed per run
-rather than labelled by VM, whose names churn with the autoscaler.
+rather than labelled by VM, whose names churn with the autoscaler. Latencies are
+histograms without labels for the same reason (job and slice names carry the run's prefix).
+
+The last success survives restarts: it is kept in `<state dir>/last_success` (Unix
+seconds), so a daemon restarted during an outage does not report "never succeeded" for a
+cluster that passed an hour ago, nor hide an old success behind a fresh 0.
 """
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -17,20 +23,38 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     disable_created_metrics,
     start_http_server,
     write_to_textfile,
 )
 
+from common.files import write_atomically
 from common.outcome import Outcome
+from supervisor.canary.latency import RunLatencies
 from supervisor.canary.runs import RunSummary
 from supervisor.version import VERSION
 
 TEXTFILE_NAME = "iris_smoke.prom"
+LAST_SUCCESS_NAME = "last_success"
+# A local run takes ~5 s, a cloud one with a TPU slice to boot 5-20 min; the deadline is 30 min.
+RUN_DURATION_BUCKETS_S = (5, 10, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600)
+# Waiting for a slot or a slice: seconds locally, up to tens of minutes for a TPU slice.
+LATENCY_BUCKETS_S = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800)
+
+
+def read_last_success(path: Path) -> float | None:
+    """The persisted last success, or None when absent or unreadable (a torn write is impossible:
+    it is written atomically, but a hand-edited file may hold anything)."""
+    try:
+        value = float(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return value if 0 < value < 1e11 else None
 
 
 class CanaryMetrics:
-    def __init__(self) -> None:
+    def __init__(self, last_success_file: Path | None = None) -> None:
         # No `*_created` series: a counter's creation time is the daemon's start time, which
         # iris_smoke_canary_start_time_seconds already says once (the setting is process-wide,
         # and this process has no other metrics).
@@ -49,6 +73,27 @@ class CanaryMetrics:
             "iris_smoke_last_success_timestamp_seconds", "Unix time the last passed run finished", registry=r
         )
         self.runs = Counter("iris_smoke_runs", "Runs finished, by outcome", ["outcome"], registry=r)
+        self.run_duration = Histogram(
+            "iris_smoke_run_duration_seconds", "Duration of finished runs", buckets=RUN_DURATION_BUCKETS_S, registry=r
+        )
+        self.in_progress = Gauge("iris_smoke_run_in_progress", "1 while a run is in progress", registry=r)
+        self.consecutive_failures = Gauge(
+            "iris_smoke_consecutive_failed_runs", "Runs in a row that did not pass (0 after a pass)", registry=r
+        )
+        self.scheduling_latency = Histogram(
+            "iris_smoke_scheduling_latency_seconds", "Per test job: submitted to all tasks running",
+            buckets=LATENCY_BUCKETS_S, registry=r,
+        )  # fmt: skip
+        self.scale_up_latency = Histogram(
+            "iris_smoke_scale_up_latency_seconds", "Per slice: scale-up action to all its VMs ready",
+            buckets=LATENCY_BUCKETS_S, registry=r,
+        )  # fmt: skip
+        self.last_scheduling_latency = Gauge(
+            "iris_smoke_last_run_scheduling_latency_seconds", "Longest scheduling latency of the last run", registry=r
+        )
+        self.last_scale_up_latency = Gauge(
+            "iris_smoke_last_run_scale_up_latency_seconds", "Longest scale-up latency of the last run", registry=r
+        )
         self.test_success = Gauge(
             "iris_smoke_test_success", "1 if the test passed in the last run", ["test"], registry=r
         )
@@ -90,16 +135,27 @@ class CanaryMetrics:
             self.last_outcome.labels(outcome=outcome.value).set(0)
         for result in ("ok", "failed"):
             self.reloads.labels(result=result)
+        self._last_success_file = last_success_file
+        if last_success_file is not None and (persisted := read_last_success(last_success_file)) is not None:
+            self.last_success.set(persisted)
+
+    def run_started(self) -> None:
+        self.in_progress.set(1)
 
     def record_run(self, run: RunSummary) -> None:
         for outcome in Outcome:
             self.last_outcome.labels(outcome=outcome.value).set(1 if outcome is run.outcome else 0)
         self.runs.labels(outcome=run.outcome.value).inc()
+        self.in_progress.set(0)
         self.last_exit_code.set(run.exit_code)
         self.last_duration.set(run.duration_s)
+        self.run_duration.observe(run.duration_s)
         self.last_finished.set(run.finished_unix)
         if run.outcome is Outcome.PASSED:
-            self.last_success.set(run.finished_unix)
+            self.consecutive_failures.set(0)
+            self._record_success(run.finished_unix)
+        else:
+            self.consecutive_failures.inc()
         self.test_success.clear()
         self.test_duration.clear()
         for test in run.tests:
@@ -117,6 +173,22 @@ class CanaryMetrics:
             gauge.set(value)
         self.last_leaked.set(run.leaked)
         self.leaked.inc(run.leaked)
+
+    def _record_success(self, finished_unix: float) -> None:
+        self.last_success.set(finished_unix)
+        if self._last_success_file is not None:
+            # A full disk must not stop the canary: the gauge is right until the next restart.
+            with contextlib.suppress(OSError):
+                write_atomically(self._last_success_file, f"{finished_unix:.3f}\n".encode("ascii"))
+
+    def record_latencies(self, latencies: RunLatencies) -> None:
+        for histogram, gauge, values in (
+            (self.scheduling_latency, self.last_scheduling_latency, latencies.scheduling_s.values()),
+            (self.scale_up_latency, self.last_scale_up_latency, latencies.scale_up_s.values()),
+        ):
+            for value in values:
+                histogram.observe(value)
+            gauge.set(max(values, default=0.0))
 
     def record_resources(self, fds: int, rss_bytes: int) -> None:
         self.open_fds.set(fds)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from common.outcome import Outcome
+from supervisor import inputs
 from supervisor.canary import budgets, config, retention, runs, schedule
 from supervisor.canary.config import CanaryConfig, ConfigError
 
@@ -51,13 +52,13 @@ def test_slots_do_not_drift_with_run_length() -> None:
     [("90s", 90), ("15m", 900), ("1h", 3600), ("900", 900), ("0.5", 0.5), ("250ms", 0.25), ("2d", 172800)],
 )
 def test_durations(text: str, seconds: float) -> None:
-    assert config.parse_duration(text) == seconds
+    assert inputs.seconds(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "soon", "-5", "0", "15 fortnights", "1h30"])
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match=r"duration|> 0"):
-        config.parse_duration(text)
+        inputs.seconds(text)
 
 
 def test_sizes() -> None:

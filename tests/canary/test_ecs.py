@@ -26,6 +26,8 @@ def test_the_fields_every_event_has_get_their_ecs_names_first() -> None:
         "message": "child_exited",
         "ecs.version": ecs.ECS_VERSION,
         "service.name": "iris-smoke",
+        "service.version": ecs.SERVICE_VERSION,
+        "host.name": ecs.HOST_NAME,
         "event.dataset": "iris_smoke.events",
         "event.action": "child_exited",
         "process.pid": 4242,

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from supervisor import inputs
 from supervisor.canary import budgets, config
 from tests.helpers.supervisor_proc import REPO_ROOT
 
@@ -28,22 +29,22 @@ def _environment(unit: dict[str, list[str]]) -> dict[str, str]:
 
 
 def test_check_systemd_script_passes() -> None:
-    """verify and security (exposure <= 1.5) on every unit; CI runs the same script before the tests."""
+    """verify and security (exposure <= 1.0) on every unit; CI runs the same script before the tests."""
     assert shutil.which("systemd-analyze"), "systemd-analyze is missing: install Debian's systemd package"
     done = subprocess.run(
         ["bash", "scripts/check_systemd.sh"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("exposure") == 2
+    assert done.stdout.count("exposure 1.0 <= 1.0") == 3
 
 
 def test_canary_unit_budgets_nest_with_the_example_config() -> None:
     unit = _directives(UNITS / "iris-smoke-canary.service")
     assert unit["Type"] == ["notify"] and unit["NotifyAccess"] == ["main"] and unit["KillMode"] == ["mixed"]
     assert unit["WatchdogSec"] and unit["Restart"] == ["on-failure"]
-    stop_s = config.parse_duration(unit["TimeoutStopSec"][0])
+    stop_s = inputs.seconds(unit["TimeoutStopSec"][0])
     # The daemon learns TimeoutStopSec from the environment: the two must agree.
-    assert config.parse_duration(_environment(unit)[config.TIMEOUT_STOP_ENV]) == stop_s
+    assert inputs.seconds(_environment(unit)[config.TIMEOUT_STOP_ENV]) == stop_s
     values = config.load_file(UNITS / "canary.example.toml")
     example = config.CanaryConfig(**values, unit_timeout_stop_s=stop_s)
     check = budgets.check(example)
@@ -57,7 +58,7 @@ def test_oneshot_unit_start_timeout_covers_the_run_and_its_cleanup() -> None:
     match = re.search(r"--timeout (\d+)", unit["ExecStart"][0])
     assert match, "the one-shot run must be given an explicit --timeout"
     cleanup_s = 60.0  # child stop grace 2 s, KILL wait, audit: far less, with margin
-    assert config.parse_duration(unit["TimeoutStartSec"][0]) > int(match[1]) + cleanup_s
+    assert inputs.seconds(unit["TimeoutStartSec"][0]) > int(match[1]) + cleanup_s
 
 
 def test_both_services_share_the_hardening() -> None:
