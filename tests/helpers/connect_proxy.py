@@ -1,6 +1,9 @@
-"""A loopback HTTP proxy in front of a real Iris controller that answers 404 for chosen methods.
+"""A loopback HTTP proxy in front of a real Iris controller that answers 404 for chosen methods,
+or forwards a method's first call and then hangs up without answering (a reply lost in a
+tunnel that dropped).
 
     python -m tests.helpers.connect_proxy --upstream http://127.0.0.1:PORT --deny iris.cluster.ControllerService/X
+    python -m tests.helpers.connect_proxy --upstream URL --lose-first-reply iris.cluster.ControllerService/X
 
 It prints its own URL on stdout once it listens (the readiness handshake), forwards every
 other request unchanged, and exits on SIGTERM. It lets a test show what iris-smoke does when
@@ -18,7 +21,9 @@ from types import FrameType
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def handler(upstream: str, denied: set[str]) -> type[http.server.BaseHTTPRequestHandler]:
+def handler(upstream: str, denied: set[str], lose_first: set[str]) -> type[http.server.BaseHTTPRequestHandler]:
+    lost: set[str] = set()
+
     class Forward(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -29,8 +34,13 @@ def handler(upstream: str, denied: set[str]) -> type[http.server.BaseHTTPRequest
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
             request = urllib.request.Request(upstream + self.path, data=body or None, headers=headers, method=method)
+            method_name = self.path.lstrip("/")
             try:
                 with _OPENER.open(request, timeout=30) as reply:
+                    if method_name in lose_first and method_name not in lost:
+                        lost.add(method_name)  # the upstream did the work; its answer never arrives
+                        self.close_connection = True
+                        return
                     self._answer(reply.status, reply.read(), reply.headers.get("Content-Type", ""))
             except urllib.error.HTTPError as exc:
                 self._answer(exc.code, exc.read(), exc.headers.get("Content-Type", ""))
@@ -58,8 +68,10 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--deny", action="append", default=[])
+    parser.add_argument("--lose-first-reply", action="append", default=[])
     args = parser.parse_args()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler(args.upstream.rstrip("/"), set(args.deny)))
+    forward = handler(args.upstream.rstrip("/"), set(args.deny), set(args.lose_first_reply))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), forward)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         raise SystemExit(0)

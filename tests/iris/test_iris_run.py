@@ -180,9 +180,9 @@ def test_the_iris_cluster_dying_mid_run_is_a_clear_infrastructure_failure(tmp_pa
 
 
 @contextlib.contextmanager
-def _denying_proxy(upstream: str, method: str) -> Iterator[str]:
+def _proxy(upstream: str, *flags: str) -> Iterator[str]:
     popen = subprocess.Popen(
-        [sys.executable, "-m", "tests.helpers.connect_proxy", "--upstream", upstream, "--deny", method],
+        [sys.executable, "-m", "tests.helpers.connect_proxy", "--upstream", upstream, *flags],
         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True,
     )  # fmt: skip
     try:
@@ -200,7 +200,7 @@ def _denying_proxy(upstream: str, method: str) -> Iterator[str]:
 def test_a_method_the_controller_lacks_is_an_iris_api_mismatch_naming_it(tmp_path: Path) -> None:
     """A real Iris behind a proxy that 404s GetAutoscalerStatus: exit 3, `iris_api_mismatch`, the method named."""
     method = f"{CONTROLLER}/GetAutoscalerStatus"
-    with running_iris_cluster(tmp_path) as cluster, _denying_proxy(cluster.url, method) as url:
+    with running_iris_cluster(tmp_path) as cluster, _proxy(cluster.url, "--deny", method) as url:
         argv = run_argv("api", tmp_path / "runs", "--cluster", "iris", "--controller", url, "--tests", "simple",
                         "--timeout", "60")  # fmt: skip
         with started(argv, tmp_path, "api") as sup:
@@ -211,4 +211,18 @@ def test_a_method_the_controller_lacks_is_an_iris_api_mismatch_naming_it(tmp_pat
             mismatch = sup.find("iris_api_mismatch")
             assert mismatch and mismatch[0]["method"] == method
             assert "iris_api_mismatch" in results["tests"][0]["error"]
+            _assert_nothing_left(sup)
+
+
+def test_a_launch_whose_reply_is_lost_is_retried_and_finds_its_job(tmp_path: Path) -> None:
+    """LaunchJob reaches Iris but its reply is lost (a tunnel dropping): the retry is told
+    `already_exists`, looks the job up under the run's root, and the test passes."""
+    method = f"{CONTROLLER}/LaunchJob"
+    with running_iris_cluster(tmp_path) as cluster, _proxy(cluster.url, "--lose-first-reply", method) as url:
+        argv = run_argv("lost", tmp_path / "runs", "--cluster", "iris", "--controller", url, "--tests", "simple",
+                        "--timeout", "60")  # fmt: skip
+        with started(argv, tmp_path, "lost") as sup:
+            assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
+            assert [t["outcome"] for t in sup.results()["tests"]] == ["passed"]
+            assert sup.find("job_launch_retried", job="simple")
             _assert_nothing_left(sup)

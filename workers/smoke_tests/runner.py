@@ -39,7 +39,9 @@ from workers.controller.model import (
     FAILED_TASK_STATES,
     AutoscalerStatus,
     ControllerError,
+    ErrorCode,
     Job,
+    JobRequest,
     JobState,
     Task,
 )
@@ -66,6 +68,10 @@ MAX_LOG_TAILS = 8  # failed tasks per test whose logs are fetched
 MAX_LINE_CHARS = 300
 MAX_TASKS_REPORTED = 64
 _WAITING = frozenset({JobState.PENDING})
+# A launch that finds the controller unreachable is retried this long: a tunnel or a
+# controller restarting is a blip; longer is an outage, and the test errs.
+LAUNCH_RETRY_S = 10.0
+LAUNCH_RETRY_WAIT_S = 0.25
 
 
 class SmokeTests:
@@ -94,7 +100,7 @@ class SmokeTests:
                 if self.ctx.stop.requested():
                     return  # abandon() terminates what was launched and reports the rest
                 try:
-                    job_id = self.controller.launch(request)
+                    job_id = self._launch(request)
                 except ControllerError as exc:
                     self.ctx.log.error("job_launch_failed", test=run.name, job=request.name, code=exc.code,
                                        details=exc.details)  # fmt: skip
@@ -106,6 +112,32 @@ class SmokeTests:
             if run.error:
                 self.terminate(run.job_ids, self._timeout())
                 self.finish(run, Outcome.ERROR, run.error)
+
+    def _launch(self, request: JobRequest) -> str:
+        """LaunchJob, retried while the controller is unreachable. A retry answered
+        `already_exists` means an earlier attempt created the job and lost its reply: the
+        job is ours (its name is under this run's root), so it is looked up, not relaunched."""
+        give_up = Deadline.after(LAUNCH_RETRY_S)
+        retried = False
+        while True:
+            try:
+                return self.controller.launch(request)
+            except ControllerError as exc:
+                if retried and exc.code is ErrorCode.ALREADY_EXISTS:
+                    return self._launched_id(request, exc)
+                if exc.code is not ErrorCode.UNAVAILABLE or give_up.expired():
+                    raise
+                self.ctx.log.warning("job_launch_retried", job=request.name, code=exc.code, details=exc.details)
+                if polling.wait_or_stop(self.ctx, LAUNCH_RETRY_WAIT_S):
+                    raise
+                retried = True
+
+    def _launched_id(self, request: JobRequest, exc: ControllerError) -> str:
+        full_name = self.ctx.args["target"].job_prefix + request.name
+        found = [j.job_id for j in self.controller.list_jobs() if full_name in (j.name, j.job_id)]
+        if not found:
+            raise exc
+        return found[0]
 
     def poll(self) -> None:
         try:
