@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor import inputs
-from workers.gcp.settings import GcpSettings
+from workers.gcp.settings import COMMAND_FIELDS, GcpSettings
 from workers.hosts import MAX_HOSTS_PER_VM, NAME_PATTERN, HostileNameError, validate_address
 from workers.transports import DEFAULT_REMOTE_TEMPLATE, TransportConfigError, check_template
 
@@ -394,6 +394,9 @@ def _gcp(reader: _Reader) -> GcpSettings:
             "strict_host_key_checking", d.strict_host_key_checking, choices=("yes", "no", "accept-new")
         ),
         connect_timeout_s=reader.integer("connect_timeout_s", d.connect_timeout_s, 1, 3600),
+        start_command=_command_template(reader, "start_command"),
+        stop_command=_command_template(reader, "stop_command"),
+        command_timeout_s=reader.number("command_timeout_s", d.command_timeout_s),
     )
     for key, value in (("controller_container", settings.controller_container),
                        ("worker_container", settings.worker_container)):  # fmt: skip
@@ -401,6 +404,21 @@ def _gcp(reader: _Reader) -> GcpSettings:
             _missing(reader, key)
     reader.done()
     return settings
+
+
+def _command_template(reader: _Reader, key: str) -> tuple[str, ...]:
+    """An argv template (a list, never a shell line) using only {prefix}, {project} and {zone}."""
+    template = reader.strings(key, ())
+    allowed = ", ".join(f"{{{f}}}" for f in sorted(COMMAND_FIELDS))
+    for part in template:
+        try:
+            parsed = list(string.Formatter().parse(part))
+        except ValueError as exc:
+            raise ConfigError(f"gcp.{key}: {exc} in {part!r}; use {{{{ }}}} for a literal brace") from None
+        for _text, name, spec, conversion in parsed:
+            if name is not None and (name not in COMMAND_FIELDS or spec or conversion):
+                raise ConfigError(f"gcp.{key}: {{{name}}} in {part!r}; only {allowed} are filled in")
+    return template
 
 
 def _streams(reader: _Reader) -> StreamSettings:

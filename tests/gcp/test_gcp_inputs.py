@@ -32,6 +32,9 @@ def test_the_gcp_section_is_read_with_its_defaults() -> None:
         ({"label_prefix": "Bad_Prefix"}, "gcp.label_prefix"),
         ({"worker_container": "x;rm"}, "gcp.worker_container"),
         ({"zone": "a"}, "gcp.zone"),
+        ({"start_command": ["iris", "--zone={zonee}"]}, "gcp.start_command"),
+        ({"stop_command": "iris cluster stop"}, "gcp.stop_command"),
+        ({"stop_command": ["x{prefix!r}"]}, "gcp.stop_command"),
     ],
 )
 def test_bad_gcp_values_name_their_field(gcp: dict[str, object], field: str) -> None:

@@ -159,3 +159,47 @@ def test_cleanup_counts_not_found_as_gone_and_reports_what_it_could_not_delete(
     )
     assert "cloud_cleanup_failed" in results["failure_reasons"]
     assert not fake.processes(), "the hanging delete was ended"
+
+
+def test_the_clusters_own_start_and_stop_commands_run_around_the_run(
+    tmp_path: Path, sshd: Sshd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`[gcp] start_command` runs before discovery and `stop_command` before the labelled
+    deletion, each with {prefix}, {project} and {zone} filled in."""
+    prefix = f"cmd{uuid.uuid4().hex[:6]}"
+    fake = FakeGcloud.install(tmp_path / "gcloud", sshd, PROJECT, ZONE)
+    _cluster(fake, prefix)
+    monkeypatch.setenv("PATH", f"{fake.bin_dir}:{os.environ['PATH']}")
+    log = tmp_path / "cluster-cli.log"
+    commands = (
+        f'start_command = ["sh", "-c", "echo start $0 >> {log}", "{{prefix}} {{project}} {{zone}}"]\n'
+        f'stop_command = ["sh", "-c", "echo stop $0 >> {log}", "{{prefix}}"]\n'
+    )
+    with running_iris_cluster(tmp_path) as iris:
+        config = _config(tmp_path / "run.toml", prefix, int(iris.url.rsplit(":", 1)[1]), commands)
+        run_id = f"gcp-cmd-{uuid.uuid4().hex[:8]}"
+        with started(run_argv(run_id, tmp_path / "runs", "--config", str(config)), tmp_path, run_id) as sup:
+            assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-4000:]
+            assert [e["which"] for e in sup.find("cluster_command_done")] == ["start", "stop"]
+    assert log.read_text().splitlines() == [f"start {prefix} {PROJECT} {ZONE}", f"stop {prefix}"]
+    assert sorted(r[r.index("delete") + 1] for r in fake.records() if "delete" in r) == sorted(
+        [f"iris-controller-{prefix}", f"{prefix}-tpu-0", f"{prefix}-cpu-0"]
+    ), "the labelled deletion still runs after the cluster's own stop"
+
+
+def test_a_failing_start_command_fails_the_cluster_start_with_its_stderr(
+    tmp_path: Path, sshd: Sshd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = f"bad{uuid.uuid4().hex[:6]}"
+    fake = FakeGcloud.install(tmp_path / "gcloud", sshd, PROJECT, ZONE)
+    _cluster(fake, prefix)
+    monkeypatch.setenv("PATH", f"{fake.bin_dir}:{os.environ['PATH']}")
+    extra = 'start_command = ["sh", "-c", "echo quota exhausted >&2; exit 4"]\n'
+    config = _config(tmp_path / "run.toml", prefix, 10000, extra)
+    run_id = f"gcp-bad-{uuid.uuid4().hex[:8]}"
+    with started(run_argv(run_id, tmp_path / "runs", "--config", str(config)), tmp_path, run_id) as sup:
+        assert sup.wait_exit(60) == 3, sup.output.read_text()[-4000:]
+        [failed] = sup.find("cluster_command_failed", which="start")
+        assert failed["exit_code"] == 4 and "quota exhausted" in failed["stderr"]
+        assert sup.find("cluster_start_failed", mode="gcp")
+        assert "cluster_start_failed" in sup.results()["failure_reasons"]

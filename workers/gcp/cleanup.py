@@ -2,8 +2,9 @@
 
 args: gcp (GcpSettings, label prefix set).
 
-One listing (the same as discovery's: slices and workers by `<prefix>-managed=true`, the
-controller by name or label), then one `gcloud … delete NAME --zone=Z --quiet` per
+The cluster's own `stop_command` first, if configured. Then one listing (the same as
+discovery's: slices and workers by `<prefix>-managed=true`, the controller by name or
+label), then one `gcloud … delete NAME --zone=Z --quiet` per
 resource, several at once, each bounded by `gcp.delete_timeout_s`. "Not found" means
 someone (the cluster's own autoscaler, a previous attempt) was first: success. The
 RESULT lists what was deleted, what was already gone, and for what could not be deleted
@@ -15,6 +16,7 @@ from typing import Any
 
 from common.child_exit import ChildExit
 from common.messages import Kind
+from workers.gcp.cluster_cli import run_cluster_command
 from workers.gcp.gcloud import Gcloud, GcloudFailed, GcloudResult
 from workers.gcp.inventory import list_inventory
 from workers.gcp.settings import GcpSettings
@@ -25,6 +27,10 @@ def main(ctx: ChildContext) -> int:
     settings: GcpSettings = ctx.args["gcp"]
     gcloud = Gcloud(settings.gcloud, settings.project, ctx.groups, ctx.log, ctx.deadline, ctx.stop.fd)
     report: dict[str, list[Any]] = {"deleted": [], "already_gone": [], "failed": []}
+    # The cluster's own stop first; the labelled deletion after it is the safety net.
+    stopped = run_cluster_command(gcloud, settings, "stop", ctx.log)
+    if stopped is not None and not stopped.ok:
+        report["failed"].append({"what": "stop_command", "error": _why(stopped), "command": shlex.join(stopped.argv)})
     try:
         resources = list_inventory(gcloud, settings, ctx.log).everything()
     except GcloudFailed as exc:

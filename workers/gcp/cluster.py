@@ -32,6 +32,7 @@ from common.controller_target import ControllerTarget
 from common.deadline import Deadline
 from common.messages import Kind
 from workers.controller.api import open_controller
+from workers.gcp.cluster_cli import run_cluster_command
 from workers.gcp.gcloud import Gcloud, GcloudFailed
 from workers.gcp.inventory import Resource, TooManyControllers, list_inventory, only_controller
 from workers.gcp.settings import GcpSettings
@@ -110,6 +111,11 @@ def main(ctx: ChildContext) -> int:
     control_dir = Path(tempfile.mkdtemp(prefix="iris-smoke-ssh-"))  # 0700, ours
     tunnel: Tunnel | None = None
     try:
+        started_by_us = run_cluster_command(gcloud, settings, "start", ctx.log)
+        if started_by_us is not None and not started_by_us.ok:
+            ctx.log.error("cluster_start_failed", mode="gcp", error="start_command failed",
+                          **started_by_us.failure_fields())  # fmt: skip
+            return ChildExit.ERROR
         try:
             controller = find_controller(ctx, gcloud, settings, boot)
             ssh = resolve(gcloud, settings, controller)

@@ -17,6 +17,9 @@ SSH_CONNECT_TIMEOUT_S = 10
 # reconnecting stream to reuse it, short enough that a master whose run was SIGKILLed
 # goes by itself.
 CONTROL_PERSIST_S = 60
+# The cluster's own CLI (`iris cluster start`, a Terraform wrapper), as argv templates.
+COMMAND_FIELDS = frozenset({"prefix", "project", "zone"})
+COMMAND_TIMEOUT_S = 1800.0
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,20 @@ class GcpSettings:
     delete_timeout_s: float = DELETE_TIMEOUT_S
     strict_host_key_checking: str = "yes"  # what we run when gcloud's dry-run does not say
     connect_timeout_s: int = SSH_CONNECT_TIMEOUT_S
+    # Optional: run before discovery / before the labelled deletion. Empty: the cluster
+    # is already up, and only its labelled resources are deleted at the end.
+    start_command: tuple[str, ...] = ()
+    stop_command: tuple[str, ...] = ()
+    command_timeout_s: float = COMMAND_TIMEOUT_S
 
     def with_prefix(self, prefix: str) -> "GcpSettings":
         """The run's prefix where no label prefix is configured."""
         return self if self.label_prefix else replace(self, label_prefix=prefix)
+
+    def command(self, template: tuple[str, ...]) -> list[str]:
+        """A start or stop command's argv, each `{prefix}`, `{project}` and `{zone}` filled in."""
+        fields = {"prefix": self.label_prefix, "project": self.project, "zone": self.zones[0] if self.zones else ""}
+        return [part.format(**fields) for part in template]
 
     @property
     def managed_label(self) -> str:
