@@ -90,8 +90,10 @@ def serve(config: ClusterConfig, state_dir: Path, prefix: str) -> int:
         cluster.stop()
         return ExitCode.INFRA
     try:
-        print(address, flush=True)
+        # The hint first: the address on stdout is the readiness handshake, so whoever
+        # reads it can count on everything written before it.
         print(attach_hint(address), file=sys.stderr, flush=True)
+        print(address, flush=True)
         deadline = float(os.environ.get(env.DEADLINE_UNIX, "inf"))
         while not stop.wait(min(WAKE_S, max(0.0, deadline - time.time()))):
             if time.time() >= deadline:

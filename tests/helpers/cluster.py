@@ -29,7 +29,7 @@ from common import env as run_env
 from tests.helpers.processes import with_run_tag
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-START_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 30.0  # a readiness wait: generous, since a loaded 2-core CI machine is slow to import grpc
 STOP_TIMEOUT_S = 8.0
 
 

@@ -42,7 +42,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install_iris.sh"
 VERSIONS_FILE = REPO_ROOT / "scripts" / "iris-versions.env"
 BIN_ENV = "IRIS_SMOKE_IRIS_BIN"
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 60.0  # a readiness wait: a loaded 2-core machine takes a while to start Iris
 # Iris can take its time: a killed task's thread gets 5 s, its log client 10 s to drain (seen with 0.2.227).
 STOP_TIMEOUT_S = 30.0
 # After the leader exits, how long the rest of its group and its tagged descendants get to go by themselves.

@@ -66,7 +66,7 @@ def _logs(state_dir: Path, *args: str) -> "subprocess.Popen[bytes]":
     )  # fmt: skip
 
 
-def _read_lines(proc: "subprocess.Popen[bytes]", count: int, timeout_s: float = 10.0) -> list[bytes]:
+def _read_lines(proc: "subprocess.Popen[bytes]", count: int, timeout_s: float = 30.0) -> list[bytes]:
     assert proc.stdout is not None
     fd, data = proc.stdout.fileno(), b""
     deadline = time.monotonic() + timeout_s
@@ -98,7 +98,7 @@ def test_follow_since_replays_the_line_at_ts_and_follows_new_lines(tmp_path: Pat
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
-        for stream in (proc.stdout, proc.stderr):
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
             assert stream is not None
             stream.close()
 
