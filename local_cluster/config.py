@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from local_cluster.errors import ConfigError
+from common.errors import ConfigError
 from local_cluster.states import AcceleratorType
 
 # Group names become part of VM names, which must pass the container-log name pattern.
@@ -80,7 +80,7 @@ def load_config(path: Path | None) -> ClusterConfig:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from None
     return parse_config(text, str(path))
 
 
@@ -88,28 +88,26 @@ def parse_config(text: str, source: str) -> ClusterConfig:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, f"not valid TOML: {exc}") from None
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     _no_unknown_keys(raw, {"cluster", "scale_groups"}, "")
     settings = _settings(_table(raw.get("cluster", {}), "cluster"))
     groups_raw = raw.get("scale_groups")
     if not isinstance(groups_raw, list) or not groups_raw:
-        raise ConfigError("scale_groups", "at least one [[scale_groups]] table is required")
+        raise ConfigError("scale_groups: at least one [[scale_groups]] table is required")
     groups = tuple(_group(_table(g, f"scale_groups[{i}]"), f"scale_groups[{i}]") for i, g in enumerate(groups_raw))
     names = [g.name for g in groups]
     for i, name in enumerate(names):
         if name in names[:i]:
-            raise ConfigError(f"scale_groups[{i}].name", f"duplicate group name {name!r}; names must be unique")
+            raise ConfigError(f"scale_groups[{i}].name: duplicate group name {name!r}; names must be unique")
     if settings.heartbeat_timeout_s <= settings.heartbeat_interval_s:
-        raise ConfigError(
-            "cluster.heartbeat_timeout_s",
-            f"must be > heartbeat_interval_s ({settings.heartbeat_interval_s}), got {settings.heartbeat_timeout_s}",
-        )
+        interval, timeout = settings.heartbeat_interval_s, settings.heartbeat_timeout_s
+        raise ConfigError(f"cluster.heartbeat_timeout_s: must be > heartbeat_interval_s ({interval}), got {timeout}")
     return ClusterConfig(settings, groups)
 
 
 def _table(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ConfigError(where, f"must be a table, got {type(value).__name__}")
+        raise ConfigError(f"{where}: must be a table, got {type(value).__name__}")
     return value
 
 
@@ -117,32 +115,32 @@ def _no_unknown_keys(raw: dict[str, Any], known: set[str], where: str) -> None:
     for key in raw:
         if key not in known:
             field = f"{where}.{key}" if where else key
-            raise ConfigError(field, f"unknown key; known keys: {', '.join(sorted(known))}")
+            raise ConfigError(f"{field}: unknown key; known keys: {', '.join(sorted(known))}")
 
 
 def _number(raw: dict[str, Any], key: str, where: str, default: float, low: float, high: float | None = None) -> float:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{where}.{key}", f"must be a number, got {value!r}")
+        raise ConfigError(f"{where}.{key}: must be a number, got {value!r}")
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ConfigError(f"{where}.{key}", f"must be {bound}, got {value}")
+        raise ConfigError(f"{where}.{key}: must be {bound}, got {value}")
     return float(value)
 
 
 def _int(raw: dict[str, Any], key: str, where: str, default: int, low: int) -> int:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{where}.{key}", f"must be an integer, got {value!r}")
+        raise ConfigError(f"{where}.{key}: must be an integer, got {value!r}")
     if value < low:
-        raise ConfigError(f"{where}.{key}", f"must be >= {low}, got {value}")
+        raise ConfigError(f"{where}.{key}: must be >= {low}, got {value}")
     return value
 
 
 def _str(raw: dict[str, Any], key: str, where: str, default: str) -> str:
     value = raw.get(key, default)
     if not isinstance(value, str):
-        raise ConfigError(f"{where}.{key}", f"must be a string, got {value!r}")
+        raise ConfigError(f"{where}.{key}: must be a string, got {value!r}")
     return value
 
 
@@ -165,7 +163,7 @@ def _settings(raw: dict[str, Any]) -> ClusterSettings:
 def _bool(raw: dict[str, Any], key: str, where: str, default: bool) -> bool:
     value = raw.get(key, default)
     if not isinstance(value, bool):
-        raise ConfigError(f"{where}.{key}", f"must be true or false, got {value!r}")
+        raise ConfigError(f"{where}.{key}: must be true or false, got {value!r}")
     return value
 
 
@@ -182,22 +180,22 @@ def _group(raw: dict[str, Any], where: str) -> ScaleGroupConfig:
     _no_unknown_keys(raw, {f.name for f in fields(ScaleGroupConfig)}, where)
     name = _str(raw, "name", where, "")
     if not GROUP_NAME.match(name):
-        raise ConfigError(f"{where}.name", f"must match {GROUP_NAME.pattern} (it is part of VM names), got {name!r}")
+        raise ConfigError(f"{where}.name: must match {GROUP_NAME.pattern} (it is part of VM names), got {name!r}")
     kind_text = _str(raw, "accelerator_type", where, "")
     try:
         kind = AcceleratorType(kind_text)
     except ValueError:
-        raise ConfigError(f"{where}.accelerator_type", f"must be one of cpu, gpu, tpu; got {kind_text!r}") from None
+        raise ConfigError(f"{where}.accelerator_type: must be one of cpu, gpu, tpu; got {kind_text!r}") from None
     variant = _str(raw, "accelerator_variant", where, "")
     if kind != AcceleratorType.CPU and not variant:
-        raise ConfigError(f"{where}.accelerator_variant", f"required for a {kind} group (e.g. v5litepod-16, H100)")
+        raise ConfigError(f"{where}.accelerator_variant: required for a {kind} group (e.g. v5litepod-16, H100)")
     min_slices = _int(raw, "min_slices", where, 0, 0)
     max_slices = _int(raw, "max_slices", where, max(1, min_slices), 1)
     if max_slices < min_slices:
-        raise ConfigError(f"{where}.max_slices", f"must be >= min_slices ({min_slices}), got {max_slices}")
+        raise ConfigError(f"{where}.max_slices: must be >= min_slices ({min_slices}), got {max_slices}")
     preemptible = raw.get("preemptible", False)
     if not isinstance(preemptible, bool):
-        raise ConfigError(f"{where}.preemptible", f"must be true or false, got {preemptible!r}")
+        raise ConfigError(f"{where}.preemptible: must be true or false, got {preemptible!r}")
     d = ScaleGroupConfig(name, kind)
     return ScaleGroupConfig(
         name=name,

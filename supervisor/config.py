@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from common.errors import ConfigError
 from supervisor import inputs
 from workers.gcp.settings import GcpSettings
 from workers.hosts import MAX_HOSTS_PER_VM, NAME_PATTERN, HostileNameError, validate_address
@@ -49,10 +50,6 @@ class SuiteSettings:
         if self.hosts_per_slice:
             args["hosts_per_slice"] = self.hosts_per_slice
         return args
-
-
-class ConfigError(ValueError):
-    """A bad configuration value; the message starts with the field's name."""
 
 
 class ClusterKind(enum.StrEnum):

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from common import logs
+from common.errors import ConfigError, LockHeld, UsageError
 from common.files import UnsafePath
 from common.outcome import ExitCode
 from supervisor.canary import budgets, runs
-from supervisor.canary.config import FIELDS, CanaryConfig, ConfigError, parse_flag, resolve
-from supervisor.canary.lock import LOCK_NAME, LockHeld, StateLock
+from supervisor.canary.config import FIELDS, CanaryConfig, parse_flag, resolve
+from supervisor.canary.lock import LOCK_NAME, StateLock
 from supervisor.canary.loop import Canary
-from supervisor.cli import Parser, UsageError, private_umask
+from supervisor.cli import Parser, private_umask
 from supervisor.cli import build_parser as build_run_parser
 from supervisor.config import resolved
 from supervisor.preflight import plan

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from common.errors import ConfigError
 from supervisor import inputs
 
 DEFAULT_INTERVAL_S = 900.0
@@ -25,10 +26,6 @@ DEFAULT_KEEP_RUNS = 96
 DEFAULT_MAX_BYTES = 10 * 1024**3
 DEFAULT_STATE_DIR = "iris-smoke-canary"
 TIMEOUT_STOP_ENV = "IRIS_SMOKE_TIMEOUT_STOP_SEC"
-
-
-class ConfigError(Exception):
-    """A value that cannot be used; the message names the field it came from."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
+from common.errors import ConfigError
 from local_cluster.config import default_config_text, parse_config
-from local_cluster.errors import ConfigError
 from local_cluster.states import AcceleratorType
 from tests.helpers.cluster import REPO_ROOT
 
