@@ -86,8 +86,3 @@ def to_ecs(event: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[f"{CUSTOM_NAMESPACE}.{key}"] = value
     return out
-
-
-def processor(_logger: Any, _method: str, event: Any) -> dict[str, Any]:
-    """The same as a structlog processor, for a chain that should emit ECS (put it last)."""
-    return to_ecs(event)

@@ -35,7 +35,6 @@ class FailureReason(enum.StrEnum):
     ZOMBIE_LEFT = "zombie_left"
     SIGTERM = "sigterm"
     SIGINT = "sigint"
-    CONFIG_INVALID = "config_invalid"
     CLUSTER_START_FAILED = "cluster_start_failed"
     CONTROLLER_UNREACHABLE = "controller_unreachable"
     INTERNAL_ERROR = "internal_error"
@@ -66,7 +65,6 @@ REASON_OUTCOME: dict[FailureReason, Outcome] = {
     FailureReason.ZOMBIE_LEFT: Outcome.ERROR,
     FailureReason.SIGTERM: Outcome.CANCELLED,
     FailureReason.SIGINT: Outcome.CANCELLED,
-    FailureReason.CONFIG_INVALID: Outcome.ERROR,
     FailureReason.CLUSTER_START_FAILED: Outcome.ERROR,
     FailureReason.CONTROLLER_UNREACHABLE: Outcome.ERROR,
     FailureReason.INTERNAL_ERROR: Outcome.ERROR,

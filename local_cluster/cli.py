@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 from common import env
+from common.errors import ConfigError
 from common.outcome import ExitCode
 from local_cluster import layout, naming
 from local_cluster.config import ClusterConfig, load_config
-from local_cluster.errors import ConfigError
 from local_cluster.stop_signal import StopSignal
 
 WAKE_S = 1.0

@@ -1,23 +1,24 @@
 """The local cluster's configuration: scale groups and a few cluster-wide timings (TOML).
 
-Every value is checked here, once, and a bad one raises ConfigError naming the field
-the way a user would find it in the file (`scale_groups[1].max_slices`) and saying what
-would be accepted. Unknown keys are errors too: a typo must not silently fall back to a
-default. The keys are documented in docs/local-cluster.md.
+Every value is checked here, once, through the configs' one TOML layer
+(`supervisor/toml_table.py`): a bad one raises ConfigError naming the field the way a user
+would find it in the file (`scale_groups[1].max_slices`) and saying what would be accepted.
+Unknown keys are errors too: a typo must not silently fall back to a default.
+The keys are documented in docs/local-cluster.md.
 """
 
 import re
-import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from local_cluster.errors import ConfigError
+from common.errors import ConfigError
 from local_cluster.states import AcceleratorType
+from supervisor.toml_table import Table, parse_toml, read_toml
 
 # Group names become part of VM names, which must pass the container-log name pattern.
-GROUP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+GROUP_NAME = re.compile(r"[a-z][a-z0-9-]{0,19}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -77,140 +78,86 @@ def default_config_text() -> str:
 def load_config(path: Path | None) -> ClusterConfig:
     if path is None:
         return parse_config(default_config_text(), "default-config.toml")
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
-    return parse_config(text, str(path))
+    return _parse(read_toml(path))
 
 
 def parse_config(text: str, source: str) -> ClusterConfig:
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, f"not valid TOML: {exc}") from None
-    _no_unknown_keys(raw, {"cluster", "scale_groups"}, "")
-    settings = _settings(_table(raw.get("cluster", {}), "cluster"))
-    groups_raw = raw.get("scale_groups")
-    if not isinstance(groups_raw, list) or not groups_raw:
-        raise ConfigError("scale_groups", "at least one [[scale_groups]] table is required")
-    groups = tuple(_group(_table(g, f"scale_groups[{i}]"), f"scale_groups[{i}]") for i, g in enumerate(groups_raw))
+    return _parse(parse_toml(text, source))
+
+
+def _parse(raw: dict[str, Any]) -> ClusterConfig:
+    root = Table(raw, "")
+    settings = _settings(root.table_of("cluster"))
+    groups = tuple(_group(g) for g in root.tables("scale_groups"))
+    root.done()
+    if not groups:
+        raise ConfigError("scale_groups: at least one [[scale_groups]] table is required")
     names = [g.name for g in groups]
     for i, name in enumerate(names):
         if name in names[:i]:
-            raise ConfigError(f"scale_groups[{i}].name", f"duplicate group name {name!r}; names must be unique")
+            raise ConfigError(f"scale_groups[{i}].name: duplicate group name {name!r}; names must be unique")
     if settings.heartbeat_timeout_s <= settings.heartbeat_interval_s:
-        raise ConfigError(
-            "cluster.heartbeat_timeout_s",
-            f"must be > heartbeat_interval_s ({settings.heartbeat_interval_s}), got {settings.heartbeat_timeout_s}",
-        )
+        interval, timeout = settings.heartbeat_interval_s, settings.heartbeat_timeout_s
+        raise ConfigError(f"cluster.heartbeat_timeout_s: must be > heartbeat_interval_s ({interval}), got {timeout}")
     return ClusterConfig(settings, groups)
 
 
-def _table(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(where, f"must be a table, got {type(value).__name__}")
-    return value
-
-
-def _no_unknown_keys(raw: dict[str, Any], known: set[str], where: str) -> None:
-    for key in raw:
-        if key not in known:
-            field = f"{where}.{key}" if where else key
-            raise ConfigError(field, f"unknown key; known keys: {', '.join(sorted(known))}")
-
-
-def _number(raw: dict[str, Any], key: str, where: str, default: float, low: float, high: float | None = None) -> float:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{where}.{key}", f"must be a number, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ConfigError(f"{where}.{key}", f"must be {bound}, got {value}")
-    return float(value)
-
-
-def _int(raw: dict[str, Any], key: str, where: str, default: int, low: int) -> int:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{where}.{key}", f"must be an integer, got {value!r}")
-    if value < low:
-        raise ConfigError(f"{where}.{key}", f"must be >= {low}, got {value}")
-    return value
-
-
-def _str(raw: dict[str, Any], key: str, where: str, default: str) -> str:
-    value = raw.get(key, default)
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}.{key}", f"must be a string, got {value!r}")
-    return value
-
-
-def _settings(raw: dict[str, Any]) -> ClusterSettings:
-    _no_unknown_keys(raw, {f.name for f in fields(ClusterSettings)}, "cluster")
+def _settings(raw: Table) -> ClusterSettings:
     d = ClusterSettings()
-    return ClusterSettings(
-        region=_str(raw, "region", "cluster", d.region) or d.region,
-        heartbeat_interval_s=_number(raw, "heartbeat_interval_s", "cluster", d.heartbeat_interval_s, 0.01),
-        heartbeat_timeout_s=_number(raw, "heartbeat_timeout_s", "cluster", d.heartbeat_timeout_s, 0.05),
-        backoff_base_s=_number(raw, "backoff_base_s", "cluster", d.backoff_base_s, 0.0),
-        backoff_max_s=_number(raw, "backoff_max_s", "cluster", d.backoff_max_s, 0.0),
-        seed=_int(raw, "seed", "cluster", d.seed, 0),
-        fail_list_workers=_bool(raw, "fail_list_workers", "cluster", d.fail_list_workers),
-        ignore_constraints=_bool(raw, "ignore_constraints", "cluster", d.ignore_constraints),
-        drop_child_constraints=_bool(raw, "drop_child_constraints", "cluster", d.drop_child_constraints),
+    settings = ClusterSettings(
+        region=raw.string("region", d.region) or d.region,
+        heartbeat_interval_s=raw.number("heartbeat_interval_s", d.heartbeat_interval_s),
+        heartbeat_timeout_s=raw.number("heartbeat_timeout_s", d.heartbeat_timeout_s),
+        backoff_base_s=raw.number("backoff_base_s", d.backoff_base_s, allow_zero=True),
+        backoff_max_s=raw.number("backoff_max_s", d.backoff_max_s, allow_zero=True),
+        seed=raw.integer("seed", d.seed, 0),
+        fail_list_workers=raw.boolean("fail_list_workers", d.fail_list_workers),
+        ignore_constraints=raw.boolean("ignore_constraints", d.ignore_constraints),
+        drop_child_constraints=raw.boolean("drop_child_constraints", d.drop_child_constraints),
     )
+    raw.done()
+    return settings
 
 
-def _bool(raw: dict[str, Any], key: str, where: str, default: bool) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{where}.{key}", f"must be true or false, got {value!r}")
-    return value
-
-
-def _fault(raw: dict[str, Any], where: str) -> FaultConfig:
-    _no_unknown_keys(raw, {f.name for f in fields(FaultConfig)}, where)
-    return FaultConfig(
-        boot_failure_probability=_number(raw, "boot_failure_probability", where, 0.0, 0.0, 1.0),
-        fail_first_boots=_int(raw, "fail_first_boots", where, 0, 0),
-        crash_after_s=_number(raw, "crash_after_s", where, 0.0, 0.0),
+def _fault(raw: Table) -> FaultConfig:
+    d = FaultConfig()
+    fault = FaultConfig(
+        boot_failure_probability=raw.fraction("boot_failure_probability", d.boot_failure_probability),
+        fail_first_boots=raw.integer("fail_first_boots", d.fail_first_boots, 0),
+        crash_after_s=raw.number("crash_after_s", d.crash_after_s, allow_zero=True),
     )
+    raw.done()
+    return fault
 
 
-def _group(raw: dict[str, Any], where: str) -> ScaleGroupConfig:
-    _no_unknown_keys(raw, {f.name for f in fields(ScaleGroupConfig)}, where)
-    name = _str(raw, "name", where, "")
-    if not GROUP_NAME.match(name):
-        raise ConfigError(f"{where}.name", f"must match {GROUP_NAME.pattern} (it is part of VM names), got {name!r}")
-    kind_text = _str(raw, "accelerator_type", where, "")
-    try:
-        kind = AcceleratorType(kind_text)
-    except ValueError:
-        raise ConfigError(f"{where}.accelerator_type", f"must be one of cpu, gpu, tpu; got {kind_text!r}") from None
-    variant = _str(raw, "accelerator_variant", where, "")
+def _group(raw: Table) -> ScaleGroupConfig:
+    where = raw.path
+    name = raw.string("name", "", GROUP_NAME)
+    if not name:
+        raise ConfigError(f"{where}.name: must match {GROUP_NAME.pattern} (it is part of VM names), got {name!r}")
+    kind = AcceleratorType(raw.string("accelerator_type", "", choices=tuple(AcceleratorType)))
+    variant = raw.string("accelerator_variant", "")
     if kind != AcceleratorType.CPU and not variant:
-        raise ConfigError(f"{where}.accelerator_variant", f"required for a {kind} group (e.g. v5litepod-16, H100)")
-    min_slices = _int(raw, "min_slices", where, 0, 0)
-    max_slices = _int(raw, "max_slices", where, max(1, min_slices), 1)
+        raise ConfigError(f"{where}.accelerator_variant: required for a {kind} group (e.g. v5litepod-16, H100)")
+    min_slices = raw.integer("min_slices", 0, 0)
+    max_slices = raw.integer("max_slices", max(1, min_slices), 1)
     if max_slices < min_slices:
-        raise ConfigError(f"{where}.max_slices", f"must be >= min_slices ({min_slices}), got {max_slices}")
-    preemptible = raw.get("preemptible", False)
-    if not isinstance(preemptible, bool):
-        raise ConfigError(f"{where}.preemptible", f"must be true or false, got {preemptible!r}")
+        raise ConfigError(f"{where}.max_slices: must be >= min_slices ({min_slices}), got {max_slices}")
     d = ScaleGroupConfig(name, kind)
-    return ScaleGroupConfig(
+    group = ScaleGroupConfig(
         name=name,
         accelerator_type=kind,
         accelerator_variant=variant,
-        hosts_per_slice=_int(raw, "hosts_per_slice", where, d.hosts_per_slice, 1),
-        chips_per_host=_int(raw, "chips_per_host", where, d.chips_per_host, 1),
+        hosts_per_slice=raw.integer("hosts_per_slice", d.hosts_per_slice, 1),
+        chips_per_host=raw.integer("chips_per_host", d.chips_per_host, 1),
         min_slices=min_slices,
         max_slices=max_slices,
-        boot_delay_s=_number(raw, "boot_delay_s", where, d.boot_delay_s, 0.0),
-        scale_up_delay_s=_number(raw, "scale_up_delay_s", where, d.scale_up_delay_s, 0.0),
-        idle_scale_down_delay_s=_number(raw, "idle_scale_down_delay_s", where, d.idle_scale_down_delay_s, 0.0),
-        region=_str(raw, "region", where, ""),
-        preemptible=preemptible,
-        fault=_fault(_table(raw.get("fault", {}), f"{where}.fault"), f"{where}.fault"),
+        boot_delay_s=raw.number("boot_delay_s", d.boot_delay_s, allow_zero=True),
+        scale_up_delay_s=raw.number("scale_up_delay_s", d.scale_up_delay_s, allow_zero=True),
+        idle_scale_down_delay_s=raw.number("idle_scale_down_delay_s", d.idle_scale_down_delay_s, allow_zero=True),
+        region=raw.string("region", d.region),
+        preemptible=raw.boolean("preemptible", d.preemptible),
+        fault=_fault(raw.table_of("fault")),
     )
+    raw.done()
+    return group

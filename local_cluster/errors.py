@@ -11,11 +11,3 @@ class NotFoundError(ClusterError):
 
 class InvalidArgumentError(ClusterError):
     pass
-
-
-class ConfigError(ClusterError):
-    """A bad config value; the message names the field and says what would be accepted."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field

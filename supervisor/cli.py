@@ -12,14 +12,11 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from common.errors import UsageError
 from common.outcome import ExitCode
 from supervisor import inputs
 from supervisor.config import RunConfig
 from supervisor.version import VERSION
-
-
-class UsageError(Exception):
-    """A bad argument or config value: exit 2 with a message naming the field."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -54,22 +51,33 @@ def private_umask() -> None:
 
 def _add_run_parser(sub: "argparse._SubParsersAction[Parser]") -> None:
     run = sub.add_parser("run", help="one supervised smoke run")
+    D = RunConfig()  # the defaults, declared once on the dataclass; the help reads them
     # Defaults are None so that a value from --config is only overridden by a flag given.
     run.add_argument("--config", default=None, help="TOML run config (see README)")
     run.add_argument(
         "--cluster", choices=["local", "ssh", "gcp", "iris", "iris-local"], default=None,
-        help="cluster kind (default local): the embedded cluster, ssh, gcp, a real Iris (attach) or a real Iris local",
+        help=f"cluster kind (default {D.cluster}): the embedded cluster, ssh, gcp, a real Iris (attach or local)",
     )  # fmt: skip
     run.add_argument(
         "--controller", default=None, metavar="ADDR", help="attach to this controller (Iris: http://HOST:PORT)"
     )
-    run.add_argument("--iris-bin", default=None, metavar="PATH", help="the `iris` executable (default: on PATH)")
+    run.add_argument(
+        "--iris-bin", default=None, metavar="PATH", help=f"the `iris` executable (default {D.iris.bin!r} on PATH)"
+    )
     run.add_argument("--iris-config", default=None, metavar="YAML", help="Iris local cluster config (default built in)")
-    run.add_argument("--log-dir", default=None, help="parent of the run directory (default iris-smoke-runs)")
-    run.add_argument("--timeout", type=_positive_seconds, default=None, help="global deadline (s), default 1800")
-    run.add_argument("--boot-timeout", type=_positive_seconds, default=None, help="cluster start (s), default 120")
-    run.add_argument("--job-timeout", type=_positive_seconds, default=None, help="per test job (s), default 300")
-    run.add_argument("--stop-grace", type=_positive_seconds, default=None, help="TERM-to-KILL grace (s), default 2")
+    run.add_argument("--log-dir", default=None, help=f"parent of the run directory (default {D.log_dir})")
+    run.add_argument(
+        "--timeout", type=_positive_seconds, default=None, help=f"global deadline (s), default {D.timeout_s:g}"
+    )
+    run.add_argument(
+        "--boot-timeout", type=_positive_seconds, default=None, help=f"cluster start (s), default {D.boot_timeout_s:g}"
+    )
+    run.add_argument(
+        "--job-timeout", type=_positive_seconds, default=None, help=f"per test job (s), default {D.job_timeout_s:g}"
+    )
+    run.add_argument(
+        "--stop-grace", type=_positive_seconds, default=None, help=f"TERM-to-KILL grace (s), default {D.stop_grace_s:g}"
+    )
     run.add_argument(
         "--discovery-interval", type=_positive_seconds, default=None, help="VM listing (s), default 1 local, 10 else"
     )
@@ -86,9 +94,10 @@ def _add_run_parser(sub: "argparse._SubParsersAction[Parser]") -> None:
         "--log-format", default=None, choices=["auto", "json", "ecs", "console"],
         help="stdout format (default auto: console on a terminal, JSON otherwise); events.jsonl is always JSON",
     )  # fmt: skip
-    run.add_argument("--demo-streams", type=int, default=None, metavar="N", help="demo: N stream children only")
-    run.add_argument("--demo-duration", type=_positive_seconds, default=3.0, help="demo length (s)")
-    run.add_argument("--demo-interval", type=_positive_seconds, default=0.2, help="demo line interval (s)")
+    # The demo (supervisor/demo.py): N demo stream children, no cluster; for tests and benches.
+    run.add_argument("--demo-streams", type=int, default=None, help=argparse.SUPPRESS)
+    run.add_argument("--demo-duration", type=_positive_seconds, default=3.0, help=argparse.SUPPRESS)
+    run.add_argument("--demo-interval", type=_positive_seconds, default=0.2, help=argparse.SUPPRESS)
 
 
 def _add_look_parsers(sub: "argparse._SubParsersAction[Parser]") -> None:

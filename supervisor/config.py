@@ -5,17 +5,17 @@ Every error names the field and says what would be accepted, e.g.
 config after validation: the rest of the program gets frozen dataclasses.
 """
 
-import contextlib
 import enum
 import re
 import string
-import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from common.errors import ConfigError
 from supervisor import inputs
+from supervisor.toml_table import Table, read_toml
 from workers.gcp.settings import COMMAND_FIELDS, GcpSettings
 from workers.hosts import MAX_HOSTS_PER_VM, NAME_PATTERN, HostileNameError, validate_address
 from workers.transports import DEFAULT_REMOTE_TEMPLATE, TransportConfigError, check_template
@@ -49,10 +49,6 @@ class SuiteSettings:
         if self.hosts_per_slice:
             args["hosts_per_slice"] = self.hosts_per_slice
         return args
-
-
-class ConfigError(ValueError):
-    """A bad configuration value; the message starts with the field's name."""
 
 
 class ClusterKind(enum.StrEnum):
@@ -214,84 +210,7 @@ class RunConfig:
         return [n for n in self.tests if n not in known]
 
 
-class _Reader:
-    """Typed access to one TOML table, with the dotted path for error messages."""
-
-    def __init__(self, table: Mapping[str, Any], path: str) -> None:
-        self.table = dict(table)
-        self.path = path
-
-    def _field(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def number(self, key: str, default: float, allow_zero: bool = False) -> float:
-        """Seconds: finite, > 0 (or >= 0), at most inputs.MAX_SECONDS."""
-        value = self.table.pop(key, default)
-        with self.naming(key):
-            return inputs.seconds(value, allow_zero=allow_zero)
-
-    def integer(self, key: str, default: int, minimum: int, maximum: int = inputs.MAX_COUNT) -> int:
-        value = self.table.pop(key, default)
-        with self.naming(key):
-            return inputs.whole(value, minimum, maximum)
-
-    @contextlib.contextmanager
-    def naming(self, key: str) -> Iterator[None]:
-        """A check's ValueError becomes a ConfigError that names the field."""
-        try:
-            yield
-        except ConfigError:
-            raise
-        except ValueError as exc:
-            raise ConfigError(f"{self._field(key)}: {exc}") from None
-
-    def string(
-        self, key: str, default: str, pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] = ()
-    ) -> str:
-        value = self.table.pop(key, default)
-        if not isinstance(value, str):
-            raise ConfigError(f"{self._field(key)}: must be a string, got {value!r}")
-        if choices and value not in choices:
-            raise ConfigError(f"{self._field(key)}: must be one of {', '.join(choices)}; got {value!r}")
-        if pattern is not None and value and not pattern.fullmatch(value):
-            raise ConfigError(f"{self._field(key)}: must match {pattern.pattern}, got {value!r}")
-        return value
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.table.pop(key, default)
-        if not isinstance(value, bool):
-            raise ConfigError(f"{self._field(key)}: must be true or false, got {value!r}")
-        return value
-
-    def strings(self, key: str, default: tuple[str, ...], pattern: re.Pattern[str] | None = None) -> tuple[str, ...]:
-        value = self.table.pop(key, list(default))
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{self._field(key)}: must be a list of strings, got {value!r}")
-        for item in value:
-            if pattern is not None and not pattern.fullmatch(item):
-                raise ConfigError(f"{self._field(key)}: {item!r} must match {pattern.pattern}")
-        return tuple(value)
-
-    def table_of(self, key: str) -> "_Reader":
-        value = self.table.pop(key, {})
-        if not isinstance(value, dict):
-            raise ConfigError(f"{self._field(key)}: must be a table, got {value!r}")
-        return _Reader(value, self._field(key))
-
-    def tables(self, key: str) -> list["_Reader"]:
-        value = self.table.pop(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise ConfigError(f"{self._field(key)}: must be an array of tables ([[{key}]]), got {value!r}")
-        return [_Reader(v, f"{self._field(key)}[{i}]") for i, v in enumerate(value)]
-
-    def done(self) -> None:
-        """Unknown keys are errors: a typo must not silently fall back to a default."""
-        if self.table:
-            key = sorted(self.table)[0]
-            raise ConfigError(f"{self._field(key)}: unknown key")
-
-
-def _test_spec(reader: _Reader) -> TestSpec:
+def _test_spec(reader: Table) -> TestSpec:
     argv = reader.strings("argv", ())
     if not argv:
         raise ConfigError(f"{reader.path}.argv: must be a non-empty list of strings (the job's argv)")
@@ -320,11 +239,11 @@ def _test_spec(reader: _Reader) -> TestSpec:
     return spec
 
 
-def _missing(reader: _Reader, key: str) -> str:
+def _missing(reader: Table, key: str) -> str:
     raise ConfigError(f"{reader.path}.{key}: required")
 
 
-def _ssh_host(h: _Reader) -> SshHost:
+def _ssh_host(h: Table) -> SshHost:
     address = h.string("address", "") or _missing(h, "address")
     try:
         validate_address("address", address)
@@ -342,7 +261,8 @@ def _ssh_host(h: _Reader) -> SshHost:
     return host
 
 
-def _ssh(reader: _Reader) -> SshSettings:
+def _ssh(reader: Table) -> SshSettings:
+    d = SshSettings()
     hosts = tuple(_ssh_host(h) for h in reader.tables("hosts"))
     seen: set[tuple[str, int]] = set()
     for i, h in enumerate(hosts):
@@ -355,18 +275,20 @@ def _ssh(reader: _Reader) -> SshSettings:
             inputs.ssh_user(user)
     settings = SshSettings(
         user=user,
-        port=reader.integer("port", 22, 1, 65535),
+        port=reader.integer("port", d.port, 1, 65535),
         identity_file=reader.string("identity_file", ""),
-        strict_host_key_checking=reader.string("strict_host_key_checking", "yes", choices=("yes", "no", "accept-new")),
+        strict_host_key_checking=reader.string(
+            "strict_host_key_checking", d.strict_host_key_checking, choices=("yes", "no", "accept-new")
+        ),
         known_hosts_file=reader.string("known_hosts_file", ""),
-        connect_timeout_s=reader.number("connect_timeout_s", 10.0),
+        connect_timeout_s=reader.number("connect_timeout_s", d.connect_timeout_s),
         hosts=hosts,
     )
     reader.done()
     return settings
 
 
-def _iris(reader: _Reader) -> IrisSettings:
+def _iris(reader: Table) -> IrisSettings:
     settings = IrisSettings(
         bin=reader.string("bin", IrisSettings.bin),
         config=reader.string("config", ""),
@@ -377,7 +299,7 @@ def _iris(reader: _Reader) -> IrisSettings:
     return settings
 
 
-def _gcp(reader: _Reader) -> GcpSettings:
+def _gcp(reader: Table) -> GcpSettings:
     d = GcpSettings()
     settings = GcpSettings(
         project=reader.string("project", d.project, NAME),
@@ -406,7 +328,7 @@ def _gcp(reader: _Reader) -> GcpSettings:
     return settings
 
 
-def _command_template(reader: _Reader, key: str) -> tuple[str, ...]:
+def _command_template(reader: Table, key: str) -> tuple[str, ...]:
     """An argv template (a list, never a shell line) using only {prefix}, {project} and {zone}."""
     template = reader.strings(key, ())
     allowed = ", ".join(f"{{{f}}}" for f in sorted(COMMAND_FIELDS))
@@ -421,12 +343,13 @@ def _command_template(reader: _Reader, key: str) -> tuple[str, ...]:
     return template
 
 
-def _streams(reader: _Reader) -> StreamSettings:
+def _streams(reader: Table) -> StreamSettings:
+    d = StreamSettings()
     settings = StreamSettings(
-        max_line_bytes=reader.integer("max_line_bytes", 65536, 1024, inputs.MAX_LINE_BYTES),
-        stale_after_s=reader.number("stale_after_s", 300.0),
+        max_line_bytes=reader.integer("max_line_bytes", d.max_line_bytes, 1024, inputs.MAX_LINE_BYTES),
+        stale_after_s=reader.number("stale_after_s", d.stale_after_s),
         remote_command=_remote_command(reader),
-        gone_grace_s=reader.number("gone_grace_s", 30.0, allow_zero=True),
+        gone_grace_s=reader.number("gone_grace_s", d.gone_grace_s, allow_zero=True),
         max_streams=reader.integer("max_streams", StreamSettings.max_streams, 1),
         max_stream_bytes=reader.integer("max_stream_bytes", StreamSettings.max_stream_bytes, 4096, inputs.MAX_BYTES),
         max_run_bytes=reader.integer("max_run_bytes", StreamSettings.max_run_bytes, 4096, inputs.MAX_BYTES),
@@ -440,7 +363,7 @@ def _streams(reader: _Reader) -> StreamSettings:
     return settings
 
 
-def _verdict(reader: _Reader) -> VerdictSettings:
+def _verdict(reader: Table) -> VerdictSettings:
     policies = tuple(Policy)
     settings = VerdictSettings(
         silent_streams=Policy(reader.string("silent_streams", VerdictSettings.silent_streams, choices=policies)),
@@ -451,7 +374,7 @@ def _verdict(reader: _Reader) -> VerdictSettings:
     return settings
 
 
-def _remote_command(reader: _Reader) -> str:
+def _remote_command(reader: Table) -> str:
     """The follow command: only `{since}` and `{container}`, and `{container}` required."""
     template = reader.string("remote_command", StreamSettings.remote_command)
     fix = "use only {since} and {container}, and {{ }} for a literal brace"
@@ -465,19 +388,19 @@ def _remote_command(reader: _Reader) -> str:
 
 
 def parse(data: Mapping[str, Any]) -> RunConfig:
-    root = _Reader(data, "")
+    root, d = Table(data, ""), RunConfig()
     run, cluster = root.table_of("run"), root.table_of("cluster")
     config = RunConfig(
-        cluster=ClusterKind(cluster.string("kind", "local", choices=tuple(ClusterKind))),
+        cluster=ClusterKind(cluster.string("kind", d.cluster, choices=tuple(ClusterKind))),
         controller=cluster.string("controller", ""),
         local_cluster_config=cluster.string("local_config", ""),
-        keep=cluster.boolean("keep", False),
+        keep=cluster.boolean("keep", d.keep),
         prefix=run.string("prefix", "", PREFIX),
-        log_dir=run.string("log_dir", "iris-smoke-runs"),
-        timeout_s=run.number("timeout_s", 1800.0),
-        boot_timeout_s=run.number("boot_timeout_s", 120.0),
-        job_timeout_s=run.number("job_timeout_s", 300.0),
-        stop_grace_s=run.number("stop_grace_s", 2.0),
+        log_dir=run.string("log_dir", d.log_dir),
+        timeout_s=run.number("timeout_s", d.timeout_s),
+        boot_timeout_s=run.number("boot_timeout_s", d.boot_timeout_s),
+        job_timeout_s=run.number("job_timeout_s", d.job_timeout_s),
+        stop_grace_s=run.number("stop_grace_s", d.stop_grace_s),
         discovery_interval_s=run.number("discovery_interval_s", 10.0) if "discovery_interval_s" in run.table else None,
         monitor_interval_s=run.number("monitor_interval_s", 1.0) if "monitor_interval_s" in run.table else None,
         custom_tests=tuple(_test_spec(t) for t in root.tables("tests")),
@@ -488,7 +411,7 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
         gcp=_gcp(root.table_of("gcp")),
         verdict=_verdict(root.table_of("verdict")),
     )
-    config = replace(config, tests=run.strings("tests", STANDARD_TESTS))
+    config = replace(config, tests=run.strings("tests", d.tests))
     for reader in (run, cluster, root):
         reader.done()
     _check_unique_tests(config)
@@ -499,7 +422,7 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
     return config
 
 
-def _suite(reader: _Reader) -> SuiteSettings:
+def _suite(reader: Table) -> SuiteSettings:
     d = SuiteSettings()
     suite = SuiteSettings(
         accelerator=reader.string("accelerator", d.accelerator, ACCELERATOR),
@@ -529,14 +452,4 @@ def resolved(config: RunConfig) -> dict[str, Any]:
 
 
 def load(path: Path | None) -> RunConfig:
-    if path is None:
-        return RunConfig()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"--config: {path} is not UTF-8 (byte {exc.start}); TOML files are UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"--config: {path} is not valid TOML: {exc}") from None
-    return parse(data)
+    return RunConfig() if path is None else parse(read_toml(path))

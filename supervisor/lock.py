@@ -14,12 +14,8 @@ it is must be ours and private (`common.files.private_dir`).
 import os
 from pathlib import Path
 
+from common.errors import LockHeld, UsageError
 from common.files import Busy, PidLock, UnsafePath, private_dir
-from supervisor.cli import UsageError
-
-
-class LockHeld(RuntimeError):
-    pass
 
 
 def lock_dir() -> Path:
@@ -40,8 +36,8 @@ class PrefixLock:
             private_dir(self._lock.path.parent)
             self._lock.acquire()
         except Busy:
-            holder = self._lock.holder() or "unknown"
-            raise LockHeld(f"another run holds the prefix lock {self._lock.path} (pid {holder})") from None
+            rule = "one run per label prefix (the prefix lock)"
+            raise LockHeld(self._lock.path, self._lock.holder(), "run", rule) from None
         except UnsafePath as exc:
             raise UsageError(f"lock directory: {exc} (or set IRIS_SMOKE_LOCK_DIR to a private directory)") from None
         except OSError as exc:

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.controller_target import ApiKind, ControllerTarget
+from common.errors import ConfigError, UsageError
 from local_cluster import private_socket
 from supervisor import inputs
-from supervisor.cli import UsageError
-from supervisor.config import PREFIX, STANDARD_TESTS, ClusterKind, ConfigError, RunConfig, load
+from supervisor.config import PREFIX, STANDARD_TESTS, ClusterKind, RunConfig, load
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 

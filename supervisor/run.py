@@ -1,120 +1,73 @@
 """`iris-smoke run`: one supervised run, from preflight to `results.json`.
 
 Two kinds of work run under the same skeleton (`supervised`): the smoke run
-(`supervisor/smoke.py`), and the demo (`--demo-streams N`), which exercises the
-supervisor with nothing but real subprocess trees. The skeleton guarantees the order
+(`supervisor/smoke.py`), and the demo (`supervisor/demo.py`, hidden `--demo-streams N`),
+which exercises the supervisor with nothing but real subprocess trees. The skeleton guarantees the order
 that matters: work, then an ordered stop, then the one final escalation and the audit,
 then the verdict, whatever happened in between (an exception included).
 """
 
 import argparse
+import functools
 import os
 import resource
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from common import linux, logs
 from common.deadline import Deadline
+from common.errors import LockHeld, UsageError
 from common.outcome import FailureReason
 from supervisor import preflight, report_html, reports
 from supervisor.arbiter import Supervisor
-from supervisor.children import ChildSpec
-from supervisor.cli import UsageError
-from supervisor.lock import LockHeld, PrefixLock
+from supervisor.config import RunConfig
+from supervisor.demo import DemoWork, demo_specs
+from supervisor.lock import PrefixLock
 from supervisor.phases import phase
-from supervisor.restart import RestartPolicy
 from supervisor.smoke import SmokeRun
 from supervisor.verdict import Verdict, write_results
 from supervisor.version import VERSION
 
 
 class Work(Protocol):
-    def run(self, sup: Supervisor, log: Any) -> None: ...
-    def stop(self, sup: Supervisor) -> None: ...
-    def verdict(self, sup: Supervisor) -> tuple[list[FailureReason], dict[str, Any]]: ...
+    """What runs under `supervised`, built once the supervisor exists: run, stop, then judge."""
 
-
-@dataclass
-class DemoWork:
-    specs: list[ChildSpec]
-
-    def run(self, sup: Supervisor, log: Any) -> None:
-        with phase(log, "children"):
-            for spec in self.specs:
-                sup.add(spec)
-            sup.run_until(lambda: all(r.finished for r in sup.children.values()))
-
-    def stop(self, sup: Supervisor) -> None:
-        pass
-
-    def verdict(self, sup: Supervisor) -> tuple[list[FailureReason], dict[str, Any]]:
-        return [], {}
-
-
-@dataclass
-class SmokeWork:
-    plan: preflight.RunPlan
-    smoke: SmokeRun | None = field(default=None)
-
-    def run(self, sup: Supervisor, log: Any) -> None:
-        self.smoke = smoke = SmokeRun(self.plan, sup)
-        with phase(log, "clean_start"):
-            smoke.phase = "clean_start"
-            smoke.delete_leftovers("start")
-        with phase(log, "cluster"):
-            smoke.phase = "cluster"
-            ready = smoke.start_cluster()
-        if not ready:
-            return
-        with phase(log, "observers"):
-            smoke.phase = "observers"
-            smoke.start_observers()
-        with phase(log, "tests"):
-            smoke.phase = "tests"
-            smoke.run_tests()
-        if sup.stop_reason is None:
-            smoke.streams.close_window()  # a stopped run observed no whole window
-        if sup.stop_reason in (None, FailureReason.DEADLINE_EXCEEDED):
-            with phase(log, "diagnostics"):
-                smoke.phase = "diagnostics"
-                smoke.collect_diagnostics()
-
-    def stop(self, sup: Supervisor) -> None:
-        if self.smoke is not None:
-            self.smoke.phase = "cleanup"
-            self.smoke.progress.tick()
-            self.smoke.stop_in_order()
-
-    def verdict(self, sup: Supervisor) -> tuple[list[FailureReason], dict[str, Any]]:
-        if self.smoke is None:
-            return [], {}
-        return self.smoke.failures(), self.smoke.summary_extra()
+    def run(self, log: Any) -> None: ...
+    def stop(self) -> None: ...
+    def verdict(self) -> tuple[list[FailureReason], dict[str, Any]]: ...
 
 
 def supervised(
-    work: Work, run_id: str, run_dir: Path, deadline: Deadline, *, stop_grace_s: float, log_level: str
+    start: Callable[[Supervisor], Work],
+    run_id: str,
+    run_dir: Path,
+    deadline: Deadline,
+    *,
+    stop_grace_s: float,
+    log_level: str,
 ) -> Verdict:
-    """Run `work` under one supervisor; always stop and audit everything; write the verdict."""
+    """Run the work `start` builds under one supervisor; always stop and audit everything;
+    write the verdict."""
     log = logs.get_logger()
     linux.set_child_subreaper()
     raise_fd_limit(log)
     verdict = Verdict(run_id=run_id, started_unix=time.time(), timeout_s=round(deadline.remaining(), 3))
     log.info("run_started", run_dir=str(run_dir), timeout_s=verdict.timeout_s, argv=sys.argv[1:], version=VERSION)
     with Supervisor(run_id, run_dir, deadline, stop_grace_s=stop_grace_s, log_level=log_level) as sup:
+        work = start(sup)
         try:
-            work.run(sup, log)
+            work.run(log)
         except Exception:
             log.exception("run_crashed")
             verdict.add(FailureReason.INTERNAL_ERROR)
         finally:
             with phase(log, "cleanup"):
-                work.stop(sup)
+                work.stop()
                 report = sup.shutdown()
-        reasons, extra = work.verdict(sup)
+        reasons, extra = work.verdict()
         for reason in [*sup.failures, *reasons, *([sup.stop_reason] if sup.stop_reason else [])]:
             verdict.add(reason)
         verdict.children = [r.summary() for r in sup.children.values()]
@@ -167,31 +120,12 @@ def _write_artefacts(verdict: Verdict, run_dir: Path, log: Any) -> None:
     )  # fmt: skip
 
 
-def demo_specs(args: argparse.Namespace) -> list[ChildSpec]:
-    if args.demo_streams < 0:
-        raise UsageError(f"--demo-streams: must be >= 0, got {args.demo_streams}")
-    return [
-        ChildSpec(
-            name=f"stream:demo-{i}",
-            role="stream",
-            entrypoint="workers.demo_stream:main",
-            args={"duration_s": args.demo_duration, "interval_s": args.demo_interval},
-            restart=RestartPolicy(),
-            preload=True,
-        )
-        for i in range(args.demo_streams)
-    ]
-
-
-def _start(args: argparse.Namespace, run_dir: Path, run_id: str, timeout_s: float) -> Callable[[Work, float], Verdict]:
+def _supervise(args: argparse.Namespace, start: Callable[[Supervisor], Work], run_id: str, run_dir: Path,
+               timeout_s: float, stop_grace_s: float) -> Verdict:  # fmt: skip
     deadline = Deadline.after(timeout_s)
     preflight.make_run_dir(run_dir)
     logs.configure("supervisor", run_id, run_dir / "events.jsonl", level=args.log_level)
-
-    def go(work: Work, stop_grace_s: float) -> Verdict:
-        return supervised(work, run_id, run_dir, deadline, stop_grace_s=stop_grace_s, log_level=args.log_level)
-
-    return go
+    return supervised(start, run_id, run_dir, deadline, stop_grace_s=stop_grace_s, log_level=args.log_level)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -199,13 +133,7 @@ def run_command(args: argparse.Namespace) -> int:
         # Through the environment, so every child (forked or exec'd) renders stdout alike.
         os.environ["IRIS_SMOKE_LOG_FORMAT"] = args.log_format
     if args.demo_streams is not None:
-        run_id = preflight.run_id_of(args)
-        specs = demo_specs(args)
-        run_dir = Path(args.log_dir or "iris-smoke-runs") / run_id
-        go = _start(args, run_dir, run_id, args.timeout or 1800.0)
-        verdict = go(DemoWork(specs), args.stop_grace or 2.0)
-        _print_verdict_line(verdict, run_dir)
-        return int(verdict.exit_code)
+        return _demo_command(args)
     plan = preflight.plan(args)
     lock = PrefixLock(plan.prefix)
     try:
@@ -213,15 +141,24 @@ def run_command(args: argparse.Namespace) -> int:
     except LockHeld as exc:
         raise UsageError(f"--prefix {plan.prefix}: {exc}") from None
     try:
-        go = _start(args, plan.run_dir, plan.run_id, plan.config.timeout_s)
-        work = SmokeWork(plan)
-        verdict = go(work, plan.config.stop_grace_s)
+        config = plan.config
+        start = functools.partial(SmokeRun, plan)
+        verdict = _supervise(args, start, plan.run_id, plan.run_dir, config.timeout_s, config.stop_grace_s)
     finally:
         lock.release()
-    if work.smoke is not None:
-        work.smoke.progress.finish()
     _print_verdict_line(verdict, plan.run_dir)
     _print_keep_hint(plan, verdict)
+    return int(verdict.exit_code)
+
+
+def _demo_command(args: argparse.Namespace) -> int:
+    run_id = preflight.run_id_of(args)
+    specs = demo_specs(args)
+    defaults = RunConfig()
+    run_dir = Path(args.log_dir or defaults.log_dir) / run_id
+    timeout_s, grace_s = args.timeout or defaults.timeout_s, args.stop_grace or defaults.stop_grace_s
+    verdict = _supervise(args, lambda sup: DemoWork(sup, specs), run_id, run_dir, timeout_s, grace_s)
+    _print_verdict_line(verdict, run_dir)
     return int(verdict.exit_code)
 
 

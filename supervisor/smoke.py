@@ -15,8 +15,9 @@ Cleanup, always, in order: tests, monitors, discovery and streams, then the clus
 (left running with `--keep`), each with one escalation; then the audit.
 """
 
+import contextlib
 import getpass
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from supervisor import leftovers
 from supervisor.arbiter import Supervisor
 from supervisor.children import ChildRecord, ChildSpec
 from supervisor.config import ClusterKind, Policy
+from supervisor.phases import phase
 from supervisor.preflight import RunPlan
 from supervisor.progress import Progress
 from supervisor.restart import RestartMode, RestartPolicy
@@ -114,6 +116,42 @@ class SmokeRun:
             self.results[str(body["test"])] = body
         elif role == "diagnostics" and kind is Kind.RESULT:
             self.diagnostics = body
+
+    # -- the supervisor's work (supervisor/run.py `Work`) ------------------------------
+
+    def run(self, log: Any) -> None:
+        """The phases in order; a cluster that never became ready ends the run early."""
+        with self._phase(log, "clean_start"):
+            self.delete_leftovers("start")
+        with self._phase(log, "cluster"):
+            ready = self.start_cluster()
+        if not ready:
+            return
+        with self._phase(log, "observers"):
+            self.start_observers()
+        with self._phase(log, "tests"):
+            self.run_tests()
+        if self.sup.stop_reason is None:
+            self.streams.close_window()  # a stopped run observed no whole window
+        if self.sup.stop_reason in (None, FailureReason.DEADLINE_EXCEEDED):
+            with self._phase(log, "diagnostics"):
+                self.collect_diagnostics()
+
+    def stop(self) -> None:
+        self.phase = "cleanup"
+        self.progress.tick()
+        self.stop_in_order()
+        self.progress.finish()  # the verdict line (stderr) takes the progress line's place
+
+    def verdict(self) -> tuple[list[FailureReason], dict[str, Any]]:
+        return self.failures(), self.summary_extra()
+
+    @contextlib.contextmanager
+    def _phase(self, log: Any, name: str) -> Iterator[None]:
+        """The progress line and the phase events name the same phase."""
+        self.phase = name
+        with phase(log, name):
+            yield
 
     # -- phases -------------------------------------------------------------------------
 

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from common import logs
+from common.errors import ConfigError, LockHeld, UsageError
 from common.files import UnsafePath
 from common.outcome import ExitCode
 from supervisor.canary import budgets, runs
-from supervisor.canary.config import FIELDS, CanaryConfig, ConfigError, parse_flag, resolve
-from supervisor.canary.lock import LOCK_NAME, LockHeld, StateLock
+from supervisor.canary.config import FIELDS, CanaryConfig, parse_flag, resolve
+from supervisor.canary.lock import LOCK_NAME, StateLock
 from supervisor.canary.loop import Canary
-from supervisor.cli import Parser, UsageError, private_umask
+from supervisor.cli import Parser, private_umask
 from supervisor.cli import build_parser as build_run_parser
 from supervisor.config import resolved
 from supervisor.preflight import plan
@@ -38,14 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
         "Arguments after `--` are passed to every run.",
     )
     add = parser.add_argument
+    d = CanaryConfig()  # the defaults, declared once on the dataclass; the help reads them
     add("--config", type=Path, default=None, help="TOML file; keys mirror these flags (flags win)")
-    add("--interval", help="time between run starts: 90s, 15m, 1h or seconds (default 15m)")
-    add("--state-dir", help="lock, runs/, metrics/, events (default $STATE_DIRECTORY or ./iris-smoke-canary)")
-    add("--keep-runs", metavar="N", help="run directories to keep (default 96)")
-    add("--max-bytes", metavar="B", help="bytes all run directories may use: 500M, 10G (default 10G)")
+    add("--interval", help=f"time between run starts: 90s, 15m, 1h or seconds (default {d.interval_s:g}s)")
+    add("--state-dir", help=f"lock, runs/, metrics/, events (default $STATE_DIRECTORY or ./{d.state_dir})")
+    add("--keep-runs", metavar="N", help=f"run directories to keep (default {d.keep_runs})")
+    add("--max-bytes", metavar="B", help=f"bytes all run directories may use: 500M, 10G (default {d.max_bytes >> 30}G)")
     add("--metrics-port", metavar="P", help="serve /metrics on 127.0.0.1:P (0: any free port)")
-    add("--run-timeout", metavar="S", help="each run's deadline, passed as its --timeout (default 600)")
-    add("--cleanup-budget", metavar="S", help="time a run gets to clean up after SIGTERM (default 60)")
+    add(
+        "--run-timeout", metavar="S", help=f"each run's deadline, passed as its --timeout (default {d.run_timeout_s:g})"
+    )
+    add(
+        "--cleanup-budget",
+        metavar="S",
+        help=f"time a run gets to clean up after SIGTERM (default {d.cleanup_budget_s:g})",
+    )
     add(
         "--unit-timeout-stop",
         metavar="S",

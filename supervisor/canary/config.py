@@ -11,12 +11,13 @@ flags, so a flag keeps winning over a reload.
 import dataclasses
 import re
 import sys
-import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from common.errors import ConfigError
 from supervisor import inputs
+from supervisor.toml_table import read_toml
 
 DEFAULT_INTERVAL_S = 900.0
 DEFAULT_RUN_TIMEOUT_S = 600.0
@@ -25,10 +26,6 @@ DEFAULT_KEEP_RUNS = 96
 DEFAULT_MAX_BYTES = 10 * 1024**3
 DEFAULT_STATE_DIR = "iris-smoke-canary"
 TIMEOUT_STOP_ENV = "IRIS_SMOKE_TIMEOUT_STOP_SEC"
-
-
-class ConfigError(Exception):
-    """A value that cannot be used; the message names the field it came from."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,12 +127,7 @@ def parse_flag(key: str, value: object) -> Any:
 
 def load_file(path: Path) -> dict[str, Any]:
     """The config file's values, parsed and keyed by dataclass field."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"config {path}: cannot read: {exc.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config {path}: not valid TOML: {exc}") from None
+    raw = read_toml(path)
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in FIELDS:

@@ -12,17 +12,10 @@ be ours and not world-writable, and the lock file a plain file of ours, never a 
 
 from pathlib import Path
 
+from common.errors import LockHeld
 from common.files import Busy, PidLock, owned_dir
 
 LOCK_NAME = "canary.lock"
-
-
-class LockHeld(Exception):
-    def __init__(self, path: Path, holder_pid: int | None) -> None:
-        self.path = path
-        self.holder_pid = holder_pid
-        holder = f"pid {holder_pid}" if holder_pid else "a process whose pid is not written yet"
-        super().__init__(f"another canary daemon ({holder}) holds {path}; one daemon per state directory")
 
 
 class StateLock:
@@ -35,7 +28,7 @@ class StateLock:
         try:
             self._lock.acquire()
         except Busy:
-            raise LockHeld(self.path, self._lock.holder()) from None
+            raise LockHeld(self.path, self._lock.holder(), "canary daemon", "one daemon per state directory") from None
 
     def release(self) -> None:
         self._lock.release()  # closing the last descriptor releases the flock

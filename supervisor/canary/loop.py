@@ -38,10 +38,11 @@ import psutil
 
 from common import linux, logs
 from common.deadline import Clock
+from common.errors import ConfigError
 from common.outcome import Outcome
 from supervisor import audit
 from supervisor.canary import budgets, latency, runs, schedule
-from supervisor.canary.config import CanaryConfig, ConfigError
+from supervisor.canary.config import CanaryConfig
 from supervisor.canary.metrics import LAST_SUCCESS_NAME, TEXTFILE_NAME, CanaryMetrics, MetricsServer
 from supervisor.canary.retention import Retention
 from supervisor.canary.sdnotify import Notifier, watchdog_interval_s

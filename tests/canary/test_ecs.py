@@ -69,7 +69,3 @@ def test_the_input_is_untouched_and_the_output_serialises() -> None:
     line = orjson.dumps(ecs.to_ecs(event))
     assert event == before
     assert orjson.loads(line)["iris_smoke.nested"] == {"a": [1, 2]}
-
-
-def test_structlog_processor_form() -> None:
-    assert ecs.processor(None, "info", _event())["event.action"] == "child_exited"

@@ -12,8 +12,9 @@ import orjson
 from common import logs
 from common.deadline import Deadline
 from supervisor.children import ChildSpec
+from supervisor.demo import DemoWork
 from supervisor.restart import RestartMode, RestartPolicy
-from supervisor.run import DemoWork, supervised
+from supervisor.run import supervised
 
 
 def main(spec_path: str) -> int:
@@ -39,7 +40,7 @@ def main(spec_path: str) -> int:
         for c in spec["children"]
     ]
     verdict = supervised(
-        DemoWork(children),
+        lambda sup: DemoWork(sup, children),
         spec["run_id"],
         run_dir,
         deadline,

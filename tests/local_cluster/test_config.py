@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
+from common.errors import ConfigError
 from local_cluster.config import default_config_text, parse_config
-from local_cluster.errors import ConfigError
 from local_cluster.states import AcceleratorType
 from tests.helpers.cluster import REPO_ROOT
 
@@ -32,10 +32,13 @@ def test_default_config_has_a_cpu_group_and_a_v5litepod_16_group() -> None:
     ("extra", "message"),
     [
         ("min_slices = 2\nmax_slices = 1", "scale_groups[1].max_slices: must be >= min_slices (2), got 1"),
-        ("boot_delay_s = -1", "scale_groups[1].boot_delay_s: must be >= 0.0, got -1"),
-        ('boot_delay_s = "fast"', "scale_groups[1].boot_delay_s: must be a number, got 'fast'"),
-        ("hosts_per_slice = 0", "scale_groups[1].hosts_per_slice: must be >= 1, got 0"),
-        ("boot_dely_s = 1", "scale_groups[1].boot_dely_s: unknown key; known keys: "),
+        ("boot_delay_s = -1", "scale_groups[1].boot_delay_s: must be >= 0, got -1"),
+        (
+            'boot_delay_s = "fast"',
+            "scale_groups[1].boot_delay_s: must be a duration like 90, 90s, 10m or 1h, got 'fast'",
+        ),
+        ("hosts_per_slice = 0", "scale_groups[1].hosts_per_slice: must be an integer from 1 to 100000, got 0"),
+        ("boot_dely_s = 1", "scale_groups[1].boot_dely_s: unknown key"),
         ("[scale_groups.fault]\nboot_failure_probability = 2", "scale_groups[1].fault.boot_failure_probability"),
     ],
 )

@@ -101,7 +101,7 @@ CANARY_CASES: list[tuple[str, tuple[str | bytes, ...], str, str]] = [
     ("max-bytes-huge", ("--max-bytes", "99999999T"), "", "--max-bytes"),
     ("toml-interval-inf", (), "interval = inf\n", "interval"),
     ("toml-interval-1e12", (), "interval = 1e12\n", "interval"),
-    ("config-not-utf8", (), "\udcff", "not valid"),
+    ("config-not-utf8", (), "\udcff", "not UTF-8"),
     ("state-dir-not-utf8", ("--state-dir", b"state-" + NOT_UTF8), "", "--state-dir"),
 ]
 

@@ -1,0 +1,122 @@
+"""The one TOML layer of the run's, the canary's and the local cluster's configs.
+
+`read_toml` reads a file (errors name the flag that gave it); `Table` reads one table's
+values with the checks of `supervisor/inputs.py`, and every refusal is a ConfigError
+naming the field as the user finds it in the file (`scale_groups[1].max_slices: ...`).
+Each value is popped as it is read, so `done()` can refuse what is left: a typo must not
+silently fall back to a default.
+"""
+
+import contextlib
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from common.errors import ConfigError
+from supervisor import inputs
+
+
+def read_toml(path: Path, flag: str = "--config") -> dict[str, Any]:
+    return parse_toml(_read_text(path, flag), f"{flag}: {path}")
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+
+
+def _read_text(path: Path, flag: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{flag}: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{flag}: {path} is not UTF-8 (byte {exc.start}); TOML files are UTF-8") from None
+
+
+class Table:
+    """Typed access to one TOML table, with the dotted path for error messages."""
+
+    def __init__(self, table: Mapping[str, Any], path: str) -> None:
+        self.table = dict(table)
+        self.path = path
+
+    def _field(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def number(self, key: str, default: float, allow_zero: bool = False) -> float:
+        """Seconds: finite, > 0 (or >= 0), at most inputs.MAX_SECONDS."""
+        value = self.table.pop(key, default)
+        with self.naming(key):
+            return inputs.seconds(value, allow_zero=allow_zero)
+
+    def integer(self, key: str, default: int, minimum: int, maximum: int = inputs.MAX_COUNT) -> int:
+        value = self.table.pop(key, default)
+        with self.naming(key):
+            return inputs.whole(value, minimum, maximum)
+
+    @contextlib.contextmanager
+    def naming(self, key: str) -> Iterator[None]:
+        """A check's ValueError becomes a ConfigError that names the field."""
+        try:
+            yield
+        except ConfigError:
+            raise
+        except ValueError as exc:
+            raise ConfigError(f"{self._field(key)}: {exc}") from None
+
+    def string(
+        self, key: str, default: str, pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] = ()
+    ) -> str:
+        value = self.table.pop(key, default)
+        if not isinstance(value, str):
+            raise ConfigError(f"{self._field(key)}: must be a string, got {value!r}")
+        if choices and value not in choices:
+            raise ConfigError(f"{self._field(key)}: must be one of {', '.join(choices)}; got {value!r}")
+        if pattern is not None and value and not pattern.fullmatch(value):
+            raise ConfigError(f"{self._field(key)}: must match {pattern.pattern}, got {value!r}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.table.pop(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self._field(key)}: must be true or false, got {value!r}")
+        return value
+
+    def strings(self, key: str, default: tuple[str, ...], pattern: re.Pattern[str] | None = None) -> tuple[str, ...]:
+        value = self.table.pop(key, list(default))
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{self._field(key)}: must be a list of strings, got {value!r}")
+        for item in value:
+            if pattern is not None and not pattern.fullmatch(item):
+                raise ConfigError(f"{self._field(key)}: {item!r} must match {pattern.pattern}")
+        return tuple(value)
+
+    def table_of(self, key: str) -> "Table":
+        value = self.table.pop(key, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"{self._field(key)}: must be a table, got {value!r}")
+        return Table(value, self._field(key))
+
+    def tables(self, key: str) -> list["Table"]:
+        value = self.table.pop(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ConfigError(f"{self._field(key)}: must be an array of tables ([[{key}]]), got {value!r}")
+        return [Table(v, f"{self._field(key)}[{i}]") for i, v in enumerate(value)]
+
+    def done(self) -> None:
+        """Unknown keys are errors: a typo must not silently fall back to a default."""
+        if self.table:
+            key = sorted(self.table)[0]
+            raise ConfigError(f"{self._field(key)}: unknown key")
+
+    def fraction(self, key: str, default: float) -> float:
+        """A probability: a number from 0 to 1."""
+        value = self.table.pop(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ConfigError(f"{self._field(key)}: must be a number from 0 to 1, got {value!r}")
+        return float(value)
