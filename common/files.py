@@ -18,6 +18,8 @@ import os
 import stat
 from pathlib import Path
 
+from common.fdio import write_all
+
 
 class Busy(OSError):
     """Another process holds the file's exclusive lock."""
@@ -67,9 +69,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)

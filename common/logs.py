@@ -33,6 +33,7 @@ import orjson
 import structlog
 
 from common import ecs
+from common.fdio import write_all
 
 MAX_LINE_BYTES = select.PIPE_BUF
 # Room for a journald priority prefix ("<4>") in front of a line already capped.
@@ -60,9 +61,7 @@ class _Sink:
         if self.failed:
             return
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self.fd, view) :]
+            write_all(self.fd, data)
         except OSError as exc:
             self.failed = True
             # stderr, not the log: the log is what just failed.

@@ -5,13 +5,15 @@ so lines never mix. The supervisor reads every pipe from one poll loop and never
 `MessageReader.feed` takes whatever bytes arrived and returns the complete messages.
 """
 
+import contextlib
 import enum
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from common.fdio import write_all
 
 # A message is a short fact; anything bigger is a protocol error, not a reason to buffer.
 MAX_MESSAGE_BYTES = 1 << 20
@@ -50,13 +52,9 @@ class Channel:
         self.fd = fd
 
     def send(self, kind: Kind, **body: Any) -> None:
-        data = memoryview(encode(kind, body))
-        try:
-            while data:
-                data = data[os.write(self.fd, data) :]
-        except BrokenPipeError:
-            # The supervisor is gone; parent-death handling will end this process.
-            pass
+        # A broken pipe: the supervisor is gone; parent-death handling will end this process.
+        with contextlib.suppress(BrokenPipeError):
+            write_all(self.fd, encode(kind, body))
 
 
 class ProtocolError(ValueError):

@@ -13,7 +13,7 @@ Decisions, per group, once per control-loop tick (`update`):
 - scale down one idle READY slice at a time, once it has been idle for
   idle_scale_down_delay_s, while the group has no demand and more than min_slices.
 A slice whose VM fails to boot is deleted whole and the group backs off exponentially
-(backoff_base_s * 2^(failures-1), capped at backoff_max_s); the first slice that becomes
+(capped_exponential from backoff_base_s, up to backoff_max_s, no jitter); the first slice that becomes
 READY resets the count. A slice with a dead worker is deleted whole (`worker_failed`);
 min_slices or demand then bring a replacement.
 """
@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.backoff import capped_exponential
 from local_cluster.config import ClusterConfig, ScaleGroupConfig
 from local_cluster.fit import candidate_groups, tasks_per_slice
 from local_cluster.model import JobSpec
@@ -333,7 +334,7 @@ class Autoscaler:
         g = self.groups[s.group]
         g.consecutive_failures += 1
         settings = self.config.cluster
-        delay = min(settings.backoff_base_s * 2 ** (g.consecutive_failures - 1), settings.backoff_max_s)
+        delay = capped_exponential(g.consecutive_failures - 1, settings.backoff_base_s, settings.backoff_max_s)
         g.backoff_until = self._clock() + delay
         reason = (
             f"slice {s.slice_id} failed to boot ({vm.name} exited {exit_code}); "

@@ -22,6 +22,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from common.fdio import write_all
+
 TS_WIDTH = 30  # len("2026-11-29T06:51:51.465936123Z")
 _TAIL_BYTES = 64 * 1024
 _RFC3339 = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(Z|z|[+-]\d\d:\d\d)$")
@@ -92,9 +94,8 @@ class ContainerLogWriter:
                 self._last_ns = ns
                 stamps.append(ns)
                 parts += (format_ts(ns), b" ", line.replace(b"\n", b" "), b"\n")
-            data = memoryview(b"".join(parts))
-            while data and self._fd >= 0:  # a late line after close() is dropped, not an error
-                data = data[os.write(self._fd, data) :]
+            if self._fd >= 0:  # a late line after close() is dropped, not an error
+                write_all(self._fd, b"".join(parts))
         return stamps
 
     def write_text(self, text: str) -> int:

@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from common.processes import GroupStop, signal_group
 from iris_smoke_api.v1 import controller_pb2 as pb
 from local_cluster.container_log import ContainerLogWriter
 
@@ -30,18 +31,13 @@ LOG_LINES_BUFFERED = 5000  # per task, between two successful heartbeats
 READER_JOIN_S = 1.0
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
 class TaskProcess:
     def __init__(self, key: TaskKey, popen: "subprocess.Popen[bytes]", container: ContainerLogWriter) -> None:
         self.key = key
         self.popen = popen
         self.pid = popen.pid
         self.killed = False
-        self._kill_at: float | None = None
+        self._stopping = GroupStop(self.pid)
         self._container = container
         self._prefix = f"[task {key[0]}/{key[1]}] ".encode()
         self._lock = threading.Lock()
@@ -106,15 +102,12 @@ class TaskProcess:
             del self._lines[:-LOG_LINES_BUFFERED]
 
     def terminate(self, grace_s: float) -> None:
-        if self._kill_at is None:
+        if self._stopping.term(time.monotonic(), grace_s):
             self.killed = True
-            self._kill_at = time.monotonic() + grace_s
-            _signal_group(self.pid, signal.SIGTERM)
 
     def reap_if_exited(self) -> int | None:
         """The task's exit code once its leader has exited (the group is then killed and reaped)."""
-        if self._kill_at is not None and time.monotonic() >= self._kill_at:
-            _signal_group(self.pid, signal.SIGKILL)
+        self._stopping.kill_if_due(time.monotonic())
         try:
             info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:
@@ -129,7 +122,7 @@ class TaskProcess:
         self._finish()
 
     def _finish(self) -> int:
-        _signal_group(self.pid, signal.SIGKILL)
+        signal_group(self.pid, signal.SIGKILL)
         code = self.popen.wait()
         self._reader.join(READER_JOIN_S)
         return code if code >= 0 else 128 - code

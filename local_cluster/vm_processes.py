@@ -13,7 +13,6 @@ known pid) and escalates overdue stops from SIGTERM to SIGKILL without blocking.
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import processes
+from common.processes import GroupStop
 from local_cluster.autoscaler import StartVm
 from local_cluster.config import ClusterSettings
 from local_cluster.environment import minimal_env
@@ -35,7 +36,7 @@ IMPORT_ROOT = str(Path(__file__).resolve().parent.parent)
 class VmProcess:
     name: str
     popen: "subprocess.Popen[bytes]"
-    kill_at: float | None = None  # set by stop(): SIGKILL the group if still alive then
+    stopping: GroupStop  # started by stop(): SIGKILL the group if still alive when due
 
 
 def child_env() -> dict[str, str]:
@@ -44,11 +45,6 @@ def child_env() -> dict[str, str]:
     path = env.get("PYTHONPATH", "")
     env["PYTHONPATH"] = f"{IMPORT_ROOT}{os.pathsep}{path}" if path else IMPORT_ROOT
     return env
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 class VmProcesses:
@@ -79,7 +75,7 @@ class VmProcesses:
             argv.append("--fail-boot")
         popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=child_env(),
                                  start_new_session=True)  # fmt: skip
-        self._live[cmd.vm_name] = VmProcess(cmd.vm_name, popen)
+        self._live[cmd.vm_name] = VmProcess(cmd.vm_name, popen, GroupStop(popen.pid))
         return popen.pid
 
     def stop(self, name: str) -> None:
@@ -87,9 +83,7 @@ class VmProcesses:
         if proc is None:
             self._never_started.append(name)
             return
-        if proc.kill_at is None:
-            proc.kill_at = self._clock() + self._grace_s
-            _signal_group(proc.popen.pid, signal.SIGTERM)
+        proc.stopping.term(self._clock(), self._grace_s)
 
     def poll(self) -> list[tuple[str, int]]:
         """Reap VM hosts that exited; returns (name, exit code), a signal as 128 + its number."""
@@ -98,23 +92,26 @@ class VmProcesses:
         now = self._clock()
         for name, proc in list(self._live.items()):
             code = proc.popen.poll()
-            if code is None and proc.kill_at is not None and now >= proc.kill_at:
-                _signal_group(proc.popen.pid, signal.SIGKILL)
-            elif code is not None:
+            if code is None:
+                proc.stopping.kill_if_due(now)
+            else:
                 del self._live[name]
                 exited.append((name, code if code >= 0 else 128 - code))
         return exited
 
     def stop_all(self, grace_s: float) -> list[tuple[str, int]]:
         """TERM every VM host, wait up to `grace_s` in total, KILL the rest; reaps them all."""
-        for name in list(self._live):
-            self.stop(name)
-        deadline = self._clock() + grace_s
-        for proc in self._live.values():
-            try:
-                proc.popen.wait(timeout=max(0.0, deadline - self._clock()))
-            except subprocess.TimeoutExpired:
-                _signal_group(proc.popen.pid, signal.SIGKILL)
-        for proc in self._live.values():
-            proc.popen.wait(timeout=grace_s)  # after SIGKILL the kernel ends it promptly
+        groups = [proc.popen.pid for proc in self._live.values()]
+        processes.escalate(groups, [], grace_s=grace_s, wait=self._wait_all, gone=self._all_exited)
         return self.poll()
+
+    def _all_exited(self) -> bool:
+        return all(proc.popen.poll() is not None for proc in self._live.values())
+
+    def _wait_all(self, timeout_s: float, done: Callable[[], bool], _skippable: bool) -> bool:
+        """Wait (as their one reaper) until every VM host has exited or `timeout_s` passed."""
+        deadline = self._clock() + timeout_s
+        for proc in self._live.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=max(0.0, deadline - self._clock()))
+        return done()

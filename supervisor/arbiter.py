@@ -32,7 +32,7 @@ from typing import Any
 
 import psutil
 
-from common import logs
+from common import logs, processes
 from common.child_exit import ChildExit
 from common.deadline import Clock, Deadline
 from common.messages import Kind, Message
@@ -352,7 +352,7 @@ class Supervisor:
     def _audit(self, stop: StopReport) -> AuditReport:
         leftovers = audit.kill_tagged(self.run_id, self.log)
         leaked = tuple(leftovers.values()) + stop.survivors
-        self._wait(KILL_WAIT_S, lambda: not any(audit.alive(p) for p in leftovers), False)
+        self._wait(KILL_WAIT_S, lambda: not any(processes.alive(p) for p in leftovers), False)
         self._reap()
         zombies = len(audit.zombie_children())
         if leaked:

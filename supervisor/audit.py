@@ -4,14 +4,15 @@ psutil identifies a process by pid *and* creation time, so a `Process` taken in 
 snapshot never signals an unrelated process that reused the pid later.
 """
 
-import contextlib
 import os
+import signal
 from dataclasses import dataclass
 from typing import Any
 
 import psutil
 
 from common import env
+from common.processes import alive, signal_each
 
 
 @dataclass(frozen=True)
@@ -84,17 +85,8 @@ def kill_tagged(run_id: str, log: Any, **fields: Any) -> dict[psutil.Process, Le
     leftovers = {p: Leftover.of(p) for p in tagged(run_id) if alive(p)}
     for proc, described in leftovers.items():
         log.error("process_leaked", child_pid=proc.pid, process=described.cmdline, **fields)
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            proc.kill()
+    signal_each(leftovers, signal.SIGKILL)
     return leftovers
-
-
-def alive(proc: psutil.Process) -> bool:
-    """Running and not a zombie: a zombie has finished and only awaits its reaper."""
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def zombie_children() -> list[psutil.Process]:

@@ -10,10 +10,12 @@ Cloud providers add their own finders (instances and TPU slices labelled with th
 """
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
 
+from common import processes
 from supervisor import audit
 
 LEFTOVER_GRACE_S = 3.0
@@ -49,11 +51,16 @@ def delete(procs: list[psutil.Process], grace_s: float = LEFTOVER_GRACE_S) -> Le
     if not procs:
         return LeftoverReport((), 0)
     found = tuple(audit.Leftover.of(p) for p in procs)
-    _signal_all(procs, "terminate")
-    _, alive = psutil.wait_procs(procs, timeout=grace_s)
-    _signal_all(alive, "kill")
-    psutil.wait_procs(alive, timeout=1.0)
-    return LeftoverReport(found, len(alive))
+
+    def gone() -> bool:
+        return not any(processes.alive(p) for p in procs)
+
+    def wait(timeout_s: float, done: Callable[[], bool], _skippable: bool) -> bool:
+        psutil.wait_procs(procs, timeout=timeout_s)  # polls: they are not our children
+        return done()
+
+    stopped = processes.escalate([], procs, grace_s=grace_s, wait=wait, gone=gone)
+    return LeftoverReport(found, stopped.killed)
 
 
 def outside_our_tree(procs: list[psutil.Process]) -> list[psutil.Process]:
@@ -61,11 +68,3 @@ def outside_our_tree(procs: list[psutil.Process]) -> list[psutil.Process]:
     which must never be given a child of ours (psutil would wait on it: a second reaper)."""
     ours = {p.pid for p in audit.descendants()}
     return [p for p in procs if p.pid not in ours]
-
-
-def _signal_all(procs: list[psutil.Process], method: str) -> None:
-    for proc in procs:
-        try:
-            getattr(proc, method)()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from common.backoff import capped_exponential
 from common.child_exit import NO_RESTART
 
 
@@ -26,7 +27,7 @@ class RestartPolicy:
     mode: RestartMode = RestartMode.ON_FAILURE
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
-    jitter: float = 0.2  # +/- this fraction, so children that died together do not restart together
+    jitter: float = 0.2  # up to this fraction less, so children that died together do not restart together
     stable_after_s: float = 60.0
     max_failures: int = 5
     failure_window_s: float = 300.0
@@ -51,9 +52,8 @@ class FailureHistory:
 
 
 def backoff_delay(policy: RestartPolicy, streak: int, rng: Callable[[], float] = random.random) -> float:
-    """Capped exponential backoff with jitter; `streak` counts from 1."""
-    base = min(policy.backoff_max_s, policy.backoff_initial_s * 2.0 ** max(0, streak - 1))
-    return max(0.0, float(base * (1.0 + policy.jitter * (2.0 * rng() - 1.0))))
+    """The policy's capped exponential backoff; `streak` counts from 1."""
+    return capped_exponential(streak - 1, policy.backoff_initial_s, policy.backoff_max_s, policy.jitter, rng)
 
 
 def decide(

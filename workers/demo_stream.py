@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 
 from common.child_exit import ChildExit
+from common.fdio import write_all
 from common.messages import Kind
 from workers.runtime import ChildContext
 
@@ -64,7 +65,7 @@ def _copy_lines(ctx: ChildContext, fd: int, path: Path, duration_s: float) -> in
                 orjson.dumps({"run_id": ctx.run_id, "child": ctx.name, "seq": lines + i, "line": line.decode()}) + b"\n"
                 for i, line in enumerate(complete)
             )
-            os.write(out, records)
+            write_all(out, records)
             lines += len(complete)
             if time.monotonic() >= next_progress:
                 ctx.channel.send(Kind.PROGRESS, lines=lines)

@@ -7,17 +7,14 @@ does not strand it. Only the child that started a group waits on its leader (one
 per process); members re-parented away are reaped by the supervisor, a subreaper.
 """
 
-import contextlib
 import os
 import select
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from common import linux
-
-KILL_WAIT_S = 1.0
+from common import linux, processes
 
 
 def _die_with_parent() -> None:
@@ -48,16 +45,19 @@ class ProcessGroups:
         return proc
 
     def stop(self, proc: "subprocess.Popen[bytes]", grace_s: float) -> int:
-        """TERM the group, wait up to `grace_s` for the leader, KILL the group, reap."""
-        _signal_group(proc.pid, signal.SIGTERM)
-        # A stopped process (SIGSTOP, a debugger) leaves TERM pending until it runs again,
-        # so without CONT its whole grace is lost and it is KILLed unclean; systemd does the same.
-        _signal_group(proc.pid, signal.SIGCONT)
-        if not wait_exit(proc, grace_s):
-            _signal_group(proc.pid, signal.SIGKILL)
+        """TERM the group, wait up to `grace_s` for the leader, KILL the group, reap.
+        This child started the leader, so it is the one that waits for it."""
+
+        def leader_exited() -> bool:
+            return proc.poll() is not None
+
+        def wait(timeout_s: float, done: Callable[[], bool], _skippable: bool) -> bool:
+            return wait_exit(proc, timeout_s) and done()
+
+        processes.escalate([proc.pid], [], grace_s=grace_s, wait=wait, gone=leader_exited)
         # Members that outlive their leader (a shell's children) go too, even after a clean exit.
-        _signal_group(proc.pid, signal.SIGKILL)
-        code = proc.wait(timeout=KILL_WAIT_S)
+        processes.signal_group(proc.pid, signal.SIGKILL)
+        code = proc.wait(timeout=processes.KILL_WAIT_S)
         self._live.pop(proc.pid, None)
         return code
 
@@ -67,12 +67,7 @@ class ProcessGroups:
     def kill_all(self) -> None:
         """Last resort before a hard exit: no grace, no waiting."""
         for pgid in list(self._live):
-            _signal_group(pgid, signal.SIGKILL)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+            processes.signal_group(pgid, signal.SIGKILL)
 
 
 def wait_exit(proc: "subprocess.Popen[bytes]", timeout_s: float) -> bool:

@@ -46,6 +46,7 @@ import time
 from types import FrameType
 from typing import Any
 
+from common.fdio import write_all
 from workers.controller.connect_http import ConnectClient, read_token
 from workers.controller.model import ApiMismatch, ControllerError
 from workers.stream.timestamps import TimestampError, format_unix_ns, validate_since
@@ -112,7 +113,7 @@ class Follower:
         body |= {"cursor": str(cursor - 1), "untilCursor": str(cursor + 1)}
         rows, _ = parse_page(self.client.call(FETCH_LOGS, body, min(CALL_TIMEOUT_S, self.time_left())))
         if [seq for seq, _, _ in rows] != [cursor]:
-            write_all(CURSOR_UNKNOWN_MARKER + b"%d\n" % cursor)
+            write_all(1, CURSOR_UNKNOWN_MARKER + b"%d\n" % cursor)
             return
         self.cursor, self.floor_ms, self.since_param = cursor, None, None
 
@@ -142,7 +143,7 @@ class Follower:
         self.cursor = max(self.cursor, cursor)
         if moved and self.markers:
             out.append(CURSOR_MARKER + b"%d\n" % self.cursor)
-        write_all(b"".join(out))
+        write_all(1, b"".join(out))
         return len(rows)
 
     def time_left(self) -> float:
@@ -164,12 +165,6 @@ class Follower:
             if time.monotonic() >= end:
                 self.time_left()
                 return
-
-
-def write_all(data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(1, view) :]
 
 
 def resolve_log_server(controller: str, token: str) -> str:

@@ -36,7 +36,7 @@ from typing import Any
 
 import psutil
 
-from common import linux, logs
+from common import linux, logs, processes
 from common.deadline import Clock
 from common.errors import ConfigError
 from common.outcome import Outcome
@@ -333,8 +333,7 @@ class Canary:
         audit after the reap finds the rest."""
         run.killed = True
         self.log.error("run_killed", run=run.run_id, child_pid=run.pid, reason=reason)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(run.pid, signal.SIGKILL)
+        processes.signal_group(run.pid, signal.SIGKILL)
 
     def _reap(self) -> None:
         for exit_ in reap_exited():
@@ -363,7 +362,7 @@ class Canary:
         """KILL and count every process still carrying the run's tag (the run itself is gone)."""
         leftovers = audit.kill_tagged(run_id, self.log, run=run_id)
         if leftovers:
-            self._wait_until(KILL_WAIT_S, lambda: not any(audit.alive(p) for p in leftovers))
+            self._wait_until(KILL_WAIT_S, lambda: not any(processes.alive(p) for p in leftovers))
         return len(leftovers)
 
     def _finish(self, summary: runs.RunSummary) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import psutil
 
+from common.processes import signal_group
 from tests.helpers import processes
 from tests.helpers.supervisor_proc import REPO_ROOT
 from tests.helpers.waiting import wait_for
@@ -81,8 +82,7 @@ def canary_argv(state_dir: Path, *args: str) -> list[str]:
 def _kill_everything(canary: CanaryProc) -> None:
     """The daemon's session, then every run it spawned (each in a session of its own) and
     whatever still carries their tags."""
-    with suppress(ProcessLookupError):
-        os.killpg(canary.pid, signal.SIGKILL)
+    signal_group(canary.pid, signal.SIGKILL)
     canary.popen.wait(timeout=10)
     for run_id in canary.run_ids():
         for proc in processes.with_run_tag(run_id):

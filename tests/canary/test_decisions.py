@@ -9,15 +9,7 @@ from common.outcome import Outcome
 from supervisor import inputs
 from supervisor.canary import budgets, config, retention, runs, schedule
 from supervisor.canary.config import CanaryConfig, ConfigError
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
+from tests.helpers.clock import FakeClock
 
 # -- schedule ------------------------------------------------------------------------------
 

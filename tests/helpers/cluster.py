@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 
 from common import env as run_env
+from common.processes import signal_group
 from tests.helpers.processes import with_run_tag
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -60,11 +61,9 @@ def stop_cluster(popen: "subprocess.Popen[bytes]", run_id: str, timeout_s: float
         try:
             popen.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(popen.pid, signal.SIGKILL)
+            signal_group(popen.pid, signal.SIGKILL)
             popen.wait(timeout=timeout_s)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(popen.pid, signal.SIGKILL)
+    signal_group(popen.pid, signal.SIGKILL)
     if popen.stdout is not None:
         popen.stdout.close()
     # A VM host ends its tasks and exits by itself after its parent dies; give it that long.

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from common.messages import Kind, Message, MessageReader
+from common.processes import signal_group
 from supervisor.spawn import fork_child
 from workers.runtime import Launch
 
@@ -159,8 +160,7 @@ class ForkedChild:
     def kill(self) -> None:
         """SIGKILL the child's whole process group (it leads its own session) and reap it."""
         if self.exit_code is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)
+            signal_group(self.pid, signal.SIGKILL)
             self.reap(5.0)
 
     def close(self) -> None:

@@ -34,6 +34,7 @@ import psutil
 import pytest
 
 from common import env as run_env
+from common.processes import signal_group
 from tests.helpers.cluster import stop_cluster
 from tests.helpers.processes import with_run_tag
 from workers import iris_local
@@ -181,8 +182,7 @@ def _stop(cluster: IrisCluster) -> list[str]:
     """Stop the cluster; returns a description of everything that did not go by itself."""
     popen, problems = cluster.popen, []
     if popen.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(popen.pid, signal.SIGTERM)
+        signal_group(popen.pid, signal.SIGTERM)
         try:
             popen.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:

@@ -6,11 +6,12 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.processes import signal_group
 from tests.helpers.waiting import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -64,8 +65,7 @@ class SupervisorProc:
 
 def _kill_session(popen: "subprocess.Popen[bytes]") -> None:
     if popen.poll() is None:
-        with suppress(ProcessLookupError):
-            os.killpg(popen.pid, signal.SIGKILL)
+        signal_group(popen.pid, signal.SIGKILL)
     popen.wait(timeout=10)
 
 

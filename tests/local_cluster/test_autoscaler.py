@@ -6,6 +6,7 @@ from local_cluster.autoscaler import Autoscaler, Demand, StartVm, StopVm
 from local_cluster.config import parse_config
 from local_cluster.model import Device, JobSpec
 from local_cluster.states import AcceleratorType, VmState
+from tests.helpers.clock import FakeClock
 
 CONFIG = """
 [cluster]
@@ -27,21 +28,13 @@ idle_scale_down_delay_s = 10.0
 TPU_JOB = JobSpec("j", ("true",), Device(AcceleratorType.TPU, "v5litepod-16", 4), replicas=4, group_by="tpu-name")
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def make(config_text: str = CONFIG, **fault: float) -> tuple[Autoscaler, FakeClock]:
     config = parse_config(config_text, "test")
     if fault:
         group = config.scale_groups[0]
         group = dataclasses.replace(group, fault=dataclasses.replace(group.fault, **fault))
         config = dataclasses.replace(config, scale_groups=(group,))
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     return Autoscaler(config, "t", clock), clock
 
 

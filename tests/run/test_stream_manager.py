@@ -5,14 +5,7 @@ from typing import Any
 
 from supervisor.children import ChildRecord, ChildSpec, ChildState
 from supervisor.streams import StreamManager, stream_name
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers.clock import FakeClock
 
 
 class _Log:
@@ -47,7 +40,7 @@ def _host(vm: str, host: int = 0, hosts_in_vm: int = 1) -> dict[str, Any]:
 
 
 def _manager(grace: float = 30.0) -> tuple[StreamManager, FakeSupervisor, FakeClock]:
-    sup, clock = FakeSupervisor(), FakeClock()
+    sup, clock = FakeSupervisor(), FakeClock(100.0)
     spec_for = lambda host: ChildSpec(name=stream_name(host), role="stream", entrypoint="x:y")  # noqa: E731
     return StreamManager(sup, spec_for, grace, clock), sup, clock  # type: ignore[arg-type]
 

@@ -1,31 +1,25 @@
-"""Reconnect backoff: exponential, capped, jittered, reset after success (no processes)."""
+"""Reconnect backoff: the common capped exponential, reset after a success (no processes)."""
 
 import pytest
 
-from workers.stream.backoff import Backoff, backoff_delay
+from common.backoff import capped_exponential
+from tests.helpers.clock import FakeClock
+from workers.stream.backoff import Backoff
 
 
 def test_delay_doubles_until_the_cap() -> None:
-    delays = [backoff_delay(a, base_s=0.5, cap_s=4.0, jitter=0.0, rand=lambda: 0.9) for a in range(6)]
+    delays = [capped_exponential(a, base_s=0.5, cap_s=4.0, jitter=0.0, rand=lambda: 0.9) for a in range(6)]
     assert delays == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
 
 
 def test_jitter_takes_off_at_most_its_share() -> None:
-    assert backoff_delay(3, 1.0, 100.0, 0.5, rand=lambda: 0.0) == 8.0
-    assert backoff_delay(3, 1.0, 100.0, 0.5, rand=lambda: 1.0) == 4.0
-    assert backoff_delay(3, 1.0, 100.0, 0.5, rand=lambda: 0.5) == 6.0
+    assert capped_exponential(3, 1.0, 100.0, 0.5, rand=lambda: 0.0) == 8.0
+    assert capped_exponential(3, 1.0, 100.0, 0.5, rand=lambda: 1.0) == 4.0
+    assert capped_exponential(3, 1.0, 100.0, 0.5, rand=lambda: 0.5) == 6.0
 
 
 def test_huge_attempt_numbers_do_not_overflow() -> None:
-    assert backoff_delay(10_000, 1.0, 30.0, 0.0, rand=lambda: 0.0) == 30.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+    assert capped_exponential(10_000, 1.0, 30.0, 0.0, rand=lambda: 0.0) == 30.0
 
 
 def test_failures_grow_and_a_delivering_connection_resets() -> None:
@@ -49,5 +43,5 @@ def test_a_long_connection_resets_even_without_lines() -> None:
 @pytest.mark.parametrize("rand", [0.0, 0.25, 0.999])
 def test_delays_stay_within_bounds(rand: float) -> None:
     for attempt in range(20):
-        delay = backoff_delay(attempt, 0.5, 30.0, 0.5, rand=lambda: rand)
+        delay = capped_exponential(attempt, 0.5, 30.0, 0.5, rand=lambda: rand)
         assert 0.25 <= delay <= 30.0

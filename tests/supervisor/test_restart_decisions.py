@@ -4,6 +4,7 @@ from common.child_exit import ChildExit
 from common.deadline import Deadline
 from common.outcome import ExitCode, FailureReason, Outcome, exit_code_for, outcome_for
 from supervisor.restart import Action, FailureHistory, RestartMode, RestartPolicy, backoff_delay, decide
+from tests.helpers.clock import FakeClock
 
 POLICY = RestartPolicy(
     backoff_initial_s=1.0,
@@ -15,22 +16,14 @@ POLICY = RestartPolicy(
 )
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_backoff_doubles_and_is_capped() -> None:
     assert [backoff_delay(POLICY, n) for n in range(1, 7)] == [1, 2, 4, 8, 8, 8]
 
 
-def test_jitter_stays_within_its_fraction() -> None:
+def test_jitter_only_shortens_within_its_fraction() -> None:
     policy = RestartPolicy(backoff_initial_s=10, jitter=0.2)
-    assert backoff_delay(policy, 1, rng=lambda: 0.0) == 8.0
-    assert backoff_delay(policy, 1, rng=lambda: 1.0) == 12.0
+    assert backoff_delay(policy, 1, rng=lambda: 0.0) == 10.0
+    assert backoff_delay(policy, 1, rng=lambda: 1.0) == 8.0
 
 
 def test_failures_in_a_window_give_up() -> None:

@@ -18,7 +18,6 @@ and the directory is removed. Deleting cloud resources is the cleanup child's jo
 """
 
 import dataclasses
-import random
 import select
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common.backoff import capped_exponential
 from common.child_exit import ChildExit
 from common.controller_target import ControllerTarget
 from common.deadline import Deadline
@@ -41,7 +41,6 @@ from workers.gcp.tunnel import Tunnel
 from workers.groups import wait_exit
 from workers.hosts import HostileNameError
 from workers.runtime import ChildContext
-from workers.stream.backoff import backoff_delay
 from workers.transports import SshTransport
 
 LOOKUP_RETRY_S = 2.0
@@ -99,7 +98,7 @@ def _health(target: ControllerTarget, deadline: Deadline) -> Any:
 
 
 def _tunnel_delay(attempt: int) -> float:
-    return backoff_delay(attempt, TUNNEL_BACKOFF_BASE_S, TUNNEL_BACKOFF_CAP_S, 0.2, random.random)
+    return capped_exponential(attempt, TUNNEL_BACKOFF_BASE_S, TUNNEL_BACKOFF_CAP_S, 0.2)
 
 
 def main(ctx: ChildContext) -> int:

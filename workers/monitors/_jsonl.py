@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from common.fdio import write_all
 from common.files import Busy, open_exclusive
 
 
@@ -30,9 +31,7 @@ class JsonlWriter:
         self.records = 0
 
     def write(self, record: dict[str, Any]) -> None:
-        data = memoryview(orjson.dumps(record, default=str) + b"\n")
-        while data:
-            data = data[os.write(self._fd, data) :]
+        write_all(self._fd, orjson.dumps(record, default=str) + b"\n")
         self.records += 1
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from common.fdio import write_all
 from common.files import Busy, open_exclusive
 from workers.stream.records import MAX_SAME_TS_LINES, line_key
 
@@ -82,11 +83,8 @@ class StreamFile:
         return found
 
     def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self.fd, view)
-            self.size += written
-            view = view[written:]
+        write_all(self.fd, data)
+        self.size += len(data)
         self.dirty = True
 
     def sync(self) -> None:
