@@ -6,7 +6,8 @@ Each run is the real command (a fresh run directory, the real Iris from
 `bash scripts/install_iris.sh` unless --iris-bin says otherwise), and so is the
 embedded-cluster run it is compared with in the same invocation, one after the other,
 so the ratio holds on a noisy machine. Phase times come from the run's own
-`phase_finished` events; `total` is the command's wall time, start to exit.
+`phase_finished` events; `total` is the command's wall time, start to exit. Prints a
+table and then one JSON document (the medians, and the load average seen).
 Target for the real Iris: total <= 15 s on a 2-core machine.
 """
 
@@ -57,13 +58,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="iris-smoke-bench-") as tmp:
         for i in range(args.runs):
             for kind in results:
-                results[kind].append(one_run(kind, iris_bin, Path(tmp), f"bench-{kind}-{i}"))
+                results[kind].append(one_run(kind, iris_bin, Path(tmp), f"bench-{kind}-{i}-{os.getpid()}"))
+    medians = {
+        kind: {phase: round(statistics.median(r.get(phase, 0.0) for r in runs), 2) for phase in (*PHASES, "total")}
+        for kind, runs in results.items()
+    }
     print(f"{'phase':<12} {'iris-local (median s)':>22} {'embedded local (median s)':>26} {'ratio':>7}")
     for phase in (*PHASES, "total"):
-        real = statistics.median(r.get(phase, 0.0) for r in results["iris-local"])
-        ours = statistics.median(r.get(phase, 0.0) for r in results["local"])
+        real, ours = medians["iris-local"][phase], medians["local"][phase]
         ratio = f"{real / ours:.2f}" if ours else "-"
         print(f"{phase:<12} {real:>22.2f} {ours:>26.2f} {ratio:>7}")
+    print(json.dumps({"runs": args.runs, "median_s": medians, "loadavg": os.getloadavg()}))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 """Throughput of the stream child's read/parse/write loop against `cat`, on the same data.
 
-    /tmp/v/bin/python bench/stream_throughput.py [--mb 200] [--runs 3] [--dir DIR]
+    python bench/stream_throughput.py [--mb 200] [--runs 3] [--dir DIR]
 
 Generates DIR/data.log once (~100-byte docker-style lines: `<RFC 3339 ns timestamp> text`),
 then, alternating, `cat data.log | cat > out` and `cat data.log | <stream child loop>`,
 where the loop is the real one (StreamChild: Connection, poll, framing, encoding,
 O_APPEND writes) with `cat data.log` as the follower. Each run writes a fresh file
 (overwriting a large file on a `discard` mount costs TRIM time that is not ours).
-Prints MB/s of input for each, best of `--runs`, and the ratio, and which fast-path
-encoder ran (native C, or pure Python with IRIS_SMOKE_NO_NATIVE=1 or without a build).
+Prints MB/s of input for each, best of `--runs`, and their ratio, as a table and then
+as one JSON document. There is no target: a VM's container log runs at kilobytes to a
+few megabytes per second, far below either.
 
 The ratio is of sustained throughput: the stream child's time runs from starting the
 follower to having written its last record. Its final fdatasync at stop (which `cat`
@@ -17,6 +18,7 @@ separately and shown as a second ratio.
 """
 
 import argparse
+import json
 import os
 import random
 import subprocess
@@ -32,14 +34,12 @@ from common.deadline import Deadline
 from common.messages import Channel
 from workers.groups import ProcessGroups
 from workers.runtime import ChildContext, StopRequest
-from workers.stream import records
 from workers.stream.backoff import Backoff
 from workers.stream.child import StreamChild
 from workers.stream.outfile import StreamFile
 from workers.stream.spec import parse_spec
 
 WORDS = ["alpha", "beta", "gamma", "delta", "worker", "task", "scheduled", "heartbeat", "ok", "tpu", "'q'", '"dq"']
-TARGET_RATIO = 0.40
 
 
 def generate(path: Path, megabytes: int) -> None:
@@ -132,14 +132,26 @@ def main() -> int:
         synced_times.append(streamed + stopped)
     cat_mbs, stream_mbs = size / min(cat_times) / 1e6, size / min(stream_times) / 1e6
     synced_mbs = size / min(synced_times) / 1e6
-    ratio = stream_mbs / cat_mbs
-    encoder = "native (C)" if records.NATIVE else "pure Python"
-    print(f"input        {size / 1e6:.0f} MB, {lines} lines, best of {opts.runs}; fast path: {encoder}")
-    print(f"cat          {cat_mbs:8.1f} MB/s")
     growth = (workdir / "run/logs/vms/vm-1.jsonl").stat().st_size / size
-    print(f"stream child {stream_mbs:8.1f} MB/s   ({growth:.2f} bytes out per byte in)")
-    print(f"ratio        {ratio:8.1%}   (target {TARGET_RATIO:.0%}: {'met' if ratio >= TARGET_RATIO else 'NOT met'})")
+    result = {
+        "input_mb": round(size / 1e6),
+        "lines": lines,
+        "runs": opts.runs,
+        "cat_mb_s": round(cat_mbs, 1),
+        "stream_child_mb_s": round(stream_mbs, 1),
+        "stream_child_lines_s": round(lines / min(stream_times)),
+        "ratio_to_cat": round(stream_mbs / cat_mbs, 3),
+        "with_stop_mb_s": round(synced_mbs, 1),
+        "bytes_out_per_byte_in": round(growth, 2),
+        "loadavg": os.getloadavg(),
+    }
+    print(f"input        {size / 1e6:.0f} MB, {lines} lines, best of {opts.runs}")
+    print(f"cat          {cat_mbs:8.1f} MB/s")
+    per_s = result["stream_child_lines_s"]
+    print(f"stream child {stream_mbs:8.1f} MB/s   ({growth:.2f} bytes out per byte in, {per_s} lines/s)")
+    print(f"ratio        {stream_mbs / cat_mbs:8.1%}")
     print(f"with stop    {synced_mbs:8.1f} MB/s   ({synced_mbs / cat_mbs:.1%} of cat, final fdatasync included)")
+    print(json.dumps(result))
     (workdir / "out.cat").unlink(missing_ok=True)
     return 0
 

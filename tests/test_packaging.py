@@ -1,9 +1,11 @@
-"""The wheel, installed into an environment of its own as pipx does: the command works, the
-share data is there, and a `supervisor` package from another distribution is refused clearly."""
+"""The wheel, installed into an environment of its own as pipx does: it is pure Python (one
+wheel for every platform, no compiler at install), the command works, the share data is
+there, and a `supervisor` package from another distribution is refused clearly."""
 
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,8 @@ def test_the_wheel_installs_into_a_fresh_environment_with_its_share_data(tmp_pat
     built = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(REPO_ROOT)])
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = dist.glob("iris_smoke-*.whl")
+    assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
+    assert not any(name.endswith((".so", ".c")) for name in zipfile.ZipFile(wheel).namelist())
     venv = tmp_path / "venv"
     assert _run([sys.executable, "-m", "venv", str(venv)]).returncode == 0
     installed = _run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)])

@@ -13,9 +13,8 @@ number of matches must equal the number of lines, which proves every line has on
 DEL becomes the record separator with a `%d` for `seq`, and one `%` format fills in all
 sequence numbers. Anything unusual (a truncated line, invalid UTF-8, a line without a
 timestamp or with a non-fixed one, a DEL byte, a resume in progress) takes the slow path,
-one line at a time, for that run only. When the optional C extension `_encode.c` was
-built, it replaces that pure-Python fast path (`encode_run`, same bytes, same refusals,
-about 10x faster); `NATIVE` tells which one runs.
+one line at a time, for that run only. The per-line slow path is the reference: the fast
+path must give its bytes exactly, or refuse the run (tests/streams/test_records_fast_path.py).
 
 Resume: after a reconnect or a restart the follower is asked for lines `--since` the
 last timestamp written, inclusive as docker's is (some docker versions even round it
@@ -41,9 +40,8 @@ CURSOR_UNKNOWN, bounded like NO_OVERLAP's.
 
 import collections
 import enum
-import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import orjson
@@ -62,11 +60,9 @@ _DEL = b"\x7f"
 _TS_END = re.compile(rb"Z (?<=\x7f\d\d\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d\d\d\d\d\d\d\d\dZ )")
 _TS_TO_LINE = b'Z","line":"'
 
-EncodeRun = Callable[[bytes, bytes, int], tuple[bytes, int] | None]
 
-
-def encode_run_python(run: bytes, head: bytes, seq: int) -> tuple[bytes, int] | None:
-    """The fast path in pure Python: a run's records and line count, or None (slow path)."""
+def encode_run(run: bytes, head: bytes, seq: int) -> tuple[bytes, int] | None:
+    """The fast path: a run's records and line count, or None (the run takes the slow path)."""
     if _DEL in run:
         return None
     try:
@@ -83,22 +79,6 @@ def encode_run_python(run: bytes, head: bytes, seq: int) -> tuple[bytes, int] | 
     except TypeError:
         return None
     return out, found
-
-
-def _native_encode_run() -> EncodeRun | None:
-    """The C version of encode_run_python (same bytes, ~10x faster), when it was built."""
-    if os.environ.get("IRIS_SMOKE_NO_NATIVE", "") not in ("", "0"):
-        return None
-    try:
-        from workers.stream._encode import encode_run as native
-    except ImportError:  # no C compiler at install time: the build skipped it
-        return None
-    return native
-
-
-# The encoder of the fast path: native when importable (unless IRIS_SMOKE_NO_NATIVE=1).
-encode_run: EncodeRun = _native_encode_run() or encode_run_python
-NATIVE = encode_run is not encode_run_python
 
 
 class ResumeOutcome(enum.StrEnum):
