@@ -30,6 +30,7 @@ from supervisor.restart import RestartPolicy
 from supervisor.smoke import SmokeRun
 from supervisor.verdict import Verdict, write_results
 from supervisor.version import VERSION
+from workers.child_args import DemoStreamArgs
 
 
 class Work(Protocol):
@@ -175,7 +176,7 @@ def demo_specs(args: argparse.Namespace) -> list[ChildSpec]:
             name=f"stream:demo-{i}",
             role="stream",
             entrypoint="workers.demo_stream:main",
-            args={"duration_s": args.demo_duration, "interval_s": args.demo_interval},
+            args=DemoStreamArgs(duration_s=args.demo_duration, interval_s=args.demo_interval),
             restart=RestartPolicy(),
             preload=True,
         )

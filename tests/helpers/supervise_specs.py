@@ -14,6 +14,9 @@ from common.deadline import Deadline
 from supervisor.children import ChildSpec
 from supervisor.restart import RestartMode, RestartPolicy
 from supervisor.run import DemoWork, supervised
+from workers.child_args import DemoStreamArgs
+
+DEMO_ENTRYPOINT = "workers.demo_stream:main"
 
 
 def main(spec_path: str) -> int:
@@ -27,7 +30,7 @@ def main(spec_path: str) -> int:
             name=c["name"],
             role=c.get("role", "test"),
             entrypoint=c["entrypoint"],
-            args=c.get("args", {}),
+            args=DemoStreamArgs(**c.get("args", {})) if c["entrypoint"] == DEMO_ENTRYPOINT else c.get("args", {}),
             restart=RestartPolicy(
                 **{
                     **c.get("restart", {}),

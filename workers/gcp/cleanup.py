@@ -15,14 +15,15 @@ from typing import Any
 
 from common.child_exit import ChildExit
 from common.messages import Kind
+from workers.child_args import GcpCleanupArgs
 from workers.gcp.gcloud import Gcloud, GcloudFailed, GcloudResult
 from workers.gcp.inventory import list_inventory
-from workers.gcp.settings import GcpSettings
 from workers.runtime import ChildContext
 
 
 def main(ctx: ChildContext) -> int:
-    settings: GcpSettings = ctx.args["gcp"]
+    args: GcpCleanupArgs = ctx.args
+    settings = args.gcp
     gcloud = Gcloud(settings.gcloud, settings.project, ctx.groups, ctx.log, ctx.deadline, ctx.stop.fd)
     report: dict[str, list[Any]] = {"deleted": [], "already_gone": [], "failed": []}
     try:

@@ -13,18 +13,17 @@ action is logged once as `autoscaler_action`; each change of the unmet demand as
 import dataclasses
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from common.child_exit import ChildExit
 from common.messages import Kind
+from workers.child_args import MonitorArgs
 from workers.controller import polling
 from workers.controller.model import Action, AutoscalerStatus, ControllerError, GroupStatus, Unmet
 from workers.controller.timefmt import utc_now
 from workers.monitors._jsonl import JsonlWriter, SecondWriterError
 from workers.runtime import ChildContext
 
-AUTOSCALER_INTERVAL_S = 1.0
 PROGRESS_EVERY_S = 10.0
 MAX_LOGGED_UNMET = 20
 
@@ -100,11 +99,12 @@ class AutoscalerMonitor:
 
 
 def main(ctx: ChildContext) -> int:
-    interval_s = float(ctx.args.get("interval_s", AUTOSCALER_INTERVAL_S))
+    args: MonitorArgs = ctx.args
+    interval_s = args.interval_s
     try:
-        out = JsonlWriter(Path(ctx.args["out"]))
+        out = JsonlWriter(args.out)
     except (OSError, SecondWriterError) as exc:
-        ctx.log.error("monitor_output_unusable", path=str(ctx.args["out"]), error=str(exc))
+        ctx.log.error("monitor_output_unusable", path=str(args.out), error=str(exc))
         return ChildExit.CONFIG
     monitor, outage = AutoscalerMonitor(ctx), polling.outage_for(ctx)
     reply: AutoscalerStatus | None = None

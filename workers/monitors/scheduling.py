@@ -11,11 +11,11 @@ more after it finishes, so their final states are recorded, and then no longer p
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from common.child_exit import ChildExit
 from common.messages import Kind
+from workers.child_args import MonitorArgs
 from workers.controller import polling
 from workers.controller.api import Controller
 from workers.controller.model import ControllerError, Job, JobState, Task
@@ -23,7 +23,6 @@ from workers.controller.timefmt import utc_now
 from workers.monitors._jsonl import JsonlWriter, SecondWriterError
 from workers.runtime import ChildContext
 
-SCHEDULING_INTERVAL_S = 1.0
 PROGRESS_EVERY_S = 10.0
 
 
@@ -128,11 +127,12 @@ class SchedulingMonitor:
 
 
 def main(ctx: ChildContext) -> int:
-    interval_s = float(ctx.args.get("interval_s", SCHEDULING_INTERVAL_S))
+    args: MonitorArgs = ctx.args
+    interval_s = args.interval_s
     try:
-        out = JsonlWriter(Path(ctx.args["out"]))
+        out = JsonlWriter(args.out)
     except (OSError, SecondWriterError) as exc:
-        ctx.log.error("monitor_output_unusable", path=str(ctx.args["out"]), error=str(exc))
+        ctx.log.error("monitor_output_unusable", path=str(args.out), error=str(exc))
         return ChildExit.CONFIG
     ready = False
     next_progress = time.monotonic() + PROGRESS_EVERY_S
