@@ -1,6 +1,6 @@
 """The diagnostics child: one look at the cluster before teardown, for the people reading a failure.
 
-args: target (ControllerTarget), out_dir.
+args: `workers.child_args.DiagnosticsArgs` (target, out_dir).
 
 It asks, once, for the autoscaler's status, the table of this run's jobs (states and
 pending reasons) and the last lines of every failed task, writes it all to

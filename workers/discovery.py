@@ -1,6 +1,6 @@
 """The discovery child: which VM hosts exist now, sent to the supervisor as one full set.
 
-args: target (ControllerTarget), prefix (the cluster's VM name prefix), interval_s (default 10).
+args: `workers.child_args.DiscoveryArgs` (target, prefix: the cluster's VM name prefix, interval_s).
 
 It lists the controller's workers at once and then every interval, and sends the whole
 set each time (`Kind.HOSTS`), never a diff: the supervisor compares it with its streams,

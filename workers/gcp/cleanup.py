@@ -1,6 +1,6 @@
 """The GCP cleanup child: delete every TPU slice and instance carrying the prefix's labels.
 
-args: gcp (GcpSettings, label prefix set).
+args: `workers.child_args.GcpCleanupArgs` (gcp: GcpSettings, label prefix set).
 
 One listing (the same as discovery's: slices and workers by `<prefix>-managed=true`, the
 controller by name or label), then one `gcloud … delete NAME --zone=Z --quiet` per

@@ -1,7 +1,7 @@
 """The `cluster` child for `--cluster gcp`: find the controller VM, tunnel to its API, keep it up.
 
-args: gcp (GcpSettings, label prefix set), target (ControllerTarget, Iris API, no
-address yet), boot_timeout_s.
+args: `workers.child_args.ClusterArgs` (gcp: GcpSettings, label prefix set; target:
+ControllerTarget, Iris API, no address yet; boot_timeout_s).
 
 1. A private 0700 directory for the ssh control sockets (`ControlPath=<dir>/%C`), short
    enough for a socket path; READY hands it to the streams, which share one multiplexed

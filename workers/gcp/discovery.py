@@ -1,6 +1,6 @@
 """The GCP discovery child: the prefix's hosts from gcloud, each with its ssh command.
 
-args: gcp (GcpSettings, its label prefix set), interval_s.
+args: `workers.child_args.GcpDiscoveryArgs` (gcp: GcpSettings, its label prefix set; interval_s).
 
 Every interval it lists the prefix's TPU slices and instances (`inventory`), and sends
 the whole host set (`Kind.HOSTS`, in parts) the way the controller-based discovery does:

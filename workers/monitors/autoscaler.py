@@ -1,6 +1,6 @@
 """monitor:autoscaler: what the autoscaler wants, has and did, as data and as events.
 
-args: target (ControllerTarget), out (path of autoscaler.jsonl), interval_s (default 1).
+args: `workers.child_args.MonitorArgs` (target, out: autoscaler.jsonl, interval_s).
 
 Every poll of GetAutoscalerStatus appends one line to `out`: the groups with their demand,
 slices and VM states, the unmet demand, and the actions that are new since the previous
@@ -21,7 +21,7 @@ from workers.child_args import MonitorArgs
 from workers.controller import polling
 from workers.controller.model import Action, AutoscalerStatus, ControllerError, GroupStatus, Unmet
 from workers.controller.timefmt import utc_now
-from workers.monitors._jsonl import JsonlWriter, SecondWriterError
+from workers.monitors._jsonl import open_monitor_output
 from workers.runtime import ChildContext
 
 PROGRESS_EVERY_S = 10.0
@@ -100,17 +100,14 @@ class AutoscalerMonitor:
 
 def main(ctx: ChildContext) -> int:
     args: MonitorArgs = ctx.args
-    interval_s = args.interval_s
-    try:
-        out = JsonlWriter(args.out)
-    except (OSError, SecondWriterError) as exc:
-        ctx.log.error("monitor_output_unusable", path=str(args.out), error=str(exc))
+    out = open_monitor_output(ctx)
+    if out is None:
         return ChildExit.CONFIG
     monitor, outage = AutoscalerMonitor(ctx), polling.outage_for(ctx)
     reply: AutoscalerStatus | None = None
     next_progress = time.monotonic() + PROGRESS_EVERY_S
     with out, polling.connect(ctx) as controller:
-        for _ in polling.poll_every(ctx, interval_s):
+        for _ in polling.poll_every(ctx, args.interval_s):
             try:
                 reply = controller.autoscaler()
             except ControllerError as exc:

@@ -1,6 +1,6 @@
 """monitor:scheduling: where this run's tasks are and why they wait, as data and as events.
 
-args: target (ControllerTarget), out (path of scheduling.jsonl), interval_s (default 1).
+args: `workers.child_args.MonitorArgs` (target, out: scheduling.jsonl, interval_s).
 
 Every poll lists this run's jobs (those under its job root) and their tasks, appends one snapshot
 line to `out`, and logs each change: `job_state_changed`, and `task_state_changed` when
@@ -20,7 +20,7 @@ from workers.controller import polling
 from workers.controller.api import Controller
 from workers.controller.model import ControllerError, Job, JobState, Task
 from workers.controller.timefmt import utc_now
-from workers.monitors._jsonl import JsonlWriter, SecondWriterError
+from workers.monitors._jsonl import open_monitor_output
 from workers.runtime import ChildContext
 
 PROGRESS_EVERY_S = 10.0
@@ -128,17 +128,14 @@ class SchedulingMonitor:
 
 def main(ctx: ChildContext) -> int:
     args: MonitorArgs = ctx.args
-    interval_s = args.interval_s
-    try:
-        out = JsonlWriter(args.out)
-    except (OSError, SecondWriterError) as exc:
-        ctx.log.error("monitor_output_unusable", path=str(args.out), error=str(exc))
+    out = open_monitor_output(ctx)
+    if out is None:
         return ChildExit.CONFIG
     ready = False
     next_progress = time.monotonic() + PROGRESS_EVERY_S
     with out, polling.connect(ctx) as controller:
         monitor = SchedulingMonitor(ctx, controller)
-        for _ in polling.poll_every(ctx, interval_s):
+        for _ in polling.poll_every(ctx, args.interval_s):
             if not monitor.poll():
                 continue
             out.write(monitor.snapshot())

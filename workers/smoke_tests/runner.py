@@ -1,10 +1,9 @@
 """The tests child's work: submits the smoke test's jobs, all at once, and reports one RESULT per test.
 
-args: target (ControllerTarget), job_timeout_s, poll_interval_s (default 1),
-      standard (names of the standard tests to run; default all three),
-      tests (test dicts from the config: name, argv, device, variant, count, replicas,
-             group_by, constraints [{key, op, value}], expect),
-      hosts_per_slice (optional; default: num_vms of the accelerator's scale group).
+args: `workers.child_args.SuiteArgs`: target, job_timeout_s, standard (the standard tests to
+      run), custom (`[[tests]]` entries: name, argv, device, variant, count, replicas,
+      group_by, constraints [{key, op, value}], expect), and the sizing overrides
+      (hosts_per_slice None: num_vms of the accelerator's scale group).
 
 Order of work, and why:
 1. Wait until the controller answers its health check, then read the autoscaler's
