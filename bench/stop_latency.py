@@ -37,8 +37,12 @@ from common import logs
 from common.deadline import Deadline
 from supervisor import preflight
 from supervisor.children import ChildSpec
+from supervisor.demo import DemoWork
 from supervisor.restart import RestartPolicy
-from supervisor.run import DemoWork, supervised
+from supervisor.run import supervised
+from workers.hosts import Role, VmHost
+from workers.stream.spec import StreamSpec
+from workers.transports import LocalTransport
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIB = 1 << 20
@@ -72,22 +76,20 @@ def serve(streams: int, rate: float, burst: int, run_dir: Path) -> int:
             entrypoint="workers.stream.child:main",
             preload=True,
             restart=RestartPolicy(),
-            args={
-                "vm": f"vm-{i}",
-                "container": "iris-worker",
-                # The local transport's argv with perl as the follower (it ignores the rest).
-                "transport": {
-                    "kind": "local",
-                    "state_dir": str(run_dir),
-                    "command_prefix": ["perl", "-e", FOLLOWER, str(rate), str(burst)],
-                },
-            },
+            # The local transport's argv with perl as the follower (it ignores the rest).
+            args=StreamSpec(
+                VmHost(f"vm-{i}", 0, Role.WORKER, f"vm-{i}"),
+                "iris-worker",
+                LocalTransport(str(run_dir), ("perl", "-e", FOLLOWER, str(rate), str(burst))),
+            ),
         )
         for i in range(streams)
     ]
     preflight.make_run_dir(run_dir)
     logs.configure("supervisor", run_dir.name, run_dir / "events.jsonl", level="info")
-    supervised(DemoWork(specs), run_dir.name, run_dir, Deadline.after(600), stop_grace_s=2.0, log_level="info")
+    supervised(
+        lambda sup: DemoWork(sup, specs), run_dir.name, run_dir, Deadline.after(600), stop_grace_s=2.0, log_level="info"
+    )
     return 0
 
 

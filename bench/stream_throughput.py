@@ -33,11 +33,13 @@ from common import logs
 from common.deadline import Deadline
 from common.messages import Channel
 from workers.groups import ProcessGroups
+from workers.hosts import Role, VmHost
 from workers.runtime import ChildContext, StopRequest
 from workers.stream.backoff import Backoff
 from workers.stream.child import StreamChild
 from workers.stream.outfile import StreamFile
-from workers.stream.spec import parse_spec
+from workers.stream.spec import StreamSpec
+from workers.transports import LocalTransport
 
 WORDS = ["alpha", "beta", "gamma", "delta", "worker", "task", "scheduled", "heartbeat", "ok", "tpu", "'q'", '"dq"']
 
@@ -80,25 +82,17 @@ def run_stream(data: Path, workdir: Path) -> tuple[float, float, int]:
     run_dir = workdir / "run"
     out = run_dir / "logs" / "vms" / "vm-1.jsonl"
     out.unlink(missing_ok=True)
-    args = {
-        "vm": "vm-1",
-        "container": "iris-worker",
-        # `sh -c 'exec cat "$0"' DATA logs --state-dir ...`: the local transport's argv with
-        # cat as the follower (the arguments after DATA are ignored by the shell script).
-        "transport": {
-            "kind": "local",
-            "state_dir": str(workdir),
-            "command_prefix": ["sh", "-c", 'exec cat "$0"', str(data)],
-        },
-    }
+    # `sh -c 'exec cat "$0"' DATA logs --state-dir ...`: the local transport's argv with
+    # cat as the follower (the arguments after DATA are ignored by the shell script).
+    transport = LocalTransport(state_dir=str(workdir), command_prefix=("sh", "-c", 'exec cat "$0"', str(data)))
+    spec = StreamSpec(VmHost("vm-1", 0, Role.WORKER, "vm-1"), "iris-worker", transport)
     devnull = os.open(os.devnull, os.O_WRONLY)
     ctx = ChildContext(
         name="stream:bench", role="stream", run_id="bench", run_dir=run_dir, deadline=Deadline.after(600),
-        args=args, channel=Channel(devnull), stop=StopRequest(), groups=ProcessGroups(), grace_s=1.0,
+        args=spec, channel=Channel(devnull), stop=StopRequest(), groups=ProcessGroups(), grace_s=1.0,
         log=logs.get_logger(),
     )  # fmt: skip
-    spec = parse_spec(args, run_dir)
-    child = StreamChild(ctx, spec, Backoff(), StreamFile(spec.output, spec.max_line_bytes))
+    child = StreamChild(ctx, spec, Backoff(), StreamFile(spec.output_path(run_dir), spec.max_line_bytes))
     started = time.perf_counter()
     conn = child._connect()
     assert conn is not None

@@ -10,7 +10,6 @@ States and their transitions, each logged as `child_state_changed`:
 """
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +34,9 @@ class ChildSpec:
     name: str  # unique in the run: "stream:<vm>-<host>", "monitor:scheduling"
     role: str  # what kind of child: stream, monitor, discovery, tests, cluster
     entrypoint: str  # "module:function", imported in the child after fork
-    args: Mapping[str, Any] = field(default_factory=dict)
+    # The entrypoint's frozen arguments dataclass (workers/*: `...Args`, `StreamSpec`), passed
+    # to the child as the object itself; None for an entrypoint that takes none.
+    args: object = None
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     critical: bool = False
     # Import the entrypoint's module in the supervisor before forking, so every child

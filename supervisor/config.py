@@ -6,6 +6,7 @@ config after validation: the rest of the program gets frozen dataclasses.
 """
 
 import enum
+import getpass
 import re
 import string
 from collections.abc import Mapping
@@ -18,7 +19,12 @@ from supervisor import inputs
 from supervisor.toml_table import Table, read_toml
 from workers.gcp.settings import COMMAND_FIELDS, GcpSettings
 from workers.hosts import MAX_HOSTS_PER_VM, NAME_PATTERN, HostileNameError, validate_address
-from workers.transports import DEFAULT_REMOTE_TEMPLATE, TransportConfigError, check_template
+from workers.transports import (
+    DEFAULT_REMOTE_TEMPLATE,
+    SshTransport,
+    TransportConfigError,
+    check_template,
+)
 
 # Patterns are used with fullmatch: `^...$` would let a trailing newline through.
 NAME = NAME_PATTERN
@@ -42,13 +48,6 @@ class SuiteSettings:
     region: str = ""  # the region region_constrained and nested_constraints pin
     region_attribute: str = ""  # the worker attribute that names a region; "" = `region`
     probe: str = "env"  # accelerator_probe: env (what the cluster gives) or jax (real hardware)
-
-    def as_args(self) -> dict[str, Any]:
-        args: dict[str, Any] = {"accelerator": self.accelerator, "region": self.region, "probe": self.probe,
-                                "region_attribute": self.region_attribute}  # fmt: skip
-        if self.hosts_per_slice:
-            args["hosts_per_slice"] = self.hosts_per_slice
-        return args
 
 
 class ClusterKind(enum.StrEnum):
@@ -81,12 +80,8 @@ class SshHost:
 
 @dataclass(frozen=True)
 class SshSettings:
-    user: str = ""
-    port: int = 22
-    identity_file: str = ""
-    strict_host_key_checking: str = "yes"
-    known_hosts_file: str = ""
-    connect_timeout_s: float = 10.0
+    # The streams' transport itself: its defaults are the only ones (user: whoever runs us).
+    transport: SshTransport = field(default_factory=lambda: SshTransport(user=getpass.getuser()))
     hosts: tuple[SshHost, ...] = ()
 
 
@@ -261,8 +256,7 @@ def _ssh_host(h: Table) -> SshHost:
     return host
 
 
-def _ssh(reader: Table) -> SshSettings:
-    d = SshSettings()
+def _ssh(reader: Table, remote_template: str) -> SshSettings:
     hosts = tuple(_ssh_host(h) for h in reader.tables("hosts"))
     seen: set[tuple[str, int]] = set()
     for i, h in enumerate(hosts):
@@ -273,19 +267,20 @@ def _ssh(reader: Table) -> SshSettings:
     if user:
         with reader.naming("user"):
             inputs.ssh_user(user)
-    settings = SshSettings(
-        user=user,
+    d = SshTransport(user=user or getpass.getuser())
+    transport = replace(
+        d,
         port=reader.integer("port", d.port, 1, 65535),
-        identity_file=reader.string("identity_file", ""),
+        identity_file=reader.string("identity_file", "") or None,
         strict_host_key_checking=reader.string(
             "strict_host_key_checking", d.strict_host_key_checking, choices=("yes", "no", "accept-new")
         ),
-        known_hosts_file=reader.string("known_hosts_file", ""),
-        connect_timeout_s=reader.number("connect_timeout_s", d.connect_timeout_s),
-        hosts=hosts,
+        known_hosts_file=reader.string("known_hosts_file", "") or None,
+        connect_timeout_s=max(1, round(reader.number("connect_timeout_s", d.connect_timeout_s))),
+        remote_template=remote_template,
     )
     reader.done()
-    return settings
+    return SshSettings(transport=transport, hosts=hosts)
 
 
 def _iris(reader: Table) -> IrisSettings:
@@ -390,6 +385,7 @@ def _remote_command(reader: Table) -> str:
 def parse(data: Mapping[str, Any]) -> RunConfig:
     root, d = Table(data, ""), RunConfig()
     run, cluster = root.table_of("run"), root.table_of("cluster")
+    streams = _streams(root.table_of("streams"))
     config = RunConfig(
         cluster=ClusterKind(cluster.string("kind", d.cluster, choices=tuple(ClusterKind))),
         controller=cluster.string("controller", ""),
@@ -405,8 +401,8 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
         monitor_interval_s=run.number("monitor_interval_s", 1.0) if "monitor_interval_s" in run.table else None,
         custom_tests=tuple(_test_spec(t) for t in root.tables("tests")),
         suite=_suite(root.table_of("suite")),
-        streams=_streams(root.table_of("streams")),
-        ssh=_ssh(root.table_of("ssh")),
+        streams=streams,
+        ssh=_ssh(root.table_of("ssh"), streams.remote_command),
         iris=_iris(root.table_of("iris")),
         gcp=_gcp(root.table_of("gcp")),
         verdict=_verdict(root.table_of("verdict")),

@@ -12,6 +12,7 @@ from supervisor.arbiter import Supervisor
 from supervisor.children import ChildSpec
 from supervisor.phases import phase
 from supervisor.restart import RestartPolicy
+from workers.child_args import DemoStreamArgs
 
 
 @dataclass
@@ -42,7 +43,7 @@ def demo_specs(args: argparse.Namespace) -> list[ChildSpec]:
             name=f"stream:demo-{i}",
             role="stream",
             entrypoint="workers.demo_stream:main",
-            args={"duration_s": args.demo_duration, "interval_s": args.demo_interval},
+            args=DemoStreamArgs(duration_s=args.demo_duration, interval_s=args.demo_interval),
             restart=RestartPolicy(),
             preload=True,
         )

@@ -16,7 +16,6 @@ Cleanup, always, in order: tests, monitors, discovery and streams, then the clus
 """
 
 import contextlib
-import getpass
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +33,19 @@ from supervisor.progress import Progress
 from supervisor.restart import RestartMode, RestartPolicy
 from supervisor.streams import Host, StreamManager, stream_name
 from workers import iris_local
+from workers.child_args import (
+    ClusterArgs,
+    DiagnosticsArgs,
+    DiscoveryArgs,
+    GcpCleanupArgs,
+    GcpDiscoveryArgs,
+    MonitorArgs,
+    SuiteArgs,
+)
 from workers.gcp.settings import GcpSettings
+from workers.hosts import Role, VmHost
+from workers.stream.spec import StreamSpec
+from workers.transports import IrisLogTransport, LocalTransport, SshTransport, Transport
 
 NEVER = RestartPolicy(mode=RestartMode.NEVER)
 CLUSTER_STOP_GRACE_S = 8.0  # the local cluster stops every VM host and its tasks first
@@ -49,6 +60,13 @@ STREAM_PROGRESS_S = 2.0  # streams catching up with their followers at the end o
 CLUSTER_EXTRA_S = DIAGNOSTICS_BUDGET_S + 5.0
 # The GCP cleanup child lists once, then deletes (in parallel), each call bounded by its timeout.
 CLOUD_CLEANUP_EXTRA_S = 5.0
+
+
+def vm_host_of(host: Host) -> VmHost:
+    """A listed host (discovery's entry, or a static `[[ssh.hosts]]` one) as the stream's VmHost."""
+    return VmHost(vm=host["vm"], host=host.get("host", 0), role=Role(host.get("role", Role.WORKER)),
+                  address=host.get("address") or host["vm"], zone=host.get("zone", ""),
+                  hosts_in_vm=host.get("hosts_in_vm", 1))  # fmt: skip
 
 
 @dataclass
@@ -183,13 +201,21 @@ class SmokeRun:
     def gcp(self) -> GcpSettings:
         return self.config.gcp.with_prefix(self.plan.prefix)
 
-    def suite_args(self) -> dict[str, Any]:
-        """The tests' sizing overrides; the run's own iris-local config names its regions `pool`."""
-        args = self.config.suite.as_args()
+    def suite_args(self) -> SuiteArgs:
+        """The tests and their sizing overrides; the run's own iris-local config names its regions `pool`."""
+        suite = self.config.suite
         own_iris = self.config.cluster is ClusterKind.IRIS_LOCAL and not self.config.iris.config
-        if own_iris and not args["region_attribute"]:
-            args["region_attribute"] = iris_local.REGION_ATTRIBUTE
-        return args
+        return SuiteArgs(
+            target=self.target,
+            job_timeout_s=self.config.job_timeout_s,
+            standard=tuple(self.config.standard_tests()),
+            custom=tuple(t.as_args() for t in self.config.selected_custom_tests()),
+            accelerator=suite.accelerator,
+            hosts_per_slice=suite.hosts_per_slice or None,
+            region=suite.region,
+            region_attribute=suite.region_attribute or (iris_local.REGION_ATTRIBUTE if own_iris else ""),
+            probe=suite.probe,
+        )
 
     def _cluster_mode(self) -> str:
         if self.config.cluster is ClusterKind.GCP:
@@ -211,16 +237,16 @@ class SmokeRun:
                 critical=True,
                 stop_grace_s=IRIS_STOP_GRACE_S if mode == "iris-local" else CLUSTER_STOP_GRACE_S,
                 deadline_at=self.sup.deadline.at + CLUSTER_EXTRA_S,
-                args={
-                    "mode": mode,
-                    "target": self.plan.target(),
-                    "prefix": self.plan.prefix,
-                    "config": self.config.local_cluster_config,
-                    "iris_bin": self.config.iris.bin,
-                    "iris_config": self.config.iris.config,
-                    "boot_timeout_s": self.config.boot_timeout_s,
-                    "gcp": self.gcp,
-                },
+                args=ClusterArgs(
+                    mode=mode,
+                    target=self.plan.target(),
+                    prefix=self.plan.prefix,
+                    boot_timeout_s=self.config.boot_timeout_s,
+                    config=self.config.local_cluster_config,
+                    iris_bin=self.config.iris.bin,
+                    iris_config=self.config.iris.config,
+                    gcp=self.gcp,
+                ),
             )
         )
         self.sup.run_until(lambda: self.cluster is not None or record.finished, tick=self._tick)
@@ -234,28 +260,29 @@ class SmokeRun:
 
     def start_observers(self) -> None:
         """Monitors, and the host set: a static ssh list when configured, else discovery."""
-        common = {"target": self.target, "interval_s": self.config.monitor_every_s}
         if self.config.cluster is ClusterKind.SSH and self.config.ssh.hosts:
             self.streams.update([self._static_host(h) for h in self.config.ssh.hosts])
         elif self.config.cluster is ClusterKind.GCP:
             self.sup.add(ChildSpec(
                 name="discovery", role="discovery", entrypoint="workers.gcp.discovery:main",
-                args={"gcp": self.gcp, "interval_s": self.config.discovery_every_s},
+                args=GcpDiscoveryArgs(self.gcp, self.config.discovery_every_s),
             ))  # fmt: skip
         else:
             self.sup.add(ChildSpec(
                 name="discovery", role="discovery", entrypoint="workers.discovery:main",
-                args={"target": self.target, "interval_s": self.config.discovery_every_s,
-                      "prefix": self.cluster_prefix},
+                args=DiscoveryArgs(self.target, self.cluster_prefix, self.config.discovery_every_s),
             ))  # fmt: skip
         self.sup.add(ChildSpec(
             name="monitor:scheduling", role="monitor", entrypoint="workers.monitors.scheduling:main",
-            args=common | {"out": str(self.plan.run_dir / "scheduling.jsonl")},
+            args=self._monitor_args("scheduling.jsonl"),
         ))  # fmt: skip
         self.sup.add(ChildSpec(
             name="monitor:autoscaler", role="monitor", entrypoint="workers.monitors.autoscaler:main",
-            args=common | {"out": str(self.plan.run_dir / "autoscaler.jsonl")},
+            args=self._monitor_args("autoscaler.jsonl"),
         ))  # fmt: skip
+
+    def _monitor_args(self, out: str) -> MonitorArgs:
+        return MonitorArgs(self.target, self.plan.run_dir / out, self.config.monitor_every_s)
 
     def run_tests(self) -> None:
         record = self.sup.add(
@@ -266,13 +293,7 @@ class SmokeRun:
                 restart=NEVER,
                 critical=True,
                 stop_grace_s=TESTS_STOP_GRACE_S,
-                args={
-                    "target": self.target,
-                    "job_timeout_s": self.config.job_timeout_s,
-                    "standard": self.config.standard_tests(),
-                    "tests": [t.as_args() for t in self.config.selected_custom_tests()],
-                    **self.suite_args(),
-                },
+                args=self.suite_args(),
             )
         )
         self.sup.run_until(lambda: record.finished, tick=self._tick)
@@ -288,10 +309,7 @@ class SmokeRun:
                 entrypoint="workers.diagnostics:main",
                 restart=NEVER,
                 deadline_at=deadline_at,
-                args={
-                    "target": self.target,
-                    "out_dir": str(self.plan.run_dir),
-                },
+                args=DiagnosticsArgs(self.target, self.plan.run_dir),
             )
         )
         # Past the deadline diagnostics still get their budget (they say why it passed);
@@ -326,67 +344,57 @@ class SmokeRun:
         budget_s = s.call_timeout_s + s.delete_timeout_s + CLOUD_CLEANUP_EXTRA_S
         record = self.sup.add(ChildSpec(
             name="cleanup:gcp", role="cleanup", entrypoint="workers.gcp.cleanup:main", restart=NEVER,
-            deadline_at=self.sup.clock() + budget_s, args={"gcp": s},
+            deadline_at=self.sup.clock() + budget_s, args=GcpCleanupArgs(s),
         ))  # fmt: skip
         self.sup.serve(budget_s + 1.0, lambda: record.finished)
         self.sup.log.info("cleanup_step", roles=["cloud"], deleted=len((self.cloud_cleanup or {}).get("deleted", [])))
 
     # -- children specs -----------------------------------------------------------------
 
-    def _transport(self, host: Host) -> dict[str, Any]:
+    def _transport(self, host: Host) -> Transport:
         if self.config.cluster is ClusterKind.GCP:
             return self._gcp_transport(host)
         if self.config.cluster.real_iris:
             # Iris keeps worker and controller logs in its log service: follow them there.
             iris = self.config.iris
-            return {"kind": "iris_log", "controller": self.address,
-                    "token_file": iris.token_file or None, "token_env": iris.token_env or None}  # fmt: skip
+            return IrisLogTransport(self.address, token_file=iris.token_file or None, token_env=iris.token_env or None)
         if self.config.cluster is not ClusterKind.SSH:
             assert self.cluster is not None
-            return {"kind": "local", "state_dir": self.cluster.get("state_dir", "")}
-        ssh = self.config.ssh
-        return {
-            "kind": "ssh",
-            "user": ssh.user or getpass.getuser(),
-            "port": ssh.port,
-            "identity_file": ssh.identity_file or None,
-            "strict_host_key_checking": ssh.strict_host_key_checking,
-            "known_hosts_file": ssh.known_hosts_file or None,
-            "connect_timeout_s": max(1, round(ssh.connect_timeout_s)),
-            "remote_template": self.config.streams.remote_command,
-        }
+            return LocalTransport(state_dir=str(self.cluster.get("state_dir", "")))
+        return self.config.ssh.transport
 
-    def _gcp_transport(self, host: Host) -> dict[str, Any]:
+    def _gcp_transport(self, host: Host) -> SshTransport:
         """ssh as gcloud's dry-run resolved it for this host, multiplexed through the cluster child's directory."""
         ssh, s = host["ssh"], self.gcp
-        return {
-            "kind": "ssh",
-            "user": ssh["user"],
-            "port": ssh["port"],
-            "identity_file": ssh["identity_file"] or None,
-            "strict_host_key_checking": ssh["strict_host_key_checking"] or s.strict_host_key_checking,
-            "known_hosts_file": ssh["known_hosts_file"] or None,
-            "connect_timeout_s": s.connect_timeout_s,
-            "remote_template": self.config.streams.remote_command,
-            "control_dir": (self.cluster or {}).get("control_dir") or None,
-            "extra_options": list(ssh["options"]),
-        }
+        return SshTransport(
+            user=ssh["user"],
+            port=ssh["port"],
+            identity_file=ssh["identity_file"] or None,
+            strict_host_key_checking=ssh["strict_host_key_checking"] or s.strict_host_key_checking,
+            known_hosts_file=ssh["known_hosts_file"] or None,
+            connect_timeout_s=s.connect_timeout_s,
+            remote_template=self.config.streams.remote_command,
+            control_dir=(self.cluster or {}).get("control_dir") or None,
+            extra_options=tuple(ssh["options"]),
+        )
 
     def _stream_spec(self, host: Host) -> ChildSpec:
-        fields = ("vm", "host", "role", "address", "zone", "hosts_in_vm", "container")
+        """Raises HostileNameError for a name no command line may see (discovery filters them first)."""
+        streams = self.config.streams
         return ChildSpec(
             name=stream_name(host),
             role="stream",
             entrypoint="workers.stream.child:main",
             preload=True,
-            args={k: host[k] for k in fields if k in host}
-            | {
-                "transport": self._transport(host),
-                "max_line_bytes": self.config.streams.max_line_bytes,
-                "max_bytes": self.config.streams.bytes_per_stream,
-                "stale_after_s": self.config.streams.stale_after_s,
-                "progress_interval_s": STREAM_PROGRESS_S,
-            },
+            args=StreamSpec(
+                host=vm_host_of(host),
+                container=host["container"],
+                transport=self._transport(host),
+                max_line_bytes=streams.max_line_bytes,
+                max_bytes=streams.bytes_per_stream,
+                stale_after_s=streams.stale_after_s,
+                progress_interval_s=STREAM_PROGRESS_S,
+            ),
         )
 
     @staticmethod

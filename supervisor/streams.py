@@ -27,6 +27,7 @@ from typing import Any
 from common.deadline import Clock
 from supervisor.arbiter import Supervisor
 from supervisor.children import ChildRecord, ChildSpec, ChildState
+from workers.hosts import HostileNameError
 
 Host = Mapping[str, Any]
 
@@ -69,10 +70,15 @@ class StreamManager:
             if (record is None or name in self.retired) and self._live() >= self.max_streams:
                 left_out += 1
                 continue
+            try:
+                spec = self.spec_for(host) if record is None else record.spec
+            except HostileNameError as exc:
+                self.supervisor.log.warning("hostile_name_rejected", field=exc.field, value=repr(exc.value)[:100])
+                continue
             self.gone_since[name] = None
             self.hosts[name] = host
             if record is None:
-                self.supervisor.add(self.spec_for(host))
+                self.supervisor.add(spec)
             elif name in self.retired and record.finished:
                 self.retired.discard(name)
                 self.supervisor.log.info("host_returned", child=name)

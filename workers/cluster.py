@@ -45,6 +45,7 @@ from common.messages import Kind
 from local_cluster import private_socket
 from local_cluster.environment import minimal_env
 from workers import iris_local
+from workers.child_args import ClusterArgs
 from workers.controller.api import open_controller
 from workers.runtime import ChildContext
 
@@ -54,27 +55,27 @@ FOREIGN_JOB_POLL_S = 1.0
 IRIS_STARTED = re.compile(r"Controller started at (http://\S+)")
 
 
-def _embedded_argv(ctx: ChildContext, state_dir: Path) -> list[str]:
-    argv = [sys.executable, "-m", "local_cluster", "--state-dir", str(state_dir)]
-    argv += ["--prefix", str(ctx.args["prefix"])]
-    if ctx.args.get("config"):
-        argv += ["--config", str(ctx.args["config"])]
+def _embedded_argv(args: ClusterArgs, state_dir: Path) -> list[str]:
+    argv = [sys.executable, "-m", "local_cluster", "--state-dir", str(state_dir), "--prefix", args.prefix]
+    if args.config:
+        argv += ["--config", args.config]
     return argv
 
 
 def _start_embedded(ctx: ChildContext, state_dir: Path, keep: bool) -> "subprocess.Popen[bytes]":
+    args: ClusterArgs = ctx.args
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     cluster_env = minimal_env(os.environ)
     out = open(state_dir / "local-cluster.stderr", "ab")  # noqa: SIM115 - handed to the subprocess
     try:
         if not keep:
             return ctx.groups.start(
-                _embedded_argv(ctx, state_dir), stdout=subprocess.DEVNULL, stderr=out, env=cluster_env
+                _embedded_argv(args, state_dir), stdout=subprocess.DEVNULL, stderr=out, env=cluster_env
             )
         kept_env = {k: v for k, v in cluster_env.items() if k not in (env.RUN_TAG, env.DEADLINE_UNIX)}
-        kept_env[env.KEPT_CLUSTER] = str(ctx.args["prefix"])
+        kept_env[env.KEPT_CLUSTER] = args.prefix
         return subprocess.Popen(
-            _embedded_argv(ctx, state_dir),
+            _embedded_argv(args, state_dir),
             stdout=subprocess.DEVNULL,
             stderr=out,
             stdin=subprocess.DEVNULL,
@@ -90,13 +91,14 @@ def _start_iris(ctx: ChildContext, iris_dir: Path) -> "subprocess.Popen[bytes]":
     for path in (home, tmpdir):
         path.mkdir(parents=True, exist_ok=True)
     config = iris_dir / "cluster.yaml"
-    if ctx.args.get("iris_config"):
-        shutil.copyfile(str(ctx.args["iris_config"]), config)
+    args: ClusterArgs = ctx.args
+    if args.iris_config:
+        shutil.copyfile(args.iris_config, config)
     else:
         config.write_text(iris_local.local_config_yaml(iris_local.free_port()))
     with open(iris_dir / "iris.stdout", "ab") as out, open(iris_dir / "iris.stderr", "ab") as err:
         return ctx.groups.start(
-            iris_local.iris_argv(str(ctx.args["iris_bin"]), str(config)),
+            iris_local.iris_argv(args.iris_bin, str(config)),
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
@@ -135,9 +137,9 @@ class AddressReader:
 
 
 def main(ctx: ChildContext) -> int:
-    mode = str(ctx.args["mode"])
-    target: ControllerTarget = ctx.args["target"]
-    boot = Deadline.after(min(float(ctx.args["boot_timeout_s"]), ctx.deadline.remaining()))
+    args: ClusterArgs = ctx.args
+    mode, target = args.mode, args.target
+    boot = Deadline.after(min(args.boot_timeout_s, ctx.deadline.remaining()))
     started = time.monotonic()
     proc, state_dir = None, None
     if mode != "attach":

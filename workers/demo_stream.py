@@ -18,6 +18,7 @@ import orjson
 from common.child_exit import ChildExit
 from common.fdio import write_all
 from common.messages import Kind
+from workers.child_args import DemoStreamArgs
 from workers.runtime import ChildContext
 
 _GENERATOR = 'i=0; while :; do i=$((i+1)); echo "demo line $i"; sleep {interval}; done'
@@ -35,12 +36,13 @@ def main(ctx: ChildContext) -> int:
     out_dir = ctx.run_dir / "logs" / "demo"
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{ctx.name.replace(':', '-')}.jsonl"
-    command = _shell_command(float(ctx.args.get("interval_s", 0.2)), bool(ctx.args.get("orphan")))
+    args: DemoStreamArgs = ctx.args
+    command = _shell_command(args.interval_s, args.orphan)
     proc = ctx.groups.start(["sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     ctx.channel.send(Kind.READY, transport_pid=proc.pid)
     ctx.log.info("demo_stream_started", transport_pid=proc.pid, path=str(path))
-    lines = _copy_lines(ctx, proc.stdout.fileno(), path, float(ctx.args.get("duration_s", 3.0)))
+    lines = _copy_lines(ctx, proc.stdout.fileno(), path, args.duration_s)
     code = ctx.groups.stop(proc, grace_s=ctx.grace_s / 2)
     ctx.channel.send(Kind.STATS, lines=lines, transport_exit=code)
     ctx.log.info("demo_stream_stopped", lines=lines, transport_exit=code, reason=ctx.stop.reason or "done")

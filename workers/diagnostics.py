@@ -1,6 +1,6 @@
 """The diagnostics child: one look at the cluster before teardown, for the people reading a failure.
 
-args: target (ControllerTarget), out_dir.
+args: `workers.child_args.DiagnosticsArgs` (target, out_dir).
 
 It asks, once, for the autoscaler's status, the table of this run's jobs (states and
 pending reasons) and the last lines of every failed task, writes it all to
@@ -11,7 +11,6 @@ whatever could be gathered is still written.
 """
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -19,6 +18,7 @@ import orjson
 from common.child_exit import ChildExit
 from common.files import write_atomically
 from common.messages import Kind
+from workers.child_args import DiagnosticsArgs
 from workers.controller import polling
 from workers.controller.api import Controller
 from workers.controller.model import FAILED_TASK_STATES, ControllerError, JobState
@@ -119,7 +119,8 @@ def compact(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(ctx: ChildContext) -> int:
-    out_dir = Path(ctx.args["out_dir"])
+    args: DiagnosticsArgs = ctx.args
+    out_dir = args.out_dir
     with polling.connect(ctx) as controller:
         ctx.channel.send(Kind.READY)
         gather = Diagnostics(ctx, controller)

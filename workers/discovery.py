@@ -1,6 +1,6 @@
 """The discovery child: which VM hosts exist now, sent to the supervisor as one full set.
 
-args: target (ControllerTarget), prefix (the cluster's VM name prefix), interval_s (default 10).
+args: `workers.child_args.DiscoveryArgs` (target, prefix: the cluster's VM name prefix, interval_s).
 
 It lists the controller's workers at once and then every interval, and sends the whole
 set each time (`Kind.HOSTS`), never a diff: the supervisor compares it with its streams,
@@ -30,12 +30,12 @@ from typing import Any
 
 from common.child_exit import ChildExit
 from common.messages import Kind, host_parts
+from workers.child_args import DiscoveryArgs
 from workers.controller import polling
 from workers.controller.model import ControllerError, Worker
 from workers.hosts import HostileNameError, Role, validate_address, validate_name
 from workers.runtime import ChildContext
 
-DISCOVERY_INTERVAL_S = 10.0
 CONTROLLER_CONTAINER = "iris-controller"
 WORKER_CONTAINER = "iris-worker"
 
@@ -129,19 +129,18 @@ def send_listing(ctx: ChildContext, hosts: list[dict[str, Any]], listing: int) -
 
 
 def main(ctx: ChildContext) -> int:
-    address = ctx.args["target"].address
-    prefix = str(ctx.args["prefix"])
+    args: DiscoveryArgs = ctx.args
+    address, prefix = args.target.address, args.prefix
     try:
         validate_name("prefix", f"{prefix}-controller")
     except HostileNameError as exc:
         ctx.log.error("discovery_config_invalid", error=str(exc))
         return ChildExit.CONFIG
-    interval_s = float(ctx.args.get("interval_s", DISCOVERY_INTERVAL_S))
     outage = polling.outage_for(ctx)
     sent: list[dict[str, Any]] | None = None
     failed = 0
     with polling.connect(ctx) as controller:
-        for listing in polling.poll_every(ctx, interval_s):
+        for listing in polling.poll_every(ctx, args.interval_s):
             try:
                 workers = controller.list_workers()
             except ControllerError as exc:

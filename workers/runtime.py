@@ -25,7 +25,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -70,7 +70,9 @@ class ChildContext:
     run_id: str
     run_dir: Path
     deadline: Deadline
-    args: Mapping[str, Any]
+    # The entrypoint's own frozen dataclass (`workers.child_args`, `StreamSpec`), built by the
+    # supervisor before the fork; each entrypoint binds it to a local of that type first thing.
+    args: Any
     channel: Channel
     stop: StopRequest
     groups: ProcessGroups
@@ -89,7 +91,7 @@ class Launch:
     name: str
     role: str
     entrypoint: str  # "package.module:function", imported only in the child
-    args: Mapping[str, Any]
+    args: object  # the entrypoint's arguments dataclass (None for one that takes none)
     run_id: str
     run_dir: Path
     deadline_at: float

@@ -27,9 +27,8 @@ import shlex
 import string
 import sys
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from workers.hosts import Role, VmHost, validate_name
 from workers.stream.timestamps import validate_since
@@ -264,34 +263,3 @@ class IrisLogTransport:
         if math.isfinite(seconds_left):
             argv += ["--deadline-unix", f"{time.time() + max(0.0, seconds_left):.3f}"]
         return argv
-
-
-def _str_tuple(value: object, name: str) -> tuple[str, ...]:
-    if not isinstance(value, Sequence) or isinstance(value, str) or not all(isinstance(v, str) for v in value):
-        raise TransportConfigError(f"{name} must be a list of strings")
-    return tuple(value)
-
-
-def transport_from_args(args: Mapping[str, Any]) -> Transport:
-    """Build a transport from the plain mapping a stream child receives (`kind` + options)."""
-    options = dict(args)
-    try:
-        kind = TransportKind(options.pop("kind"))
-    except (KeyError, ValueError) as exc:
-        raise TransportConfigError(f"transport kind: {args.get('kind')!r}") from exc
-    try:
-        if kind is TransportKind.LOCAL:
-            if "command_prefix" in options:
-                options["command_prefix"] = _str_tuple(options["command_prefix"], "command_prefix")
-            return LocalTransport(**options)
-        if kind is TransportKind.SSH:
-            if "extra_options" in options:
-                options["extra_options"] = _str_tuple(options["extra_options"], "extra_options")
-            return SshTransport(**options)
-        if kind is TransportKind.IRIS_LOG:
-            if "command_prefix" in options:
-                options["command_prefix"] = _str_tuple(options["command_prefix"], "command_prefix")
-            return IrisLogTransport(**options)
-        return GcloudTransport(tpu=kind is TransportKind.GCLOUD_TPU, **options)
-    except TypeError as exc:
-        raise TransportConfigError(f"{kind} transport: {exc}") from exc

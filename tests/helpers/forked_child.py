@@ -8,14 +8,14 @@ runs in the child is the same code path the supervisor uses after its fork: sets
 parent-death signal, fd cleanup, logging, stop signals, entrypoint, os._exit.
 """
 
-import json
+import base64
 import os
+import pickle
 import select
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ class ChildProcess:
     def __init__(
         self,
         run_dir: Path,
-        args: Mapping[str, Any],
+        args: object,
         *,
         name: str = "stream:test",
         entrypoint: str = "workers.stream:main",
@@ -44,7 +44,7 @@ class ChildProcess:
             "name": name,
             "role": "stream",
             "entrypoint": entrypoint,
-            "args": dict(args),
+            "args": args,
             "run_id": "test-run",
             "run_dir": str(run_dir),
             "grace_s": grace_s,
@@ -61,7 +61,7 @@ class ChildProcess:
         stdout = open(self.run_dir / "child-stdout.log", "ab")  # noqa: SIM115
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.helpers.forked_child", json.dumps(self.spec), str(write_fd)],
+                [sys.executable, "-m", "tests.helpers.forked_child", _encode(self.spec), str(write_fd)],
                 pass_fds=[write_fd],
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
@@ -153,8 +153,13 @@ class ChildProcess:
         self.close()
 
 
+def _encode(spec: dict[str, Any]) -> str:
+    """The launch for the fresh interpreter: the args object itself, as the supervisor's fork passes it."""
+    return base64.b64encode(pickle.dumps(spec)).decode()
+
+
 def _main() -> None:
-    spec = json.loads(sys.argv[1])
+    spec = pickle.loads(base64.b64decode(sys.argv[1]))
     launch = Launch(
         name=spec["name"],
         role=spec["role"],

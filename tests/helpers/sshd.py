@@ -18,6 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from workers.transports import SshTransport
+
 SSHD = "/usr/sbin/sshd"
 READY_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 5.0
@@ -59,19 +61,18 @@ class Sshd:
             "-p", str(self.port), "-i", str(self.user_key), "-l", self.user, "127.0.0.1", *command,
         ]  # fmt: skip
 
-    def transport_args(self, remote_template: str) -> dict[str, object]:
-        return {
-            "kind": "ssh",
-            "user": self.user,
-            "identity_file": str(self.user_key),
-            "port": self.port,
-            "known_hosts_file": str(self.known_hosts),
-            "config_file": "none",
-            "connect_timeout_s": 5,
-            "server_alive_interval_s": 2,
-            "server_alive_count_max": 2,
-            "remote_template": remote_template,
-        }
+    def transport(self, remote_template: str) -> SshTransport:
+        return SshTransport(
+            user=self.user,
+            identity_file=str(self.user_key),
+            port=self.port,
+            known_hosts_file=str(self.known_hosts),
+            config_file="none",
+            connect_timeout_s=5,
+            server_alive_interval_s=2,
+            server_alive_count_max=2,
+            remote_template=remote_template,
+        )
 
     def _write_config(self) -> Path:
         host_key = self.workdir / "host_key"

@@ -15,6 +15,9 @@ from supervisor.children import ChildSpec
 from supervisor.demo import DemoWork
 from supervisor.restart import RestartMode, RestartPolicy
 from supervisor.run import supervised
+from workers.child_args import DemoStreamArgs
+
+DEMO_ENTRYPOINT = "workers.demo_stream:main"
 
 
 def main(spec_path: str) -> int:
@@ -28,7 +31,7 @@ def main(spec_path: str) -> int:
             name=c["name"],
             role=c.get("role", "test"),
             entrypoint=c["entrypoint"],
-            args=c.get("args", {}),
+            args=DemoStreamArgs(**c.get("args", {})) if c["entrypoint"] == DEMO_ENTRYPOINT else c.get("args", {}),
             restart=RestartPolicy(
                 **{
                     **c.get("restart", {}),

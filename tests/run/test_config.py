@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.config import ClusterKind, ConfigError, load, parse
+from workers.transports import SshTransport
 
 GOOD = """
 [run]
@@ -35,7 +36,7 @@ def test_a_full_config_parses_into_frozen_settings(tmp_path: Path) -> None:
     assert config.cluster is ClusterKind.SSH
     assert config.timeout_s == 600 and config.prefix == "ci"
     assert config.test_names() == ["simple", "coscheduled", "fails-on-purpose"]
-    assert config.ssh.hosts[0].vm == "vm-a" and config.ssh.port == 2222
+    assert config.ssh.hosts[0].vm == "vm-a" and config.ssh.transport.port == 2222
     assert config.custom_tests[0].as_args()["argv"] == ["sh", "-c", "exit 1"]
 
 
@@ -95,3 +96,16 @@ def test_the_readme_example_config_is_valid() -> None:
     config = parse(tomllib.loads(example))
     assert config.test_names() == ["simple", "concurrent", "coscheduled", "my-check"]
     assert config.ssh.hosts[0].address == "10.0.0.5"
+
+
+def test_the_ssh_section_builds_the_streams_transport_with_one_set_of_defaults() -> None:
+    """`[ssh]` is read into the transport the stream children use: no second copy of its defaults."""
+    default = parse({"ssh": {"user": "smoke"}}).ssh.transport
+    assert default == SshTransport(user="smoke")  # every default is the transport's own
+    assert "2>&1" in default.remote_template  # the follow command keeps the container's stderr
+    template = "docker logs -f {since} {container} 2>&1"
+    config = parse({"ssh": {"user": "smoke", "port": 2222, "identity_file": "/k", "connect_timeout_s": 2.4},
+                    "streams": {"remote_command": template}})  # fmt: skip
+    assert config.ssh.transport == SshTransport(
+        user="smoke", port=2222, identity_file="/k", connect_timeout_s=2, remote_template=template
+    )

@@ -21,7 +21,7 @@ from supervisor.restart import RestartMode, RestartPolicy
 from tests.helpers import processes
 from tests.helpers.forked_child import ChildProcess
 from tests.helpers.supervisor_proc import REPO_ROOT, run_argv
-from tests.streams.conftest import local_transport, read_records, seq_lines
+from tests.streams.conftest import local_transport, read_records, seq_lines, stream_spec
 
 RUN_EXIT_S = 60.0
 
@@ -90,7 +90,7 @@ def test_a_flooding_stream_stops_writing_at_its_byte_cap(tmp_path: Path) -> None
     state.mkdir()
     (state / "iris-worker.log").write_bytes(seq_lines(0, 250_000))
     cap = 1 << 20
-    args = {"vm": "vm-1", "container": "iris-worker", "transport": local_transport(state), "max_bytes": cap}
+    args = stream_spec(local_transport(state), max_bytes=cap)
     with ChildProcess(tmp_path / "run", args) as child:
         child.wait_message(Kind.READY, 10)
         assert child.wait(30) == ChildExit.OK, child.output()
@@ -109,7 +109,7 @@ def test_a_restarted_stream_whose_file_is_full_writes_nothing(tmp_path: Path) ->
     state, out = tmp_path / "state", tmp_path / "run" / "logs" / "vms" / "vm-1.jsonl"
     state.mkdir()
     (state / "iris-worker.log").write_bytes(seq_lines(0, 100_000))
-    args = {"vm": "vm-1", "container": "iris-worker", "transport": local_transport(state), "max_bytes": 65536}
+    args = stream_spec(local_transport(state), max_bytes=65536)
     with ChildProcess(tmp_path / "run", args) as first:
         assert first.wait(30) == ChildExit.OK, first.output()
     size = out.stat().st_size

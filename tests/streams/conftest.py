@@ -4,6 +4,7 @@ import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import orjson
@@ -11,6 +12,10 @@ import pytest
 
 from tests.helpers.forked_child import REPO_ROOT
 from tests.helpers.sshd import Sshd
+from workers.hosts import Role, VmHost
+from workers.stream.backoff import Backoff
+from workers.stream.spec import StreamSpec
+from workers.transports import LocalTransport, Transport
 
 FOLLOWER = REPO_ROOT / "tests" / "helpers" / "fake_follower.py"
 SCHEMA = orjson.loads((REPO_ROOT / "docs" / "stream-record.schema.json").read_bytes())
@@ -35,12 +40,19 @@ def seq_lines(start: int, stop: int) -> bytes:
     return b"".join(ts(i) + b" seq=%d payload\n" % i for i in range(start, stop))
 
 
-def local_transport(state_dir: Path, *extra: str) -> dict[str, object]:
-    return {
-        "kind": "local",
-        "state_dir": str(state_dir),
-        "command_prefix": [sys.executable, str(FOLLOWER), *extra],
-    }
+# Reconnects within a test's patience.
+FAST_BACKOFF = Backoff(base_s=0.05, cap_s=0.2, jitter=0.5)
+
+
+def local_transport(state_dir: Path, *extra: str) -> LocalTransport:
+    return LocalTransport(state_dir=str(state_dir), command_prefix=(sys.executable, str(FOLLOWER), *extra))
+
+
+def stream_spec(
+    transport: Transport, vm: str = "vm-1", container: str = "iris-worker", address: str = "", **options: Any
+) -> StreamSpec:
+    """The stream child's arguments for one single-host worker VM, as the supervisor builds them."""
+    return StreamSpec(VmHost(vm, 0, Role.WORKER, address or vm), container, transport, **options)
 
 
 def follower_template(state_dir: Path, *extra: str) -> str:

@@ -30,16 +30,16 @@ from common.messages import Kind
 from tests.helpers.forked_child import REPO_ROOT, ChildProcess
 from tests.helpers.iris import IrisCluster, post, running_iris_cluster
 from tests.helpers.waiting import wait_for
-from tests.streams.conftest import read_records, validate
+from tests.streams.conftest import FAST_BACKOFF, read_records, stream_spec, validate
 from workers.hosts import Role, VmHost
 from workers.logservice_follow import entry_lines, format_ms, since_ms
-from workers.transports import IrisLogTransport, TransportConfigError, TransportKind, transport_from_args
+from workers.stream.spec import StreamSpec
+from workers.transports import IrisLogTransport, TransportConfigError, TransportKind
 
 CONTROLLER_KEY = "/system/controller"
 FETCH_LOGS = "finelog.logging.LogService/FetchLogs"
 DOCKER_LINE = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}000000Z .*")
 SINCE = "2026-12-01T17:53:49.511000000Z"
-FAST_BACKOFF = {"base_s": 0.05, "cap_s": 0.2, "jitter": 0.5}
 WAIT_S = 30.0
 EXIT_S = 5.0
 KILLS = 3
@@ -105,8 +105,8 @@ def test_iris_log_argv(host: VmHost, key: str, since: str | None) -> None:
     assert "ignored-container" not in argv
 
 
-def test_iris_log_from_args_with_token_and_default_prefix() -> None:
-    transport = transport_from_args({"kind": "iris_log", "controller": "https://iris.example:443", "token_file": "/t"})
+def test_iris_log_with_token_and_default_prefix() -> None:
+    transport = IrisLogTransport("https://iris.example:443", token_file="/t")
     assert isinstance(transport, IrisLogTransport) and transport.kind is TransportKind.IRIS_LOG
     argv = transport.argv(WORKER, "iris-worker", None, 5.0)
     assert argv[:3] == [sys.executable, "-m", "workers.logservice_follow"]
@@ -119,14 +119,12 @@ def test_iris_log_from_args_with_token_and_default_prefix() -> None:
 def test_a_bad_controller_url_is_refused(url: str) -> None:
     with pytest.raises(TransportConfigError):
         IrisLogTransport(url)
-    with pytest.raises(TransportConfigError):
-        transport_from_args({"kind": "iris_log", "controller": url})
 
 
-@pytest.mark.parametrize("options", [{"poll_interval_s": 0}, {"poll_interval_s": True}, {"bogus": 1}, {}])
+@pytest.mark.parametrize("options", [{"poll_interval_s": 0}, {"poll_interval_s": True}, {"token_env": "A-B"}])
 def test_bad_iris_log_options_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises(TransportConfigError):
-        transport_from_args({"kind": "iris_log", **({"controller": "http://x:1"} if options else {}), **options})
+        IrisLogTransport("http://x:1", **options)
 
 
 # -- helpers for the real Iris ------------------------------------------------------------
@@ -337,12 +335,12 @@ def written(path: Path) -> list[Line]:
 @dataclasses.dataclass
 class Stream:
     key: str
-    args: dict[str, Any]
+    args: StreamSpec
     path: Path
     child: ChildProcess | None = None
 
     def start(self, run_dir: Path) -> None:
-        self.child = ChildProcess(run_dir, self.args, name=f"stream:{self.args['vm']}").start()
+        self.child = ChildProcess(run_dir, self.args, name=f"stream:{self.args.host.vm}").start()
         self.child.wait_message(Kind.READY, WAIT_S)
 
     def close(self) -> None:
@@ -378,7 +376,7 @@ class Stream:
 
     def events_of(self, event: str = "stream_resumed") -> list[dict[str, Any]]:
         assert self.child is not None
-        return [e for e in self.child.events(event) if e.get("vm") == self.args["vm"]]
+        return [e for e in self.child.events(event) if e.get("vm") == self.args.host.vm]
 
     def caught_up(self, server: str) -> bool:
         return written(self.path) == expected_lines(fetch_all(server, self.key))[0]
@@ -389,16 +387,18 @@ def test_stream_resumes_by_cursor_when_its_follower_or_itself_is_killed(tmp_path
     with running_iris_cluster(tmp_path) as cluster, contextlib.ExitStack() as stack:
         worker, server = healthy_worker(cluster), log_server(cluster)
         vms = run_dir / "logs" / "vms"
-        transport = {"kind": "iris_log", "controller": cluster.url, "poll_interval_s": 0.2}
-        common = {"container": "iris", "transport": transport, "backoff": FAST_BACKOFF}
+        transport = IrisLogTransport(cluster.url, poll_interval_s=0.2)
+
+        def spec(vm: str, role: Role = Role.WORKER) -> StreamSpec:
+            return StreamSpec(VmHost(vm, 0, role, vm), "iris", transport, backoff=FAST_BACKOFF)
+
         streams = [
-            Stream(CONTROLLER_KEY, {"vm": "iris-ctl", "role": "controller"}, run_dir / "logs" / "controller.jsonl"),
-            Stream(f"/system/worker/{worker}", {"vm": worker}, vms / f"{worker}.jsonl"),
+            Stream(CONTROLLER_KEY, spec("iris-ctl", Role.CONTROLLER), run_dir / "logs" / "controller.jsonl"),
+            Stream(f"/system/worker/{worker}", spec(worker), vms / f"{worker}.jsonl"),
             # A key Iris does not write to, with awkward entries pushed by the test.
-            Stream("/system/worker/synthetic-worker", {"vm": "synthetic-worker"}, vms / "synthetic-worker.jsonl"),
+            Stream("/system/worker/synthetic-worker", spec("synthetic-worker"), vms / "synthetic-worker.jsonl"),
         ]
         for stream in streams:
-            stream.args |= common
             stream.start(run_dir)
             stack.callback(stream.close)
         with busy(cluster, server, streams[-1].key):
@@ -440,8 +440,8 @@ def test_a_row_older_than_the_resume_lookback_is_delivered_across_resumes(tmp_pa
     run_dir, key = tmp_path / "run", "/system/worker/late-worker"
     with running_iris_cluster(tmp_path) as cluster:
         server, t0 = log_server(cluster), time.time_ns() // 1_000_000
-        transport = {"kind": "iris_log", "controller": cluster.url, "poll_interval_s": 0.1}
-        args = {"vm": "late-worker", "container": "iris", "transport": transport, "backoff": FAST_BACKOFF}
+        transport = IrisLogTransport(cluster.url, poll_interval_s=0.1)
+        args = stream_spec(transport, "late-worker", "iris", backoff=FAST_BACKOFF)
         stream = Stream(key, args, run_dir / "logs" / "vms" / "late-worker.jsonl")
         stream.start(run_dir)
         try:
@@ -485,8 +485,8 @@ def test_a_cursor_the_store_does_not_hold_is_a_gap_naming_the_range(tmp_path: Pa
     run_dir, key = tmp_path / "run", "/system/worker/rotated-worker"
     with running_iris_cluster(tmp_path) as cluster:
         server, t0 = log_server(cluster), time.time_ns() // 1_000_000
-        transport = {"kind": "iris_log", "controller": cluster.url, "poll_interval_s": 0.1}
-        args = {"vm": "rotated-worker", "container": "iris", "transport": transport, "backoff": FAST_BACKOFF}
+        transport = IrisLogTransport(cluster.url, poll_interval_s=0.1)
+        args = stream_spec(transport, "rotated-worker", "iris", backoff=FAST_BACKOFF)
         stream = Stream(key, args, run_dir / "logs" / "vms" / "rotated-worker.jsonl")
         sidecar = stream.path.with_name(stream.path.name + ".cursor")
         stream.start(run_dir)
@@ -534,10 +534,10 @@ def test_rows_lost_across_a_resume_are_a_gap_bounded_by_the_rows_either_side(tmp
     with running_iris_cluster(tmp_path) as cluster:
         server, t0 = log_server(cluster), time.time_ns() // 1_000_000
         push_rows(server, key, t0, range(10))
-        transport = {"kind": "iris_log", "controller": cluster.url, "poll_interval_s": 0.1}
-        spec = {"vm": "lossy-worker", "container": "iris", "transport": transport | {"command_prefix": LOSSY_PREFIX}}
+        transport = IrisLogTransport(cluster.url, poll_interval_s=0.1, command_prefix=tuple(LOSSY_PREFIX))
+        spec = stream_spec(transport, "lossy-worker", "iris", backoff=FAST_BACKOFF)
         stream = Stream(key, spec, run_dir / "logs" / "vms" / "lossy-worker.jsonl")
-        with ChildProcess(run_dir, spec | {"backoff": FAST_BACKOFF}) as child:
+        with ChildProcess(run_dir, spec) as child:
             stream.child = child
             wait_for(lambda: len(written(stream.path)) == 10, WAIT_S, "the first 10 rows")
             push_rows(server, key, t0, range(10, 20))

@@ -2,6 +2,7 @@
 
 import shlex
 import subprocess
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,6 @@ from workers.transports import (
     SshTransport,
     TransportConfigError,
     render_follow_command,
-    transport_from_args,
     wrap_remote,
 )
 
@@ -129,11 +129,12 @@ def test_hostile_since_is_rejected() -> None:
         render_follow_command("docker logs {since} {container}", "c", "2024; touch pwned")
 
 
-def test_transport_from_args_rejects_unknown_kind_and_options() -> None:
+@pytest.mark.parametrize(
+    "options", [{"port": 0}, {"strict_host_key_checking": "maybe"}, {"extra_options": ("ProxyCommand x",)}]
+)
+def test_ssh_transport_refuses_bad_options(options: dict[str, Any]) -> None:
     with pytest.raises(TransportConfigError):
-        transport_from_args({"kind": "telnet"})
-    with pytest.raises(TransportConfigError):
-        transport_from_args({"kind": "ssh", "user": "iris", "bogus": 1})
+        SshTransport(user="iris", **options)
 
 
 def test_wrapped_command_parses_and_runs_locally(tmp_path: object) -> None:

@@ -19,9 +19,8 @@ from supervisor.config import parse
 from tests.helpers.forked_child import ChildProcess
 from tests.helpers.sshd import Sshd
 from tests.helpers.waiting import wait_for
-from tests.streams.conftest import FOLLOWER, read_records, seq_lines, ts
+from tests.streams.conftest import FAST_BACKOFF, FOLLOWER, read_records, seq_lines, stream_spec, ts
 
-FAST_BACKOFF = {"base_s": 0.05, "cap_s": 0.2, "jitter": 0.5}
 WAIT_S = 20.0
 
 FAKE_DOCKER = """#!{python}
@@ -82,13 +81,7 @@ def test_the_default_remote_command_keeps_the_containers_stderr(
     (err_dir / "iris-worker.log").write_bytes(ts(0) + b" Traceback: written on stderr\n")
     (out_dir / "iris-worker.log").write_bytes(seq_lines(1, 4))
     default_command = parse({}).streams.remote_command  # what a run with no [streams] uses
-    args = {
-        "vm": "vm-1",
-        "address": "127.0.0.1",
-        "container": "iris-worker",
-        "transport": sshd.transport_args(default_command),
-        "backoff": FAST_BACKOFF,
-    }
+    args = stream_spec(sshd.transport(default_command), address="127.0.0.1", backoff=FAST_BACKOFF)
     path = tmp_path / "run" / "logs" / "vms" / "vm-1.jsonl"
     with ChildProcess(tmp_path / "run", args) as child:
         child.wait_message(Kind.READY, WAIT_S)

@@ -28,11 +28,21 @@ from tests.helpers.forked_child import ChildProcess
 from tests.helpers.sshd import Sshd
 from tests.helpers.waiting import wait_for
 from tests.local_cluster.client import Client, python_argv
-from tests.streams.conftest import FOLLOWER, local_transport, read_records, seq_lines, ts, validate
+from tests.streams.conftest import (
+    FAST_BACKOFF,
+    FOLLOWER,
+    local_transport,
+    read_records,
+    seq_lines,
+    stream_spec,
+    ts,
+    validate,
+)
+from workers.stream.spec import StreamSpec
+from workers.transports import LocalTransport, Transport
 
 VM = "local-cpu-0-w0"
 CONTAINER = "iris-worker"
-FAST_BACKOFF = {"base_s": 0.05, "cap_s": 0.2, "jitter": 0.5}
 ROUNDS = 3  # each round kills the follower once and the stream child once
 LINES_BETWEEN_KILLS = 150
 WAIT_S = 30.0
@@ -101,7 +111,7 @@ def chatty_cluster(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 class KilledStream:
     """A stream child on one file, SIGKILLed and restarted as the test says."""
 
-    def __init__(self, run_dir: Path, args: dict[str, Any], followers: FollowerFinder) -> None:
+    def __init__(self, run_dir: Path, args: StreamSpec, followers: FollowerFinder) -> None:
         self.run_dir, self.args, self.followers = run_dir, args, followers
         self.path = run_dir / "logs" / "vms" / f"{VM}.jsonl"
         self.child = self._start()
@@ -135,11 +145,11 @@ class KilledStream:
         return stats
 
 
-def kill_and_resume(tmp_path: Path, transport_for: Callable[[Path], dict[str, Any]], followers: FollowerFinder) -> None:
+def kill_and_resume(tmp_path: Path, transport_for: Callable[[Path], Transport], followers: FollowerFinder) -> None:
     with chatty_cluster(tmp_path) as (state_dir, stop):
         run_dir, source = tmp_path / "run", state_dir / "vms" / VM / f"{CONTAINER}.log"
-        args = {"vm": VM, "address": "127.0.0.1", "container": CONTAINER, "transport": transport_for(state_dir)}
-        stream = KilledStream(run_dir, args | {"backoff": FAST_BACKOFF}, followers)
+        args = stream_spec(transport_for(state_dir), VM, CONTAINER, "127.0.0.1", backoff=FAST_BACKOFF)
+        stream = KilledStream(run_dir, args, followers)
         try:
             for _ in range(ROUNDS):
                 stream.kill_follower()
@@ -164,17 +174,17 @@ def kill_and_resume(tmp_path: Path, transport_for: Callable[[Path], dict[str, An
 
 
 def test_embedded_follower_and_stream_child_killed_give_every_line_once_and_no_gap(tmp_path: Path) -> None:
-    kill_and_resume(tmp_path, lambda state_dir: {"kind": "local", "state_dir": str(state_dir)}, local_followers)
+    kill_and_resume(tmp_path, lambda state_dir: LocalTransport(state_dir=str(state_dir)), local_followers)
 
 
 def test_ssh_client_and_stream_child_killed_give_every_line_once_and_no_gap(tmp_path: Path, sshd: Sshd) -> None:
-    def over_ssh(state_dir: Path) -> dict[str, Any]:
+    def over_ssh(state_dir: Path) -> Transport:
         # What `docker logs` is on a real VM: the embedded follower, run by sshd.
         remote = (
             f"cd {REPO_ROOT} && {sys.executable} -m local_cluster logs --state-dir {state_dir} "
             f"--follow --timestamps {{since}} {VM} {{container}}"
         )
-        return sshd.transport_args(remote)
+        return sshd.transport(remote)
 
     kill_and_resume(tmp_path, over_ssh, ssh_clients)
     wait_for(lambda: not remote_followers(sshd), 10, "no follower left under sshd")
@@ -204,7 +214,7 @@ def test_a_follower_that_drops_lines_on_resume_gives_a_gap_naming_the_missing_ra
     log = state / f"{CONTAINER}.log"
     log.write_bytes(seq_lines(0, 20))
     transport = local_transport(state, "--drop-on-resume", str(DROPPED))
-    args = {"vm": VM, "container": CONTAINER, "transport": transport, "backoff": FAST_BACKOFF}
+    args = stream_spec(transport, VM, CONTAINER, backoff=FAST_BACKOFF)
     stream = KilledStream(run, args, fake_followers)
     try:
         wait_for(lambda: len(written(stream.path)) == 20, WAIT_S, "the first 20 records")

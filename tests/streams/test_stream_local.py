@@ -2,6 +2,7 @@
 
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -11,22 +12,25 @@ from common.messages import Kind
 from tests.helpers.forked_child import ChildProcess
 from tests.helpers.waiting import wait_for
 from tests.streams.conftest import (
+    FAST_BACKOFF,
     FOLLOWER,
     count_lines,
     local_transport,
     read_records,
     seq_lines,
+    stream_spec,
     ts,
     validate,
 )
+from workers.hosts import HostileNameError
+from workers.stream.spec import StreamSpec
+from workers.transports import SshTransport
 
-FAST_BACKOFF = {"base_s": 0.05, "cap_s": 0.2, "jitter": 0.5}
 MAX_RSS_BYTES = 60 * 1024 * 1024
 
 
-def stream_args(state: Path, **extra: object) -> dict[str, object]:
-    args = {"vm": "vm-1", "container": "iris-worker", "transport": local_transport(state), "backoff": FAST_BACKOFF}
-    return args | extra
+def stream_args(state: Path, **extra: Any) -> StreamSpec:
+    return stream_spec(local_transport(state), backoff=FAST_BACKOFF, **extra)
 
 
 def followers(state: Path) -> list[psutil.Process]:
@@ -111,13 +115,12 @@ def test_silence_is_reported_stale_once_per_silence(tmp_path: Path) -> None:
 @pytest.mark.parametrize("field", ["vm", "container"])
 @pytest.mark.parametrize("shape", ["x;touch {marker}", "$(touch {marker})", "`touch {marker}`", "x\ntouch {marker}"])
 def test_hostile_names_are_never_executed(tmp_path: Path, field: str, shape: str) -> None:
+    """Refused when the supervisor builds the child's arguments: no child, no command line."""
     marker = tmp_path / "pwned"
-    transport = {"kind": "ssh", "user": "root", "port": 1, "remote_template": "echo {container}"}
-    args = {"vm": "vm-1", "container": "iris-worker", "transport": transport, field: shape.format(marker=marker)}
-    with ChildProcess(tmp_path / "run", args) as child:
-        assert child.wait() == ChildExit.CONFIG
-    [event] = child.events("hostile_name_rejected")
-    assert event["field"] == field
+    transport = SshTransport(user="root", port=1, remote_template="echo {container}")
+    with pytest.raises(HostileNameError) as refused:
+        stream_spec(transport, **{field: shape.format(marker=marker)})
+    assert refused.value.field == field
     assert not marker.exists()
 
 

@@ -11,11 +11,18 @@ from common.messages import Kind
 from tests.helpers.forked_child import ChildProcess
 from tests.helpers.sshd import Sshd
 from tests.helpers.waiting import wait_for
-from tests.streams.conftest import FOLLOWER, count_lines, follower_template, read_records, seq_lines, validate
+from tests.streams.conftest import (
+    FAST_BACKOFF,
+    FOLLOWER,
+    count_lines,
+    follower_template,
+    read_records,
+    seq_lines,
+    stream_spec,
+    validate,
+)
 from workers.hosts import Role, VmHost
-from workers.transports import transport_from_args
-
-FAST_BACKOFF = {"base_s": 0.05, "cap_s": 0.2, "jitter": 0.5}
+from workers.stream.spec import StreamSpec
 
 
 def remote_followers(state: Path) -> list[psutil.Process]:
@@ -27,14 +34,9 @@ def remote_followers(state: Path) -> list[psutil.Process]:
     return found
 
 
-def ssh_args(sshd: Sshd, state: Path, *follower_flags: str) -> dict[str, object]:
-    return {
-        "vm": "vm-1",
-        "address": "127.0.0.1",
-        "container": "iris-worker",
-        "transport": sshd.transport_args(follower_template(state, *follower_flags)),
-        "backoff": FAST_BACKOFF,
-    }
+def ssh_args(sshd: Sshd, state: Path, *follower_flags: str) -> StreamSpec:
+    transport = sshd.transport(follower_template(state, *follower_flags))
+    return stream_spec(transport, address="127.0.0.1", backoff=FAST_BACKOFF)
 
 
 def test_ssh_streams_into_jsonl(tmp_path: Path, sshd: Sshd) -> None:
@@ -65,7 +67,7 @@ def test_killing_local_ssh_ends_the_remote_follower(tmp_path: Path, sshd: Sshd) 
     state = tmp_path / "state"
     state.mkdir()
     (state / "iris-worker.log").write_bytes(seq_lines(0, 3))
-    transport = transport_from_args(sshd.transport_args(follower_template(state)))
+    transport = sshd.transport(follower_template(state))
     argv = transport.argv(VmHost("vm-1", 0, Role.WORKER, "127.0.0.1"), "iris-worker", None, 60)
     ssh = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:

@@ -10,6 +10,7 @@ from common.controller_target import ApiKind, ControllerTarget
 from common.messages import Kind
 from tests.helpers.cluster import running_local_cluster
 from tests.helpers.forked import run_to_end
+from tests.workers.probe_args import ProbeArgs
 
 # Short delays so each scenario takes a second or two; the TPU group is a 4-host slice.
 FAST_CONFIG = """
@@ -58,14 +59,12 @@ def embedded(address: str, root: str = "t") -> ControllerTarget:
 
 
 def launch_jobs(address: str, run_dir: Path, root: str, *jobs: dict[str, Any]) -> list[str]:
-    child = run_to_end(
-        "tests.workers.probes:launch", {"target": embedded(address, root), "jobs": list(jobs)}, run_dir, 10
-    )
+    child = run_to_end("tests.workers.probes:launch", ProbeArgs(embedded(address, root), jobs=jobs), run_dir, 10)
     job_ids: list[str] = child.of(Kind.RESULT)[0]["job_ids"]
     return job_ids
 
 
 def list_jobs(address: str, run_dir: Path, root: str) -> list[dict[str, Any]]:
-    child = run_to_end("tests.workers.probes:jobs", {"target": embedded(address, root)}, run_dir, 10)
+    child = run_to_end("tests.workers.probes:jobs", ProbeArgs(embedded(address, root)), run_dir, 10)
     found: list[dict[str, Any]] = child.of(Kind.RESULT)[0]["jobs"]
     return found

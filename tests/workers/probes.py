@@ -20,7 +20,7 @@ def launch(ctx: ChildContext) -> int:
     """args: target, jobs (test dicts as in the config); RESULT job_ids."""
     job_ids = []
     with polling.connect(ctx) as controller:
-        for spec in ctx.args["jobs"]:
+        for spec in ctx.args.jobs:
             for request in custom_test(spec, job_timeout_s=60).requests:
                 job_ids.append(controller.launch(request))
     ctx.channel.send(Kind.RESULT, job_ids=job_ids)
@@ -61,7 +61,7 @@ def workers_up(ctx: ChildContext) -> int:
     with polling.connect(ctx) as controller:
         for _ in polling.poll_every(ctx, 0.05):
             healthy = sorted(w.worker_id for w in controller.list_workers() if w.healthy)
-            if len(healthy) >= int(ctx.args["count"]) or ctx.deadline.remaining() < 1:
+            if len(healthy) >= ctx.args.count or ctx.deadline.remaining() < 1:
                 break
     ctx.channel.send(Kind.RESULT, workers=healthy)
     return ChildExit.OK

@@ -8,6 +8,7 @@ from common.messages import Kind
 from tests.helpers.forked import run_to_end
 from tests.helpers.waiting import wait_for
 from tests.workers.conftest import embedded, launch_jobs, list_jobs
+from workers.child_args import DiagnosticsArgs
 
 
 def test_diagnostics_json_has_the_job_table_autoscaler_and_failed_task_logs(cluster: str, tmp_path: Path) -> None:
@@ -22,7 +23,7 @@ def test_diagnostics_json_has_the_job_table_autoscaler_and_failed_task_logs(clus
         10, "both jobs finished",
     )  # fmt: skip
     out_dir = tmp_path / "run"
-    args = {"target": embedded(cluster, "diag"), "out_dir": str(out_dir)}
+    args = DiagnosticsArgs(embedded(cluster, "diag"), out_dir)
     child = run_to_end("workers.diagnostics:main", args, out_dir, 10, name="diagnostics")
     assert child.exit_code == 0
 

@@ -6,13 +6,16 @@ from typing import Any
 import pytest
 
 from common.messages import HostsAssembler, Kind
+from supervisor.smoke import vm_host_of
 from tests.helpers.forked import forked_child, run_to_end
 from tests.helpers.waiting import wait_for
 from tests.workers.conftest import embedded, launch_jobs
+from workers.child_args import DiscoveryArgs
 from workers.controller.model import Worker
 from workers.discovery import split_address, worker_host
 from workers.hosts import HostileNameError
-from workers.stream.spec import parse_spec
+from workers.stream.spec import StreamSpec
+from workers.transports import SshTransport
 
 STOP_WITHIN_S = 1.5
 
@@ -25,7 +28,7 @@ def test_discovery_sends_controller_and_workers_then_a_new_slice_with_hosts_0_to
     cluster: str, tmp_path: Path
 ) -> None:
     """The set has the controller and the CPU worker; a TPU job's scale-up adds hosts 0..3."""
-    args = {"target": embedded(cluster), "prefix": "local", "interval_s": 0.2}
+    args = DiscoveryArgs(embedded(cluster), "local", interval_s=0.2)
     with forked_child("workers.discovery:main", args, tmp_path / "run", name="discovery") as child:
         child.wait_message(Kind.READY, timeout_s=10)
         # The CPU slice (min_slices 1) may still be booting at the first listing.
@@ -61,7 +64,7 @@ def test_discovery_sends_controller_and_workers_then_a_new_slice_with_hosts_0_to
 
 def test_discovery_logs_failures_sends_no_hosts_and_reports_a_long_outage(tmp_path: Path) -> None:
     """No controller: each failed listing is an event with its code; no HOSTS; a long outage is reported once."""
-    args = {"target": embedded("127.0.0.1:1"), "prefix": "local", "interval_s": 0.05, "unavailable_report_s": 0.3}
+    args = DiscoveryArgs(embedded("127.0.0.1:1"), "local", interval_s=0.05, unavailable_report_s=0.3)
     with forked_child("workers.discovery:main", args, tmp_path / "run", name="discovery") as child:
         report = child.wait_message(Kind.PROGRESS, timeout_s=5, match=lambda b: "controller" in b)
         wait_for(lambda: len(child.events("discovery_failed")) >= 8, 5, "more failed listings")
@@ -119,7 +122,7 @@ def test_an_ssh_stream_of_a_discovered_host_gets_the_host_and_the_ssh_port(tmp_p
     """Discovery's entry for a `host:port` worker, through the stream's spec, gives ssh `-p <ssh port> ... host`."""
     worker = Worker(worker_id="w1", vm_name="vm-1", address="[fd00::5]:10001", healthy=True)
     entry = worker_host(worker)
-    spec = parse_spec(entry | {"transport": {"kind": "ssh", "user": "smoke", "port": 2222}}, tmp_path)
+    spec = StreamSpec(vm_host_of(entry), entry["container"], SshTransport(user="smoke", port=2222))
     argv = spec.transport.argv(spec.host, spec.container, None, 60.0)
     assert argv[argv.index("-p") + 1] == "2222"
     assert argv[-2] == "fd00::5" and not any("10001" in a for a in argv[:-1])

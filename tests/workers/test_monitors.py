@@ -8,6 +8,7 @@ from common.messages import Kind
 from tests.helpers.forked import forked_child
 from tests.helpers.waiting import wait_for
 from tests.workers.conftest import embedded, launch_jobs
+from workers.child_args import MonitorArgs
 
 STOP_WITHIN_S = 1.5
 TPU_JOB = {"name": "tpu", "argv": ["sh", "-c", "echo on tpu"], "device": "tpu"}
@@ -18,7 +19,7 @@ def test_scheduling_monitor_records_pending_reason_while_a_slice_boots_and_each_
 ) -> None:
     """A TPU job waits with a pending_reason while its slice boots, then its task runs and succeeds."""
     out = tmp_path / "run" / "scheduling.jsonl"
-    args = {"target": embedded(cluster, "mon"), "interval_s": 0.05, "out": str(out)}
+    args = MonitorArgs(embedded(cluster, "mon"), out, interval_s=0.05)
     with forked_child("workers.monitors.scheduling:main", args, tmp_path / "run", name="monitor:scheduling") as child:
         child.wait_message(Kind.READY, timeout_s=10)
         (job_id,) = launch_jobs(cluster, tmp_path / "probe", "mon", TPU_JOB)
@@ -54,7 +55,7 @@ def test_scheduling_monitor_records_pending_reason_while_a_slice_boots_and_each_
 def test_autoscaler_monitor_records_a_scale_up_once(cluster: str, tmp_path: Path) -> None:
     """A TPU job's demand shows as one scale_up action of the tpu group, logged once, and in the file."""
     out = tmp_path / "run" / "autoscaler.jsonl"
-    args = {"target": embedded(cluster), "interval_s": 0.05, "out": str(out)}
+    args = MonitorArgs(embedded(cluster), out, interval_s=0.05)
     with forked_child("workers.monitors.autoscaler:main", args, tmp_path / "run", name="monitor:autoscaler") as child:
         child.wait_message(Kind.READY, timeout_s=10)
         launch_jobs(cluster, tmp_path / "probe", "as", TPU_JOB)

@@ -14,6 +14,8 @@ from common.messages import Kind
 from tests.helpers.cluster import running_local_cluster
 from tests.helpers.forked import run_to_end
 from tests.workers.conftest import FAST_CONFIG, embedded
+from tests.workers.probe_args import ProbeArgs
+from workers.child_args import SuiteArgs
 
 PARITY = ["accelerator_probe", "region_constrained", "nested_constraints", "non_preemptible"]
 
@@ -46,8 +48,7 @@ boot_delay_s = 0.1
 
 def _run(address: str, tmp_path: Path, names: list[str], timeout_s: float = 30, **more: Any) -> dict[str, Any]:
     root = f"p{uuid.uuid4().hex[:8]}"
-    args = {"target": embedded(address, root), "job_timeout_s": timeout_s, "poll_interval_s": 0.1,
-            "standard": names} | more  # fmt: skip
+    args = SuiteArgs(embedded(address, root), timeout_s, tuple(names), poll_interval_s=0.1, **more)
     child = run_to_end("workers.smoke_tests:main", args, tmp_path / "run", timeout_s + 10, name="tests")
     assert child.exit_code == 0
     return {r["test"]: r for r in child.of(Kind.RESULT)}
@@ -62,7 +63,7 @@ def faulty(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
 
 def _both_workers_up(address: str, tmp_path: Path) -> None:
     """Both CPU hosts registered, so first fit sees the preemptible one first."""
-    args = {"target": embedded(address, "w"), "count": 2}
+    args = ProbeArgs(embedded(address, "w"), count=2)
     child = run_to_end("tests.workers.probes:workers_up", args, tmp_path / "up", 10, name="up")
     assert len(child.of(Kind.RESULT)[0]["workers"]) == 2
 

@@ -7,17 +7,18 @@ from common.messages import Kind
 from tests.helpers.forked import forked_child, run_to_end
 from tests.helpers.waiting import wait_for
 from tests.workers.conftest import embedded, list_jobs
+from workers.child_args import SuiteArgs
 
 STOP_WITHIN_S = 1.5
 
 
-def _args(address: str, root: str, **more: Any) -> dict[str, Any]:
-    return {"target": embedded(address, root), "job_timeout_s": 30, "poll_interval_s": 0.1} | more
+def _args(address: str, root: str, standard: tuple[str, ...] = (), **more: Any) -> SuiteArgs:
+    return SuiteArgs(embedded(address, root), more.pop("job_timeout_s", 30), standard, poll_interval_s=0.1, **more)
 
 
 def test_standard_suite_passes_on_the_default_local_cluster(default_cluster: str, tmp_path: Path) -> None:
     """simple, concurrent and coscheduled all pass; the coscheduled ranks ran on hosts 0..3 of one slice."""
-    args = _args(default_cluster, "std", standard=["simple", "concurrent", "coscheduled"])
+    args = _args(default_cluster, "std", standard=("simple", "concurrent", "coscheduled"))
     child = run_to_end("workers.smoke_tests:main", args, tmp_path / "run", 40, name="tests")
     assert child.exit_code == 0
     results = {r["test"]: r for r in child.of(Kind.RESULT)}
@@ -40,7 +41,7 @@ def test_config_test_whose_argv_exits_1_fails_with_its_log_tail(cluster: str, tm
         {"name": "boom", "argv": ["sh", "-c", "echo about to fail; exit 1"], "device": "cpu"},
         {"name": "meant-to-fail", "argv": ["sh", "-c", "exit 3"], "device": "cpu", "expect": "failed"},
     ]
-    args = _args(cluster, "cfg", standard=[], tests=tests)
+    args = _args(cluster, "cfg", custom=tests)
     child = run_to_end("workers.smoke_tests:main", args, tmp_path / "run", 20, name="tests")
     results = {r["test"]: r for r in child.of(Kind.RESULT)}
     boom = results["boom"]
@@ -55,7 +56,7 @@ def test_config_test_whose_argv_exits_1_fails_with_its_log_tail(cluster: str, tm
 def test_stop_mid_test_terminates_its_jobs_and_reports_timeout(cluster: str, tmp_path: Path) -> None:
     """SIGTERM while a job runs: the job ends KILLED on the controller, the test reports timeout."""
     tests = [{"name": "sleepy", "argv": ["sh", "-c", "echo started; sleep 30"], "device": "cpu"}]
-    args = _args(cluster, "stop", standard=[], tests=tests)
+    args = _args(cluster, "stop", custom=tests)
     with forked_child("workers.smoke_tests:main", args, tmp_path / "run", name="tests") as child:
         ready = child.wait_message(Kind.READY, timeout_s=10)
         (job_id,) = ready["jobs"][0]["job_ids"]
@@ -72,7 +73,7 @@ def test_stop_mid_test_terminates_its_jobs_and_reports_timeout(cluster: str, tmp
 def test_a_test_past_job_timeout_is_terminated_and_reported_as_timeout(cluster: str, tmp_path: Path) -> None:
     """job_timeout_s bounds each test: its jobs are terminated and the child goes on to exit 0."""
     tests = [{"name": "slow", "argv": ["sh", "-c", "sleep 30"], "device": "cpu"}]
-    args = _args(cluster, "jt", standard=[], tests=tests, job_timeout_s=0.5)
+    args = _args(cluster, "jt", custom=tests, job_timeout_s=0.5)
     child = run_to_end("workers.smoke_tests:main", args, tmp_path / "run", 10, name="tests")
     assert child.exit_code == 0
     (result,) = child.of(Kind.RESULT)
@@ -83,7 +84,7 @@ def test_a_test_past_job_timeout_is_terminated_and_reported_as_timeout(cluster: 
 def test_the_global_deadline_ends_the_tests_with_timeout_results(cluster: str, tmp_path: Path) -> None:
     """At the run's deadline the child cleans up, reports timeout and exits with the deadline code."""
     tests = [{"name": "slow", "argv": ["sh", "-c", "sleep 30"], "device": "cpu"}]
-    args = _args(cluster, "dl", standard=[], tests=tests)
+    args = _args(cluster, "dl", custom=tests)
     with forked_child("workers.smoke_tests:main", args, tmp_path / "run", name="tests", timeout_s=2.0) as child:
         assert child.reap(5.0) == 124
     (result,) = child.of(Kind.RESULT)

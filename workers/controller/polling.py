@@ -16,14 +16,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from common.controller_target import ControllerTarget
 from common.messages import Kind
+from workers.child_args import UNAVAILABLE_REPORT_S, ControllerArgs
 from workers.controller.api import Controller, open_controller
 from workers.controller.model import ControllerError, ErrorCode
 from workers.runtime import ChildContext
 
 # Transient by nature (restart, tunnel reconnect); longer than this is worth a report.
-UNAVAILABLE_REPORT_S = 30.0
 
 Clock = Callable[[], float]
 
@@ -38,9 +37,8 @@ class ControllerState(enum.StrEnum):
 @contextlib.contextmanager
 def connect(ctx: ChildContext) -> Iterator[Controller]:
     """The child's one controller connection, from its `target` argument."""
-    target = ctx.args["target"]
-    assert isinstance(target, ControllerTarget), "the supervisor hands every controller child a ControllerTarget"
-    with open_controller(target, ctx.deadline) as controller:
+    args: ControllerArgs = ctx.args
+    with open_controller(args.target, ctx.deadline) as controller:
         yield controller
 
 
@@ -96,8 +94,9 @@ class Outage:
 
 
 def outage_for(ctx: ChildContext) -> Outage:
-    """An Outage with the bound from the child's args (`unavailable_report_s`), else the default."""
-    return Outage(bound_s=float(ctx.args.get("unavailable_report_s", UNAVAILABLE_REPORT_S)))
+    """An Outage with the bound from the child's args (`unavailable_report_s`)."""
+    args: ControllerArgs = ctx.args
+    return Outage(bound_s=args.unavailable_report_s)
 
 
 def call_failed(ctx: ChildContext, outage: Outage, event: str, exc: ControllerError, **fields: Any) -> None:

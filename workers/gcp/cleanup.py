@@ -1,6 +1,6 @@
 """The GCP cleanup child: delete every TPU slice and instance carrying the prefix's labels.
 
-args: gcp (GcpSettings, label prefix set).
+args: `workers.child_args.GcpCleanupArgs` (gcp: GcpSettings, label prefix set).
 
 The cluster's own `stop_command` first, if configured. Then one listing (the same as
 discovery's: slices and workers by `<prefix>-managed=true`, the controller by name or
@@ -16,15 +16,16 @@ from typing import Any
 
 from common.child_exit import ChildExit
 from common.messages import Kind
+from workers.child_args import GcpCleanupArgs
 from workers.gcp.cluster_cli import run_cluster_command
 from workers.gcp.gcloud import Gcloud, GcloudFailed, GcloudResult
 from workers.gcp.inventory import list_inventory
-from workers.gcp.settings import GcpSettings
 from workers.runtime import ChildContext
 
 
 def main(ctx: ChildContext) -> int:
-    settings: GcpSettings = ctx.args["gcp"]
+    args: GcpCleanupArgs = ctx.args
+    settings = args.gcp
     gcloud = Gcloud(settings.gcloud, settings.project, ctx.groups, ctx.log, ctx.deadline, ctx.stop.fd)
     report: dict[str, list[Any]] = {"deleted": [], "already_gone": [], "failed": []}
     # The cluster's own stop first; the labelled deletion after it is the safety net.

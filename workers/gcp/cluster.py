@@ -1,7 +1,7 @@
 """The `cluster` child for `--cluster gcp`: find the controller VM, tunnel to its API, keep it up.
 
-args: gcp (GcpSettings, label prefix set), target (ControllerTarget, Iris API, no
-address yet), boot_timeout_s.
+args: `workers.child_args.ClusterArgs` (gcp: GcpSettings, label prefix set; target:
+ControllerTarget, Iris API, no address yet; boot_timeout_s).
 
 1. A private 0700 directory for the ssh control sockets (`ControlPath=<dir>/%C`), short
    enough for a socket path; READY hands it to the streams, which share one multiplexed
@@ -31,6 +31,7 @@ from common.child_exit import ChildExit
 from common.controller_target import ControllerTarget
 from common.deadline import Deadline
 from common.messages import Kind
+from workers.child_args import ClusterArgs
 from workers.controller.api import open_controller
 from workers.gcp.cluster_cli import run_cluster_command
 from workers.gcp.gcloud import Gcloud, GcloudFailed
@@ -102,9 +103,10 @@ def _tunnel_delay(attempt: int) -> float:
 
 
 def main(ctx: ChildContext) -> int:
-    settings: GcpSettings = ctx.args["gcp"]
-    target: ControllerTarget = ctx.args["target"]
-    boot = Deadline.after(min(float(ctx.args["boot_timeout_s"]), ctx.deadline.remaining()))
+    args: ClusterArgs = ctx.args
+    assert args.gcp is not None, "the supervisor gives a GCP cluster child its settings"
+    settings, target = args.gcp, args.target
+    boot = Deadline.after(min(args.boot_timeout_s, ctx.deadline.remaining()))
     started = time.monotonic()
     gcloud = Gcloud(settings.gcloud, settings.project, ctx.groups, ctx.log, ctx.deadline, ctx.stop.fd)
     control_dir = Path(tempfile.mkdtemp(prefix="iris-smoke-ssh-"))  # 0700, ours

@@ -1,6 +1,6 @@
 """The GCP discovery child: the prefix's hosts from gcloud, each with its ssh command.
 
-args: gcp (GcpSettings, its label prefix set), interval_s.
+args: `workers.child_args.GcpDiscoveryArgs` (gcp: GcpSettings, its label prefix set; interval_s).
 
 Every interval it lists the prefix's TPU slices and instances (`inventory`), and sends
 the whole host set (`Kind.HOSTS`, in parts) the way the controller-based discovery does:
@@ -19,6 +19,7 @@ from typing import Any
 
 from common.child_exit import ChildExit
 from common.messages import Kind
+from workers.child_args import GcpDiscoveryArgs
 from workers.controller import polling
 from workers.discovery import send_listing
 from workers.gcp.gcloud import Gcloud, GcloudFailed
@@ -85,8 +86,8 @@ def hosts_of(inventory: Inventory, resolver: Resolver) -> list[dict[str, Any]]:
 
 
 def main(ctx: ChildContext) -> int:
-    settings: GcpSettings = ctx.args["gcp"]
-    interval_s = float(ctx.args["interval_s"])
+    args: GcpDiscoveryArgs = ctx.args
+    settings, interval_s = args.gcp, args.interval_s
     gcloud = Gcloud(settings.gcloud, settings.project, ctx.groups, ctx.log, ctx.deadline, ctx.stop.fd)
     resolver = Resolver(gcloud, settings, ctx.log)
     sent: list[dict[str, Any]] | None = None

@@ -14,6 +14,8 @@ import orjson
 
 from common.fdio import write_all
 from common.files import Busy, open_exclusive
+from workers.child_args import MonitorArgs
+from workers.runtime import ChildContext
 
 
 class SecondWriterError(RuntimeError):
@@ -42,3 +44,13 @@ class JsonlWriter:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def open_monitor_output(ctx: ChildContext) -> JsonlWriter | None:
+    """The monitor's file (`MonitorArgs.out`); None, logged, when it cannot be ours."""
+    args: MonitorArgs = ctx.args
+    try:
+        return JsonlWriter(args.out)
+    except (OSError, SecondWriterError) as exc:
+        ctx.log.error("monitor_output_unusable", path=str(args.out), error=str(exc))
+        return None

@@ -1,6 +1,6 @@
 """monitor:autoscaler: what the autoscaler wants, has and did, as data and as events.
 
-args: target (ControllerTarget), out (path of autoscaler.jsonl), interval_s (default 1).
+args: `workers.child_args.MonitorArgs` (target, out: autoscaler.jsonl, interval_s).
 
 Every poll of GetAutoscalerStatus appends one line to `out`: the groups with their demand,
 slices and VM states, the unmet demand, and the actions that are new since the previous
@@ -13,18 +13,17 @@ action is logged once as `autoscaler_action`; each change of the unmet demand as
 import dataclasses
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from common.child_exit import ChildExit
 from common.messages import Kind
+from workers.child_args import MonitorArgs
 from workers.controller import polling
 from workers.controller.model import Action, AutoscalerStatus, ControllerError, GroupStatus, Unmet
 from workers.controller.timefmt import utc_now
-from workers.monitors._jsonl import JsonlWriter, SecondWriterError
+from workers.monitors._jsonl import open_monitor_output
 from workers.runtime import ChildContext
 
-AUTOSCALER_INTERVAL_S = 1.0
 PROGRESS_EVERY_S = 10.0
 MAX_LOGGED_UNMET = 20
 
@@ -100,17 +99,15 @@ class AutoscalerMonitor:
 
 
 def main(ctx: ChildContext) -> int:
-    interval_s = float(ctx.args.get("interval_s", AUTOSCALER_INTERVAL_S))
-    try:
-        out = JsonlWriter(Path(ctx.args["out"]))
-    except (OSError, SecondWriterError) as exc:
-        ctx.log.error("monitor_output_unusable", path=str(ctx.args["out"]), error=str(exc))
+    args: MonitorArgs = ctx.args
+    out = open_monitor_output(ctx)
+    if out is None:
         return ChildExit.CONFIG
     monitor, outage = AutoscalerMonitor(ctx), polling.outage_for(ctx)
     reply: AutoscalerStatus | None = None
     next_progress = time.monotonic() + PROGRESS_EVERY_S
     with out, polling.connect(ctx) as controller:
-        for _ in polling.poll_every(ctx, interval_s):
+        for _ in polling.poll_every(ctx, args.interval_s):
             try:
                 reply = controller.autoscaler()
             except ControllerError as exc:

@@ -1,6 +1,6 @@
 """monitor:scheduling: where this run's tasks are and why they wait, as data and as events.
 
-args: target (ControllerTarget), out (path of scheduling.jsonl), interval_s (default 1).
+args: `workers.child_args.MonitorArgs` (target, out: scheduling.jsonl, interval_s).
 
 Every poll lists this run's jobs (those under its job root) and their tasks, appends one snapshot
 line to `out`, and logs each change: `job_state_changed`, and `task_state_changed` when
@@ -11,19 +11,18 @@ more after it finishes, so their final states are recorded, and then no longer p
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from common.child_exit import ChildExit
 from common.messages import Kind
+from workers.child_args import MonitorArgs
 from workers.controller import polling
 from workers.controller.api import Controller
 from workers.controller.model import ControllerError, Job, JobState, Task
 from workers.controller.timefmt import utc_now
-from workers.monitors._jsonl import JsonlWriter, SecondWriterError
+from workers.monitors._jsonl import open_monitor_output
 from workers.runtime import ChildContext
 
-SCHEDULING_INTERVAL_S = 1.0
 PROGRESS_EVERY_S = 10.0
 
 
@@ -128,17 +127,15 @@ class SchedulingMonitor:
 
 
 def main(ctx: ChildContext) -> int:
-    interval_s = float(ctx.args.get("interval_s", SCHEDULING_INTERVAL_S))
-    try:
-        out = JsonlWriter(Path(ctx.args["out"]))
-    except (OSError, SecondWriterError) as exc:
-        ctx.log.error("monitor_output_unusable", path=str(ctx.args["out"]), error=str(exc))
+    args: MonitorArgs = ctx.args
+    out = open_monitor_output(ctx)
+    if out is None:
         return ChildExit.CONFIG
     ready = False
     next_progress = time.monotonic() + PROGRESS_EVERY_S
     with out, polling.connect(ctx) as controller:
         monitor = SchedulingMonitor(ctx, controller)
-        for _ in polling.poll_every(ctx, interval_s):
+        for _ in polling.poll_every(ctx, args.interval_s):
             if not monitor.poll():
                 continue
             out.write(monitor.snapshot())

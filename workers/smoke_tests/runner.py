@@ -1,10 +1,9 @@
 """The tests child's work: submits the smoke test's jobs, all at once, and reports one RESULT per test.
 
-args: target (ControllerTarget), job_timeout_s, poll_interval_s (default 1),
-      standard (names of the standard tests to run; default all three),
-      tests (test dicts from the config: name, argv, device, variant, count, replicas,
-             group_by, constraints [{key, op, value}], expect),
-      hosts_per_slice (optional; default: num_vms of the accelerator's scale group).
+args: `workers.child_args.SuiteArgs`: target, job_timeout_s, standard (the standard tests to
+      run), custom (`[[tests]]` entries: name, argv, device, variant, count, replicas,
+      group_by, constraints [{key, op, value}], expect), and the sizing overrides
+      (hosts_per_slice None: num_vms of the accelerator's scale group).
 
 Order of work, and why:
 1. Wait until the controller answers its health check, then read the autoscaler's
@@ -33,6 +32,7 @@ from common.child_exit import ChildExit
 from common.deadline import Deadline
 from common.messages import Kind
 from common.outcome import Outcome
+from workers.child_args import TESTS_POLL_INTERVAL_S, SuiteArgs
 from workers.controller import polling
 from workers.controller.api import Controller, rpc_timeout
 from workers.controller.model import (
@@ -50,7 +50,6 @@ from workers.smoke_tests.checks import placement_problem, refusal
 from workers.smoke_tests.parity_tests import PARITY_TESTS, PROBES, ParitySettings, parity_tests
 from workers.smoke_tests.shape import DEFAULT_REGION_ATTRIBUTE, Shape, shape_of, unknown_groups
 from workers.smoke_tests.suite import (
-    STANDARD_TESTS,
     Accelerator,
     ConfigError,
     PlannedTest,
@@ -59,8 +58,6 @@ from workers.smoke_tests.suite import (
     standard_tests,
 )
 
-POLL_INTERVAL_S = 1.0
-JOB_TIMEOUT_S = 300.0
 CONNECT_TIMEOUT_S = 60.0
 SHAPE_SETTLE_S = 3.0
 LOG_TAIL_LINES = 50
@@ -133,7 +130,7 @@ class SmokeTests:
                 retried = True
 
     def _launched_id(self, request: JobRequest, exc: ControllerError) -> str:
-        full_name = self.ctx.args["target"].job_prefix + request.name
+        full_name = self.ctx.args.target.job_prefix + request.name
         found = [j.job_id for j in self.controller.list_jobs() if full_name in (j.name, j.job_id)]
         if not found:
             raise exc
@@ -355,27 +352,26 @@ def _named_as_host(worker_id: str, index: int) -> bool:
     return re.search(rf"(-w{index}|-{index}-[0-9a-f]+)$", worker_id) is not None
 
 
-def _settings(ctx: ChildContext, controller: Controller) -> ParitySettings:
-    probe = str(ctx.args.get("probe", "env"))
-    if probe not in PROBES:
-        raise ConfigError(f"probe: must be one of {', '.join(PROBES)}, got {probe!r}")
+def _settings(args: SuiteArgs, controller: Controller) -> ParitySettings:
+    if args.probe not in PROBES:
+        raise ConfigError(f"probe: must be one of {', '.join(PROBES)}, got {args.probe!r}")
     return ParitySettings(
-        region=str(ctx.args.get("region", "")),
-        region_attribute=str(ctx.args.get("region_attribute", "")) or DEFAULT_REGION_ATTRIBUTE,
-        probe=probe,
+        region=args.region,
+        region_attribute=args.region_attribute or DEFAULT_REGION_ATTRIBUTE,
+        probe=args.probe,
         inherited_keys=controller.inherited_constraint_keys,
     )
 
 
-def _tests_from_args(ctx: ChildContext, acc: Accelerator, shape: Shape, settings: ParitySettings) -> list[PlannedTest]:
-    job_timeout_s = float(ctx.args.get("job_timeout_s", JOB_TIMEOUT_S))
+def _tests_from_args(args: SuiteArgs, acc: Accelerator, shape: Shape, settings: ParitySettings) -> list[PlannedTest]:
+    job_timeout_s = args.job_timeout_s
     runs = []
-    for name in map(str, ctx.args.get("standard", STANDARD_TESTS)):
+    for name in args.standard:
         if name in PARITY_TESTS:
             runs += parity_tests([name], shape, settings, job_timeout_s)
         else:
             runs += standard_tests([name], acc, job_timeout_s)
-    runs += [custom_test(spec, job_timeout_s) for spec in ctx.args.get("tests", [])]
+    runs += [custom_test(spec, job_timeout_s) for spec in args.custom]
     names = [r.name for r in runs]
     duplicate = next((n for i, n in enumerate(names) if n in names[:i]), None)
     if duplicate is not None:
@@ -385,11 +381,12 @@ def _tests_from_args(ctx: ChildContext, acc: Accelerator, shape: Shape, settings
 
 def _autoscaler_status(ctx: ChildContext, controller: Controller) -> AutoscalerStatus | ControllerError | None:
     """The autoscaler's status once the controller serves; the error if its API is not ours; None if unreachable."""
-    ends = Deadline.after(min(CONNECT_TIMEOUT_S, float(ctx.args.get("job_timeout_s", JOB_TIMEOUT_S))))
+    args: SuiteArgs = ctx.args
+    ends = Deadline.after(min(CONNECT_TIMEOUT_S, args.job_timeout_s))
     if not controller.serving(ends.remaining(), ctx.stop.fd):
         return None
     outage = polling.outage_for(ctx)
-    for _ in polling.poll_every(ctx, POLL_INTERVAL_S):
+    for _ in polling.poll_every(ctx, TESTS_POLL_INTERVAL_S):
         try:
             return controller.autoscaler()
         except ControllerError as exc:
@@ -408,7 +405,7 @@ def _shape(ctx: ChildContext, controller: Controller, status: AutoscalerStatus) 
     # Iris lists a group's first slices a moment after it answers its health check.
     settle = Deadline.after(SHAPE_SETTLE_S)
     workers = []
-    for _ in polling.poll_every(ctx, POLL_INTERVAL_S / 4):
+    for _ in polling.poll_every(ctx, TESTS_POLL_INTERVAL_S / 4):
         try:
             workers = controller.list_workers()
             status = controller.autoscaler()
@@ -430,15 +427,8 @@ def _report_all(ctx: ChildContext, names: Sequence[str], outcome: Outcome, error
         ctx.channel.send(Kind.RESULT, test=name, outcome=outcome, duration_s=0.0, jobs=[], error=error, log_tail=[])
 
 
-def _all_names(ctx: ChildContext) -> list[str]:
-    return [
-        *map(str, ctx.args.get("standard", STANDARD_TESTS)),
-        *(str(t["name"]) for t in ctx.args.get("tests", [])),
-    ]
-
-
 def main(ctx: ChildContext) -> int:
-    poll_interval_s = float(ctx.args.get("poll_interval_s", POLL_INTERVAL_S))
+    args: SuiteArgs = ctx.args
     with polling.connect(ctx) as controller:
         status = _autoscaler_status(ctx, controller)
         if not isinstance(status, AutoscalerStatus):
@@ -446,23 +436,22 @@ def main(ctx: ChildContext) -> int:
             error = "stopped before the tests started" if stopped else "controller not reachable"
             if isinstance(status, ControllerError):
                 error = f"{status.code}: {status.method}: {status.details}"
-            _report_all(ctx, _all_names(ctx), Outcome.TIMEOUT if stopped else Outcome.ERROR, error)
+            _report_all(ctx, args.names, Outcome.TIMEOUT if stopped else Outcome.ERROR, error)
             return ChildExit.OK
         try:
-            hosts = ctx.args.get("hosts_per_slice")
-            acc = pick_accelerator(status, int(hosts) if hosts else None, str(ctx.args.get("accelerator", "")))
+            acc = pick_accelerator(status, args.hosts_per_slice, args.accelerator)
             shape = _shape(ctx, controller, status)
-            runs = _tests_from_args(ctx, acc, shape, _settings(ctx, controller))
+            runs = _tests_from_args(args, acc, shape, _settings(args, controller))
         except (ConfigError, KeyError, TypeError, ValueError) as exc:
             ctx.log.error("tests_config_invalid", error=str(exc))
-            _report_all(ctx, _all_names(ctx), Outcome.ERROR, f"invalid test configuration: {exc}")
+            _report_all(ctx, args.names, Outcome.ERROR, f"invalid test configuration: {exc}")
             return ChildExit.CONFIG
         ctx.log.info("tests_starting", tests=[r.name for r in runs], device=acc.device, variant=acc.variant,
                      hosts_per_slice=acc.hosts_per_slice)  # fmt: skip
-        tests = SmokeTests(ctx, controller, runs, float(ctx.args.get("job_timeout_s", JOB_TIMEOUT_S)))
+        tests = SmokeTests(ctx, controller, runs, args.job_timeout_s)
         tests.launch_all()
         ctx.channel.send(Kind.READY, jobs=[{"test": r.name, "job_ids": r.job_ids} for r in runs])
-        for _ in polling.poll_every(ctx, poll_interval_s):
+        for _ in polling.poll_every(ctx, args.poll_interval_s):
             tests.poll()
             if not tests.pending():
                 break

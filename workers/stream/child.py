@@ -28,7 +28,6 @@ from typing import Any
 
 from common.child_exit import ChildExit
 from common.messages import Kind
-from workers.hosts import HostileNameError
 from workers.runtime import ChildContext
 from workers.stream import cursor, timestamps
 from workers.stream.backoff import Backoff
@@ -36,8 +35,8 @@ from workers.stream.connection import Connection
 from workers.stream.framing import LineFramer
 from workers.stream.outfile import StreamFile, StreamFileBusy
 from workers.stream.records import RecordEncoder, Resumed
-from workers.stream.spec import SpecError, StreamSpec, parse_spec
-from workers.transports import IrisLogTransport, TransportConfigError
+from workers.stream.spec import StreamSpec
+from workers.transports import IrisLogTransport
 
 # Shares of the child's stop grace (runtime's hard-exit timer): waiting for the follower
 # to leave by itself after stdin EOF, then TERM-to-KILL for its group. The rest is for
@@ -310,22 +309,15 @@ class StreamChild:
 
 
 def main(ctx: ChildContext) -> int:
+    spec: StreamSpec = ctx.args
+    output = spec.output_path(ctx.run_dir)
     try:
-        spec = parse_spec(ctx.args, ctx.run_dir)
-        backoff = spec.backoff(ctx.args)
-    except HostileNameError as exc:
-        ctx.log.error("hostile_name_rejected", field=exc.field, value=repr(exc.value))
-        return ChildExit.CONFIG
-    except (SpecError, TransportConfigError, ValueError, TypeError) as exc:
-        ctx.log.error("stream_config_invalid", error=str(exc))
-        return ChildExit.CONFIG
-    try:
-        out = StreamFile(spec.output, spec.max_line_bytes)
+        out = StreamFile(output, spec.max_line_bytes)
     except StreamFileBusy as exc:
-        ctx.log.error("stream_file_busy", path=str(spec.output), error=str(exc))
+        ctx.log.error("stream_file_busy", path=str(output), error=str(exc))
         return ChildExit.ERROR
     found = out.recovered
     if found.torn_bytes or found.unreadable_lines:
         ctx.log.warning("stream_file_repaired", torn_bytes=found.torn_bytes, unreadable=found.unreadable_lines)
-    StreamChild(ctx, spec, backoff, out).run()
+    StreamChild(ctx, spec, spec.new_backoff(), out).run()
     return ChildExit.OK

@@ -1,31 +1,17 @@
-"""The stream child's arguments, validated before anything runs.
+"""The stream child's arguments: built by the supervisor, validated on construction.
 
-`ctx.args` is a plain mapping (the supervisor captures it before the fork):
-
-    vm, host (int), role ("controller"|"worker"), address, zone, hosts_in_vm,
-    container, transport {kind: local|ssh|gcloud_vm|gcloud_tpu|iris_log, ...options},
-    output (path; default the host's file under the run directory; relative paths are
-    relative to it), max_line_bytes, max_bytes (the file's cap), stale_after_s, progress_interval_s,
-    fsync_interval_s, read_chunk_bytes, backoff {base_s, cap_s, jitter, reset_after_s}
-
-Names are checked here (HostileNameError) so that nothing unvalidated reaches a
-command line; the transports check again where they build one.
+The supervisor builds a `StreamSpec` (and its transport) before the fork and the child
+receives the object itself. Names are checked here (HostileNameError, via `VmHost` and
+`validate_name`) so that nothing unvalidated reaches a command line; the transports
+check again where they build one.
 """
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from workers.hosts import Role, VmHost, validate_name
-from workers.stream.backoff import (
-    BACKOFF_BASE_S,
-    BACKOFF_CAP_S,
-    BACKOFF_JITTER,
-    BACKOFF_RESET_AFTER_S,
-    Backoff,
-)
-from workers.transports import Transport, transport_from_args
+from workers.hosts import VmHost, validate_name
+from workers.stream.backoff import Backoff
+from workers.transports import Transport
 
 MAX_LINE_BYTES = 64 * 1024
 STALE_AFTER_S = 300.0
@@ -37,7 +23,6 @@ READ_CHUNK_BYTES = 1 << 20
 MIN_LINE_BYTES = 64
 # Without a cap from the supervisor (tests, tools): unbounded in practice.
 MAX_BYTES = 1 << 62
-BACKOFF_FIELDS = frozenset({"base_s", "cap_s", "jitter", "reset_after_s"})
 
 
 class SpecError(ValueError):
@@ -49,60 +34,37 @@ class StreamSpec:
     host: VmHost
     container: str
     transport: Transport
-    output: Path
+    # None: the host's own file; a relative path is relative to the run directory.
+    output: Path | None = None
     max_line_bytes: int = MAX_LINE_BYTES
     max_bytes: int = MAX_BYTES
     stale_after_s: float = STALE_AFTER_S
     progress_interval_s: float = PROGRESS_INTERVAL_S
     fsync_interval_s: float = FSYNC_INTERVAL_S
     read_chunk_bytes: int = READ_CHUNK_BYTES
+    # The settings; each child mutates its own copy (`new_backoff`).
+    backoff: Backoff = field(default_factory=Backoff)
 
-    def backoff(self, args: Mapping[str, Any]) -> Backoff:
-        options = dict(args.get("backoff") or {})
-        unknown = set(options) - BACKOFF_FIELDS
-        if unknown:
-            raise SpecError(f"backoff: unknown fields {sorted(unknown)}")
-        return Backoff(
-            base_s=_positive(options, "base_s", BACKOFF_BASE_S),
-            cap_s=_positive(options, "cap_s", BACKOFF_CAP_S),
-            jitter=min(1.0, float(options.get("jitter", BACKOFF_JITTER))),
-            reset_after_s=_positive(options, "reset_after_s", BACKOFF_RESET_AFTER_S),
-        )
+    def __post_init__(self) -> None:
+        validate_name("container", self.container)
+        for name in ("max_line_bytes", "max_bytes", "stale_after_s", "progress_interval_s", "fsync_interval_s",
+                     "read_chunk_bytes"):  # fmt: skip
+            _positive(name, getattr(self, name))
+        if self.max_line_bytes < MIN_LINE_BYTES:
+            raise SpecError(f"max_line_bytes must be at least {MIN_LINE_BYTES}")
+        for name in ("base_s", "cap_s", "reset_after_s"):
+            _positive(f"backoff.{name}", getattr(self.backoff, name))
+        if not 0 <= self.backoff.jitter <= 1:
+            raise SpecError(f"backoff.jitter must be between 0 and 1, got {self.backoff.jitter!r}")
+
+    def output_path(self, run_dir: Path) -> Path:
+        output = self.output or Path(self.host.log_path)
+        return output if output.is_absolute() else run_dir / output
+
+    def new_backoff(self) -> Backoff:
+        return Backoff(self.backoff.base_s, self.backoff.cap_s, self.backoff.jitter, self.backoff.reset_after_s)
 
 
-def _positive(args: Mapping[str, Any], key: str, default: float) -> float:
-    value = args.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise SpecError(f"{key} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def parse_spec(args: Mapping[str, Any], run_dir: Path) -> StreamSpec:
-    """Raises HostileNameError for a bad name, SpecError or TransportConfigError otherwise."""
-    vm = validate_name("vm", args.get("vm"))
-    host = VmHost(
-        vm=vm,
-        host=args.get("host", 0),
-        role=Role(args.get("role", Role.WORKER)),
-        address=args.get("address", vm),
-        zone=args.get("zone", ""),
-        hosts_in_vm=args.get("hosts_in_vm", 1),
-    )
-    container = validate_name("container", args.get("container"))
-    transport = transport_from_args(args.get("transport") or {})
-    output = Path(args.get("output") or host.log_path)
-    max_line = int(_positive(args, "max_line_bytes", MAX_LINE_BYTES))
-    if max_line < MIN_LINE_BYTES:
-        raise SpecError(f"max_line_bytes must be at least {MIN_LINE_BYTES}")
-    return StreamSpec(
-        host=host,
-        container=container,
-        transport=transport,
-        output=output if output.is_absolute() else run_dir / output,
-        max_line_bytes=max_line,
-        max_bytes=int(_positive(args, "max_bytes", MAX_BYTES)),
-        stale_after_s=_positive(args, "stale_after_s", STALE_AFTER_S),
-        progress_interval_s=_positive(args, "progress_interval_s", PROGRESS_INTERVAL_S),
-        fsync_interval_s=_positive(args, "fsync_interval_s", FSYNC_INTERVAL_S),
-        read_chunk_bytes=int(_positive(args, "read_chunk_bytes", READ_CHUNK_BYTES)),
-    )
+def _positive(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+        raise SpecError(f"{name} must be a positive number, got {value!r}")

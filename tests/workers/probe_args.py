@@ -1,0 +1,18 @@
+"""The arguments of the probes in `probes.py`; free of grpc, so the test process may import it."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from common.controller_target import ControllerTarget
+from workers.child_args import UNAVAILABLE_REPORT_S
+
+
+@dataclass(frozen=True)
+class ProbeArgs:
+    """The probes that ask the controller: what `polling.connect` needs, and what to ask."""
+
+    target: ControllerTarget
+    jobs: tuple[Mapping[str, Any], ...] = ()
+    count: int = 0
+    unavailable_report_s: float = UNAVAILABLE_REPORT_S

@@ -1,0 +1,102 @@
+"""Each child entrypoint's arguments, one frozen dataclass per entrypoint.
+
+The supervisor builds these before the fork (it imports this module, so it stays free of
+grpc and urllib3) and the child receives the object itself as `ctx.args`: nothing is
+re-parsed on the far side. The stream child's arguments are `workers.stream.spec.StreamSpec`.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from common.controller_target import ControllerTarget
+from workers.gcp.settings import GcpSettings
+
+# A controller that stays unreachable this long is reported (`controller_unavailable`) once.
+UNAVAILABLE_REPORT_S = 30.0
+TESTS_POLL_INTERVAL_S = 1.0
+
+
+class ControllerArgs(Protocol):
+    """What every child that talks to the controller has (`workers.controller.polling`)."""
+
+    @property
+    def target(self) -> ControllerTarget: ...
+
+    @property
+    def unavailable_report_s(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class DiscoveryArgs:
+    target: ControllerTarget
+    prefix: str  # the cluster's VM prefix: only its VMs (and its controller) are listed
+    interval_s: float
+    unavailable_report_s: float = UNAVAILABLE_REPORT_S
+
+
+@dataclass(frozen=True)
+class MonitorArgs:
+    target: ControllerTarget
+    out: Path  # the monitor's JSONL file
+    interval_s: float
+    unavailable_report_s: float = UNAVAILABLE_REPORT_S
+
+
+@dataclass(frozen=True)
+class DiagnosticsArgs:
+    target: ControllerTarget
+    out_dir: Path
+    unavailable_report_s: float = UNAVAILABLE_REPORT_S
+
+
+@dataclass(frozen=True)
+class SuiteArgs:
+    target: ControllerTarget
+    job_timeout_s: float
+    standard: tuple[str, ...]
+    # `[[tests]]` entries as the config reader checked them (`TestSpec.as_args()`).
+    custom: tuple[Mapping[str, Any], ...] = ()
+    accelerator: str = ""
+    hosts_per_slice: int | None = None
+    region: str = ""
+    region_attribute: str = ""
+    probe: str = "env"
+    poll_interval_s: float = TESTS_POLL_INTERVAL_S
+    unavailable_report_s: float = UNAVAILABLE_REPORT_S
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.standard, *(str(t["name"]) for t in self.custom)]
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    mode: str  # start | keep | attach | iris-local | gcp
+    target: ControllerTarget
+    prefix: str
+    boot_timeout_s: float
+    config: str = ""  # the embedded cluster's TOML
+    iris_bin: str = "iris"
+    iris_config: str = ""
+    gcp: GcpSettings | None = None
+    unavailable_report_s: float = UNAVAILABLE_REPORT_S
+
+
+@dataclass(frozen=True)
+class GcpDiscoveryArgs:
+    gcp: GcpSettings
+    interval_s: float
+
+
+@dataclass(frozen=True)
+class GcpCleanupArgs:
+    gcp: GcpSettings
+
+
+@dataclass(frozen=True)
+class DemoStreamArgs:
+    duration_s: float
+    interval_s: float
+    orphan: bool = False
