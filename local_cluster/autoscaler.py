@@ -30,7 +30,7 @@ from local_cluster.config import ClusterConfig, ScaleGroupConfig
 from local_cluster.fit import candidate_groups, tasks_per_slice
 from local_cluster.model import JobSpec
 from local_cluster.naming import slice_name, vm_name
-from local_cluster.states import ActionType, VmState
+from local_cluster.states import ActionType, VmState, vm_gone
 
 RECENT_ACTIONS_KEPT = 100
 BOOT_STATES = (VmState.REQUESTING, VmState.BOOTING, VmState.INITIALIZING)
@@ -66,7 +66,7 @@ class Slice:
     @property
     def state(self) -> VmState:
         """The slice's least advanced VM state, for per-state counts."""
-        if all(vm.state.gone for vm in self.vms):
+        if all(vm_gone(vm.state) for vm in self.vms):
             failed = any(vm.state == VmState.FAILED for vm in self.vms)
             return VmState.FAILED if failed else VmState.TERMINATED
         if self.tearing_down:
@@ -348,7 +348,7 @@ class Autoscaler:
         vm = self._vms.get(worker_id)
         if vm is None or self.slice_of(vm).tearing_down:
             return []
-        if not vm.state.gone:
+        if not vm_gone(vm.state):
             vm.state = VmState.UNHEALTHY
         self._record(ActionType.WORKER_FAILED, self._group_of(slice_id), slice_id, reason, status="failed")
         return self._teardown(self.slice_of(vm))
@@ -364,7 +364,7 @@ class Autoscaler:
         s.tearing_down = True
         commands: list[Command] = []
         for vm in s.vms:
-            if not vm.state.gone:
+            if not vm_gone(vm.state):
                 vm.state = VmState.STOPPING
                 commands.append(StopVm(vm.name))
         return commands
@@ -373,7 +373,7 @@ class Autoscaler:
         for g in self.groups.values():
             # Only deleted slices: a slice whose host crashed stays until the controller has
             # noticed (missed heartbeats) and failed the slice, so the failure is reported.
-            gone = [sid for sid, s in g.slices.items() if s.tearing_down and all(vm.state.gone for vm in s.vms)]
+            gone = [sid for sid, s in g.slices.items() if s.tearing_down and all(vm_gone(vm.state) for vm in s.vms)]
             for slice_id in gone:
                 for vm in g.slices.pop(slice_id).vms:
                     del self._vms[vm.name]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import ConfigError
-from local_cluster.states import AcceleratorType
+from local_cluster.states import ACCELERATOR_CHOICES, AcceleratorType
 from supervisor.toml_table import Table, parse_toml, read_toml
 
 # Group names become part of VM names, which must pass the container-log name pattern.
@@ -135,7 +135,7 @@ def _group(raw: Table) -> ScaleGroupConfig:
     name = raw.string("name", "", GROUP_NAME)
     if not name:
         raise ConfigError(f"{where}.name: must match {GROUP_NAME.pattern} (it is part of VM names), got {name!r}")
-    kind = AcceleratorType(raw.string("accelerator_type", "", choices=tuple(AcceleratorType)))
+    kind = AcceleratorType(raw.string("accelerator_type", "", choices=ACCELERATOR_CHOICES))
     variant = raw.string("accelerator_variant", "")
     if kind != AcceleratorType.CPU and not variant:
         raise ConfigError(f"{where}.accelerator_variant: required for a {kind} group (e.g. v5litepod-16, H100)")

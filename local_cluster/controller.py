@@ -24,7 +24,7 @@ from local_cluster.fit import infeasible_reason
 from local_cluster.model import Device, Job, JobSpec, Task, Worker
 from local_cluster.naming import device_env, host_attributes
 from local_cluster.scheduler import Blocked, schedule
-from local_cluster.states import JobState, TaskState, VmState
+from local_cluster.states import JobState, TaskState, VmState, job_finished, task_finished
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
 TaskKey = tuple[str, int, int]  # job_id, task_index, attempt
@@ -96,7 +96,7 @@ class Controller:
     def _as_child(self, spec: JobSpec) -> JobSpec:
         """A child job lives under its parent's name and inherits its constraints, as on Iris."""
         parent = self.job(spec.parent_job_id)
-        if parent.state.finished:
+        if job_finished(parent.state):
             raise ClusterError(f"parent job {parent.job_id!r} has finished ({parent.state.name})")
         inherited = () if self.config.cluster.drop_child_constraints else parent.spec.constraints
         own = tuple(c for c in spec.constraints if c not in inherited)
@@ -115,7 +115,7 @@ class Controller:
 
     def terminate_job(self, job_id: str) -> Job:
         job = self.job(job_id)
-        if not job.state.finished:
+        if not job_finished(job.state):
             job_rules.finish_job(
                 job, JobState.KILLED, self._clock(), self.workers, self._events, "terminated by request"
             )
@@ -177,7 +177,7 @@ class Controller:
 
     def _unwanted(self, key: TaskKey, worker_id: str) -> bool:
         task = self._task(key, worker_id)
-        return task is None or task.state.finished
+        return task is None or task_finished(task.state)
 
     def _tasks_on(self, worker_id: str, state: TaskState) -> list[Task]:
         worker = self.workers[worker_id]
@@ -200,14 +200,14 @@ class Controller:
 
     def _apply_report(self, report: TaskReport, worker_id: str) -> None:
         task = self._task(report.key, worker_id)
-        if task is None or task.state.finished:
+        if task is None or task_finished(task.state):
             return  # a duplicate, or about a task the controller already ended
         job = self.jobs[task.job_id]
         now = self._clock()
         if report.state == TaskState.RUNNING:
             task.state, task.started_at = TaskState.RUNNING, now
             job.started_at = job.started_at if job.started_at is not None else now
-        elif report.state.finished:
+        elif task_finished(report.state):
             task.exit_code = report.exit_code
             job_rules.end_task(task, report.state, now, self.workers, report.error)
             self._events("task_finished", task_id=task.task_id, state=report.state.name, exit_code=report.exit_code)
@@ -220,7 +220,7 @@ class Controller:
         commands = self._check_heartbeats(now)
         self._drop_gone_workers(now)
         self._apply_timeouts(now)
-        live = [j for j in self.jobs.values() if not j.state.finished]
+        live = [j for j in self.jobs.values() if not job_finished(j.state)]
         scheduling = schedule(live, [w for w in self.workers.values() if w.schedulable and w.healthy])
         for a in scheduling.assignments:
             self._assign(self.jobs[a.job_id], a.task_index, a.worker_id, a.units, now)
@@ -270,7 +270,7 @@ class Controller:
         self._events("worker_failed", worker_id=worker.worker_id, reason=reason)
         for job_id, index in list(worker.active_tasks):
             task = self.jobs[job_id].tasks[index]
-            if task.state.finished:
+            if task_finished(task.state):
                 continue  # ended a moment ago with a coscheduled sibling on this worker
             job_rules.end_task(task, TaskState.WORKER_FAILED, now, self.workers, reason)
             job_rules.settle(self.jobs[job_id], now, self.workers, self._events)
@@ -288,7 +288,7 @@ class Controller:
     def _apply_timeouts(self, now: float) -> None:
         for job in self.jobs.values():
             spec = job.spec
-            if job.state.finished:
+            if job_finished(job.state):
                 continue
             waiting = any(t.state == TaskState.PENDING for t in job.tasks)
             if waiting and spec.scheduling_timeout_s is not None and now - job.submitted_at > spec.scheduling_timeout_s:

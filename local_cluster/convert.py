@@ -6,10 +6,11 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from iris_smoke_api.v1 import controller_pb2 as pb
+from iris_smoke_api.v1.states import ConstraintOp
 from local_cluster.autoscaler import Action, GroupState, Slice, UnmetDemand
 from local_cluster.controller import Assignment, HeartbeatReply, TaskKey, TaskReport
 from local_cluster.jobs import task_counts
-from local_cluster.model import Constraint, ConstraintOp, Device, Job, JobSpec, Task, Worker
+from local_cluster.model import Constraint, Device, Job, JobSpec, Task, Worker
 from local_cluster.states import AcceleratorType, TaskState
 
 Wall = Callable[[float], float]  # controller monotonic time -> Unix time

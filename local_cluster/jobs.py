@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from local_cluster.model import Job, Task, Worker
-from local_cluster.states import JobState, TaskState
+from local_cluster.states import JobState, TaskState, job_finished, task_active, task_finished
 
 Events = Callable[..., None]
 
@@ -39,7 +39,7 @@ def finish_job(
 ) -> None:  # fmt: skip
     """End the job, ending each unfinished task as `others`."""
     for task in job.tasks:
-        if not task.state.finished:
+        if not task_finished(task.state):
             end_task(task, others, now, workers, error)
     job.state, job.finished_at = state, now
     job.error, job.exit_code = error, exit_code
@@ -52,7 +52,7 @@ def finish_job(
 
 def settle(job: Job, now: float, workers: Mapping[str, Worker], events: Events) -> None:
     """Derive the job's state from its tasks' after any task changed."""
-    if job.state.finished:
+    if job_finished(job.state):
         return
     failed = next((t for t in job.tasks if t.state in (TaskState.FAILED, TaskState.WORKER_FAILED)), None)
     if failed is not None:
@@ -64,7 +64,7 @@ def settle(job: Job, now: float, workers: Mapping[str, Worker], events: Events) 
         finish_job(job, JobState.SUCCEEDED, now, workers, events)
     elif any(t.state == TaskState.RUNNING for t in job.tasks):
         job.state = JobState.RUNNING
-    elif any(t.state.active for t in job.tasks):
+    elif any(task_active(t.state) for t in job.tasks):
         job.state = JobState.BUILDING
     else:
         job.state = JobState.PENDING

@@ -6,9 +6,9 @@ time.
 """
 
 import collections
-import enum
 from dataclasses import dataclass, field
 
+from iris_smoke_api.v1.states import ConstraintOp
 from local_cluster.states import AcceleratorType, JobState, TaskState
 
 TASK_LOG_LINES_KEPT = 1000
@@ -26,13 +26,6 @@ class Device:
         return " ".join(p for p in (self.kind.value, self.variant, f"x{self.count}" if self.count else "") if p)
 
 
-class ConstraintOp(enum.IntEnum):
-    EQ = 1
-    NE = 2
-    EXISTS = 3
-    NOT_EXISTS = 4
-
-
 @dataclass(frozen=True)
 class Constraint:
     key: str
@@ -42,7 +35,7 @@ class Constraint:
     def matches(self, attributes: dict[str, str]) -> bool:
         present = self.key in attributes
         match self.op:
-            case ConstraintOp.EQ:
+            case ConstraintOp.EQ | ConstraintOp.UNSPECIFIED:  # the proto's zero value means EQ
                 return present and attributes[self.key] == self.value
             case ConstraintOp.NE:
                 return not present or attributes[self.key] != self.value
@@ -52,10 +45,11 @@ class Constraint:
                 return not present
 
     def describe(self) -> str:
-        symbol = {ConstraintOp.EQ: "=", ConstraintOp.NE: "!=", ConstraintOp.EXISTS: " exists"}
         if self.op == ConstraintOp.NOT_EXISTS:
             return f"{self.key} absent"
-        return f"{self.key}{symbol[self.op]}{self.value}"
+        if self.op == ConstraintOp.EXISTS:
+            return f"{self.key} exists"
+        return f"{self.key}{'!=' if self.op == ConstraintOp.NE else '='}{self.value}"
 
 
 @dataclass(frozen=True)

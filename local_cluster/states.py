@@ -1,4 +1,4 @@
-"""Lifecycle states of jobs, tasks and VMs.
+"""Lifecycle states of jobs, tasks and VMs: the proto's enums, generated, plus what they mean here.
 
 Values equal the proto enum numbers and names match them after the prefix, so converting
 is `JobState(pb_value)` one way and `.value` the other.
@@ -6,52 +6,13 @@ is `JobState(pb_value)` one way and `.value` the other.
 
 import enum
 
+from iris_smoke_api.v1.states import AcceleratorTypeName, JobState, TaskState, VmState
 
-class JobState(enum.IntEnum):
-    UNSPECIFIED = 0
-    PENDING = 1
-    BUILDING = 2
-    RUNNING = 3
-    SUCCEEDED = 4
-    FAILED = 5
-    KILLED = 6
-    WORKER_FAILED = 7
-    UNSCHEDULABLE = 8
-
-    @property
-    def finished(self) -> bool:
-        return self in JOB_FINISHED
-
+__all__ = ["AcceleratorType", "ActionType", "JobState", "TaskState", "VmState"]
 
 JOB_FINISHED = frozenset(
     {JobState.SUCCEEDED, JobState.FAILED, JobState.KILLED, JobState.WORKER_FAILED, JobState.UNSCHEDULABLE}
 )
-
-
-class TaskState(enum.IntEnum):
-    UNSPECIFIED = 0
-    PENDING = 1
-    BUILDING = 2
-    RUNNING = 3
-    SUCCEEDED = 4
-    FAILED = 5
-    KILLED = 6
-    WORKER_FAILED = 7
-    UNSCHEDULABLE = 8
-    ASSIGNED = 9
-    PREEMPTED = 10
-    COSCHED_FAILED = 11
-
-    @property
-    def finished(self) -> bool:
-        return self in TASK_FINISHED
-
-    @property
-    def active(self) -> bool:
-        """Holds capacity on a worker."""
-        return self in (TaskState.ASSIGNED, TaskState.BUILDING, TaskState.RUNNING)
-
-
 TASK_FINISHED = frozenset(
     {
         TaskState.SUCCEEDED,
@@ -63,32 +24,35 @@ TASK_FINISHED = frozenset(
         TaskState.COSCHED_FAILED,
     }
 )
+# Holds capacity on a worker.
+TASK_ACTIVE = frozenset({TaskState.ASSIGNED, TaskState.BUILDING, TaskState.RUNNING})
+VM_GONE = frozenset({VmState.TERMINATED, VmState.FAILED, VmState.PREEMPTED})
+
+# The device kinds a scale group or a job asks for, by lower-case name ("cpu", "gpu",
+# "tpu"); `unspecified` is the proto's zero value, never a valid choice in a config.
+AcceleratorType = AcceleratorTypeName
+ACCELERATOR_CHOICES = tuple(t for t in AcceleratorType if t != AcceleratorType.UNSPECIFIED)
 
 
-class VmState(enum.IntEnum):
-    UNSPECIFIED = 0
-    REQUESTING = 1
-    BOOTING = 2
-    INITIALIZING = 3
-    READY = 4
-    UNHEALTHY = 5
-    STOPPING = 6
-    TERMINATED = 7
-    FAILED = 8
-    PREEMPTED = 9
-
-    @property
-    def gone(self) -> bool:
-        return self in (VmState.TERMINATED, VmState.FAILED, VmState.PREEMPTED)
+def job_finished(state: JobState) -> bool:
+    return state in JOB_FINISHED
 
 
-class AcceleratorType(enum.StrEnum):
-    CPU = "cpu"
-    GPU = "gpu"
-    TPU = "tpu"
+def task_finished(state: TaskState) -> bool:
+    return state in TASK_FINISHED
+
+
+def task_active(state: TaskState) -> bool:
+    return state in TASK_ACTIVE
+
+
+def vm_gone(state: VmState) -> bool:
+    return state in VM_GONE
 
 
 class ActionType(enum.StrEnum):
+    """What the autoscaler did; a string on the wire (`Action.action_type`), not a proto enum."""
+
     SCALE_UP = "scale_up"
     SCALE_DOWN = "scale_down"
     QUOTA_EXCEEDED = "quota_exceeded"

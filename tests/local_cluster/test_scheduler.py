@@ -1,8 +1,9 @@
 """Placement decisions on hand-made workers, with no process and no clock."""
 
+from iris_smoke_api.v1.states import ConstraintOp
 from local_cluster.config import default_config_text, parse_config
 from local_cluster.fit import infeasible_reason
-from local_cluster.model import Constraint, ConstraintOp, Device, Job, JobSpec, Task, Worker
+from local_cluster.model import Constraint, Device, Job, JobSpec, Task, Worker
 from local_cluster.scheduler import schedule
 from local_cluster.states import AcceleratorType
 

@@ -36,13 +36,13 @@ from workers.controller.model import (
     GroupStatus,
     Job,
     JobRequest,
-    JobState,
     SliceStatus,
     Task,
-    TaskState,
     Unmet,
     VmStatus,
     Worker,
+    job_state,
+    task_state,
 )
 from workers.controller.timefmt import rfc3339_ms
 
@@ -210,7 +210,7 @@ class IrisController:
         return Job(
             job_id=job_id,
             name=str(j.get("name", job_id)),
-            state=JobState.named(str(required(j, "state", method))),
+            state=job_state(str(required(j, "state", method))),
             error=str(j.get("error", "")),
             exit_code=_int(j.get("exitCode")),
             pending_reason=str(j.get("pendingReason", "")),
@@ -229,7 +229,7 @@ class IrisController:
                 Task(
                     task_id=task_id,
                     task_index=int(index) if index.isdigit() else _int(t.get("taskIndex")),
-                    state=TaskState.named(str(required(t, "state", method))),
+                    state=task_state(str(required(t, "state", method))),
                     worker_id=str(t.get("workerId", "")),
                     pending_reason=str(t.get("pendingReason", "")),
                     can_be_scheduled=bool(t.get("canBeScheduled", True)),

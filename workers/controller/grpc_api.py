@@ -29,13 +29,13 @@ from workers.controller.model import (
     GroupStatus,
     Job,
     JobRequest,
-    JobState,
     SliceStatus,
     Task,
-    TaskState,
     Unmet,
     VmStatus,
     Worker,
+    job_state,
+    task_state,
 )
 
 HEALTH_RETRY_S = 0.2
@@ -176,7 +176,7 @@ class EmbeddedController:
             Job(
                 job_id=j.job_id,
                 name=j.name,
-                state=JobState.named(_enum(pb.JobState, j.state, "JOB_STATE_")),
+                state=job_state(_enum(pb.JobState, j.state, "JOB_STATE_")),
                 error=j.error,
                 exit_code=j.exit_code,
                 pending_reason=j.pending_reason,
@@ -196,7 +196,7 @@ class EmbeddedController:
             Task(
                 task_id=t.task_id,
                 task_index=t.task_index,
-                state=TaskState.named(_enum(pb.TaskState, t.state, "TASK_STATE_")),
+                state=task_state(_enum(pb.TaskState, t.state, "TASK_STATE_")),
                 worker_id=t.worker_id,
                 pending_reason=t.pending_reason,
                 can_be_scheduled=t.can_be_scheduled,

@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from iris_smoke_api.v1.states import JobStateName, TaskStateName
+
 S = TypeVar("S", bound=enum.StrEnum)
+
+# The states by lower-case name, generated from the proto (no grpc behind them).
+JobState = JobStateName
+TaskState = TaskStateName
 
 
 def by_name(states: type[S], name: str, prefix: str) -> S:
@@ -22,51 +28,22 @@ def by_name(states: type[S], name: str, prefix: str) -> S:
         return states("unspecified")
 
 
-class JobState(enum.StrEnum):
-    UNSPECIFIED = "unspecified"
-    PENDING = "pending"
-    BUILDING = "building"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    KILLED = "killed"
-    WORKER_FAILED = "worker_failed"
-    UNSCHEDULABLE = "unschedulable"
+def job_state(name: str) -> JobState:
+    return by_name(JobState, name, "JOB_STATE_")
 
-    @classmethod
-    def named(cls, name: str) -> "JobState":
-        return by_name(cls, name, "JOB_STATE_")
 
-    @property
-    def finished(self) -> bool:
-        return self in _JOB_FINISHED
+def task_state(name: str) -> TaskState:
+    return by_name(TaskState, name, "TASK_STATE_")
 
 
 _JOB_FINISHED = frozenset(
     {JobState.SUCCEEDED, JobState.FAILED, JobState.KILLED, JobState.WORKER_FAILED, JobState.UNSCHEDULABLE}
 )
-
-
-class TaskState(enum.StrEnum):
-    UNSPECIFIED = "unspecified"
-    PENDING = "pending"
-    BUILDING = "building"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    KILLED = "killed"
-    WORKER_FAILED = "worker_failed"
-    UNSCHEDULABLE = "unschedulable"
-    ASSIGNED = "assigned"
-    PREEMPTED = "preempted"
-    COSCHED_FAILED = "cosched_failed"
-
-    @classmethod
-    def named(cls, name: str) -> "TaskState":
-        return by_name(cls, name, "TASK_STATE_")
-
-
 FAILED_TASK_STATES = frozenset({TaskState.FAILED, TaskState.WORKER_FAILED})
+
+
+def job_finished(state: JobState) -> bool:
+    return state in _JOB_FINISHED
 
 
 class ErrorCode(enum.StrEnum):

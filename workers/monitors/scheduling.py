@@ -18,7 +18,7 @@ from common.messages import Kind
 from workers.child_args import MonitorArgs
 from workers.controller import polling
 from workers.controller.api import Controller
-from workers.controller.model import ControllerError, Job, JobState, Task
+from workers.controller.model import ControllerError, Job, JobState, Task, job_finished
 from workers.controller.timefmt import utc_now
 from workers.monitors._jsonl import open_monitor_output
 from workers.runtime import ChildContext
@@ -92,7 +92,7 @@ class SchedulingMonitor:
         view.state, view.pending_reason, view.error = state, job.pending_reason, job.error
 
     def _poll_tasks(self, view: JobView) -> None:
-        finished_before = view.state is not None and view.state.finished
+        finished_before = view.state is not None and job_finished(view.state)
         try:
             tasks = self.controller.list_tasks(view.job_id)
         except ControllerError as exc:

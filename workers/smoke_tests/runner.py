@@ -44,6 +44,7 @@ from workers.controller.model import (
     JobRequest,
     JobState,
     Task,
+    job_finished,
 )
 from workers.runtime import ChildContext
 from workers.smoke_tests.checks import placement_problem, refusal
@@ -148,7 +149,7 @@ class SmokeTests:
         for run in self.pending():
             states = [self._state(job_id) for job_id in run.job_ids]
             refused = next((why for r, why in refusals if r is run), "")
-            if all(s.finished for s in states):
+            if all(job_finished(s) for s in states):
                 self.judge(run, states)
             elif refused:
                 self.terminate(self._unfinished(run), self._timeout())
@@ -160,7 +161,7 @@ class SmokeTests:
     def _unfinished(self, run: PlannedTest) -> list[str]:
         """The test's jobs not finished yet, its jobs' children included."""
         ids = set(run.job_ids) | {c.job_id for j in run.job_ids for c in self._children(j)}
-        return [j for j in sorted(ids) if not self._state(j).finished]
+        return [j for j in sorted(ids) if not job_finished(self._state(j))]
 
     def _children(self, job_id: str) -> list[Job]:
         parent = self.jobs.get(job_id)
@@ -334,7 +335,7 @@ class SmokeTests:
         """Stop or deadline: terminate what is still running, report the rest as timeout."""
         # Also every unfinished job the last listing of our root showed, known to us or not: a
         # launch whose reply was lost (a timeout) still created its job on the controller.
-        listed = {j for j in self.jobs if not self._state(j).finished}
+        listed = {j for j in self.jobs if not job_finished(self._state(j))}
         unfinished = sorted({j for r in self.pending() for j in self._unfinished(r)} | listed)
         # Its own deadline: the run's may be gone, and cleanup must still happen, within
         # the half of our stop grace that leaves time to send the results.

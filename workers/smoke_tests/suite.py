@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from common.deadline import Deadline
-from workers.controller.model import AutoscalerStatus, Constraint, JobRequest, JobState
+from workers.controller.model import AutoscalerStatus, Constraint, JobRequest, JobState, job_state
 
 STANDARD_TESTS = ("simple", "concurrent", "coscheduled")
 CONCURRENT_JOBS = 3
@@ -120,7 +120,7 @@ def custom_test(spec: Mapping[str, Any], job_timeout_s: float) -> PlannedTest:
         replicas=int(spec.get("replicas", 1)), group_by=str(spec.get("group_by", "")),
         constraints=tuple(constraints), timeout_s=job_timeout_s + BACKSTOP_MARGIN_S,
     )  # fmt: skip
-    expect = JobState.named(str(spec.get("expect", "succeeded")))
+    expect = job_state(str(spec.get("expect", "succeeded")))
     if expect is JobState.UNSPECIFIED:
         raise ConfigError(f"tests.{name}.expect: not a job state: {spec.get('expect')!r}")
     return PlannedTest(name, [request], expect=expect)
