@@ -6,10 +6,10 @@ Design, in the order things happen:
   It holds no gRPC object and starts no thread, which is what makes fork safe.
 - Children are forked (`spawn.fork_child`); each gets a session of its own, a parent-death
   signal, the run tag, and the absolute deadline. They talk to us over one pipe each.
-- The loop (`poll_once`) waits on one `poll()` over the signal pipe and every child's
-  pipe, with a timeout that is the nearest of the deadline and the next restart. After
-  every wake it reaps (`reaper.reap_exited`, the only wait in this process), then
-  restarts children whose backoff expired.
+- The loop (`poll_once`) waits in the shared loop core (`supervisor.loop`) on one
+  `poll()` over the signal pipe and every child's pipe, with a timeout that is the
+  nearest of the deadline and the next restart. After every wake the core reaps (the
+  only wait in this process), then children whose backoff expired are restarted.
 - The deadline is checked on every wake; when it passes, or on SIGTERM/SIGINT, a stop is
   requested: the caller's loop ends and `shutdown()` stops every child with one
   escalation (`stopping.escalate`), then audits that no process with the run tag is left.
@@ -21,7 +21,6 @@ import importlib
 import logging
 import os
 import random
-import select
 import signal
 import sys
 import time
@@ -40,10 +39,10 @@ from common.outcome import FailureReason
 from supervisor import audit
 from supervisor.audit import AuditReport
 from supervisor.children import ChildRecord, ChildSpec, ChildState
+from supervisor.loop import Loop
 from supervisor.pipes import ChildPipes
-from supervisor.reaper import reap_exited
+from supervisor.reaper import Exit
 from supervisor.restart import Action, decide
-from supervisor.signals import SignalInbox
 from supervisor.spawn import fork_child
 from supervisor.stopping import KILL_WAIT_S, StopReport, escalate
 from workers.runtime import Launch
@@ -81,20 +80,18 @@ class Supervisor:
 
     def __post_init__(self) -> None:
         self._by_pid: dict[int, ChildRecord] = {}
-        self._poll = select.poll()
         self.log = logs.get_logger()
-        self._pipes = ChildPipes(self._poll, self.log)
-        self._inbox = SignalInbox()
+        self._loop = Loop(self._handle_signals)
+        self._pipes = ChildPipes(self._loop, self._pipe_readable, self.log)
         self._skip_grace = False
 
     def __enter__(self) -> "Supervisor":
-        self._inbox.install()
-        self._poll.register(self._inbox.fd, select.POLLIN)
+        self._loop.open()
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self._pipes.close_all()
-        self._inbox.close()
+        self._loop.close()
 
     # -- children ---------------------------------------------------------------------
 
@@ -190,18 +187,13 @@ class Supervisor:
         return max(0.0, min(wakes))
 
     def poll_once(self, timeout_s: float) -> None:
-        # Round up: a 0.4 ms timeout must not become a 0 ms busy loop.
-        for fd, _events in self._poll.poll(max(0, int(timeout_s * 1000 + 0.999))):
-            if fd == self._inbox.fd:
-                self._handle_signals(self._inbox.drain())
-            elif fd in self._pipes:
-                self._handle(self._pipes.read(fd))
+        exits = self._loop.poll_once(timeout_s)
         # The deadline before the exits: children that stopped themselves at it while this
         # process was wedged (SIGSTOP, a slow disk) exit 124 for the run's reason, and must
         # be judged as stopping, not as failing (a critical child would fail the run).
         if self.stop_reason is None and self.deadline.expired():
             self.request_stop(FailureReason.DEADLINE_EXCEEDED)
-        self._reap()
+        self._exited(exits)
         if self.stop_reason is None:
             self._restart_due()
 
@@ -212,8 +204,6 @@ class Supervisor:
 
     def _handle_signals(self, received: Iterable[signal.Signals]) -> None:
         for sig in received:
-            if sig is signal.SIGCHLD:
-                continue  # it only wakes us; reaping follows every wake
             self.log.info("signal_received", signal=sig.name)
             if sig is signal.SIGINT and self.stop_reason is not None:
                 self._skip_grace = True
@@ -225,6 +215,9 @@ class Supervisor:
 
     # -- messages ---------------------------------------------------------------------
 
+    def _pipe_readable(self, fd: int) -> None:
+        self._handle(self._pipes.read(fd))
+
     def _handle(self, messages: Iterable[tuple[ChildRecord, Message]]) -> None:
         for record, message in messages:
             record.last[message.kind] = message.body
@@ -235,8 +228,8 @@ class Supervisor:
 
     # -- exits and restarts -----------------------------------------------------------
 
-    def _reap(self) -> None:
-        for exit_ in reap_exited():
+    def _exited(self, exits: Iterable[Exit]) -> None:
+        for exit_ in exits:
             record = self._by_pid.pop(exit_.pid, None)
             if record is None:
                 self.counts.orphans_reaped += 1
@@ -353,7 +346,7 @@ class Supervisor:
         leftovers = audit.kill_tagged(self.run_id, self.log)
         leaked = tuple(leftovers.values()) + stop.survivors
         self._wait(KILL_WAIT_S, lambda: not any(processes.alive(p) for p in leftovers), False)
-        self._reap()
+        self._exited(self._loop.reap())
         zombies = len(audit.zombie_children())
         if leaked:
             self.failures.append(FailureReason.PROCESS_LEAK)

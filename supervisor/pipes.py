@@ -1,4 +1,4 @@
-"""The children's message pipes: one per child, all in the supervisor's one poll set.
+"""The children's message pipes: one per child, all in the supervisor's one loop.
 
 Reads never block (the read ends are non-blocking) and a message split across reads is
 reassembled by the child's `MessageReader`. When a child has exited, what it left in
@@ -7,19 +7,20 @@ closed with the child, since it is not inheritable, so the read ends at EOF.
 """
 
 import os
-import select
 from collections.abc import Iterator
 from typing import Any
 
 from common.messages import Message, ProtocolError
 from supervisor.children import ChildRecord
+from supervisor.loop import FdHandler, Loop
 
 READ_BYTES = 65536
 
 
 class ChildPipes:
-    def __init__(self, poll: select.poll, log: Any) -> None:
-        self._poll = poll
+    def __init__(self, loop: Loop, on_readable: FdHandler, log: Any) -> None:
+        self._loop = loop
+        self._on_readable = on_readable
         self._log = log
         self._by_fd: dict[int, ChildRecord] = {}
 
@@ -29,7 +30,7 @@ class ChildPipes:
     def attach(self, record: ChildRecord, fd: int) -> None:
         record.fd = fd
         self._by_fd[fd] = record
-        self._poll.register(fd, select.POLLIN)
+        self._loop.register(fd, self._on_readable)
 
     def read(self, fd: int) -> Iterator[tuple[ChildRecord, Message]]:
         """The complete messages that one readable pipe holds now (its EOF closes it)."""
@@ -71,7 +72,7 @@ class ChildPipes:
 
     def close(self, record: ChildRecord) -> None:
         if record.fd is not None:
-            self._poll.unregister(record.fd)
+            self._loop.unregister(record.fd)
             del self._by_fd[record.fd]
             os.close(record.fd)
             record.fd = None

@@ -6,11 +6,12 @@ Design, in the order things happen:
 - Start-up (`Canary.__enter__`): child subreaper (a crashed run's orphans come back to us),
   record-only signal handlers writing to a pipe, metrics (textfile, optional HTTP), a
   retention pass, then READY=1.
-- The loop (`serve`): one `poll()` on the signal pipe, with a timeout that is the nearest
-  of the next slot, the next watchdog ping and the running run's limit. SIGCHLD only
-  wakes it. After every wake: signals are dispatched, exited processes reaped
-  (`supervisor.reaper.reap_exited`, the only wait in this process), limits enforced, the
-  watchdog pinged when due, and a run started when its slot has come.
+- The loop (`serve`): the shared loop core (`supervisor.loop`), whose poll set holds
+  only the signal pipe, with a timeout that is the nearest of the next slot, the next
+  watchdog ping and the running run's limit. SIGCHLD only wakes it. After every wake:
+  signals are dispatched, exited processes reaped (by the core, the only wait in this
+  process), limits enforced, the watchdog pinged when due, and a run started when its
+  slot has come.
 - A run is `iris-smoke run` in its own session (`runs.spawn`). When it has been reaped,
   the daemon audits its tag, reads its results.json, updates metrics, applies retention,
   and computes the next slot (skipped slots are counted and logged).
@@ -26,7 +27,6 @@ import contextlib
 import dataclasses
 import enum
 import os
-import select
 import signal
 import sys
 import time
@@ -46,8 +46,8 @@ from supervisor.canary.config import CanaryConfig
 from supervisor.canary.metrics import LAST_SUCCESS_NAME, TEXTFILE_NAME, CanaryMetrics, MetricsServer
 from supervisor.canary.retention import Retention
 from supervisor.canary.sdnotify import Notifier, watchdog_interval_s
-from supervisor.reaper import reap_exited
-from supervisor.signals import SignalInbox
+from supervisor.loop import Loop
+from supervisor.reaper import Exit
 from supervisor.stopping import KILL_WAIT_S
 
 # Nothing needs the loop more often than this when idle; it bounds a missed wake-up.
@@ -109,8 +109,7 @@ class Canary:
         self.run: ActiveRun | None = None
         self.runs_done = 0
         self.exit_code = 0
-        self._inbox = SignalInbox()
-        self._poll = select.poll()
+        self._loop = Loop(self._handle_signals)
         self._stop_reason: str | None = None
         self._watchdog_s = watchdog_interval_s(environ, os.getpid())
         self._watchdog_at = clock()
@@ -130,8 +129,7 @@ class Canary:
                 raise ConfigError(f"--metrics-port: cannot listen on {where}: {exc.strerror}") from None
             self.log.info("metrics_serving", address="127.0.0.1", port=self.server.port)
         linux.set_child_subreaper()
-        self._inbox.install()
-        self._poll.register(self._inbox.fd, select.POLLIN)
+        self._loop.open()
         for path in (self.runs_dir, self.textfile.parent):
             path.mkdir(parents=True, exist_ok=True)
         self._write_metrics()
@@ -144,7 +142,7 @@ class Canary:
             self._wait_until(KILL_WAIT_S, lambda: self.run is None or self.run.exit_code is not None)
         if self.server is not None:
             self.server.close()
-        self._inbox.close()
+        self._loop.close()
         self.notifier.close()
 
     def serve(self) -> int:
@@ -155,8 +153,7 @@ class Canary:
         while not self._finished():
             if self._slot_due():
                 self._start_run()
-            self._wait(self._next_wake())
-            self._after_wake()
+            self._after_wake(self._loop.poll_once(self._next_wake()))
         self._set_phase(Phase.STOPPED)
         self.log.info(
             "canary_stopped",
@@ -200,14 +197,8 @@ class Canary:
                 wakes.append(self._extend_at - now)
         return max(0.0, min(wakes))
 
-    def _wait(self, timeout_s: float) -> None:
-        # Round up: a 0.4 ms timeout must not become a 0 ms busy loop.
-        for fd, _events in self._poll.poll(max(0, int(timeout_s * 1000 + 0.999))):
-            if fd == self._inbox.fd:
-                self._handle_signals(self._inbox.drain())
-
-    def _after_wake(self) -> None:
-        self._reap()
+    def _after_wake(self, exits: list[Exit]) -> None:
+        self._exited(exits)
         if self.run is not None:
             self._enforce_limits(self.run)
         self._ping_watchdog()
@@ -219,8 +210,7 @@ class Canary:
             left = end - self._clock()
             if left <= 0:
                 return False
-            self._wait(min(left, 0.05, self._next_wake()))
-            self._after_wake()
+            self._after_wake(self._loop.poll_once(min(left, 0.05, self._next_wake())))
         return True
 
     def _ping_watchdog(self) -> None:
@@ -232,8 +222,6 @@ class Canary:
 
     def _handle_signals(self, received: list[signal.Signals]) -> None:
         for sig in received:
-            if sig is signal.SIGCHLD:
-                continue  # it only wakes us; reaping follows every wake
             self.log.info("signal_received", signal=sig.name)
             if sig is signal.SIGHUP:
                 self.reload()
@@ -335,8 +323,8 @@ class Canary:
         self.log.error("run_killed", run=run.run_id, child_pid=run.pid, reason=reason)
         processes.signal_group(run.pid, signal.SIGKILL)
 
-    def _reap(self) -> None:
-        for exit_ in reap_exited():
+    def _exited(self, exits: list[Exit]) -> None:
+        for exit_ in exits:
             if self.run is not None and exit_.pid == self.run.pid:
                 self.run.exit_code = exit_.exit_code
             else:
