@@ -17,6 +17,8 @@ from typing import Any
 from common.errors import ConfigError
 from supervisor import inputs
 from supervisor.toml_table import Table, read_toml
+from workers.child_args import CustomTest
+from workers.controller.model import Constraint
 from workers.gcp.settings import COMMAND_FIELDS, GcpSettings
 from workers.hosts import MAX_HOSTS_PER_VM, NAME_PATTERN, HostileNameError, validate_address
 from workers.transports import (
@@ -122,32 +124,6 @@ class VerdictSettings:
 
 
 @dataclass(frozen=True)
-class TestSpec:
-    name: str
-    argv: tuple[str, ...]
-    device: str = "cpu"
-    variant: str = ""
-    count: int = 0
-    replicas: int = 1
-    group_by: str = ""
-    constraints: tuple[Mapping[str, str], ...] = ()
-    expect: str = "succeeded"
-
-    def as_args(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "argv": list(self.argv),
-            "device": self.device,
-            "variant": self.variant,
-            "count": self.count,
-            "replicas": self.replicas,
-            "group_by": self.group_by,
-            "constraints": [dict(c) for c in self.constraints],
-            "expect": self.expect,
-        }
-
-
-@dataclass(frozen=True)
 class RunConfig:
     cluster: ClusterKind = ClusterKind.LOCAL
     controller: str = ""
@@ -165,7 +141,7 @@ class RunConfig:
     monitor_interval_s: float | None = None
     # The selection: standard and [[tests]] names; [[tests]] all run when it names none of them.
     tests: tuple[str, ...] = STANDARD_TESTS
-    custom_tests: tuple[TestSpec, ...] = ()
+    custom_tests: tuple[CustomTest, ...] = ()
     suite: SuiteSettings = field(default_factory=SuiteSettings)
     streams: StreamSettings = field(default_factory=StreamSettings)
     ssh: SshSettings = field(default_factory=SshSettings)
@@ -195,7 +171,7 @@ class RunConfig:
     def standard_tests(self) -> list[str]:
         return [n for n in self.tests if n in STANDARD_TESTS]
 
-    def selected_custom_tests(self) -> list[TestSpec]:
+    def selected_custom_tests(self) -> list[CustomTest]:
         """The [[tests]] the selection names; all of them when it names none (`tests = []` = only these)."""
         named = [t for t in self.custom_tests if t.name in self.tests]
         return named if named else list(self.custom_tests)
@@ -205,21 +181,17 @@ class RunConfig:
         return [n for n in self.tests if n not in known]
 
 
-def _test_spec(reader: Table) -> TestSpec:
+def _test_spec(reader: Table) -> CustomTest:
     argv = reader.strings("argv", ())
     if not argv:
         raise ConfigError(f"{reader.path}.argv: must be a non-empty list of strings (the job's argv)")
     constraints = []
     for c in reader.tables("constraints"):
         constraints.append(
-            {
-                "key": c.string("key", ""),
-                "op": c.string("op", "eq", choices=("eq", "ne", "exists")),
-                "value": c.string("value", ""),
-            }
+            Constraint(c.string("key", ""), c.string("op", "eq", choices=("eq", "ne", "exists")), c.string("value", ""))
         )
         c.done()
-    spec = TestSpec(
+    spec = CustomTest(
         name=reader.string("name", "", NAME) or _missing(reader, "name"),
         argv=argv,
         device=reader.string("device", "cpu", choices=("cpu", "gpu", "tpu")),

@@ -209,7 +209,7 @@ class SmokeRun:
             target=self.target,
             job_timeout_s=self.config.job_timeout_s,
             standard=tuple(self.config.standard_tests()),
-            custom=tuple(t.as_args() for t in self.config.selected_custom_tests()),
+            custom=tuple(self.config.selected_custom_tests()),
             accelerator=suite.accelerator,
             hosts_per_slice=suite.hosts_per_slice or None,
             region=suite.region,

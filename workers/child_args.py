@@ -5,12 +5,12 @@ grpc and urllib3) and the child receives the object itself as `ctx.args`: nothin
 re-parsed on the far side. The stream child's arguments are `workers.stream.spec.StreamSpec`.
 """
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from common.controller_target import ControllerTarget
+from workers.controller.model import Constraint
 from workers.gcp.settings import GcpSettings
 
 # A controller that stays unreachable this long is reported (`controller_unavailable`) once.
@@ -52,12 +52,26 @@ class DiagnosticsArgs:
 
 
 @dataclass(frozen=True)
+class CustomTest:
+    """A `[[tests]]` entry, as the config reader checked it."""
+
+    name: str
+    argv: tuple[str, ...]
+    device: str = "cpu"  # cpu | gpu | tpu
+    variant: str = ""
+    count: int = 0
+    replicas: int = 1
+    group_by: str = ""
+    constraints: tuple[Constraint, ...] = ()
+    expect: str = "succeeded"  # succeeded | failed | unschedulable | killed
+
+
+@dataclass(frozen=True)
 class SuiteArgs:
     target: ControllerTarget
     job_timeout_s: float
     standard: tuple[str, ...]
-    # `[[tests]]` entries as the config reader checked them (`TestSpec.as_args()`).
-    custom: tuple[Mapping[str, Any], ...] = ()
+    custom: tuple[CustomTest, ...] = ()
     accelerator: str = ""
     hosts_per_slice: int | None = None
     region: str = ""
@@ -68,7 +82,7 @@ class SuiteArgs:
 
     @property
     def names(self) -> list[str]:
-        return [*self.standard, *(str(t["name"]) for t in self.custom)]
+        return [*self.standard, *(t.name for t in self.custom)]
 
 
 @dataclass(frozen=True)

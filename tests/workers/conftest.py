@@ -10,7 +10,7 @@ from common.controller_target import ApiKind, ControllerTarget
 from common.messages import Kind
 from tests.helpers.cluster import running_local_cluster
 from tests.helpers.forked import run_to_end
-from tests.workers.probe_args import ProbeArgs
+from tests.workers.probe_args import ProbeArgs, as_custom_test
 
 # Short delays so each scenario takes a second or two; the TPU group is a 4-host slice.
 FAST_CONFIG = """
@@ -59,7 +59,12 @@ def embedded(address: str, root: str = "t") -> ControllerTarget:
 
 
 def launch_jobs(address: str, run_dir: Path, root: str, *jobs: dict[str, Any]) -> list[str]:
-    child = run_to_end("tests.workers.probes:launch", ProbeArgs(embedded(address, root), jobs=jobs), run_dir, 10)
+    child = run_to_end(
+        "tests.workers.probes:launch",
+        ProbeArgs(embedded(address, root), jobs=tuple(as_custom_test(j) for j in jobs)),
+        run_dir,
+        10,
+    )
     job_ids: list[str] = child.of(Kind.RESULT)[0]["job_ids"]
     return job_ids
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.controller_target import ControllerTarget
-from workers.child_args import UNAVAILABLE_REPORT_S
+from workers.child_args import UNAVAILABLE_REPORT_S, CustomTest
 
 
 @dataclass(frozen=True)
@@ -13,6 +13,11 @@ class ProbeArgs:
     """The probes that ask the controller: what `polling.connect` needs, and what to ask."""
 
     target: ControllerTarget
-    jobs: tuple[Mapping[str, Any], ...] = ()
+    jobs: tuple[CustomTest, ...] = ()
     count: int = 0
     unavailable_report_s: float = UNAVAILABLE_REPORT_S
+
+
+def as_custom_test(job: Mapping[str, Any]) -> CustomTest:
+    """A test's job written as a dict (name, argv, device, ...), as the config reader would build it."""
+    return CustomTest(**{**job, "argv": tuple(job["argv"])})

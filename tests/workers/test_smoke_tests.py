@@ -7,13 +7,16 @@ from common.messages import Kind
 from tests.helpers.forked import forked_child, run_to_end
 from tests.helpers.waiting import wait_for
 from tests.workers.conftest import embedded, list_jobs
+from tests.workers.probe_args import as_custom_test
 from workers.child_args import SuiteArgs
 
 STOP_WITHIN_S = 1.5
 
 
 def _args(address: str, root: str, standard: tuple[str, ...] = (), **more: Any) -> SuiteArgs:
-    return SuiteArgs(embedded(address, root), more.pop("job_timeout_s", 30), standard, poll_interval_s=0.1, **more)
+    custom = tuple(as_custom_test(t) for t in more.pop("custom", ()))
+    timeout_s = more.pop("job_timeout_s", 30)
+    return SuiteArgs(embedded(address, root), timeout_s, standard, custom=custom, poll_interval_s=0.1, **more)
 
 
 def test_standard_suite_passes_on_the_default_local_cluster(default_cluster: str, tmp_path: Path) -> None:

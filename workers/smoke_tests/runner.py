@@ -30,6 +30,7 @@ from typing import Any
 from common import logs
 from common.child_exit import ChildExit
 from common.deadline import Deadline
+from common.errors import ConfigError
 from common.messages import Kind
 from common.outcome import Outcome
 from workers.child_args import TESTS_POLL_INTERVAL_S, SuiteArgs
@@ -52,7 +53,6 @@ from workers.smoke_tests.parity_tests import PARITY_TESTS, PROBES, ParitySetting
 from workers.smoke_tests.shape import DEFAULT_REGION_ATTRIBUTE, Shape, shape_of, unknown_groups
 from workers.smoke_tests.suite import (
     Accelerator,
-    ConfigError,
     PlannedTest,
     custom_test,
     pick_accelerator,

@@ -8,7 +8,7 @@ own wire form.
 - coscheduled: replicas = hosts per slice, group_by tpu-name; every rank checks its index
   and the task count (the runner checks that task i ran on host i of one slice);
 - config tests: {name, argv, device, variant, count, replicas, group_by, constraints,
-  expect}, as `supervisor.config.TestSpec.as_args()` gives them.
+  expect}, as `workers.child_args.CustomTest` (built by the config reader).
 Job names are short (`<test>[-<n>]`) and live under the run's job root, so the monitors
 find this run's jobs and no other.
 Entrypoints are POSIX sh, not Python: they run on the VM host, which has its own image.
@@ -16,12 +16,13 @@ The task's index is `IRIS_TASK_INDEX` on the embedded cluster and the last part 
 `IRIS_TASK_ID` (`/<root>/<test>/<i>:<attempt>`) on Iris; the scripts accept either.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from common.deadline import Deadline
-from workers.controller.model import AutoscalerStatus, Constraint, JobRequest, JobState, job_state
+from common.errors import ConfigError
+from workers.child_args import CustomTest
+from workers.controller.model import AutoscalerStatus, JobRequest, JobState, job_state
 
 STANDARD_TESTS = ("simple", "concurrent", "coscheduled")
 CONCURRENT_JOBS = 3
@@ -29,8 +30,6 @@ CONCURRENT_JOBS = 3
 # cleaning up; they fire after ours, so our timer decides the outcome.
 BACKSTOP_MARGIN_S = 30.0
 
-_DEVICES = ("cpu", "gpu", "tpu")
-_OPS = ("eq", "ne", "exists", "not_exists")
 _DEVICE_ORDER = {"tpu": 0, "gpu": 1, "cpu": 2}
 
 _INDEX = 'i="${IRIS_TASK_INDEX:-}"; if [ -z "$i" ]; then t="${IRIS_TASK_ID%%:*}"; i="${t##*/}"; fi'
@@ -47,10 +46,6 @@ if [ "$i" -ge "$n" ]; then echo "cosched task $i/$n on $w: index out of range"; 
 echo "cosched task $i/$n on $w ok"
 """
 )
-
-
-class ConfigError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -101,29 +96,13 @@ def standard_tests(names: Sequence[str], acc: Accelerator, job_timeout_s: float)
     return runs
 
 
-def custom_test(spec: Mapping[str, Any], job_timeout_s: float) -> PlannedTest:
-    name = str(spec["name"])
-    device = str(spec.get("device", "cpu"))
-    if device not in _DEVICES:
-        raise ConfigError(f"tests.{name}.device: must be one of {', '.join(_DEVICES)}, got {device!r}")
-    argv = tuple(str(a) for a in spec.get("argv", []))
-    if not argv:
-        raise ConfigError(f"tests.{name}.argv: must be a non-empty list")
-    constraints = []
-    for c in spec.get("constraints", []):
-        op = str(c.get("op", "eq"))
-        if op not in _OPS:
-            raise ConfigError(f"tests.{name}.constraints.op: must be one of {', '.join(_OPS)}, got {op!r}")
-        constraints.append(Constraint(key=str(c["key"]), op=op, value=str(c.get("value", ""))))
+def custom_test(spec: CustomTest, job_timeout_s: float) -> PlannedTest:
+    """A `[[tests]]` entry as one job; the config reader has checked every field."""
     request = JobRequest(
-        name, argv, device=device, variant=str(spec.get("variant", "")), count=int(spec.get("count", 0)),
-        replicas=int(spec.get("replicas", 1)), group_by=str(spec.get("group_by", "")),
-        constraints=tuple(constraints), timeout_s=job_timeout_s + BACKSTOP_MARGIN_S,
+        spec.name, spec.argv, device=spec.device, variant=spec.variant, count=spec.count, replicas=spec.replicas,
+        group_by=spec.group_by, constraints=spec.constraints, timeout_s=job_timeout_s + BACKSTOP_MARGIN_S,
     )  # fmt: skip
-    expect = job_state(str(spec.get("expect", "succeeded")))
-    if expect is JobState.UNSPECIFIED:
-        raise ConfigError(f"tests.{name}.expect: not a job state: {spec.get('expect')!r}")
-    return PlannedTest(name, [request], expect=expect)
+    return PlannedTest(spec.name, [request], expect=job_state(spec.expect))
 
 
 def pick_accelerator(status: AutoscalerStatus, hosts_override: int | None, accelerator: str = "") -> Accelerator:
