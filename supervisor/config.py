@@ -18,7 +18,7 @@ from common.errors import ConfigError
 from supervisor import inputs
 from supervisor.toml_table import Table, read_toml
 from workers.child_args import CustomTest
-from workers.controller.model import Constraint
+from workers.controller.model import Constraint, JobRequest
 from workers.gcp.settings import COMMAND_FIELDS, GcpSettings
 from workers.hosts import MAX_HOSTS_PER_VM, NAME_PATTERN, HostileNameError, validate_address
 from workers.transports import (
@@ -191,7 +191,7 @@ def _test_spec(reader: Table) -> CustomTest:
             Constraint(c.string("key", ""), c.string("op", "eq", choices=("eq", "ne", "exists")), c.string("value", ""))
         )
         c.done()
-    spec = CustomTest(
+    job = JobRequest(
         name=reader.string("name", "", NAME) or _missing(reader, "name"),
         argv=argv,
         device=reader.string("device", "cpu", choices=("cpu", "gpu", "tpu")),
@@ -200,8 +200,9 @@ def _test_spec(reader: Table) -> CustomTest:
         replicas=reader.integer("replicas", 1, 1),
         group_by=reader.string("group_by", ""),
         constraints=tuple(constraints),
-        expect=reader.string("expect", "succeeded", choices=("succeeded", "failed", "unschedulable", "killed")),
     )
+    expect = reader.string("expect", "succeeded", choices=("succeeded", "failed", "unschedulable", "killed"))
+    spec = CustomTest(job, expect)
     reader.done()
     return spec
 

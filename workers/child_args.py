@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from common.controller_target import ControllerTarget
-from workers.controller.model import Constraint
+from workers.controller.model import JobRequest
 from workers.gcp.settings import GcpSettings
 
 # A controller that stays unreachable this long is reported (`controller_unavailable`) once.
@@ -53,17 +53,14 @@ class DiagnosticsArgs:
 
 @dataclass(frozen=True)
 class CustomTest:
-    """A `[[tests]]` entry, as the config reader checked it."""
+    """A `[[tests]]` entry, as the config reader checked it: one job and the state it must end in."""
 
-    name: str
-    argv: tuple[str, ...]
-    device: str = "cpu"  # cpu | gpu | tpu
-    variant: str = ""
-    count: int = 0
-    replicas: int = 1
-    group_by: str = ""
-    constraints: tuple[Constraint, ...] = ()
+    job: JobRequest
     expect: str = "succeeded"  # succeeded | failed | unschedulable | killed
+
+    @property
+    def name(self) -> str:
+        return self.job.name
 
 
 @dataclass(frozen=True)

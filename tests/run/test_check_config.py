@@ -50,7 +50,7 @@ def test_run_check_config_prints_the_resolved_config_and_creates_nothing(tmp_pat
     assert done.returncode == 0, done.stderr
     resolved = json.loads(done.stdout)
     assert (resolved["timeout_s"], resolved["job_timeout_s"], resolved["stop_grace_s"]) == (600, 90, 3)
-    assert resolved["tests"] == ["simple", "mine"] and [t["name"] for t in resolved["custom_tests"]] == ["mine"]
+    assert resolved["tests"] == ["simple", "mine"] and [t["job"]["name"] for t in resolved["custom_tests"]] == ["mine"]
     assert resolved["discovery_interval_s"] == 1.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.toml"]
 

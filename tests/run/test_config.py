@@ -37,7 +37,7 @@ def test_a_full_config_parses_into_frozen_settings(tmp_path: Path) -> None:
     assert config.timeout_s == 600 and config.prefix == "ci"
     assert config.test_names() == ["simple", "coscheduled", "fails-on-purpose"]
     assert config.ssh.hosts[0].vm == "vm-a" and config.ssh.transport.port == 2222
-    assert config.custom_tests[0].argv == ("sh", "-c", "exit 1")
+    assert config.custom_tests[0].job.argv == ("sh", "-c", "exit 1")
 
 
 @pytest.mark.parametrize(

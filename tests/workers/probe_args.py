@@ -6,6 +6,7 @@ from typing import Any
 
 from common.controller_target import ControllerTarget
 from workers.child_args import UNAVAILABLE_REPORT_S, CustomTest
+from workers.controller.model import JobRequest
 
 
 @dataclass(frozen=True)
@@ -20,4 +21,5 @@ class ProbeArgs:
 
 def as_custom_test(job: Mapping[str, Any]) -> CustomTest:
     """A test's job written as a dict (name, argv, device, ...), as the config reader would build it."""
-    return CustomTest(**{**job, "argv": tuple(job["argv"])})
+    fields = {k: v for k, v in job.items() if k != "expect"}
+    return CustomTest(JobRequest(**{**fields, "argv": tuple(job["argv"])}), job.get("expect", "succeeded"))

@@ -98,10 +98,7 @@ def standard_tests(names: Sequence[str], acc: Accelerator, job_timeout_s: float)
 
 def custom_test(spec: CustomTest, job_timeout_s: float) -> PlannedTest:
     """A `[[tests]]` entry as one job; the config reader has checked every field."""
-    request = JobRequest(
-        spec.name, spec.argv, device=spec.device, variant=spec.variant, count=spec.count, replicas=spec.replicas,
-        group_by=spec.group_by, constraints=spec.constraints, timeout_s=job_timeout_s + BACKSTOP_MARGIN_S,
-    )  # fmt: skip
+    request = replace(spec.job, timeout_s=job_timeout_s + BACKSTOP_MARGIN_S)
     return PlannedTest(spec.name, [request], expect=job_state(spec.expect))
 
 
