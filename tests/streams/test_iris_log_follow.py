@@ -464,7 +464,10 @@ def test_a_row_older_than_the_resume_lookback_is_delivered_across_resumes(tmp_pa
     late = ["late after a follower kill", "late after a stream child kill"]
     assert texts == [*rows[:10], late[0], *rows[10:20], late[1], *rows[20:]]
     assert written(stream.path)[10] == (format_ms(t0 + 9), late[0])  # printed at the time of the row before it
-    assert [(e["by"], e["replayed"]) for e in resumed] == [("cursor", 0), ("cursor", 0)]
+    # Both resumes by cursor; `replayed` may be non-zero when the kill landed between a
+    # batch's write and its saved mark (those lines are dropped by count: the texts above
+    # show each row exactly once).
+    assert [e["by"] for e in resumed] == ["cursor", "cursor"]
     assert stream.events_of("stream_gap") == []
 
 
