@@ -5,6 +5,9 @@ execs, so the leak audit can find descendants that were re-parented away from us
 """
 
 RUN_TAG = "IRIS_SMOKE_RUN_ID"
+# Which live run, beside which run id: two runs may be given the same --run-id, and one
+# run's audit must never take the other's processes for its own leaks. Random per run.
+RUN_INSTANCE = "IRIS_SMOKE_RUN_INSTANCE"
 CHILD_NAME = "IRIS_SMOKE_CHILD"
 # Absolute deadline as Unix time, for exec'd programs that cannot share our monotonic clock
 # (a remote `timeout` on a VM, for instance).

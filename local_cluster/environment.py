@@ -8,7 +8,7 @@ whole environment: a supervisor under systemd may hold `CREDENTIALS_DIRECTORY`,
 What is kept, and why:
 - PATH, HOME, USER, LOGNAME, LANG, LC_ALL, LC_CTYPE, TZ, TMPDIR: what any program expects;
 - PYTHONPATH: how `python -m local_cluster` finds this package from a source checkout;
-- the run's tags (run id, deadline, kept marker): the leak audit finds every process of a
+- the run's tags (run id and instance, deadline, kept marker): the leak audit finds every process of a
   run by its tag, and the cluster stops itself at the run's deadline;
 - IRIS_SMOKE_LOG_FORMAT: the cluster's own event format.
 """
@@ -19,7 +19,7 @@ from common import env
 
 KEPT = frozenset({
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH",
-    env.RUN_TAG, env.DEADLINE_UNIX, env.KEPT_CLUSTER, "IRIS_SMOKE_LOG_FORMAT",
+    env.RUN_TAG, env.RUN_INSTANCE, env.DEADLINE_UNIX, env.KEPT_CLUSTER, "IRIS_SMOKE_LOG_FORMAT",
 })  # fmt: skip
 
 

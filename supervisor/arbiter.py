@@ -21,6 +21,7 @@ import importlib
 import logging
 import os
 import random
+import secrets
 import signal
 import sys
 import time
@@ -77,6 +78,8 @@ class Supervisor:
     counts: ProcessCounts = field(default_factory=ProcessCounts)
     stop_reason: FailureReason | None = None
     failures: list[FailureReason] = field(default_factory=list)
+    # With run_id, the tag of every process of this run (common.env.RUN_INSTANCE).
+    instance: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def __post_init__(self) -> None:
         self._by_pid: dict[int, ChildRecord] = {}
@@ -113,6 +116,7 @@ class Supervisor:
             entrypoint=spec.entrypoint,
             args=spec.args,
             run_id=self.run_id,
+            run_instance=self.instance,
             run_dir=self.run_dir,
             deadline_at=self.deadline.at if spec.deadline_at is None else spec.deadline_at,
             parent_pid=os.getpid(),
@@ -343,7 +347,7 @@ class Supervisor:
         return report
 
     def _audit(self, stop: StopReport) -> AuditReport:
-        leftovers = audit.kill_tagged(self.run_id, self.log)
+        leftovers = audit.kill_tagged(self.run_id, self.log, instance=self.instance)
         leaked = tuple(leftovers.values()) + stop.survivors
         self._wait(KILL_WAIT_S, lambda: not any(processes.alive(p) for p in leftovers), False)
         self._exited(self._loop.reap())

@@ -56,8 +56,9 @@ def descendants() -> list[psutil.Process]:
     return sorted(ordered, key=lambda p: -depth.get(p.pid, 0))
 
 
-def tagged(run_id: str) -> list[psutil.Process]:
-    """Processes other than this one whose environment carries the run tag.
+def tagged(run_id: str, instance: str | None = None) -> list[psutil.Process]:
+    """Processes other than this one whose environment carries the run tag (and, when given,
+    the run's instance: another live run may have been given the same run id).
 
     A forked child sets the tag with putenv, which /proc/PID/environ does not show
     (it shows the environment the program was exec'd with), so this finds what our
@@ -69,20 +70,21 @@ def tagged(run_id: str) -> list[psutil.Process]:
         if proc.pid == me:
             continue
         try:
-            if proc.environ().get(env.RUN_TAG) == run_id:
+            environ = proc.environ()
+            if environ.get(env.RUN_TAG) == run_id and instance in (None, environ.get(env.RUN_INSTANCE)):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return found
 
 
-def kill_tagged(run_id: str, log: Any, **fields: Any) -> dict[psutil.Process, Leftover]:
+def kill_tagged(run_id: str, log: Any, instance: str | None = None, **fields: Any) -> dict[psutil.Process, Leftover]:
     """KILL every live process carrying the run's tag, logging each as a leak; return them,
     described before the kill (afterwards there would be nothing left to describe).
 
     Waiting for them to go is the caller's: only its own loop may reap what it adopted.
     """
-    leftovers = {p: Leftover.of(p) for p in tagged(run_id) if alive(p)}
+    leftovers = {p: Leftover.of(p) for p in tagged(run_id, instance) if alive(p)}
     for proc, described in leftovers.items():
         log.error("process_leaked", child_pid=proc.pid, process=described.cmdline, **fields)
     signal_each(leftovers, signal.SIGKILL)

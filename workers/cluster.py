@@ -72,7 +72,7 @@ def _start_embedded(ctx: ChildContext, state_dir: Path, keep: bool) -> "subproce
             return ctx.groups.start(
                 _embedded_argv(args, state_dir), stdout=subprocess.DEVNULL, stderr=out, env=cluster_env
             )
-        kept_env = {k: v for k, v in cluster_env.items() if k not in (env.RUN_TAG, env.DEADLINE_UNIX)}
+        kept_env = {k: v for k, v in cluster_env.items() if k not in (env.RUN_TAG, env.RUN_INSTANCE, env.DEADLINE_UNIX)}
         kept_env[env.KEPT_CLUSTER] = args.prefix
         return subprocess.Popen(
             _embedded_argv(args, state_dir),
@@ -230,7 +230,10 @@ def _stop(
     """End a cluster this child started (a kept one stays), and say what it left behind."""
     if proc is None or mode == "keep":
         return code
-    exit_code = ctx.groups.stop(proc, grace_s=ctx.grace_s * 0.8)
+    grace_s = ctx.grace_s * 0.8
+    if mode == "iris-local":
+        grace_s = min(grace_s, iris_local.STOP_GRACE_S)
+    exit_code = ctx.groups.stop(proc, grace_s=grace_s)
     ctx.log.info("cluster_stopped", mode=mode, exit_code=exit_code)
     if mode == "iris-local" and state_dir is not None:
         left = sorted(p.name for p in (state_dir / "tmp").glob("*"))

@@ -93,6 +93,7 @@ class Launch:
     entrypoint: str  # "package.module:function", imported only in the child
     args: object  # the entrypoint's arguments dataclass (None for one that takes none)
     run_id: str
+    run_instance: str
     run_dir: Path
     deadline_at: float
     parent_pid: int
@@ -166,6 +167,7 @@ def child_main(launch: Launch, message_fd: int) -> NoReturn:
         _detach(launch, message_fd)
         gc.enable()
         os.environ[env.RUN_TAG] = launch.run_id
+        os.environ[env.RUN_INSTANCE] = launch.run_instance
         os.environ[env.CHILD_NAME] = launch.name
         deadline = Deadline(launch.deadline_at)
         os.environ[env.DEADLINE_UNIX] = f"{deadline.as_unix_time():.3f}"

@@ -191,6 +191,7 @@ def fork(
         entrypoint=entrypoint,
         args=args,
         run_id=f"test-{uuid.uuid4().hex[:12]}",
+        run_instance="test",
         run_dir=run_dir,
         deadline_at=time.monotonic() + timeout_s,
         parent_pid=os.getpid(),

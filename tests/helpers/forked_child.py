@@ -166,6 +166,7 @@ def _main() -> None:
         entrypoint=spec["entrypoint"],
         args=spec["args"],
         run_id=spec["run_id"],
+        run_instance=spec["run_id"],
         run_dir=Path(spec["run_dir"]),
         deadline_at=time.monotonic() + spec["timeout_s"],
         parent_pid=os.getppid(),
