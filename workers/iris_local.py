@@ -17,6 +17,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 DEFAULT_CLUSTER_NAME = "iris-smoke-local"
+# How long a SIGTERMed `iris cluster start` gets before its group is KILLed. Iris 0.2.227 stops
+# its log server before its workers, and each worker's log client then waits up to 10 s for a
+# flush that cannot land (finelog `Table.close`), so a clean exit can take a minute. Nothing it
+# would still do matters to a throwaway local cluster: it removes its temporary directories
+# within a fraction of a second of the signal, and its tasks are in the group that is KILLed.
+STOP_GRACE_S = 2.0
 # Iris derives `region` from a cloud slice template and refuses it as a worker attribute, so
 # local slices carry none: the two CPU groups name their "region" in this attribute instead.
 REGION_ATTRIBUTE = "pool"

@@ -40,3 +40,19 @@ def test_run_help_reads_the_defaults_and_hides_the_demo() -> None:
     run = build_parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
     text = run.format_help()
     assert f"default {RunConfig.timeout_s:g}" in text and "--demo-streams" not in text
+
+
+def test_no_supervisor_module_loads_grpc_or_the_http_client() -> None:
+    """The supervisor forks its children: gRPC and urllib3 are loaded only after the fork, in them."""
+    code = (
+        "import importlib, pkgutil, sys, supervisor\n"
+        "for m in pkgutil.walk_packages(supervisor.__path__, 'supervisor.'):\n"
+        "    if not m.name.endswith('__main__'):\n"
+        "        importlib.import_module(m.name)\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+    loaded = {name.split(".")[0] for name in out.stdout.split()}
+    assert "supervisor.smoke" in out.stdout.split() and "supervisor.canary.loop" in out.stdout.split()
+    assert not loaded & {"grpc", "urllib3", "google"}, sorted(loaded & {"grpc", "urllib3", "google"})
