@@ -12,13 +12,17 @@ changes one thing each time; everything else is real:
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 from tests.helpers import processes
 from tests.helpers.connect_proxy import running as proxy
 from tests.helpers.iris import post, running_iris_cluster
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
+from tests.helpers.waiting import wait_for
 
 RUN_EXIT_S = 90.0
+WORKER_S = 60.0
+CONTROLLER = "iris.cluster.ControllerService"
 LIST_ENDPOINTS = "iris.cluster.EndpointService/ListEndpoints"
 FETCH_LOGS = "finelog.logging.LogService/FetchLogs"
 FAILING = """
@@ -38,6 +42,15 @@ def _run_id(name: str) -> str:
 def _log_server_url(url: str) -> str:
     address = str(post(url, LIST_ENDPOINTS, {"prefix": "/system/log-server", "exact": True})["endpoints"][0]["address"])
     return address if "://" in address else f"http://{address}"
+
+
+def _a_worker_is_up(url: str) -> None:
+    """Discovery lists every 10 s on Iris: a short run sees the workers that are up when it starts."""
+
+    def healthy() -> list[Any]:
+        return [w for w in post(url, f"{CONTROLLER}/ListWorkers", {}).get("workers", []) if w.get("healthy")]
+
+    wait_for(healthy, WORKER_S, "a healthy Iris worker")
 
 
 def _assert_nothing_left(sup: SupervisorProc) -> None:
@@ -71,6 +84,7 @@ def test_without_an_endpoint_registry_logs_come_from_the_controller(tmp_path: Pa
     """ListEndpoints answers 404 without a Connect body: the controller's address serves FetchLogs."""
     run_id = _run_id("noreg")
     with running_iris_cluster(tmp_path) as cluster:
+        _a_worker_is_up(cluster.url)
         route = f"{FETCH_LOGS}={_log_server_url(cluster.url)}"  # the proxy, as the controller, serves the log service
         with proxy(cluster.url, "--deny", LIST_ENDPOINTS, "--route", route) as url:
             argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", url, "--tests", "simple",
@@ -90,6 +104,7 @@ def test_a_log_server_registered_as_host_port_serves_the_failed_tasks_tail(tmp_p
     config = tmp_path / "run.toml"
     config.write_text(FAILING)
     with running_iris_cluster(tmp_path) as cluster:
+        _a_worker_is_up(cluster.url)
         host_port = _log_server_url(cluster.url).removeprefix("http://")
         with proxy(cluster.url, "--log-server-address", host_port) as url:
             argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", url,
