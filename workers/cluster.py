@@ -121,11 +121,13 @@ def _boot_iris(ctx: ChildContext, iris_dir: Path, boot: Deadline) -> "tuple[subp
     args: ClusterArgs = ctx.args
     for attempt in (1, 2):
         port = None if args.iris_config else iris_local.free_port()
+        stderr = iris_dir / "iris.stderr"
+        since = stderr.stat().st_size if stderr.exists() else 0  # this start's words only
         proc = _start_iris(ctx, iris_dir, port)
         address = f"http://127.0.0.1:{port}" if port is not None else None
         if address is None:
             address = _wait_address(ctx, proc, AddressReader(iris_dir / "iris.stdout", IRIS_STARTED), boot)
-        failure = _iris_health(ctx, proc, iris_dir, address, boot)
+        failure = _iris_health(ctx, proc, stderr, since, address, boot)
         if not failure:
             return proc, str(address), ""
         if attempt == 1 and port is not None and iris_local.is_bind_failure(failure):
@@ -137,16 +139,15 @@ def _boot_iris(ctx: ChildContext, iris_dir: Path, boot: Deadline) -> "tuple[subp
 
 
 def _iris_health(
-    ctx: ChildContext, proc: "subprocess.Popen[bytes]", iris_dir: Path, address: str | None, boot: Deadline
+    ctx: ChildContext, proc: "subprocess.Popen[bytes]", stderr: Path, since: int, address: str | None, boot: Deadline
 ) -> str:
     """Empty once Iris answers `/health` on `address`; else why not, in Iris's own words where it gave any."""
-    stderr = iris_dir / "iris.stderr"
     target = dataclasses.replace(ctx.args.target, address=address or "http://127.0.0.1:1")
     with open_controller(target, ctx.deadline) as controller:
         while True:
             if address and controller.serving(boot.cap(IRIS_HEALTH_SLICE_S), ctx.stop.fd):
                 return ""
-            failure = iris_local.start_failure(stderr, exited=proc.poll() is not None)
+            failure = iris_local.start_failure(stderr, exited=proc.poll() is not None, since=since)
             if failure or proc.poll() is not None:
                 return failure or f"iris exited with {proc.returncode}"
             if ctx.stop.requested():

@@ -89,12 +89,12 @@ def free_port() -> int:
     return port
 
 
-def start_failure(stderr_path: Path, exited: bool) -> str:
-    """Iris's own words for a failed start: its `Failed to start ...` line, or, once it has
-    exited, the last line it wrote; "" while it says nothing of the kind."""
+def start_failure(stderr_path: Path, exited: bool, since: int = 0) -> str:
+    """Iris's own words for a failed start, in what it wrote from byte `since` on: its `Failed
+    to start ...` line, or, once it has exited, its last line; "" while it says nothing of the kind."""
     try:
         with open(stderr_path, "rb") as f:
-            f.seek(max(0, f.seek(0, 2) - STDERR_TAIL_BYTES))
+            f.seek(max(since, f.seek(0, 2) - STDERR_TAIL_BYTES))
             tail = f.read()
     except OSError:
         return ""
