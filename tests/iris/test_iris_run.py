@@ -12,6 +12,7 @@ import select
 import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,11 @@ def _assert_nothing_left(sup: SupervisorProc) -> None:
 def _jobs(url: str, job_ids: list[str]) -> dict[str, str]:
     reply = post(url, f"{CONTROLLER}/GetJobState", {"jobIds": job_ids})
     return {k: str(v) for k, v in reply["states"].items()}
+
+
+def _health(url: str) -> Any:
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(f"{url}/health", timeout=5) as reply:
+        return json.loads(reply.read())
 
 
 def _launched(sup: SupervisorProc) -> list[str]:
@@ -159,6 +165,7 @@ def test_attach_leaves_the_cluster_healthy_and_a_failing_test_shows_its_log_tail
             failed_jobs = _launched(failing)
             _assert_nothing_left(failing)
         # The cluster is still up and healthy, and none of the runs' jobs is still running.
+        assert _health(cluster.url)["status"] == "ok"
         assert post(cluster.url, f"{CONTROLLER}/ListWorkers", {})["workers"]
         states = _jobs(cluster.url, passed_jobs + failed_jobs)
         assert states == {
@@ -189,9 +196,11 @@ def test_sigterm_during_the_tests_exits_143_and_kills_every_submitted_job(tmp_pa
             assert sup.results()["failure_reasons"] == ["sigterm"]
             jobs = _launched(sup)
             _assert_nothing_left(sup)
+        # Every job the run submitted is terminal: killed, or succeeded if it had finished before the signal.
         states = _jobs(cluster.url, jobs)
+        assert set(states) == set(jobs) and len(jobs) == 2, (jobs, states)
         assert states[next(j for j in jobs if j.endswith("/sleeps"))] == "JOB_STATE_KILLED", states
-        assert "JOB_STATE_RUNNING" not in states.values() and "JOB_STATE_PENDING" not in states.values()
+        assert set(states.values()) <= {"JOB_STATE_KILLED", "JOB_STATE_SUCCEEDED"}, states
 
 
 def _iris_process(run_id: str) -> psutil.Process:
