@@ -101,18 +101,41 @@ def submits_child(child: JobRequest) -> tuple[str, ...]:
     return ("python3", "-c", _CHILD_SCRIPT, json.dumps(spec))
 
 
+# These generations name a slice by TensorCores, two per chip; the others by chips.
+_CORE_NAMED = frozenset({"v2", "v3", "v4", "v5p"})
+
+
+def _tpu_chips(variant: str) -> int:
+    generation, _, size = variant.rpartition("-")
+    if not size.isdigit():
+        return 0
+    return int(size) // 2 if generation in _CORE_NAMED else int(size)
+
+
 def tpu_hosts(variant: str) -> int:
     """VM hosts of one TPU slice by its type name (GCP's public topology tables).
 
     v5e/v6e (`v5litepod-16`, `v6e-32`) count chips, four per host beyond one 8-chip host;
     v4/v5p (`v4-32`) count TensorCores, two per chip, four chips per host.
     """
-    generation, _, size = variant.rpartition("-")
-    if not size.isdigit():
-        return 1
-    chips = int(size) // 2 if generation in ("v4", "v5p", "v3", "v2") else int(size)
-    single_host_max = 4 if generation in ("v4", "v5p", "v3", "v2") else 8
+    chips = _tpu_chips(variant)
+    single_host_max = 4 if variant.rpartition("-")[0] in _CORE_NAMED else 8
     return 1 if chips <= single_host_max else chips // 4
+
+
+def tpu_chips_per_host(variant: str) -> int:
+    """Chips on each host of a slice of this TPU type (0: a name we cannot read)."""
+    return _tpu_chips(variant) // tpu_hosts(variant)
+
+
+def _device_count(metadata: Any) -> int:
+    """`metadata.device.{tpu|gpu}.count`: the chips or GPUs Iris gave this worker."""
+    device = metadata.get("device") if isinstance(metadata, dict) else None
+    for kind in ("tpu", "gpu"):
+        found = device.get(kind) if isinstance(device, dict) else None
+        if isinstance(found, dict):
+            return _int(found.get("count"))
+    return 0
 
 
 class IrisController:
@@ -162,6 +185,7 @@ class IrisController:
                     healthy=bool(w.get("healthy", False)),
                     address=str(w.get("address", "")),
                     attributes={str(k): _attribute(v) for k, v in attributes.items()},
+                    device_count=_device_count(w.get("metadata")),
                 )
             )
         return workers
@@ -305,12 +329,14 @@ class IrisController:
             for s in g.get("slices", [])
         )
         device, variant = str(g.get("deviceType", "cpu")) or "cpu", str(g.get("deviceVariant", ""))
+        # Iris 0.2.227 lists a group's slices without their VMs: the TPU type's table decides.
         seen_hosts = max((len(s.vms) for s in slices), default=0)
         return GroupStatus(
             name=name,
             device=device,
             variant=variant,
             hosts_per_slice=seen_hosts or (tpu_hosts(variant) if device == "tpu" else 1),
+            chips_per_host=tpu_chips_per_host(variant) if device == "tpu" else 0,
             attributes={"region": str(g["region"])} if g.get("region") else {},
             current_demand=_int(demand.get(name)) if isinstance(demand, dict) else _int(g.get("currentDemand")),
             slices=slices,
