@@ -86,6 +86,7 @@ class SmokeRun:
     most_failed_listings: int = 0
     cloud_cleanup: dict[str, Any] | None = None  # GCP: what the cleanup child deleted, or could not
     tunnel_drops: int = 0
+    iris_tmp_left: list[str] = field(default_factory=list)  # what Iris left in its TMPDIR after its stop
 
     def __post_init__(self) -> None:
         self.config = self.plan.config
@@ -122,6 +123,7 @@ class SmokeRun:
         elif role == "cluster" and kind is Kind.PROGRESS:
             self.foreign_jobs += list(body.get("foreign_jobs", []))
             self.tunnel_drops = int(body.get("tunnel_drops", self.tunnel_drops))
+            self.iris_tmp_left = list(body.get("iris_tmp_left", self.iris_tmp_left))
         elif role == "cleanup" and kind is Kind.RESULT:
             self.cloud_cleanup = body.get("cloud_cleanup")
         elif role == "discovery" and kind is Kind.HOSTS:
@@ -508,6 +510,7 @@ class SmokeRun:
                 "state_dir": (self.cluster or {}).get("state_dir"),
                 "kept": self.config.keep,
                 "tunnel_drops": self.tunnel_drops,
+                "iris_tmp_left": self.iris_tmp_left,
             },
             "cloud_cleanup": self.cloud_cleanup,
             "foreign_jobs": self.foreign_jobs,

@@ -9,9 +9,12 @@ Modes:
   run tag or the run's deadline, in a new session and with `IRIS_SMOKE_KEPT_CLUSTER`
   set, which the supervisor's stop and audit leave alone; stopping this child leaves it.
 - `iris-local`: a real Iris local cluster (`iris --config X cluster start`) as this
-  child's subprocess, supervised like the embedded one. Its HOME and TMPDIR live in the
-  run directory (Iris writes a token store and temporary directories there), so nothing
-  it leaves can hide outside the run, and what it leaves is reported.
+  child's subprocess, supervised like the embedded one, with the allowlisted environment.
+  Its HOME and TMPDIR live in the run directory (Iris writes a token store and temporary
+  directories there), so nothing it leaves can hide outside the run, and what it leaves
+  is reported (results.json `cluster.iris_tmp_left`). Healthy when `/health` answers on
+  the port the run wrote into its config; Iris's own error line ends the wait early, and
+  a port taken in the meantime is retried once on a fresh one.
 - `attach` (`--controller`): nothing is started; the child checks health and waits. It
   never stops or reconfigures that cluster.
 If the cluster exits while the run still needs it, this child fails, and it is critical.
@@ -52,7 +55,9 @@ from workers.runtime import ChildContext
 ADDR_POLL_S = 0.05
 # Cheap (one ListJobs on a local socket); a foreign job is also caught by the final look.
 FOREIGN_JOB_POLL_S = 1.0
+# Only for a user's own Iris config: where Iris says it listens (ours names the port itself).
 IRIS_STARTED = re.compile(r"Controller started at (http://\S+)")
+IRIS_HEALTH_SLICE_S = 0.5  # how often a booting Iris's stderr is read for its own error line
 
 
 def _embedded_argv(args: ClusterArgs, state_dir: Path) -> list[str]:
@@ -86,16 +91,17 @@ def _start_embedded(ctx: ChildContext, state_dir: Path, keep: bool) -> "subproce
         out.close()
 
 
-def _start_iris(ctx: ChildContext, iris_dir: Path) -> "subprocess.Popen[bytes]":
+def _start_iris(ctx: ChildContext, iris_dir: Path, port: int | None) -> "subprocess.Popen[bytes]":
+    """`iris cluster start` on the user's config (used as is), else on ours with controller `port`."""
     home, tmpdir = iris_dir / "home", iris_dir / "tmp"
     for path in (home, tmpdir):
         path.mkdir(parents=True, exist_ok=True)
     config = iris_dir / "cluster.yaml"
     args: ClusterArgs = ctx.args
-    if args.iris_config:
+    if port is None:
         shutil.copyfile(args.iris_config, config)
     else:
-        config.write_text(iris_local.local_config_yaml(iris_local.free_port()))
+        config.write_text(iris_local.local_config_yaml(port))
     with open(iris_dir / "iris.stdout", "ab") as out, open(iris_dir / "iris.stderr", "ab") as err:
         return ctx.groups.start(
             iris_local.iris_argv(args.iris_bin, str(config)),
@@ -104,6 +110,52 @@ def _start_iris(ctx: ChildContext, iris_dir: Path) -> "subprocess.Popen[bytes]":
             stdin=subprocess.DEVNULL,
             env=iris_local.iris_env(os.environ, home, tmpdir),
         )
+
+
+def _boot_iris(ctx: ChildContext, iris_dir: Path, boot: Deadline) -> "tuple[subprocess.Popen[bytes], str, str]":
+    """Start Iris and wait until `/health` answers: (its process, its address, "") or (…, "", why not).
+
+    On our config the address is the port the run wrote; on the user's, the one Iris prints.
+    A port taken between `free_port` and Iris's bind is retried once on a fresh port.
+    """
+    args: ClusterArgs = ctx.args
+    for attempt in (1, 2):
+        port = None if args.iris_config else iris_local.free_port()
+        stderr = iris_dir / "iris.stderr"
+        since = stderr.stat().st_size if stderr.exists() else 0  # this start's words only
+        proc = _start_iris(ctx, iris_dir, port)
+        address = f"http://127.0.0.1:{port}" if port is not None else None
+        if address is None:
+            address = _wait_address(ctx, proc, AddressReader(iris_dir / "iris.stdout", IRIS_STARTED), boot)
+        failure = _iris_health(ctx, proc, stderr, since, address, boot)
+        if not failure:
+            return proc, str(address), ""
+        if attempt == 1 and port is not None and iris_local.is_bind_failure(failure):
+            ctx.log.warning("iris_port_taken", port=port, error=failure)
+            ctx.groups.stop(proc, grace_s=iris_local.STOP_GRACE_S)
+            continue
+        break
+    return proc, "", failure
+
+
+def _iris_health(
+    ctx: ChildContext, proc: "subprocess.Popen[bytes]", stderr: Path, since: int, address: str | None, boot: Deadline
+) -> str:
+    """Empty once Iris answers `/health` on `address`; else why not, in Iris's own words where it gave any."""
+    target = dataclasses.replace(ctx.args.target, address=address or "http://127.0.0.1:1")
+    with open_controller(target, ctx.deadline) as controller:
+        while True:
+            if address and controller.serving(boot.cap(IRIS_HEALTH_SLICE_S), ctx.stop.fd):
+                return ""
+            failure = iris_local.start_failure(stderr, exited=proc.poll() is not None, since=since)
+            if failure or proc.poll() is not None:
+                return failure or f"iris exited with {proc.returncode}"
+            if ctx.stop.requested():
+                return "stopped"
+            if boot.expired():
+                return f"/health did not answer within the boot timeout ({ctx.args.boot_timeout_s:g} s)"
+            if not address:
+                return "iris printed no address"
 
 
 def _wait_address(
@@ -142,16 +194,18 @@ def main(ctx: ChildContext) -> int:
     boot = Deadline.after(min(args.boot_timeout_s, ctx.deadline.remaining()))
     started = time.monotonic()
     proc, state_dir = None, None
-    if mode != "attach":
-        if mode == "iris-local":
-            state_dir = ctx.run_dir / "iris"
-            proc = _start_iris(ctx, state_dir)
-            reader = AddressReader(state_dir / "iris.stdout", IRIS_STARTED)
-        else:
-            state_dir = ctx.run_dir / "cluster"
-            proc = _start_embedded(ctx, state_dir, keep=mode == "keep")
-            reader = AddressReader(state_dir / "controller.addr")
-        found = _wait_address(ctx, proc, reader, boot)
+    if mode == "iris-local":
+        state_dir = ctx.run_dir / "iris"
+        proc, address, failure = _boot_iris(ctx, state_dir, boot)
+        if failure:
+            ctx.log.error("cluster_start_failed", mode=mode, exit_code=proc.poll(), state_dir=str(state_dir),
+                          error=failure, waited_s=round(time.monotonic() - started, 3))  # fmt: skip
+            return _stop(ctx, proc, mode, state_dir, ChildExit.OK if ctx.stop.requested() else ChildExit.ERROR)
+        target = dataclasses.replace(target, address=address)
+    elif mode != "attach":
+        state_dir = ctx.run_dir / "cluster"
+        proc = _start_embedded(ctx, state_dir, keep=mode == "keep")
+        found = _wait_address(ctx, proc, AddressReader(state_dir / "controller.addr"), boot)
         if found is None:
             ctx.log.error("cluster_start_failed", mode=mode, exit_code=proc.poll(), state_dir=str(state_dir))
             return _stop(ctx, proc, mode, state_dir, ChildExit.ERROR)
@@ -239,4 +293,5 @@ def _stop(
         left = sorted(p.name for p in (state_dir / "tmp").glob("*"))
         if left:
             ctx.log.warning("iris_tmp_left", entries=left[:20], count=len(left))
+            ctx.channel.send(Kind.PROGRESS, iris_tmp_left=left[:20])
     return code

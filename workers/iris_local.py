@@ -9,12 +9,16 @@ Iris writes outside its config: credentials under `$HOME` (0.2.227 writes
 temporary directories (`iris_local_controller_*`, `iris_local_autoscaler_*`) under `$TMPDIR`.
 The run gives it a HOME and a TMPDIR inside its own run directory (`iris_env`), so nothing leaks
 into the user's home or the shared /tmp, and whatever Iris failed to clean up after its stop is
-there to be checked and reported.
+there to be checked and reported. Its environment is the embedded cluster's allowlist
+(`local_cluster.environment`): its tasks run arbitrary code, and inherit what Iris has.
 """
 
+import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
+
+from local_cluster.environment import minimal_env
 
 DEFAULT_CLUSTER_NAME = "iris-smoke-local"
 # How long a SIGTERMed `iris cluster start` gets before its group is KILLed. Iris 0.2.227 stops
@@ -23,6 +27,12 @@ DEFAULT_CLUSTER_NAME = "iris-smoke-local"
 # would still do matters to a throwaway local cluster: it removes its temporary directories
 # within a fraction of a second of the signal, and its tasks are in the group that is KILLed.
 STOP_GRACE_S = 2.0
+# The line Iris 0.2.227 prints when its controller cannot start ("Failed to start controller:
+# failed to bind 127.0.0.1:N: Address already in use"); it then hangs on its log flushes
+# instead of exiting, so this line, not its exit, is how a failed start is seen early.
+_START_FAILED = re.compile(rb"^Failed to start [^\n]*", re.MULTILINE)
+_BIND_FAILED = "Address already in use"
+STDERR_TAIL_BYTES = 16384
 # Iris derives `region` from a cloud slice template and refuses it as a worker attribute, so
 # local slices carry none: the two CPU groups name their "region" in this attribute instead.
 REGION_ATTRIBUTE = "pool"
@@ -68,15 +78,35 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago.
 
     Racy by nature: the port is released before Iris binds it, so another process could take it in
-    between. Acceptable here: Iris binds the port written in its config (we cannot hand it a bound
-    socket), the window is about a second, the kernel hands out ephemeral ports in rotation rather
-    than reusing the one just freed, and a lost race makes Iris fail at start with a bind error,
-    which the caller's readiness check reports (and a retry with a new port fixes) rather than hangs on.
+    between (Iris binds the port written in its config; we cannot hand it a bound socket). The
+    window is about a second and the kernel hands out ephemeral ports in rotation, so a lost race
+    is rare; when it happens Iris says so (`start_failure`, `is_bind_failure`) and the cluster
+    child starts it once more on a fresh port.
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def start_failure(stderr_path: Path, exited: bool, since: int = 0) -> str:
+    """Iris's own words for a failed start, in what it wrote from byte `since` on: its `Failed
+    to start ...` line, or, once it has exited, its last line; "" while it says nothing of the kind."""
+    try:
+        with open(stderr_path, "rb") as f:
+            f.seek(max(since, f.seek(0, 2) - STDERR_TAIL_BYTES))
+            tail = f.read()
+    except OSError:
+        return ""
+    found = _START_FAILED.search(tail)
+    if found:
+        return found.group(0).decode(errors="replace").strip()
+    lines = [line for line in tail.decode(errors="replace").splitlines() if line.strip()]
+    return lines[-1].strip()[:500] if exited and lines else ""
+
+
+def is_bind_failure(failure: str) -> bool:
+    return _BIND_FAILED in failure
 
 
 def local_config_yaml(port: int, name: str = DEFAULT_CLUSTER_NAME) -> str:
@@ -95,8 +125,10 @@ def iris_argv(iris_bin: str, config_path: str) -> list[str]:
 
 
 def iris_env(base: Mapping[str, str], home: Path, tmpdir: Path) -> dict[str, str]:
-    """`base` with HOME and TMPDIR pointed into the run directory, and unbuffered Python output."""
-    env = dict(base)
+    """The allowlisted part of `base`, with HOME and TMPDIR pointed into the run directory and
+    unbuffered Python output (Iris and its tasks need no more: PATH finds `sh` and `python3`)."""
+    env = minimal_env(base)
+    env.pop("PYTHONPATH", None)  # our source checkout is nothing to Iris's own interpreter
     env["HOME"] = str(home)
     env["TMPDIR"] = str(tmpdir)
     env["PYTHONUNBUFFERED"] = "1"

@@ -6,8 +6,11 @@ controller, workers, log server and task subprocesses), our children. Nothing is
 the one 404 of the API-mismatch test, which goes through a forwarding proxy to a real Iris.
 """
 
+import contextlib
 import json
 import signal
+import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ import psutil
 
 from tests.helpers import processes
 from tests.helpers.connect_proxy import running as _proxy
-from tests.helpers.iris import iris_bin, post, running_iris_cluster
+from tests.helpers.iris import IrisRPCError, iris_bin, post, running_iris_cluster
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
 from tests.helpers.waiting import wait_for
 
@@ -45,14 +48,51 @@ def _jobs(url: str, job_ids: list[str]) -> dict[str, str]:
     return {k: str(v) for k, v in reply["states"].items()}
 
 
+def _health(url: str) -> Any:
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(f"{url}/health", timeout=5) as reply:
+        return json.loads(reply.read())
+
+
 def _launched(sup: SupervisorProc) -> list[str]:
     return [str(e["job"]) for e in sup.find("job_launched")]
 
 
+def _worker_ids(url: str) -> set[str]:
+    """The workers Iris lists now; none while it is not answering (it stops when the run ends)."""
+    with contextlib.suppress(OSError, IrisRPCError):
+        return {str(w["workerId"]) for w in post(url, f"{CONTROLLER}/ListWorkers", {}, 2.0).get("workers", [])}
+    return set()
+
+
+def _tpu_pending_before_slice_ready(run_dir: Path, tpu_tests: tuple[str, ...]) -> list[str]:
+    """The pending reasons scheduling.jsonl recorded for the run's TPU jobs before the TPU slice was ready."""
+    actions = [a for s in _jsonl(run_dir / "autoscaler.jsonl") for a in s["new_actions"]]
+    assert any(a["action_type"] == "scale_up" and "tpu" in a["scale_group"] for a in actions), actions
+    ready = min(a["timestamp"] for a in actions if a["action_type"] == "slice_ready" and "tpu" in a["scale_group"])
+    return [
+        j["pending_reason"]
+        for snapshot in _jsonl(run_dir / "scheduling.jsonl")
+        if snapshot["timestamp"] < ready
+        for j in snapshot["jobs"]
+        if j["state"] == "pending" and j["pending_reason"] and j["name"].rsplit("/", 1)[-1].startswith(tpu_tests)
+    ]
+
+
 def test_an_iris_local_run_passes_and_observes_everything(tmp_path: Path) -> None:
     """The seven standard tests pass on a real Iris local cluster; every stream, monitor and the audit saw it all."""
-    argv = run_argv("irl", tmp_path / "runs", "--cluster", "iris-local", "--iris-bin", iris_bin(), "--timeout", "120")
-    with started(argv, tmp_path, "irl") as sup:
+    run_id = f"irl-{uuid.uuid4().hex[:8]}"
+    argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris-local", "--iris-bin", iris_bin(), "--timeout", "120")
+    with started(argv, tmp_path, run_id) as sup:
+        (ready,) = sup.wait_event("cluster_ready", timeout_s=60)
+        url = str(ready["address"])
+        # The coscheduled job asks for the slice as its workers or, before it exists, its type describe it:
+        # one task per host of a v5litepod-16 (4), every chip of each host (4).
+        (launched,) = sup.wait_event("job_launched", test="coscheduled", timeout_s=60)
+        request = post(url, f"{CONTROLLER}/GetJobStatus", {"jobId": launched["job"]})["request"]
+        assert request["replicas"] == 4 and request["coscheduling"] == {"groupBy": "tpu-name"}, request
+        assert request["resources"]["device"] == {"tpu": {"variant": "v5litepod-16", "count": 4}}, request
+        workers: set[str] = set()
+        wait_for(lambda: workers.update(_worker_ids(url)) or sup.popen.poll() is not None, RUN_EXIT_S, "the run's end")
         assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
         results, run_dir = sup.results(), sup.run_dir
     assert results["outcome"] == "passed" and results["cluster"]["kind"] == "iris-local"
@@ -65,29 +105,31 @@ def test_an_iris_local_run_passes_and_observes_everything(tmp_path: Path) -> Non
     assert all("cpu-spot" in t["worker_id"] for t in by_name["region_constrained"]["jobs"][0]["tasks"])
     assert all("cpu-spot" not in t["worker_id"] for t in by_name["non_preemptible"]["jobs"][0]["tasks"])
     # The coscheduled job: 4 tasks on the 4 distinct hosts of one TPU slice.
-    (cosched,) = next(t for t in results["tests"] if t["name"] == "coscheduled")["jobs"]
+    (cosched,) = by_name["coscheduled"]["jobs"]
     assert len({t["worker_id"] for t in cosched["tasks"]}) == 4 and all(
         "tpu" in t["worker_id"] for t in cosched["tasks"]
     )
-    # A stream per worker and one for the controller, each with lines, none with a gap.
+    # A stream for every worker Iris listed during the run and one for the controller, each with lines, no gap.
     streams = {s["name"]: s for s in results["streams"]}
-    assert any(name.endswith("-controller") for name in streams) and len(streams) >= 6, streams
+    controller = [name for name in streams if name.startswith("stream:controller")]
+    assert len(controller) == 1 and len(workers) == 6, (streams.keys(), workers)
+    assert set(streams) - set(controller) == {f"stream:{w}" for w in workers}, (streams.keys(), workers)
     assert all(s["lines"] > 0 and s["gaps"] == 0 for s in streams.values()), streams
     vm_files = sorted((run_dir / "logs" / "vms").glob("*.jsonl"))
-    assert len(vm_files) == len(streams) - 1 and (run_dir / "logs" / "controller.jsonl").stat().st_size > 0
+    assert {p.stem for p in vm_files} == workers and (run_dir / "logs" / "controller.jsonl").stat().st_size > 0
     # Every TPU host's stream caught its coscheduled task (local Iris workers share one process, so
     # other workers' streams may carry the line too).
     tpu_files = [p for p in vm_files if "-tpu-" in p.name]
     assert len(tpu_files) == 4 and all(any("cosched task" in r["line"] for r in _jsonl(p)) for p in tpu_files)
-    # The scheduling monitor caught a pending reason; the autoscaler monitor the TPU scale-up.
-    jobs = [j for s in _jsonl(run_dir / "scheduling.jsonl") for j in s["jobs"]]
-    assert any(j["pending_reason"] and j["state"] == "pending" for j in jobs), {j["pending_reason"] for j in jobs}
-    actions = [a for s in _jsonl(run_dir / "autoscaler.jsonl") for a in s["new_actions"]]
-    assert any(a["action_type"] == "scale_up" and "tpu" in a["scale_group"] for a in actions), actions
+    # While the TPU slice scaled up (autoscaler.jsonl), a TPU job of the run was pending with Iris's reason.
+    assert _tpu_pending_before_slice_ready(run_dir, ("simple", "concurrent", "coscheduled"))
     _assert_nothing_left(sup)
-    # Iris's temporary directories lived in the run directory and are gone; no Iris process remains.
-    assert list((run_dir / "iris" / "tmp").iterdir()) == []
+    # Iris's temporary directories lived in the run directory and are gone; no Iris process remains;
+    # its credentials landed in the run's HOME.
+    assert list((run_dir / "iris" / "tmp").iterdir()) == [] and results["cluster"]["iris_tmp_left"] == []
     assert not sup.find("iris_tmp_left")
+    credentials = run_dir / "iris" / "home" / ".config" / "marin" / "credentials" / "iris-smoke-local.json"
+    assert credentials.stat().st_mode & 0o777 == 0o600
 
 
 FAILING = """
@@ -120,6 +162,7 @@ def test_attach_leaves_the_cluster_healthy_and_a_failing_test_shows_its_log_tail
             failed_jobs = _launched(failing)
             _assert_nothing_left(failing)
         # The cluster is still up and healthy, and none of the runs' jobs is still running.
+        assert _health(cluster.url)["status"] == "ok"
         assert post(cluster.url, f"{CONTROLLER}/ListWorkers", {})["workers"]
         states = _jobs(cluster.url, passed_jobs + failed_jobs)
         assert states == {
@@ -150,9 +193,11 @@ def test_sigterm_during_the_tests_exits_143_and_kills_every_submitted_job(tmp_pa
             assert sup.results()["failure_reasons"] == ["sigterm"]
             jobs = _launched(sup)
             _assert_nothing_left(sup)
+        # Every job the run submitted is terminal: killed, or succeeded if it had finished before the signal.
         states = _jobs(cluster.url, jobs)
+        assert set(states) == set(jobs) and len(jobs) == 2, (jobs, states)
         assert states[next(j for j in jobs if j.endswith("/sleeps"))] == "JOB_STATE_KILLED", states
-        assert "JOB_STATE_RUNNING" not in states.values() and "JOB_STATE_PENDING" not in states.values()
+        assert set(states.values()) <= {"JOB_STATE_KILLED", "JOB_STATE_SUCCEEDED"}, states
 
 
 def _iris_process(run_id: str) -> psutil.Process:

@@ -6,7 +6,9 @@ import json
 import os
 import socket
 import stat
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -69,7 +71,11 @@ def _socket_dir(base: Path, name: str, listening: bool, age_s: float) -> tuple[P
     directory = base / f"{private_socket.DIR_PREFIX}{name}"
     directory.mkdir(mode=0o700)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(directory / private_socket.SOCKET_NAME))
+    try:
+        server.bind(str(directory / private_socket.SOCKET_NAME))
+    except OSError:
+        server.close()
+        raise
     if listening:
         server.listen()
     else:
@@ -79,13 +85,20 @@ def _socket_dir(base: Path, name: str, listening: bool, age_s: float) -> tuple[P
     return directory, server
 
 
-def test_socket_directories_nobody_listens_on_are_swept_once_stale(tmp_path: Path) -> None:
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A socket's path must fit in sun_path (108 bytes); pytest's tmp_path, longer under xdist, may not."""
+    with tempfile.TemporaryDirectory(prefix="ps-") as name:
+        yield Path(name)
+
+
+def test_socket_directories_nobody_listens_on_are_swept_once_stale(short_dir: Path) -> None:
     """A SIGKILLed cluster cannot remove its directory; the next cluster's start does."""
-    dead, a = _socket_dir(tmp_path, "dead", listening=False, age_s=120)
-    young, b = _socket_dir(tmp_path, "young", listening=False, age_s=1)
-    alive, c = _socket_dir(tmp_path, "alive", listening=True, age_s=120)
+    dead, a = _socket_dir(short_dir, "dead", listening=False, age_s=120)
+    young, b = _socket_dir(short_dir, "young", listening=False, age_s=1)
+    alive, c = _socket_dir(short_dir, "alive", listening=True, age_s=120)
     try:
-        private_socket.sweep_stale(tmp_path)
+        private_socket.sweep_stale(short_dir)
         assert (dead.exists(), young.exists(), alive.exists()) == (False, True, True)
     finally:
         for sock in (a, b, c):

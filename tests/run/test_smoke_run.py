@@ -66,7 +66,9 @@ def test_a_full_run_passes_and_leaves_complete_valid_artefacts(tmp_path: Path) -
             _validate(path, STREAM_SCHEMA)
         # Every TPU host ran one coscheduled task and its stream caught that task's output.
         cosched = [p for p in vm_files if any("cosched task" in r["line"] for r in _jsonl(p))]
-        assert len(cosched) == 4, [p.name for p in vm_files]
+        seen = ("hosts_discovered", "hosts_over_limit", "child_started", "child_exited")
+        hosts = [(e["event"], e.get("child"), e.get("vms"), e["timestamp"]) for e in sup.events() if e["event"] in seen]
+        assert len(cosched) == 4, ([p.name for p in vm_files], hosts)
         scheduling = _jsonl(run_dir / "scheduling.jsonl")
         reasons = [t.get("pending_reason") for s in scheduling for j in s["jobs"] for t in j["tasks"]]
         assert any(reasons), "a pending_reason was recorded while the TPU slice booted"

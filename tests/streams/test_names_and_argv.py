@@ -140,5 +140,10 @@ def test_ssh_transport_refuses_bad_options(options: dict[str, Any]) -> None:
 def test_wrapped_command_parses_and_runs_locally(tmp_path: object) -> None:
     """The wrapper is valid sh: the follower's output and exit status come through."""
     remote = wrap_remote("printf 'a\\nb\\n'; exit 3", 10)
-    done = subprocess.run(["sh", "-c", remote], stdin=subprocess.PIPE, capture_output=True, timeout=10, check=False)
-    assert (done.returncode, done.stdout) == (3, b"a\nb\n")
+    # The channel (stdin) stays open until the command is done: its EOF would end the command.
+    with subprocess.Popen(["sh", "-c", remote], stdin=subprocess.PIPE, stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stdin is not None
+        out = proc.stdout.read()
+        code = proc.wait(timeout=10)
+        proc.stdin.close()
+    assert (code, out) == (3, b"a\nb\n")

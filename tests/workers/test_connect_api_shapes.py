@@ -103,6 +103,8 @@ SHAPES: list[Case] = [
      "workers[].metadata.attributes.k"),
     ("worker-id-int", _workers, _worker(workerId=7), LIST_WORKERS, "workers[].workerId"),
     ("worker-id-missing", _workers, {"workers": [{"healthy": True}]}, LIST_WORKERS, "workers[].workerId"),
+    ("device-count-text", _workers, _worker(metadata={"device": {"tpu": {"count": "four"}}}), LIST_WORKERS,
+     "workers[].metadata.device.tpu.count"),
     ("healthy-string", _workers, _worker(healthy="yes"), LIST_WORKERS, "workers[].healthy"),
     ("jobs-object", _jobs, {"jobs": {}}, LIST_JOBS, "jobs"),
     ("task-state-counts-list", _jobs, {"jobs": [{**JOB, "taskStateCounts": [1]}]}, LIST_JOBS, "jobs[].taskStateCounts"),

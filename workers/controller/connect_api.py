@@ -89,18 +89,40 @@ def submits_child(child: JobRequest) -> tuple[str, ...]:
     return ("python3", "-c", _CHILD_SCRIPT, json.dumps(spec))
 
 
+# These generations name a slice by TensorCores, two per chip; the others by chips.
+_CORE_NAMED = frozenset({"v2", "v3", "v4", "v5p"})
+
+
+def _tpu_chips(variant: str) -> int:
+    generation, _, size = variant.rpartition("-")
+    if not size.isdigit():
+        return 0
+    return int(size) // 2 if generation in _CORE_NAMED else int(size)
+
+
 def tpu_hosts(variant: str) -> int:
     """VM hosts of one TPU slice by its type name (GCP's public topology tables).
 
     v5e/v6e (`v5litepod-16`, `v6e-32`) count chips, four per host beyond one 8-chip host;
     v4/v5p (`v4-32`) count TensorCores, two per chip, four chips per host.
     """
-    generation, _, size = variant.rpartition("-")
-    if not size.isdigit():
-        return 1
-    chips = int(size) // 2 if generation in ("v4", "v5p", "v3", "v2") else int(size)
-    single_host_max = 4 if generation in ("v4", "v5p", "v3", "v2") else 8
+    chips = _tpu_chips(variant)
+    single_host_max = 4 if variant.rpartition("-")[0] in _CORE_NAMED else 8
     return 1 if chips <= single_host_max else chips // 4
+
+
+def tpu_chips_per_host(variant: str) -> int:
+    """Chips on each host of a slice of this TPU type (0: a name we cannot read)."""
+    return _tpu_chips(variant) // tpu_hosts(variant)
+
+
+def _device_count(metadata: Field) -> int:
+    """`metadata.device.{tpu|gpu}.count`: the chips or GPUs Iris gave this worker."""
+    device = metadata.at("device")
+    for kind in ("tpu", "gpu"):
+        if device.at(kind).present:
+            return device.at(kind).at("count").as_int()
+    return 0
 
 
 class IrisController:
@@ -147,6 +169,7 @@ class IrisController:
                 healthy=w.at("healthy").as_bool(),
                 address=w.at("address").as_str(),
                 attributes={k: _attribute(v) for k, v in w.at("metadata").at("attributes").as_map().items()},
+                device_count=_device_count(w.at("metadata")),
             )
             for w in self._call(method, {}).at("workers").as_list()
         ]
@@ -288,12 +311,14 @@ class IrisController:
             for s in g.at("slices").as_list()
         )
         device, variant = g.at("deviceType").as_str() or "cpu", g.at("deviceVariant").as_str()
+        # Iris 0.2.227 lists a group's slices without their VMs: the TPU type's table decides.
         seen_hosts = max((len(s.vms) for s in slices), default=0)
         return GroupStatus(
             name=name,
             device=device,
             variant=variant,
             hosts_per_slice=seen_hosts or (tpu_hosts(variant) if device == "tpu" else 1),
+            chips_per_host=tpu_chips_per_host(variant) if device == "tpu" else 0,
             attributes={"region": g.at("region").as_str()} if g.at("region").as_str() else {},
             current_demand=demand.get(name, 0) if demand is not None else g.at("currentDemand").as_int(),
             slices=slices,

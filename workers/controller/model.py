@@ -98,6 +98,7 @@ class Worker:
     address: str
     attributes: Mapping[str, str] = field(default_factory=dict)
     vm_name: str = ""  # the VM it runs on, when the controller says (the embedded cluster does)
+    device_count: int = 0  # TPU chips or GPUs on this host, where the controller says (Iris does); 0 = not said
 
     @property
     def slice_name(self) -> str:

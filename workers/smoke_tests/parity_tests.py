@@ -83,7 +83,7 @@ def _probe(shape: Shape, settings: ParitySettings, base: JobRequest) -> PlannedT
         return PlannedTest("accelerator_probe", [], skip="the cluster offers no accelerator (only cpu groups)")
     requests = [
         replace(base, name=f"accelerator_probe-{o.device}", argv=_probe_argv(o, settings.probe), device=o.device,
-                variant=o.variant, constraints=(Constraint("scale-group", "eq", o.name),))
+                variant=o.variant, count=o.chips_per_host, constraints=(Constraint("scale-group", "eq", o.name),))
         for o in offers
     ]  # fmt: skip
     return PlannedTest("accelerator_probe", requests, placement=True)

@@ -6,9 +6,10 @@ args: `workers.child_args.SuiteArgs`: target, job_timeout_s, standard (the stand
       (hosts_per_slice None: num_vms of the accelerator's scale group).
 
 Order of work, and why:
-1. Wait until the controller answers its health check, then read the autoscaler's
-   status: the standard tests run on the first accelerator group (TPU, else GPU,
-   else CPU), and the coscheduled test needs that group's hosts per slice.
+1. Wait until the controller answers its health check, then read the workers and the
+   autoscaler's status (`shape.py`): the standard tests run on the first accelerator
+   group (TPU, else GPU, else CPU), and the coscheduled test needs that group's slice
+   size (hosts, chips per host), from its live workers, else from the autoscaler.
 2. Build the suite (`suite.py`), then submit every job of every test before waiting for
    any, so the autoscaler sees all the demand at once; then send READY.
 3. Poll this run's jobs (one listing of the jobs under the run's root per interval). A test ends when all
@@ -414,6 +415,8 @@ def _shape(ctx: ChildContext, controller: Controller, status: AutoscalerStatus) 
         except ControllerError as exc:
             ctx.log.warning("shape_discovery_failed", code=exc.code, details=exc.details)
         missing = unknown_groups(status, workers)
+        if not (workers or status.groups) and not ends.expired():
+            continue  # a backend without an autoscaler: its workers, once registered, are all there is
         described = workers or any(g.attributes for g in status.groups)
         if not described and not settle.expired():
             continue
@@ -441,15 +444,15 @@ def main(ctx: ChildContext) -> int:
             _report_all(ctx, args.names, Outcome.TIMEOUT if stopped else Outcome.ERROR, error)
             return ChildExit.OK
         try:
-            acc = pick_accelerator(status, args.hosts_per_slice, args.accelerator)
             shape = _shape(ctx, controller, status)
+            acc = pick_accelerator(shape, args.hosts_per_slice, args.accelerator)
             runs = _tests_from_args(args, acc, shape, _settings(args, controller))
         except (ConfigError, KeyError, TypeError, ValueError) as exc:
             ctx.log.error("tests_config_invalid", error=str(exc))
             _report_all(ctx, args.names, Outcome.ERROR, f"invalid test configuration: {exc}")
             return ChildExit.CONFIG
         ctx.log.info("tests_starting", tests=[r.name for r in runs], device=acc.device, variant=acc.variant,
-                     hosts_per_slice=acc.hosts_per_slice)  # fmt: skip
+                     hosts_per_slice=acc.hosts_per_slice, chips_per_host=acc.chips_per_host)  # fmt: skip
         tests = SmokeTests(ctx, controller, runs, args.job_timeout_s)
         tests.launch_all()
         ctx.channel.send(Kind.READY, jobs=[{"test": r.name, "job_ids": r.job_ids} for r in runs])

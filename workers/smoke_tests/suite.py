@@ -5,7 +5,8 @@ rejected) before the first job is submitted; the controller adapter turns them i
 own wire form.
 - simple: one task on the accelerator group, prints and exits 0;
 - concurrent: three such jobs, submitted together (they queue or scale up);
-- coscheduled: replicas = hosts per slice, group_by tpu-name; every rank checks its index
+- coscheduled: replicas = hosts per slice, group_by tpu-name, each task asking for every
+  chip of its host (the slice's chips per host, its variant); every rank checks its index
   and the task count (the runner checks that task i ran on host i of one slice);
 - config tests: {name, argv, device, variant, count, replicas, group_by, constraints,
   expect}, as `workers.child_args.CustomTest` (built by the config reader).
@@ -22,7 +23,8 @@ from dataclasses import dataclass, field, replace
 from common.deadline import Deadline
 from common.errors import ConfigError
 from workers.child_args import CustomTest
-from workers.controller.model import AutoscalerStatus, JobRequest, JobState, job_state
+from workers.controller.model import JobRequest, JobState, job_state
+from workers.smoke_tests.shape import Shape
 
 STANDARD_TESTS = ("simple", "concurrent", "coscheduled")
 CONCURRENT_JOBS = 3
@@ -53,6 +55,7 @@ class Accelerator:
     device: str  # cpu | gpu | tpu
     variant: str
     hosts_per_slice: int
+    chips_per_host: int = 0  # 0 = not known: the request names no count
 
 
 @dataclass
@@ -89,7 +92,8 @@ def standard_tests(names: Sequence[str], acc: Accelerator, job_timeout_s: float)
             runs.append(PlannedTest(name, requests))
         elif name == "coscheduled":
             argv = ("sh", "-c", _COSCHEDULED.replace("{hosts}", str(acc.hosts_per_slice)))
-            request = replace(on_acc, name=name, argv=argv, replicas=acc.hosts_per_slice, group_by="tpu-name")
+            request = replace(on_acc, name=name, argv=argv, replicas=acc.hosts_per_slice, group_by="tpu-name",
+                              count=acc.chips_per_host)  # fmt: skip
             runs.append(PlannedTest(name, [request], check_placement=True))
         else:
             raise ConfigError(f"standard: unknown test {name!r}; known: {', '.join(STANDARD_TESTS)}")
@@ -102,19 +106,20 @@ def custom_test(spec: CustomTest, job_timeout_s: float) -> PlannedTest:
     return PlannedTest(spec.name, [request], expect=job_state(spec.expect))
 
 
-def pick_accelerator(status: AutoscalerStatus, hosts_override: int | None, accelerator: str = "") -> Accelerator:
-    """The group the standard tests run on: TPU first, then GPU, then CPU (config order within a kind).
+def pick_accelerator(shape: Shape, hosts_override: int | None, accelerator: str = "") -> Accelerator:
+    """The group the standard tests run on: TPU first, then GPU, then CPU (listing order within a kind).
 
     `accelerator` (`tpu` or `tpu:v5litepod-16`) narrows the choice to that device and variant.
     """
-    groups = sorted(status.groups, key=lambda g: _DEVICE_ORDER.get(g.device, len(_DEVICE_ORDER)))
+    groups = sorted(shape.offers, key=lambda g: _DEVICE_ORDER.get(g.device, len(_DEVICE_ORDER)))
     device, _, variant = accelerator.partition(":")
     if device:
         groups = [g for g in groups if g.device == device and variant in ("", g.variant)]
         if not groups:
-            offered = sorted({f"{g.device}:{g.variant}" if g.variant else g.device for g in status.groups})
+            offered = sorted({f"{g.device}:{g.variant}" if g.variant else g.device for g in shape.offers})
             raise ConfigError(f"accelerator {accelerator!r}: no scale group offers it (offered: {', '.join(offered)})")
     if not groups:
-        raise ConfigError("the controller reports no scale groups")
+        raise ConfigError("the controller reports no scale groups and no workers")
     g = groups[0]
-    return Accelerator(g.device, g.variant, hosts_override or g.hosts_per_slice or 1)
+    chips = g.chips_per_host if g.device != "cpu" else 0
+    return Accelerator(g.device, g.variant, hosts_override or g.hosts_per_slice or 1, chips)
