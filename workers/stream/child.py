@@ -297,11 +297,13 @@ class StreamChild:
             self._report_mismatch(conn.stderr_text())
 
     def _report_mismatch(self, stderr: str) -> None:
+        """Once per child: reconnecting will not change the log service's API."""
+        if self.mismatch_reported:
+            return
+        self.mismatch_reported = True
         found = parse_mismatch(stderr) or {}
-        if not self.mismatch_reported:
-            self.mismatch_reported = True
-            method, field = found.get("method", "<log service>"), found.get("field", "")
-            polling.report_api_mismatch(self.ctx, method, field, found.get("details", stderr[-300:]))
+        method, field = found.get("method", "<log service>"), found.get("field", "")
+        polling.report_api_mismatch(self.ctx, method, field, found.get("details", stderr[-300:]))
 
     def _wait_backoff(self, conn: Connection | None) -> None:
         started = conn.started_at if conn is not None else time.monotonic()
