@@ -41,6 +41,10 @@ class FailureReason(enum.StrEnum):
     ARTEFACT_WRITE_FAILED = "artefact_write_failed"
     # The controller does not speak the API we know (a method it lacks, a field missing).
     IRIS_API_MISMATCH = "iris_api_mismatch"
+    # The controller refused our own calls (unauthenticated, permission_denied): a bad token.
+    CONTROLLER_UNAUTHENTICATED = "controller_unauthenticated"
+    # The controller was unreachable for longer than `unavailable_report_s` during the run.
+    CONTROLLER_UNAVAILABLE = "controller_unavailable"
     # A job on the run's own embedded cluster that the run did not submit (workers/foreign_jobs.py).
     FOREIGN_JOB = "foreign_job"
     # Seeing nothing is not a pass: a stream up for the whole window with no line, every
@@ -70,6 +74,8 @@ REASON_OUTCOME: dict[FailureReason, Outcome] = {
     FailureReason.INTERNAL_ERROR: Outcome.ERROR,
     FailureReason.ARTEFACT_WRITE_FAILED: Outcome.ERROR,
     FailureReason.IRIS_API_MISMATCH: Outcome.ERROR,
+    FailureReason.CONTROLLER_UNAUTHENTICATED: Outcome.ERROR,
+    FailureReason.CONTROLLER_UNAVAILABLE: Outcome.ERROR,
     FailureReason.FOREIGN_JOB: Outcome.FAILED,
     FailureReason.STREAM_NO_DATA: Outcome.FAILED,
     FailureReason.STREAMS_FAILED: Outcome.FAILED,

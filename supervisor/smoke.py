@@ -77,6 +77,8 @@ class SmokeRun:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     diagnostics: dict[str, Any] | None = None
     api_mismatch: dict[str, Any] | None = None
+    unauthenticated: dict[str, Any] | None = None  # the first call refused for our token
+    controller_outage: dict[str, Any] | None = None  # the first outage a child reported
     foreign_jobs: list[dict[str, Any]] = field(default_factory=list)
     phase: str = "preflight"
     listings: int = 0  # whole host listings received from discovery
@@ -114,8 +116,8 @@ class SmokeRun:
 
     def _on_message(self, record: ChildRecord, message: Message) -> None:
         role, kind, body = record.spec.role, message.kind, message.body
-        if kind is Kind.PROGRESS and "api_mismatch" in body and self.api_mismatch is None:
-            self.api_mismatch = {"child": record.name, **body["api_mismatch"]}
+        if kind is Kind.PROGRESS:
+            self._controller_problem(record.name, body)
         if role == "cluster" and kind is Kind.READY:
             self.cluster = body
         elif role == "cluster" and kind is Kind.PROGRESS:
@@ -136,6 +138,15 @@ class SmokeRun:
             self.results[str(body["test"])] = body
         elif role == "diagnostics" and kind is Kind.RESULT:
             self.diagnostics = body
+
+    def _controller_problem(self, child: str, body: Mapping[str, Any]) -> None:
+        """The first report of each: an API we do not speak, a refused token, a long outage (polling.py)."""
+        if "api_mismatch" in body and self.api_mismatch is None:
+            self.api_mismatch = {"child": child, **body["api_mismatch"]}
+        if "unauthenticated" in body and self.unauthenticated is None:
+            self.unauthenticated = {"child": child, **body["unauthenticated"]}
+        if body.get("controller") == "unavailable" and self.controller_outage is None:
+            self.controller_outage = {"child": child, "unavailable_for_s": body.get("unavailable_for_s")}
 
     # -- the supervisor's work (supervisor/run.py `Work`) ------------------------------
 
@@ -418,6 +429,10 @@ class SmokeRun:
         reasons = []
         if self.api_mismatch is not None:
             reasons.append(FailureReason.IRIS_API_MISMATCH)
+        if self.unauthenticated is not None:
+            reasons.append(FailureReason.CONTROLLER_UNAUTHENTICATED)
+        if self.controller_outage is not None:
+            reasons.append(FailureReason.CONTROLLER_UNAVAILABLE)
         judged = [t for t in self.test_results() if t["outcome"] != "skipped"]
         if self.sup.stop_reason is None and any(t["outcome"] != "passed" for t in judged):
             reasons.append(FailureReason.TEST_FAILED)
@@ -509,5 +524,7 @@ class SmokeRun:
             },
             "autoscaler_actions": autoscaler.get("recent_actions", []) if isinstance(autoscaler, dict) else [],
             "api_mismatch": self.api_mismatch,
+            "controller_unauthenticated": self.unauthenticated,
+            "controller_outage": self.controller_outage,
             "diagnostics": diagnostics,
         }

@@ -42,12 +42,14 @@ class Diagnostics:
         self.ctx = ctx
         self.controller = controller
         self.errors: list[str] = []
+        self.outage = polling.outage_for(ctx)
 
     def _call(self, what: str, call: Callable[..., T], *args: Any) -> T | None:
+        """One call; a failure is reported as every child reports one (an API mismatch reaches the verdict)."""
         try:
             return call(*args)
         except ControllerError as exc:
-            self.ctx.log.warning("diagnostics_rpc_failed", rpc=what, code=exc.code, details=exc.details)
+            polling.call_failed(self.ctx, self.outage, "diagnostics_rpc_failed", exc, rpc=what)
             self.errors.append(f"{what}: {exc.code}")
             return None
 

@@ -31,9 +31,12 @@ reads `docker logs`, lines of `<RFC 3339, 9 fractional digits>Z <text>`. Why it 
   `#cursor-unknown <seq>` first and then the resume by since above: the child reports a gap.
 - Stopping. The stream child closes our stdin to stop us: with --exit-on-stdin-close the
   wait between polls is a select() on fd 0, so EOF ends us at once (exit 0), as do SIGTERM
-  and --deadline-unix. A server that is unreachable or answers an error ends us with a
-  non-zero status and one line on stderr; the stream child backs off and resumes (by
-  cursor when it has one).
+  and --deadline-unix. A server that is unreachable or answers an error ends us with
+  CALL_FAILED and one line on stderr; the stream child backs off and resumes (by cursor
+  when it has one). A reply we cannot read or a method the server lacks ends us with
+  API_MISMATCH and the mismatch as JSON on stderr (`workers.stream.follower_exit`): the
+  stream child reports it like every other child, so it reaches the verdict.
+- The log server is found by `workers.controller.log_server` (the adapter uses the same).
 """
 
 import argparse
@@ -48,12 +51,12 @@ from typing import Any
 
 from common.fdio import write_all
 from workers.controller.connect_http import ConnectClient, read_token
+from workers.controller.log_server import FETCH_LOGS, resolve_log_server
 from workers.controller.model import ApiMismatch, ControllerError
+from workers.controller.reply import Field
+from workers.stream.follower_exit import FollowerExit, mismatch_line
 from workers.stream.timestamps import TimestampError, format_unix_ns, validate_since
 
-LIST_ENDPOINTS = "iris.cluster.EndpointService/ListEndpoints"
-FETCH_LOGS = "finelog.logging.LogService/FetchLogs"
-LOG_SERVER_ENDPOINT = "/system/log-server"
 PAGE_LINES = 1000
 CALL_TIMEOUT_S = 10.0
 RESUME_LOOKBACK_MS = 2000
@@ -85,15 +88,12 @@ def entry_lines(epoch_ms: int, data: str) -> bytes:
 
 def parse_page(reply: dict[str, Any]) -> tuple[list[tuple[int, int, str]], int]:
     """(seq, epoch_ms, data) rows of a FetchLogs reply in seq order, and its cursor (JSON leaves out zeros)."""
-    try:
-        rows = [
-            (int(e.get("seq", 0)), int((e.get("timestamp") or {}).get("epochMs", 0)), str(e.get("data", "")))
-            for e in reply.get("entries") or []
-        ]
-        cursor = int(reply.get("cursor") or 0)
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise ApiMismatch(FETCH_LOGS, "entries", f"unexpected reply: {exc}") from None
-    return sorted(rows, key=lambda row: row[0]), cursor
+    page = Field.of(FETCH_LOGS, reply)
+    rows = [
+        (e.at("seq").as_int(), e.at("timestamp").at("epochMs").as_int(), e.at("data").as_str())
+        for e in page.at("entries").as_list()
+    ]
+    return sorted(rows, key=lambda row: row[0]), page.at("cursor").as_int()
 
 
 class Follower:
@@ -167,19 +167,13 @@ class Follower:
                 return
 
 
-def resolve_log_server(controller: str, token: str) -> str:
-    """The log server's URL from the controller's endpoint registry; older Iris served logs itself."""
+def log_server(controller: str, token: str, deadline_unix: float | None) -> str:
+    """The log server's URL, the one call capped by --deadline-unix (Stop when it has passed)."""
+    left = CALL_TIMEOUT_S if deadline_unix is None else deadline_unix - time.time()
+    if left <= 0:
+        raise Stop
     with ConnectClient(controller, token) as client:
-        try:
-            reply = client.call(LIST_ENDPOINTS, {"prefix": LOG_SERVER_ENDPOINT, "exact": True}, CALL_TIMEOUT_S)
-        except ApiMismatch:
-            return controller
-    endpoints = reply.get("endpoints")
-    first = endpoints[0] if isinstance(endpoints, list) and endpoints else None
-    address = first.get("address") if isinstance(first, dict) else None
-    if not isinstance(address, str) or not address:
-        return controller
-    return address if "://" in address else f"http://{address}"
+        return resolve_log_server(client, min(CALL_TIMEOUT_S, left))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -209,22 +203,26 @@ def main(argv: list[str]) -> int:
         since = None if args.since is None else validate_since(args.since)
         if args.cursor is not None and (since is None or args.cursor <= 0):
             raise TimestampError("--cursor needs --since and a positive row id")
-        with ConnectClient(resolve_log_server(args.controller, token), token) as client:
+        with ConnectClient(log_server(args.controller, token, args.deadline_unix), token) as client:
             follower = Follower(client, args.key, since, args)
             if args.cursor is not None:
                 follower.resume_after(args.cursor)
             follower.run()
     except (Stop, BrokenPipeError):
-        return 0
+        return FollowerExit.OK
     except (OSError, TimestampError) as exc:
         print(f"logservice_follow: {exc}", file=sys.stderr)
-        return 2
+        return FollowerExit.USAGE
+    except ApiMismatch as exc:
+        print(f"logservice_follow: {exc}", file=sys.stderr)
+        print(mismatch_line(exc.method, exc.field, exc.details), file=sys.stderr)
+        return FollowerExit.API_MISMATCH
     except ControllerError as exc:
         print(f"logservice_follow: {exc}", file=sys.stderr)
-        return 1
+        return FollowerExit.CALL_FAILED
     except KeyboardInterrupt:
-        return 130
-    return 0
+        return FollowerExit.INTERRUPTED
+    return FollowerExit.OK
 
 
 if __name__ == "__main__":

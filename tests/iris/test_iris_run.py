@@ -8,21 +8,18 @@ the one 404 of the API-mismatch test, which goes through a forwarding proxy to a
 
 import contextlib
 import json
-import select
 import signal
-import subprocess
-import sys
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from tests.helpers import processes
+from tests.helpers.connect_proxy import running as _proxy
 from tests.helpers.iris import IrisRPCError, iris_bin, post, running_iris_cluster
-from tests.helpers.supervisor_proc import REPO_ROOT, SupervisorProc, run_argv, started
+from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
 from tests.helpers.waiting import wait_for
 
 RUN_EXIT_S = 90.0
@@ -221,24 +218,6 @@ def test_the_iris_cluster_dying_mid_run_is_a_clear_infrastructure_failure(tmp_pa
         assert "critical_child_failed" in results["failure_reasons"]
         assert sup.find("cluster_exited")
         assert processes.with_run_tag("dies") == []
-
-
-@contextlib.contextmanager
-def _proxy(upstream: str, *flags: str) -> Iterator[str]:
-    popen = subprocess.Popen(
-        [sys.executable, "-m", "tests.helpers.connect_proxy", "--upstream", upstream, *flags],
-        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        assert popen.stdout is not None
-        ready, _, _ = select.select([popen.stdout], [], [], 10)
-        url = popen.stdout.readline().decode().strip() if ready else ""
-        assert url.startswith("http://"), "the proxy printed no URL"
-        yield url
-    finally:
-        popen.terminate()
-        popen.wait(timeout=10)
-        popen.stdout.close() if popen.stdout else None
 
 
 def test_a_method_the_controller_lacks_is_an_iris_api_mismatch_naming_it(tmp_path: Path) -> None:

@@ -12,8 +12,10 @@ What we send and read (seen with marin-iris 0.2.227; the field names are the con
 - task logs: `finelog.logging.LogService/FetchLogs` on the log server (found with
   `EndpointService/ListEndpoints` `/system/log-server`, else the controller itself, as older
   releases served it there), keys `<taskId>:<attempt>`.
-Required fields missing from a reply raise ApiMismatch naming the method and the field;
-optional ones default. Iris fills the job-level pending reason, the task-level one rarely.
+Every reply is read through `reply.Field` accessors: a required field missing, or any field
+of the wrong JSON type, raises ApiMismatch naming the method and the path
+(`ListJobs: jobs[].taskStateCounts is a list, expected an object`); absent optional fields
+default. Iris fills the job-level pending reason, the task-level one rarely.
 """
 
 import contextlib
@@ -28,9 +30,9 @@ from common.controller_target import JOB_RUN_ID_ENV, ControllerTarget
 from common.deadline import Deadline
 from workers.controller.api import not_ours, rpc_timeout
 from workers.controller.connect_http import ConnectClient, read_token
+from workers.controller.log_server import FETCH_LOGS, resolve_log_server
 from workers.controller.model import (
     Action,
-    ApiMismatch,
     AutoscalerStatus,
     ControllerError,
     GroupStatus,
@@ -44,12 +46,10 @@ from workers.controller.model import (
     job_state,
     task_state,
 )
+from workers.controller.reply import Field
 from workers.controller.timefmt import rfc3339_ms
 
 CONTROLLER = "iris.cluster.ControllerService"
-ENDPOINTS = "iris.cluster.EndpointService"
-FETCH_LOGS = "finelog.logging.LogService/FetchLogs"
-LOG_SERVER_ENDPOINT = "/system/log-server"
 _CHILD_SCRIPT = (Path(__file__).parent / "iris_child.py").read_text()
 CHILD_TIMEOUT_S = 60.0
 LIST_JOBS_LIMIT = 500  # Iris's own maximum per page; a smoke run has a handful of jobs
@@ -63,31 +63,19 @@ TASK_CPU_MILLICORES = 100
 TASK_MEMORY_BYTES = 100 * 1024 * 1024
 
 
-def required(obj: Mapping[str, Any], key: str, method: str) -> Any:
-    if key not in obj:
-        raise ApiMismatch(method, key)
-    return obj[key]
-
-
-def _int(value: Any) -> int:
-    """Connect's JSON writes 64-bit integers as strings."""
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _time(value: Any) -> str | None:
-    ms = _int(value.get("epochMs")) if isinstance(value, dict) else 0
+def _time(value: Field) -> str | None:
+    ms = value.at("epochMs").as_int()
     return rfc3339_ms(ms) if ms > 0 else None
 
 
-def _attribute(value: Any) -> str:
-    if isinstance(value, dict):
+def _attribute(value: Field) -> str:
+    """An AttributeValue (`{stringValue|intValue|floatValue|boolValue}`), or a bare scalar."""
+    if value.is_object:
         for key in ("stringValue", "intValue", "floatValue", "boolValue"):
-            if key in value:
-                return str(value[key]).lower() if key == "boolValue" else str(value[key])
-    return str(value)
+            if value.at(key).present:
+                return value.at(key).as_scalar_text()
+        return ""
+    return value.as_scalar_text()
 
 
 def submits_child(child: JobRequest) -> tuple[str, ...]:
@@ -128,13 +116,12 @@ def tpu_chips_per_host(variant: str) -> int:
     return _tpu_chips(variant) // tpu_hosts(variant)
 
 
-def _device_count(metadata: Any) -> int:
+def _device_count(metadata: Field) -> int:
     """`metadata.device.{tpu|gpu}.count`: the chips or GPUs Iris gave this worker."""
-    device = metadata.get("device") if isinstance(metadata, dict) else None
+    device = metadata.at("device")
     for kind in ("tpu", "gpu"):
-        found = device.get(kind) if isinstance(device, dict) else None
-        if isinstance(found, dict):
-            return _int(found.get("count"))
+        if device.at(kind).present:
+            return device.at(kind).at("count").as_int()
     return 0
 
 
@@ -157,11 +144,12 @@ class IrisController:
             try:
                 yield iris
             finally:
-                if iris._log_server is not None:
+                if iris._log_server not in (None, client):
                     iris._log_server.close()
 
-    def _call(self, method: str, body: dict[str, Any], timeout_s: float | None = None) -> dict[str, Any]:
-        return self.client.call(method, body, timeout_s if timeout_s is not None else rpc_timeout(self.deadline))
+    def _call(self, method: str, body: dict[str, Any], timeout_s: float | None = None) -> Field:
+        reply = self.client.call(method, body, timeout_s if timeout_s is not None else rpc_timeout(self.deadline))
+        return Field.of(method, reply)
 
     def serving(self, timeout_s: float, stop_fd: int | None = None) -> bool:
         end = Deadline.after(min(timeout_s, self.deadline.remaining()))
@@ -175,24 +163,20 @@ class IrisController:
 
     def list_workers(self) -> list[Worker]:
         method = f"{CONTROLLER}/ListWorkers"
-        reply = self._call(method, {})
-        workers = []
-        for w in reply.get("workers", []):
-            attributes = (w.get("metadata") or {}).get("attributes") or {}
-            workers.append(
-                Worker(
-                    worker_id=str(required(w, "workerId", method)),
-                    healthy=bool(w.get("healthy", False)),
-                    address=str(w.get("address", "")),
-                    attributes={str(k): _attribute(v) for k, v in attributes.items()},
-                    device_count=_device_count(w.get("metadata")),
-                )
+        return [
+            Worker(
+                worker_id=w.at("workerId").required().as_str(),
+                healthy=w.at("healthy").as_bool(),
+                address=w.at("address").as_str(),
+                attributes={k: _attribute(v) for k, v in w.at("metadata").at("attributes").as_map().items()},
+                device_count=_device_count(w.at("metadata")),
             )
-        return workers
+            for w in self._call(method, {}).at("workers").as_list()
+        ]
 
     def launch(self, request: JobRequest) -> str:
         method = f"{CONTROLLER}/LaunchJob"
-        return str(required(self._call(method, self.launch_body(request)), "jobId", method))
+        return self._call(method, self.launch_body(request)).at("jobId").required().as_str()
 
     def launch_body(self, request: JobRequest) -> dict[str, Any]:
         resources: dict[str, Any] = {"cpuMillicores": TASK_CPU_MILLICORES, "memoryBytes": str(TASK_MEMORY_BYTES)}
@@ -225,44 +209,43 @@ class IrisController:
         reply = self._call(method, {"query": {"jobIdPrefix": self.root, "limit": LIST_JOBS_LIMIT}})
         # The server's prefix is a filter we ask for; `owns` is the rule we keep (an Iris that
         # ignored jobIdPrefix, as a proxy or an older release might, lists everyone's jobs).
-        jobs = (self._job(j, method) for j in reply.get("jobs", []))
+        jobs = (self._job(j) for j in reply.at("jobs").as_list())
         return [j for j in jobs if self.target.owns(j.job_id)]
 
     @staticmethod
-    def _job(j: Mapping[str, Any], method: str) -> Job:
-        job_id = str(required(j, "jobId", method))
+    def _job(j: Field) -> Job:
+        job_id = j.at("jobId").required().as_str()
         return Job(
             job_id=job_id,
-            name=str(j.get("name", job_id)),
-            state=job_state(str(required(j, "state", method))),
-            error=str(j.get("error", "")),
-            exit_code=_int(j.get("exitCode")),
-            pending_reason=str(j.get("pendingReason", "")),
-            task_state_counts={str(k): _int(v) for k, v in (j.get("taskStateCounts") or {}).items()},
-            submitted_at=_time(j.get("submittedAt")),
-            finished_at=_time(j.get("finishedAt")),
+            name=j.at("name").as_str(job_id),
+            state=job_state(j.at("state").required().as_str()),
+            error=j.at("error").as_str(),
+            exit_code=j.at("exitCode").as_int(),
+            pending_reason=j.at("pendingReason").as_str(),
+            task_state_counts={k: v.as_int() for k, v in j.at("taskStateCounts").as_map().items()},
+            submitted_at=_time(j.at("submittedAt")),
+            finished_at=_time(j.at("finishedAt")),
         )
 
     def list_tasks(self, job_id: str) -> list[Task]:
         method = f"{CONTROLLER}/ListTasks"
-        tasks = []
-        for t in self._call(method, {"jobId": job_id}).get("tasks", []):
-            task_id = str(required(t, "taskId", method))
-            index = task_id.rsplit("/", 1)[-1]
-            tasks.append(
-                Task(
-                    task_id=task_id,
-                    task_index=int(index) if index.isdigit() else _int(t.get("taskIndex")),
-                    state=task_state(str(required(t, "state", method))),
-                    worker_id=str(t.get("workerId", "")),
-                    pending_reason=str(t.get("pendingReason", "")),
-                    can_be_scheduled=bool(t.get("canBeScheduled", True)),
-                    exit_code=_int(t.get("exitCode")),
-                    error=str(t.get("error", "")),
-                    attempts=len(t.get("attempts") or []),
-                )
-            )
-        return tasks
+        return [self._task(t) for t in self._call(method, {"jobId": job_id}).at("tasks").as_list()]
+
+    @staticmethod
+    def _task(t: Field) -> Task:
+        task_id = t.at("taskId").required().as_str()
+        index = task_id.rsplit("/", 1)[-1]
+        return Task(
+            task_id=task_id,
+            task_index=int(index) if index.isdigit() else t.at("taskIndex").as_int(),
+            state=task_state(t.at("state").required().as_str()),
+            worker_id=t.at("workerId").as_str(),
+            pending_reason=t.at("pendingReason").as_str(),
+            can_be_scheduled=t.at("canBeScheduled").as_bool(True),
+            exit_code=t.at("exitCode").as_int(),
+            error=t.at("error").as_str(),
+            attempts=len(t.at("attempts").as_list()),
+        )
 
     def terminate(self, job_ids: Sequence[str], timeout_s: float) -> dict[str, ControllerError | None]:
         # One keep-alive connection, one call after another: a smoke run has a handful of
@@ -282,53 +265,52 @@ class IrisController:
 
     def autoscaler(self) -> AutoscalerStatus:
         method = f"{CONTROLLER}/GetAutoscalerStatus"
-        status = required(self._call(method, {}), "status", method)
-        demand = status.get("currentDemand") or {}
-        routing = status.get("lastRoutingDecision") or {}
+        status = self._call(method, {}).at("status").required()
+        demand = status.at("currentDemand")
+        # A map of demand by group, or (older releases) one number.
+        by_group = {k: v.as_int() for k, v in demand.as_map().items()} if demand.is_object else None
         return AutoscalerStatus(
-            groups=tuple(self._group(g, demand, method) for g in status.get("groups", [])),
-            current_demand=sum(_int(v) for v in demand.values()) if isinstance(demand, dict) else _int(demand),
+            groups=tuple(self._group(g, by_group) for g in status.at("groups").as_list()),
+            current_demand=sum(by_group.values()) if by_group is not None else demand.as_int(),
             actions=tuple(
                 Action(
-                    timestamp=_time(a.get("timestamp")),
-                    action_type=str(a.get("actionType", "")),
-                    scale_group=str(a.get("scaleGroup", "")),
-                    slice_id=str(a.get("sliceId", "")),
-                    reason=str(a.get("reason", "")),
-                    status=str(a.get("status", "")),
+                    timestamp=_time(a.at("timestamp")),
+                    action_type=a.at("actionType").as_str(),
+                    scale_group=a.at("scaleGroup").as_str(),
+                    slice_id=a.at("sliceId").as_str(),
+                    reason=a.at("reason").as_str(),
+                    status=a.at("status").as_str(),
                 )
-                for a in status.get("recentActions", [])
+                for a in status.at("recentActions").as_list()
             ),
-            unmet=tuple(
-                Unmet(
-                    reason=str(u.get("reason", "")),
-                    job_id=",".join((u.get("entry") or {}).get("taskIds", [])[:3]),
-                    tasks=len((u.get("entry") or {}).get("taskIds", [])),
-                )
-                for u in routing.get("unmetEntries", [])
-            ),
+            unmet=tuple(self._unmet(u) for u in status.at("lastRoutingDecision").at("unmetEntries").as_list()),
         )
 
     @staticmethod
-    def _group(g: Mapping[str, Any], demand: Any, method: str) -> GroupStatus:
-        name = str(required(g, "name", method))
+    def _unmet(u: Field) -> Unmet:
+        task_ids = [t.as_str() for t in u.at("entry").at("taskIds").as_list()]
+        return Unmet(reason=u.at("reason").as_str(), job_id=",".join(task_ids[:3]), tasks=len(task_ids))
+
+    @staticmethod
+    def _group(g: Field, demand: Mapping[str, int] | None) -> GroupStatus:
+        name = g.at("name").required().as_str()
         slices = tuple(
             SliceStatus(
-                slice_id=str(s.get("sliceId", "")),
-                state=str(s.get("state", "")),
+                slice_id=s.at("sliceId").as_str(),
+                state=s.at("state").as_str(),
                 vms=tuple(
                     VmStatus(
-                        vm_id=str(v.get("vmId", "")),
-                        state=str(v.get("state", "")).removeprefix("VM_STATE_").lower(),
-                        worker_id=str(v.get("workerId", "")),
-                        healthy=v.get("workerHealthy"),
+                        vm_id=v.at("vmId").as_str(),
+                        state=v.at("state").as_str().removeprefix("VM_STATE_").lower(),
+                        worker_id=v.at("workerId").as_str(),
+                        healthy=v.at("workerHealthy").as_optional_bool(),
                     )
-                    for v in s.get("vms", [])
+                    for v in s.at("vms").as_list()
                 ),
             )
-            for s in g.get("slices", [])
+            for s in g.at("slices").as_list()
         )
-        device, variant = str(g.get("deviceType", "cpu")) or "cpu", str(g.get("deviceVariant", ""))
+        device, variant = g.at("deviceType").as_str() or "cpu", g.at("deviceVariant").as_str()
         # Iris 0.2.227 lists a group's slices without their VMs: the TPU type's table decides.
         seen_hosts = max((len(s.vms) for s in slices), default=0)
         return GroupStatus(
@@ -337,8 +319,8 @@ class IrisController:
             variant=variant,
             hosts_per_slice=seen_hosts or (tpu_hosts(variant) if device == "tpu" else 1),
             chips_per_host=tpu_chips_per_host(variant) if device == "tpu" else 0,
-            attributes={"region": str(g["region"])} if g.get("region") else {},
-            current_demand=_int(demand.get(name)) if isinstance(demand, dict) else _int(g.get("currentDemand")),
+            attributes={"region": g.at("region").as_str()} if g.at("region").as_str() else {},
+            current_demand=demand.get(name, 0) if demand is not None else g.at("currentDemand").as_int(),
             slices=slices,
         )
 
@@ -347,18 +329,14 @@ class IrisController:
     def log_server(self) -> ConnectClient:
         """The log service's client: its own address where Iris advertises one, else the controller's."""
         if self._log_server is None:
-            address = self.client.base_url
-            try:
-                reply = self._call(f"{ENDPOINTS}/ListEndpoints", {"prefix": LOG_SERVER_ENDPOINT, "exact": True})
-                endpoints = reply.get("endpoints") or []
-                address = str(endpoints[0].get("address") or address) if endpoints else address
-            except ApiMismatch:
-                pass  # an older Iris: FetchLogs on the controller's own port
-            self._log_server = ConnectClient(address, self.client.token)
+            address = resolve_log_server(self.client, rpc_timeout(self.deadline))
+            # Served by the controller itself (older Iris): its connection pool serves both.
+            same = address == self.client.base_url
+            self._log_server = self.client if same else ConnectClient(address, self.client.token)
         return self._log_server
 
-    def fetch_logs(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self.log_server().call(FETCH_LOGS, body, rpc_timeout(self.deadline))
+    def fetch_logs(self, body: dict[str, Any]) -> Field:
+        return Field.of(FETCH_LOGS, self.log_server().call(FETCH_LOGS, body, rpc_timeout(self.deadline)))
 
     def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
         """The task's last lines. Workers push output in batches, so a task that has just ended
@@ -371,7 +349,7 @@ class IrisController:
         }
         flushed = Deadline.after(min(LOG_FLUSH_S, self.deadline.remaining()))
         while True:
-            entries = sorted(self.fetch_logs(body).get("entries", []), key=lambda e: _int(e.get("seq")))
+            entries = sorted(self.fetch_logs(body).at("entries").as_list(), key=lambda e: e.at("seq").as_int())
             if entries or flushed.expired():
-                return [str(e.get("data", "")) for e in entries]
+                return [e.at("data").as_str() for e in entries]
             time.sleep(flushed.cap(LOG_FLUSH_RETRY_S))

@@ -8,9 +8,14 @@ Iris's .proto files: the JSON field names we read are the contract, and anything
 not read is ignored, so a newer Iris that adds fields changes nothing here.
 
 Mapping to our error codes: a connection that cannot be made, is reset, or times out is
-`unavailable` / `deadline_exceeded` (worth retrying); a 404 means the method does not
-exist on this server: `iris_api_mismatch`, naming it; a Connect error body gives its own
-code; any other non-JSON answer is `unknown` with the start of the body.
+`unavailable` / `deadline_exceeded` (worth retrying). An error answer's Connect body
+(`{"code", "message"}`) is read first, whatever the HTTP status: a 404 carrying
+`{"code": "not_found"}` is Iris saying a job is gone, not a missing method. Only a 404
+without a Connect body (no such route) or the code `unimplemented` (HTTP 501 too) means
+the server lacks the method: `iris_api_mismatch`, naming it. Other answers without a
+Connect body (a proxy's or a load balancer's page) get the code the Connect protocol's
+"HTTP to error code" table infers from the status (HTTP_CODES), else `unknown`, with the
+start of the body.
 """
 
 import os
@@ -23,7 +28,26 @@ import urllib3
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
 
 MAX_ERROR_CHARS = 300
-_RETRYABLE_HTTP = {502: ErrorCode.UNAVAILABLE, 503: ErrorCode.UNAVAILABLE, 504: ErrorCode.DEADLINE_EXCEEDED}
+# The field an ApiMismatch names when the server has no such method at all.
+MISSING_METHOD = "<method>"
+# Connect's codes (connectrpc.com/docs/protocol#error-codes); a body with another `code` is no Connect error.
+CONNECT_CODES = frozenset({
+    "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found", "already_exists",
+    "permission_denied", "resource_exhausted", "failed_precondition", "aborted", "out_of_range",
+    "unimplemented", "internal", "unavailable", "data_loss", "unauthenticated",
+})  # fmt: skip
+# The Connect protocol's "HTTP to error code" table, for answers without a Connect body
+# (the same as gRPC's HTTP mapping); every other status is `unknown`. 404 and 501 (a route
+# the server does not have) are API mismatches, handled before this table.
+HTTP_CODES = {
+    400: ErrorCode.INTERNAL,
+    401: ErrorCode.UNAUTHENTICATED,
+    403: ErrorCode.PERMISSION_DENIED,
+    429: ErrorCode.UNAVAILABLE,
+    502: ErrorCode.UNAVAILABLE,
+    503: ErrorCode.UNAVAILABLE,
+    504: ErrorCode.UNAVAILABLE,
+}
 
 
 class ConnectClient:
@@ -82,17 +106,30 @@ def _json_object(method: str, data: bytes) -> dict[str, Any]:
     return parsed
 
 
-def _error(method: str, status: int, data: bytes) -> ControllerError:
-    if status == 404:
-        return ApiMismatch(method, "<method>", f"the server has no method {method} (HTTP 404)")
+def _connect_error(data: bytes) -> tuple[str, str] | None:
+    """(code, message) of a Connect error body, or None when the body is not one."""
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
-        parsed = None
-    if isinstance(parsed, dict) and isinstance(parsed.get("code"), str):
-        return ControllerError(ErrorCode.named(parsed["code"]), method, str(parsed.get("message", "")))
-    code = _RETRYABLE_HTTP.get(status, ErrorCode.UNKNOWN)
-    return ControllerError(code, method, f"HTTP {status}: {data[:MAX_ERROR_CHARS].decode('utf-8', 'replace')}")
+        return None
+    if not isinstance(parsed, dict) or parsed.get("code") not in CONNECT_CODES:
+        return None
+    message = parsed.get("message")
+    return str(parsed["code"]), message if isinstance(message, str) else ""
+
+
+def _error(method: str, status: int, data: bytes) -> ControllerError:
+    found = _connect_error(data)
+    if found is not None:
+        code, message = found
+        if code == "unimplemented":
+            return ApiMismatch(method, MISSING_METHOD, f"the server does not implement {method}: {message}")
+        ours = ErrorCode.named(code)  # canceled, aborted, out_of_range, data_loss: unknown, named in the details
+        return ControllerError(ours, method, message if ours.value == code else f"{code}: {message}")
+    if status in (404, 501):
+        return ApiMismatch(method, MISSING_METHOD, f"the server has no method {method} (HTTP {status})")
+    text = data[:MAX_ERROR_CHARS].decode("utf-8", "replace")
+    return ControllerError(HTTP_CODES.get(status, ErrorCode.UNKNOWN), method, f"HTTP {status}: {text}")
 
 
 def read_token(path: str, env_name: str = "") -> str:

@@ -6,6 +6,9 @@
   that stays unavailable longer than a bound is reported once (`Outage`).
 - A reply the child cannot understand (`iris_api_mismatch`) is reported as an error the
   first time, naming the method and the field: retrying will not change the API.
+- A call the controller refuses for who we are (`unauthenticated`, `permission_denied`:
+  a bad or missing token) is reported once too (`controller_unauthenticated`).
+Each report is one PROGRESS message the supervisor turns into a failure reason.
 """
 
 import contextlib
@@ -19,10 +22,11 @@ from typing import Any
 from common.messages import Kind
 from workers.child_args import UNAVAILABLE_REPORT_S, ControllerArgs
 from workers.controller.api import Controller, open_controller
-from workers.controller.model import ControllerError, ErrorCode
+from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
 from workers.runtime import ChildContext
 
-# Transient by nature (restart, tunnel reconnect); longer than this is worth a report.
+# The controller refusing our credentials: retrying with the same token will not help.
+REFUSED_CODES = frozenset({ErrorCode.UNAUTHENTICATED, ErrorCode.PERMISSION_DENIED})
 
 Clock = Callable[[], float]
 
@@ -73,6 +77,12 @@ class Outage:
     since: float | None = None
     reported: bool = False
     mismatch_reported: bool = False
+    refused_reported: bool = False
+
+    @property
+    def hopeless(self) -> bool:
+        """Whether a failure retrying cannot fix was reported: a foreign API or a refused token."""
+        return self.mismatch_reported or self.refused_reported
 
     def failed(self, code: ErrorCode) -> float | None:
         """Record a failed call; return the outage's length the first time it exceeds the bound."""
@@ -104,12 +114,23 @@ def call_failed(ctx: ChildContext, outage: Outage, event: str, exc: ControllerEr
     ctx.log.warning(event, code=exc.code, method=exc.method, details=exc.details, **fields)
     if exc.code is ErrorCode.API_MISMATCH and not outage.mismatch_reported:
         outage.mismatch_reported = True
-        ctx.log.error("iris_api_mismatch", method=exc.method, details=exc.details, field=getattr(exc, "field", ""))
-        ctx.channel.send(Kind.PROGRESS, api_mismatch={"method": exc.method, "details": exc.details})
+        field = exc.field if isinstance(exc, ApiMismatch) else ""
+        report_api_mismatch(ctx, exc.method, field, exc.details)
+    if exc.code in REFUSED_CODES and not outage.refused_reported:
+        outage.refused_reported = True
+        ctx.log.error("controller_unauthenticated", code=exc.code, method=exc.method, details=exc.details)
+        ctx.channel.send(Kind.PROGRESS, unauthenticated={"code": exc.code, "method": exc.method,
+                                                         "details": exc.details})  # fmt: skip
     lasted = outage.failed(exc.code)
     if lasted is not None:
         ctx.log.error("controller_unavailable", for_s=round(lasted, 1), bound_s=outage.bound_s)
         ctx.channel.send(Kind.PROGRESS, controller=ControllerState.UNAVAILABLE, unavailable_for_s=round(lasted, 1))
+
+
+def report_api_mismatch(ctx: ChildContext, method: str, field: str, details: str) -> None:
+    """The one report of an API we do not speak: an error event and the `api_mismatch` message."""
+    ctx.log.error("iris_api_mismatch", method=method, field=field, details=details)
+    ctx.channel.send(Kind.PROGRESS, api_mismatch={"method": method, "field": field, "details": details})
 
 
 def call_succeeded(ctx: ChildContext, outage: Outage) -> None:

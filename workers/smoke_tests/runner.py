@@ -268,6 +268,7 @@ class SmokeTests:
         try:
             lines = self.controller.task_log_tail(job_id, index, LOG_TAIL_LINES)
         except ControllerError as exc:
+            polling.call_failed(self.ctx, self.outage, "log_tail_failed", exc, job=job_id, task=index)
             return [f"<logs unavailable: {exc.code} {exc.details}>"]
         return [line[:MAX_LINE_CHARS] for line in lines]
 
@@ -393,7 +394,7 @@ def _autoscaler_status(ctx: ChildContext, controller: Controller) -> AutoscalerS
             return controller.autoscaler()
         except ControllerError as exc:
             polling.call_failed(ctx, outage, "autoscaler_status_failed", exc)
-            if outage.mismatch_reported:
+            if outage.hopeless:
                 return exc
         if ends.expired():
             break

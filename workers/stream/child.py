@@ -15,6 +15,10 @@ An iris_log stream keeps the log-service cursor of its last line on disk in a si
 (`cursor.py`) and resumes by it, exactly; without one (first start, no or a stale
 sidecar) it resumes by since, and then the sidecar is removed until a new mark is saved.
 
+A follower that exits API_MISMATCH (the log service's API is not ours: `follower_exit`) is
+reported once, as every child reports one (`polling.report_api_mismatch`), so it reaches the
+verdict; the stream keeps retrying with backoff like after any other exit.
+
 An idle stream sleeps in poll(2) until data, a stop (ctx.stop.fd), the stale mark, the
 next progress message or the deadline; it never polls in a loop.
 """
@@ -28,10 +32,12 @@ from typing import Any
 
 from common.child_exit import ChildExit
 from common.messages import Kind
+from workers.controller import polling
 from workers.runtime import ChildContext
 from workers.stream import cursor, timestamps
 from workers.stream.backoff import Backoff
 from workers.stream.connection import Connection
+from workers.stream.follower_exit import FollowerExit, parse_mismatch
 from workers.stream.framing import LineFramer
 from workers.stream.outfile import StreamFile, StreamFileBusy
 from workers.stream.records import RecordEncoder, Resumed
@@ -84,6 +90,7 @@ class StreamChild:
         self.ready_sent = False
         self.stale_reported = False
         self.capped = False
+        self.mismatch_reported = False
         now = time.monotonic()
         self.last_data_at: float | None = None
         self.drain_started: float | None = None
@@ -286,6 +293,17 @@ class StreamChild:
             lines=self.encoder.counters.lines,
         )
         self.encoder.diagnostics.clear()
+        if self.by_cursor and code == FollowerExit.API_MISMATCH:
+            self._report_mismatch(conn.stderr_text())
+
+    def _report_mismatch(self, stderr: str) -> None:
+        """Once per child: reconnecting will not change the log service's API."""
+        if self.mismatch_reported:
+            return
+        self.mismatch_reported = True
+        found = parse_mismatch(stderr) or {}
+        method, field = found.get("method", "<log service>"), found.get("field", "")
+        polling.report_api_mismatch(self.ctx, method, field, found.get("details", stderr[-300:]))
 
     def _wait_backoff(self, conn: Connection | None) -> None:
         started = conn.started_at if conn is not None else time.monotonic()

@@ -1,0 +1,119 @@
+"""`iris-smoke run` against the real Iris when the controller refuses us or its API differs a little.
+
+A real Iris local cluster behind the loopback proxy (tests/helpers/connect_proxy.py), which
+changes one thing each time; everything else is real:
+- every call refused as a controller with auth refuses a bad token (the local Iris has no
+  auth of its own): exit 3, `controller_unauthenticated`, not `test_failed`;
+- no endpoint registry (ListEndpoints 404 without a Connect body, as older releases): the log
+  server is the controller itself, and the run passes with every stream holding lines;
+- the registry giving the log server as `host:port` (the proto's documented form): a failing
+  test's log tail is still fetched from it.
+"""
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import processes
+from tests.helpers.connect_proxy import running as proxy
+from tests.helpers.iris import post, running_iris_cluster
+from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
+from tests.helpers.waiting import wait_for
+
+RUN_EXIT_S = 90.0
+WORKER_S = 60.0
+CONTROLLER = "iris.cluster.ControllerService"
+LIST_ENDPOINTS = "iris.cluster.EndpointService/ListEndpoints"
+FETCH_LOGS = "finelog.logging.LogService/FetchLogs"
+FAILING = """
+[run]
+tests = []
+
+[[tests]]
+name = "exits-one"
+argv = ["sh", "-c", "echo the-last-words; exit 1"]
+"""
+
+
+def _run_id(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:6]}"
+
+
+def _log_server_url(url: str) -> str:
+    address = str(post(url, LIST_ENDPOINTS, {"prefix": "/system/log-server", "exact": True})["endpoints"][0]["address"])
+    return address if "://" in address else f"http://{address}"
+
+
+def _a_worker_is_up(url: str) -> None:
+    """Discovery lists every 10 s on Iris: a short run sees the workers that are up when it starts."""
+
+    def healthy() -> list[Any]:
+        return [w for w in post(url, f"{CONTROLLER}/ListWorkers", {}).get("workers", []) if w.get("healthy")]
+
+    wait_for(healthy, WORKER_S, "a healthy Iris worker")
+
+
+def _assert_nothing_left(sup: SupervisorProc) -> None:
+    results = sup.results()
+    assert results["processes"]["leaked"] == 0 and results["processes"]["zombies"] == 0
+    assert processes.with_run_tag(sup.run_id) == []
+
+
+def test_a_refused_token_is_controller_unauthenticated(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("not-a-valid-token\n")
+    config = tmp_path / "run.toml"
+    config.write_text(f'[iris]\ntoken_file = "{token}"\n')
+    run_id = _run_id("auth")
+    with running_iris_cluster(tmp_path) as cluster, proxy(cluster.url, "--unauthenticated") as url:
+        argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", url, "--config", str(config),
+                        "--tests", "simple", "--timeout", "60")  # fmt: skip
+        with started(argv, tmp_path, run_id) as sup:
+            assert sup.wait_exit(RUN_EXIT_S) == 3, sup.output.read_text()[-3000:]
+            results = sup.results()
+            assert results["failure_reasons"][0] == "controller_unauthenticated", results["failure_reasons"]
+            assert results["controller_unauthenticated"]["code"] == "unauthenticated"
+            assert "invalid bearer token" in results["controller_unauthenticated"]["details"]
+            assert "unauthenticated" in results["tests"][0]["error"]
+            assert sup.find("controller_unauthenticated")
+            assert "not-a-valid-token" not in (sup.run_dir / "events.jsonl").read_text()
+            _assert_nothing_left(sup)
+
+
+def test_without_an_endpoint_registry_logs_come_from_the_controller(tmp_path: Path) -> None:
+    """ListEndpoints answers 404 without a Connect body: the controller's address serves FetchLogs."""
+    run_id = _run_id("noreg")
+    with running_iris_cluster(tmp_path) as cluster:
+        _a_worker_is_up(cluster.url)
+        route = f"{FETCH_LOGS}={_log_server_url(cluster.url)}"  # the proxy, as the controller, serves the log service
+        with proxy(cluster.url, "--deny", LIST_ENDPOINTS, "--route", route) as url:
+            argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", url, "--tests", "simple",
+                            "--timeout", "60")  # fmt: skip
+            with started(argv, tmp_path, run_id) as sup:
+                assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
+                results = sup.results()
+                assert results["failure_reasons"] == [] and results["api_mismatch"] is None
+                streams = results["streams"]
+                assert any(s["name"].endswith("-controller") for s in streams) and len(streams) >= 2, streams
+                assert all(s["lines"] > 0 for s in streams), streams
+                _assert_nothing_left(sup)
+
+
+def test_a_log_server_registered_as_host_port_serves_the_failed_tasks_tail(tmp_path: Path) -> None:
+    run_id = _run_id("hostport")
+    config = tmp_path / "run.toml"
+    config.write_text(FAILING)
+    with running_iris_cluster(tmp_path) as cluster:
+        _a_worker_is_up(cluster.url)
+        host_port = _log_server_url(cluster.url).removeprefix("http://")
+        with proxy(cluster.url, "--log-server-address", host_port) as url:
+            argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", url,
+                            "--config", str(config), "--timeout", "60")  # fmt: skip
+            with started(argv, tmp_path, run_id) as sup:
+                assert sup.wait_exit(RUN_EXIT_S) == 1, sup.output.read_text()[-3000:]
+                results = sup.results()
+                assert results["failure_reasons"] == ["test_failed"]
+                (test,) = results["tests"]
+                assert any("the-last-words" in line for tail in test["log_tail"] for line in tail["lines"]), test
+                assert all(s["lines"] > 0 for s in results["streams"]), results["streams"]
+                _assert_nothing_left(sup)

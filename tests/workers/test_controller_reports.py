@@ -1,0 +1,150 @@
+"""What a child tells the supervisor about its controller, and the failure reason each report becomes.
+
+`polling.call_failed` turns a failed call into at most one report of each kind: an API we do
+not speak (with the field), credentials refused (`unauthenticated`, `permission_denied`),
+a long outage. The supervisor's `SmokeRun` turns each into its own failure reason, so a bad
+token or a lost controller is not blamed on the tests or on discovery.
+"""
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common.controller_target import ApiKind, ControllerTarget
+from common.deadline import Deadline
+from common.messages import Kind, Message
+from common.outcome import ExitCode, FailureReason, exit_code_for, outcome_for
+from supervisor.arbiter import Supervisor
+from supervisor.children import ChildRecord, ChildSpec
+from supervisor.cli import build_parser
+from supervisor.preflight import plan
+from supervisor.smoke import SmokeRun
+from workers.child_args import DiagnosticsArgs
+from workers.controller import polling
+from workers.controller.model import ApiMismatch, ControllerError, ErrorCode, Task, TaskState
+from workers.diagnostics import Diagnostics
+from workers.smoke_tests.runner import SmokeTests
+
+METHOD = "iris.cluster.ControllerService/ListJobs"
+FETCH_LOGS = "finelog.logging.LogService/FetchLogs"
+MISMATCH = "FetchLogs: entries is an object, expected a list"
+TARGET = ControllerTarget(ApiKind.IRIS, "http://h:1", "r")
+
+
+@dataclass
+class Recorder:
+    """A child's log and channel, recorded."""
+
+    events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        self.events.append(("warning", event, fields))
+
+    def error(self, event: str, **fields: Any) -> None:
+        self.events.append(("error", event, fields))
+
+    def info(self, event: str, **fields: Any) -> None:
+        self.events.append(("info", event, fields))
+
+    def send(self, kind: Kind, **body: Any) -> None:
+        self.sent.append(body)
+
+    @property
+    def log(self) -> "Recorder":
+        return self
+
+    @property
+    def channel(self) -> "Recorder":
+        return self
+
+
+def _fail(errors: list[ControllerError], clock: list[float] | None = None) -> Recorder:
+    ctx = Recorder()
+    now = clock or [0.0]
+    outage = polling.Outage(bound_s=5.0, clock=lambda: now[0])
+    for exc in errors:
+        polling.call_failed(ctx, outage, "poll_failed", exc)  # type: ignore[arg-type]
+        now[0] += 3.0
+    return ctx
+
+
+@pytest.mark.parametrize("code", [ErrorCode.UNAUTHENTICATED, ErrorCode.PERMISSION_DENIED])
+def test_refused_credentials_are_reported_once(code: ErrorCode) -> None:
+    ctx = _fail([ControllerError(code, METHOD, "invalid token")] * 3)
+    assert ctx.sent == [{"unauthenticated": {"code": code, "method": METHOD, "details": "invalid token"}}]
+    assert [e for level, e, _ in ctx.events if level == "error"] == ["controller_unauthenticated"]
+
+
+def test_an_api_mismatch_report_carries_the_field() -> None:
+    ctx = _fail([ApiMismatch(METHOD, "jobs[].state", "ListJobs: jobs[].state is a number, expected a string")] * 2)
+    assert ctx.sent == [
+        {"api_mismatch": {"method": METHOD, "field": "jobs[].state",
+                          "details": "ListJobs: jobs[].state is a number, expected a string"}}
+    ]  # fmt: skip
+
+
+def _run(tmp: str) -> SmokeRun:
+    args = build_parser().parse_args(["run", "--log-dir", tmp, "--cluster", "iris", "--controller", "http://h:1"])
+    p = plan(args)
+    return SmokeRun(p, Supervisor(p.run_id, p.run_dir, Deadline.after(60)))
+
+
+def _tell(run: SmokeRun, child: str, role: str, **body: Any) -> None:
+    run._on_message(ChildRecord(ChildSpec(child, role, "x:main")), Message(Kind.PROGRESS, body))
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "part"),
+    [
+        ({"unauthenticated": {"code": "unauthenticated", "method": METHOD, "details": "bad"}},
+         FailureReason.CONTROLLER_UNAUTHENTICATED, "controller_unauthenticated"),
+        ({"controller": polling.ControllerState.UNAVAILABLE, "unavailable_for_s": 31.0},
+         FailureReason.CONTROLLER_UNAVAILABLE, "controller_outage"),
+        ({"api_mismatch": {"method": METHOD, "field": "jobs", "details": "d"}},
+         FailureReason.IRIS_API_MISMATCH, "api_mismatch"),
+    ],
+)  # fmt: skip
+def test_each_report_is_its_own_failure_reason_and_exit_3(
+    body: dict[str, Any], reason: FailureReason, part: str
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        run = _run(tmp)
+        _tell(run, "monitor:scheduling", "monitor", **body)
+        _tell(run, "discovery", "discovery", **body)  # only the first report is kept
+        reasons = run.failures()
+        assert reasons[0] is reason
+        assert exit_code_for(outcome_for(reasons), reasons) is ExitCode.INFRA
+        assert run.summary_extra()[part]["child"] == "monitor:scheduling"
+
+
+class LogsMismatch:
+    """A controller whose log service answers in a shape we do not read."""
+
+    def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
+        raise ApiMismatch(FETCH_LOGS, "entries", "FetchLogs: entries is an object, expected a list")
+
+    def list_tasks(self, job_id: str) -> list[Task]:
+        return [Task(f"{job_id}/0", 0, TaskState.FAILED)]
+
+
+@dataclass
+class ChildCtx(Recorder):
+    args: DiagnosticsArgs = field(default_factory=lambda: DiagnosticsArgs(TARGET, Path("/nonexistent")))
+
+
+def test_a_log_tail_mismatch_in_the_tests_child_is_reported() -> None:
+    ctx = ChildCtx()
+    tests = SmokeTests(ctx, LogsMismatch(), [], 60.0)  # type: ignore[arg-type]
+    assert tests._log_tail("/r/simple", 0) == ["<logs unavailable: iris_api_mismatch " + MISMATCH + ">"]
+    assert ctx.sent == [{"api_mismatch": {"method": FETCH_LOGS, "field": "entries", "details": MISMATCH}}]
+
+
+def test_a_log_tail_mismatch_in_diagnostics_is_reported() -> None:
+    ctx = ChildCtx()
+    found = Diagnostics(ctx, LogsMismatch()).failed_tasks([{"job_id": "/r/x", "state": "failed"}])  # type: ignore[arg-type]
+    assert found[0]["lines"] == []
+    assert ctx.sent == [{"api_mismatch": {"method": FETCH_LOGS, "field": "entries", "details": MISMATCH}}]

@@ -1,0 +1,134 @@
+"""Reading a Connect JSON reply by path, so that a reply of the wrong shape is an `ApiMismatch`.
+
+    reply = Field.of("iris.cluster.ControllerService/ListWorkers", body)
+    for w in reply.at("workers").as_list():
+        w.at("workerId").required().as_str()   # workers[].workerId
+
+Every read names the method and the JSON path it came from: a reply Iris changed under us
+reads `ListWorkers: workers[].metadata.attributes is a list, expected an object`, never a
+TypeError in a child. What is not read is never looked at, so new fields change nothing.
+Proto3's JSON mapping decides the defaults: an absent field and `null` both mean the
+field's default (protojson's EmitUnpopulated writes `null` for an unset message), 64-bit
+integers arrive as strings, and a list element can never be `null`.
+"""
+
+from typing import Any
+
+from workers.controller.model import ApiMismatch
+
+_MISSING = object()
+
+
+def _kind(value: Any) -> str:
+    if value is None or value is _MISSING:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+class Field:
+    """One value of a reply: its method, its path (`workers[].metadata`) and the raw JSON value."""
+
+    __slots__ = ("method", "path", "value")
+
+    def __init__(self, method: str, path: str, value: Any) -> None:
+        self.method, self.path, self.value = method, path, value
+
+    @classmethod
+    def of(cls, method: str, reply: dict[str, Any]) -> "Field":
+        return cls(method, "", reply)
+
+    def mismatch(self, expected: str) -> ApiMismatch:
+        name = self.method.rsplit("/", 1)[-1]
+        where = self.path or "the reply"
+        return ApiMismatch(self.method, where, f"{name}: {where} is {_kind(self.value)}, expected {expected}")
+
+    @property
+    def present(self) -> bool:
+        return self.value is not None and self.value is not _MISSING
+
+    @property
+    def is_object(self) -> bool:
+        return isinstance(self.value, dict)
+
+    def required(self) -> "Field":
+        if not self.present:
+            name = self.method.rsplit("/", 1)[-1]
+            raise ApiMismatch(self.method, self.path, f"{name}: {self.path} missing from the reply")
+        return self
+
+    def at(self, key: str) -> "Field":
+        """The member `key` of this object (absent when this object is absent)."""
+        path = f"{self.path}.{key}" if self.path else key
+        if not self.present:
+            return Field(self.method, path, _MISSING)
+        if not isinstance(self.value, dict):
+            raise self.mismatch("an object")
+        return Field(self.method, path, self.value.get(key, _MISSING))
+
+    def as_list(self) -> list["Field"]:
+        """The elements (`path[]`); absent is empty. An element is never null in proto3 JSON."""
+        if not self.present:
+            return []
+        if not isinstance(self.value, list):
+            raise self.mismatch("a list")
+        items = [Field(self.method, f"{self.path}[]", v) for v in self.value]
+        for item in items:
+            if not item.present:
+                raise item.mismatch("a value")
+        return items
+
+    def as_map(self) -> dict[str, "Field"]:
+        """A JSON object as a map (proto `map<string, V>`); absent is empty."""
+        if not self.present:
+            return {}
+        if not isinstance(self.value, dict):
+            raise self.mismatch("an object")
+        return {str(k): Field(self.method, f"{self.path}.{k}", v) for k, v in self.value.items()}
+
+    def as_str(self, default: str = "") -> str:
+        if not self.present:
+            return default
+        if not isinstance(self.value, str):
+            raise self.mismatch("a string")
+        return self.value
+
+    def as_int(self, default: int = 0) -> int:
+        """An integer: a JSON number, or a string of digits (how proto3 JSON writes 64-bit integers)."""
+        value = self.value
+        if not self.present:
+            return default
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise self.mismatch("an integer")
+
+    def as_bool(self, default: bool = False) -> bool:
+        found = self.as_optional_bool()
+        return default if found is None else found
+
+    def as_optional_bool(self) -> bool | None:
+        if not self.present:
+            return None
+        if not isinstance(self.value, bool):
+            raise self.mismatch("a boolean")
+        return self.value
+
+    def as_scalar_text(self) -> str:
+        """A string, number or boolean as text (booleans lower-case, as Iris's attributes compare them)."""
+        if isinstance(self.value, bool):
+            return str(self.value).lower()
+        if isinstance(self.value, str | int | float):
+            return str(self.value)
+        raise self.mismatch("a string, number or boolean")
