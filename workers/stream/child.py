@@ -15,6 +15,10 @@ An iris_log stream keeps the log-service cursor of its last line on disk in a si
 (`cursor.py`) and resumes by it, exactly; without one (first start, no or a stale
 sidecar) it resumes by since, and then the sidecar is removed until a new mark is saved.
 
+The STATS count the followers in a row, up to the stop, that could not reach the source
+(`failed_connects`: never started, or ended by themselves, non-zero, with no line) and keep
+the last one's error: the parent tells a stream cut off at the end from one that was not.
+
 An idle stream sleeps in poll(2) until data, a stop (ctx.stop.fd), the stale mark, the
 next progress message or the deadline; it never polls in a loop.
 """
@@ -55,6 +59,7 @@ DRAIN_FIRST_DATA_S = 2.0
 # stream (full reads) is never paused, and a drain or a stop ends the pause at once.
 COALESCE_BELOW_BYTES = 16384
 COALESCE_S = 0.5
+LAST_ERROR_CHARS = 300  # of the last failed follower's stderr, in the STATS
 
 
 class EndReason(enum.StrEnum):
@@ -80,7 +85,8 @@ class StreamChild:
         self.mark = cursor.load(self.cursor_file, found.next_seq, found.last_ts) if self.by_cursor else None
         self.framer = LineFramer(spec.max_line_bytes)
         self.log = ctx.log.bind(vm=host.vm, host=host.host, container=spec.container)
-        self.bytes_in = self.reconnects = self.stale = 0
+        self.bytes_in = self.reconnects = self.stale = self.failed_connects = 0
+        self.last_error = ""
         self.ready_sent = False
         self.stale_reported = False
         self.capped = False
@@ -98,8 +104,8 @@ class StreamChild:
         while not (self._stopping() or self.capped):
             conn = self._connect()
             reason = self._pump(conn) if conn is not None else EndReason.TRANSPORT_EXITED
-            if conn is not None:
-                self._disconnect(conn, reason)
+            code = self._disconnect(conn, reason) if conn is not None else None
+            self._count_failed_connect(conn, reason, code)
             if self._stopping() or self.capped:
                 break
             self._wait_backoff(conn)
@@ -271,7 +277,15 @@ class StreamChild:
 
     # -- ending a connection, waiting, finishing -----------------------------------
 
-    def _disconnect(self, conn: Connection, reason: EndReason) -> None:
+    def _count_failed_connect(self, conn: Connection | None, reason: EndReason, code: int | None) -> None:
+        """Followers in a row that could not reach the source: never started, or failed by themselves with no line."""
+        if conn is not None and conn.delivered:
+            self.failed_connects, self.last_error = 0, ""
+        elif reason is EndReason.TRANSPORT_EXITED and code != 0:
+            self.failed_connects += 1
+            self.last_error = conn.stderr_text()[-LAST_ERROR_CHARS:] if conn is not None else "could not start"
+
+    def _disconnect(self, conn: Connection, reason: EndReason) -> int:
         grace = self.ctx.grace_s
         if reason is not EndReason.TRANSPORT_EXITED:
             conn.close_stdin()
@@ -286,6 +300,7 @@ class StreamChild:
             lines=self.encoder.counters.lines,
         )
         self.encoder.diagnostics.clear()
+        return code
 
     def _wait_backoff(self, conn: Connection | None) -> None:
         started = conn.started_at if conn is not None else time.monotonic()
@@ -317,6 +332,8 @@ class StreamChild:
             "untimestamped_lines": c.untimestamped_lines,
             "duplicates_skipped": c.duplicates_skipped,
             "stale": self.stale,
+            "failed_connects": self.failed_connects,
+            "last_error": self.last_error,
             "capped": self.capped,
             "file_bytes": self.out.size,
             "last_ts": self.encoder.last_ts,
