@@ -17,8 +17,9 @@ The observation window, for "seeing nothing is a failure": it ends when the test
 ends (`close_window`). A stream counts as up for the whole window when its child was not
 finished then (running, starting or in backoff) and its host never left a listing
 (`host_gone`) while it had a stream. Such a stream that delivered no line by its final
-stats is silent (`silent`); one that delivered, then ended with its followers failing to
-reach its source (a log server gone, a host unreachable but still listed) is lost (`lost`).
+stats is silent (`silent`). A stream of a host never gone that delivered, then ended with its
+followers failing to reach its source (a log server gone, a host unreachable but listed) is
+lost (`lost`), window or not.
 """
 
 from collections.abc import Callable, Mapping
@@ -113,13 +114,15 @@ class StreamManager:
         return sorted(name for name in self.window or () if not _delivered(by_name[name]))
 
     def lost(self) -> dict[str, str]:
-        """Streams up for the whole window that delivered, then ended cut off from their source
-        (`LOST_AFTER_FAILED_CONNECTS` followers in a row failed up to the stop): name -> last error."""
-        by_name, lost = self.supervisor.children, {}
-        for name in sorted(self.window or ()):
-            stats = by_name[name].last.get("stats", {})
-            if _delivered(by_name[name]) and int(stats.get("failed_connects", 0)) >= LOST_AFTER_FAILED_CONNECTS:
-                lost[name] = str(stats.get("last_error", ""))
+        """Streams of hosts still listed that delivered, then ended cut off from their source
+        (`LOST_AFTER_FAILED_CONNECTS` followers in a row failed up to the stop): name -> last error.
+        Unlike `silent`, not only for a whole window: a run stopped early lost those lines too."""
+        lost = {}
+        for record in sorted(self.records(), key=lambda r: r.name):
+            stats = record.last.get("stats", {})
+            failed = int(stats.get("failed_connects", 0)) >= LOST_AFTER_FAILED_CONNECTS
+            if record.name not in self.ever_gone and _delivered(record) and failed:
+                lost[record.name] = str(stats.get("last_error", ""))
         return lost
 
     def all_failed(self) -> bool:

@@ -9,20 +9,24 @@ Flags (each may be combined with the others):
                              iris.cluster.EndpointService/ListEndpoints), as an Iris lacking it would
   --lose-first-reply METHOD  forward METHOD's first call, then hang up without answering (a reply
                              lost in a tunnel that dropped)
+  --unauthenticated          answer every POST 401 with a Connect body, as a controller with auth
+                             refuses a bad token (GET /health passes)
+  --route METHOD=URL         send METHOD to another server, e.g. FetchLogs to the real log server: the
+                             layout of an older Iris whose controller served its logs itself, where
+                             the fallback to the controller's address works
+  --log-server-address ADDR  answer ListEndpoints with this log server address (e.g. host:port)
   --log-proxy                open a second listener that forwards to the real log server, and rewrite
                              the ListEndpoints `/system/log-server` answer to name it. SIGUSR1 then makes
                              that log server go away: its listening socket and every connection it has
-                             open are closed (new connections are refused), the controller port stays
-  --route-logs               forward `finelog.*` calls received on the controller port to the real log
-                             server: the layout of an older Iris whose controller served its logs
-                             itself, where the fallback to the controller's address works
+                             open are closed (new connections are refused); the controller port stays
 
 The real log server is what the upstream's ListEndpoints names at start (Iris 0.2.227 runs it
 in-process on a port of its own; its controller port does not serve `finelog.*`).
 
 Readiness handshake on stdout: the controller URL on the first line; with --log-proxy, the log
 listener's URL on the second; after SIGUSR1, `log_server_gone` once it is closed. Every other
-request is forwarded unchanged. SIGTERM ends it. `running_proxy()` starts one for a test.
+request is forwarded unchanged. SIGTERM ends it. A test starts one with `running()` (its URL) or
+`running_proxy()` (the process, to make its log server go away).
 """
 
 import argparse
@@ -38,37 +42,44 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+UNAUTHENTICATED = b'{"code": "unauthenticated", "message": "invalid bearer token"}'
 LIST_ENDPOINTS = "iris.cluster.EndpointService/ListEndpoints"
 LOG_SERVER = "/system/log-server"
-LOG_PREFIX = "finelog."
 GONE = "log_server_gone"
 UPSTREAM_TIMEOUT_S = 30.0
-READY_TIMEOUT_S = 10.0
+READY_S = 10.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclasses.dataclass
 class Routes:
-    """Where each call goes and how its answer is changed; shared by both listeners' handlers."""
+    """What the controller listener does with each call; the log listener only forwards."""
 
     upstream: str
-    denied: set[str]
-    lose_first: set[str]
-    log_upstream: str = ""  # the real log server
-    log_url: str = ""  # our log listener, named in ListEndpoints answers with --log-proxy
-    route_logs: bool = False
+    denied: set[str] = dataclasses.field(default_factory=set)
+    lose_first: set[str] = dataclasses.field(default_factory=set)
+    refuse: bool = False
+    routes: dict[str, str] = dataclasses.field(default_factory=dict)  # method -> URL
+    log_server_address: str = ""  # ListEndpoints' answer, made up
+    log_url: str = ""  # our log listener, put into ListEndpoints' real answer (--log-proxy)
     lost: set[str] = dataclasses.field(default_factory=set)
 
-    def target(self, method: str) -> str:
-        if self.route_logs and method.startswith(LOG_PREFIX):
-            return self.log_upstream
-        return self.upstream
+    def made_up(self, method: str, http_method: str) -> tuple[int, bytes, str] | None:
+        """The answer given without asking upstream, if any: (status, body, content type)."""
+        if method in self.denied:
+            return 404, b"404 page not found", "text/plain"
+        if self.refuse and http_method == "POST":
+            return 401, UNAUTHENTICATED, "application/json"
+        if self.log_server_address and method == LIST_ENDPOINTS:
+            endpoint = {"name": LOG_SERVER, "address": self.log_server_address}
+            return 200, json.dumps({"endpoints": [endpoint]}).encode(), "application/json"
+        return None
 
     def rewrite(self, method: str, data: bytes) -> bytes:
         if not (self.log_url and method == LIST_ENDPOINTS):
@@ -80,18 +91,19 @@ class Routes:
         return json.dumps(reply).encode()
 
 
-def handler(routes: Routes, target: Callable[[str], str]) -> type[http.server.BaseHTTPRequestHandler]:
+def handler(routes: Routes) -> type[http.server.BaseHTTPRequestHandler]:
     class Forward(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def _forward(self, http_method: str) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
             method = self.path.lstrip("/")
-            if method in routes.denied:
-                self._answer(404, b"404 page not found", "text/plain")
+            answer = routes.made_up(method, http_method)
+            if answer is not None:
+                self._answer(*answer)
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
-            url = target(method) + self.path
+            url = routes.routes.get(method, routes.upstream) + self.path
             request = urllib.request.Request(url, data=body or None, headers=headers, method=http_method)
             try:
                 with _OPENER.open(request, timeout=UPSTREAM_TIMEOUT_S) as reply:
@@ -175,14 +187,17 @@ def main() -> int:
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--deny", action="append", default=[])
     parser.add_argument("--lose-first-reply", action="append", default=[])
+    parser.add_argument("--unauthenticated", action="store_true")
+    parser.add_argument("--route", action="append", default=[], help="METHOD=URL")
+    parser.add_argument("--log-server-address", default="")
     parser.add_argument("--log-proxy", action="store_true")
-    parser.add_argument("--route-logs", action="store_true")
     args = parser.parse_args()
-    routes = Routes(args.upstream.rstrip("/"), set(args.deny), set(args.lose_first_reply), route_logs=args.route_logs)
-    if args.log_proxy or args.route_logs:
-        routes.log_upstream = log_server_of(routes.upstream)
-    server = Listener(handler(routes, routes.target))
-    logs = Listener(handler(routes, lambda _method: routes.log_upstream)) if args.log_proxy else None
+    upstream = args.upstream.rstrip("/")
+    routes = Routes(upstream, set(args.deny), set(args.lose_first_reply), args.unauthenticated,
+                    {k: v.rstrip("/") for k, _, v in (r.partition("=") for r in args.route)},
+                    args.log_server_address)  # fmt: skip
+    server = Listener(handler(routes))
+    logs = Listener(handler(Routes(log_server_of(upstream)))) if args.log_proxy else None
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         raise SystemExit(0)
@@ -213,15 +228,22 @@ class RunningProxy:
 
     def _line(self, what: str) -> str:
         assert self.popen.stdout is not None
-        ready, _, _ = select.select([self.popen.stdout], [], [], READY_TIMEOUT_S)
+        ready, _, _ = select.select([self.popen.stdout], [], [], READY_S)
         line = self.popen.stdout.readline().decode().strip() if ready else ""
-        assert line, f"the proxy printed no {what} within {READY_TIMEOUT_S:.0f} s (exit {self.popen.poll()})"
+        assert line, f"the proxy printed no {what} within {READY_S:.0f} s (exit {self.popen.poll()})"
         return line
 
     def log_server_goes_away(self) -> None:
         """SIGUSR1, then the proxy's word that the log listener and its connections are closed."""
         self.popen.send_signal(signal.SIGUSR1)
         assert self._line(GONE) == GONE
+
+
+@contextlib.contextmanager
+def running(upstream: str, *flags: str) -> Iterator[str]:
+    """The proxy as a process of its own; its URL once it listens. Ended (SIGTERM, bounded wait) on the way out."""
+    with running_proxy(upstream, *flags) as proxy:
+        yield proxy.url
 
 
 @contextlib.contextmanager
@@ -239,7 +261,7 @@ def running_proxy(upstream: str, *flags: str) -> Iterator[RunningProxy]:
         yield proxy
     finally:
         popen.terminate()
-        popen.wait(timeout=10)
+        popen.wait(timeout=READY_S)
         if popen.stdout is not None:
             popen.stdout.close()
 

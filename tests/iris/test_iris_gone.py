@@ -7,11 +7,13 @@ server, denies a method or routes log calls.
 """
 
 import json
+import signal
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from common.processes import signal_group
 from tests.helpers import processes
 from tests.helpers.connect_proxy import running_proxy
 from tests.helpers.iris import running_iris_cluster
@@ -20,6 +22,7 @@ from tests.helpers.waiting import wait_for
 
 TIMEOUT_S = 60.0  # the run's --timeout
 EXIT_S = TIMEOUT_S + 30.0  # a bound for the test's wait, past the run's deadline and cleanup
+STOP_S = 30.0  # Iris stopping its workers, tasks and log server (tests.helpers.iris.STOP_TIMEOUT_S)
 TICKS = """
 [run]
 tests = []
@@ -93,3 +96,36 @@ def test_the_log_server_going_away_mid_tests_fails_the_run_with_stream_lost(tmp_
     assert set(lost) == set(streams) and len(streams) >= 2, (lost, streams)
     assert all("FetchLogs" in error and "refused" in error for error in lost.values()), lost
     assert all(s["failed_connects"] >= 2 and s["lines"] > 0 for s in streams.values()), streams
+
+
+SLEEPS = """
+[run]
+tests = []
+
+[[tests]]
+name = "sleeps"
+argv = ["sleep", "600"]
+"""
+
+
+def test_the_controller_going_away_mid_tests_in_attach_mode_is_a_clear_failure(tmp_path: Path) -> None:
+    """The attached Iris is stopped while a `sleep 600` job runs: the run ends by its deadline, never past it,
+    with failure reasons (its streams lost, no `internal_error`), and nothing of it is left behind."""
+    run_id = f"ctl-gone-{uuid.uuid4().hex[:8]}"
+    with running_iris_cluster(tmp_path) as cluster:
+        config = _config(tmp_path, SLEEPS)
+        with started(_attach(run_id, tmp_path, cluster.url, "--config", config), tmp_path, run_id) as sup:
+            sup.wait_event("job_launched", timeout_s=30)
+            sup.wait_event("job_state_changed", new="running", timeout_s=30)
+            signal_group(cluster.popen.pid, signal.SIGTERM)  # its teardown then finds it stopped, and checks
+            cluster.popen.wait(timeout=STOP_S)
+            gone_at = time.monotonic()
+            code = sup.wait_exit(EXIT_S)
+            took_s = time.monotonic() - gone_at
+            results = sup.results()
+            print("exit", code, "failure_reasons", results["failure_reasons"], f"{took_s:.1f} s after the stop")
+            _assert_nothing_left(sup)
+    assert code != 0 and took_s < TIMEOUT_S and results["duration_s"] < TIMEOUT_S + 15, (code, took_s)
+    # Its log server went with it: every stream lost its source. The reason that names the controller
+    # (`controller_unavailable`, branch `connect`) is for the integrator to add to this assertion.
+    assert "stream_lost" in results["failure_reasons"] and "internal_error" not in results["failure_reasons"]

@@ -11,13 +11,13 @@ written; then the follower is ended, `stream_capped` is logged once, the STATS s
 `capped`, and the child exits without reconnecting. The cap counts the file's size, so a
 restarted child (or a returning host) starts with what is already there.
 
-An iris_log stream keeps the log-service cursor of its last line on disk in a sidecar
-(`cursor.py`) and resumes by it, exactly; without one (first start, no or a stale
-sidecar) it resumes by since, and then the sidecar is removed until a new mark is saved.
-
 The STATS count the followers in a row, up to the stop, that could not reach the source
 (`failed_connects`: never started, or ended by themselves, non-zero, with no line) and keep
 the last one's error: the parent tells a stream cut off at the end from one that was not.
+
+An iris_log stream keeps the log-service cursor of its last line on disk in a sidecar
+(`cursor.py`) and resumes by it, exactly; without one (first start, no or a stale
+sidecar) it resumes by since, and then the sidecar is removed until a new mark is saved.
 
 An idle stream sleeps in poll(2) until data, a stop (ctx.stop.fd), the stale mark, the
 next progress message or the deadline; it never polls in a loop.
@@ -104,8 +104,9 @@ class StreamChild:
         while not (self._stopping() or self.capped):
             conn = self._connect()
             reason = self._pump(conn) if conn is not None else EndReason.TRANSPORT_EXITED
-            code = self._disconnect(conn, reason) if conn is not None else None
-            self._count_failed_connect(conn, reason, code)
+            if conn is not None:
+                self._disconnect(conn, reason)
+            self._count_failed_connect(conn, reason)
             if self._stopping() or self.capped:
                 break
             self._wait_backoff(conn)
@@ -277,15 +278,15 @@ class StreamChild:
 
     # -- ending a connection, waiting, finishing -----------------------------------
 
-    def _count_failed_connect(self, conn: Connection | None, reason: EndReason, code: int | None) -> None:
+    def _count_failed_connect(self, conn: Connection | None, reason: EndReason) -> None:
         """Followers in a row that could not reach the source: never started, or failed by themselves with no line."""
         if conn is not None and conn.delivered:
             self.failed_connects, self.last_error = 0, ""
-        elif reason is EndReason.TRANSPORT_EXITED and code != 0:
+        elif reason is EndReason.TRANSPORT_EXITED and (conn is None or conn.proc.returncode != 0):
             self.failed_connects += 1
             self.last_error = conn.stderr_text()[-LAST_ERROR_CHARS:] if conn is not None else "could not start"
 
-    def _disconnect(self, conn: Connection, reason: EndReason) -> int:
+    def _disconnect(self, conn: Connection, reason: EndReason) -> None:
         grace = self.ctx.grace_s
         if reason is not EndReason.TRANSPORT_EXITED:
             conn.close_stdin()
@@ -300,7 +301,6 @@ class StreamChild:
             lines=self.encoder.counters.lines,
         )
         self.encoder.diagnostics.clear()
-        return code
 
     def _wait_backoff(self, conn: Connection | None) -> None:
         started = conn.started_at if conn is not None else time.monotonic()
