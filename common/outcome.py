@@ -51,6 +51,8 @@ class FailureReason(enum.StrEnum):
     # stream failed, discovery that never (or no longer) lists hosts.
     STREAM_NO_DATA = "stream_no_data"
     STREAMS_FAILED = "streams_failed"
+    # A stream that ended cut off from its source (its followers failing up to the end): lines lost.
+    STREAM_LOST = "stream_lost"
     DISCOVERY_FAILED = "discovery_failed"
     # More hosts than `streams.max_streams`: some hosts were not observed at all.
     HOSTS_OVER_LIMIT = "hosts_over_limit"
@@ -79,6 +81,7 @@ REASON_OUTCOME: dict[FailureReason, Outcome] = {
     FailureReason.FOREIGN_JOB: Outcome.FAILED,
     FailureReason.STREAM_NO_DATA: Outcome.FAILED,
     FailureReason.STREAMS_FAILED: Outcome.FAILED,
+    FailureReason.STREAM_LOST: Outcome.FAILED,
     FailureReason.DISCOVERY_FAILED: Outcome.FAILED,
     FailureReason.HOSTS_OVER_LIMIT: Outcome.FAILED,
     FailureReason.CLOUD_CLEANUP_FAILED: Outcome.ERROR,

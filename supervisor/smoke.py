@@ -458,6 +458,10 @@ class SmokeRun:
             log.warning("stream_no_data", child=name, policy=verdict.silent_streams)
         if self.streams.silent() and verdict.silent_streams is Policy.FAIL:
             reasons.append(FailureReason.STREAM_NO_DATA)
+        for name, error in self.streams.lost().items():
+            log.warning("stream_lost", child=name, last_error=error)
+        if self.streams.lost():
+            reasons.append(FailureReason.STREAM_LOST)
         if self.streams.most_over_limit and verdict.hosts_over_limit is Policy.FAIL:
             reasons.append(FailureReason.HOSTS_OVER_LIMIT)
         return reasons

@@ -17,7 +17,9 @@ The observation window, for "seeing nothing is a failure": it ends when the test
 ends (`close_window`). A stream counts as up for the whole window when its child was not
 finished then (running, starting or in backoff) and its host never left a listing
 (`host_gone`) while it had a stream. Such a stream that delivered no line by its final
-stats is silent (`silent`).
+stats is silent (`silent`). A stream of a host never gone that delivered, then ended with its
+followers failing to reach its source (a log server gone, a host unreachable but listed) is
+lost (`lost`), window or not.
 """
 
 from collections.abc import Callable, Mapping
@@ -30,6 +32,9 @@ from supervisor.children import ChildRecord, ChildSpec, ChildState
 from workers.hosts import HostileNameError
 
 Host = Mapping[str, Any]
+# A stream whose followers failed this many times in a row up to the stop lost the lines since
+# its last one: one failure could be a restart that the end of the run cut short.
+LOST_AFTER_FAILED_CONNECTS = 2
 
 
 def stream_name(host: Host) -> str:
@@ -107,6 +112,18 @@ class StreamManager:
         """Streams up for the whole window that delivered no line (empty before `close_window`)."""
         by_name = self.supervisor.children
         return sorted(name for name in self.window or () if not _delivered(by_name[name]))
+
+    def lost(self) -> dict[str, str]:
+        """Streams of hosts still listed that delivered, then ended cut off from their source
+        (`LOST_AFTER_FAILED_CONNECTS` followers in a row failed up to the stop): name -> last error.
+        Unlike `silent`, not only for a whole window: a run stopped early lost those lines too."""
+        lost = {}
+        for record in sorted(self.records(), key=lambda r: r.name):
+            stats = record.last.get("stats", {})
+            failed = int(stats.get("failed_connects", 0)) >= LOST_AFTER_FAILED_CONNECTS
+            if record.name not in self.ever_gone and _delivered(record) and failed:
+                lost[record.name] = str(stats.get("last_error", ""))
+        return lost
 
     def all_failed(self) -> bool:
         records = self.records()

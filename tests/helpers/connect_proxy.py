@@ -1,79 +1,118 @@
-"""A loopback HTTP proxy in front of a real Iris controller that answers 404 for chosen methods,
-or forwards a method's first call and then hangs up without answering (a reply lost in a
-tunnel that dropped), or refuses every call as a controller with auth refuses a bad token,
-or sends one method to another server.
+"""A loopback HTTP proxy in front of a real Iris controller, to show what iris-smoke does when
+the controller lacks a method, a reply is lost, or the log server goes away, with everything
+else real.
 
-    python -m tests.helpers.connect_proxy --upstream http://127.0.0.1:PORT --deny iris.cluster.ControllerService/X
-    python -m tests.helpers.connect_proxy --upstream URL --lose-first-reply iris.cluster.ControllerService/X
-    python -m tests.helpers.connect_proxy --upstream URL --unauthenticated   (401 + Connect body; GET /health passes)
-    python -m tests.helpers.connect_proxy --upstream URL --route finelog.logging.LogService/FetchLogs=http://LOGS
-    python -m tests.helpers.connect_proxy --upstream URL --log-server-address HOST:PORT  (ListEndpoints' answer)
+    python -m tests.helpers.connect_proxy --upstream http://127.0.0.1:PORT [flags]
 
-It prints its own URL on stdout once it listens (the readiness handshake), forwards every
-other request unchanged, and exits on SIGTERM. It lets a test show what iris-smoke does when
-a real controller lacks a method (a newer or older Iris), with everything else real.
+Flags (each may be combined with the others):
+  --deny METHOD              answer `404 page not found` for METHOD (e.g.
+                             iris.cluster.EndpointService/ListEndpoints), as an Iris lacking it would
+  --lose-first-reply METHOD  forward METHOD's first call, then hang up without answering (a reply
+                             lost in a tunnel that dropped)
+  --unauthenticated          answer every POST 401 with a Connect body, as a controller with auth
+                             refuses a bad token (GET /health passes)
+  --route METHOD=URL         send METHOD to another server, e.g. FetchLogs to the real log server: the
+                             layout of an older Iris whose controller served its logs itself, where
+                             the fallback to the controller's address works
+  --log-server-address ADDR  answer ListEndpoints with this log server address (e.g. host:port)
+  --log-proxy                open a second listener that forwards to the real log server, and rewrite
+                             the ListEndpoints `/system/log-server` answer to name it. SIGUSR1 then makes
+                             that log server go away: its listening socket and every connection it has
+                             open are closed (new connections are refused); the controller port stays
+
+The real log server is what the upstream's ListEndpoints names at start (Iris 0.2.227 runs it
+in-process on a port of its own; its controller port does not serve `finelog.*`).
+
+Readiness handshake on stdout: the controller URL on the first line; with --log-proxy, the log
+listener's URL on the second; after SIGUSR1, `log_server_gone` once it is closed. Every other
+request is forwarded unchanged. SIGTERM ends it. A test starts one with `running()` (its URL) or
+`running_proxy()` (the process, to make its log server go away).
 """
 
 import argparse
 import contextlib
+import dataclasses
 import http.server
 import json
 import select
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
 UNAUTHENTICATED = b'{"code": "unauthenticated", "message": "invalid bearer token"}'
 LIST_ENDPOINTS = "iris.cluster.EndpointService/ListEndpoints"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+LOG_SERVER = "/system/log-server"
+GONE = "log_server_gone"
+UPSTREAM_TIMEOUT_S = 30.0
 READY_S = 10.0
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def handler(
-    upstream: str,
-    denied: set[str],
-    lose_first: set[str],
-    refuse: bool = False,
-    routes: dict[str, str] | None = None,
-    log_server_address: str = "",
-) -> type[http.server.BaseHTTPRequestHandler]:
-    lost: set[str] = set()
-    routes = routes or {}
+@dataclasses.dataclass
+class Routes:
+    """What the controller listener does with each call; the log listener only forwards."""
 
+    upstream: str
+    denied: set[str] = dataclasses.field(default_factory=set)
+    lose_first: set[str] = dataclasses.field(default_factory=set)
+    refuse: bool = False
+    routes: dict[str, str] = dataclasses.field(default_factory=dict)  # method -> URL
+    log_server_address: str = ""  # ListEndpoints' answer, made up
+    log_url: str = ""  # our log listener, put into ListEndpoints' real answer (--log-proxy)
+    lost: set[str] = dataclasses.field(default_factory=set)
+
+    def made_up(self, method: str, http_method: str) -> tuple[int, bytes, str] | None:
+        """The answer given without asking upstream, if any: (status, body, content type)."""
+        if method in self.denied:
+            return 404, b"404 page not found", "text/plain"
+        if self.refuse and http_method == "POST":
+            return 401, UNAUTHENTICATED, "application/json"
+        if self.log_server_address and method == LIST_ENDPOINTS:
+            endpoint = {"name": LOG_SERVER, "address": self.log_server_address}
+            return 200, json.dumps({"endpoints": [endpoint]}).encode(), "application/json"
+        return None
+
+    def rewrite(self, method: str, data: bytes) -> bytes:
+        if not (self.log_url and method == LIST_ENDPOINTS):
+            return data
+        reply = json.loads(data)
+        for endpoint in reply.get("endpoints") or []:
+            if endpoint.get("name") == LOG_SERVER:
+                endpoint["address"] = self.log_url
+        return json.dumps(reply).encode()
+
+
+def handler(routes: Routes) -> type[http.server.BaseHTTPRequestHandler]:
     class Forward(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def _forward(self, method: str) -> None:
+        def _forward(self, http_method: str) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
-            if self.path.lstrip("/") in denied:
-                self._answer(404, b"404 page not found", "text/plain")
-                return
-            if refuse and method == "POST":
-                self._answer(401, UNAUTHENTICATED, "application/json")
-                return
-            if log_server_address and self.path.lstrip("/") == LIST_ENDPOINTS:
-                endpoint = {"name": "/system/log-server", "address": log_server_address}
-                self._answer(200, json.dumps({"endpoints": [endpoint]}).encode(), "application/json")
+            method = self.path.lstrip("/")
+            answer = routes.made_up(method, http_method)
+            if answer is not None:
+                self._answer(*answer)
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
-            method_name = self.path.lstrip("/")
-            target = routes.get(method_name, upstream) + self.path
-            request = urllib.request.Request(target, data=body or None, headers=headers, method=method)
+            url = routes.routes.get(method, routes.upstream) + self.path
+            request = urllib.request.Request(url, data=body or None, headers=headers, method=http_method)
             try:
-                with _OPENER.open(request, timeout=30) as reply:
-                    if method_name in lose_first and method_name not in lost:
-                        lost.add(method_name)  # the upstream did the work; its answer never arrives
+                with _OPENER.open(request, timeout=UPSTREAM_TIMEOUT_S) as reply:
+                    if method in routes.lose_first and method not in routes.lost:
+                        routes.lost.add(method)  # the upstream did the work; its answer never arrives
                         self.close_connection = True
                         return
-                    self._answer(reply.status, reply.read(), reply.headers.get("Content-Type", ""))
+                    data = routes.rewrite(method, reply.read())
+                    self._answer(reply.status, data, reply.headers.get("Content-Type", ""))
             except urllib.error.HTTPError as exc:
                 self._answer(exc.code, exc.read(), exc.headers.get("Content-Type", ""))
 
@@ -96,24 +135,51 @@ def handler(
     return Forward
 
 
-@contextlib.contextmanager
-def running(upstream: str, *flags: str) -> Iterator[str]:
-    """The proxy as a process of its own; its URL once it listens. Ended (SIGTERM, bounded wait) on the way out."""
-    popen = subprocess.Popen(
-        [sys.executable, "-m", "tests.helpers.connect_proxy", "--upstream", upstream, *flags],
-        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        assert popen.stdout is not None
-        ready, _, _ = select.select([popen.stdout], [], [], READY_S)
-        url = popen.stdout.readline().decode().strip() if ready else ""
-        assert url.startswith("http://"), "the proxy printed no URL"
-        yield url
-    finally:
-        popen.terminate()
-        popen.wait(timeout=READY_S)
-        if popen.stdout is not None:
-            popen.stdout.close()
+class Listener(http.server.ThreadingHTTPServer):
+    """A threading HTTP server that knows its open connections, so it can drop them all."""
+
+    def __init__(self, handler_class: type[http.server.BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler_class)
+        self.connections: set[socket.socket] = set()
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def go_away(self) -> None:
+        """Stop accepting, close the port (connects are refused), then cut every open connection."""
+        self.shutdown()
+        self.server_close()
+        with self.lock:
+            open_now = list(self.connections)
+        for sock in open_now:
+            # shutdown, not close: the handler thread still owns the descriptor and closes it.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        print(GONE, flush=True)
+
+
+def log_server_of(upstream: str) -> str:
+    """The real log server's URL, as the upstream's endpoint registry names it."""
+    body = json.dumps({"prefix": LOG_SERVER, "exact": True}).encode()
+    request = urllib.request.Request(
+        f"{upstream}/{LIST_ENDPOINTS}", data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with _OPENER.open(request, timeout=UPSTREAM_TIMEOUT_S) as reply:
+        (endpoint,) = json.loads(reply.read())["endpoints"]
+    address = str(endpoint["address"])
+    return address if "://" in address else f"http://{address}"
 
 
 def main() -> int:
@@ -124,22 +190,80 @@ def main() -> int:
     parser.add_argument("--unauthenticated", action="store_true")
     parser.add_argument("--route", action="append", default=[], help="METHOD=URL")
     parser.add_argument("--log-server-address", default="")
+    parser.add_argument("--log-proxy", action="store_true")
     args = parser.parse_args()
-    routes = {k: v.rstrip("/") for k, _, v in (r.partition("=") for r in args.route)}
-    forward = handler(args.upstream.rstrip("/"), set(args.deny), set(args.lose_first_reply), args.unauthenticated,
-                      routes, args.log_server_address)  # fmt: skip
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), forward)
+    upstream = args.upstream.rstrip("/")
+    routes = Routes(upstream, set(args.deny), set(args.lose_first_reply), args.unauthenticated,
+                    {k: v.rstrip("/") for k, _, v in (r.partition("=") for r in args.route)},
+                    args.log_server_address)  # fmt: skip
+    server = Listener(handler(routes))
+    logs = Listener(handler(Routes(log_server_of(upstream)))) if args.log_proxy else None
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         raise SystemExit(0)
 
+    def log_server_goes_away(_signum: int, _frame: FrameType | None) -> None:
+        if logs is not None:  # shutdown() waits for the log listener's loop: not in a signal handler
+            threading.Thread(target=logs.go_away, daemon=True).start()
+
     signal.signal(signal.SIGTERM, stop)
-    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    signal.signal(signal.SIGUSR1, log_server_goes_away)
+    print(server.url, flush=True)
+    if logs is not None:
+        routes.log_url = logs.url
+        threading.Thread(target=logs.serve_forever, daemon=True).start()
+        print(logs.url, flush=True)
     try:
         server.serve_forever()
     finally:
         server.server_close()
     return 0
+
+
+@dataclasses.dataclass
+class RunningProxy:
+    popen: "subprocess.Popen[bytes]"
+    url: str
+    log_url: str  # "" without --log-proxy
+
+    def _line(self, what: str) -> str:
+        assert self.popen.stdout is not None
+        ready, _, _ = select.select([self.popen.stdout], [], [], READY_S)
+        line = self.popen.stdout.readline().decode().strip() if ready else ""
+        assert line, f"the proxy printed no {what} within {READY_S:.0f} s (exit {self.popen.poll()})"
+        return line
+
+    def log_server_goes_away(self) -> None:
+        """SIGUSR1, then the proxy's word that the log listener and its connections are closed."""
+        self.popen.send_signal(signal.SIGUSR1)
+        assert self._line(GONE) == GONE
+
+
+@contextlib.contextmanager
+def running(upstream: str, *flags: str) -> Iterator[str]:
+    """The proxy as a process of its own; its URL once it listens. Ended (SIGTERM, bounded wait) on the way out."""
+    with running_proxy(upstream, *flags) as proxy:
+        yield proxy.url
+
+
+@contextlib.contextmanager
+def running_proxy(upstream: str, *flags: str) -> Iterator[RunningProxy]:
+    """A proxy in front of `upstream`, ready (its URLs read); terminated and reaped after."""
+    popen = subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.connect_proxy", "--upstream", upstream, *flags],
+        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True,
+        bufsize=0,  # unbuffered: select() then sees every line that readline() has not taken yet
+    )  # fmt: skip
+    try:
+        proxy = RunningProxy(popen, "", "")
+        proxy.url = proxy._line("URL")
+        proxy.log_url = proxy._line("log URL") if "--log-proxy" in flags else ""
+        yield proxy
+    finally:
+        popen.terminate()
+        popen.wait(timeout=READY_S)
+        if popen.stdout is not None:
+            popen.stdout.close()
 
 
 if __name__ == "__main__":

@@ -49,3 +49,15 @@ def test_hosts_beyond_the_cap_get_no_stream_and_the_count_is_logged_when_it_chan
     over = [f for e, f in sup.log.events if e == "hosts_over_limit"]  # type: ignore[attr-defined]
     assert over == [{"hosts": 2, "listed": 4, "max_streams": 2}]
     assert manager.most_over_limit == 2
+
+
+def test_a_stream_cut_off_at_the_end_is_lost_but_not_a_silent_one_a_gone_host_or_a_single_failure() -> None:
+    manager, sup = _manager()
+    manager.update([_host(n) for n in ("cut", "once", "silent", "gone")])
+    manager.update([_host(n) for n in ("cut", "once", "silent")])  # gone left the listing
+    cut_off = {"lines": 5, "failed_connects": 2, "last_error": "FetchLogs: unavailable ... refused"}
+    sup.children["stream:cut"].last["stats"] = cut_off
+    sup.children["stream:once"].last["stats"] = {**cut_off, "failed_connects": 1}  # a restart the stop cut short
+    sup.children["stream:silent"].last["stats"] = {**cut_off, "lines": 0}  # that is stream_no_data's
+    sup.children["stream:gone"].last["stats"] = cut_off
+    assert manager.lost() == {"stream:cut": "FetchLogs: unavailable ... refused"}

@@ -11,6 +11,10 @@ written; then the follower is ended, `stream_capped` is logged once, the STATS s
 `capped`, and the child exits without reconnecting. The cap counts the file's size, so a
 restarted child (or a returning host) starts with what is already there.
 
+The STATS count the followers in a row, up to the stop, that could not reach the source
+(`failed_connects`: never started, or ended by themselves, non-zero, with no line) and keep
+the last one's error: the parent tells a stream cut off at the end from one that was not.
+
 An iris_log stream keeps the log-service cursor of its last line on disk in a sidecar
 (`cursor.py`) and resumes by it, exactly; without one (first start, no or a stale
 sidecar) it resumes by since, and then the sidecar is removed until a new mark is saved.
@@ -61,6 +65,7 @@ DRAIN_FIRST_DATA_S = 2.0
 # stream (full reads) is never paused, and a drain or a stop ends the pause at once.
 COALESCE_BELOW_BYTES = 16384
 COALESCE_S = 0.5
+LAST_ERROR_CHARS = 300  # of the last failed follower's stderr, in the STATS
 
 
 class EndReason(enum.StrEnum):
@@ -86,7 +91,8 @@ class StreamChild:
         self.mark = cursor.load(self.cursor_file, found.next_seq, found.last_ts) if self.by_cursor else None
         self.framer = LineFramer(spec.max_line_bytes)
         self.log = ctx.log.bind(vm=host.vm, host=host.host, container=spec.container)
-        self.bytes_in = self.reconnects = self.stale = 0
+        self.bytes_in = self.reconnects = self.stale = self.failed_connects = 0
+        self.last_error = ""
         self.ready_sent = False
         self.stale_reported = False
         self.capped = False
@@ -107,6 +113,7 @@ class StreamChild:
             reason = self._pump(conn) if conn is not None else EndReason.TRANSPORT_EXITED
             if conn is not None:
                 self._disconnect(conn, reason)
+            self._count_failed_connect(conn, reason)
             if self._stopping() or self.capped:
                 break
             self._wait_backoff(conn)
@@ -278,6 +285,14 @@ class StreamChild:
 
     # -- ending a connection, waiting, finishing -----------------------------------
 
+    def _count_failed_connect(self, conn: Connection | None, reason: EndReason) -> None:
+        """Followers in a row that could not reach the source: never started, or failed by themselves with no line."""
+        if conn is not None and conn.delivered:
+            self.failed_connects, self.last_error = 0, ""
+        elif reason is EndReason.TRANSPORT_EXITED and (conn is None or conn.proc.returncode != 0):
+            self.failed_connects += 1
+            self.last_error = conn.stderr_text()[-LAST_ERROR_CHARS:] if conn is not None else "could not start"
+
     def _disconnect(self, conn: Connection, reason: EndReason) -> None:
         grace = self.ctx.grace_s
         if reason is not EndReason.TRANSPORT_EXITED:
@@ -335,6 +350,8 @@ class StreamChild:
             "untimestamped_lines": c.untimestamped_lines,
             "duplicates_skipped": c.duplicates_skipped,
             "stale": self.stale,
+            "failed_connects": self.failed_connects,
+            "last_error": self.last_error,
             "capped": self.capped,
             "file_bytes": self.out.size,
             "last_ts": self.encoder.last_ts,
