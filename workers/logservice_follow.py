@@ -147,12 +147,7 @@ class Follower:
         return len(rows)
 
     def time_left(self) -> float:
-        if self.deadline is None:
-            return CALL_TIMEOUT_S
-        left = float(self.deadline - time.time())
-        if left <= 0:
-            raise Stop
-        return left
+        return time_left(self.deadline)
 
     def wait(self, seconds: float) -> None:
         """Sleep up to `seconds` (bounded by the deadline); Stop on stdin EOF or the deadline."""
@@ -167,11 +162,21 @@ class Follower:
                 return
 
 
-def resolve_log_server(controller: str, token: str) -> str:
+def time_left(deadline_unix: float | None) -> float:
+    """The time a call may take: what is left before --deadline-unix (Stop once it has passed)."""
+    if deadline_unix is None:
+        return CALL_TIMEOUT_S
+    left = float(deadline_unix - time.time())
+    if left <= 0:
+        raise Stop
+    return left
+
+
+def resolve_log_server(controller: str, token: str, timeout_s: float = CALL_TIMEOUT_S) -> str:
     """The log server's URL from the controller's endpoint registry; older Iris served logs itself."""
     with ConnectClient(controller, token) as client:
         try:
-            reply = client.call(LIST_ENDPOINTS, {"prefix": LOG_SERVER_ENDPOINT, "exact": True}, CALL_TIMEOUT_S)
+            reply = client.call(LIST_ENDPOINTS, {"prefix": LOG_SERVER_ENDPOINT, "exact": True}, timeout_s)
         except ApiMismatch:
             return controller
     endpoints = reply.get("endpoints")
@@ -209,7 +214,8 @@ def main(argv: list[str]) -> int:
         since = None if args.since is None else validate_since(args.since)
         if args.cursor is not None and (since is None or args.cursor <= 0):
             raise TimestampError("--cursor needs --since and a positive row id")
-        with ConnectClient(resolve_log_server(args.controller, token), token) as client:
+        server = resolve_log_server(args.controller, token, min(CALL_TIMEOUT_S, time_left(args.deadline_unix)))
+        with ConnectClient(server, token) as client:
             follower = Follower(client, args.key, since, args)
             if args.cursor is not None:
                 follower.resume_after(args.cursor)
