@@ -52,8 +52,9 @@ class FailureReason(enum.StrEnum):
     HOSTS_OVER_LIMIT = "hosts_over_limit"
     # GCP: a slice or instance of the run's prefix could not be deleted (the verdict gives the command).
     CLOUD_CLEANUP_FAILED = "cloud_cleanup_failed"
-    # Jobs the run submitted that it could not see end (job and tasks terminal) before it exited:
-    # they may still be running on the cluster (workers/smoke_tests/sweep.py).
+    # Jobs the run submitted that it could not see end (job and tasks terminal) before it exited,
+    # on a cluster that outlives the run (attached, --keep): they may still be running there
+    # (workers/smoke_tests/sweep.py).
     JOBS_UNCONFIRMED = "jobs_unconfirmed"
 
 

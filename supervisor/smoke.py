@@ -430,8 +430,14 @@ class SmokeRun:
             reasons.append(FailureReason.FOREIGN_JOB)
         if self.cloud_cleanup is not None and self.cloud_cleanup.get("failed"):
             reasons.append(FailureReason.CLOUD_CLEANUP_FAILED)
-        if self.unconfirmed_jobs():
-            reasons.append(FailureReason.JOBS_UNCONFIRMED)
+        unconfirmed = self.unconfirmed_jobs()
+        if unconfirmed:
+            # A cluster the run stops takes its jobs with it (and the audit proves their processes
+            # gone); only on one that outlives the run (attached, --keep) may they go on running.
+            outlives = self.config.attached or self.config.keep
+            self.sup.log.warning("jobs_unconfirmed", jobs=unconfirmed, cluster_outlives_run=outlives)
+            if outlives:
+                reasons.append(FailureReason.JOBS_UNCONFIRMED)
         return reasons + self._observation_failures()
 
     def unconfirmed_jobs(self) -> list[str]:

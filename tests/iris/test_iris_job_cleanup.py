@@ -156,3 +156,34 @@ def test_a_launch_whose_reply_never_came_is_ended_after_a_normal_end(tmp_path: P
         assert outcomes["quick"][0] == "passed" and outcomes["lost-launch"][0] == "error", outcomes
         assert "deadline_exceeded" in outcomes["lost-launch"][1]
         assert swept == {"terminated": 1, "confirmed": 2, "unconfirmed": []}
+
+
+ONE_SLEEPER = """
+[run]
+tests = []
+
+[[tests]]
+name = "sleeps"
+argv = ["sleep", "600"]
+"""
+
+
+def test_a_job_the_run_cannot_end_is_a_jobs_unconfirmed_failure_naming_it(tmp_path: Path) -> None:
+    """Attached through a proxy that refuses TerminateJob, the deadline leaves the sleeper running:
+    the run fails with jobs_unconfirmed (exit 3), and results.json and summary.md name the job."""
+    terminate = f"{CONTROLLER}/TerminateJob"
+    with running_iris_cluster(tmp_path) as cluster, _proxy(cluster.url, "--deny", terminate) as url:
+        argv = run_argv("clunc", tmp_path / "runs", "--cluster", "iris", "--controller", url,
+                        "--config", _config(tmp_path, ONE_SLEEPER), "--timeout", "15")  # fmt: skip
+        with started(argv, tmp_path, "clunc") as sup:
+            (job,) = [e["job"] for e in sup.wait_event("job_launched", timeout_s=15)]
+            assert sup.wait_exit(RUN_EXIT_S) == 3, sup.output.read_text()[-3000:]
+            results, summary = sup.results(), (sup.run_dir / "summary.md").read_text()
+            swept = _confirmed(sup)
+            _assert_nothing_left(sup)
+        still = _under(cluster.url, _root_of(sup))
+        post(cluster.url, terminate, {"jobId": job})  # the test's own cleanup: the run could not
+    assert still[job]["state"] == "JOB_STATE_RUNNING", still
+    assert sorted(results["failure_reasons"]) == ["deadline_exceeded", "jobs_unconfirmed"], results["failure_reasons"]
+    assert swept == {"terminated": 0, "confirmed": 0, "unconfirmed": [job]}
+    assert f"NOT confirmed ended: {job}" in summary
