@@ -58,6 +58,10 @@ class FailureReason(enum.StrEnum):
     HOSTS_OVER_LIMIT = "hosts_over_limit"
     # GCP: a slice or instance of the run's prefix could not be deleted (the verdict gives the command).
     CLOUD_CLEANUP_FAILED = "cloud_cleanup_failed"
+    # Jobs the run submitted that it could not see end (job and tasks terminal) before it exited,
+    # on a cluster that outlives the run (attached, --keep): they may still be running there
+    # (workers/smoke_tests/sweep.py).
+    JOBS_UNCONFIRMED = "jobs_unconfirmed"
 
 
 # Which outcome wins when several reasons are present: the most severe first.
@@ -85,6 +89,7 @@ REASON_OUTCOME: dict[FailureReason, Outcome] = {
     FailureReason.DISCOVERY_FAILED: Outcome.FAILED,
     FailureReason.HOSTS_OVER_LIMIT: Outcome.FAILED,
     FailureReason.CLOUD_CLEANUP_FAILED: Outcome.ERROR,
+    FailureReason.JOBS_UNCONFIRMED: Outcome.ERROR,
 }
 
 

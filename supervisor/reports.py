@@ -107,6 +107,16 @@ def _actions_section(results: dict[str, Any]) -> list[str]:
     return ["## Autoscaler actions", "", *(_table(headers, rows) if rows else ["None recorded."]), ""]
 
 
+def _jobs_line(results: dict[str, Any]) -> list[str]:
+    """What the tests child's last sweep saw of the run's jobs (none when it never ran)."""
+    swept = results.get("jobs_confirmed")
+    if not swept:
+        return []
+    unconfirmed = swept.get("unconfirmed", [])
+    line = f"- jobs: {swept.get('terminated', 0)} terminated at the end, {swept.get('confirmed', 0)} confirmed ended"
+    return [line + (f"; NOT confirmed ended: {', '.join(map(str, unconfirmed))}" if unconfirmed else "")]
+
+
 def render_summary(results: dict[str, Any], run_dir: Path) -> str:
     procs = results.get("processes", {})
     lines = [
@@ -120,6 +130,7 @@ def render_summary(results: dict[str, Any], run_dir: Path) -> str:
         f"- processes: {procs.get('spawned', 0)} spawned, {procs.get('reaped', 0)} reaped,"
         f" {procs.get('orphans_reaped', 0)} orphans reaped, {procs.get('leaked', 0)} leaked,"
         f" {procs.get('zombies', 0)} zombies",
+        *_jobs_line(results),
         "",
     ]
     lines += _tests_section(results) + _streams_section(results) + _actions_section(results)

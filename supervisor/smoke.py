@@ -34,6 +34,7 @@ from supervisor.restart import RestartMode, RestartPolicy
 from supervisor.streams import Host, StreamManager, stream_name
 from workers import iris_local
 from workers.child_args import (
+    TESTS_CHILD_GRACE_S,
     ClusterArgs,
     DiagnosticsArgs,
     DiscoveryArgs,
@@ -50,14 +51,17 @@ from workers.transports import IrisLogTransport, LocalTransport, SshTransport, T
 NEVER = RestartPolicy(mode=RestartMode.NEVER)
 CLUSTER_STOP_GRACE_S = 8.0  # the local cluster stops every VM host and its tasks first
 IRIS_STOP_GRACE_S = 16.0  # a real Iris local cluster takes ~3 s to stop its workers and log server
-TESTS_STOP_GRACE_S = 6.0  # the tests child terminates its jobs over RPC first
+# The tests child hard-exits after its own grace (half of this, as for every child): a
+# controller call in flight, the sweep that terminates and confirms its jobs, its last messages.
+TESTS_STOP_GRACE_S = 2 * TESTS_CHILD_GRACE_S
 DIAGNOSTICS_BUDGET_S = 10.0
 STREAM_DRAIN_BUDGET_S = 3.0
 # A small message per stream this often: enough for the live line, cheap at hundreds of streams.
 STREAM_PROGRESS_S = 2.0  # streams catching up with their followers at the end of a run
 # The cluster must outlive the deadline by the diagnostics budget, or a timed-out run
-# could not say why it timed out.
-CLUSTER_EXTRA_S = DIAGNOSTICS_BUDGET_S + 5.0
+# could not say why it timed out; and by the tests child's grace, or its sweep after the
+# deadline would find no controller to terminate its jobs on.
+CLUSTER_EXTRA_S = max(DIAGNOSTICS_BUDGET_S, TESTS_CHILD_GRACE_S) + 5.0
 # The GCP cleanup child lists once, then deletes (in parallel), each call bounded by its timeout.
 CLOUD_CLEANUP_EXTRA_S = 5.0
 
@@ -85,6 +89,7 @@ class SmokeRun:
     failed_listings: int = 0  # consecutive, as discovery last reported
     most_failed_listings: int = 0
     cloud_cleanup: dict[str, Any] | None = None  # GCP: what the cleanup child deleted, or could not
+    jobs_confirmed: dict[str, Any] | None = None  # the tests child's sweep: terminated, confirmed, unconfirmed
     tunnel_drops: int = 0
     iris_tmp_left: list[str] = field(default_factory=list)  # what Iris left in its TMPDIR after its stop
 
@@ -136,6 +141,8 @@ class SmokeRun:
             self.most_failed_listings = max(self.most_failed_listings, self.failed_listings)
         elif role == "tests" and kind is Kind.RESULT:
             self.results[str(body["test"])] = body
+        elif role == "tests" and kind is Kind.PROGRESS and "jobs_confirmed" in body:
+            self.jobs_confirmed = body["jobs_confirmed"]
         elif role == "diagnostics" and kind is Kind.RESULT:
             self.diagnostics = body
 
@@ -440,7 +447,23 @@ class SmokeRun:
             reasons.append(FailureReason.FOREIGN_JOB)
         if self.cloud_cleanup is not None and self.cloud_cleanup.get("failed"):
             reasons.append(FailureReason.CLOUD_CLEANUP_FAILED)
+        unconfirmed = self.unconfirmed_jobs()
+        if unconfirmed:
+            # A cluster the run stops takes its jobs with it (and the audit proves their processes
+            # gone); only on one that outlives the run (attached, --keep) may they go on running.
+            outlives = self.config.attached or self.config.keep
+            self.sup.log.warning("jobs_unconfirmed", jobs=unconfirmed, cluster_outlives_run=outlives)
+            if outlives:
+                reasons.append(FailureReason.JOBS_UNCONFIRMED)
         return reasons + self._observation_failures()
+
+    def unconfirmed_jobs(self) -> list[str]:
+        """The jobs the tests child could not see end; all it launched if it exited without saying (killed)."""
+        if self.jobs_confirmed is not None:
+            return [str(j) for j in self.jobs_confirmed.get("unconfirmed", [])]
+        tests = self.sup.children.get("tests")
+        ready = tests.last.get(Kind.READY, {}) if tests is not None else {}
+        return [str(j) for t in ready.get("jobs", []) for j in t.get("job_ids", [])]
 
     def _observation_failures(self) -> list[FailureReason]:
         """Seeing nothing, or less than everything, is not a pass (docs: "A verdict on what was seen")."""
@@ -501,6 +524,12 @@ class SmokeRun:
             )
         return stats
 
+    def _jobs_confirmed(self) -> dict[str, Any] | None:
+        """The sweep's report; when the tests child launched jobs and never reported one, every job unconfirmed."""
+        if self.jobs_confirmed is not None or not self.unconfirmed_jobs():
+            return self.jobs_confirmed
+        return {"terminated": 0, "confirmed": 0, "unconfirmed": self.unconfirmed_jobs(), "reported": False}
+
     def summary_extra(self) -> dict[str, Any]:
         diagnostics = self.diagnostics.get("diagnostics", {}) if self.diagnostics else {}
         autoscaler = diagnostics.get("autoscaler", {}) if isinstance(diagnostics, dict) else {}
@@ -517,6 +546,7 @@ class SmokeRun:
                 "iris_tmp_left": self.iris_tmp_left,
             },
             "cloud_cleanup": self.cloud_cleanup,
+            "jobs_confirmed": self._jobs_confirmed(),
             "foreign_jobs": self.foreign_jobs,
             "tests": self.test_results(),
             "streams": self.stream_stats(),

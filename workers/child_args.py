@@ -17,6 +17,15 @@ from workers.gcp.settings import GcpSettings
 UNAVAILABLE_REPORT_S = 30.0
 # A job's end is seen at most this late; a ListJobs of the run's own root is cheap.
 TESTS_POLL_INTERVAL_S = 0.5
+# The tests child's stop, in the order it spends it (its grace is their sum, and the
+# supervisor's TERM-to-KILL grace for it twice that: supervisor.smoke.TESTS_STOP_GRACE_S):
+# a controller call in flight when the stop comes is capped at TESTS_CALL_LIMIT_S; the
+# sweep terminates the run's unfinished jobs and confirms them ended within
+# JOB_SWEEP_BUDGET_S; the last results and the confirmation go out in TESTS_REPORT_S.
+TESTS_CALL_LIMIT_S = 3.0
+JOB_SWEEP_BUDGET_S = 4.0
+TESTS_REPORT_S = 0.5
+TESTS_CHILD_GRACE_S = TESTS_CALL_LIMIT_S + JOB_SWEEP_BUDGET_S + TESTS_REPORT_S
 
 
 class ControllerArgs(Protocol):
@@ -77,6 +86,8 @@ class SuiteArgs:
     probe: str = "env"
     poll_interval_s: float = TESTS_POLL_INTERVAL_S
     unavailable_report_s: float = UNAVAILABLE_REPORT_S
+    call_limit_s: float = TESTS_CALL_LIMIT_S
+    sweep_budget_s: float = JOB_SWEEP_BUDGET_S
 
     @property
     def names(self) -> list[str]:

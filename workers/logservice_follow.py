@@ -147,12 +147,7 @@ class Follower:
         return len(rows)
 
     def time_left(self) -> float:
-        if self.deadline is None:
-            return CALL_TIMEOUT_S
-        left = float(self.deadline - time.time())
-        if left <= 0:
-            raise Stop
-        return left
+        return time_left(self.deadline)
 
     def wait(self, seconds: float) -> None:
         """Sleep up to `seconds` (bounded by the deadline); Stop on stdin EOF or the deadline."""
@@ -167,13 +162,20 @@ class Follower:
                 return
 
 
-def log_server(controller: str, token: str, deadline_unix: float | None) -> str:
-    """The log server's URL, the one call capped by --deadline-unix (Stop when it has passed)."""
-    left = CALL_TIMEOUT_S if deadline_unix is None else deadline_unix - time.time()
+def time_left(deadline_unix: float | None) -> float:
+    """The time a call may take: what is left before --deadline-unix (Stop once it has passed)."""
+    if deadline_unix is None:
+        return CALL_TIMEOUT_S
+    left = float(deadline_unix - time.time())
     if left <= 0:
         raise Stop
+    return left
+
+
+def log_server(controller: str, token: str, deadline_unix: float | None) -> str:
+    """The log server's URL (workers.controller.log_server), the lookup capped by --deadline-unix."""
     with ConnectClient(controller, token) as client:
-        return resolve_log_server(client, min(CALL_TIMEOUT_S, left))
+        return resolve_log_server(client, min(CALL_TIMEOUT_S, time_left(deadline_unix)))
 
 
 def build_parser() -> argparse.ArgumentParser:

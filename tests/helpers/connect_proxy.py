@@ -9,6 +9,8 @@ Flags (each may be combined with the others):
                              iris.cluster.EndpointService/ListEndpoints), as an Iris lacking it would
   --lose-first-reply METHOD  forward METHOD's first call, then hang up without answering (a reply
                              lost in a tunnel that dropped)
+  --hang-first-reply METHOD  forward METHOD's first call and never answer it (a reply stuck until the
+                             caller's timeout), for at most HANG_S
   --unauthenticated          answer every POST 401 with a Connect body, as a controller with auth
                              refuses a bad token (GET /health passes)
   --route METHOD=URL         send METHOD to another server, e.g. FetchLogs to the real log server: the
@@ -55,6 +57,7 @@ GONE = "log_server_gone"
 UPSTREAM_TIMEOUT_S = 30.0
 READY_S = 10.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
+HANG_S = 60.0  # a hung reply waits this long at most for its caller to give up
 
 
 @dataclasses.dataclass
@@ -64,6 +67,7 @@ class Routes:
     upstream: str
     denied: set[str] = dataclasses.field(default_factory=set)
     lose_first: set[str] = dataclasses.field(default_factory=set)
+    hang_first: set[str] = dataclasses.field(default_factory=set)
     refuse: bool = False
     routes: dict[str, str] = dataclasses.field(default_factory=dict)  # method -> URL
     log_server_address: str = ""  # ListEndpoints' answer, made up
@@ -107,14 +111,22 @@ def handler(routes: Routes) -> type[http.server.BaseHTTPRequestHandler]:
             request = urllib.request.Request(url, data=body or None, headers=headers, method=http_method)
             try:
                 with _OPENER.open(request, timeout=UPSTREAM_TIMEOUT_S) as reply:
-                    if method in routes.lose_first and method not in routes.lost:
+                    if method in routes.lose_first | routes.hang_first and method not in routes.lost:
                         routes.lost.add(method)  # the upstream did the work; its answer never arrives
                         self.close_connection = True
+                        if method in routes.hang_first:
+                            self._hold()
                         return
                     data = routes.rewrite(method, reply.read())
                     self._answer(reply.status, data, reply.headers.get("Content-Type", ""))
             except urllib.error.HTTPError as exc:
                 self._answer(exc.code, exc.read(), exc.headers.get("Content-Type", ""))
+
+        def _hold(self) -> None:
+            """Say nothing until the caller closes its end (its timeout), within HANG_S."""
+            self.connection.settimeout(HANG_S)
+            with contextlib.suppress(OSError):
+                self.rfile.read(1)
 
         def _answer(self, status: int, data: bytes, content_type: str) -> None:
             self.send_response(status)
@@ -187,15 +199,22 @@ def main() -> int:
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--deny", action="append", default=[])
     parser.add_argument("--lose-first-reply", action="append", default=[])
+    parser.add_argument("--hang-first-reply", action="append", default=[])
     parser.add_argument("--unauthenticated", action="store_true")
     parser.add_argument("--route", action="append", default=[], help="METHOD=URL")
     parser.add_argument("--log-server-address", default="")
     parser.add_argument("--log-proxy", action="store_true")
     args = parser.parse_args()
     upstream = args.upstream.rstrip("/")
-    routes = Routes(upstream, set(args.deny), set(args.lose_first_reply), args.unauthenticated,
-                    {k: v.rstrip("/") for k, _, v in (r.partition("=") for r in args.route)},
-                    args.log_server_address)  # fmt: skip
+    routes = Routes(
+        upstream,
+        denied=set(args.deny),
+        lose_first=set(args.lose_first_reply),
+        hang_first=set(args.hang_first_reply),
+        refuse=args.unauthenticated,
+        routes={k: v.rstrip("/") for k, _, v in (r.partition("=") for r in args.route)},
+        log_server_address=args.log_server_address,
+    )
     server = Listener(handler(routes))
     logs = Listener(handler(Routes(log_server_of(upstream)))) if args.log_proxy else None
 

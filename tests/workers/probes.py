@@ -37,6 +37,17 @@ def jobs(ctx: ChildContext) -> int:
     return ChildExit.OK
 
 
+def jobs_and_tasks(ctx: ChildContext) -> int:
+    """args: target; RESULT jobs=[{job_id, state, tasks: [task states]}] of the jobs under its root."""
+    with polling.connect(ctx) as controller:
+        found: list[dict[str, Any]] = [
+            {"job_id": j.job_id, "state": j.state, "tasks": [t.state for t in controller.list_tasks(j.job_id)]}
+            for j in controller.list_jobs()
+        ]
+    ctx.channel.send(Kind.RESULT, jobs=found)
+    return ChildExit.OK
+
+
 def discovery_hosts(ctx: ChildContext) -> int:
     """args: workers [{worker_id, vm_name, address, attributes}]; RESULT hosts = discovery's set for them."""
     workers = [Worker(healthy=True, **w) for w in ctx.args["workers"]]

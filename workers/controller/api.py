@@ -61,15 +61,20 @@ def rpc_timeout(deadline: Deadline, limit_s: float = RPC_TIMEOUT_S) -> float:
 
 
 @contextlib.contextmanager
-def open_controller(target: ControllerTarget, deadline: Deadline) -> Iterator[Controller]:
-    """The child's one connection to its controller, closed however the block ends."""
+def open_controller(
+    target: ControllerTarget, deadline: Deadline, call_limit_s: float = RPC_TIMEOUT_S
+) -> Iterator[Controller]:
+    """The child's one connection to its controller, closed however the block ends.
+
+    `call_limit_s` replaces RPC_TIMEOUT_S as the per-call limit: a child that must stay
+    responsive to a stop (the tests child, within its grace) asks for less."""
     if target.api is ApiKind.IRIS:
         from workers.controller.connect_api import IrisController
 
-        with IrisController.open(target, deadline) as iris:
+        with IrisController.open(target, deadline, call_limit_s) as iris:
             yield iris
     else:
         from workers.controller.grpc_api import EmbeddedController
 
-        with EmbeddedController.open(target, deadline) as embedded:
+        with EmbeddedController.open(target, deadline, call_limit_s) as embedded:
             yield embedded

@@ -28,7 +28,7 @@ from typing import Any
 
 from common.controller_target import JOB_RUN_ID_ENV, ControllerTarget
 from common.deadline import Deadline
-from workers.controller.api import not_ours, rpc_timeout
+from workers.controller.api import RPC_TIMEOUT_S, not_ours, rpc_timeout
 from workers.controller.connect_http import ConnectClient, read_token
 from workers.controller.log_server import FETCH_LOGS, resolve_log_server
 from workers.controller.model import (
@@ -129,8 +129,11 @@ class IrisController:
     # What Iris passes to a task's children (IRIS_JOB_CONSTRAINTS, INHERITED_CONSTRAINT_KEYS in 0.2.227).
     inherited_constraint_keys: frozenset[str] | None = frozenset({"region", "zone"})
 
-    def __init__(self, client: ConnectClient, target: ControllerTarget, deadline: Deadline) -> None:
+    def __init__(
+        self, client: ConnectClient, target: ControllerTarget, deadline: Deadline, call_limit_s: float = RPC_TIMEOUT_S
+    ) -> None:
         self.client = client
+        self.call_limit_s = call_limit_s
         self.deadline = deadline
         self.target = target
         self.root = target.job_prefix
@@ -138,9 +141,11 @@ class IrisController:
 
     @classmethod
     @contextlib.contextmanager
-    def open(cls, target: ControllerTarget, deadline: Deadline) -> Iterator["IrisController"]:
+    def open(
+        cls, target: ControllerTarget, deadline: Deadline, call_limit_s: float = RPC_TIMEOUT_S
+    ) -> Iterator["IrisController"]:
         with ConnectClient(target.address, read_token(target.token_file, target.token_env)) as client:
-            iris = cls(client, target, deadline)
+            iris = cls(client, target, deadline, call_limit_s)
             try:
                 yield iris
             finally:
@@ -148,8 +153,11 @@ class IrisController:
                     iris._log_server.close()
 
     def _call(self, method: str, body: dict[str, Any], timeout_s: float | None = None) -> Field:
-        reply = self.client.call(method, body, timeout_s if timeout_s is not None else rpc_timeout(self.deadline))
+        reply = self.client.call(method, body, timeout_s if timeout_s is not None else self._timeout())
         return Field.of(method, reply)
+
+    def _timeout(self) -> float:
+        return rpc_timeout(self.deadline, self.call_limit_s)
 
     def serving(self, timeout_s: float, stop_fd: int | None = None) -> bool:
         end = Deadline.after(min(timeout_s, self.deadline.remaining()))
@@ -329,14 +337,14 @@ class IrisController:
     def log_server(self) -> ConnectClient:
         """The log service's client: its own address where Iris advertises one, else the controller's."""
         if self._log_server is None:
-            address = resolve_log_server(self.client, rpc_timeout(self.deadline))
+            address = resolve_log_server(self.client, self._timeout())
             # Served by the controller itself (older Iris): its connection pool serves both.
             same = address == self.client.base_url
             self._log_server = self.client if same else ConnectClient(address, self.client.token)
         return self._log_server
 
     def fetch_logs(self, body: dict[str, Any]) -> Field:
-        return Field.of(FETCH_LOGS, self.log_server().call(FETCH_LOGS, body, rpc_timeout(self.deadline)))
+        return Field.of(FETCH_LOGS, self.log_server().call(FETCH_LOGS, body, self._timeout()))
 
     def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
         """The task's last lines. Workers push output in batches, so a task that has just ended

@@ -20,7 +20,7 @@ from common.controller_target import JOB_RUN_ID_ENV, ControllerTarget
 from common.deadline import Deadline
 from iris_smoke_api.v1 import controller_pb2 as pb
 from iris_smoke_api.v1 import controller_pb2_grpc
-from workers.controller.api import not_ours, rpc_timeout
+from workers.controller.api import RPC_TIMEOUT_S, not_ours, rpc_timeout
 from workers.controller.model import (
     Action,
     AutoscalerStatus,
@@ -79,8 +79,11 @@ def _duration(seconds: float) -> Duration:
 class EmbeddedController:
     inherited_constraint_keys: frozenset[str] | None = None  # the controller inherits them all
 
-    def __init__(self, channel: grpc.Channel, target: ControllerTarget, deadline: Deadline) -> None:
+    def __init__(
+        self, channel: grpc.Channel, target: ControllerTarget, deadline: Deadline, call_limit_s: float = RPC_TIMEOUT_S
+    ) -> None:
         self.channel = channel
+        self.call_limit_s = call_limit_s
         self.stub = controller_pb2_grpc.ControllerServiceStub(channel)
         self.deadline = deadline
         self.target = target
@@ -88,12 +91,14 @@ class EmbeddedController:
 
     @classmethod
     @contextlib.contextmanager
-    def open(cls, target: ControllerTarget, deadline: Deadline) -> Iterator["EmbeddedController"]:
+    def open(
+        cls, target: ControllerTarget, deadline: Deadline, call_limit_s: float = RPC_TIMEOUT_S
+    ) -> Iterator["EmbeddedController"]:
         with grpc.insecure_channel(target.address) as channel:
-            yield cls(channel, target, deadline)
+            yield cls(channel, target, deadline, call_limit_s)
 
     def _timeout(self) -> float:
-        return rpc_timeout(self.deadline)
+        return rpc_timeout(self.deadline, self.call_limit_s)
 
     def serving(self, timeout_s: float, stop_fd: int | None = None) -> bool:
         """Poll the standard health service until SERVING, a stop, or the time is up.

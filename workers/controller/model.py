@@ -40,10 +40,20 @@ _JOB_FINISHED = frozenset(
     {JobState.SUCCEEDED, JobState.FAILED, JobState.KILLED, JobState.WORKER_FAILED, JobState.UNSCHEDULABLE}
 )
 FAILED_TASK_STATES = frozenset({TaskState.FAILED, TaskState.WORKER_FAILED})
+# As Iris's TERMINAL_TASK_STATES (iris/resources/state.py): preempted counts, since a task of
+# a finished job is not retried.
+_TASK_FINISHED = frozenset(
+    {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.KILLED, TaskState.WORKER_FAILED, TaskState.UNSCHEDULABLE,
+     TaskState.PREEMPTED, TaskState.COSCHED_FAILED}
+)  # fmt: skip
 
 
 def job_finished(state: JobState) -> bool:
     return state in _JOB_FINISHED
+
+
+def task_finished(state: TaskState) -> bool:
+    return state in _TASK_FINISHED
 
 
 class ErrorCode(enum.StrEnum):

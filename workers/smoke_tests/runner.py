@@ -14,12 +14,15 @@ Order of work, and why:
    any, so the autoscaler sees all the demand at once; then send READY.
 3. Poll this run's jobs (one listing of the jobs under the run's root per interval). A test ends when all
    its jobs are finished: it passes when each job's final state is what it expects (and,
-   for the coscheduled test, task i ran on host i of one slice). Failed tasks' last log
-   lines are fetched for the report. A test still running `job_timeout_s` after its
-   submission times out and its jobs are terminated.
-4. On a stop request or at the deadline: terminate every launched job not yet finished
-   (cleanup RPCs carry their own short timeout, since the run's deadline may be gone),
-   report each unfinished test as `timeout`, and exit.
+   for the coscheduled test, task i ran on host i of one slice, every replica listed).
+   Failed tasks' last log lines are fetched for the report. A test still running
+   `job_timeout_s` after its submission times out and its jobs are terminated.
+4. However the child ends (all tests done, a stop request, the deadline): the sweep
+   (`sweep.py`) terminates every unfinished job under the run's root and confirms each
+   ended, tasks included, within its own budget; then each unfinished test is reported as
+   `timeout`, and `jobs_confirmed` says what the sweep saw.
+Every controller call is capped at `call_limit_s` (not the adapters' 10 s): a stop that
+arrives during one must leave the sweep its budget inside the child's grace.
 """
 
 import contextlib
@@ -36,7 +39,7 @@ from common.messages import Kind
 from common.outcome import Outcome
 from workers.child_args import TESTS_POLL_INTERVAL_S, SuiteArgs
 from workers.controller import polling
-from workers.controller.api import Controller, rpc_timeout
+from workers.controller.api import Controller, open_controller, rpc_timeout
 from workers.controller.model import (
     FAILED_TASK_STATES,
     AutoscalerStatus,
@@ -49,6 +52,7 @@ from workers.controller.model import (
     job_finished,
 )
 from workers.runtime import ChildContext
+from workers.smoke_tests import sweep
 from workers.smoke_tests.checks import placement_problem, refusal
 from workers.smoke_tests.parity_tests import PARITY_TESTS, PROBES, ParitySettings, parity_tests
 from workers.smoke_tests.shape import DEFAULT_REGION_ATTRIBUTE, Shape, shape_of, unknown_groups
@@ -86,7 +90,7 @@ class SmokeTests:
         self.launched_at = 0.0
 
     def _timeout(self) -> float:
-        return rpc_timeout(self.ctx.deadline)
+        return rpc_timeout(self.ctx.deadline, self.ctx.args.call_limit_s)
 
     def launch_all(self) -> None:
         self.launched_at = time.time()
@@ -204,7 +208,7 @@ class SmokeTests:
             reason = f"job {job_id} ended {state}, expected {run.expect}" + (f": {error}" if error else "")
             self.finish(run, Outcome.FAILED, reason)
         elif run.check_placement:
-            problem = self._placement_problem(run.job_ids[0])
+            problem = self._placement_problem(run.job_ids[0], run.requests[0].replicas)
             self.finish(run, Outcome.FAILED if problem else Outcome.PASSED, problem)
         elif run.placement:
             problem = self._constraint_problem(run)
@@ -212,9 +216,11 @@ class SmokeTests:
         else:
             self.finish(run, Outcome.PASSED, "")
 
-    def _placement_problem(self, job_id: str) -> str:
-        """Task i must have run on host i of one slice, each on its own host."""
-        tasks = sorted(self._tasks(job_id), key=lambda t: t.task_index)
+    def _placement_problem(self, job_id: str, replicas: int) -> str:
+        """Task i must have run on host i of one slice, each on its own host; every replica is checked."""
+        tasks, problem = self._every_task(job_id, replicas)
+        if problem:
+            return problem
         try:
             workers = {w.worker_id: w for w in self.controller.list_workers()}
         except ControllerError as exc:
@@ -241,7 +247,7 @@ class SmokeTests:
         except ControllerError as exc:
             return f"cannot check placement: ListWorkers {exc.code}"
         for request, job_id in zip(run.requests, run.job_ids, strict=True):
-            checked = [(job_id, request.constraints)]
+            checked = [(job_id, request.constraints, request.replicas)]
             if request.child is not None:
                 children = self._children(job_id)
                 if not children:
@@ -250,12 +256,25 @@ class SmokeTests:
                 if bad is not None:
                     return f"child job {bad.job_id} ended {bad.state}" + (f": {bad.error}" if bad.error else "")
                 wanted = request.constraints if run.child_inherits else ()
-                checked += [(c.job_id, wanted + request.child.constraints) for c in children]
-            for checked_id, constraints in checked:
-                problem = placement_problem(self._tasks(checked_id), workers, constraints)
+                checked += [(c.job_id, wanted + request.child.constraints, request.child.replicas) for c in children]
+            for checked_id, constraints, replicas in checked:
+                tasks, problem = self._every_task(checked_id, replicas)
+                problem = problem or placement_problem(tasks, workers, constraints)
                 if problem:
                     return f"job {checked_id}: {problem}"
         return ""
+
+    def _every_task(self, job_id: str, replicas: int) -> tuple[list[Task], str]:
+        """The job's tasks by index, or why they cannot be checked: a placement check that saw
+        no task, or fewer than the job's replicas, has checked nothing and must not pass."""
+        try:
+            tasks = sorted(self.controller.list_tasks(job_id), key=lambda t: t.task_index)
+        except ControllerError as exc:
+            return [], f"cannot check placement: ListTasks of {job_id} failed: {exc.code} {exc.details}".strip()
+        if len(tasks) != replicas:
+            listed = f"listed {len(tasks)} tasks, expected {replicas} (its replicas)"
+            return tasks, f"cannot check placement: ListTasks of {job_id} {listed}"
+        return tasks, ""
 
     def _tasks(self, job_id: str) -> list[Task]:
         try:
@@ -265,6 +284,8 @@ class SmokeTests:
             return []
 
     def _log_tail(self, job_id: str, index: int) -> list[str]:
+        if self.ctx.stop.requested():
+            return ["<logs not fetched: the tests child is stopping>"]  # the sweep needs the time
         try:
             lines = self.controller.task_log_tail(job_id, index, LOG_TAIL_LINES)
         except ControllerError as exc:
@@ -333,18 +354,17 @@ class SmokeTests:
         with contextlib.suppress(ControllerError):
             self.jobs.update((j.job_id, j) for j in self.controller.list_jobs())
 
-    def abandon(self) -> None:
-        """Stop or deadline: terminate what is still running, report the rest as timeout."""
-        # Also every unfinished job the last listing of our root showed, known to us or not: a
-        # launch whose reply was lost (a timeout) still created its job on the controller.
-        listed = {j for j in self.jobs if not job_finished(self._state(j))}
-        unfinished = sorted({j for r in self.pending() for j in self._unfinished(r)} | listed)
-        # Its own deadline: the run's may be gone, and cleanup must still happen, within
-        # the half of our stop grace that leaves time to send the results.
-        self.terminate(unfinished, max(0.05, self.ctx.grace_s / 2))
+    def end(self) -> None:
+        """However the child ends: sweep the run's root (every job launched or listed, and any a
+        lost LaunchJob reply hid from us), then report the tests still pending as timeout."""
+        started = time.monotonic()
+        launched = [j for r in self.runs for j in r.job_ids]
+        done = sweep.sweep(self.ctx, sweep.known_states(self.jobs, launched))
+        self.jobs.update(done.jobs)
         reason = self.ctx.stop.reason or "deadline"
         for run in self.pending():
             self.finish(run, Outcome.TIMEOUT, f"stopped ({reason}) before the test finished", fetch=False)
+        sweep.report(self.ctx, done, started)
 
 
 def _named_as_host(worker_id: str, index: int) -> bool:
@@ -434,7 +454,7 @@ def _report_all(ctx: ChildContext, names: Sequence[str], outcome: Outcome, error
 
 def main(ctx: ChildContext) -> int:
     args: SuiteArgs = ctx.args
-    with polling.connect(ctx) as controller:
+    with open_controller(args.target, ctx.deadline, args.call_limit_s) as controller:
         status = _autoscaler_status(ctx, controller)
         if not isinstance(status, AutoscalerStatus):
             stopped = ctx.stop.requested() or ctx.deadline.expired()
@@ -454,13 +474,14 @@ def main(ctx: ChildContext) -> int:
         ctx.log.info("tests_starting", tests=[r.name for r in runs], device=acc.device, variant=acc.variant,
                      hosts_per_slice=acc.hosts_per_slice, chips_per_host=acc.chips_per_host)  # fmt: skip
         tests = SmokeTests(ctx, controller, runs, args.job_timeout_s)
-        tests.launch_all()
-        ctx.channel.send(Kind.READY, jobs=[{"test": r.name, "job_ids": r.job_ids} for r in runs])
-        for _ in polling.poll_every(ctx, args.poll_interval_s):
-            tests.poll()
-            if not tests.pending():
-                break
-        if tests.pending():
-            tests.abandon()
+        try:
+            tests.launch_all()
+            ctx.channel.send(Kind.READY, jobs=[{"test": r.name, "job_ids": r.job_ids} for r in runs])
+            for _ in polling.poll_every(ctx, args.poll_interval_s):
+                tests.poll()
+                if not tests.pending():
+                    break
+        finally:
+            tests.end()
     ctx.log.info("tests_done", reason=ctx.stop.reason or "finished")
     return ChildExit.OK
