@@ -131,9 +131,17 @@ class LogsMismatch:
         return [Task(f"{job_id}/0", 0, TaskState.FAILED)]
 
 
+class NoStop:
+    """A child nobody asked to stop."""
+
+    def requested(self) -> bool:
+        return False
+
+
 @dataclass
 class ChildCtx(Recorder):
     args: DiagnosticsArgs = field(default_factory=lambda: DiagnosticsArgs(TARGET, Path("/nonexistent")))
+    stop: NoStop = field(default_factory=NoStop)
 
 
 def test_a_log_tail_mismatch_in_the_tests_child_is_reported() -> None:
