@@ -154,6 +154,9 @@ class SmokeRun:
             self.unauthenticated = {"child": child, **body["unauthenticated"]}
         if body.get("controller") == "unavailable" and self.controller_outage is None:
             self.controller_outage = {"child": child, "unavailable_for_s": body.get("unavailable_for_s")}
+            # Nothing left to do needs a controller gone this long, and a canary's deadline can be
+            # many minutes away: end the run now, with its cleanup, rather than wait for it.
+            self.sup.request_stop(FailureReason.CONTROLLER_UNAVAILABLE)
 
     # -- the supervisor's work (supervisor/run.py `Work`) ------------------------------
 
