@@ -183,9 +183,9 @@ argv = ["sleep", "600"]
 
 def test_sigterm_during_the_tests_exits_143_and_kills_every_submitted_job(tmp_path: Path) -> None:
     with running_iris_cluster(tmp_path) as cluster:
-        argv = run_argv("term", tmp_path / "runs", "--cluster", "iris", "--controller", cluster.url,
+        argv = run_argv("iris-term", tmp_path / "runs", "--cluster", "iris", "--controller", cluster.url,
                         "--config", _config(tmp_path, SLEEPS), "--timeout", "90")  # fmt: skip
-        with started(argv, tmp_path, "term") as sup:
+        with started(argv, tmp_path, "iris-term") as sup:
             sup.wait_event("job_launched", count=2, timeout_s=30)
             wait_for(lambda: "JOB_STATE_RUNNING" in _jobs(cluster.url, _launched(sup)).values(), 20, "a job running")
             sup.signal(signal.SIGTERM)

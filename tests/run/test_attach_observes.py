@@ -29,8 +29,8 @@ def _stop_kept(prefix: str) -> None:
 
 
 def _kept_address(tmp_path: Path) -> str:
-    argv = run_argv("keeper", tmp_path / "runs", "--keep", "--tests", "simple", "--prefix", "kept-attach")
-    with started(argv, tmp_path, "keeper") as sup:
+    argv = run_argv("obs-keeper", tmp_path / "runs", "--keep", "--tests", "simple", "--prefix", "kept-attach")
+    with started(argv, tmp_path, "obs-keeper") as sup:
         assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
         found = re.search(r"--controller (\S+)", sup.output.read_text())
         assert found, sup.output.read_text()[-3000:]
@@ -42,8 +42,8 @@ def test_an_attached_run_streams_the_kept_clusters_logs_under_its_prefix(tmp_pat
     try:
         address = _kept_address(tmp_path)
         kept = processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", "kept-attach")
-        attach = run_argv("attacher", tmp_path / "runs", "--controller", address, "--tests", "simple")
-        with started(attach, tmp_path, "attacher") as sup:
+        attach = run_argv("obs-attacher", tmp_path / "runs", "--controller", address, "--tests", "simple")
+        with started(attach, tmp_path, "obs-attacher") as sup:
             assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
             results = sup.results()
             assert results["cluster"]["vm_prefix"] == "kept-attach"

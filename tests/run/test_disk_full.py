@@ -29,7 +29,7 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_run_on_a_full_disk_reports_it_and_exits_3(tmp_path: Path, full_disk: Path) -> None:
-    with started(run_argv("full", full_disk), tmp_path, "full") as sup:
+    with started(run_argv("disk-full", full_disk), tmp_path, "disk-full") as sup:
         assert sup.wait_exit(RUN_EXIT_S) == 3
         output = sup.output.read_text()
     assert "Traceback" not in output
