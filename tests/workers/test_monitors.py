@@ -23,7 +23,13 @@ def test_scheduling_monitor_records_pending_reason_while_a_slice_boots_and_each_
     with forked_child("workers.monitors.scheduling:main", args, tmp_path / "run", name="monitor:scheduling") as child:
         child.wait_message(Kind.READY, timeout_s=10)
         (job_id,) = launch_jobs(cluster, tmp_path / "probe", "mon", TPU_JOB)
-        wait_for(lambda: any(e["new"] == "succeeded" for e in child.events("task_state_changed")), 15, "task succeeded")
+
+        # The job's state follows its task's by one controller update: wait for both.
+        def both_succeeded() -> bool:
+            kinds = ("task_state_changed", "job_state_changed")
+            return all(any(e["new"] == "succeeded" for e in child.events(kind)) for kind in kinds)
+
+        wait_for(both_succeeded, 15, "task and job succeeded")
         assert child.stop_and_reap() == 0
         assert child.stop_to_exit_s is not None and child.stop_to_exit_s < STOP_WITHIN_S
 
