@@ -25,7 +25,7 @@ from common.messages import HostsAssembler, Kind, Message
 from common.outcome import FailureReason
 from supervisor import leftovers
 from supervisor.arbiter import Supervisor
-from supervisor.children import ChildRecord, ChildSpec
+from supervisor.children import ChildRecord, ChildSpec, ChildState
 from supervisor.config import ClusterKind, Policy
 from supervisor.phases import phase
 from supervisor.preflight import RunPlan
@@ -56,6 +56,8 @@ IRIS_STOP_GRACE_S = 16.0  # a real Iris local cluster takes ~3 s to stop its wor
 TESTS_STOP_GRACE_S = 2 * TESTS_CHILD_GRACE_S
 DIAGNOSTICS_BUDGET_S = 10.0
 STREAM_DRAIN_BUDGET_S = 3.0
+# Discovery's last listing, and then the streams it starts becoming ready: each at most this long.
+LAST_LOOK_BUDGET_S = 2.0
 # A small message per stream this often: enough for the live line, cheap at hundreds of streams.
 STREAM_PROGRESS_S = 2.0  # streams catching up with their followers at the end of a run
 # The cluster must outlive the deadline by the diagnostics budget, or a timed-out run
@@ -350,6 +352,8 @@ class SmokeRun:
         """
         order = (("tests", "diagnostics"), ("monitor", "discovery"), ("stream",), ("cluster",))
         for roles in order:
+            if "discovery" in roles and self.sup.stop_reason is None:
+                self.last_look()
             group = [r for r in self.sup.children.values() if r.spec.role in roles and not r.finished]
             if "stream" in roles and self.sup.stop_reason not in (FailureReason.SIGTERM, FailureReason.SIGINT):
                 group = self.sup.drain(group, STREAM_DRAIN_BUDGET_S)
@@ -358,6 +362,19 @@ class SmokeRun:
             self.sup.log.info("cleanup_step", roles=list(roles), stopped=len(group))
         self.delete_leftovers("end")
         self.delete_cloud_resources()
+
+    def last_look(self) -> None:
+        """One last listing once the tests are over: a host that came up within the last discovery
+        interval (a slice that booted for the final test) gets its stream, and is drained with the rest."""
+        discovery = self.sup.children.get("discovery")
+        if discovery is None or discovery.finished:
+            return
+        before = {r.name for r in self.streams.records()}
+        self.sup.drain([discovery], LAST_LOOK_BUDGET_S)
+        new = [r for r in self.streams.records() if r.name not in before]
+        # A stream signalled before its handler is set would miss the drain: let it start first.
+        self.sup.serve(LAST_LOOK_BUDGET_S, lambda: all(r.state is not ChildState.STARTING for r in new))
+        self.sup.log.info("cleanup_step", roles=["last_look"], new_streams=len(new))
 
     def delete_cloud_resources(self) -> None:
         """GCP: every slice and instance of the prefix goes, unless `--keep`; also after a stop or timeout."""

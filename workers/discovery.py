@@ -159,5 +159,5 @@ def main(ctx: ChildContext) -> int:
             if hosts != sent:
                 ctx.log.info("hosts_discovered", count=len(hosts), vms=[h["vm"] for h in hosts][:50])
             sent = hosts
-    ctx.log.info("discovery_stopped", reason=ctx.stop.reason or "deadline")
+    ctx.log.info("discovery_stopped", reason=ctx.stop.reason or ctx.drain.reason or "deadline")
     return ChildExit.OK

@@ -109,8 +109,12 @@ def _detach(launch: Launch, message_fd: int) -> None:
     # The supervisor's signal wake-up pipe is about to be closed; the handlers it set
     # would write to a stale descriptor.
     signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGALRM, signal.SIGUSR1):
+    for sig in (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGALRM):
         signal.signal(sig, signal.SIG_DFL)
+    # SIGUSR1's default action kills: a drain sent before this child installs its handler (a
+    # stream started moments before cleanup) is lost, not fatal; the supervisor's drain budget
+    # then ends it. Ignored only until the handler is set, before any program is started.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logs.forget_after_fork()
     devnull = os.open(os.devnull, os.O_RDONLY)

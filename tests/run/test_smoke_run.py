@@ -245,6 +245,25 @@ def test_a_slice_that_appears_mid_run_gets_a_stream_per_host_under_a_custom_pref
         _assert_nothing_left(sup)
 
 
+def test_hosts_that_came_up_since_the_last_listing_are_streamed_by_a_last_look(tmp_path: Path) -> None:
+    """Discovery every 60 s lists the cluster once at the start; the TPU slice boots mid-run for the
+    coscheduled test, so only the last listing, once the tests are over, can give its hosts streams
+    (and their streams still catch each task's lines before the drain)."""
+    cluster_config = tmp_path / "cluster.toml"
+    cluster_config.write_text(LATE_SLICE)
+    config = _config(tmp_path, f'[cluster]\nlocal_config = "{cluster_config}"\n[run]\ntests = ["coscheduled"]\n')
+    argv = run_argv("last-look", tmp_path / "runs", "--config", config, "--prefix", "lastlook",
+                    "--discovery-interval", "60")  # fmt: skip
+    with started(argv, tmp_path, "last-look") as sup:
+        assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
+        [look] = [e for e in sup.find("cleanup_step") if e["roles"] == ["last_look"]]
+        assert look["new_streams"] == 5  # the CPU host too: it booted just after the first listing
+        for i in range(4):
+            lines = [r["line"] for r in _jsonl(sup.run_dir / "logs" / "vms" / f"lastlook-tpu-0-w{i}.jsonl")]
+            assert any(f"cosched task {i}/4" in line for line in lines)
+        _assert_nothing_left(sup)
+
+
 def _seconds_between(earlier: str, later: str) -> float:
     from datetime import datetime
 

@@ -47,9 +47,9 @@ def connect(ctx: ChildContext) -> Iterator[Controller]:
 
 
 def wait_or_stop(ctx: ChildContext, seconds: float) -> bool:
-    """Wait up to `seconds` (capped by the deadline); True if a stop was requested."""
-    if not ctx.stop.requested():
-        select.select([ctx.stop.fd], [], [], max(0.0, ctx.deadline.cap(seconds)))
+    """Wait up to `seconds` (capped by the deadline; a drain ends it early); True if a stop was requested."""
+    if not (ctx.stop.requested() or ctx.drain.requested()):
+        select.select([ctx.stop.fd, ctx.drain.fd], [], [], max(0.0, ctx.deadline.cap(seconds)))
     return ctx.stop.requested() or ctx.deadline.expired()
 
 
@@ -58,12 +58,15 @@ def poll_every(ctx: ChildContext, interval_s: float) -> Iterator[int]:
 
     The interval runs from the start of one poll to the start of the next, so a slow
     call does not stretch the cadence; a poll that overran its interval is followed at once.
+    A drain (SIGUSR1) asks for one last poll, begun after it, and then the end.
     """
     polls = 0
     while not (ctx.stop.requested() or ctx.deadline.expired()):
-        started = time.monotonic()
+        started, last = time.monotonic(), ctx.drain.requested()
         yield polls
         polls += 1
+        if last:
+            return
         if wait_or_stop(ctx, interval_s - (time.monotonic() - started)):
             return
 
