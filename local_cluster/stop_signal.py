@@ -24,6 +24,11 @@ class StopSignal:
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.set(signal.Signals(signum).name)
+        if signum == signal.SIGTERM:
+            # The stop is under way and a second TERM (a supervisor and its child both stopping
+            # us) adds nothing; but once Python finalizes it resets this handler to the default,
+            # and a TERM then kills us mid-exit (-15, not 0). KILL remains the escalation.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def set(self, reason: str) -> None:
         if self.reason is None:
