@@ -43,6 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install_iris.sh"
 VERSIONS_FILE = REPO_ROOT / "scripts" / "iris-versions.env"
 BIN_ENV = "IRIS_SMOKE_IRIS_BIN"
+TERM_GRACE_S = 10.0  # Iris's stop after SIGTERM, before the group is KILLed
 START_TIMEOUT_S = 60.0  # a readiness wait: a loaded 2-core machine takes a while to start Iris
 # Iris can take its time: a killed task's thread gets 5 s, its log client 10 s to drain (seen with 0.2.227).
 STOP_TIMEOUT_S = 30.0
@@ -180,16 +181,18 @@ def _group_members(pgid: int) -> list[psutil.Process]:
 
 def _stop(cluster: IrisCluster) -> list[str]:
     """Stop the cluster; returns a description of everything that did not go by itself."""
-    popen, problems = cluster.popen, []
+    popen, problems, killed_iris = cluster.popen, [], False
     if popen.poll() is None:
         signal_group(popen.pid, signal.SIGTERM)
         try:
-            popen.wait(timeout=iris_local.STOP_GRACE_S)
+            popen.wait(timeout=TERM_GRACE_S)
         except subprocess.TimeoutExpired:
             # Iris 0.2.227's own stop can hang for a minute on its workers' log flushes (see
-            # workers/iris_local.STOP_GRACE_S): after the same grace a run gives it, KILL, as a run does.
+            # workers/iris_local.STOP_GRACE_S): KILL, as a run does. Its temporary directories
+            # then stay, inside this test's directory.
             signal_group(popen.pid, signal.SIGKILL)
             popen.wait(timeout=STOP_TIMEOUT_S)
+            killed_iris = True
     # Whatever is left of its group or carries its tag gets a moment to exit before stop_cluster kills it.
     deadline = time.monotonic() + DESCENDANTS_EXIT_S
     while True:
@@ -203,7 +206,7 @@ def _stop(cluster: IrisCluster) -> list[str]:
     # SIGKILL to the group, then to whatever still carries the run tag (e.g. in a session of its own).
     killed = stop_cluster(popen, cluster.run_id, timeout_s=STOP_TIMEOUT_S)
     problems += [f"killed by run tag: {name[:200]}" for name in killed if int(name.split()[0]) not in left]
-    if not problems:
+    if not problems and not killed_iris:
         leftover_dirs = sorted(p.name for p in cluster.tmpdir.glob("iris_*"))
         if leftover_dirs:
             problems.append(f"Iris left temporary directories in {cluster.tmpdir}: {leftover_dirs}")
