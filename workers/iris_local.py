@@ -24,8 +24,9 @@ DEFAULT_CLUSTER_NAME = "iris-smoke-local"
 # How long a SIGTERMed `iris cluster start` gets before its group is KILLed. Iris 0.2.227 stops
 # its log server before its workers, and each worker's log client then waits up to 10 s for a
 # flush that cannot land (finelog `Table.close`), so a clean exit can take a minute. Nothing it
-# would still do matters to a throwaway local cluster: it removes its temporary directories
-# within a fraction of a second of the signal, and its tasks are in the group that is KILLed.
+# would still do matters to a throwaway local cluster: its tasks are in the group that is KILLed,
+# and its temporary directories (usually gone within a fraction of a second of the signal) live
+# inside the run directory, where any left are reported (`iris_tmp_left`).
 STOP_GRACE_S = 2.0
 # The line Iris 0.2.227 prints when its controller cannot start ("Failed to start controller:
 # failed to bind 127.0.0.1:N: Address already in use"); it then hangs on its log flushes
