@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import env
+from common import env, ports
 from common.child_exit import ChildExit
 from common.controller_target import ApiKind, ControllerTarget
 from common.deadline import Deadline
@@ -120,7 +120,7 @@ def _boot_iris(ctx: ChildContext, iris_dir: Path, boot: Deadline) -> "tuple[subp
     """
     args: ClusterArgs = ctx.args
     for attempt in (1, 2):
-        port = None if args.iris_config else iris_local.free_port()
+        port = None if args.iris_config else ports.free_port()
         stderr = iris_dir / "iris.stderr"
         since = stderr.stat().st_size if stderr.exists() else 0  # this start's words only
         proc = _start_iris(ctx, iris_dir, port)

@@ -14,7 +14,6 @@ there to be checked and reported. Its environment is the embedded cluster's allo
 """
 
 import re
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -73,21 +72,6 @@ capacity_type: preemptible}}
     slice_template: {{num_vms: 4, local: {{}}}}
     worker: {{attributes: {{pool: local-a}}}}
 """
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago.
-
-    Racy by nature: the port is released before Iris binds it, so another process could take it in
-    between (Iris binds the port written in its config; we cannot hand it a bound socket). The
-    window is about a second and the kernel hands out ephemeral ports in rotation, so a lost race
-    is rare; when it happens Iris says so (`start_failure`, `is_bind_failure`) and the cluster
-    child starts it once more on a fresh port.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def start_failure(stderr_path: Path, exited: bool, since: int = 0) -> str:

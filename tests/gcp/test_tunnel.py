@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from common.deadline import Deadline
+from common.ports import free_port
 from tests.helpers.sshd import Sshd
 from tests.helpers.waiting import wait_for
-from workers.gcp.tunnel import Tunnel, free_port
+from workers.gcp.tunnel import Tunnel
 from workers.groups import ProcessGroups
 from workers.transports import SshTransport
 

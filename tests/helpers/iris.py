@@ -34,6 +34,7 @@ import psutil
 import pytest
 
 from common import env as run_env
+from common import ports
 from common.processes import signal_group
 from tests.helpers.cluster import stop_cluster
 from tests.helpers.processes import with_run_tag
@@ -148,8 +149,13 @@ def _health_ok(url: str) -> bool:
         return False
 
 
+class _PortTaken(Exception):
+    """Iris could not bind the port written in its config: another process took it after `free_port`."""
+
+
 def _wait_ready(popen: "subprocess.Popen[bytes]", stdout_path: Path, stderr_path: Path) -> str:
-    """The URL Iris printed, once `GET /health` says ok; fails with its output if it exits or stalls."""
+    """The URL Iris printed, once `GET /health` says ok; fails with its output if it exits, stalls
+    or says it failed to start (Iris 0.2.227 then hangs rather than exit: workers.iris_local)."""
     deadline = time.monotonic() + START_TIMEOUT_S
     url = None
     while True:
@@ -158,8 +164,12 @@ def _wait_ready(popen: "subprocess.Popen[bytes]", stdout_path: Path, stderr_path
             url = found.group(1).decode().rstrip("/") if found else None
         if url is not None and _health_ok(url):
             return url
-        if popen.poll() is not None:
-            reason = f"exited with {popen.returncode}"
+        exited = popen.poll() is not None
+        failure = iris_local.start_failure(stderr_path, exited=exited)
+        if iris_local.is_bind_failure(failure):
+            raise _PortTaken(failure)
+        if failure or exited:
+            reason = f"failed to start: {failure or f'exited with {popen.returncode}'}"
             break
         if time.monotonic() >= deadline:
             reason = f"was not ready within {START_TIMEOUT_S:.0f} s (url: {url or 'not printed'})"
@@ -179,13 +189,13 @@ def _group_members(pgid: int) -> list[psutil.Process]:
     return found
 
 
-def _stop(cluster: IrisCluster) -> list[str]:
+def _stop(cluster: IrisCluster, term_grace_s: float = TERM_GRACE_S) -> list[str]:
     """Stop the cluster; returns a description of everything that did not go by itself."""
     popen, problems, killed_iris = cluster.popen, [], False
     if popen.poll() is None:
         signal_group(popen.pid, signal.SIGTERM)
         try:
-            popen.wait(timeout=TERM_GRACE_S)
+            popen.wait(timeout=term_grace_s)
         except subprocess.TimeoutExpired:
             # Iris 0.2.227's own stop can hang for a minute on its workers' log flushes (see
             # workers/iris_local.STOP_GRACE_S): KILL, as a run does. Its temporary directories
@@ -213,27 +223,18 @@ def _stop(cluster: IrisCluster) -> list[str]:
     return problems
 
 
-@contextlib.contextmanager
-def running_iris_cluster(tmp_path: Path, config_text: str | None = None) -> Iterator[IrisCluster]:
-    """A serving real Iris local cluster; stops it and checks it left nothing behind.
-
-    With no `config_text`, the default config of a `--cluster iris-local` run on a free port. A given
-    config must set `controller.local.port` itself (the URL is read from the line Iris prints).
-    """
-    binary = iris_bin()
+def _launch(binary: str, tmp_path: Path, config_text: str | None) -> IrisCluster:
+    """`iris cluster start` in a directory of its own, in a session of its own, not yet ready."""
     run_dir = tmp_path / f"iris-{uuid.uuid4().hex[:8]}"
     home, tmpdir = run_dir / "home", run_dir / "tmp"
     home.mkdir(parents=True)
     tmpdir.mkdir()
     config_path = run_dir / "config.yaml"
-    config_path.write_text(
-        config_text if config_text is not None else iris_local.local_config_yaml(iris_local.free_port())
-    )
+    config_path.write_text(config_text if config_text is not None else iris_local.local_config_yaml(ports.free_port()))
     run_id = f"test-iris-{uuid.uuid4().hex[:12]}"
     env = iris_local.iris_env(os.environ, home, tmpdir)
     env[run_env.RUN_TAG] = run_id
-    stdout_path, stderr_path = run_dir / "iris.stdout", run_dir / "iris.stderr"
-    with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
+    with open(run_dir / "iris.stdout", "wb") as stdout, open(run_dir / "iris.stderr", "wb") as stderr:
         popen = subprocess.Popen(
             iris_local.iris_argv(binary, str(config_path)),
             stdin=subprocess.DEVNULL,
@@ -243,14 +244,47 @@ def running_iris_cluster(tmp_path: Path, config_text: str | None = None) -> Iter
             cwd=run_dir,
             start_new_session=True,
         )
-    cluster = IrisCluster(url="", popen=popen, home=home, tmpdir=tmpdir, run_id=run_id, run_dir=run_dir)
-    problems: list[str] = []
-    try:
-        cluster.url = _wait_ready(popen, stdout_path, stderr_path)
-        yield cluster
-    finally:
-        problems = _stop(cluster)
+    return IrisCluster(url="", popen=popen, home=home, tmpdir=tmpdir, run_id=run_id, run_dir=run_dir)
+
+
+def _ready(binary: str, tmp_path: Path, config_text: str | None) -> IrisCluster:
+    """A launched cluster once it serves. On our config a port taken between `free_port` and Iris's
+    bind (other tests run alongside) is retried once on a fresh port, as a run does (workers.cluster)."""
+    attempts = 2 if config_text is None else 1
+    for attempt in range(1, attempts + 1):
+        cluster = _launch(binary, tmp_path, config_text)
+        try:
+            cluster.url = _wait_ready(cluster.popen, cluster.run_dir / "iris.stdout", cluster.stderr_path)
+            return cluster
+        except _PortTaken as taken:
+            _stop(cluster, term_grace_s=0.0)  # a failed start hangs: KILL it, what it left is of no interest
+            if attempt == attempts:
+                raise AssertionError(f"Iris cluster could not bind its port: {taken}") from None
+        except BaseException:
+            _raise_unless_clean(cluster)
+            raise
+    raise AssertionError("unreachable")
+
+
+def _raise_unless_clean(cluster: IrisCluster) -> None:
+    problems = _stop(cluster)
     if problems:
         raise AssertionError(
-            "Iris cluster did not stop cleanly:\n" + "\n".join(problems) + f"\n--- stderr tail:\n{_tail(stderr_path)}"
+            "Iris cluster did not stop cleanly:\n"
+            + "\n".join(problems)
+            + f"\n--- stderr tail:\n{_tail(cluster.stderr_path)}"
         )
+
+
+@contextlib.contextmanager
+def running_iris_cluster(tmp_path: Path, config_text: str | None = None) -> Iterator[IrisCluster]:
+    """A serving real Iris local cluster; stops it and checks it left nothing behind.
+
+    With no `config_text`, the default config of a `--cluster iris-local` run on a free port. A given
+    config must set `controller.local.port` itself (the URL is read from the line Iris prints).
+    """
+    cluster = _ready(iris_bin(), tmp_path, config_text)
+    try:
+        yield cluster
+    finally:
+        _raise_unless_clean(cluster)

@@ -18,17 +18,18 @@ from pathlib import Path
 import psutil
 import pytest
 
+from common import ports
 from workers.transports import SshTransport
 
 SSHD = "/usr/sbin/sshd"
 READY_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 5.0
+LOGIN_TIMEOUT_S = 5.0
+_BIND_FAILED = "Address already in use"  # sshd: "Bind to port N on 127.0.0.1 failed: Address already in use."
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class _PortTaken(Exception):
+    """sshd could not bind the port in its config: another process took it after `free_port`."""
 
 
 def _keygen(path: Path) -> None:
@@ -74,11 +75,13 @@ class Sshd:
             remote_template=remote_template,
         )
 
-    def _write_config(self) -> Path:
-        host_key = self.workdir / "host_key"
-        _keygen(host_key)
+    def _write_keys(self) -> None:
+        _keygen(self.workdir / "host_key")
         _keygen(self.user_key)
         shutil.copy(self.user_key.with_suffix(".pub"), self.workdir / "authorized_keys")
+
+    def _write_config(self) -> Path:
+        host_key = self.workdir / "host_key"
         host_pub = (self.workdir / "host_key.pub").read_text().split()
         self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {host_pub[0]} {host_pub[1]}\n")
         config = self.workdir / "sshd_config"
@@ -92,26 +95,39 @@ class Sshd:
         return config
 
     def start(self) -> "Sshd":
+        """Listening and accepting logins. A port taken between `free_port` and sshd's bind (other
+        tests run alongside) is retried once on a fresh one."""
         if not os.path.exists(SSHD):
             pytest.fail("install openssh-server: /usr/sbin/sshd is missing")
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
-        config = self._write_config()
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        self._write_keys()
+        for attempt in (1, 2):
+            self.port = ports.free_port()
+            config = self._write_config()
+            with open(self.log_path, "ab") as log:
+                since = log.tell()
+                self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log)
+            try:
+                self._wait_ready(since)
+                return self
+            except _PortTaken:
+                self.stop()
+                if attempt == 2:
+                    pytest.fail(f"sshd could not bind a free port twice:\n{self.log_path.read_text()}")
+            except BaseException:
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, since: int) -> None:
         assert self.proc is not None
         end = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < end:
             if self.proc.poll() is not None:
+                said = self.log_path.read_bytes()[since:].decode(errors="replace")
+                if _BIND_FAILED in said:
+                    raise _PortTaken(said)
                 pytest.fail(f"sshd exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
             if self._accepts() and self._login_works():
                 return
@@ -126,7 +142,10 @@ class Sshd:
             return False
 
     def _login_works(self) -> bool:
-        done = subprocess.run(self.ssh_argv("true"), capture_output=True, timeout=10, check=False)
+        try:
+            done = subprocess.run(self.ssh_argv("true"), capture_output=True, timeout=LOGIN_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:  # whoever took the port accepted and said nothing: sshd exits next
+            return False
         return done.returncode == 0
 
     def sessions(self) -> list[psutil.Process]:

@@ -7,18 +7,19 @@ whole supervisor, and a real Iris local cluster (PyPI marin-iris).
 
 import json
 import os
-import socket
 import stat
 import uuid
 from pathlib import Path
 
 import pytest
 
+from common import ports
 from common.controller_target import ApiKind, ControllerTarget
 from common.messages import Kind
 from tests.helpers import processes
 from tests.helpers.forked import forked_child
-from tests.helpers.iris import iris_bin, post
+from tests.helpers.iris import iris_bin, post, running_iris_cluster
+from tests.helpers.ports import first_free_port_taken
 from tests.helpers.supervisor_proc import run_argv, started
 from workers import iris_local
 from workers.child_args import ClusterArgs
@@ -33,13 +34,7 @@ def test_a_port_taken_before_iris_binds_it_is_retried_on_a_fresh_one(
 ) -> None:
     """The first free port is taken by someone else before Iris starts: Iris says so, and the
     cluster child starts it again on a fresh port, healthy there."""
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
-        taken = squatter.getsockname()[1]
-        ports = iter([taken])
-        fresh = iris_local.free_port
-        monkeypatch.setattr(iris_local, "free_port", lambda: next(ports, None) or fresh())
+    with first_free_port_taken(monkeypatch) as taken:
         target = ControllerTarget(api=ApiKind.IRIS, address="", job_root=f"boot{uuid.uuid4().hex[:6]}")
         args = ClusterArgs(mode="iris-local", target=target, prefix="boot", boot_timeout_s=BOOT_S, iris_bin=iris_bin())
         with forked_child("workers.cluster:main", args, tmp_path / "run", timeout_s=BOOT_S + 30) as child:  # type: ignore[arg-type]
@@ -52,6 +47,18 @@ def test_a_port_taken_before_iris_binds_it_is_retried_on_a_fresh_one(
     events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
     (retried,) = [e for e in events if e["event"] == "iris_port_taken"]
     assert retried["port"] == taken and "Address already in use" in retried["error"]
+
+
+def test_the_test_helpers_standing_cluster_also_retries_a_taken_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The standing clusters of the attach tests race other tests for ports as a run does (CI lost
+    one: Iris said `Address already in use`, then hung until the readiness wait gave up)."""
+    with first_free_port_taken(monkeypatch) as taken, running_iris_cluster(tmp_path) as cluster:
+        assert not cluster.url.endswith(f":{taken}")
+        assert post(cluster.url, "iris.cluster.ControllerService/ListWorkers", {}) is not None
+    (failed,) = [d for d in tmp_path.iterdir() if f"port: {taken}}}" in (d / "config.yaml").read_text()]
+    assert "Address already in use" in (failed / "iris.stderr").read_text()
 
 
 def test_a_boot_timeout_too_short_is_a_clear_start_failure_and_leaves_nothing(tmp_path: Path) -> None:
@@ -92,7 +99,7 @@ def test_a_user_iris_config_is_used_as_is_and_iris_sees_no_supervisor_secret(
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", f"/run/credentials/{SECRET}.json")
     name = f"user-{uuid.uuid4().hex[:8]}"
     user_yaml = tmp_path / "mine.yaml"
-    user_yaml.write_text(iris_local.local_config_yaml(iris_local.free_port(), name=name))
+    user_yaml.write_text(iris_local.local_config_yaml(ports.free_port(), name=name))
     config = tmp_path / "run.toml"
     config.write_text(ENV_CHECK)
     run_id = f"ucfg-{uuid.uuid4().hex[:8]}"

@@ -16,7 +16,6 @@ never takes the other with it.
 
 import os
 import select
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from common.deadline import Deadline
+from common.ports import free_port
 from workers.groups import ProcessGroups
 
 PORT_ATTEMPTS = 5
@@ -36,12 +36,6 @@ STDERR_TAIL_CHARS = 1000
 _PORT_BUSY = ("Address already in use", "cannot listen to port", "Could not request local forwarding")
 
 Health = Callable[[int, float], bool]  # (local port, timeout) -> the controller answered
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
