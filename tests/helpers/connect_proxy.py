@@ -11,8 +11,9 @@ Flags (each may be combined with the others):
                              lost in a tunnel that dropped)
   --hang-first-reply METHOD  forward METHOD's first call and never answer it (a reply stuck until the
                              caller's timeout), for at most HANG_S
-  --unauthenticated          answer every POST 401 with a Connect body, as a controller with auth
-                             refuses a bad token (GET /health passes)
+  --ingress                  forward as a front-end hop (an ingress, a load balancer) does: with
+                             `X-Forwarded-For: <client>`. An Iris with auth then trusts no network
+                             location and wants a token (its loopback trust is for direct peers only)
   --route METHOD=URL         send METHOD to another server, e.g. FetchLogs to the real log server: the
                              layout of an older Iris whose controller served its logs itself, where
                              the fallback to the controller's address works
@@ -50,7 +51,6 @@ from types import FrameType
 from typing import Any
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-UNAUTHENTICATED = b'{"code": "unauthenticated", "message": "invalid bearer token"}'
 LIST_ENDPOINTS = "iris.cluster.EndpointService/ListEndpoints"
 LOG_SERVER = "/system/log-server"
 GONE = "log_server_gone"
@@ -68,18 +68,16 @@ class Routes:
     denied: set[str] = dataclasses.field(default_factory=set)
     lose_first: set[str] = dataclasses.field(default_factory=set)
     hang_first: set[str] = dataclasses.field(default_factory=set)
-    refuse: bool = False
+    ingress: bool = False
     routes: dict[str, str] = dataclasses.field(default_factory=dict)  # method -> URL
     log_server_address: str = ""  # ListEndpoints' answer, made up
     log_url: str = ""  # our log listener, put into ListEndpoints' real answer (--log-proxy)
     lost: set[str] = dataclasses.field(default_factory=set)
 
-    def made_up(self, method: str, http_method: str) -> tuple[int, bytes, str] | None:
+    def made_up(self, method: str) -> tuple[int, bytes, str] | None:
         """The answer given without asking upstream, if any: (status, body, content type)."""
         if method in self.denied:
             return 404, b"404 page not found", "text/plain"
-        if self.refuse and http_method == "POST":
-            return 401, UNAUTHENTICATED, "application/json"
         if self.log_server_address and method == LIST_ENDPOINTS:
             endpoint = {"name": LOG_SERVER, "address": self.log_server_address}
             return 200, json.dumps({"endpoints": [endpoint]}).encode(), "application/json"
@@ -102,11 +100,13 @@ def handler(routes: Routes) -> type[http.server.BaseHTTPRequestHandler]:
         def _forward(self, http_method: str) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
             method = self.path.lstrip("/")
-            answer = routes.made_up(method, http_method)
+            answer = routes.made_up(method)
             if answer is not None:
                 self._answer(*answer)
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
+            if routes.ingress:
+                headers["X-Forwarded-For"] = self.client_address[0]
             url = routes.routes.get(method, routes.upstream) + self.path
             request = urllib.request.Request(url, data=body or None, headers=headers, method=http_method)
             try:
@@ -200,7 +200,7 @@ def main() -> int:
     parser.add_argument("--deny", action="append", default=[])
     parser.add_argument("--lose-first-reply", action="append", default=[])
     parser.add_argument("--hang-first-reply", action="append", default=[])
-    parser.add_argument("--unauthenticated", action="store_true")
+    parser.add_argument("--ingress", action="store_true")
     parser.add_argument("--route", action="append", default=[], help="METHOD=URL")
     parser.add_argument("--log-server-address", default="")
     parser.add_argument("--log-proxy", action="store_true")
@@ -211,7 +211,7 @@ def main() -> int:
         denied=set(args.deny),
         lose_first=set(args.lose_first_reply),
         hang_first=set(args.hang_first_reply),
-        refuse=args.unauthenticated,
+        ingress=args.ingress,
         routes={k: v.rstrip("/") for k, _, v in (r.partition("=") for r in args.route)},
         log_server_address=args.log_server_address,
     )

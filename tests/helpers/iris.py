@@ -53,6 +53,11 @@ DESCENDANTS_EXIT_S = 3.0
 HTTP_TIMEOUT_S = 10.0
 POLL_S = 0.1
 _STARTED = re.compile(rb"Controller started at (http://\S+)")
+# The admin token a local Iris mints at start and prints for its dashboard (`?session_token=JWT`).
+_SESSION_TOKEN = re.compile(rb"[?&]session_token=([A-Za-z0-9_.-]+)")
+# Auth on, trusting a network no test connects from (TEST-NET-1). Iris always trusts a direct
+# loopback peer, so only calls through a front-end hop (X-Forwarded-For) then need a token.
+AUTH_ON = "auth: {trusted_cidrs: ['192.0.2.0/24']}\n"
 # Never through a proxy from the environment: the cluster is on loopback.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -105,6 +110,12 @@ class IrisCluster:
     def stderr_path(self) -> Path:
         return self.run_dir / "iris.stderr"
 
+    def session_token(self) -> str:
+        """The admin JWT Iris minted at start (it prints it on its dashboard link)."""
+        found = _SESSION_TOKEN.search((self.run_dir / "iris.stdout").read_bytes())
+        assert found, "Iris printed no dashboard session token"
+        return found.group(1).decode()
+
 
 class IrisRPCError(AssertionError):
     def __init__(self, url: str, status: int, body: str) -> None:
@@ -132,6 +143,11 @@ def post(url: str, method_path: str, body: dict[str, Any], timeout_s: float = HT
         raise IrisRPCError(target, status, data.decode(errors="replace"))
     parsed: dict[str, Any] = json.loads(data)
     return parsed
+
+
+def files_holding(root: Path, secret: str) -> list[str]:
+    """Every file under `root` whose bytes contain `secret` (a token that must be in none)."""
+    return [str(p) for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
 
 
 def _tail(path: Path, limit: int = 4000) -> str:
@@ -223,14 +239,16 @@ def _stop(cluster: IrisCluster, term_grace_s: float = TERM_GRACE_S) -> list[str]
     return problems
 
 
-def _launch(binary: str, tmp_path: Path, config_text: str | None) -> IrisCluster:
+def _launch(binary: str, tmp_path: Path, config_text: str | None, auth: bool) -> IrisCluster:
     """`iris cluster start` in a directory of its own, in a session of its own, not yet ready."""
     run_dir = tmp_path / f"iris-{uuid.uuid4().hex[:8]}"
     home, tmpdir = run_dir / "home", run_dir / "tmp"
     home.mkdir(parents=True)
     tmpdir.mkdir()
     config_path = run_dir / "config.yaml"
-    config_path.write_text(config_text if config_text is not None else iris_local.local_config_yaml(ports.free_port()))
+    if config_text is None:
+        config_text = iris_local.local_config_yaml(ports.free_port()) + (AUTH_ON if auth else "")
+    config_path.write_text(config_text)
     run_id = f"test-iris-{uuid.uuid4().hex[:12]}"
     env = iris_local.iris_env(os.environ, home, tmpdir)
     env[run_env.RUN_TAG] = run_id
@@ -247,12 +265,12 @@ def _launch(binary: str, tmp_path: Path, config_text: str | None) -> IrisCluster
     return IrisCluster(url="", popen=popen, home=home, tmpdir=tmpdir, run_id=run_id, run_dir=run_dir)
 
 
-def _ready(binary: str, tmp_path: Path, config_text: str | None) -> IrisCluster:
+def _ready(binary: str, tmp_path: Path, config_text: str | None, auth: bool) -> IrisCluster:
     """A launched cluster once it serves. On our config a port taken between `free_port` and Iris's
     bind (other tests run alongside) is retried once on a fresh port, as a run does (workers.cluster)."""
     attempts = 2 if config_text is None else 1
     for attempt in range(1, attempts + 1):
-        cluster = _launch(binary, tmp_path, config_text)
+        cluster = _launch(binary, tmp_path, config_text, auth)
         try:
             cluster.url = _wait_ready(cluster.popen, cluster.run_dir / "iris.stdout", cluster.stderr_path)
             return cluster
@@ -277,13 +295,15 @@ def _raise_unless_clean(cluster: IrisCluster) -> None:
 
 
 @contextlib.contextmanager
-def running_iris_cluster(tmp_path: Path, config_text: str | None = None) -> Iterator[IrisCluster]:
+def running_iris_cluster(tmp_path: Path, config_text: str | None = None, auth: bool = False) -> Iterator[IrisCluster]:
     """A serving real Iris local cluster; stops it and checks it left nothing behind.
 
-    With no `config_text`, the default config of a `--cluster iris-local` run on a free port. A given
-    config must set `controller.local.port` itself (the URL is read from the line Iris prints).
+    With no `config_text`, the default config of a `--cluster iris-local` run on a free port, with
+    Iris's auth on (`AUTH_ON`) if `auth`. A given config must set `controller.local.port` itself
+    (the URL is read from the line Iris prints).
     """
-    cluster = _ready(iris_bin(), tmp_path, config_text)
+    assert not (auth and config_text is not None), "auth applies to the default config only"
+    cluster = _ready(iris_bin(), tmp_path, config_text, auth)
     try:
         yield cluster
     finally:

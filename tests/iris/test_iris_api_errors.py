@@ -1,9 +1,10 @@
-"""`iris-smoke run` against the real Iris when the controller refuses us or its API differs a little.
+"""`iris-smoke run` against the real Iris when the controller wants a token or its API differs a little.
 
 A real Iris local cluster behind the loopback proxy (tests/helpers/connect_proxy.py), which
 changes one thing each time; everything else is real:
-- every call refused as a controller with auth refuses a bad token (the local Iris has no
-  auth of its own): exit 3, `controller_unauthenticated`, not `test_failed`;
+- Iris's own auth on, reached through a front-end hop (`--ingress`: Iris trusts direct loopback
+  peers only): a token it refuses is exit 3, `controller_unauthenticated`, not `test_failed`; the
+  admin token it minted carries a run to a pass;
 - no endpoint registry (ListEndpoints 404 without a Connect body, as older releases): the log
   server is the controller itself, and the run passes with every stream holding lines;
 - the registry giving the log server as `host:port` (the proto's documented form): a failing
@@ -14,9 +15,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.helpers import processes
 from tests.helpers.connect_proxy import running as proxy
-from tests.helpers.iris import post, running_iris_cluster
+from tests.helpers.iris import IrisRPCError, files_holding, post, running_iris_cluster
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
 from tests.helpers.waiting import wait_for
 
@@ -59,24 +62,52 @@ def _assert_nothing_left(sup: SupervisorProc) -> None:
     assert processes.with_run_tag(sup.run_id) == []
 
 
-def test_a_refused_token_is_controller_unauthenticated(tmp_path: Path) -> None:
-    token = tmp_path / "token"
-    token.write_text("not-a-valid-token\n")
+def _token_config(tmp_path: Path, token: str) -> Path:
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
     config = tmp_path / "run.toml"
-    config.write_text(f'[iris]\ntoken_file = "{token}"\n')
+    config.write_text(f'[iris]\ntoken_file = "{token_file}"\n')
+    return config
+
+
+def test_a_token_the_real_iris_refuses_is_controller_unauthenticated(tmp_path: Path) -> None:
+    """Iris with auth on, reached through an ingress: it refuses the token (401 with its own
+    `{"error": ...}` body, not a Connect one). Exit 3 at once, not `test_failed` or the deadline."""
+    config = _token_config(tmp_path, "not-a-valid-token")
     run_id = _run_id("auth")
-    with running_iris_cluster(tmp_path) as cluster, proxy(cluster.url, "--unauthenticated") as url:
+    with running_iris_cluster(tmp_path, auth=True) as cluster, proxy(cluster.url, "--ingress") as url:
         argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", url, "--config", str(config),
                         "--tests", "simple", "--timeout", "60")  # fmt: skip
         with started(argv, tmp_path, run_id) as sup:
             assert sup.wait_exit(RUN_EXIT_S) == 3, sup.output.read_text()[-3000:]
             results = sup.results()
             assert results["failure_reasons"][0] == "controller_unauthenticated", results["failure_reasons"]
-            assert results["controller_unauthenticated"]["code"] == "unauthenticated"
-            assert "invalid bearer token" in results["controller_unauthenticated"]["details"]
-            assert "unauthenticated" in results["tests"][0]["error"]
+            refused = results["controller_unauthenticated"]
+            assert refused["code"] == "unauthenticated" and "authentication failed" in refused["details"], refused
             assert sup.find("controller_unauthenticated")
-            assert "not-a-valid-token" not in (sup.run_dir / "events.jsonl").read_text()
+            assert files_holding(sup.run_dir, "not-a-valid-token") == []
+            _assert_nothing_left(sup)
+
+
+def test_a_token_the_real_iris_accepts_carries_the_run_through_its_auth(tmp_path: Path) -> None:
+    """The same Iris and ingress with the admin token Iris minted: the run passes, and the token
+    is in no file of the run. Without a token Iris refuses the ingress (so the token did the work)."""
+    run_id = _run_id("authok")
+    with running_iris_cluster(tmp_path, auth=True) as cluster, proxy(cluster.url, "--ingress") as url:
+        with pytest.raises(IrisRPCError) as tokenless:
+            post(url, f"{CONTROLLER}/ListWorkers", {})
+        assert tokenless.value.status == 401
+        token = cluster.session_token()
+        config = _token_config(tmp_path, token)
+        _a_worker_is_up(cluster.url)
+        argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", url, "--config", str(config),
+                        "--tests", "simple", "--timeout", "60")  # fmt: skip
+        with started(argv, tmp_path, run_id) as sup:
+            assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
+            results = sup.results()
+            assert results["failure_reasons"] == [] and [t["outcome"] for t in results["tests"]] == ["passed"]
+            assert all(s["lines"] > 0 for s in results["streams"]), results["streams"]
+            assert files_holding(sup.run_dir, token) == []
             _assert_nothing_left(sup)
 
 

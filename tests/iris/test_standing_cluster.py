@@ -19,7 +19,7 @@ import pytest
 from common.controller_target import JOB_RUN_ID_ENV, ApiKind, ControllerTarget
 from common.deadline import Deadline
 from tests.helpers import processes
-from tests.helpers.iris import post, running_iris_cluster
+from tests.helpers.iris import files_holding, post, running_iris_cluster
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
 from tests.helpers.waiting import wait_for
 from workers.controller.connect_api import IrisController
@@ -82,10 +82,6 @@ def _argvs_of(run_id: str) -> list[str]:
         with contextlib.suppress(Exception):
             found.append("\0".join(proc.cmdline()))
     return found
-
-
-def _files_with(run_dir: Path, secret: str) -> list[str]:
-    return [str(p) for p in run_dir.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
 
 
 def _job_ids_in(value: Any) -> set[str]:
@@ -156,8 +152,8 @@ def test_two_attached_runs_beside_a_bystander_touch_only_their_own_jobs(
             # Results, the scheduling monitor and diagnostics name this run's jobs and no others.
             assert _seen_jobs(sup.run_dir) == set(ours), _seen_jobs(sup.run_dir) - set(ours)
             assert not [e for e in sup.events() if bystander in json.dumps(e)]
-            assert _files_with(sup.run_dir, token) == []
-            assert _files_with(sup.output.parent, token) == []
+            assert files_holding(sup.run_dir, token) == []
+            assert files_holding(sup.output.parent, token) == []
             assert processes.with_run_tag(sup.run_id) == []
         _end(cluster.url, bystander)
 

@@ -54,6 +54,10 @@ _CHILD_SCRIPT = (Path(__file__).parent / "iris_child.py").read_text()
 CHILD_TIMEOUT_S = 60.0
 LIST_JOBS_LIMIT = 500  # Iris's own maximum per page; a smoke run has a handful of jobs
 HEALTH_RETRY_S = 0.2
+# `/health` answers that mean the controller serves. With auth on, Iris checks a bearer token on
+# every path, `/health` included, and answers a bad one 401: it is up, and the first call reports
+# the refusal (`controller_unauthenticated`) instead of a run waiting out its deadline for health.
+HEALTH_ANSWERED = frozenset({200, 401, 403})
 # Iris workers push task output to the log service in batches, about every second.
 LOG_FLUSH_S = 3.0
 LOG_FLUSH_RETRY_S = 0.2
@@ -162,7 +166,7 @@ class IrisController:
     def serving(self, timeout_s: float, stop_fd: int | None = None) -> bool:
         end = Deadline.after(min(timeout_s, self.deadline.remaining()))
         while not end.expired():
-            if self.client.get_ok("health", max(0.05, end.cap(1.0))):
+            if self.client.get_status("health", max(0.05, end.cap(1.0))) in HEALTH_ANSWERED:
                 return True
             ready, _, _ = select.select([stop_fd] if stop_fd is not None else [], [], [], end.cap(HEALTH_RETRY_S))
             if ready:

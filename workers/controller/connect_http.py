@@ -87,13 +87,13 @@ class ConnectClient:
             return _json_object(method, reply.data)
         raise _error(method, reply.status, reply.data)
 
-    def get_ok(self, path: str, timeout_s: float) -> bool:
-        """True if `GET <base>/<path>` answers 200 (Iris's `/health`)."""
+    def get_status(self, path: str, timeout_s: float) -> int | None:
+        """The HTTP status `GET <base>/<path>` answers (Iris's `/health`), None if there was no answer."""
         try:
             reply = self._pool.request("GET", f"{self.base_url}/{path}", timeout=urllib3.Timeout(total=timeout_s))
         except urllib3.exceptions.HTTPError:
-            return False
-        return reply.status == 200
+            return None
+        return int(reply.status)
 
 
 def _json_object(method: str, data: bytes) -> dict[str, Any]:
