@@ -18,10 +18,12 @@ Flags (each may be combined with the others):
                              layout of an older Iris whose controller served its logs itself, where
                              the fallback to the controller's address works
   --log-server-address ADDR  answer ListEndpoints with this log server address (e.g. host:port)
-  --log-proxy                open a second listener that forwards to the real log server, and rewrite
-                             the ListEndpoints `/system/log-server` answer to name it. SIGUSR1 then makes
-                             that log server go away: its listening socket and every connection it has
-                             open are closed (new connections are refused); the controller port stays
+  --log-proxy                open a second listener that forwards to the real log server; the controller's
+                             `/proxy/system.log-server/` route is served through it, and the ListEndpoints
+                             `/system/log-server` answer is rewritten to name it. SIGUSR1 then makes that
+                             log server go away: its listening socket and every connection it has open are
+                             closed (new connections are refused, and the proxy route answers 502, as a
+                             controller whose endpoint is unreachable does); the controller port stays
 
 The real log server is what the upstream's ListEndpoints names at start (Iris 0.2.227 runs it
 in-process on a port of its own; its controller port does not serve `finelog.*`).
@@ -58,6 +60,7 @@ UPSTREAM_TIMEOUT_S = 30.0
 READY_S = 10.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HANG_S = 60.0  # a hung reply waits this long at most for its caller to give up
+LOG_PROXY_ROUTE = "/proxy/system.log-server/"  # the controller's route to its log server
 
 
 @dataclasses.dataclass
@@ -108,6 +111,8 @@ def handler(routes: Routes) -> type[http.server.BaseHTTPRequestHandler]:
             if routes.ingress:
                 headers["X-Forwarded-For"] = self.client_address[0]
             url = routes.routes.get(method, routes.upstream) + self.path
+            if routes.log_url and self.path.startswith(LOG_PROXY_ROUTE):
+                url = routes.log_url + self.path.removeprefix(LOG_PROXY_ROUTE.rstrip("/"))
             request = urllib.request.Request(url, data=body or None, headers=headers, method=http_method)
             try:
                 with _OPENER.open(request, timeout=UPSTREAM_TIMEOUT_S) as reply:
@@ -121,6 +126,8 @@ def handler(routes: Routes) -> type[http.server.BaseHTTPRequestHandler]:
                     self._answer(reply.status, data, reply.headers.get("Content-Type", ""))
             except urllib.error.HTTPError as exc:
                 self._answer(exc.code, exc.read(), exc.headers.get("Content-Type", ""))
+            except urllib.error.URLError as exc:  # the far end refused: a gateway's answer
+                self._answer(502, f"upstream unreachable: {exc.reason}".encode(), "text/plain")
 
         def _hold(self) -> None:
             """Say nothing until the caller closes its end (its timeout), within HANG_S."""

@@ -18,6 +18,7 @@ Connect body (a proxy's or a load balancer's page) get the code the Connect prot
 start of the body.
 """
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -60,9 +61,18 @@ class ConnectClient:
         # retries=False: a retry is a decision for the caller's loop (with its backoff and
         # deadline), never a hidden second request that could submit a job twice.
         self._pool = urllib3.PoolManager(num_pools=2, maxsize=pool_size, headers=headers, retries=False)
+        self._owns_pool = True
+
+    def at(self, base_url: str) -> "ConnectClient":
+        """A client for another base URL (the log service) with this one's credentials and
+        connection pool; the pool is closed with this client, never with the one returned."""
+        other = copy.copy(self)
+        other.base_url, other._owns_pool = base_url.rstrip("/"), False
+        return other
 
     def close(self) -> None:
-        self._pool.clear()
+        if self._owns_pool:
+            self._pool.clear()
 
     def __enter__(self) -> "ConnectClient":
         return self
