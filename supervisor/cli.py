@@ -8,6 +8,7 @@ grpc (the local cluster serves gRPC and is imported lazily).
 import argparse
 import json
 import os
+import resource
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -42,6 +43,12 @@ def check_argv_utf8(argv: list[str]) -> None:
         except ValueError as exc:
             flag = arg.partition("=")[0] if arg.startswith("--") else (argv[i - 1] if i else f"argument {i + 1}")
             raise UsageError(f"{flag}: {exc}") from None
+
+
+def no_core_dumps() -> None:
+    """RLIMIT_CORE 0, soft and hard, inherited by every child: a crashing process that holds a
+    token (a child, a follower) must not leave its memory in a core file."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def private_umask() -> None:
@@ -156,6 +163,7 @@ def check_config(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    no_core_dumps()
     try:
         check_argv_utf8(argv)
     except UsageError as exc:

@@ -51,6 +51,7 @@ from types import FrameType
 from typing import Any
 
 from common.fdio import write_all
+from common.logs import redacted
 from workers.controller.connect_http import ConnectClient, read_token
 from workers.controller.log_server import FETCH_LOGS, resolve_log_service
 from workers.controller.model import ApiMismatch, ControllerError
@@ -214,14 +215,14 @@ def main(argv: list[str]) -> int:
     except (Stop, BrokenPipeError):
         return FollowerExit.OK
     except (OSError, TimestampError) as exc:
-        print(f"logservice_follow: {exc}", file=sys.stderr)
+        print(redacted(f"logservice_follow: {exc}"), file=sys.stderr)
         return FollowerExit.USAGE
     except ApiMismatch as exc:
-        print(f"logservice_follow: {exc}", file=sys.stderr)
-        print(mismatch_line(exc.method, exc.field, exc.details), file=sys.stderr)
+        print(redacted(f"logservice_follow: {exc}"), file=sys.stderr)
+        print(redacted(mismatch_line(exc.method, exc.field, exc.details)), file=sys.stderr)
         return FollowerExit.API_MISMATCH
     except ControllerError as exc:
-        print(f"logservice_follow: {exc}", file=sys.stderr)
+        print(redacted(f"logservice_follow: {exc}"), file=sys.stderr)
         return FollowerExit.CALL_FAILED
     except KeyboardInterrupt:
         return FollowerExit.INTERRUPTED

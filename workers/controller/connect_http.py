@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 import urllib3
 
+from common import logs
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
 
 MAX_ERROR_CHARS = 300
@@ -146,6 +147,6 @@ def read_token(path: str, env_name: str = "") -> str:
     """The bearer token: the file at `path` (stripped), else the environment variable named
     `env_name`, else "" (no auth). Read once per process, when its client opens; never logged,
     never put in an argv (a follower is handed the file's path or the variable's name)."""
-    if path:
-        return Path(path).read_text().strip()
-    return os.environ.get(env_name, "").strip() if env_name else ""
+    token = Path(path).read_text().strip() if path else os.environ.get(env_name, "").strip() if env_name else ""
+    logs.redact(token)
+    return token
