@@ -70,6 +70,8 @@ class IrisSettings:
     config: str = ""  # the local cluster's YAML; default: one the run writes
     token_file: str = ""  # a bearer token for an Iris with auth; read by the children, never logged
     token_env: str = ""  # or the name of the environment variable holding it (the value is never logged)
+    # A bearer token over plain http to a host other than this one is refused unless this is set.
+    allow_insecure_http: bool = False
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,7 @@ def _iris(reader: Table) -> IrisSettings:
         config=reader.string("config", ""),
         token_file=reader.string("token_file", ""),
         token_env=reader.string("token_env", "", ENV_NAME),
+        allow_insecure_http=reader.boolean("allow_insecure_http", IrisSettings.allow_insecure_http),
     )
     reader.done()
     return settings

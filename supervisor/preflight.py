@@ -154,12 +154,30 @@ def _check_iris(config: RunConfig) -> None:
             )
         if config.iris.config and not Path(config.iris.config).is_file():
             raise UsageError(f"--iris-config: {config.iris.config} is not a readable file")
-    if config.iris.token_file and not Path(config.iris.token_file).is_file():
-        raise UsageError(f"iris.token_file: {config.iris.token_file} is not a readable file")
-    if config.iris.token_file and config.iris.token_env:
+    _check_token(config)
+
+
+def _check_token(config: RunConfig) -> None:
+    iris = config.iris
+    if iris.token_file and iris.token_env:
         raise UsageError("iris.token_env: give the token by token_file or by token_env, not both")
-    if config.iris.token_env and not os.environ.get(config.iris.token_env, "").strip():
-        raise UsageError(f"iris.token_env: the environment variable {config.iris.token_env} is not set or empty")
+    try:
+        if iris.token_file:
+            inputs.secret_file(iris.token_file)
+    except ValueError as exc:
+        raise UsageError(f"iris.token_file: {exc}") from None
+    if iris.token_env:
+        try:
+            inputs.secret_text(os.environ.get(iris.token_env, ""))
+        except ValueError as exc:
+            raise UsageError(f"iris.token_env: the environment variable {iris.token_env} {exc}") from None
+    holds_token = bool(iris.token_file or iris.token_env)
+    remote_http = config.controller.startswith("http://") and not inputs.loopback_url(config.controller)
+    if holds_token and remote_http and not iris.allow_insecure_http:
+        raise UsageError(
+            f"--controller: {config.controller} is plain http to another host, and the run sends a bearer token; "
+            "use https, a tunnel to a loopback port, or set [iris] allow_insecure_http = true"
+        )
 
 
 def make_run_dir(run_dir: Path) -> None:

@@ -67,6 +67,7 @@ def _assert_nothing_left(sup: SupervisorProc) -> None:
 def _token_config(tmp_path: Path, token: str) -> Path:
     token_file = tmp_path / "token"
     token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
     config = tmp_path / "run.toml"
     config.write_text(f'[iris]\ntoken_file = "{token_file}"\n')
     return config
