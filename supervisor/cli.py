@@ -91,6 +91,15 @@ def _add_run_parser(sub: "argparse._SubParsersAction[Parser]") -> None:
     run.add_argument("--prefix", default=None, help="label prefix (default unique per run)")
     run.add_argument("--keep", action="store_true", help="leave the local cluster running")
     run.add_argument("--tests", default=None, metavar="NAMES", help="standard tests, comma-separated")
+    run.add_argument(
+        "--observe", action="store_true", default=None,
+        help="observe only: submit no job; discovery, streams and monitors watch the cluster, the verdict "
+        "rests on what they saw (for an identity that may not launch jobs)",
+    )  # fmt: skip
+    run.add_argument(
+        "--observe-s", type=_positive_seconds, default=None, metavar="T",
+        help=f"how long an observe run watches (s), default {D.observe_s:g}, capped by the deadline",
+    )  # fmt: skip
     run.add_argument("--run-id", default=None, help="run id (default: generated, unique)")
     run.add_argument(
         "--check-config", action="store_true",

@@ -143,6 +143,10 @@ class RunConfig:
     monitor_interval_s: float | None = None
     # The selection: standard and [[tests]] names; [[tests]] all run when it names none of them.
     tests: tuple[str, ...] = STANDARD_TESTS
+    # Observe only: no job is submitted; discovery, streams and monitors watch for `observe_s`
+    # and the verdict rests on what they saw (README "Observe-only runs").
+    observe: bool = False
+    observe_s: float = 30.0
     custom_tests: tuple[CustomTest, ...] = ()
     suite: SuiteSettings = field(default_factory=SuiteSettings)
     streams: StreamSettings = field(default_factory=StreamSettings)
@@ -171,10 +175,14 @@ class RunConfig:
         return [*self.standard_tests(), *(t.name for t in self.selected_custom_tests())]
 
     def standard_tests(self) -> list[str]:
-        return [n for n in self.tests if n in STANDARD_TESTS]
+        """The standard tests selected; none in an observe run."""
+        return [] if self.observe else [n for n in self.tests if n in STANDARD_TESTS]
 
     def selected_custom_tests(self) -> list[CustomTest]:
-        """The [[tests]] the selection names; all of them when it names none (`tests = []` = only these)."""
+        """The [[tests]] the selection names; all of them when it names none (`tests = []` = only these);
+        none in an observe run."""
+        if self.observe:
+            return []
         named = [t for t in self.custom_tests if t.name in self.tests]
         return named if named else list(self.custom_tests)
 
@@ -375,6 +383,8 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
         stop_grace_s=run.number("stop_grace_s", d.stop_grace_s),
         discovery_interval_s=run.number("discovery_interval_s", 10.0) if "discovery_interval_s" in run.table else None,
         monitor_interval_s=run.number("monitor_interval_s", 1.0) if "monitor_interval_s" in run.table else None,
+        observe=run.boolean("observe", d.observe),
+        observe_s=run.number("observe_s", d.observe_s),
         custom_tests=tuple(_test_spec(t) for t in root.tables("tests")),
         suite=_suite(root.table_of("suite")),
         streams=streams,
@@ -383,6 +393,9 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
         gcp=_gcp(root.table_of("gcp")),
         verdict=_verdict(root.table_of("verdict")),
     )
+    if config.observe and "tests" in run.table:
+        raise ConfigError("run.tests: an observe run (run.observe = true) submits no job and runs no tests; "
+                          "drop run.tests or run.observe")  # fmt: skip
     config = replace(config, tests=run.strings("tests", d.tests))
     for reader in (run, cluster, root):
         reader.done()

@@ -62,6 +62,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "stop_grace_s": args.stop_grace,
         "keep": args.keep or None,
         "discovery_interval_s": args.discovery_interval,
+        "observe": args.observe,
+        "observe_s": args.observe_s,
     }
     chosen: dict[str, object] = {k: v for k, v in flags.items() if v is not None}
     iris = {"bin": args.iris_bin, "config": args.iris_config}
@@ -84,6 +86,7 @@ def merged_config(args: argparse.Namespace) -> RunConfig:
     if isinstance(iris_flags, dict):
         overrides["iris"] = dataclasses.replace(config.iris, **iris_flags)
     config = dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+    check_observe(config, args)
     if config.prefix and not PREFIX.fullmatch(config.prefix):
         raise UsageError(f"--prefix: must match {PREFIX.pattern}, got {config.prefix!r}")
     unknown = config.unknown_tests()
@@ -94,6 +97,22 @@ def merged_config(args: argparse.Namespace) -> RunConfig:
     if config.keep and config.attached:
         raise UsageError("--keep: nothing to keep when attaching with --controller")
     return config
+
+
+def check_observe(config: RunConfig, args: argparse.Namespace) -> None:
+    """An observe run runs no tests: a test selection beside it is a contradiction, refused.
+    `--observe` overrides the config file's `run.tests` (flags override the file), as `--tests` does."""
+    if args.tests is not None and config.observe:
+        given = "--observe" if args.observe else "run.observe = true in --config"
+        raise UsageError(f"--tests: conflicts with {given}: an observe run submits no job and runs no tests; "
+                         "drop one of them")  # fmt: skip
+    if args.observe_s is not None and not config.observe:
+        raise UsageError("--observe-s: only for an observe run; add --observe (or run.observe = true)")
+    if config.observe and config.observe_s >= config.timeout_s:
+        raise UsageError(
+            f"--observe-s (run.observe_s): the observation ({config.observe_s:g} s) must end before the deadline "
+            f"(--timeout {config.timeout_s:g} s), which also covers the cluster's start and its cleanup"
+        )
 
 
 def check_controller(config: RunConfig) -> None:
