@@ -129,20 +129,23 @@ def _add_look_parsers(sub: "argparse._SubParsersAction[Parser]") -> None:
 def _look(args: argparse.Namespace) -> int:
     """`show` and `report`: read a run directory, never start anything."""
     from supervisor.report_html import write_report
-    from supervisor.show import RunDirError, find_run_dir, load_results, render_show
+    from supervisor.reports import visible
+    from supervisor.results_file import read_results
+    from supervisor.run_files import RunDirError
+    from supervisor.show import find_run_dir, render_show
 
     try:
         run_dir = find_run_dir(args.run_dir, Path(getattr(args, "log_dir", RunConfig.log_dir)))
-        results = load_results(run_dir)
         if args.command == "show":
-            print(render_show(results, run_dir))
+            print(render_show(read_results(run_dir), run_dir))
         else:
-            print(write_report(run_dir))
+            print(visible(str(write_report(run_dir))))
     except RunDirError as exc:
-        print(f"iris-smoke {args.command}: {exc}", file=sys.stderr)
+        # One line, escaped: the message may quote a path someone chose (`latest` in a shared log dir).
+        print(visible(f"iris-smoke {args.command}: {exc}"), file=sys.stderr)
         return ExitCode.USAGE
     except OSError as exc:
-        print(f"iris-smoke {args.command}: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        print(visible(f"iris-smoke {args.command}: cannot write {exc.filename}: {exc.strerror}"), file=sys.stderr)
         return ExitCode.INFRA
     return 0
 
