@@ -10,11 +10,31 @@ refuse to terminate anything else, whatever the controller's own filter returned
 """
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The job environment variable that names the run which submitted the job. Not the process
 # run tag (IRIS_SMOKE_RUN_ID): tasks on an attached cluster are not this run's processes.
 JOB_RUN_ID_ENV = "IRIS_SMOKE_JOB_RUN_ID"
+
+
+# An opaque proxy token (not a JWT with `exp`) is fetched again after this long.
+PROXY_TOKEN_TTL_S = 300.0
+
+
+@dataclass(frozen=True)
+class ProxyToken:
+    """Where the `Proxy-Authorization` bearer comes from, for an Iris behind a proxy that wants its
+    own credential (IAP: an OIDC identity token): a file (`[iris] proxy_token_file`, re-read as it
+    rotates) or a command whose stdout is the token (`[iris] proxy_token_command`, an argv, never
+    a shell). Never the token itself, so this can be logged and put in a follower's argv."""
+
+    file: str = ""
+    command: tuple[str, ...] = ()
+    ttl_s: float = PROXY_TOKEN_TTL_S
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.file or self.command)
 
 
 class ApiKind(enum.StrEnum):
@@ -38,6 +58,7 @@ class ControllerTarget:
     token_file: str = ""
     token_env: str = ""
     run_id: str = ""
+    proxy_token: ProxyToken = field(default_factory=ProxyToken)
 
     @property
     def job_prefix(self) -> str:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from common.controller_target import PROXY_TOKEN_TTL_S, ProxyToken
 from common.errors import ConfigError
 from supervisor import inputs
 from supervisor.toml_table import Table, read_toml
@@ -72,6 +73,15 @@ class IrisSettings:
     token_env: str = ""  # or the name of the environment variable holding it (the value is never logged)
     # A bearer token over plain http to a host other than this one is refused unless this is set.
     allow_insecure_http: bool = False
+    # The Proxy-Authorization bearer for an Iris behind IAP (common.controller_target.ProxyToken):
+    # a file, or an argv whose stdout is the token; each process fetches it, never logged.
+    proxy_token_file: str = ""
+    proxy_token_command: tuple[str, ...] = ()
+    proxy_token_ttl_s: float = PROXY_TOKEN_TTL_S  # how long an opaque (non-JWT) token is used
+
+    @property
+    def proxy_token(self) -> ProxyToken:
+        return ProxyToken(self.proxy_token_file, self.proxy_token_command, self.proxy_token_ttl_s)
 
 
 @dataclass(frozen=True)
@@ -273,8 +283,16 @@ def _iris(reader: Table) -> IrisSettings:
         token_file=reader.string("token_file", ""),
         token_env=reader.string("token_env", "", ENV_NAME),
         allow_insecure_http=reader.boolean("allow_insecure_http", IrisSettings.allow_insecure_http),
+        proxy_token_file=reader.string("proxy_token_file", ""),
+        proxy_token_command=reader.strings("proxy_token_command", ()),
+        proxy_token_ttl_s=reader.number("proxy_token_ttl_s", PROXY_TOKEN_TTL_S),
     )
     reader.done()
+    if settings.proxy_token_file and settings.proxy_token_command:
+        raise ConfigError("iris.proxy_token_command: give the proxy token by proxy_token_file or by "
+                          "proxy_token_command, not both")  # fmt: skip
+    if settings.proxy_token_command and not settings.proxy_token_command[0]:
+        raise ConfigError("iris.proxy_token_command: the first word is the program to run, got an empty string")
     return settings
 
 

@@ -42,8 +42,9 @@ class RunPlan:
         address = address or self.config.controller
         iris = self.config.iris
         return ControllerTarget(
-            api, address, self.job_root, token_file=iris.token_file, token_env=iris.token_env, run_id=self.run_id
-        )
+            api, address, self.job_root, token_file=iris.token_file, token_env=iris.token_env, run_id=self.run_id,
+            proxy_token=iris.proxy_token,
+        )  # fmt: skip
 
 
 def new_run_id() -> str:
@@ -190,12 +191,27 @@ def _check_token(config: RunConfig) -> None:
             inputs.secret_text(os.environ.get(iris.token_env, ""))
         except ValueError as exc:
             raise UsageError(f"iris.token_env: the environment variable {iris.token_env} {exc}") from None
-    holds_token = bool(iris.token_file or iris.token_env)
+    _check_proxy_token(config)
+    holds_token = bool(iris.token_file or iris.token_env or iris.proxy_token.configured)
     remote_http = config.controller.startswith("http://") and not inputs.loopback_url(config.controller)
     if holds_token and remote_http and not iris.allow_insecure_http:
         raise UsageError(
             f"--controller: {config.controller} is plain http to another host, and the run sends a bearer token; "
             "use https, a tunnel to a loopback port, or set [iris] allow_insecure_http = true"
+        )
+
+
+def _check_proxy_token(config: RunConfig) -> None:
+    iris = config.iris
+    try:
+        if iris.proxy_token_file:
+            inputs.secret_file(iris.proxy_token_file)
+    except ValueError as exc:
+        raise UsageError(f"iris.proxy_token_file: {exc}") from None
+    if iris.proxy_token_command and shutil.which(iris.proxy_token_command[0]) is None:
+        raise UsageError(
+            f"iris.proxy_token_command: {iris.proxy_token_command[0]!r} is not on PATH "
+            "(for IAP, install the Google Cloud CLI: gcloud auth print-identity-token)"
         )
 
 

@@ -437,7 +437,9 @@ class SmokeRun:
         if self.config.cluster.real_iris:
             # Iris keeps worker and controller logs in its log service: follow them there.
             iris = self.config.iris
-            return IrisLogTransport(self.address, token_file=iris.token_file or None, token_env=iris.token_env or None)
+            return IrisLogTransport(
+                self.address, iris.token_file or None, iris.token_env or None, proxy_token=iris.proxy_token
+            )
         if self.config.cluster is not ClusterKind.SSH:
             assert self.cluster is not None
             return LocalTransport(state_dir=str(self.cluster.get("state_dir", "")))

@@ -2,6 +2,7 @@
 
     python -m workers.logservice_follow --controller URL --key KEY [--since TS [--cursor N]]
         [--cursor-markers] [--token-file F | --token-env NAME] [--poll-interval S]
+        [--proxy-token-file F | --proxy-token-command JSON [--proxy-token-ttl S]]
         [--exit-on-stdin-close] [--deadline-unix T]
 
 The follower process of the `iris_log` transport: a stream child reads its stdout as it
@@ -38,10 +39,14 @@ reads `docker logs`, lines of `<RFC 3339, 9 fractional digits>Z <text>`. Why it 
   stream child reports it like every other child, so it reaches the verdict.
 - The log service is found by `workers.controller.log_server` (the adapter uses the same):
   through the controller's `/proxy/system.log-server/` route wherever Iris has it.
+- Credentials: we are given where the tokens are (a file, an environment variable's name, the
+  proxy token's command as a JSON argv), never a token, and read them ourselves
+  (`workers.controller.credentials`, which also keeps the proxy token fresh).
 """
 
 import argparse
 import calendar
+import json
 import os
 import select
 import signal
@@ -50,9 +55,11 @@ import time
 from types import FrameType
 from typing import Any
 
+from common.controller_target import PROXY_TOKEN_TTL_S, ProxyToken
 from common.fdio import write_all
 from common.logs import redacted
-from workers.controller.connect_http import ConnectClient, read_token
+from workers.controller.connect_http import ConnectClient
+from workers.controller.credentials import Credentials
 from workers.controller.log_server import FETCH_LOGS, resolve_log_service
 from workers.controller.model import ApiMismatch, ControllerError
 from workers.controller.reply import Field
@@ -189,10 +196,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cursor-markers", action="store_true", help="print a `#cursor <seq>` line after each page")
     parser.add_argument("--token-file", help="a file holding the bearer token")
     parser.add_argument("--token-env", help="the environment variable holding the bearer token")
+    parser.add_argument("--proxy-token-file", default="", help="a file holding the Proxy-Authorization token")
+    parser.add_argument("--proxy-token-command", type=command_argv, default=(), help="its command, a JSON argv")
+    parser.add_argument("--proxy-token-ttl", type=float, default=PROXY_TOKEN_TTL_S, help="an opaque token's life")
     parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between polls once caught up")
     parser.add_argument("--exit-on-stdin-close", action="store_true", help="exit when stdin reaches EOF")
     parser.add_argument("--deadline-unix", type=float, help="exit (0) at this Unix time")
     return parser
+
+
+def command_argv(text: str) -> tuple[str, ...]:
+    """`--proxy-token-command`: a JSON list of strings, the first one not empty."""
+    try:
+        argv = json.loads(text)
+    except ValueError:
+        argv = None
+    if not (isinstance(argv, list) and argv and argv[0] and all(isinstance(a, str) for a in argv)):
+        raise argparse.ArgumentTypeError(f"not a JSON list of strings: {text!r}")
+    return tuple(argv)
 
 
 def _terminate(_signum: int, _frame: FrameType | None) -> None:
@@ -203,11 +224,12 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        token = read_token(args.token_file or "", args.token_env or "")
+        proxy = ProxyToken(args.proxy_token_file, args.proxy_token_command, args.proxy_token_ttl)
+        credentials = Credentials.of(args.token_file or "", args.token_env or "", proxy)
         since = None if args.since is None else validate_since(args.since)
         if args.cursor is not None and (since is None or args.cursor <= 0):
             raise TimestampError("--cursor needs --since and a positive row id")
-        with ConnectClient(args.controller, token) as controller:
+        with ConnectClient(args.controller, credentials) as controller:
             follower = Follower(log_client(controller, args.deadline_unix), args.key, since, args)
             if args.cursor is not None:
                 follower.resume_after(args.cursor)

@@ -28,6 +28,12 @@ Flags (each may be combined with the others):
                              log server go away: its listening socket and every connection it has open are
                              closed (new connections are refused, and the proxy route answers 502, as a
                              controller whose endpoint is unreachable does); the controller port stays
+  --require-proxy-token SECRET_FILE
+                             be IAP in front of Iris: every request (both listeners, `/health` too) needs
+                             `Proxy-Authorization: Bearer <HS256 JWT signed with the secret in the file,
+                             not expired>` (tests/helpers/mint_proxy_token.py mints one); else 401 with a
+                             text body `Invalid IAP credentials: <why>`, as IAP answers. Proxy-Authorization
+                             is never forwarded (only Content-Type and Authorization are)
 
 The real log server is what the upstream's ListEndpoints names at start (Iris 0.2.227 runs it
 in-process on a port of its own; its controller port does not serve `finelog.*`).
@@ -49,12 +55,15 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from tests.helpers import mint_proxy_token
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 LIST_ENDPOINTS = "iris.cluster.EndpointService/ListEndpoints"
@@ -74,6 +83,18 @@ CONNECT_STATUS = {
 }  # fmt: skip
 
 
+@dataclasses.dataclass(frozen=True)
+class ProxyGate:
+    """--require-proxy-token: IAP's part, admitting a request only with a valid proxy token."""
+
+    secret: bytes
+
+    def refusal(self, headers: Any) -> tuple[int, bytes, str] | None:
+        scheme, _, token = str(headers.get("Proxy-Authorization", "")).partition(" ")
+        why = mint_proxy_token.refusal(token if scheme.lower() == "bearer" else "", self.secret, time.time())
+        return (401, f"Invalid IAP credentials: {why}".encode(), "text/html") if why else None
+
+
 @dataclasses.dataclass
 class Routes:
     """What the controller listener does with each call; the log listener only forwards."""
@@ -88,6 +109,7 @@ class Routes:
     log_url: str = ""  # our log listener, put into ListEndpoints' real answer (--log-proxy)
     lost: set[str] = dataclasses.field(default_factory=set)
     refused: dict[str, str] = dataclasses.field(default_factory=dict)  # method -> Connect error code
+    gate: ProxyGate | None = None
 
     def made_up(self, method: str) -> tuple[int, bytes, str] | None:
         """The answer given without asking upstream, if any: (status, body, content type)."""
@@ -134,6 +156,10 @@ def handler(routes: Routes) -> type[http.server.BaseHTTPRequestHandler]:
         def _forward(self, http_method: str) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
             method = self.path.lstrip("/")
+            gated = routes.gate.refusal(self.headers) if routes.gate is not None else None
+            if gated is not None:
+                self._answer(*gated)
+                return
             answer = routes.made_up(method)
             if answer is not None:
                 self._answer(*answer)
@@ -243,6 +269,7 @@ def main() -> int:
     parser.add_argument("--log-server-address", default="")
     parser.add_argument("--log-proxy", action="store_true")
     parser.add_argument("--refuse", action="append", default=[], help="METHOD=CODE")
+    parser.add_argument("--require-proxy-token", default="", metavar="SECRET_FILE")
     args = parser.parse_args()
     upstream = args.upstream.rstrip("/")
     routes = Routes(
@@ -255,8 +282,10 @@ def main() -> int:
         log_server_address=args.log_server_address,
         refused=refused_of(args.refuse),
     )
+    if args.require_proxy_token:
+        routes.gate = ProxyGate(Path(args.require_proxy_token).read_bytes().strip())
     server = Listener(handler(routes))
-    logs = Listener(handler(Routes(log_server_of(upstream)))) if args.log_proxy else None
+    logs = Listener(handler(Routes(log_server_of(upstream), gate=routes.gate))) if args.log_proxy else None
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         raise SystemExit(0)

@@ -29,7 +29,8 @@ from typing import Any
 from common.controller_target import JOB_RUN_ID_ENV, ControllerTarget
 from common.deadline import Deadline
 from workers.controller.api import RPC_TIMEOUT_S, not_ours, rpc_timeout
-from workers.controller.connect_http import ConnectClient, read_token
+from workers.controller.connect_http import ConnectClient
+from workers.controller.credentials import Credentials
 from workers.controller.log_server import FETCH_LOGS, resolve_log_service
 from workers.controller.model import (
     Action,
@@ -149,7 +150,7 @@ class IrisController:
     def open(
         cls, target: ControllerTarget, deadline: Deadline, call_limit_s: float = RPC_TIMEOUT_S
     ) -> Iterator["IrisController"]:
-        with ConnectClient(target.address, read_token(target.token_file, target.token_env)) as client:
+        with ConnectClient(target.address, Credentials.for_target(target)) as client:
             yield cls(client, target, deadline, call_limit_s)
 
     def _call(self, method: str, body: dict[str, Any], timeout_s: float | None = None) -> Field:

@@ -16,20 +16,26 @@ the server lacks the method: `iris_api_mismatch`, naming it. Other answers witho
 Connect body (a proxy's or a load balancer's page) get the code the Connect protocol's
 "HTTP to error code" table infers from the status (HTTP_CODES), else `unknown`, with the
 start of the body.
+
+Credentials (`workers.controller.credentials`): each request carries the Iris token and, for
+an Iris behind a proxy such as IAP, the proxy's token. A refusal that is the proxy's (a 407, a
+401 with `Proxy-Authenticate` or without a JSON body) is `ProxyRefused`; the call is then sent
+once more with a proxy token fetched again, and a second refusal is the caller's.
 """
 
 import copy
-import os
-from pathlib import Path
+import time
 from typing import Any
 
 import orjson
 import urllib3
 
-from common import logs
+from workers.controller.credentials import Credentials, ProxyRefused, refused_by_proxy
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
 
 MAX_ERROR_CHARS = 300
+HEADERS = {"Content-Type": "application/json", "Connect-Protocol-Version": "1"}
+NO_PROXY_CREDENTIAL = "no proxy credential given ([iris] proxy_token_command or proxy_token_file)"
 # The field an ApiMismatch names when the server has no such method at all.
 MISSING_METHOD = "<method>"
 # Connect's codes (connectrpc.com/docs/protocol#error-codes); a body with another `code` is no Connect error.
@@ -53,15 +59,13 @@ HTTP_CODES = {
 
 
 class ConnectClient:
-    def __init__(self, base_url: str, token: str = "", pool_size: int = 4) -> None:
+    def __init__(self, base_url: str, credentials: Credentials | None = None, pool_size: int = 4) -> None:
         self.base_url = base_url.rstrip("/")
-        self.token = token
-        headers = {"Content-Type": "application/json", "Connect-Protocol-Version": "1"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        # Shared with the process's other clients (the log server's): one proxy token for all.
+        self.credentials = credentials or Credentials()
         # retries=False: a retry is a decision for the caller's loop (with its backoff and
         # deadline), never a hidden second request that could submit a job twice.
-        self._pool = urllib3.PoolManager(num_pools=2, maxsize=pool_size, headers=headers, retries=False)
+        self._pool = urllib3.PoolManager(num_pools=2, maxsize=pool_size, headers=HEADERS, retries=False)
         self._owns_pool = True
 
     def at(self, base_url: str) -> "ConnectClient":
@@ -82,11 +86,27 @@ class ConnectClient:
         self.close()
 
     def call(self, method: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """One unary call, e.g. `call("iris.cluster.ControllerService/ListWorkers", {}, 5.0)`."""
+        """One unary call, e.g. `call("iris.cluster.ControllerService/ListWorkers", {}, 5.0)`.
+        A call the proxy refused is sent once more with a proxy token fetched again: the proxy
+        forwarded nothing, so even a LaunchJob cannot happen twice."""
+        ends = time.monotonic() + timeout_s
+        try:
+            return self._call_once(method, body, timeout_s)
+        except ProxyRefused:
+            if not self.credentials.refresh_proxy():
+                raise
+        return self._call_once(method, body, ends - time.monotonic())
+
+    def _call_once(self, method: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         url = f"{self.base_url}/{method}"
+        headers = HEADERS | self.credentials.headers(method, timeout_s)
         try:
             reply = self._pool.request(
-                "POST", url, body=orjson.dumps(body), timeout=urllib3.Timeout(total=max(0.01, timeout_s))
+                "POST",
+                url,
+                body=orjson.dumps(body),
+                headers=headers,
+                timeout=urllib3.Timeout(total=max(0.01, timeout_s)),
             )
         except urllib3.exceptions.NewConnectionError as exc:  # refused: urllib3 files it under timeouts
             raise ControllerError(ErrorCode.UNAVAILABLE, method, str(exc)) from None
@@ -96,12 +116,21 @@ class ConnectClient:
             raise ControllerError(ErrorCode.UNAVAILABLE, method, str(exc)) from None
         if reply.status == 200:
             return _json_object(method, reply.data)
+        if refused_by_proxy(reply.status, reply.headers, reply.data):
+            raise self._proxy_refused(method, reply.status, reply.data)
         raise _error(method, reply.status, reply.data)
+
+    def _proxy_refused(self, method: str, status: int, data: bytes) -> ProxyRefused:
+        text = f"HTTP {status}: {data[:MAX_ERROR_CHARS].decode('utf-8', 'replace')}"
+        return ProxyRefused(method, text if self.credentials.proxy is not None else f"{NO_PROXY_CREDENTIAL}; {text}")
 
     def get_status(self, path: str, timeout_s: float) -> int | None:
         """The HTTP status `GET <base>/<path>` answers (Iris's `/health`), None if there was no answer."""
+        headers = HEADERS | self.credentials.headers(path, timeout_s, required=False)
         try:
-            reply = self._pool.request("GET", f"{self.base_url}/{path}", timeout=urllib3.Timeout(total=timeout_s))
+            reply = self._pool.request(
+                "GET", f"{self.base_url}/{path}", headers=headers, timeout=urllib3.Timeout(total=timeout_s)
+            )
         except urllib3.exceptions.HTTPError:
             return None
         return int(reply.status)
@@ -141,12 +170,3 @@ def _error(method: str, status: int, data: bytes) -> ControllerError:
         return ApiMismatch(method, MISSING_METHOD, f"the server has no method {method} (HTTP {status})")
     text = data[:MAX_ERROR_CHARS].decode("utf-8", "replace")
     return ControllerError(HTTP_CODES.get(status, ErrorCode.UNKNOWN), method, f"HTTP {status}: {text}")
-
-
-def read_token(path: str, env_name: str = "") -> str:
-    """The bearer token: the file at `path` (stripped), else the environment variable named
-    `env_name`, else "" (no auth). Read once per process, when its client opens; never logged,
-    never put in an argv (a follower is handed the file's path or the variable's name)."""
-    token = Path(path).read_text().strip() if path else os.environ.get(env_name, "").strip() if env_name else ""
-    logs.redact(token)
-    return token
