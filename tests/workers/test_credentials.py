@@ -6,10 +6,8 @@ retry go through the real ConnectClient against a loopback server that plays the
 """
 
 import base64
-import http.server
 import json
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ import pytest
 from common import logs
 from common.controller_target import ProxyToken
 from tests.helpers.clock import FakeClock
+from tests.helpers.http_stub import Stub, serving
 from workers.controller.connect_http import ConnectClient
 from workers.controller.credentials import (
     Credential,
@@ -30,7 +29,7 @@ from workers.controller.credentials import (
     credential_of,
     fetcher,
     jwt_exp,
-    refused_by_proxy,
+    proxy_refusal,
     run_command,
 )
 from workers.controller.model import ControllerError, ErrorCode
@@ -236,21 +235,25 @@ def test_a_command_that_cannot_run_is_an_error_naming_the_field() -> None:
 # -- who refused, and the one retry ------------------------------------------------------
 
 
+UNAUTHENTICATED, PERMISSION_DENIED = ErrorCode.UNAUTHENTICATED, ErrorCode.PERMISSION_DENIED
+
+
 @pytest.mark.parametrize(
     ("status", "headers", "body", "proxy"),
     [
-        (401, {}, b"Invalid IAP credentials: empty token", True),
-        (401, {}, b"<html>401</html>", True),
-        (407, {}, b'{"code": "unauthenticated"}', True),
-        (401, {"Proxy-Authenticate": "Bearer"}, b'{"code": "unauthenticated"}', True),
-        (401, {}, b'{"code": "unauthenticated", "message": "invalid token"}', False),
-        (401, {}, b'{"error": "authentication failed"}', False),
-        (403, {}, b"Forbidden", False),
-        (500, {}, b"oops", False),
+        (401, {}, b"Invalid IAP credentials: empty token", UNAUTHENTICATED),
+        (401, {}, b"<html>401</html>", UNAUTHENTICATED),
+        (407, {}, b'{"code": "unauthenticated"}', UNAUTHENTICATED),
+        (401, {"Proxy-Authenticate": "Bearer"}, b'{"code": "unauthenticated"}', UNAUTHENTICATED),
+        (403, {}, b"<html>You don't have access</html>", PERMISSION_DENIED),
+        (401, {}, b'{"code": "unauthenticated", "message": "invalid token"}', None),
+        (401, {}, b'{"error": "authentication failed"}', None),
+        (403, {}, b'{"code": "permission_denied", "message": "role"}', None),
+        (500, {}, b"oops", None),
     ],
 )
-def test_who_refused(status: int, headers: dict[str, str], body: bytes, proxy: bool) -> None:
-    assert refused_by_proxy(status, headers, body) is proxy
+def test_who_refused(status: int, headers: dict[str, str], body: bytes, proxy: ErrorCode | None) -> None:
+    assert proxy_refusal(status, headers, body) is proxy
 
 
 @dataclass
@@ -258,28 +261,22 @@ class Seen:
     requests: list[tuple[str, str]] = field(default_factory=list)  # (path, Proxy-Authorization)
 
 
-def _handler(seen: Seen) -> type[http.server.BaseHTTPRequestHandler]:
-    class Proxy(http.server.BaseHTTPRequestHandler):
+def _handler(seen: Seen) -> type[Stub]:
+    class Proxy(Stub):
         """Plays IAP and Iris by path: `/admit/<token>/...` admits only that proxy token."""
 
-        protocol_version = "HTTP/1.1"
-
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.body()
             token = self.headers.get("Proxy-Authorization", "").removeprefix("Bearer ")
             seen.requests.append((self.path, token))
-            status, data = 200, b"{}"
             if self.path.startswith("/admit/") and self.path.split("/")[2] != token:
-                status, data = 401, b"Invalid IAP credentials: Unable to parse JWT"
+                self.answer(401, b"Invalid IAP credentials: Unable to parse JWT")
             elif self.path == "/iris/refuses":
-                status, data = 401, b'{"error": "authentication failed"}'
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
+                self.answer(401, b'{"error": "authentication failed"}')
+            elif self.path == "/iap/forbids":
+                self.answer(403, b"<html>You don't have access</html>")
+            else:
+                self.answer(200, b"{}")
 
     return Proxy
 
@@ -287,15 +284,8 @@ def _handler(seen: Seen) -> type[http.server.BaseHTTPRequestHandler]:
 @pytest.fixture
 def proxy() -> Iterator[tuple[str, Seen]]:
     seen = Seen()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(seen))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with serving(_handler(seen)) as url:
+        yield url, seen
 
 
 def _client(url: str) -> tuple[ConnectClient, Minter]:
@@ -346,3 +336,12 @@ def test_without_a_proxy_credential_the_proxys_refusal_says_what_to_set(proxy: t
     with ConnectClient(url, Credentials("iris-token")) as client, pytest.raises(ProxyRefused) as caught:
         client.call("admit/some-token/m", {}, 5.0)
     assert "proxy_token_command" in caught.value.details and len(seen.requests) == 1
+
+
+def test_a_proxy_that_knows_us_and_forbids_names_the_proxy_and_is_not_sent_again(proxy: tuple[str, Seen]) -> None:
+    url, seen = proxy
+    client, minter = _client(url)
+    with client, pytest.raises(ProxyRefused) as caught:
+        client.call("iap/forbids", {}, 5.0)
+    assert caught.value.code is ErrorCode.PERMISSION_DENIED and credential_of(caught.value) is Credential.PROXY
+    assert len(seen.requests) == 1 and len(minter.tokens) == 1

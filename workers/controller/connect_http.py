@@ -19,8 +19,9 @@ start of the body.
 
 Credentials (`workers.controller.credentials`): each request carries the Iris token and, for
 an Iris behind a proxy such as IAP, the proxy's token. A refusal that is the proxy's (a 407, a
-401 with `Proxy-Authenticate` or without a JSON body) is `ProxyRefused`; the call is then sent
-once more with a proxy token fetched again, and a second refusal is the caller's.
+401 with `Proxy-Authenticate`, a 401 or 403 without a JSON body) is `ProxyRefused`; after a
+401/407 the call is sent once more with a proxy token fetched again, and a second refusal is
+the caller's.
 """
 
 import copy
@@ -30,7 +31,7 @@ from typing import Any
 import orjson
 import urllib3
 
-from workers.controller.credentials import Credentials, ProxyRefused, refused_by_proxy
+from workers.controller.credentials import Credentials, ProxyRefused, proxy_refusal
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
 
 MAX_ERROR_CHARS = 300
@@ -92,8 +93,8 @@ class ConnectClient:
         ends = time.monotonic() + timeout_s
         try:
             return self._call_once(method, body, timeout_s)
-        except ProxyRefused:
-            if not self.credentials.refresh_proxy():
+        except ProxyRefused as exc:
+            if exc.code is not ErrorCode.UNAUTHENTICATED or not self.credentials.refresh_proxy():
                 raise
         return self._call_once(method, body, ends - time.monotonic())
 
@@ -116,13 +117,15 @@ class ConnectClient:
             raise ControllerError(ErrorCode.UNAVAILABLE, method, str(exc)) from None
         if reply.status == 200:
             return _json_object(method, reply.data)
-        if refused_by_proxy(reply.status, reply.headers, reply.data):
-            raise self._proxy_refused(method, reply.status, reply.data)
+        refused = proxy_refusal(reply.status, reply.headers, reply.data)
+        if refused is not None:
+            raise self._proxy_refused(method, refused, reply.status, reply.data)
         raise _error(method, reply.status, reply.data)
 
-    def _proxy_refused(self, method: str, status: int, data: bytes) -> ProxyRefused:
+    def _proxy_refused(self, method: str, code: ErrorCode, status: int, data: bytes) -> ProxyRefused:
         text = f"HTTP {status}: {data[:MAX_ERROR_CHARS].decode('utf-8', 'replace')}"
-        return ProxyRefused(method, text if self.credentials.proxy is not None else f"{NO_PROXY_CREDENTIAL}; {text}")
+        hint = "" if self.credentials.proxy is not None else f"{NO_PROXY_CREDENTIAL}; "
+        return ProxyRefused(method, hint + text, code)
 
     def get_status(self, path: str, timeout_s: float) -> int | None:
         """The HTTP status `GET <base>/<path>` answers (Iris's `/health`), None if there was no answer."""

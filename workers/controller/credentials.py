@@ -15,11 +15,11 @@
   token, plus gcloud's CLOUDSDK_*). Its stdout, stripped, must be one line: the token.
   Anything else is an error naming `iris.proxy_token_command` with its stderr's tail (never
   its stdout, which may hold a token).
-- Who refused (`refused_by_proxy`): Iris answers a refused token with JSON (a Connect body,
-  or `{"error": "authentication failed"}` from its auth layer), so a 407, a 401 carrying
-  `Proxy-Authenticate`, or a 401 whose body is not JSON (IAP: `Invalid IAP credentials: ...`)
-  comes from the proxy in front of it: `credential=proxy` in `controller_unauthenticated`.
-  Everything else refused is Iris's: `credential=iris`.
+- Who refused (`proxy_refusal`): Iris answers every refusal with JSON (a Connect body, or
+  `{"error": "authentication failed"}` from its auth layer), so a 407, a 401 carrying
+  `Proxy-Authenticate`, or a 401 or 403 whose body is not JSON (IAP: `Invalid IAP credentials:
+  ...`) comes from the proxy in front of it: `credential=proxy` in `controller_unauthenticated`.
+  Everything else refused is Iris's: `credential=iris`. Only a 401/407 is worth a new token.
 No token leaves this module but in the headers: not in a repr, an error, a log line or an argv;
 each one read or fetched is registered with `common.logs.redact` as well, so that a token quoted
 back by a server in an error still reaches no log.
@@ -64,31 +64,31 @@ class Credential(enum.StrEnum):
 
 
 class ProxyRefused(ControllerError):
-    """The proxy in front of Iris refused the call, or we had no proxy token to give it."""
+    """The proxy in front of Iris refused the call (`unauthenticated`; `permission_denied`: it
+    knows who we are and does not admit us), or we had no proxy token to give it."""
 
     credential = Credential.PROXY
 
-    def __init__(self, method: str, details: str) -> None:
-        super().__init__(ErrorCode.UNAUTHENTICATED, method, details)
+    def __init__(self, method: str, details: str, code: ErrorCode = ErrorCode.UNAUTHENTICATED) -> None:
+        super().__init__(code, method, details)
 
 
 def credential_of(exc: ControllerError) -> Credential:
     return exc.credential if isinstance(exc, ProxyRefused) else Credential.IRIS
 
 
-def refused_by_proxy(status: int, headers: Mapping[str, str], data: bytes) -> bool:
-    """Whether an error answer is the proxy's refusal rather than Iris's (see the module's docstring)."""
-    if status == 407:
-        return True
-    if status != 401:
-        return False
-    if any(name.lower() == "proxy-authenticate" for name in headers):
-        return True
+def proxy_refusal(status: int, headers: Mapping[str, str], data: bytes) -> ErrorCode | None:
+    """The code of an error answer that is the proxy's refusal rather than Iris's, else None
+    (see the module's docstring; a 403 without JSON is the proxy's too: IAP's "not allowed")."""
+    if status == 407 or (status == 401 and any(name.lower() == "proxy-authenticate" for name in headers)):
+        return ErrorCode.UNAUTHENTICATED
+    if status not in (401, 403):
+        return None
     try:
         json.loads(data)
     except ValueError:  # not JSON, or not UTF-8 at all
-        return True
-    return False
+        return ErrorCode.UNAUTHENTICATED if status == 401 else ErrorCode.PERMISSION_DENIED
+    return None
 
 
 def read_token(path: str, env_name: str = "") -> str:
