@@ -169,9 +169,10 @@ class SmokeRun:
 
     def _launch_refused(self, body: Mapping[str, Any]) -> dict[str, str]:
         """A LaunchJob refused for who we are, while the rest was answered: an identity that may
-        observe but not launch (Iris's read-only `dashboard` role). Said once, with the fix."""
+        observe but not launch (Iris's read-only `dashboard` role). Said once, with the fix. Not
+        when the proxy in front of Iris refused it (`credential=proxy`): no Iris role helps then."""
         refused = body["unauthenticated"]
-        if str(refused.get("method", "")).rsplit("/", 1)[-1] != LAUNCH_METHOD:
+        if str(refused.get("method", "")).rsplit("/", 1)[-1] != LAUNCH_METHOD or refused.get("credential") == "proxy":
             return {}
         self.sup.log.error("launch_not_permitted", code=refused.get("code"), method=refused.get("method"),
                            fix=LAUNCH_REFUSED_FIX)  # fmt: skip

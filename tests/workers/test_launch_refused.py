@@ -51,7 +51,7 @@ def test_a_refused_launch_stops_the_launches_and_reports_every_test_once() -> No
     tests.launch_all()
     assert controller.launches == 1 and tests.pending() == []
     reports = [body for kind, body in recorder.sent if kind is Kind.PROGRESS]
-    assert reports == [{"unauthenticated": {"code": ErrorCode.PERMISSION_DENIED, "method": LAUNCH,
+    assert reports == [{"unauthenticated": {"code": ErrorCode.PERMISSION_DENIED, "method": LAUNCH, "credential": "iris",
                                             "details": "role dashboard may not call LaunchJob"}}]  # fmt: skip
     results = {body["test"]: body for kind, body in recorder.sent if kind is Kind.RESULT}
     assert {name: r["outcome"] for name, r in results.items()} == dict.fromkeys(
@@ -61,16 +61,23 @@ def test_a_refused_launch_stops_the_launches_and_reports_every_test_once() -> No
     assert "not launched: the controller refused LaunchJob" in results["concurrent"]["error"]
 
 
-def test_the_supervisor_names_the_fix_for_a_refused_launch_only() -> None:
-    """LaunchJob refused: the reason carries the fix; a token refused on a read does not."""
-    for method, fixed in ((LAUNCH, True), ("iris.cluster.ControllerService/ListJobs", False)):
+def test_the_supervisor_names_the_fix_for_a_launch_iris_refused_only() -> None:
+    """LaunchJob refused by Iris: the reason carries the fix; a token refused on a read does not, nor a
+    LaunchJob the proxy in front of Iris refused (an Iris role would not help)."""
+    cases = (
+        (LAUNCH, "iris", True),
+        ("iris.cluster.ControllerService/ListJobs", "iris", False),
+        (LAUNCH, "proxy", False),
+    )
+    for method, credential, fixed in cases:
         with tempfile.TemporaryDirectory() as tmp:
             args = build_parser().parse_args(
                 ["run", "--log-dir", tmp, "--cluster", "iris", "--controller", "http://h:1"]
             )
             p = plan(args)
             run = SmokeRun(p, Supervisor(p.run_id, p.run_dir, Deadline.after(60)))
-            refused: dict[str, Any] = {"code": "permission_denied", "method": method, "details": "no"}
+            refused: dict[str, Any] = {"code": "permission_denied", "method": method, "credential": credential,
+                                       "details": "no"}  # fmt: skip
             record = ChildRecord(ChildSpec("tests", "tests", "x:main"))
             run._on_message(record, Message(Kind.PROGRESS, {"unauthenticated": refused}))
             assert run.failures()[0] is FailureReason.CONTROLLER_UNAUTHENTICATED
