@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from common.controller_target import PriorityBand
 from common.errors import ConfigError
 from supervisor import inputs
 from supervisor.toml_table import Table, read_toml
@@ -50,6 +51,7 @@ class SuiteSettings:
     region: str = ""  # the region region_constrained and nested_constraints pin
     region_attribute: str = ""  # the worker attribute that names a region; "" = `region`
     probe: str = "env"  # accelerator_probe: env (what the cluster gives) or jax (real hardware)
+    priority_band: PriorityBand = PriorityBand.INTERACTIVE  # the Iris band every job is launched in
 
 
 class ClusterKind(enum.StrEnum):
@@ -399,6 +401,7 @@ def _suite(reader: Table) -> SuiteSettings:
         region=reader.string("region", d.region),
         region_attribute=reader.string("region_attribute", d.region_attribute),
         probe=reader.string("probe", d.probe, choices=PROBES),
+        priority_band=PriorityBand(reader.string("priority_band", d.priority_band, choices=tuple(PriorityBand))),
     )
     reader.done()
     return suite

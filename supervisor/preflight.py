@@ -42,8 +42,9 @@ class RunPlan:
         address = address or self.config.controller
         iris = self.config.iris
         return ControllerTarget(
-            api, address, self.job_root, token_file=iris.token_file, token_env=iris.token_env, run_id=self.run_id
-        )
+            api, address, self.job_root, token_file=iris.token_file, token_env=iris.token_env, run_id=self.run_id,
+            priority_band=self.config.suite.priority_band,
+        )  # fmt: skip
 
 
 def new_run_id() -> str:

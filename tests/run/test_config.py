@@ -55,6 +55,8 @@ def test_a_full_config_parses_into_frozen_settings(tmp_path: Path) -> None:
         ({"tests": [{"name": "t", "argv": []}]}, "tests[0].argv"),
         ({"tests": [{"name": "t", "argv": ["true"], "replicas": 0}]}, "tests[0].replicas"),
         ({"tests": [{"name": "simple", "argv": ["true"]}]}, "tests"),
+        ({"suite": {"priority_band": "urgent"}}, "suite.priority_band"),
+        ({"suite": {"priority_band": "system"}}, "suite.priority_band"),
     ],
 )
 def test_bad_values_name_their_field(data: dict[str, object], field: str) -> None:
