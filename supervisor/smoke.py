@@ -240,6 +240,8 @@ class SmokeRun:
             region=suite.region,
             region_attribute=suite.region_attribute or (iris_local.REGION_ATTRIBUTE if own_iris else ""),
             probe=suite.probe,
+            # Started here and reached directly (not gcp's tunnel): a refused connection means gone.
+            cluster_owned=self._cluster_mode() in ("start", "keep", "iris-local"),
         )
 
     def _cluster_mode(self) -> str:
