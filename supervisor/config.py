@@ -246,7 +246,7 @@ def _ssh(reader: Table, remote_template: str) -> SshSettings:
     transport = replace(
         d,
         port=reader.integer("port", d.port, 1, 65535),
-        identity_file=reader.string("identity_file", "") or None,
+        identity_file=_path(reader, "identity_file") or None,
         strict_host_key_checking=reader.string(
             "strict_host_key_checking", d.strict_host_key_checking, choices=("yes", "no", "accept-new")
         ),
@@ -258,11 +258,17 @@ def _ssh(reader: Table, remote_template: str) -> SshSettings:
     return SshSettings(transport=transport, hosts=hosts)
 
 
+def _path(reader: Table, key: str) -> str:
+    """A file path; a leading `$CREDENTIALS_DIRECTORY/` is the unit's credentials directory."""
+    with reader.naming(key):
+        return inputs.credential_path(reader.string(key, ""))
+
+
 def _iris(reader: Table) -> IrisSettings:
     settings = IrisSettings(
         bin=reader.string("bin", IrisSettings.bin),
         config=reader.string("config", ""),
-        token_file=reader.string("token_file", ""),
+        token_file=_path(reader, "token_file"),
         token_env=reader.string("token_env", "", ENV_NAME),
     )
     reader.done()

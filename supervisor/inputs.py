@@ -6,6 +6,7 @@ names both the field and the fix.
 """
 
 import math
+import os
 import re
 
 # poll(2), select and the children's waits take milliseconds in a C int: past 2**31 - 1 ms
@@ -26,6 +27,11 @@ _PORT = r"(?:[1-9][0-9]{0,4})"
 GRPC_TARGET = re.compile(rf"{_HOST}:{_PORT}|unix:/[A-Za-z0-9._/-]{{1,200}}", re.ASCII)
 IRIS_URL = re.compile(rf"https?://{_HOST}(?::{_PORT})?/?", re.ASCII)
 
+
+# systemd hands a unit's credentials (LoadCredential=) to it in this directory; a config file
+# cannot use the unit's `%d`, so a path may start with the variable instead.
+CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
+_CREDENTIALS_PREFIXES = (f"${CREDENTIALS_ENV}/", f"${{{CREDENTIALS_ENV}}}/")
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*", re.ASCII)
 _UNIT_S = {None: 1.0, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -75,6 +81,21 @@ def controller_address(value: str, *, iris: bool, tcp: bool) -> str:
     port = value.rsplit(":", 1)[-1].rstrip("/")
     if port.isdigit() and int(port) > 65535:
         raise ValueError(f"port {port} is not a TCP port (1-65535)")
+    return value
+
+
+def credential_path(value: str) -> str:
+    """A file path with a leading `$CREDENTIALS_DIRECTORY/` or `${CREDENTIALS_DIRECTORY}/` made
+    the unit's credentials directory: the one expansion a config path gets (no other `$`, no `~`)."""
+    for prefix in _CREDENTIALS_PREFIXES:
+        if value.startswith(prefix):
+            base = os.environ.get(CREDENTIALS_ENV, "")
+            if not base:
+                raise ValueError(
+                    f"{value!r} starts with ${CREDENTIALS_ENV}, but {CREDENTIALS_ENV} is not set: systemd sets it "
+                    f"in a unit with LoadCredential=; elsewhere give the file's own path (or set {CREDENTIALS_ENV})"
+                )
+            return os.path.join(base, value[len(prefix) :])
     return value
 
 
