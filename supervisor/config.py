@@ -72,6 +72,8 @@ class IrisSettings:
     config: str = ""  # the local cluster's YAML; default: one the run writes
     token_file: str = ""  # a bearer token for an Iris with auth; read by the children, never logged
     token_env: str = ""  # or the name of the environment variable holding it (the value is never logged)
+    # A bearer token over plain http to a host other than this one is refused unless this is set.
+    allow_insecure_http: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,10 @@ class RunConfig:
     monitor_interval_s: float | None = None
     # The selection: standard and [[tests]] names; [[tests]] all run when it names none of them.
     tests: tuple[str, ...] = STANDARD_TESTS
+    # Observe only: no job is submitted; discovery, streams and monitors watch for `observe_s`
+    # and the verdict rests on what they saw (README "Observe-only runs").
+    observe: bool = False
+    observe_s: float = 30.0
     custom_tests: tuple[CustomTest, ...] = ()
     suite: SuiteSettings = field(default_factory=SuiteSettings)
     streams: StreamSettings = field(default_factory=StreamSettings)
@@ -171,10 +177,14 @@ class RunConfig:
         return [*self.standard_tests(), *(t.name for t in self.selected_custom_tests())]
 
     def standard_tests(self) -> list[str]:
-        return [n for n in self.tests if n in STANDARD_TESTS]
+        """The standard tests selected; none in an observe run."""
+        return [] if self.observe else [n for n in self.tests if n in STANDARD_TESTS]
 
     def selected_custom_tests(self) -> list[CustomTest]:
-        """The [[tests]] the selection names; all of them when it names none (`tests = []` = only these)."""
+        """The [[tests]] the selection names; all of them when it names none (`tests = []` = only these);
+        none in an observe run."""
+        if self.observe:
+            return []
         named = [t for t in self.custom_tests if t.name in self.tests]
         return named if named else list(self.custom_tests)
 
@@ -270,6 +280,7 @@ def _iris(reader: Table) -> IrisSettings:
         config=reader.string("config", ""),
         token_file=_path(reader, "token_file"),
         token_env=reader.string("token_env", "", ENV_NAME),
+        allow_insecure_http=reader.boolean("allow_insecure_http", IrisSettings.allow_insecure_http),
     )
     reader.done()
     return settings
@@ -380,6 +391,8 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
         stop_grace_s=run.number("stop_grace_s", d.stop_grace_s),
         discovery_interval_s=run.number("discovery_interval_s", 10.0) if "discovery_interval_s" in run.table else None,
         monitor_interval_s=run.number("monitor_interval_s", 1.0) if "monitor_interval_s" in run.table else None,
+        observe=run.boolean("observe", d.observe),
+        observe_s=run.number("observe_s", d.observe_s),
         custom_tests=tuple(_test_spec(t) for t in root.tables("tests")),
         suite=_suite(root.table_of("suite")),
         streams=streams,
@@ -388,6 +401,9 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
         gcp=_gcp(root.table_of("gcp")),
         verdict=_verdict(root.table_of("verdict")),
     )
+    if config.observe and "tests" in run.table:
+        raise ConfigError("run.tests: an observe run (run.observe = true) submits no job and runs no tests; "
+                          "drop run.tests or run.observe")  # fmt: skip
     config = replace(config, tests=run.strings("tests", d.tests))
     for reader in (run, cluster, root):
         reader.done()

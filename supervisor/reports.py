@@ -60,6 +60,8 @@ def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
 def _tests_section(results: dict[str, Any]) -> list[str]:
     tests = results.get("tests", [])
     lines = ["## Tests", ""]
+    if results.get("observe"):
+        return [*lines, "None: an observe-only run submits no job.", ""]
     if not tests:
         return [*lines, "No test ran.", ""]
     rows = [[t["name"], t["outcome"], t.get("duration_s", ""), t.get("error", "")] for t in tests]
@@ -117,6 +119,20 @@ def _jobs_line(results: dict[str, Any]) -> list[str]:
     return [line + (f"; NOT confirmed ended: {', '.join(map(str, unconfirmed))}" if unconfirmed else "")]
 
 
+def _mode_lines(results: dict[str, Any]) -> list[str]:
+    """What kind of run it was, and the fix for a refused launch, in the header."""
+    lines = []
+    if results.get("observe"):
+        seen = results.get("observation", {})
+        lines.append(f"- observe only: no job submitted; watched {seen.get('observe_s')} s, "
+                     f"{seen.get('most_workers_listed', 0)} worker hosts listed at most, "
+                     f"autoscaler {'read' if seen.get('autoscaler_read') else 'NOT read'}")  # fmt: skip
+    fix = (results.get("controller_unauthenticated") or {}).get("fix")
+    if fix:
+        lines.append(f"- the controller refused LaunchJob: {fix}")
+    return lines
+
+
 def render_summary(results: dict[str, Any], run_dir: Path) -> str:
     procs = results.get("processes", {})
     lines = [
@@ -126,6 +142,7 @@ def render_summary(results: dict[str, Any], run_dir: Path) -> str:
         f" of a {results['timeout_s']} s deadline)",
         f"- exit code {results['exit_code']}; failure reasons: {', '.join(results['failure_reasons']) or 'none'}",
         f"- iris-smoke {results.get('version', VERSION)}",
+        *_mode_lines(results),
         f"- cluster: {results.get('cluster', {}).get('kind', '-')} at {results.get('cluster', {}).get('address', '-')}",
         f"- processes: {procs.get('spawned', 0)} spawned, {procs.get('reaped', 0)} reaped,"
         f" {procs.get('orphans_reaped', 0)} orphans reaped, {procs.get('leaked', 0)} leaked,"
@@ -149,6 +166,8 @@ def verdict_line(results: dict[str, Any], run_dir: Path) -> str:
     failed = failed_tests(results)
     if failed:
         what = f"failed tests: {', '.join(visible(name) for name in failed)}"
+    elif results.get("observe"):
+        what = "observe only, no tests"
     else:
         skipped = sum(t.get("outcome") == "skipped" for t in tests)
         what = f"{len(tests) - skipped}/{len(tests)} tests passed" + (f", {skipped} skipped" if skipped else "")
@@ -190,8 +209,10 @@ def render_junit(results: dict[str, Any]) -> bytes:
         time=_seconds(results.get("duration_s")),
     )
     properties = ET.SubElement(suite, "properties")
-    for name in ("run_id", "outcome", "exit_code"):
-        ET.SubElement(properties, "property", name=name, value=_xml_safe(str(results.get(name, ""))))
+    for name in ("run_id", "outcome", "exit_code", "observe"):
+        value = results.get(name, "")
+        text = str(value).lower() if isinstance(value, bool) else str(value)  # JSON's spelling: true, false
+        ET.SubElement(properties, "property", name=name, value=_xml_safe(text))
     out: list[str] = []
     for test in tests:
         case = ET.SubElement(

@@ -36,7 +36,8 @@ reads `docker logs`, lines of `<RFC 3339, 9 fractional digits>Z <text>`. Why it 
   when it has one). A reply we cannot read or a method the server lacks ends us with
   API_MISMATCH and the mismatch as JSON on stderr (`workers.stream.follower_exit`): the
   stream child reports it like every other child, so it reaches the verdict.
-- The log server is found by `workers.controller.log_server` (the adapter uses the same).
+- The log service is found by `workers.controller.log_server` (the adapter uses the same):
+  through the controller's `/proxy/system.log-server/` route wherever Iris has it.
 """
 
 import argparse
@@ -50,8 +51,9 @@ from types import FrameType
 from typing import Any
 
 from common.fdio import write_all
+from common.logs import redacted
 from workers.controller.connect_http import ConnectClient, read_token
-from workers.controller.log_server import FETCH_LOGS, resolve_log_server
+from workers.controller.log_server import FETCH_LOGS, resolve_log_service
 from workers.controller.model import ApiMismatch, ControllerError
 from workers.controller.reply import Field
 from workers.stream.follower_exit import FollowerExit, mismatch_line
@@ -172,10 +174,10 @@ def time_left(deadline_unix: float | None) -> float:
     return left
 
 
-def log_server(controller: str, token: str, deadline_unix: float | None) -> str:
-    """The log server's URL (workers.controller.log_server), the lookup capped by --deadline-unix."""
-    with ConnectClient(controller, token) as client:
-        return resolve_log_server(client, min(CALL_TIMEOUT_S, time_left(deadline_unix)))
+def log_client(controller: ConnectClient, deadline_unix: float | None) -> ConnectClient:
+    """The log service's client (workers.controller.log_server), the lookup capped by --deadline-unix."""
+    service = resolve_log_service(controller, min(CALL_TIMEOUT_S, time_left(deadline_unix)))
+    return controller.at(service.url)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,22 +207,22 @@ def main(argv: list[str]) -> int:
         since = None if args.since is None else validate_since(args.since)
         if args.cursor is not None and (since is None or args.cursor <= 0):
             raise TimestampError("--cursor needs --since and a positive row id")
-        with ConnectClient(log_server(args.controller, token, args.deadline_unix), token) as client:
-            follower = Follower(client, args.key, since, args)
+        with ConnectClient(args.controller, token) as controller:
+            follower = Follower(log_client(controller, args.deadline_unix), args.key, since, args)
             if args.cursor is not None:
                 follower.resume_after(args.cursor)
             follower.run()
     except (Stop, BrokenPipeError):
         return FollowerExit.OK
     except (OSError, TimestampError) as exc:
-        print(f"logservice_follow: {exc}", file=sys.stderr)
+        print(redacted(f"logservice_follow: {exc}"), file=sys.stderr)
         return FollowerExit.USAGE
     except ApiMismatch as exc:
-        print(f"logservice_follow: {exc}", file=sys.stderr)
-        print(mismatch_line(exc.method, exc.field, exc.details), file=sys.stderr)
+        print(redacted(f"logservice_follow: {exc}"), file=sys.stderr)
+        print(redacted(mismatch_line(exc.method, exc.field, exc.details)), file=sys.stderr)
         return FollowerExit.API_MISMATCH
     except ControllerError as exc:
-        print(f"logservice_follow: {exc}", file=sys.stderr)
+        print(redacted(f"logservice_follow: {exc}"), file=sys.stderr)
         return FollowerExit.CALL_FAILED
     except KeyboardInterrupt:
         return FollowerExit.INTERRUPTED

@@ -18,6 +18,7 @@ Connect body (a proxy's or a load balancer's page) get the code the Connect prot
 start of the body.
 """
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import orjson
 import urllib3
 
+from common import logs
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
 
 MAX_ERROR_CHARS = 300
@@ -60,9 +62,18 @@ class ConnectClient:
         # retries=False: a retry is a decision for the caller's loop (with its backoff and
         # deadline), never a hidden second request that could submit a job twice.
         self._pool = urllib3.PoolManager(num_pools=2, maxsize=pool_size, headers=headers, retries=False)
+        self._owns_pool = True
+
+    def at(self, base_url: str) -> "ConnectClient":
+        """A client for another base URL (the log service) with this one's credentials and
+        connection pool; the pool is closed with this client, never with the one returned."""
+        other = copy.copy(self)
+        other.base_url, other._owns_pool = base_url.rstrip("/"), False
+        return other
 
     def close(self) -> None:
-        self._pool.clear()
+        if self._owns_pool:
+            self._pool.clear()
 
     def __enter__(self) -> "ConnectClient":
         return self
@@ -136,6 +147,6 @@ def read_token(path: str, env_name: str = "") -> str:
     """The bearer token: the file at `path` (stripped), else the environment variable named
     `env_name`, else "" (no auth). Read once per process, when its client opens; never logged,
     never put in an argv (a follower is handed the file's path or the variable's name)."""
-    if path:
-        return Path(path).read_text().strip()
-    return os.environ.get(env_name, "").strip() if env_name else ""
+    token = Path(path).read_text().strip() if path else os.environ.get(env_name, "").strip() if env_name else ""
+    logs.redact(token)
+    return token
