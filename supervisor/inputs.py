@@ -125,6 +125,15 @@ def secret_text(text: str) -> str:
     return token
 
 
+def _systemd_credential(path: str) -> bool:
+    """Whether `path` is a file in this unit's credentials directory. systemd writes each 0400 and
+    lets the unit's user alone read it: by ownership, or by an ACL where the file system has them
+    (the file stays root's, `nobody` under PrivateUsers=, and the ACL's mask shows as 0440), in a
+    directory no other unit sees. Owner and group-read are systemd's business there."""
+    base = os.environ.get(CREDENTIALS_ENV, "")
+    return bool(base) and os.path.dirname(os.path.realpath(path)) == os.path.realpath(base)
+
+
 def secret_file(path: str) -> None:
     """A token file: a regular file of ours that no one else may read or write, holding one line.
 
@@ -137,10 +146,13 @@ def secret_file(path: str) -> None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ValueError(f"{path} is not a regular file")
-        if st.st_uid != os.geteuid():
-            raise ValueError(f"{path} belongs to uid {st.st_uid}, not to us (uid {os.geteuid()}): chown it")
-        if st.st_mode & 0o077:
+        if st.st_mode & 0o022:
             raise ValueError(f"{path} is mode {stat.S_IMODE(st.st_mode):04o}, open to others: chmod 600 {path}")
+        if not _systemd_credential(path):
+            if st.st_uid != os.geteuid():
+                raise ValueError(f"{path} belongs to uid {st.st_uid}, not to us (uid {os.geteuid()}): chown it")
+            if st.st_mode & 0o077:
+                raise ValueError(f"{path} is mode {stat.S_IMODE(st.st_mode):04o}, open to others: chmod 600 {path}")
         data = os.read(fd, MAX_SECRET_BYTES + 1)
     finally:
         os.close(fd)

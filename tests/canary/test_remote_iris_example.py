@@ -139,6 +139,7 @@ def test_the_run_config_passes_the_runs_own_checks_with_the_credentials_in_place
     credentials.mkdir()
     for cid in _loaded_credentials():
         (credentials / cid).write_text("secret\n")
+        (credentials / cid).chmod(0o400)  # as systemd writes them
     done = subprocess.run(
         [sys.executable, "-m", "supervisor", "run", "--check-config", "--config", str(RUN_CONFIG)],
         env={"PATH": "/usr/bin:/bin", "CREDENTIALS_DIRECTORY": str(credentials), "HOME": str(tmp_path)},
