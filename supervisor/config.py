@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from common.controller_target import PROXY_TOKEN_TTL_S, ProxyToken
+from common.controller_target import PROXY_TOKEN_TTL_S, PriorityBand, ProxyToken
 from common.errors import ConfigError
 from supervisor import inputs
 from supervisor.toml_table import Table, read_toml
@@ -51,6 +51,7 @@ class SuiteSettings:
     region: str = ""  # the region region_constrained and nested_constraints pin
     region_attribute: str = ""  # the worker attribute that names a region; "" = `region`
     probe: str = "env"  # accelerator_probe: env (what the cluster gives) or jax (real hardware)
+    priority_band: PriorityBand = PriorityBand.INTERACTIVE  # the Iris band every job is launched in
 
 
 class ClusterKind(enum.StrEnum):
@@ -264,7 +265,7 @@ def _ssh(reader: Table, remote_template: str) -> SshSettings:
     transport = replace(
         d,
         port=reader.integer("port", d.port, 1, 65535),
-        identity_file=reader.string("identity_file", "") or None,
+        identity_file=_path(reader, "identity_file") or None,
         strict_host_key_checking=reader.string(
             "strict_host_key_checking", d.strict_host_key_checking, choices=("yes", "no", "accept-new")
         ),
@@ -276,14 +277,20 @@ def _ssh(reader: Table, remote_template: str) -> SshSettings:
     return SshSettings(transport=transport, hosts=hosts)
 
 
+def _path(reader: Table, key: str) -> str:
+    """A file path; a leading `$CREDENTIALS_DIRECTORY/` is the unit's credentials directory."""
+    with reader.naming(key):
+        return inputs.credential_path(reader.string(key, ""))
+
+
 def _iris(reader: Table) -> IrisSettings:
     settings = IrisSettings(
         bin=reader.string("bin", IrisSettings.bin),
         config=reader.string("config", ""),
-        token_file=reader.string("token_file", ""),
+        token_file=_path(reader, "token_file"),
         token_env=reader.string("token_env", "", ENV_NAME),
         allow_insecure_http=reader.boolean("allow_insecure_http", IrisSettings.allow_insecure_http),
-        proxy_token_file=reader.string("proxy_token_file", ""),
+        proxy_token_file=_path(reader, "proxy_token_file"),
         proxy_token_command=reader.strings("proxy_token_command", ()),
         proxy_token_ttl_s=reader.number("proxy_token_ttl_s", PROXY_TOKEN_TTL_S),
     )
@@ -433,6 +440,7 @@ def _suite(reader: Table) -> SuiteSettings:
         region=reader.string("region", d.region),
         region_attribute=reader.string("region_attribute", d.region_attribute),
         probe=reader.string("probe", d.probe, choices=PROBES),
+        priority_band=PriorityBand(reader.string("priority_band", d.priority_band, choices=tuple(PriorityBand))),
     )
     reader.done()
     return suite

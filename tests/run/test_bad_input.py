@@ -58,6 +58,8 @@ RUN_CASES: list[tuple[str, tuple[str | bytes, ...], str, str]] = [
     ("test-name-newline", (), '[[tests]]\nname = "t\\n"\nargv = ["true"]\n', "tests[0].name"),
     ("log-dir-not-utf8", ("--log-dir", b"runs-" + NOT_UTF8), "", "--log-dir"),
     ("config-not-utf8", (), "\udcff", "--config"),
+    ("keep-iris-local", ("--cluster", "iris-local", "--keep"), "", "--keep"),
+    ("toml-keep-iris-local", (), '[cluster]\nkind = "iris-local"\nkeep = true\n', "--keep"),
 ]
 
 
@@ -91,6 +93,15 @@ def test_run_refuses_bad_input_before_anything_starts(
     assert not (tmp_path / "runs").exists(), "no run directory"
     assert not list(tmp_path.glob("runs-*")), "no run directory"
     assert not (tmp_path / "locks").exists(), "no lock"
+
+
+def test_keep_on_iris_local_is_refused_naming_the_fix(tmp_path: Path) -> None:
+    """An iris-local cluster cannot be kept: the one line says what to do instead (a standing Iris, attached)."""
+    done = _cli(tmp_path, "run", "--log-dir", str(tmp_path / "runs"), "--cluster", "iris-local", "--keep")
+    _assert_refused(done, "--keep")
+    err = done.stderr.decode()
+    assert "cluster start" in err and "--cluster iris --controller" in err, err
+    assert not (tmp_path / "runs").exists()
 
 
 CANARY_CASES: list[tuple[str, tuple[str | bytes, ...], str, str]] = [
