@@ -36,13 +36,23 @@ class Role(enum.StrEnum):
     WORKER = "worker"
 
 
-class HostileNameError(ValueError):
-    """A name that may not reach a command line; `field` says which one."""
+class Refusal(enum.StrEnum):
+    """Why a name was refused (the `reason` of `hostile_name_rejected`)."""
 
-    def __init__(self, field: str, value: object) -> None:
-        super().__init__(f"{field}: {value!r} is not a valid name (expected {NAME_PATTERN.pattern})")
+    INVALID_NAME = "invalid_name"
+    NOT_A_RESOURCE_PATH = "not_a_resource_path"  # a path, but not of the expected shape
+    ZONE_NOT_LISTED = "zone_not_listed"  # a zone other than the one(s) we listed
+
+
+class HostileNameError(ValueError):
+    """A name that may not reach a command line; `field` says which one, `reason` why."""
+
+    def __init__(self, field: str, value: object, reason: Refusal = Refusal.INVALID_NAME) -> None:
+        why = "" if reason is Refusal.INVALID_NAME else f": {reason}"
+        super().__init__(f"{field}: {value!r} is not a valid name (expected {NAME_PATTERN.pattern}){why}")
         self.field = field
         self.value = value
+        self.reason = reason
 
 
 def validate_name(kind: str, value: object) -> str:
