@@ -21,7 +21,7 @@ from supervisor.toml_table import Table, read_toml
 from workers.child_args import CustomTest
 from workers.controller.model import Constraint, JobRequest
 from workers.gcp.settings import COMMAND_FIELDS, GcpSettings
-from workers.hosts import MAX_HOSTS_PER_VM, NAME_PATTERN, HostileNameError, validate_address
+from workers.hosts import MAX_HOSTS_PER_VM, NAME_PATTERN, HostileNameError, split_address
 from workers.transports import (
     DEFAULT_REMOTE_TEMPLATE,
     SshTransport,
@@ -232,14 +232,27 @@ def _missing(reader: Table, key: str) -> str:
     raise ConfigError(f"{reader.path}.{key}: required")
 
 
-def _ssh_host(h: Table) -> SshHost:
+def _ssh_address(h: Table) -> str:
+    """A host for ssh: a hostname, an IPv4 address, or an IPv6 literal bare (`::1`) or in
+    brackets (`[::1]`, kept bare). `host:port` is refused: ssh would take it whole as a host
+    name, and one `[ssh] port` serves every host."""
     address = h.string("address", "") or _missing(h, "address")
     try:
-        validate_address("address", address)
+        host, port = split_address("address", address)
     except HostileNameError:
         raise ConfigError(
             f"{h.path}.address: must be a hostname or IP address (no leading '-', no spaces), got {address!r}"
         ) from None
+    if port is not None:
+        raise ConfigError(
+            f"{h.path}.address: {address!r} has a port; give the host alone ({host!r}) and set [ssh] port = {port}"
+            " (one port for every host)"
+        )
+    return host
+
+
+def _ssh_host(h: Table) -> SshHost:
+    address = _ssh_address(h)
     host = SshHost(
         vm=h.string("vm", "", NAME) or _missing(h, "vm"),
         address=address,
