@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from common import linux, logs
+from common import env, linux, logs
 from common.deadline import Deadline
 from common.errors import LockHeld, UsageError
 from common.outcome import FailureReason
@@ -141,6 +141,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.demo_streams is not None:
         return _demo_command(args)
     plan = preflight.plan(args)
+    env.hold_secret(plan.config.iris.token_env)  # before any fork: every child knows the name
     lock = PrefixLock(plan.prefix)
     try:
         lock.acquire()

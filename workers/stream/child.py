@@ -141,7 +141,7 @@ class StreamChild:
         else:
             argv = transport.argv(self.spec.host, self.spec.container, since, left)
         try:
-            conn = Connection.start(self.ctx.groups, argv, self.spec.read_chunk_bytes)
+            conn = Connection.start(self.ctx.groups, argv, self.spec.read_chunk_bytes, transport.inherited_secrets)
         except OSError as exc:  # the program itself is missing or not executable
             self.log.warning("stream_disconnected", exit_code=None, error=str(exc), stderr_tail="")
             return None
