@@ -13,9 +13,10 @@ from common.deadline import Deadline
 from common.ports import free_port
 from tests.helpers.sshd import Sshd
 from tests.helpers.waiting import wait_for
-from workers.gcp.tunnel import Tunnel
+from workers.gcp.cluster import ssh_forward
 from workers.groups import ProcessGroups
 from workers.transports import SshTransport
+from workers.tunnel import Tunnel
 
 OPEN_S = 20.0
 BANNER = b"controller"
@@ -71,7 +72,8 @@ def _healthy(port: int, timeout_s: float) -> bool:
 def _tunnel(sshd: Sshd, remote_port: int, events: Events, groups: ProcessGroups, **kw: Any) -> Tunnel:
     login = SshTransport(user=sshd.user, identity_file=str(sshd.user_key), port=sshd.port,
                          known_hosts_file=str(sshd.known_hosts), config_file="none", connect_timeout_s=5)  # fmt: skip
-    return Tunnel(login.login_argv(), "127.0.0.1", remote_port, groups, events, _healthy, **kw)
+    forward = ssh_forward(login.login_argv(), "127.0.0.1", remote_port)
+    return Tunnel(forward, groups, events, _healthy, remote_port, **kw)
 
 
 def test_a_busy_port_is_skipped_for_a_free_one(tmp_path: Path, controller: int) -> None:
