@@ -1,16 +1,20 @@
-"""The tunnel through a real sshd: a busy local port is never a failure, a drop is reopened."""
+"""The tunnel (workers/tunnel.py) through a real sshd: a busy local port is never a failure, a drop is
+reopened; and through a plain forward: one that ends with the run's stop is no drop."""
 
 import os
 import socket
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from common.deadline import Deadline
 from common.ports import free_port
+from tests.helpers.processes import alive_pids
 from tests.helpers.sshd import Sshd
 from tests.helpers.waiting import wait_for
 from workers.gcp.cluster import ssh_forward
@@ -123,3 +127,39 @@ def test_a_dropped_tunnel_is_reopened_on_the_same_port(tmp_path: Path, controlle
         os.close(stop_r)
         os.close(stop_w)
         sshd.stop()
+
+
+def _forward(upstream_port: int) -> Callable[[int], list[str]]:
+    def argv(port: int) -> list[str]:
+        return [sys.executable, "-m", "tests.helpers.tcp_forward", "--listen", f"127.0.0.1:{port}",
+                "--to", f"127.0.0.1:{upstream_port}"]  # fmt: skip
+
+    return argv
+
+
+def test_a_forward_that_ends_with_the_runs_stop_is_not_a_drop(controller: int) -> None:
+    """The supervisor TERMs the cluster child and its forward together, the child first; the child
+    can see the forward's exit a moment before its own stop (it was not on a CPU): that is the end
+    of the run, not a drop to reopen."""
+    events, groups = Events(), ProcessGroups()
+    tunnel = Tunnel(_forward(controller), groups, events, _healthy, controller)
+    stop_r, stop_w = os.pipe()
+    try:
+        assert tunnel.open(Deadline.after(OPEN_S), stop_r)
+        assert tunnel.proc is not None
+        forward = psutil.Process(tunnel.proc.pid)
+
+        def stop_once_the_forward_ended() -> None:
+            forward.terminate()
+            wait_for(lambda: not alive_pids([forward.pid]), OPEN_S, "the forward ended")
+            os.write(stop_w, b"x")
+
+        watcher = threading.Thread(target=stop_once_the_forward_ended)
+        watcher.start()
+        tunnel.keep_up(stop_r, Deadline.after(OPEN_S), lambda _attempt: 0.1)
+        watcher.join(timeout=OPEN_S)
+        assert events.named("tunnel_dropped") == [] and events.named("tunnel_up") and tunnel.drops == 0
+    finally:
+        tunnel.close()
+        os.close(stop_r)
+        os.close(stop_w)
