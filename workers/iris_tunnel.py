@@ -32,5 +32,5 @@ def main(ctx: ChildContext) -> int:
     started = time.monotonic()
     boot = Deadline.after(min(args.boot_timeout_s, ctx.deadline.remaining()))
     tunnel = Tunnel(args.tunnel.argv, ctx.groups, ctx.log, controller_health(args.target, ctx.deadline),
-                    args.tunnel.remote_port, tunnel_env(os.environ, args.target.token_env))  # fmt: skip
+                    args.tunnel.remote_port, tunnel_env(os.environ))  # fmt: skip
     return serve(ctx, tunnel, boot, started, "tunnel")

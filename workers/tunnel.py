@@ -5,7 +5,7 @@ ExitOnForwardFailure=yes -L 127.0.0.1:<port>:localhost:<controller port> user@vm
 controller VM (workers/gcp/cluster.py), or the user's `[iris] tunnel_command` (an ssh to a
 bastion, a `kubectl port-forward`; workers/iris_tunnel.py). It runs in a process group of its
 own (`ProcessGroups`), with the allowlisted environment (`tunnel_env`): no Iris token, nothing
-of the supervisor's credentials but the ssh agent's socket and the kubeconfig a forward needs.
+of the supervisor's but what a forward's own login needs (ssh agent, kubeconfig, credentials dir).
 
 The local port is never fixed: it is picked free (bound to port 0, then released), and the
 tiny window in which another process can take it is closed by the forward itself: it exits
@@ -33,9 +33,11 @@ from common.backoff import capped_exponential
 from common.child_exit import ChildExit
 from common.controller_target import ControllerTarget
 from common.deadline import Deadline
+from common.env import without_secrets
 from common.messages import Kind
 from common.ports import free_port
 from local_cluster.environment import minimal_env
+from workers.cluster import log_route
 from workers.controller.api import open_controller
 from workers.groups import ProcessGroups
 from workers.runtime import ChildContext
@@ -53,18 +55,18 @@ STOP_SETTLE_S = 0.2
 # What forwards print when their local end cannot be bound, lower-cased: OpenSSH's three
 # wordings, and the kernel's EADDRINUSE text that kubectl and most others pass on.
 _PORT_BUSY = ("address already in use", "cannot listen to port", "could not request local forwarding")
-# Beyond `minimal_env`: what a forward's own tool reads to authenticate (the ssh agent, kubectl's config).
-TUNNEL_KEPT = frozenset({"SSH_AUTH_SOCK", "KUBECONFIG"})
+# Beyond `minimal_env`: what a forward's own tool reads to authenticate: the ssh agent, kubectl's
+# config, and a systemd unit's credentials directory (an ssh_config's `IdentityFile
+# ${CREDENTIALS_DIRECTORY}/ssh-key`, systemd/examples/remote-iris).
+TUNNEL_KEPT = frozenset({"SSH_AUTH_SOCK", "KUBECONFIG", "CREDENTIALS_DIRECTORY"})
 
 Health = Callable[[int, float], bool]  # (local port, timeout) -> the controller answered
 Command = Callable[[int], Sequence[str]]  # local port -> the forward's argv
 
 
-def tunnel_env(source: Mapping[str, str], secret: str = "") -> dict[str, str]:
-    """The forward's environment: the allowlist, and never the variable `secret` (the Iris token's)."""
-    env = minimal_env(source) | {k: v for k, v in source.items() if k in TUNNEL_KEPT}
-    env.pop(secret, None)
-    return env
+def tunnel_env(source: Mapping[str, str]) -> dict[str, str]:
+    """The forward's environment: the allowlist, never a secret variable (the Iris token's, common.env)."""
+    return without_secrets(minimal_env(source) | {k: v for k, v in source.items() if k in TUNNEL_KEPT})
 
 
 def controller_health(target: ControllerTarget, deadline: Deadline) -> Health:
@@ -217,14 +219,16 @@ def _stop_follows(stop_fd: int) -> bool:
 
 
 def serve(ctx: ChildContext, tunnel: Tunnel, boot: Deadline, started: float, mode: str, **about: str) -> int:
-    """A cluster child's life behind a tunnel: open it within `boot`, READY with its address, keep it
-    up until a stop, close it. `about` (what the child found, e.g. the controller VM) goes into the
-    events and the READY message alike."""
+    """A cluster child's life behind a tunnel: open it within `boot`, say how logs are read through it
+    (`log_route`, as workers.cluster does), READY with its address, keep it up until a stop, close
+    it. `about` (what the child found, e.g. the controller VM) goes into the events and READY alike."""
     try:
         if not tunnel.open(boot, ctx.stop.fd):
             ctx.log.error("controller_unreachable", mode=mode, stderr=tunnel.stderr_tail,
                           waited_s=round(time.monotonic() - started, 3), **about)  # fmt: skip
             return ChildExit.OK if ctx.stop.requested() else ChildExit.ERROR
+        with open_controller(dataclasses.replace(ctx.args.target, address=tunnel.address), ctx.deadline) as iris:
+            log_route(ctx, iris)
         ctx.log.info("cluster_ready", address=tunnel.address, mode=mode, boot_s=round(time.monotonic() - started, 3),
                      **about)  # fmt: skip
         ctx.channel.send(Kind.READY, address=tunnel.address, mode=mode, cluster_pid=0, state_dir="", prefix="",

@@ -151,10 +151,10 @@ def test_a_dropped_tunnel_is_reopened_on_the_same_port(tmp_path: Path, controlle
 
 
 def _forward(to: str) -> Callable[[int], list[str]]:
-    """tests/helpers/tcp_forward.py from a local port to `to` (HOST:PORT or unix:/path)."""
+    """tests/helpers/forward.py from a local port to `to` (tcp:HOST:PORT or unix:/path)."""
 
     def argv(port: int) -> list[str]:
-        return [sys.executable, "-m", "tests.helpers.tcp_forward", "--listen", f"127.0.0.1:{port}", "--to", to]
+        return [sys.executable, "-m", "tests.helpers.forward", "--listen", f"tcp:127.0.0.1:{port}", "--to", to]
 
     return argv
 
@@ -184,7 +184,7 @@ def test_a_forward_that_ends_with_the_runs_stop_is_not_a_drop(controller: int) -
     can see the forward's exit a moment before its own stop (it was not on a CPU): that is the end
     of the run, not a drop to reopen."""
     events, groups = Events(), ProcessGroups()
-    tunnel = Tunnel(_forward(f"127.0.0.1:{controller}"), groups, events, _healthy, controller)
+    tunnel = Tunnel(_forward(f"tcp:127.0.0.1:{controller}"), groups, events, _healthy, controller)
     stop_r, stop_w = os.pipe()
     try:
         assert tunnel.open(Deadline.after(OPEN_S), stop_r)

@@ -1,9 +1,9 @@
 """`--cluster iris` with `[iris] tunnel_command`: the run opens its own way to a remote Iris and keeps it.
 
 Everything is real (the supervisor, a real Iris local cluster, our children) and the tunnel is
-`tests/helpers/tcp_forward.py`, a plain TCP forward run exactly as a user's `ssh -N -L ...` or
-`kubectl port-forward ...` would be: an argv with `{port}` and `{remote_port}` filled in, which
-prints nothing when ready (the run's `/health` through it is the handshake).
+`tests/helpers/forward.py`, a plain TCP forward run exactly as a user's `ssh -N -L ...` or
+`kubectl port-forward ...` would be: an argv with `{port}` and `{remote_port}` filled in, whose
+own readiness line the run never reads (its `/health` through the forward is the handshake).
 """
 
 import contextlib
@@ -20,8 +20,6 @@ import pytest
 from common import env
 from common.ports import free_port
 from tests.helpers import processes
-from tests.helpers.connect_proxy import log_server_of
-from tests.helpers.connect_proxy import running as proxy
 from tests.helpers.iris import running_iris_cluster
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
 from tests.streams.conftest import read_records
@@ -29,10 +27,8 @@ from tests.streams.test_iris_log_follow import expected_lines, fetch_all, log_se
 
 RUN_EXIT_S = 150.0
 TOKEN_ENV = "SMOKE_TUNNEL_TOKEN"
-LIST_ENDPOINTS = "iris.cluster.EndpointService/ListEndpoints"
-FETCH_LOGS = "finelog.logging.LogService/FetchLogs"
-FORWARD = [sys.executable, "-m", "tests.helpers.tcp_forward", "--listen", "127.0.0.1:{port}",
-           "--to", "127.0.0.1:{remote_port}"]  # fmt: skip
+FORWARD = [sys.executable, "-m", "tests.helpers.forward", "--listen", "tcp:127.0.0.1:{port}",
+           "--to", "tcp:127.0.0.1:{remote_port}"]  # fmt: skip
 TICKS = """
 [run]
 tests = []
@@ -53,10 +49,6 @@ def _config(tmp_path: Path, remote_port: int, tests: str, command: list[str] = F
 def _argv(run_id: str, tmp_path: Path, config: str, *flags: str) -> list[str]:
     return run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--config", config, "--timeout", "100",
                     "--discovery-interval", "1", *flags)  # fmt: skip
-
-
-def _port(url: str) -> int:
-    return int(url.rsplit(":", 1)[1])
 
 
 def _argvs_of(run_id: str) -> list[list[str]]:
@@ -91,9 +83,7 @@ def test_a_run_reaches_iris_only_through_its_tunnel_command(tmp_path: Path, monk
     monkeypatch.setenv(TOKEN_ENV, token)
     run_id = f"tun-{uuid.uuid4().hex[:8]}"
     with running_iris_cluster(tmp_path) as cluster:
-        config = _config(
-            tmp_path, _port(cluster.url), '[run]\ntests = ["simple"]\n', extra=f'token_env = "{TOKEN_ENV}"\n'
-        )
+        config = _config(tmp_path, cluster.port, '[run]\ntests = ["simple"]\n', extra=f'token_env = "{TOKEN_ENV}"\n')
         with started(_argv(run_id, tmp_path, config), tmp_path, run_id) as sup:
             [up] = sup.wait_event("tunnel_up", timeout_s=60)
             environ = psutil.Process(up["tunnel_pid"]).environ()  # /proc/<pid>/environ of the forward
@@ -104,12 +94,12 @@ def test_a_run_reaches_iris_only_through_its_tunnel_command(tmp_path: Path, monk
             _assert_nothing_left(sup)
     assert code == 0, sup.output.read_text()[-4000:]
     address = f"http://127.0.0.1:{up['local_port']}"
-    assert up["remote_port"] == _port(cluster.url)
+    assert up["remote_port"] == cluster.port
     assert (results["cluster"]["address"], results["cluster"]["mode"]) == (address, "tunnel")
     assert TOKEN_ENV not in environ and token not in "\0".join(environ.values()), sorted(environ)
     assert "PATH" in environ and env.RUN_TAG in environ, "the allowlist, and the run's tag for the audit"
-    [forward] = [a for a in argvs if "tests.helpers.tcp_forward" in a]
-    assert forward == [part.format(port=up["local_port"], remote_port=_port(cluster.url)) for part in FORWARD]
+    [forward] = [a for a in argvs if "tests.helpers.forward" in a]
+    assert forward == [part.format(port=up["local_port"], remote_port=cluster.port) for part in FORWARD]
     followers = [a for a in argvs if "workers.logservice_follow" in a]
     assert len(followers) >= 2 and all(address in a for a in followers), followers
     assert not [a for a in argvs if cluster.url in " ".join(a)], "no process of the run bypasses the tunnel"
@@ -123,23 +113,22 @@ def test_a_tunnel_killed_mid_tests_is_reopened_on_its_port_and_no_line_is_lost(t
     start of its key in Iris's log store (nothing lost, nothing twice)."""
     run_id = f"tun-drop-{uuid.uuid4().hex[:8]}"
     with running_iris_cluster(tmp_path) as cluster:
-        # The log service too only through the tunnel, as from a bastion: no endpoint registry, so the
-        # followers ask the controller's address (the tunnel), where the proxy serves FetchLogs.
-        route = f"{FETCH_LOGS}={log_server_of(cluster.url)}"
-        with proxy(cluster.url, "--deny", LIST_ENDPOINTS, "--route", route) as front:
-            config = _config(tmp_path, _port(front), TICKS)
-            with started(_argv(run_id, tmp_path, config), tmp_path, run_id) as sup:
-                first = sup.wait_event("tunnel_up", timeout_s=60)[0]
-                sup.wait_event("phase_started", phase="tests", timeout_s=60)
-                sup.wait_event("job_state_changed", new="running", timeout_s=60)
-                os.kill(first["tunnel_pid"], signal.SIGKILL)
-                [restored] = sup.wait_event("tunnel_restored", timeout_s=30)
-                code = sup.wait_exit(RUN_EXIT_S)
-                results = sup.results()
-                _assert_nothing_left(sup)
+        config = _config(tmp_path, cluster.port, TICKS)
+        with started(_argv(run_id, tmp_path, config), tmp_path, run_id) as sup:
+            first = sup.wait_event("tunnel_up", timeout_s=60)[0]
+            sup.wait_event("phase_started", phase="tests", timeout_s=60)
+            sup.wait_event("job_state_changed", new="running", timeout_s=60)
+            os.kill(first["tunnel_pid"], signal.SIGKILL)
+            [restored] = sup.wait_event("tunnel_restored", timeout_s=30)
+            code = sup.wait_exit(RUN_EXIT_S)
+            results = sup.results()
+            _assert_nothing_left(sup)
         server = log_server(cluster)
         files = _stream_files(sup)
         wanted = {key: expected_lines(fetch_all(server, key))[0] for key in files}
+    # The logs too came through the tunnel only: Iris's proxy route on the controller's port.
+    [route] = sup.find("log_route")
+    assert route["route"] == "controller_proxy" and route["url"].startswith(f"http://127.0.0.1:{first['local_port']}/")
     assert code == 0, sup.output.read_text()[-4000:]
     drops = sup.find("tunnel_dropped")
     assert len(drops) == 1, drops  # the kill, and nothing else

@@ -116,7 +116,7 @@ def main(ctx: ChildContext) -> int:
             return ChildExit.ERROR
         forward = ssh_forward(login(ssh, settings).login_argv(), ssh.address, settings.controller_port)
         tunnel = Tunnel(forward, ctx.groups, ctx.log, controller_health(target, ctx.deadline),
-                        settings.controller_port, tunnel_env(os.environ, target.token_env))  # fmt: skip
+                        settings.controller_port, tunnel_env(os.environ))  # fmt: skip
         return serve(ctx, tunnel, boot, started, "gcp", controller_vm=controller.name, zone=controller.zone,
                      control_dir=str(control_dir))  # fmt: skip
     finally:
