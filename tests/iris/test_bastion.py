@@ -9,13 +9,18 @@ through the controller's `/proxy/system.log-server/` route.
 """
 
 import json
+import os
+import signal
 import sys
+import uuid
 from pathlib import Path
 
 from common.ports import free_port
 from tests.helpers.bastion import bastion_argv, running_socket_forward
 from tests.helpers.iris import running_iris_cluster
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
+from tests.iris.test_iris_tunnel import TICKS, _stream_files
+from tests.streams.test_iris_log_follow import expected_lines, fetch_all, log_server, written
 
 RUN_EXIT_S = 120.0
 FAILING = """
@@ -65,3 +70,35 @@ def test_through_one_forwarded_port_every_stream_holds_lines_and_a_failure_shows
             assert results["failure_reasons"] == ["test_failed"], json.dumps(results)[:3000]
             assert "the-last-words" in (sup.run_dir / "summary.md").read_text()
             _assert_nothing_left(sup)
+
+
+def test_from_the_bastion_a_tunnel_command_killed_mid_run_is_restored_and_no_line_is_lost(tmp_path: Path) -> None:
+    """No forward is given to the namespace: the run opens its own with `[iris] tunnel_command` (a
+    relay to the controller's port, as `ssh -N -L` from a bastion is), which is SIGKILLed while a job
+    runs. It is reopened on its port, the run exits 0, and every stream's file is exactly the start
+    of its key in Iris's log store."""
+    run_id = f"bstt-{uuid.uuid4().hex[:8]}"
+    with running_iris_cluster(tmp_path) as cluster, running_socket_forward("127.0.0.1", cluster.port) as relay:
+        forward = [sys.executable, "-m", "tests.helpers.forward", "--listen", "tcp:127.0.0.1:{port}",
+                   "--to", f"unix:{relay.path}"]  # fmt: skip
+        config = tmp_path / "tunnel.toml"
+        config.write_text(f"{TICKS}\n[iris]\ntunnel_command = {json.dumps(forward)}\n")
+        run = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--config", str(config), "--timeout", "100")
+        with started(bastion_argv([sys.executable, *run]), tmp_path, run_id) as sup:
+            first = sup.wait_event("tunnel_up", timeout_s=60)[0]
+            sup.wait_event("job_state_changed", new="running", timeout_s=60)
+            os.kill(first["tunnel_pid"], signal.SIGKILL)
+            [restored] = sup.wait_event("tunnel_restored", timeout_s=30)
+            code = sup.wait_exit(RUN_EXIT_S)
+            results = sup.results()
+            _assert_nothing_left(sup)
+        server = log_server(cluster)
+        files = _stream_files(sup)
+        wanted = {key: expected_lines(fetch_all(server, key))[0] for key in files}
+    assert code == 0, sup.output.read_text()[-3000:]
+    assert restored["local_port"] == first["local_port"] and len(sup.find("tunnel_dropped")) == 1
+    assert [e["route"] for e in sup.find("log_route")] == ["controller_proxy"]
+    assert sup.find("stream_gap") == [] and len(files) >= 2, results["streams"]
+    for key, path in files.items():
+        got = written(path)
+        assert got and got == wanted[key][: len(got)], key
