@@ -42,8 +42,9 @@ class RunPlan:
         address = address or self.config.controller
         iris = self.config.iris
         return ControllerTarget(
-            api, address, self.job_root, token_file=iris.token_file, token_env=iris.token_env, run_id=self.run_id
-        )
+            api, address, self.job_root, token_file=iris.token_file, token_env=iris.token_env, run_id=self.run_id,
+            max_reply_bytes=iris.max_reply_bytes, max_log_page_bytes=iris.max_log_page_bytes,
+        )  # fmt: skip
 
 
 def new_run_id() -> str:

@@ -49,6 +49,16 @@ from workers.stream.spec import StreamSpec
 from workers.transports import IrisLogTransport, LocalTransport, SshTransport, Transport
 
 NEVER = RestartPolicy(mode=RestartMode.NEVER)
+# A child's reports of a controller problem retrying cannot fix (workers/controller/polling.py),
+# by message key, and the failure reason each becomes; the first of each is kept.
+CONTROLLER_REPORTS = {
+    "api_mismatch": FailureReason.IRIS_API_MISMATCH,
+    "unauthenticated": FailureReason.CONTROLLER_UNAUTHENTICATED,
+    "controller_timeout": FailureReason.CONTROLLER_TIMEOUT,
+    "reply_too_large": FailureReason.REPLY_TOO_LARGE,
+}
+# Those that end the run at once, from any child: a controller streaming replies without end.
+BROKEN_REPLY_REPORTS = frozenset({"controller_timeout", "reply_too_large"})
 CLUSTER_STOP_GRACE_S = 8.0  # the local cluster stops every VM host and its tasks first
 IRIS_STOP_GRACE_S = 16.0  # a real Iris local cluster takes ~3 s to stop its workers and log server
 # The tests child hard-exits after its own grace (half of this, as for every child): a
@@ -82,8 +92,7 @@ class SmokeRun:
     cluster: dict[str, Any] | None = None
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     diagnostics: dict[str, Any] | None = None
-    api_mismatch: dict[str, Any] | None = None
-    unauthenticated: dict[str, Any] | None = None  # the first call refused for our token
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)  # CONTROLLER_REPORTS' first of each
     controller_outage: dict[str, Any] | None = None  # the first outage a child reported
     foreign_jobs: list[dict[str, Any]] = field(default_factory=list)
     phase: str = "preflight"
@@ -141,6 +150,8 @@ class SmokeRun:
         elif role == "discovery" and kind is Kind.PROGRESS and "failed_listings" in body:
             self.failed_listings = int(body["failed_listings"])
             self.most_failed_listings = max(self.most_failed_listings, self.failed_listings)
+            if self.failed_listings >= self.config.verdict.discovery_max_failures:
+                self.sup.request_stop(FailureReason.DISCOVERY_FAILED)  # the verdict fails it anyway
         elif role == "tests" and kind is Kind.RESULT:
             self.results[str(body["test"])] = body
         elif role == "tests" and kind is Kind.PROGRESS and "jobs_confirmed" in body:
@@ -149,11 +160,16 @@ class SmokeRun:
             self.diagnostics = body
 
     def _controller_problem(self, child: str, body: Mapping[str, Any]) -> None:
-        """The first report of each: an API we do not speak, a refused token, a long outage (polling.py)."""
-        if "api_mismatch" in body and self.api_mismatch is None:
-            self.api_mismatch = {"child": child, **body["api_mismatch"]}
-        if "unauthenticated" in body and self.unauthenticated is None:
-            self.unauthenticated = {"child": child, **body["unauthenticated"]}
+        """The first report of each: an API we do not speak, a refused token, a broken reply, a long
+        outage (polling.py). Some end the run now, with its cleanup, rather than at its deadline
+        (a canary's can be many minutes away): a broken reply from anyone (the controller streams
+        replies without end, and every call would wait or read the same again), any of them from
+        discovery (the run has no host listing to observe), and a long outage."""
+        for key, reason in CONTROLLER_REPORTS.items():
+            if key in body and key not in self.reports:
+                self.reports[key] = {"child": child, **body[key]}
+                if key in BROKEN_REPLY_REPORTS or child == "discovery":
+                    self.sup.request_stop(reason)
         if body.get("controller") == "unavailable" and self.controller_outage is None:
             self.controller_outage = {"child": child, "unavailable_for_s": body.get("unavailable_for_s")}
             # Nothing left to do needs a controller gone this long, and a canary's deadline can be
@@ -397,7 +413,8 @@ class SmokeRun:
         if self.config.cluster.real_iris:
             # Iris keeps worker and controller logs in its log service: follow them there.
             iris = self.config.iris
-            return IrisLogTransport(self.address, token_file=iris.token_file or None, token_env=iris.token_env or None)
+            return IrisLogTransport(self.address, token_file=iris.token_file or None, token_env=iris.token_env or None,
+                                    max_page_bytes=iris.max_log_page_bytes)  # fmt: skip
         if self.config.cluster is not ClusterKind.SSH:
             assert self.cluster is not None
             return LocalTransport(state_dir=str(self.cluster.get("state_dir", "")))
@@ -453,11 +470,7 @@ class SmokeRun:
     # -- the verdict's parts ------------------------------------------------------------
 
     def failures(self) -> list[FailureReason]:
-        reasons = []
-        if self.api_mismatch is not None:
-            reasons.append(FailureReason.IRIS_API_MISMATCH)
-        if self.unauthenticated is not None:
-            reasons.append(FailureReason.CONTROLLER_UNAUTHENTICATED)
+        reasons = [reason for key, reason in CONTROLLER_REPORTS.items() if key in self.reports]
         if self.controller_outage is not None:
             reasons.append(FailureReason.CONTROLLER_UNAVAILABLE)
         judged = [t for t in self.test_results() if t["outcome"] != "skipped"]
@@ -577,8 +590,10 @@ class SmokeRun:
                 "silent_streams": self.streams.silent(),
             },
             "autoscaler_actions": autoscaler.get("recent_actions", []) if isinstance(autoscaler, dict) else [],
-            "api_mismatch": self.api_mismatch,
-            "controller_unauthenticated": self.unauthenticated,
+            "api_mismatch": self.reports.get("api_mismatch"),
+            "controller_unauthenticated": self.reports.get("unauthenticated"),
+            "controller_timeout": self.reports.get("controller_timeout"),
+            "reply_too_large": self.reports.get("reply_too_large"),
             "controller_outage": self.controller_outage,
             "diagnostics": diagnostics,
         }

@@ -37,6 +37,12 @@ reads `docker logs`, lines of `<RFC 3339, 9 fractional digits>Z <text>`. Why it 
   API_MISMATCH and the mismatch as JSON on stderr (`workers.stream.follower_exit`): the
   stream child reports it like every other child, so it reaches the verdict.
 - The log server is found by `workers.controller.log_server` (the adapter uses the same).
+- Bounded pages. A page longer than --max-page-bytes is refused by the client, unread
+  (`reply_too_large`); the follower asks again for half as many lines, down to one. A single
+  entry over the cap, or a page that did not arrive within its call's time although it had
+  begun (`controller_timeout`), ends us with API_MISMATCH's sibling BROKEN_REPLY and the
+  report on stderr (`workers.stream.follower_exit`): the stream child reports it, and the run
+  ends with that reason.
 """
 
 import argparse
@@ -49,12 +55,13 @@ import time
 from types import FrameType
 from typing import Any
 
+from common.controller_target import DEFAULT_MAX_LOG_PAGE_BYTES
 from common.fdio import write_all
 from workers.controller.connect_http import ConnectClient, read_token
 from workers.controller.log_server import FETCH_LOGS, resolve_log_server
-from workers.controller.model import ApiMismatch, ControllerError
+from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
 from workers.controller.reply import Field
-from workers.stream.follower_exit import FollowerExit, mismatch_line
+from workers.stream.follower_exit import FollowerExit, broken_reply_line, mismatch_line
 from workers.stream.timestamps import TimestampError, format_unix_ns, validate_since
 
 PAGE_LINES = 1000
@@ -90,7 +97,7 @@ def parse_page(reply: dict[str, Any]) -> tuple[list[tuple[int, int, str]], int]:
     """(seq, epoch_ms, data) rows of a FetchLogs reply in seq order, and its cursor (JSON leaves out zeros)."""
     page = Field.of(FETCH_LOGS, reply)
     rows = [
-        (e.at("seq").as_int(), e.at("timestamp").at("epochMs").as_int(), e.at("data").as_str())
+        (e.at("seq").as_int(), e.at("timestamp").at("epochMs").as_epoch_ms(), e.at("data").as_str())
         for e in page.at("entries").as_list()
     ]
     return sorted(rows, key=lambda row: row[0]), page.at("cursor").as_int()
@@ -106,6 +113,7 @@ class Follower:
         self.since_param = None if self.floor_ms is None else str(max(0, self.floor_ms - 1 - RESUME_LOOKBACK_MS))
         self.cursor = 0
         self.markers = args.cursor_markers
+        self.page_lines = PAGE_LINES  # halved while pages are too large for the client's cap
 
     def resume_after(self, cursor: int) -> None:
         """Start exactly after row `cursor`, if the store still holds it; else say so and resume by since."""
@@ -119,17 +127,25 @@ class Follower:
 
     def run(self) -> None:
         while True:
-            if self.fetch_page() < PAGE_LINES:
+            if self.fetch_page() < self.page_lines:
                 self.wait(self.poll_s)
             else:
                 self.wait(0.0)  # more is waiting: only look at stdin and the deadline
 
     def fetch_page(self) -> int:
-        body: dict[str, Any] = {"source": self.key, "matchScope": "MATCH_SCOPE_EXACT", "maxLines": PAGE_LINES}
+        """Print one page; the number of rows it had (a full page: more may be waiting)."""
+        body: dict[str, Any] = {"source": self.key, "matchScope": "MATCH_SCOPE_EXACT", "maxLines": self.page_lines}
         body["cursor"] = str(self.cursor)  # int64 is a string in JSON
         if self.since_param is not None:
             body["sinceMs"] = self.since_param
-        rows, cursor = parse_page(self.client.call(FETCH_LOGS, body, min(CALL_TIMEOUT_S, self.time_left())))
+        try:
+            reply = self.client.call(FETCH_LOGS, body, min(CALL_TIMEOUT_S, self.time_left()))
+        except ControllerError as exc:
+            if exc.code is not ErrorCode.REPLY_TOO_LARGE or self.page_lines == 1:
+                raise
+            self.page_lines //= 2
+            return self.page_lines  # nothing printed: ask again at once, for fewer lines
+        rows, cursor = parse_page(reply)
         out, start = [], self.cursor
         for seq, epoch_ms, data in rows:
             self.cursor = max(self.cursor, seq)
@@ -172,9 +188,11 @@ def time_left(deadline_unix: float | None) -> float:
     return left
 
 
-def log_server(controller: str, token: str, deadline_unix: float | None) -> str:
+def log_server(
+    controller: str, token: str, deadline_unix: float | None, max_bytes: int = DEFAULT_MAX_LOG_PAGE_BYTES
+) -> str:
     """The log server's URL (workers.controller.log_server), the lookup capped by --deadline-unix."""
-    with ConnectClient(controller, token) as client:
+    with ConnectClient(controller, token, max_reply_bytes=max_bytes) as client:
         return resolve_log_server(client, min(CALL_TIMEOUT_S, time_left(deadline_unix)))
 
 
@@ -190,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between polls once caught up")
     parser.add_argument("--exit-on-stdin-close", action="store_true", help="exit when stdin reaches EOF")
     parser.add_argument("--deadline-unix", type=float, help="exit (0) at this Unix time")
+    parser.add_argument(
+        "--max-page-bytes", type=int, default=DEFAULT_MAX_LOG_PAGE_BYTES, help="refuse a longer reply (reply_too_large)"
+    )
     return parser
 
 
@@ -205,7 +226,8 @@ def main(argv: list[str]) -> int:
         since = None if args.since is None else validate_since(args.since)
         if args.cursor is not None and (since is None or args.cursor <= 0):
             raise TimestampError("--cursor needs --since and a positive row id")
-        with ConnectClient(log_server(args.controller, token, args.deadline_unix), token) as client:
+        url = log_server(args.controller, token, args.deadline_unix, args.max_page_bytes)
+        with ConnectClient(url, token, max_reply_bytes=args.max_page_bytes) as client:
             follower = Follower(client, args.key, since, args)
             if args.cursor is not None:
                 follower.resume_after(args.cursor)
@@ -221,6 +243,9 @@ def main(argv: list[str]) -> int:
         return FollowerExit.API_MISMATCH
     except ControllerError as exc:
         print(f"logservice_follow: {exc}", file=sys.stderr)
+        if exc.code in (ErrorCode.REPLY_TOO_LARGE, ErrorCode.CONTROLLER_TIMEOUT):
+            print(broken_reply_line(exc.code, exc.method, exc.details), file=sys.stderr)
+            return FollowerExit.BROKEN_REPLY
         return FollowerExit.CALL_FAILED
     except KeyboardInterrupt:
         return FollowerExit.INTERRUPTED

@@ -44,7 +44,7 @@ class FakeClient(ConnectClient):
         super().__init__("http://controller.invalid:1")
         self.replies = {ENDPOINTS: {}, **replies}
 
-    def call(self, method: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    def call(self, method: str, body: dict[str, Any], timeout_s: float, max_bytes: int = 0) -> dict[str, Any]:
         return self.replies[method]
 
 

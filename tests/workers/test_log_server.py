@@ -22,7 +22,7 @@ class Endpoints(ConnectClient):
         super().__init__(CONTROLLER)
         self.reply, self.error = reply or {}, error
 
-    def call(self, method: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    def call(self, method: str, body: dict[str, Any], timeout_s: float, max_bytes: int = 0) -> dict[str, Any]:
         assert method == LIST_ENDPOINTS and body == {"prefix": "/system/log-server", "exact": True}
         if self.error is not None:
             raise self.error
