@@ -50,15 +50,13 @@ from workers.transports import IrisLogTransport, LocalTransport, SshTransport, T
 
 NEVER = RestartPolicy(mode=RestartMode.NEVER)
 # A child's reports of a controller problem retrying cannot fix (workers/controller/polling.py),
-# by message key, and the failure reason each becomes; the first of each is kept.
+# by message key, and the failure reason each becomes; the first of each is kept, and ends the run.
 CONTROLLER_REPORTS = {
     "api_mismatch": FailureReason.IRIS_API_MISMATCH,
     "unauthenticated": FailureReason.CONTROLLER_UNAUTHENTICATED,
     "controller_timeout": FailureReason.CONTROLLER_TIMEOUT,
     "reply_too_large": FailureReason.REPLY_TOO_LARGE,
 }
-# Those that end the run at once, from any child: a controller streaming replies without end.
-BROKEN_REPLY_REPORTS = frozenset({"controller_timeout", "reply_too_large"})
 CLUSTER_STOP_GRACE_S = 8.0  # the local cluster stops every VM host and its tasks first
 IRIS_STOP_GRACE_S = 16.0  # a real Iris local cluster takes ~3 s to stop its workers and log server
 # The tests child hard-exits after its own grace (half of this, as for every child): a
@@ -161,15 +159,14 @@ class SmokeRun:
 
     def _controller_problem(self, child: str, body: Mapping[str, Any]) -> None:
         """The first report of each: an API we do not speak, a refused token, a broken reply, a long
-        outage (polling.py). Some end the run now, with its cleanup, rather than at its deadline
-        (a canary's can be many minutes away): a broken reply from anyone (the controller streams
-        replies without end, and every call would wait or read the same again), any of them from
-        discovery (the run has no host listing to observe), and a long outage."""
+        outage (polling.py). Each ends the run now, with its cleanup, rather than at its deadline (a
+        canary's can be many minutes away): retrying will not change the answer, the verdict is an
+        error already, and a child that met one may otherwise wait out its own timeouts (the tests
+        child polls a ListJobs it cannot read until its jobs' timeout; discovery lists no hosts)."""
         for key, reason in CONTROLLER_REPORTS.items():
             if key in body and key not in self.reports:
                 self.reports[key] = {"child": child, **body[key]}
-                if key in BROKEN_REPLY_REPORTS or child == "discovery":
-                    self.sup.request_stop(reason)
+                self.sup.request_stop(reason)
         if body.get("controller") == "unavailable" and self.controller_outage is None:
             self.controller_outage = {"child": child, "unavailable_for_s": body.get("unavailable_for_s")}
             # Nothing left to do needs a controller gone this long, and a canary's deadline can be

@@ -148,7 +148,7 @@ def report_api_mismatch(ctx: ChildContext, method: str, field: str, details: str
 def report_broken_reply(ctx: ChildContext, code: ErrorCode, method: str, details: str) -> None:
     """The one report of a reply we stopped reading: an error event and a message named by its code."""
     ctx.log.error(code.value, method=method, details=details)
-    ctx.channel.send(Kind.PROGRESS, **{code: {"method": method, "details": details}})
+    ctx.channel.send(Kind.PROGRESS, **{code.value: {"method": method, "details": details}})
 
 
 def call_succeeded(ctx: ChildContext, outage: Outage) -> None:
