@@ -10,7 +10,7 @@ refuse to terminate anything else, whatever the controller's own filter returned
 """
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The job environment variable that names the run which submitted the job. Not the process
 # run tag (IRIS_SMOKE_RUN_ID): tasks on an attached cluster are not this run's processes.
@@ -23,6 +23,26 @@ DEFAULT_MAX_REPLY_BYTES = 32 * 1024 * 1024
 # One FetchLogs page (workers.logservice_follow.PAGE_LINES entries, about 300 bytes each on a
 # real Iris); smaller, as every stream's follower reads its own. `[iris] max_log_page_bytes`.
 DEFAULT_MAX_LOG_PAGE_BYTES = 8 * 1024 * 1024
+
+
+# An opaque proxy token (not a JWT with `exp`) is fetched again after this long.
+PROXY_TOKEN_TTL_S = 300.0
+
+
+@dataclass(frozen=True)
+class ProxyToken:
+    """Where the `Proxy-Authorization` bearer comes from, for an Iris behind a proxy that wants its
+    own credential (IAP: an OIDC identity token): a file (`[iris] proxy_token_file`, re-read as it
+    rotates) or a command whose stdout is the token (`[iris] proxy_token_command`, an argv, never
+    a shell). Never the token itself, so this can be logged and put in a follower's argv."""
+
+    file: str = ""
+    command: tuple[str, ...] = ()
+    ttl_s: float = PROXY_TOKEN_TTL_S
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.file or self.command)
 
 
 class ApiKind(enum.StrEnum):
@@ -48,6 +68,7 @@ class ControllerTarget:
     run_id: str = ""
     max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
     max_log_page_bytes: int = DEFAULT_MAX_LOG_PAGE_BYTES
+    proxy_token: ProxyToken = field(default_factory=ProxyToken)
 
     @property
     def job_prefix(self) -> str:

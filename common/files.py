@@ -1,7 +1,10 @@
 """Files with one writer and files replaced whole: the two ways this project writes to disk.
 
 - `write_atomically`: a temporary file, fsync, rename. A reader (node_exporter, a CI job,
-  the next run) sees the old content or the new, never half of it.
+  the next run) sees the old content or the new, never half of it. The temporary file is
+  created under a random name with O_EXCL|O_NOFOLLOW: in a directory someone else can write
+  (a copied CI artefact read by `iris-smoke report`) a predictable name could be a planted
+  symlink, and O_CREAT|O_TRUNC alone would follow it and overwrite its target.
 - `open_exclusive`: open, then `flock(LOCK_EX | LOCK_NB)`. A second writer of the same
   file fails at once instead of interleaving with the first. The kernel drops the lock
   when the descriptor's last copy is closed, so a crashed writer leaves no stale lock;
@@ -15,10 +18,14 @@
 import errno
 import fcntl
 import os
+import secrets
 import stat
 from pathlib import Path
 
 from common.fdio import write_all
+
+# Draws of a random temporary name before giving up (each has 64 bits: a clash means someone is guessing).
+TEMPORARY_ATTEMPTS = 8
 
 
 class Busy(OSError):
@@ -64,9 +71,20 @@ def owned_dir(path: Path) -> Path:
     return path
 
 
+def _create_temporary(path: Path) -> tuple[Path, int]:
+    """A new file beside `path`, never an existing one (or what a symlink there points at)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(TEMPORARY_ATTEMPTS):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            return tmp, os.open(tmp, flags, 0o644)
+        except FileExistsError:
+            continue  # 64 random bits taken: someone is guessing; draw again
+    raise FileExistsError(errno.EEXIST, f"no free temporary name beside {path} in {TEMPORARY_ATTEMPTS} tries")
+
+
 def write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    tmp, fd = _create_temporary(path)
     try:
         try:
             write_all(fd, data)

@@ -13,6 +13,11 @@ Why lines are never interleaved or cut, although many processes write concurrent
 A sink that fails (disk full, stdout closed) is reported once on stderr and then skipped;
 logging never raises into the code that logs.
 
+Secrets: a process that reads a credential registers it (`redact`), and from then on every
+string of every event (messages, fields, a formatted traceback) has it replaced by
+`<redacted>` before any sink sees it: a token that ends up in an exception message (a
+two-line token file makes the HTTP library reject the header, quoting it) reaches no log.
+
 Levels: `level` (`--log-level`) filters stdout only. `events.jsonl` always gets info and
 above (debug too when asked for), so a quiet console never means an empty record. When
 stdout is journald's stream (`$JOURNAL_STREAM` names its device and inode), each stdout
@@ -39,6 +44,9 @@ MAX_LINE_BYTES = select.PIPE_BUF
 # Room for a journald priority prefix ("<4>") in front of a line already capped.
 _PREFIX_ROOM = 4
 _FIELD_KEEP_CHARS = 256
+REDACTED = "<redacted>"
+# Shorter strings are not registered as secrets: redacting "ab" would mangle every event.
+MIN_SECRET_CHARS = 8
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 # sd-daemon(3) priorities, by structlog's level names.
@@ -153,6 +161,7 @@ class _State:
     writer: _Writer | None = None
     fields: dict[str, Any] = field(default_factory=dict)
     level: int | None = None  # the level structlog's pipeline was built for
+    secrets: set[str] = field(default_factory=set)  # what no sink may ever see (redact())
 
 
 _state = _State()
@@ -172,6 +181,40 @@ def _static_fields(_logger: Any, _name: str, event: EventDict) -> EventDict:
     event.update(fields)
     if child is not None:
         event["child"] = child
+    return event
+
+
+def redact(secret: str) -> None:
+    """From now on, this process's logs show `secret` (and each of its lines) as <redacted>."""
+    for part in {secret.strip(), *secret.splitlines()}:
+        if len(part.strip()) >= MIN_SECRET_CHARS:
+            _state.secrets.add(part.strip())
+
+
+def redacted(text: str) -> str:
+    """`text` with every registered secret replaced; for what a process prints outside its log."""
+    for secret in _state.secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def scrubbed(value: Any) -> Any:
+    """`value` (a string, or lists and dicts of them) with every registered secret replaced."""
+    if isinstance(value, str):
+        return redacted(value)
+    if isinstance(value, dict):
+        return {k: scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrubbed(v) for v in value]
+    return value
+
+
+def _redact_secrets(_logger: Any, _name: str, event: EventDict) -> EventDict:
+    # Last in the pipeline, after the traceback is formatted into a string.
+    if not _state.secrets:
+        return event
+    for key, value in event.items():
+        event[key] = scrubbed(value)
     return event
 
 
@@ -244,6 +287,7 @@ def configure(
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
             _static_fields,
             structlog.processors.format_exc_info,
+            _redact_secrets,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(kept),
         logger_factory=_current_writer,

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from common import logs
 from common.fdio import write_all
 
 # A message is a short fact; anything bigger is a protocol error, not a reason to buffer.
@@ -53,8 +54,10 @@ class Channel:
 
     def send(self, kind: Kind, **body: Any) -> None:
         # A broken pipe: the supervisor is gone; parent-death handling will end this process.
+        # Scrubbed: the supervisor writes what it is sent to results.json and its own log, and
+        # never knew the token this child read (a controller's error may quote it).
         with contextlib.suppress(BrokenPipeError):
-            write_all(self.fd, encode(kind, body))
+            write_all(self.fd, encode(kind, logs.scrubbed(body)))
 
 
 class ProtocolError(ValueError):

@@ -60,6 +60,10 @@ class FailureReason(enum.StrEnum):
     DISCOVERY_FAILED = "discovery_failed"
     # More hosts than `streams.max_streams`: some hosts were not observed at all.
     HOSTS_OVER_LIMIT = "hosts_over_limit"
+    # An observe run (`--observe`) that saw no worker host listed (the controller's own stream
+    # does not count), or whose autoscaler monitor never read a status: nothing to vouch for.
+    NOTHING_OBSERVED = "nothing_observed"
+    AUTOSCALER_UNREAD = "autoscaler_unread"
     # GCP: a slice or instance of the run's prefix could not be deleted (the verdict gives the command).
     CLOUD_CLEANUP_FAILED = "cloud_cleanup_failed"
     # Jobs the run submitted that it could not see end (job and tasks terminal) before it exited,
@@ -94,6 +98,8 @@ REASON_OUTCOME: dict[FailureReason, Outcome] = {
     FailureReason.STREAM_LOST: Outcome.FAILED,
     FailureReason.DISCOVERY_FAILED: Outcome.FAILED,
     FailureReason.HOSTS_OVER_LIMIT: Outcome.FAILED,
+    FailureReason.NOTHING_OBSERVED: Outcome.FAILED,
+    FailureReason.AUTOSCALER_UNREAD: Outcome.FAILED,
     FailureReason.CLOUD_CLEANUP_FAILED: Outcome.ERROR,
     FailureReason.JOBS_UNCONFIRMED: Outcome.ERROR,
 }

@@ -170,10 +170,10 @@ class Supervisor:
     def run_until(self, done: Callable[[], bool], tick: Callable[[], float | None] | None = None) -> None:
         """Serve children until `done()` or a stop is requested (signal, deadline, critical failure).
 
-        `tick`, if given, runs after every wake and returns the seconds until it wants to
-        run again (None: only on the next wake), so the caller's timers share the one poll.
+        `tick`, if given, runs first and after every wake and returns the seconds until it
+        wants to run again (None: only on the next wake), so the caller's timers share the one poll.
         """
-        next_tick: float | None = None
+        next_tick = tick() if tick is not None else None
         while self.stop_reason is None and not done():
             self.poll_once(self._next_timeout(next_tick))
             if tick is not None:

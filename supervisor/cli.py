@@ -8,6 +8,7 @@ grpc (the local cluster serves gRPC and is imported lazily).
 import argparse
 import json
 import os
+import resource
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -42,6 +43,12 @@ def check_argv_utf8(argv: list[str]) -> None:
         except ValueError as exc:
             flag = arg.partition("=")[0] if arg.startswith("--") else (argv[i - 1] if i else f"argument {i + 1}")
             raise UsageError(f"{flag}: {exc}") from None
+
+
+def no_core_dumps() -> None:
+    """RLIMIT_CORE 0, soft and hard, inherited by every child: a crashing process that holds a
+    token (a child, a follower) must not leave its memory in a core file."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def private_umask() -> None:
@@ -84,6 +91,15 @@ def _add_run_parser(sub: "argparse._SubParsersAction[Parser]") -> None:
     run.add_argument("--prefix", default=None, help="label prefix (default unique per run)")
     run.add_argument("--keep", action="store_true", help="leave the local cluster running")
     run.add_argument("--tests", default=None, metavar="NAMES", help="standard tests, comma-separated")
+    run.add_argument(
+        "--observe", action="store_true", default=None,
+        help="observe only: submit no job; discovery, streams and monitors watch the cluster, the verdict "
+        "rests on what they saw (for an identity that may not launch jobs)",
+    )  # fmt: skip
+    run.add_argument(
+        "--observe-s", type=_positive_seconds, default=None, metavar="T",
+        help=f"how long an observe run watches (s), default {D.observe_s:g}, capped by the deadline",
+    )  # fmt: skip
     run.add_argument("--run-id", default=None, help="run id (default: generated, unique)")
     run.add_argument(
         "--check-config", action="store_true",
@@ -113,20 +129,23 @@ def _add_look_parsers(sub: "argparse._SubParsersAction[Parser]") -> None:
 def _look(args: argparse.Namespace) -> int:
     """`show` and `report`: read a run directory, never start anything."""
     from supervisor.report_html import write_report
-    from supervisor.show import RunDirError, find_run_dir, load_results, render_show
+    from supervisor.reports import visible
+    from supervisor.results_file import read_results
+    from supervisor.run_files import RunDirError
+    from supervisor.show import find_run_dir, render_show
 
     try:
         run_dir = find_run_dir(args.run_dir, Path(getattr(args, "log_dir", RunConfig.log_dir)))
-        results = load_results(run_dir)
         if args.command == "show":
-            print(render_show(results, run_dir))
+            print(render_show(read_results(run_dir), run_dir))
         else:
-            print(write_report(run_dir))
+            print(visible(str(write_report(run_dir))))
     except RunDirError as exc:
-        print(f"iris-smoke {args.command}: {exc}", file=sys.stderr)
+        # One line, escaped: the message may quote a path someone chose (`latest` in a shared log dir).
+        print(visible(f"iris-smoke {args.command}: {exc}"), file=sys.stderr)
         return ExitCode.USAGE
     except OSError as exc:
-        print(f"iris-smoke {args.command}: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        print(visible(f"iris-smoke {args.command}: cannot write {exc.filename}: {exc.strerror}"), file=sys.stderr)
         return ExitCode.INFRA
     return 0
 
@@ -156,6 +175,7 @@ def check_config(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    no_core_dumps()
     try:
         check_argv_utf8(argv)
     except UsageError as exc:

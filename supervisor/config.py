@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from common.controller_target import DEFAULT_MAX_LOG_PAGE_BYTES, DEFAULT_MAX_REPLY_BYTES
+from common.controller_target import DEFAULT_MAX_LOG_PAGE_BYTES, DEFAULT_MAX_REPLY_BYTES, PROXY_TOKEN_TTL_S, ProxyToken
 from common.errors import ConfigError
 from supervisor import inputs
 from supervisor.toml_table import Table, read_toml
@@ -76,6 +76,17 @@ class IrisSettings:
     token_env: str = ""  # or the name of the environment variable holding it (the value is never logged)
     max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES  # a longer reply is refused: reply_too_large
     max_log_page_bytes: int = DEFAULT_MAX_LOG_PAGE_BYTES  # the same for one FetchLogs page
+    # A bearer token over plain http to a host other than this one is refused unless this is set.
+    allow_insecure_http: bool = False
+    # The Proxy-Authorization bearer for an Iris behind IAP (common.controller_target.ProxyToken):
+    # a file, or an argv whose stdout is the token; each process fetches it, never logged.
+    proxy_token_file: str = ""
+    proxy_token_command: tuple[str, ...] = ()
+    proxy_token_ttl_s: float = PROXY_TOKEN_TTL_S  # how long an opaque (non-JWT) token is used
+
+    @property
+    def proxy_token(self) -> ProxyToken:
+        return ProxyToken(self.proxy_token_file, self.proxy_token_command, self.proxy_token_ttl_s)
 
 
 @dataclass(frozen=True)
@@ -147,6 +158,10 @@ class RunConfig:
     monitor_interval_s: float | None = None
     # The selection: standard and [[tests]] names; [[tests]] all run when it names none of them.
     tests: tuple[str, ...] = STANDARD_TESTS
+    # Observe only: no job is submitted; discovery, streams and monitors watch for `observe_s`
+    # and the verdict rests on what they saw (README "Observe-only runs").
+    observe: bool = False
+    observe_s: float = 30.0
     custom_tests: tuple[CustomTest, ...] = ()
     suite: SuiteSettings = field(default_factory=SuiteSettings)
     streams: StreamSettings = field(default_factory=StreamSettings)
@@ -175,10 +190,14 @@ class RunConfig:
         return [*self.standard_tests(), *(t.name for t in self.selected_custom_tests())]
 
     def standard_tests(self) -> list[str]:
-        return [n for n in self.tests if n in STANDARD_TESTS]
+        """The standard tests selected; none in an observe run."""
+        return [] if self.observe else [n for n in self.tests if n in STANDARD_TESTS]
 
     def selected_custom_tests(self) -> list[CustomTest]:
-        """The [[tests]] the selection names; all of them when it names none (`tests = []` = only these)."""
+        """The [[tests]] the selection names; all of them when it names none (`tests = []` = only these);
+        none in an observe run."""
+        if self.observe:
+            return []
         named = [t for t in self.custom_tests if t.name in self.tests]
         return named if named else list(self.custom_tests)
 
@@ -272,8 +291,17 @@ def _iris(reader: Table) -> IrisSettings:
         max_log_page_bytes=reader.integer(
             "max_log_page_bytes", DEFAULT_MAX_LOG_PAGE_BYTES, MIN_REPLY_BYTES, MAX_REPLY_BYTES
         ),
+        allow_insecure_http=reader.boolean("allow_insecure_http", IrisSettings.allow_insecure_http),
+        proxy_token_file=reader.string("proxy_token_file", ""),
+        proxy_token_command=reader.strings("proxy_token_command", ()),
+        proxy_token_ttl_s=reader.number("proxy_token_ttl_s", PROXY_TOKEN_TTL_S),
     )
     reader.done()
+    if settings.proxy_token_file and settings.proxy_token_command:
+        raise ConfigError("iris.proxy_token_command: give the proxy token by proxy_token_file or by "
+                          "proxy_token_command, not both")  # fmt: skip
+    if settings.proxy_token_command and not settings.proxy_token_command[0]:
+        raise ConfigError("iris.proxy_token_command: the first word is the program to run, got an empty string")
     return settings
 
 
@@ -382,6 +410,8 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
         stop_grace_s=run.number("stop_grace_s", d.stop_grace_s),
         discovery_interval_s=run.number("discovery_interval_s", 10.0) if "discovery_interval_s" in run.table else None,
         monitor_interval_s=run.number("monitor_interval_s", 1.0) if "monitor_interval_s" in run.table else None,
+        observe=run.boolean("observe", d.observe),
+        observe_s=run.number("observe_s", d.observe_s),
         custom_tests=tuple(_test_spec(t) for t in root.tables("tests")),
         suite=_suite(root.table_of("suite")),
         streams=streams,
@@ -390,6 +420,9 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
         gcp=_gcp(root.table_of("gcp")),
         verdict=_verdict(root.table_of("verdict")),
     )
+    if config.observe and "tests" in run.table:
+        raise ConfigError("run.tests: an observe run (run.observe = true) submits no job and runs no tests; "
+                          "drop run.tests or run.observe")  # fmt: skip
     config = replace(config, tests=run.strings("tests", d.tests))
     for reader in (run, cluster, root):
         reader.done()

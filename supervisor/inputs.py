@@ -5,8 +5,12 @@ prefixes the field's name (`run.timeout_s: ...`, `--interval: ...`), so every re
 names both the field and the fix.
 """
 
+import ipaddress
 import math
+import os
 import re
+import stat
+import urllib.parse
 
 # poll(2), select and the children's waits take milliseconds in a C int: past 2**31 - 1 ms
 # (24.8 days) a timeout overflows and the wait returns at once or raises. No deadline,
@@ -85,3 +89,57 @@ def utf8(value: str) -> str:
     except UnicodeEncodeError:
         raise ValueError(f"must be valid UTF-8, got {value.encode('utf-8', 'surrogateescape')!r}") from None
     return value
+
+
+# A bearer token is one line of at most this many bytes (Iris's JWTs are about 1 KiB).
+MAX_SECRET_BYTES = 64 << 10
+
+
+def secret_text(text: str) -> str:
+    """A token's text: one non-empty line (a second line would reach the Authorization header)."""
+    token = text.strip()
+    if not token:
+        raise ValueError("is empty")
+    if "\n" in token or "\r" in token:
+        raise ValueError("holds more than one line; a token file holds the token alone, on one line")
+    return token
+
+
+def secret_file(path: str) -> None:
+    """A token file: a regular file of ours that no one else may read or write, holding one line.
+
+    Read here only to check it (every child that sends requests reads it again itself)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ValueError(f"{path} cannot be read ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        if st.st_uid != os.geteuid():
+            raise ValueError(f"{path} belongs to uid {st.st_uid}, not to us (uid {os.geteuid()}): chown it")
+        if st.st_mode & 0o077:
+            raise ValueError(f"{path} is mode {stat.S_IMODE(st.st_mode):04o}, open to others: chmod 600 {path}")
+        data = os.read(fd, MAX_SECRET_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SECRET_BYTES:
+        raise ValueError(f"{path} is over {MAX_SECRET_BYTES} bytes; it should hold one token")
+    try:
+        secret_text(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    except ValueError as exc:
+        raise ValueError(f"{path} {exc}") from None
+
+
+def loopback_url(url: str) -> bool:
+    """Whether an http(s) URL's host is this machine's loopback (where plain http carries no risk)."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -44,6 +44,7 @@ class RunPlan:
         return ControllerTarget(
             api, address, self.job_root, token_file=iris.token_file, token_env=iris.token_env, run_id=self.run_id,
             max_reply_bytes=iris.max_reply_bytes, max_log_page_bytes=iris.max_log_page_bytes,
+            proxy_token=iris.proxy_token,
         )  # fmt: skip
 
 
@@ -63,6 +64,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "stop_grace_s": args.stop_grace,
         "keep": args.keep or None,
         "discovery_interval_s": args.discovery_interval,
+        "observe": args.observe,
+        "observe_s": args.observe_s,
     }
     chosen: dict[str, object] = {k: v for k, v in flags.items() if v is not None}
     iris = {"bin": args.iris_bin, "config": args.iris_config}
@@ -85,6 +88,7 @@ def merged_config(args: argparse.Namespace) -> RunConfig:
     if isinstance(iris_flags, dict):
         overrides["iris"] = dataclasses.replace(config.iris, **iris_flags)
     config = dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+    check_observe(config, args)
     if config.prefix and not PREFIX.fullmatch(config.prefix):
         raise UsageError(f"--prefix: must match {PREFIX.pattern}, got {config.prefix!r}")
     unknown = config.unknown_tests()
@@ -95,6 +99,22 @@ def merged_config(args: argparse.Namespace) -> RunConfig:
     if config.keep and config.attached:
         raise UsageError("--keep: nothing to keep when attaching with --controller")
     return config
+
+
+def check_observe(config: RunConfig, args: argparse.Namespace) -> None:
+    """An observe run runs no tests: a test selection beside it is a contradiction, refused.
+    `--observe` overrides the config file's `run.tests` (flags override the file), as `--tests` does."""
+    if args.tests is not None and config.observe:
+        given = "--observe" if args.observe else "run.observe = true in --config"
+        raise UsageError(f"--tests: conflicts with {given}: an observe run submits no job and runs no tests; "
+                         "drop one of them")  # fmt: skip
+    if args.observe_s is not None and not config.observe:
+        raise UsageError("--observe-s: only for an observe run; add --observe (or run.observe = true)")
+    if config.observe and config.observe_s >= config.timeout_s:
+        raise UsageError(
+            f"--observe-s (run.observe_s): the observation ({config.observe_s:g} s) must end before the deadline "
+            f"(--timeout {config.timeout_s:g} s), which also covers the cluster's start and its cleanup"
+        )
 
 
 def check_controller(config: RunConfig) -> None:
@@ -155,12 +175,45 @@ def _check_iris(config: RunConfig) -> None:
             )
         if config.iris.config and not Path(config.iris.config).is_file():
             raise UsageError(f"--iris-config: {config.iris.config} is not a readable file")
-    if config.iris.token_file and not Path(config.iris.token_file).is_file():
-        raise UsageError(f"iris.token_file: {config.iris.token_file} is not a readable file")
-    if config.iris.token_file and config.iris.token_env:
+    _check_token(config)
+
+
+def _check_token(config: RunConfig) -> None:
+    iris = config.iris
+    if iris.token_file and iris.token_env:
         raise UsageError("iris.token_env: give the token by token_file or by token_env, not both")
-    if config.iris.token_env and not os.environ.get(config.iris.token_env, "").strip():
-        raise UsageError(f"iris.token_env: the environment variable {config.iris.token_env} is not set or empty")
+    try:
+        if iris.token_file:
+            inputs.secret_file(iris.token_file)
+    except ValueError as exc:
+        raise UsageError(f"iris.token_file: {exc}") from None
+    if iris.token_env:
+        try:
+            inputs.secret_text(os.environ.get(iris.token_env, ""))
+        except ValueError as exc:
+            raise UsageError(f"iris.token_env: the environment variable {iris.token_env} {exc}") from None
+    _check_proxy_token(config)
+    holds_token = bool(iris.token_file or iris.token_env or iris.proxy_token.configured)
+    remote_http = config.controller.startswith("http://") and not inputs.loopback_url(config.controller)
+    if holds_token and remote_http and not iris.allow_insecure_http:
+        raise UsageError(
+            f"--controller: {config.controller} is plain http to another host, and the run sends a bearer token; "
+            "use https, a tunnel to a loopback port, or set [iris] allow_insecure_http = true"
+        )
+
+
+def _check_proxy_token(config: RunConfig) -> None:
+    iris = config.iris
+    try:
+        if iris.proxy_token_file:
+            inputs.secret_file(iris.proxy_token_file)
+    except ValueError as exc:
+        raise UsageError(f"iris.proxy_token_file: {exc}") from None
+    if iris.proxy_token_command and shutil.which(iris.proxy_token_command[0]) is None:
+        raise UsageError(
+            f"iris.proxy_token_command: {iris.proxy_token_command[0]!r} is not on PATH "
+            "(for IAP, install the Google Cloud CLI: gcloud auth print-identity-token)"
+        )
 
 
 def make_run_dir(run_dir: Path) -> None:

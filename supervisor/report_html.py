@@ -3,7 +3,9 @@
 The verdict, the tests with failed tasks' log tails, and the timeline (`timeline_svg`).
 Self-contained: inline CSS and SVG, no script, no font, no image fetched, so it opens
 from a mail attachment or an air-gapped bastion alike. Everything the run recorded is
-escaped (`html.escape`), control characters shown as `\\xNN` as in `summary.md`.
+escaped (`html.escape`), control, bidi and zero-width characters shown as `\\xNN` /
+`\\uNNNN` as in `summary.md` (`reports.visible`). The run directory is read as untrusted
+input (`run_files`): a malformed or planted file is one line and exit 2, never a traceback.
 
 The run renders it in a short-lived child (`render_in_child`), after `results.json`,
 `summary.md` and `junit.xml` are on disk: a rendering bug, a pathological run directory
@@ -17,11 +19,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from common.files import write_atomically
 from supervisor import timeline
-from supervisor.reports import LOG_TAIL_LINES, visible
+from supervisor.reports import LOG_TAIL_LINES, html_text, visible
+from supervisor.results_file import RunResults, read_results
 from supervisor.timeline_svg import render_svg
 from supervisor.version import VERSION
 
@@ -46,66 +47,58 @@ svg .in-span{font-size:10px}svg .tick{text-anchor:middle;fill:#666}svg .grid{str
 """
 
 
-def _text(value: Any) -> str:
-    return escape(visible(str(value)))
-
-
-def _table(headers: list[str], rows: list[tuple[str, list[Any]]]) -> str:
+def _table(headers: list[str], rows: list[tuple[str, list[object]]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join(
-        f'<tr class="{escape(cls)}">' + "".join(f"<td>{_text(v)}</td>" for v in cells) + "</tr>" for cls, cells in rows
+        f'<tr class="{escape(cls)}">' + "".join(f"<td>{html_text(v)}</td>" for v in cells) + "</tr>"
+        for cls, cells in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _tests(results: dict[str, Any]) -> str:
-    tests = results.get("tests") or []
-    if not tests:
+def _tests(results: RunResults) -> str:
+    if not results.tests:
         return "<p>No test ran.</p>"
-    rows = [
-        (str(t.get("outcome")), [t.get("name"), t.get("outcome"), t.get("duration_s", ""), t.get("error", "")])
-        for t in tests
+    rows: list[tuple[str, list[object]]] = [
+        (t.outcome, [t.name, t.outcome, "" if t.duration_s is None else t.duration_s, t.error]) for t in results.tests
     ]
     parts = [_table(["test", "outcome", "duration (s)", "error"], rows)]
-    for test in tests:
-        for tail in test.get("log_tail") or []:
-            lines = [visible(str(line)) for line in (tail.get("lines") or [])[-LOG_TAIL_LINES:]]
-            parts.append(f"<h3>{_text(test.get('name'))}: task {_text(tail.get('task'))} (last lines)</h3>")
+    for test in results.tests:
+        for tail in test.log_tail:
+            lines = [visible(line) for line in tail.lines[-LOG_TAIL_LINES:]]
+            parts.append(f"<h3>{html_text(test.name)}: task {html_text(tail.task)} (last lines)</h3>")
             parts.append(f'<pre class="log-tail">{escape(chr(10).join(lines))}</pre>')
     return "".join(parts)
 
 
-def _streams(results: dict[str, Any]) -> str:
-    streams = results.get("streams") or []
-    rows = [
-        (
-            "stale" if s.get("stale") else "",
-            [s.get("name"), s.get("state"), s.get("lines", 0), s.get("reconnects", 0), s.get("gaps", 0)],
-        )
-        for s in streams
+def _streams(results: RunResults) -> str:
+    rows: list[tuple[str, list[object]]] = [
+        ("stale" if s.stale else "", [s.name, s.state, s.lines, s.reconnects, s.gaps]) for s in results.streams
     ]
     return _table(["stream", "state", "lines", "reconnects", "gaps"], rows) if rows else "<p>No stream ran.</p>"
 
 
-def render_report(run_dir: Path, results: dict[str, Any]) -> str:
-    outcome = str(results.get("outcome", "unknown"))
-    reasons = ", ".join(str(r) for r in results.get("failure_reasons") or []) or "none"
+def render_report(run_dir: Path, results: RunResults) -> str:
+    outcome = results.outcome
+    reasons = ", ".join(results.failure_reasons) or "none"
     svg = render_svg(timeline.build(run_dir, results))
+    duration = "" if results.duration_s is None else results.duration_s
+    timeout = "" if results.timeout_s is None else results.timeout_s
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>iris-smoke {_text(results.get('run_id'))}: {_text(outcome)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>iris-smoke run {_text(results.get('run_id'))}: "
-        f'<span class="{escape(outcome)}">{_text(outcome.upper())}</span></h1>'
-        f"<p>exit code {_text(results.get('exit_code'))}; failure reasons: {_text(reasons)}<br>"
-        f"started {_text(results.get('started_at'))}, {_text(results.get('duration_s'))} s"
-        f" of a {_text(results.get('timeout_s'))} s deadline; iris-smoke {_text(results.get('version', VERSION))}</p>"
+        f"<title>iris-smoke {html_text(results.run_id)}: {html_text(outcome)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>iris-smoke run {html_text(results.run_id)}: "
+        f'<span class="{escape(outcome)}">{html_text(outcome.upper())}</span></h1>'
+        f"<p>exit code {results.exit_code}; failure reasons: {html_text(reasons)}<br>"
+        f"started {html_text(results.started_at)}, {html_text(duration)} s"
+        f" of a {html_text(timeout)} s deadline; iris-smoke {html_text(results.version or VERSION)}</p>"
         f"<h2>Timeline</h2>{svg}<h2>Tests</h2>{_tests(results)}<h2>Streams</h2>{_streams(results)}</body></html>\n"
     )
 
 
 def write_report(run_dir: Path) -> Path:
-    """Render `report.html` from the run directory's files (results.json first)."""
-    results = orjson.loads((run_dir / "results.json").read_bytes())
+    """Render `report.html` from the run directory's files (results.json first); RunDirError if one is unusable."""
+    results = read_results(run_dir)
     path = run_dir / REPORT_NAME
     write_atomically(path, render_report(run_dir, results).encode())
     return path

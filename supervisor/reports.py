@@ -1,9 +1,16 @@
 """The human and CI views of a verdict: `summary.md` and `junit.xml`.
 
 Both are rendered from the same dict as `results.json`, after it is written, so the three
-can never disagree.
+can never disagree; that dict is read through `results_file` as `show` reads a file, so
+the views only ever see a typed `RunResults`.
+
+Everything in them may come from a controller or a task (job names, errors, log lines):
+`visible` shows controls, bidi and zero-width characters as escapes in every view, and
+summary.md outside its code fences is escaped HTML too (`_md`): a Markdown renderer with
+raw HTML on would run a `<svg onload>` in a test's error.
 """
 
+import html
 import re
 import socket
 import xml.etree.ElementTree as ET
@@ -11,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from common.files import write_atomically
+from common.outcome import Outcome
+from supervisor.results_file import RunResults, TestResult, from_verdict
 from supervisor.version import VERSION
 
 ARTEFACTS = (
@@ -27,18 +36,36 @@ ARTEFACTS = (
 LOG_TAIL_LINES = 20
 # XML 1.0 forbids most control characters, which a task's output may well contain.
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-# Task output in summary.md: control characters (ESC sequences would reach a terminal that
-# `cat`s the file; CR rewrites a line) are shown as \xNN, tab kept.
-_CONTROL = re.compile("[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]")
+# What a person must see as an escape, never as itself, in every view of a run (summary.md,
+# report.html, junit.xml, `show`): C0 and C1 controls (an ESC sequence reaches the terminal
+# that `cat`s the file; CR rewrites a line), line and paragraph separators, and the bidi and
+# zero-width format characters, which reorder or hide text ("Trojan Source": an RLO makes
+# `exit 1` read as something else in a review). Tab kept.
+_CONTROL = re.compile(
+    "[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]"
+)
 _BACKTICKS = re.compile("`+")
-
-
-def _xml_safe(text: str) -> str:
-    return _NOT_XML.sub("\ufffd", text)
+_ANT_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 
 
 def visible(text: str) -> str:
+    """`text` with every character above shown as `\\xNN` / `\\uNNNN`: the one escape for every view."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
+def _xml(value: object) -> str:
+    """Text for junit.xml: escaped as everywhere, then what XML cannot carry at all replaced."""
+    return _NOT_XML.sub("\ufffd", visible(str(value)))
+
+
+def html_text(value: object) -> str:
+    """Text for report.html (element or attribute): escaped as everywhere, then as HTML."""
+    return html.escape(visible(str(value)))
+
+
+def _md(value: object) -> str:
+    """Text for summary.md outside a code fence: escaped, and never HTML (a renderer with raw HTML on runs it)."""
+    return html.escape(visible(str(value)), quote=False)
 
 
 def _fence(lines: list[str]) -> str:
@@ -47,89 +74,89 @@ def _fence(lines: list[str]) -> str:
     return "`" * max(3, longest + 1)
 
 
-def _cell(value: Any) -> str:
-    return visible(str(value).replace("\n", " ")).replace("|", "\\|").replace("`", "\\`")
+def _cell(value: object) -> str:
+    return _md(str(value).replace("\n", " ")).replace("|", "\\|").replace("`", "\\`")
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+def _table(headers: list[str], rows: list[list[object]]) -> list[str]:
     lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return lines
 
 
-def _tests_section(results: dict[str, Any]) -> list[str]:
-    tests = results.get("tests", [])
+def _number(value: float | None) -> object:
+    return "" if value is None else value
+
+
+def _tests_section(results: RunResults) -> list[str]:
     lines = ["## Tests", ""]
-    if not tests:
+    if results.observe:
+        return [*lines, "None: an observe-only run submits no job.", ""]
+    if not results.tests:
         return [*lines, "No test ran.", ""]
-    rows = [[t["name"], t["outcome"], t.get("duration_s", ""), t.get("error", "")] for t in tests]
+    rows: list[list[object]] = [[t.name, t.outcome, _number(t.duration_s), t.error] for t in results.tests]
     lines += [*_table(["test", "outcome", "duration (s)", "error"], rows), ""]
-    for test in tests:
-        for tail in test.get("log_tail", []):
-            block = [visible(str(line)) for line in tail.get("lines", [])[-LOG_TAIL_LINES:]]
+    for test in results.tests:
+        for tail in test.log_tail:
+            block = [visible(line) for line in tail.lines[-LOG_TAIL_LINES:]]
             fence = _fence(block)
-            lines += [f"### {test['name']}: task {visible(str(tail.get('task')))} (last lines)", "", fence]
+            lines += [f"### {_md(test.name)}: task {_md(tail.task)} (last lines)", "", fence]
             lines += [*block, fence, ""]
     return lines
 
 
-def _streams_section(results: dict[str, Any]) -> list[str]:
-    streams = results.get("streams", [])
-    rows = [
-        [
-            s["name"],
-            s.get("state", ""),
-            s.get("lines", 0),
-            s.get("reconnects", 0),
-            s.get("gaps", 0),
-            s.get("truncated_lines", 0),
-            "yes" if s.get("stale") else "no",
-        ]
-        for s in streams
+def _streams_section(results: RunResults) -> list[str]:
+    rows: list[list[object]] = [
+        [s.name, s.state, s.lines, s.reconnects, s.gaps, s.truncated_lines, "yes" if s.stale else "no"]
+        for s in results.streams
     ]
     headers = ["stream", "state", "lines", "reconnects", "gaps", "truncated", "stale"]
     return ["## Streams", "", *(_table(headers, rows) if rows else ["No stream ran."]), ""]
 
 
-def _actions_section(results: dict[str, Any]) -> list[str]:
-    actions = results.get("autoscaler_actions", [])
-    rows = [
-        [
-            a.get("timestamp", ""),
-            a.get("action_type", ""),
-            a.get("scale_group", ""),
-            a.get("slice_id", ""),
-            a.get("reason", ""),
-        ]
-        for a in actions
+def _actions_section(results: RunResults) -> list[str]:
+    rows: list[list[object]] = [
+        [a.timestamp, a.action_type, a.scale_group, a.slice_id, a.reason] for a in results.autoscaler_actions
     ]
     headers = ["time", "action", "group", "slice", "reason"]
     return ["## Autoscaler actions", "", *(_table(headers, rows) if rows else ["None recorded."]), ""]
 
 
-def _jobs_line(results: dict[str, Any]) -> list[str]:
+def _jobs_line(results: RunResults) -> list[str]:
     """What the tests child's last sweep saw of the run's jobs (none when it never ran)."""
-    swept = results.get("jobs_confirmed")
-    if not swept:
+    swept = results.jobs_confirmed
+    if swept is None:
         return []
-    unconfirmed = swept.get("unconfirmed", [])
-    line = f"- jobs: {swept.get('terminated', 0)} terminated at the end, {swept.get('confirmed', 0)} confirmed ended"
-    return [line + (f"; NOT confirmed ended: {', '.join(map(str, unconfirmed))}" if unconfirmed else "")]
+    line = f"- jobs: {swept.terminated} terminated at the end, {swept.confirmed} confirmed ended"
+    return [line + (f"; NOT confirmed ended: {_md(', '.join(swept.unconfirmed))}" if swept.unconfirmed else "")]
 
 
-def render_summary(results: dict[str, Any], run_dir: Path) -> str:
-    procs = results.get("processes", {})
+def _mode_lines(results: RunResults) -> list[str]:
+    """What kind of run it was, and the fix for a refused launch, in the header."""
+    lines = []
+    if results.observe:
+        seen = results.observation
+        lines.append(f"- observe only: no job submitted; watched {_md(_number(seen.observe_s))} s, "
+                     f"{seen.most_workers_listed} worker hosts listed at most, "
+                     f"autoscaler {'read' if seen.autoscaler_read else 'NOT read'}")  # fmt: skip
+    if results.launch_fix:
+        lines.append(f"- the controller refused LaunchJob: {_md(results.launch_fix)}")
+    return lines
+
+
+def render_summary(results: RunResults, run_dir: Path) -> str:
+    procs = results.processes
     lines = [
-        f"# iris-smoke run {results['run_id']}: {results['outcome'].upper()}",
+        f"# iris-smoke run {_md(results.run_id)}: {results.outcome.upper()}",
         "",
-        f"- started {results['started_at']}, finished {results['finished_at']} ({results['duration_s']} s"
-        f" of a {results['timeout_s']} s deadline)",
-        f"- exit code {results['exit_code']}; failure reasons: {', '.join(results['failure_reasons']) or 'none'}",
-        f"- iris-smoke {results.get('version', VERSION)}",
-        f"- cluster: {results.get('cluster', {}).get('kind', '-')} at {results.get('cluster', {}).get('address', '-')}",
-        f"- processes: {procs.get('spawned', 0)} spawned, {procs.get('reaped', 0)} reaped,"
-        f" {procs.get('orphans_reaped', 0)} orphans reaped, {procs.get('leaked', 0)} leaked,"
-        f" {procs.get('zombies', 0)} zombies",
+        f"- started {_md(results.started_at)}, finished {_md(results.finished_at)}"
+        f" ({_md(_number(results.duration_s))} s of a {_md(_number(results.timeout_s))} s deadline)",
+        f"- exit code {results.exit_code}; failure reasons: {_md(', '.join(results.failure_reasons) or 'none')}",
+        f"- iris-smoke {_md(results.version or VERSION)}",
+        *_mode_lines(results),
+        f"- cluster: {_md(results.cluster_kind)} at {_md(results.cluster_address)}",
+        f"- processes: {procs.spawned} spawned, {procs.reaped} reaped, {procs.orphans_reaped} orphans reaped,"
+        f" {procs.leaked} leaked, {procs.zombies} zombies",
         *_jobs_line(results),
         "",
     ]
@@ -139,81 +166,88 @@ def render_summary(results: dict[str, Any], run_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def failed_tests(results: dict[str, Any]) -> list[str]:
-    return [str(t["name"]) for t in results.get("tests", []) if t.get("outcome") not in ("passed", "skipped")]
-
-
-def verdict_line(results: dict[str, Any], run_dir: Path) -> str:
-    """The one sentence a person reads at the end of a run, whatever the log format."""
-    tests = results.get("tests", [])
-    failed = failed_tests(results)
+def verdict_line(results: RunResults, run_dir: Path) -> str:
+    """The one sentence a person reads at the end of a run, whatever the log format; every string escaped."""
+    tests, failed = results.tests, results.failed_tests
     if failed:
-        what = f"failed tests: {', '.join(visible(name) for name in failed)}"
+        what = f"failed tests: {', '.join(failed)}"
+    elif results.observe:
+        what = "observe only, no tests"
     else:
-        skipped = sum(t.get("outcome") == "skipped" for t in tests)
+        skipped = sum(t.outcome is Outcome.SKIPPED for t in tests)
         what = f"{len(tests) - skipped}/{len(tests)} tests passed" + (f", {skipped} skipped" if skipped else "")
-    reasons = ", ".join(results.get("failure_reasons", [])) or "none"
-    lines = sum(int(s.get("lines", 0)) for s in results.get("streams", []))
-    return (
-        f"iris-smoke: {str(results['outcome']).upper()} (exit {results['exit_code']}): {what}; "
-        f"failure reasons: {reasons}; {len(results.get('streams', []))} streams, {lines} log lines; "
+    reasons = ", ".join(results.failure_reasons) or "none"
+    lines = sum(s.lines for s in results.streams)
+    return visible(
+        f"iris-smoke: {results.outcome.upper()} (exit {results.exit_code}): {what}; "
+        f"failure reasons: {reasons}; {len(results.streams)} streams, {lines} log lines; "
         f"summary: {run_dir / 'summary.md'}"
     )
 
 
 def _ant_timestamp(rfc3339: str) -> str:
-    """Ant's timestamp: to the second, no fraction, no zone (ours are UTC)."""
-    return rfc3339[:19] if len(rfc3339) >= 19 else "1970-01-01T00:00:00"
+    """Ant's timestamp: to the second, no fraction, no zone (ours are UTC); anything else, the epoch."""
+    stamp = rfc3339[:19]
+    return stamp if _ANT_TIMESTAMP.fullmatch(stamp) else "1970-01-01T00:00:00"
 
 
-def _seconds(value: Any) -> str:
+def _seconds(value: float | None) -> str:
     """xs:decimal: never an exponent, as str(1e-05) would be."""
-    return f"{float(value or 0):.3f}"
+    return f"{value or 0:.3f}"
 
 
-def _log_tail(test: dict[str, Any]) -> list[str]:
-    return [str(line) for t in test.get("log_tail", []) for line in t.get("lines", [])[-LOG_TAIL_LINES:]]
+def _log_tail(test: TestResult) -> list[str]:
+    return [line for tail in test.log_tail for line in tail.lines[-LOG_TAIL_LINES:]]
 
 
-def render_junit(results: dict[str, Any]) -> bytes:
+def _xml_lines(lines: list[str]) -> str:
+    return "\n".join(_xml(line) for line in lines)
+
+
+def render_junit(results: RunResults) -> bytes:
     """The strict Ant JUnit format (tests/schemas/junit-ant-strict.xsd): CI tools that validate it accept it."""
-    tests = results.get("tests", [])
+    tests = results.tests
     suite = ET.Element(
         "testsuite",
         name="iris-smoke",
-        timestamp=_ant_timestamp(results.get("started_at", "")),
-        hostname=socket.gethostname() or "localhost",
+        timestamp=_ant_timestamp(results.started_at),
+        hostname=_xml(socket.gethostname() or "localhost"),
         tests=str(len(tests)),
-        failures=str(sum(t["outcome"] == "failed" for t in tests)),
-        errors=str(sum(t["outcome"] in ("error", "timeout") for t in tests)),
-        skipped=str(sum(t["outcome"] == "skipped" for t in tests)),
-        time=_seconds(results.get("duration_s")),
+        failures=str(sum(t.outcome is Outcome.FAILED for t in tests)),
+        errors=str(sum(t.outcome in (Outcome.ERROR, Outcome.TIMEOUT) for t in tests)),
+        skipped=str(sum(t.outcome is Outcome.SKIPPED for t in tests)),
+        time=_seconds(results.duration_s),
     )
     properties = ET.SubElement(suite, "properties")
-    for name in ("run_id", "outcome", "exit_code"):
-        ET.SubElement(properties, "property", name=name, value=_xml_safe(str(results.get(name, ""))))
+    for name, value in (
+        ("run_id", results.run_id), ("outcome", results.outcome), ("exit_code", results.exit_code),
+        ("observe", str(results.observe).lower()),  # JSON's spelling: true, false
+    ):  # fmt: skip
+        ET.SubElement(properties, "property", name=name, value=_xml(value))
     out: list[str] = []
     for test in tests:
         case = ET.SubElement(
-            suite, "testcase", classname="iris_smoke", name=test["name"], time=_seconds(test.get("duration_s"))
+            suite, "testcase", classname="iris_smoke", name=_xml(test.name), time=_seconds(test.duration_s)
         )
-        if test["outcome"] == "skipped":
-            ET.SubElement(case, "skipped", message=_xml_safe(test.get("error", "") or "skipped"))
+        if test.outcome is Outcome.SKIPPED:
+            ET.SubElement(case, "skipped", message=_xml(test.error or "skipped"))
             continue
-        if test["outcome"] == "passed":
+        if test.outcome is Outcome.PASSED:
             continue
-        kind = "failure" if test["outcome"] == "failed" else "error"
-        message = test.get("error", "") or test["outcome"]
-        node = ET.SubElement(case, kind, type=test["outcome"], message=_xml_safe(message))
-        node.text = _xml_safe("\n".join(_log_tail(test)))
-        out += [f"== {test['name']}: {test['outcome']}: {message}", *_log_tail(test)]
-    ET.SubElement(suite, "system-out").text = _xml_safe("\n".join(out))
+        kind = "failure" if test.outcome is Outcome.FAILED else "error"
+        message = test.error or test.outcome
+        node = ET.SubElement(case, kind, type=test.outcome, message=_xml(message))
+        node.text = _xml_lines(_log_tail(test))
+        out += [f"== {test.name}: {test.outcome}: {message}", *_log_tail(test)]
+    ET.SubElement(suite, "system-out").text = _xml_lines(out)
     ET.SubElement(suite, "system-err").text = ""
     ET.indent(suite)
     xml: bytes = ET.tostring(suite, encoding="utf-8", xml_declaration=True)
     return xml + b"\n"
 
 
-def write_reports(results: dict[str, Any], run_dir: Path) -> None:
+def write_reports(verdict: dict[str, Any], run_dir: Path) -> None:
+    """summary.md and junit.xml from the run's verdict, read as any results.json is (`results_file`)."""
+    results = from_verdict(verdict)
     write_atomically(run_dir / "junit.xml", render_junit(results))
     write_atomically(run_dir / "summary.md", render_summary(results, run_dir).encode())

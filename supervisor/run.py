@@ -27,6 +27,8 @@ from supervisor.config import RunConfig
 from supervisor.demo import DemoWork, demo_specs
 from supervisor.lock import PrefixLock
 from supervisor.phases import phase
+from supervisor.results_file import from_verdict
+from supervisor.run_files import RunDirError
 from supervisor.smoke import SmokeRun
 from supervisor.verdict import Verdict, write_results
 from supervisor.version import VERSION
@@ -105,6 +107,10 @@ def _write_artefacts(verdict: Verdict, run_dir: Path, log: Any) -> None:
     try:
         path = write_results(run_dir, verdict)
         reports.write_reports(verdict.as_dict(), run_dir)
+    except RunDirError as exc:
+        # A verdict our own views cannot read is a bug; results.json is on disk, the rest is said here.
+        log.error("reports_failed", error=str(exc))
+        return
     except OSError as exc:
         verdict.add(FailureReason.ARTEFACT_WRITE_FAILED)
         log.error(
@@ -164,7 +170,11 @@ def _demo_command(args: argparse.Namespace) -> int:
 
 def _print_verdict_line(verdict: Verdict, run_dir: Path) -> None:
     """One sentence on stderr whatever stdout's format (JSON for journald, ECS, a terminal)."""
-    print(reports.verdict_line(verdict.as_dict(), run_dir), file=sys.stderr, flush=True)
+    try:
+        line = reports.verdict_line(from_verdict(verdict.as_dict()), run_dir)
+    except RunDirError:  # logged as reports_failed: the outcome still ends the run's output
+        line = f"iris-smoke: {verdict.outcome.upper()} (exit {int(verdict.exit_code)}); summary: none"
+    print(line, file=sys.stderr, flush=True)
 
 
 def _print_keep_hint(plan: preflight.RunPlan, verdict: Verdict) -> None:

@@ -9,6 +9,8 @@ Phases (each a `phase_started`/`phase_finished` pair, each bounded by the one de
    VM host, the controller included, a `stream:<vm>` child), `monitor:scheduling` and
    `monitor:autoscaler`.
 3. tests: the `tests` child submits the suite at once and reports one RESULT per test.
+   An observe run (`--observe`) has no tests child: its `observe` phase only watches, for
+   `observe_s`, and its verdict rests on what discovery, the streams and the monitors saw.
 4. diagnostics: one child gathers autoscaler status, the job table and failed tasks'
    logs before anything is torn down; after a timeout it gets its own short budget.
 Cleanup, always, in order: tests, monitors, discovery and streams, then the cluster
@@ -74,6 +76,10 @@ STREAM_PROGRESS_S = 2.0  # streams catching up with their followers at the end o
 CLUSTER_EXTRA_S = max(DIAGNOSTICS_BUDGET_S, TESTS_CHILD_GRACE_S) + 5.0
 # The GCP cleanup child lists once, then deletes (in parallel), each call bounded by its timeout.
 CLOUD_CLEANUP_EXTRA_S = 5.0
+AUTOSCALER_MONITOR = "monitor:autoscaler"
+# The one call an identity with read-only rights (Iris's `dashboard` role) is refused, and the fix.
+LAUNCH_METHOD = "LaunchJob"
+LAUNCH_REFUSED_FIX = "this identity may not launch jobs: run with --observe, or provision it with the user role"
 
 
 def vm_host_of(host: Host) -> VmHost:
@@ -101,6 +107,7 @@ class SmokeRun:
     jobs_confirmed: dict[str, Any] | None = None  # the tests child's sweep: terminated, confirmed, unconfirmed
     tunnel_drops: int = 0
     iris_tmp_left: list[str] = field(default_factory=list)  # what Iris left in its TMPDIR after its stop
+    most_workers_listed: int = 0  # worker hosts (not the controller) in the fullest listing
 
     def __post_init__(self) -> None:
         self.config = self.plan.config
@@ -144,7 +151,7 @@ class SmokeRun:
             hosts = self._host_parts.feed(body)
             if hosts is not None:
                 self.listings += 1
-                self.streams.update(hosts)
+                self._listed(hosts)
         elif role == "discovery" and kind is Kind.PROGRESS and "failed_listings" in body:
             self.failed_listings = int(body["failed_listings"])
             self.most_failed_listings = max(self.most_failed_listings, self.failed_listings)
@@ -165,13 +172,31 @@ class SmokeRun:
         child polls a ListJobs it cannot read until its jobs' timeout; discovery lists no hosts)."""
         for key, reason in CONTROLLER_REPORTS.items():
             if key in body and key not in self.reports:
-                self.reports[key] = {"child": child, **body[key]}
+                extra = self._launch_refused(body) if key == "unauthenticated" else {}
+                self.reports[key] = {"child": child, **body[key], **extra}
                 self.sup.request_stop(reason)
         if body.get("controller") == "unavailable" and self.controller_outage is None:
             self.controller_outage = {"child": child, "unavailable_for_s": body.get("unavailable_for_s")}
             # Nothing left to do needs a controller gone this long, and a canary's deadline can be
             # many minutes away: end the run now, with its cleanup, rather than wait for it.
             self.sup.request_stop(FailureReason.CONTROLLER_UNAVAILABLE)
+
+    def _launch_refused(self, body: Mapping[str, Any]) -> dict[str, str]:
+        """A LaunchJob refused for who we are, while the rest was answered: an identity that may
+        observe but not launch (Iris's read-only `dashboard` role). Said once, with the fix. Not
+        when the proxy in front of Iris refused it (`credential=proxy`): no Iris role helps then."""
+        refused = body["unauthenticated"]
+        if str(refused.get("method", "")).rsplit("/", 1)[-1] != LAUNCH_METHOD or refused.get("credential") == "proxy":
+            return {}
+        self.sup.log.error("launch_not_permitted", code=refused.get("code"), method=refused.get("method"),
+                           fix=LAUNCH_REFUSED_FIX)  # fmt: skip
+        return {"fix": LAUNCH_REFUSED_FIX}
+
+    def _listed(self, hosts: list[Host]) -> None:
+        """A whole host listing (discovery's, or the static ssh hosts): streams, and how many workers."""
+        workers = sum(h.get("role", Role.WORKER) == Role.WORKER for h in hosts)
+        self.most_workers_listed = max(self.most_workers_listed, workers)
+        self.streams.update(hosts)
 
     # -- the supervisor's work (supervisor/run.py `Work`) ------------------------------
 
@@ -185,8 +210,12 @@ class SmokeRun:
             return
         with self._phase(log, "observers"):
             self.start_observers()
-        with self._phase(log, "tests"):
-            self.run_tests()
+        if self.config.observe:
+            with self._phase(log, "observe"):
+                self.observe()
+        else:
+            with self._phase(log, "tests"):
+                self.run_tests()
         if self.sup.stop_reason is None:
             self.streams.close_window()  # a stopped run observed no whole window
         if self.sup.stop_reason in (None, FailureReason.DEADLINE_EXCEEDED):
@@ -299,7 +328,7 @@ class SmokeRun:
     def start_observers(self) -> None:
         """Monitors, and the host set: a static ssh list when configured, else discovery."""
         if self.config.cluster is ClusterKind.SSH and self.config.ssh.hosts:
-            self.streams.update([self._static_host(h) for h in self.config.ssh.hosts])
+            self._listed([self._static_host(h) for h in self.config.ssh.hosts])
         elif self.config.cluster is ClusterKind.GCP:
             self.sup.add(ChildSpec(
                 name="discovery", role="discovery", entrypoint="workers.gcp.discovery:main",
@@ -315,7 +344,7 @@ class SmokeRun:
             args=self._monitor_args("scheduling.jsonl"),
         ))  # fmt: skip
         self.sup.add(ChildSpec(
-            name="monitor:autoscaler", role="monitor", entrypoint="workers.monitors.autoscaler:main",
+            name=AUTOSCALER_MONITOR, role="monitor", entrypoint="workers.monitors.autoscaler:main",
             args=self._monitor_args("autoscaler.jsonl"),
         ))  # fmt: skip
 
@@ -335,6 +364,19 @@ class SmokeRun:
             )
         )
         self.sup.run_until(lambda: record.finished, tick=self._tick)
+
+    def observe(self) -> None:
+        """An observe run's window: serve the observers for `observe_s` (a stop or the deadline ends it
+        sooner); no job is submitted."""
+        ends = self.sup.clock() + self.config.observe_s
+        self.sup.log.info("observe_window", observe_s=self.config.observe_s)
+
+        def tick() -> float:
+            wake = self._tick()
+            left = max(0.0, ends - self.sup.clock())
+            return left if wake is None else min(wake, left)
+
+        self.sup.run_until(lambda: self.sup.clock() >= ends, tick=tick)
 
     def collect_diagnostics(self) -> None:
         now = self.sup.clock()
@@ -410,8 +452,10 @@ class SmokeRun:
         if self.config.cluster.real_iris:
             # Iris keeps worker and controller logs in its log service: follow them there.
             iris = self.config.iris
-            return IrisLogTransport(self.address, token_file=iris.token_file or None, token_env=iris.token_env or None,
-                                    max_page_bytes=iris.max_log_page_bytes)  # fmt: skip
+            return IrisLogTransport(
+                self.address, iris.token_file or None, iris.token_env or None, proxy_token=iris.proxy_token,
+                max_page_bytes=iris.max_log_page_bytes,
+            )  # fmt: skip
         if self.config.cluster is not ClusterKind.SSH:
             assert self.cluster is not None
             return LocalTransport(state_dir=str(self.cluster.get("state_dir", "")))
@@ -517,6 +561,21 @@ class SmokeRun:
             reasons.append(FailureReason.STREAM_LOST)
         if self.streams.most_over_limit and verdict.hosts_over_limit is Policy.FAIL:
             reasons.append(FailureReason.HOSTS_OVER_LIMIT)
+        if self.config.observe and self.sup.stop_reason is None:
+            reasons += self._observe_failures(listed=self.listings > 0 or discovery is None)
+        return reasons
+
+    def _observe_failures(self, listed: bool) -> list[FailureReason]:
+        """With no test to vouch for the cluster, an observe run must have seen it: a worker host
+        listed (a listing that never came is `discovery_failed` already), the autoscaler read."""
+        reasons, log = [], self.sup.log
+        if listed and self.most_workers_listed == 0:
+            log.warning("nothing_observed", host_listings=self.listings, workers_listed=0)
+            reasons.append(FailureReason.NOTHING_OBSERVED)
+        monitor = self.sup.children.get(AUTOSCALER_MONITOR)
+        if monitor is not None and not self._autoscaler_read():
+            log.warning("autoscaler_unread", child=monitor.name, state=monitor.state)
+            reasons.append(FailureReason.AUTOSCALER_UNREAD)
         return reasons
 
     def test_results(self) -> list[dict[str, Any]]:
@@ -554,6 +613,10 @@ class SmokeRun:
             )
         return stats
 
+    def _autoscaler_read(self) -> bool:
+        monitor = self.sup.children.get(AUTOSCALER_MONITOR)
+        return monitor is not None and Kind.READY in monitor.last
+
     def _jobs_confirmed(self) -> dict[str, Any] | None:
         """The sweep's report; when the tests child launched jobs and never reported one, every job unconfirmed."""
         if self.jobs_confirmed is not None or not self.unconfirmed_jobs():
@@ -564,6 +627,7 @@ class SmokeRun:
         diagnostics = self.diagnostics.get("diagnostics", {}) if self.diagnostics else {}
         autoscaler = diagnostics.get("autoscaler", {}) if isinstance(diagnostics, dict) else {}
         return {
+            "observe": self.config.observe,
             "cluster": {
                 "kind": self.config.cluster,
                 "address": (self.cluster or {}).get("address"),
@@ -585,6 +649,9 @@ class SmokeRun:
                 "most_failed_listings_in_a_row": self.most_failed_listings,
                 "hosts_over_limit": self.streams.most_over_limit,
                 "silent_streams": self.streams.silent(),
+                "most_workers_listed": self.most_workers_listed,
+                "observe_s": self.config.observe_s if self.config.observe else None,
+                "autoscaler_read": self._autoscaler_read(),
             },
             "autoscaler_actions": autoscaler.get("recent_actions", []) if isinstance(autoscaler, dict) else [],
             "api_mismatch": self.reports.get("api_mismatch"),

@@ -14,12 +14,12 @@ whenever that number changes; the most seen is kept for the verdict. Hosts are t
 listing order, so the controller (listed first) always has its stream.
 
 The observation window, for "seeing nothing is a failure": it ends when the tests phase
-ends (`close_window`). A stream counts as up for the whole window when its child was not
-finished then (running, starting or in backoff) and its host never left a listing
-(`host_gone`) while it had a stream. Such a stream that delivered no line by its final
-stats is silent (`silent`). A stream of a host never gone that delivered, then ended with its
-followers failing to reach its source (a log server gone, a host unreachable but listed) is
-lost (`lost`), window or not.
+(an observe run's `observe` phase) ends (`close_window`). A stream counts as up for the
+whole window when its child was not finished then (running, starting or in backoff) and
+its host never left a listing (`host_gone`) while it had a stream. Such a stream that
+delivered no line by its final stats is silent (`silent`). A stream of a host never gone
+that delivered, then ended with its followers failing to reach its source (a log server
+gone, a host unreachable but listed) is lost (`lost`), window or not.
 """
 
 from collections.abc import Callable, Mapping
@@ -105,7 +105,7 @@ class StreamManager:
         self.most_over_limit = max(self.most_over_limit, left_out)
 
     def close_window(self) -> None:
-        """The tests phase ended: remember which streams were up for the whole window."""
+        """The tests (or observe) phase ended: remember which streams were up for the whole window."""
         self.window = frozenset(r.name for r in self.records() if not r.finished and r.name not in self.ever_gone)
 
     def silent(self) -> list[str]:

@@ -4,17 +4,17 @@ Everything comes from files the run already wrote: phases from `events.jsonl`, e
 job's submission from its `job_launched` event and its tasks' states from the
 `scheduling.jsonl` snapshots, scale-ups and slice boots from `autoscaler.jsonl`, and
 line rates from the stream files' receive timestamps. A missing or half-written file
-(a run killed mid-way) just leaves its rows empty.
+(a run killed mid-way) just leaves its rows empty; a file of the wrong shape, a FIFO or
+a symlink is a RunDirError naming it (`run_files`: every file read back is untrusted).
 """
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import orjson
+from supervisor.results_file import RunResults
+from supervisor.run_files import RunDirError, jsonl_records, open_regular
 
 TERMINAL_STATES = frozenset({"succeeded", "failed", "killed", "worker_failed", "unschedulable"})
 FAILED_STATES = frozenset({"failed", "killed", "worker_failed", "unschedulable"})
@@ -37,22 +37,6 @@ def parse_time(text: str) -> float | None:
     except ValueError:
         return None
     return whole + float("0." + (match[2] or "0"))
-
-
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of a JSONL file; a torn last line (a killed writer) is skipped."""
-    try:
-        handle = path.open("rb")
-    except OSError:
-        return
-    with handle:
-        for line in handle:
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(record, dict):
-                yield record
 
 
 @dataclass
@@ -96,19 +80,57 @@ class Timeline:
     rates_sampled: bool = False
 
 
-def _phases(events: list[dict[str, Any]], end: float) -> tuple[Row, list[Mark]]:
+@dataclass(frozen=True)
+class Event:
+    """What the timeline reads of one events.jsonl record (structlog's JSON: event, level, timestamp, ...)."""
+
+    event: str
+    at: float | None
+    level: str
+    phase: str = ""  # phase_started, phase_finished
+    outcome: str = ""  # phase_finished
+    job: str = ""  # job_launched
+    name: str = ""  # job_launched: the job's name, else its test's
+    child: str = ""  # error-level events and stream_gap
+
+
+def _is_failure(event: Event) -> bool:
+    return event.level == "error" or event.event == "stream_gap"
+
+
+def read_events(path: Path) -> tuple[list[Event], list[float]]:
+    """The events the timeline draws, and the first and last timestamp of all (empty if none)."""
+    kept, first, last = [], float("inf"), float("-inf")
+    for record in jsonl_records(path):
+        text = record.at("event").required().as_text()
+        at = parse_time(record.at("timestamp").as_text())
+        if at is not None:
+            first, last = min(first, at), max(last, at)
+        event = Event(text, at, record.at("level").as_text())
+        if text in ("phase_started", "phase_finished"):
+            outcome = record.at("outcome").as_text() or "ok"
+            kept.append(Event(text, at, event.level, phase=record.at("phase").required().as_text(), outcome=outcome))
+        elif text == "job_launched" and record.at("job").present:
+            name = record.at("name").as_text() or record.at("test").as_text()
+            kept.append(Event(text, at, event.level, job=record.at("job").as_text(), name=name))
+        elif _is_failure(event):
+            kept.append(Event(text, at, event.level, child=record.at("child").as_text()))
+    return kept, ([first, last] if first <= last else [])
+
+
+def _phases(events: list[Event], end: float) -> tuple[Row, list[Mark]]:
     row, marks, open_at = Row("phases"), [], {}
     for event in events:
-        name, at = event.get("phase"), parse_time(str(event.get("timestamp", "")))
-        if name is None or at is None:
+        name, at = event.phase, event.at
+        if not name or at is None:
             continue
-        if event.get("event") == "phase_started":
+        if event.event == "phase_started":
             open_at[name] = at
-        elif event.get("event") == "phase_finished" and name in open_at:
-            outcome = str(event.get("outcome", "ok"))
-            row.spans.append(Span(name, open_at.pop(name), at, f"phase-{'ok' if outcome == 'ok' else 'bad'}", outcome))
-            if outcome != "ok":
-                marks.append(Mark(at, f"phase {name}: {outcome}", "failure"))
+        elif event.event == "phase_finished" and name in open_at:
+            row.spans.append(Span(name, open_at.pop(name), at, f"phase-{'ok' if event.outcome == 'ok' else 'bad'}",
+                                  event.outcome))  # fmt: skip
+            if event.outcome != "ok":
+                marks.append(Mark(at, f"phase {name}: {event.outcome}", "failure"))
     row.spans += [Span(name, at, end, "phase-ok", "unfinished") for name, at in open_at.items()]
     return row, marks
 
@@ -116,25 +138,22 @@ def _phases(events: list[dict[str, Any]], end: float) -> tuple[Row, list[Mark]]:
 def _task_states(scheduling: Path) -> dict[tuple[str, int], list[tuple[float, str]]]:
     """Each task's state changes, in order: (time first seen in a state, state)."""
     changes: dict[tuple[str, int], list[tuple[float, str]]] = {}
-    for snapshot in read_jsonl(scheduling):
-        at = parse_time(str(snapshot.get("timestamp", "")))
+    for snapshot in jsonl_records(scheduling):
+        at = parse_time(snapshot.at("timestamp").as_text())
         if at is None:
             continue
-        for job in snapshot.get("jobs") or []:
-            for task in job.get("tasks") or []:
-                seen = changes.setdefault((str(job.get("job_id")), int(task.get("task_index", 0))), [])
-                state = str(task.get("state", ""))
+        for job in snapshot.at("jobs").as_list():
+            job_id = job.at("job_id").as_text()
+            for task in job.at("tasks").as_list():
+                seen = changes.setdefault((job_id, task.at("task_index").as_count()), [])
+                state = task.at("state").as_text()
                 if not seen or seen[-1][1] != state:
                     seen.append((at, state))
     return changes
 
 
-def _job_rows(run_dir: Path, events: list[dict[str, Any]], end: float) -> tuple[list[Row], list[Mark]]:
-    submitted = {
-        str(e["job"]): (str(e.get("name") or e.get("test", "")), parse_time(str(e.get("timestamp", ""))))
-        for e in events
-        if e.get("event") == "job_launched" and "job" in e
-    }
+def _job_rows(run_dir: Path, events: list[Event], end: float) -> tuple[list[Row], list[Mark]]:
+    submitted = {e.job: (e.name, e.at) for e in events if e.event == "job_launched"}
     states = _task_states(run_dir / "scheduling.jsonl")
     jobs = sorted({job for job, _ in states} | set(submitted), key=lambda j: (submitted.get(j, ("", 0.0))[1] or 0.0, j))
     rows, failures = [], []
@@ -160,23 +179,23 @@ def _job_rows(run_dir: Path, events: list[dict[str, Any]], end: float) -> tuple[
 def _autoscaler_rows(path: Path, end: float) -> list[Row]:
     actions = Row("scale actions")
     boots: dict[str, list[float]] = {}  # slice -> [first seen, all hosts ready or nan, last seen]
-    for snapshot in read_jsonl(path):
-        at = parse_time(str(snapshot.get("timestamp", "")))
+    for snapshot in jsonl_records(path):
+        at = parse_time(snapshot.at("timestamp").as_text())
         if at is None:
             continue
-        for action in snapshot.get("new_actions") or []:
-            when = parse_time(str(action.get("timestamp", ""))) or at
-            kind = str(action.get("action_type", "action"))
-            label = f"{kind} {action.get('scale_group', '')} {action.get('slice_id', '')}".strip()
+        for action in snapshot.at("new_actions").as_list():
+            when = parse_time(action.at("timestamp").as_text()) or at
+            kind, slice_id = action.at("action_type").as_text() or "action", action.at("slice_id").as_text()
+            label = f"{kind} {action.at('scale_group').as_text()} {slice_id}".strip()
             actions.marks.append(Mark(when, label, kind if kind in ("scale_up", "scale_down") else "action"))
-            if kind == "scale_up" and action.get("slice_id"):
-                boots.setdefault(str(action["slice_id"]), [when, float("nan"), when])
-        for group in snapshot.get("groups") or []:
-            for slice_ in group.get("slices") or []:
-                times = boots.setdefault(str(slice_.get("slice_id")), [at, float("nan"), at])
+            if kind == "scale_up" and slice_id:
+                boots.setdefault(slice_id, [when, float("nan"), when])
+        for group in snapshot.at("groups").as_list():
+            for slice_ in group.at("slices").as_list():
+                times = boots.setdefault(slice_.at("slice_id").as_text(), [at, float("nan"), at])
                 times[2] = at
-                vms = slice_.get("vms") or []
-                if vms and times[1] != times[1] and all(vm.get("state") == "ready" for vm in vms):
+                states = [vm.at("state").as_text() for vm in slice_.at("vms").as_list()]
+                if states and times[1] != times[1] and all(state == "ready" for state in states):
                     times[1] = at
     rows = [actions]
     for name, (first, ready, last) in sorted(boots.items(), key=lambda item: item[1][0]):
@@ -189,9 +208,16 @@ def _autoscaler_rows(path: Path, end: float) -> list[Row]:
     return rows
 
 
+def _plain_dir(path: Path) -> Path:
+    """`path`, refused if it is a symlink: the stream files read are the run directory's own."""
+    if path.is_symlink():
+        raise RunDirError(f"{path}: is a symlink; a run directory holds plain files")
+    return path
+
+
 def _stream_files(run_dir: Path) -> list[Path]:
-    logs = run_dir / "logs"
-    return sorted([*logs.glob("controller*.jsonl"), *(logs / "vms").glob("*.jsonl")])
+    logs = _plain_dir(run_dir / "logs")
+    return sorted([*logs.glob("controller*.jsonl"), *_plain_dir(logs / "vms").glob("*.jsonl")])
 
 
 def _line_rates(run_dir: Path, start: float, end: float) -> tuple[list[Rates], bool]:
@@ -200,12 +226,12 @@ def _line_rates(run_dir: Path, start: float, end: float) -> tuple[list[Rates], b
     budget, sampled, per_stream = STREAM_READ_BUDGET_BYTES, False, []
     for path in _stream_files(run_dir):
         counts = [0.0] * RATE_BUCKETS
-        try:
-            with path.open("rb") as handle:
-                data = handle.read(max(budget, 0))
-                sampled = sampled or bool(handle.read(1))
-        except OSError:
+        handle = open_regular(path)
+        if handle is None:
             continue
+        with handle:
+            data = handle.read(max(budget, 0))
+            sampled = sampled or bool(handle.read(1))
         budget -= len(data)
         for match in _RECEIVED.finditer(data):
             at = parse_time(match[1].decode("ascii", "replace"))
@@ -217,20 +243,18 @@ def _line_rates(run_dir: Path, start: float, end: float) -> tuple[list[Rates], b
     return ([total, *busiest] if per_stream else []), sampled
 
 
-def build(run_dir: Path, results: dict[str, Any]) -> Timeline:
-    events = list(read_jsonl(run_dir / "events.jsonl"))
-    times = [t for t in (parse_time(str(e.get("timestamp", ""))) for e in events) if t is not None]
-    start = parse_time(str(results.get("started_at", ""))) or min(times, default=0.0)
-    end = parse_time(str(results.get("finished_at", ""))) or max(times, default=start + 1.0)
+def build(run_dir: Path, results: RunResults) -> Timeline:
+    events, span = read_events(run_dir / "events.jsonl")
+    start = parse_time(results.started_at) or min(span, default=0.0)
+    end = parse_time(results.finished_at) or max(span, default=start + 1.0)
     end = max(end, start + 1e-3)
     phases, failures = _phases(events, end)
     jobs, task_failures = _job_rows(run_dir, events, end)
     failures += task_failures
     failures += [
-        Mark(at, f"{e.get('child', '')}: {e['event']}", "gap" if e["event"] == "stream_gap" else "failure")
+        Mark(e.at, f"{e.child}: {e.event}", "gap" if e.event == "stream_gap" else "failure")
         for e in events
-        if e.get("level") == "error" or e.get("event") == "stream_gap"
-        if (at := parse_time(str(e.get("timestamp", "")))) is not None
+        if _is_failure(e) and e.at is not None
     ]
     rates, sampled = _line_rates(run_dir, start, end)
     return Timeline(

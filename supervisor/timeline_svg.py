@@ -2,11 +2,11 @@
 
 Hand-written on purpose: the picture is rectangles, ticks and polylines, which plain string
 templating draws in a few milliseconds with nothing to import; every text that came from
-the run (job names, slice ids, reasons) goes through `html.escape`.
+the run (job names, slice ids, reasons) goes through `reports.html_text`: `html.escape` after
+`visible`, so no control, bidi or zero-width character reaches the page raw.
 """
 
-from html import escape
-
+from supervisor.reports import html_text
 from supervisor.timeline import RATE_BUCKETS, Mark, Rates, Row, Timeline
 
 WIDTH = 1100
@@ -31,20 +31,20 @@ class _Canvas:
         return round(PLOT_X0 + min(max(at - self.t0, 0.0) * self.scale, PLOT_W), 1)
 
     def section(self, title: str) -> None:
-        self.parts.append(f'<text class="section" x="4" y="{self.y + 15}">{escape(title)}</text>')
+        self.parts.append(f'<text class="section" x="4" y="{self.y + 15}">{html_text(title)}</text>')
         self.y += SECTION_H
 
     def row(self, row: Row) -> None:
         y = self.y
-        self.parts.append(f'<g class="row"><text class="label" x="4" y="{y + 13}">{escape(row.label[-52:])}</text>')
+        self.parts.append(f'<g class="row"><text class="label" x="4" y="{y + 13}">{html_text(row.label[-52:])}</text>')
         for span in row.spans:
             x0, x1 = self.x(span.start), self.x(span.end)
             self.parts.append(
-                f'<rect class="span {escape(span.kind)}" x="{x0}" y="{y + 3}" width="{max(x1 - x0, 1.0)}"'
-                f' height="{ROW_H - 6}"><title>{escape(span.title or span.label)}</title></rect>'
+                f'<rect class="span {html_text(span.kind)}" x="{x0}" y="{y + 3}" width="{max(x1 - x0, 1.0)}"'
+                f' height="{ROW_H - 6}"><title>{html_text(span.title or span.label)}</title></rect>'
             )
             if x1 - x0 > 7 * len(span.label) + 6 and span.kind.startswith("phase"):
-                self.parts.append(f'<text class="in-span" x="{x0 + 3}" y="{y + 13}">{escape(span.label)}</text>')
+                self.parts.append(f'<text class="in-span" x="{x0 + 3}" y="{y + 13}">{html_text(span.label)}</text>')
         for mark in row.marks:
             self._mark(mark, y + ROW_H / 2)
         self.parts.append("</g>")
@@ -52,8 +52,8 @@ class _Canvas:
 
     def _mark(self, mark: Mark, cy: float) -> None:
         self.parts.append(
-            f'<circle class="mark {escape(mark.kind)}" cx="{self.x(mark.at)}" cy="{cy}" r="4">'
-            f"<title>{escape(mark.label)}</title></circle>"
+            f'<circle class="mark {html_text(mark.kind)}" cx="{self.x(mark.at)}" cy="{cy}" r="4">'
+            f"<title>{html_text(mark.label)}</title></circle>"
         )
 
     def rates(self, rates: Rates, peak: float) -> None:
@@ -64,10 +64,10 @@ class _Canvas:
         path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
         base = y + RATE_H - 2
         self.parts.append(
-            f'<g class="rate"><text class="label" x="4" y="{y + 20}">{escape(rates.label[-40:])}'
+            f'<g class="rate"><text class="label" x="4" y="{y + 20}">{html_text(rates.label[-40:])}'
             f" (max {max(rates.per_s):.0f}/s)</text>"
             f'<polygon class="area" points="{PLOT_X0:.1f},{base:.1f} {path} {PLOT_X0 + PLOT_W:.1f},{base:.1f}">'
-            f"<title>{escape(rates.label)}: lines per second</title></polygon></g>"
+            f"<title>{html_text(rates.label)}: lines per second</title></polygon></g>"
         )
         self.y += RATE_H
 
@@ -87,8 +87,8 @@ class _Canvas:
         for mark in marks:
             x = self.x(mark.at)
             self.parts.append(
-                f'<line class="failure-line {escape(mark.kind)}" x1="{x}" y1="{AXIS_H}" x2="{x}" y2="{self.y}">'
-                f"<title>{escape(mark.label)}</title></line>"
+                f'<line class="failure-line {html_text(mark.kind)}" x1="{x}" y1="{AXIS_H}" x2="{x}" y2="{self.y}">'
+                f"<title>{html_text(mark.label)}</title></line>"
             )
 
 

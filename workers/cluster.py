@@ -49,7 +49,8 @@ from local_cluster import private_socket
 from local_cluster.environment import minimal_env
 from workers import iris_local
 from workers.child_args import ClusterArgs
-from workers.controller.api import open_controller
+from workers.controller.api import Controller, open_controller
+from workers.controller.model import ControllerError
 from workers.runtime import ChildContext
 
 ADDR_POLL_S = 0.05
@@ -212,6 +213,8 @@ def main(ctx: ChildContext) -> int:
         target = dataclasses.replace(target, address=found)
     with open_controller(target, ctx.deadline) as controller:
         serving = controller.serving(boot.remaining(), ctx.stop.fd)
+        if serving:
+            _log_route(ctx, controller)
     if not serving:
         ctx.log.error("controller_unreachable", address=target.address, waited_s=round(time.monotonic() - started, 3))
         failed = ChildExit.ERROR if not ctx.stop.requested() else ChildExit.OK
@@ -226,6 +229,18 @@ def main(ctx: ChildContext) -> int:
     ctx.channel.send(Kind.READY, address=target.address, mode=mode, cluster_pid=proc.pid if proc else 0, **described)
     code = _serve(ctx, proc if mode in ("start", "iris-local") else None, target if mode in ("start", "keep") else None)
     return _stop(ctx, proc, mode, state_dir, code)
+
+
+def _log_route(ctx: ChildContext, controller: Controller) -> None:
+    """Say how the run's streams, log tails and diagnostics will read the cluster's logs (they
+    each ask the same resolver; a failure here is theirs to report, with its reason)."""
+    try:
+        service = controller.log_service()
+    except ControllerError as exc:
+        ctx.log.warning("log_route_unknown", code=exc.code, details=exc.details)
+        return
+    if service is not None:
+        ctx.log.info("log_route", route=service.route, url=service.url)
 
 
 def _describe(target: ControllerTarget, state_dir: Path | None) -> dict[str, str]:

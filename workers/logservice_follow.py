@@ -2,6 +2,7 @@
 
     python -m workers.logservice_follow --controller URL --key KEY [--since TS [--cursor N]]
         [--cursor-markers] [--token-file F | --token-env NAME] [--poll-interval S]
+        [--proxy-token-file F | --proxy-token-command JSON [--proxy-token-ttl S]]
         [--exit-on-stdin-close] [--deadline-unix T]
 
 The follower process of the `iris_log` transport: a stream child reads its stdout as it
@@ -36,7 +37,11 @@ reads `docker logs`, lines of `<RFC 3339, 9 fractional digits>Z <text>`. Why it 
   when it has one). A reply we cannot read or a method the server lacks ends us with
   API_MISMATCH and the mismatch as JSON on stderr (`workers.stream.follower_exit`): the
   stream child reports it like every other child, so it reaches the verdict.
-- The log server is found by `workers.controller.log_server` (the adapter uses the same).
+- The log service is found by `workers.controller.log_server` (the adapter uses the same):
+  through the controller's `/proxy/system.log-server/` route wherever Iris has it.
+- Credentials: we are given where the tokens are (a file, an environment variable's name, the
+  proxy token's command as a JSON argv), never a token, and read them ourselves
+  (`workers.controller.credentials`, which also keeps the proxy token fresh).
 - Bounded pages. A page longer than --max-page-bytes is refused by the client, unread
   (`reply_too_large`); the follower asks again for half as many lines, down to one. A single
   entry over the cap, or a page that did not arrive within its call's time although it had
@@ -47,6 +52,7 @@ reads `docker logs`, lines of `<RFC 3339, 9 fractional digits>Z <text>`. Why it 
 
 import argparse
 import calendar
+import json
 import os
 import select
 import signal
@@ -55,10 +61,12 @@ import time
 from types import FrameType
 from typing import Any
 
-from common.controller_target import DEFAULT_MAX_LOG_PAGE_BYTES
+from common.controller_target import DEFAULT_MAX_LOG_PAGE_BYTES, PROXY_TOKEN_TTL_S, ProxyToken
 from common.fdio import write_all
-from workers.controller.connect_http import ConnectClient, read_token
-from workers.controller.log_server import FETCH_LOGS, resolve_log_server
+from common.logs import redacted
+from workers.controller.connect_http import ConnectClient
+from workers.controller.credentials import Credentials
+from workers.controller.log_server import FETCH_LOGS, resolve_log_service
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
 from workers.controller.reply import Field
 from workers.stream.follower_exit import FollowerExit, broken_reply_line, mismatch_line
@@ -188,12 +196,10 @@ def time_left(deadline_unix: float | None) -> float:
     return left
 
 
-def log_server(
-    controller: str, token: str, deadline_unix: float | None, max_bytes: int = DEFAULT_MAX_LOG_PAGE_BYTES
-) -> str:
-    """The log server's URL (workers.controller.log_server), the lookup capped by --deadline-unix."""
-    with ConnectClient(controller, token, max_reply_bytes=max_bytes) as client:
-        return resolve_log_server(client, min(CALL_TIMEOUT_S, time_left(deadline_unix)))
+def log_client(controller: ConnectClient, deadline_unix: float | None) -> ConnectClient:
+    """The log service's client (workers.controller.log_server), the lookup capped by --deadline-unix."""
+    service = resolve_log_service(controller, min(CALL_TIMEOUT_S, time_left(deadline_unix)))
+    return controller.at(service.url)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cursor-markers", action="store_true", help="print a `#cursor <seq>` line after each page")
     parser.add_argument("--token-file", help="a file holding the bearer token")
     parser.add_argument("--token-env", help="the environment variable holding the bearer token")
+    parser.add_argument("--proxy-token-file", default="", help="a file holding the Proxy-Authorization token")
+    parser.add_argument("--proxy-token-command", type=command_argv, default=(), help="its command, a JSON argv")
+    parser.add_argument("--proxy-token-ttl", type=float, default=PROXY_TOKEN_TTL_S, help="an opaque token's life")
     parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between polls once caught up")
     parser.add_argument("--exit-on-stdin-close", action="store_true", help="exit when stdin reaches EOF")
     parser.add_argument("--deadline-unix", type=float, help="exit (0) at this Unix time")
@@ -212,6 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-page-bytes", type=int, default=DEFAULT_MAX_LOG_PAGE_BYTES, help="refuse a longer reply (reply_too_large)"
     )
     return parser
+
+
+def command_argv(text: str) -> tuple[str, ...]:
+    """`--proxy-token-command`: a JSON list of strings, the first one not empty."""
+    try:
+        argv = json.loads(text)
+    except ValueError:
+        argv = None
+    if not (isinstance(argv, list) and argv and argv[0] and all(isinstance(a, str) for a in argv)):
+        raise argparse.ArgumentTypeError(f"not a JSON list of strings: {text!r}")
+    return tuple(argv)
 
 
 def _terminate(_signum: int, _frame: FrameType | None) -> None:
@@ -222,29 +242,29 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        token = read_token(args.token_file or "", args.token_env or "")
+        proxy = ProxyToken(args.proxy_token_file, args.proxy_token_command, args.proxy_token_ttl)
+        credentials = Credentials.of(args.token_file or "", args.token_env or "", proxy)
         since = None if args.since is None else validate_since(args.since)
         if args.cursor is not None and (since is None or args.cursor <= 0):
             raise TimestampError("--cursor needs --since and a positive row id")
-        url = log_server(args.controller, token, args.deadline_unix, args.max_page_bytes)
-        with ConnectClient(url, token, max_reply_bytes=args.max_page_bytes) as client:
-            follower = Follower(client, args.key, since, args)
+        with ConnectClient(args.controller, credentials, max_reply_bytes=args.max_page_bytes) as controller:
+            follower = Follower(log_client(controller, args.deadline_unix), args.key, since, args)
             if args.cursor is not None:
                 follower.resume_after(args.cursor)
             follower.run()
     except (Stop, BrokenPipeError):
         return FollowerExit.OK
     except (OSError, TimestampError) as exc:
-        print(f"logservice_follow: {exc}", file=sys.stderr)
+        print(redacted(f"logservice_follow: {exc}"), file=sys.stderr)
         return FollowerExit.USAGE
     except ApiMismatch as exc:
-        print(f"logservice_follow: {exc}", file=sys.stderr)
-        print(mismatch_line(exc.method, exc.field, exc.details), file=sys.stderr)
+        print(redacted(f"logservice_follow: {exc}"), file=sys.stderr)
+        print(redacted(mismatch_line(exc.method, exc.field, exc.details)), file=sys.stderr)
         return FollowerExit.API_MISMATCH
     except ControllerError as exc:
-        print(f"logservice_follow: {exc}", file=sys.stderr)
+        print(redacted(f"logservice_follow: {exc}"), file=sys.stderr)
         if exc.code in (ErrorCode.REPLY_TOO_LARGE, ErrorCode.CONTROLLER_TIMEOUT):
-            print(broken_reply_line(exc.code, exc.method, exc.details), file=sys.stderr)
+            print(redacted(broken_reply_line(exc.code, exc.method, exc.details)), file=sys.stderr)
             return FollowerExit.BROKEN_REPLY
         return FollowerExit.CALL_FAILED
     except KeyboardInterrupt:

@@ -22,6 +22,7 @@ it lingers until its next write fails, which for a quiet container is never. So:
 """
 
 import enum
+import json
 import math
 import shlex
 import string
@@ -30,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from common.controller_target import DEFAULT_MAX_LOG_PAGE_BYTES
+from common.controller_target import DEFAULT_MAX_LOG_PAGE_BYTES, ProxyToken
 from workers.hosts import Role, VmHost, validate_name
 from workers.stream.timestamps import validate_since
 
@@ -214,6 +215,17 @@ class GcloudTransport:
         return [*argv, f"--ssh-flag=-o ServerAliveCountMax={self.server_alive_count_max}"]
 
 
+def proxy_token_flags(source: ProxyToken) -> list[str]:
+    """The follower's flags for where the proxy token is: the file's path or the command (JSON), never the token."""
+    if source.file:
+        flags = [f"--proxy-token-file={source.file}"]
+    elif source.command:
+        flags = [f"--proxy-token-command={json.dumps(list(source.command))}"]
+    else:
+        return []
+    return [*flags, f"--proxy-token-ttl={float(source.ttl_s)!r}"]
+
+
 @dataclass(frozen=True)
 class IrisLogTransport:
     """A real Iris keeps worker and controller logs in its log service, not in docker.
@@ -231,6 +243,7 @@ class IrisLogTransport:
     controller: str
     token_file: str | None = None
     token_env: str | None = None  # the variable's name: the follower inherits the environment
+    proxy_token: ProxyToken = field(default_factory=ProxyToken)  # where the follower finds its proxy token
     poll_interval_s: float = 0.5
     max_page_bytes: int = DEFAULT_MAX_LOG_PAGE_BYTES  # a longer FetchLogs page is refused
     command_prefix: tuple[str, ...] = (sys.executable, "-m", "workers.logservice_follow")
@@ -263,6 +276,7 @@ class IrisLogTransport:
             argv.append(f"--token-file={self.token_file}")  # one word: a path starting with "-" stays a value
         if self.token_env is not None:
             argv.append(f"--token-env={self.token_env}")  # the name only: the token never enters an argv
+        argv += proxy_token_flags(self.proxy_token)
         if since is not None:
             argv += ["--since", validate_since(since)]
             if cursor is not None:

@@ -18,10 +18,22 @@ Flags (each may be combined with the others):
                              layout of an older Iris whose controller served its logs itself, where
                              the fallback to the controller's address works
   --log-server-address ADDR  answer ListEndpoints with this log server address (e.g. host:port)
-  --log-proxy                open a second listener that forwards to the real log server, and rewrite
-                             the ListEndpoints `/system/log-server` answer to name it. SIGUSR1 then makes
-                             that log server go away: its listening socket and every connection it has
-                             open are closed (new connections are refused); the controller port stays
+  --refuse METHOD=CODE       answer METHOD with the Connect error CODE (`{"code": CODE, "message": ...}`
+                             at that code's HTTP status: permission_denied is 403), and forward nothing
+                             of it: e.g. LaunchJob refused to an identity with Iris's read-only
+                             `dashboard` role, which may call everything else
+  --log-proxy                open a second listener that forwards to the real log server; the controller's
+                             `/proxy/system.log-server/` route is served through it, and the ListEndpoints
+                             `/system/log-server` answer is rewritten to name it. SIGUSR1 then makes that
+                             log server go away: its listening socket and every connection it has open are
+                             closed (new connections are refused, and the proxy route answers 502, as a
+                             controller whose endpoint is unreachable does); the controller port stays
+  --require-proxy-token SECRET_FILE
+                             be IAP in front of Iris: every request (both listeners, `/health` too) needs
+                             `Proxy-Authorization: Bearer <HS256 JWT signed with the secret in the file,
+                             not expired>` (tests/helpers/mint_proxy_token.py mints one); else 401 with a
+                             text body `Invalid IAP credentials: <why>`, as IAP answers. Proxy-Authorization
+                             is never forwarded (only Content-Type and Authorization are)
 
 The real log server is what the upstream's ListEndpoints names at start (Iris 0.2.227 runs it
 in-process on a port of its own; its controller port does not serve `finelog.*`).
@@ -43,12 +55,15 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from tests.helpers import mint_proxy_token
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 LIST_ENDPOINTS = "iris.cluster.EndpointService/ListEndpoints"
@@ -58,6 +73,26 @@ UPSTREAM_TIMEOUT_S = 30.0
 READY_S = 10.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HANG_S = 60.0  # a hung reply waits this long at most for its caller to give up
+LOG_PROXY_ROUTE = "/proxy/system.log-server/"  # the controller's route to its log server
+# The Connect protocol's HTTP status for each error code (connectrpc.com/docs/protocol#error-codes).
+CONNECT_STATUS = {
+    "canceled": 499, "unknown": 500, "invalid_argument": 400, "deadline_exceeded": 504, "not_found": 404,
+    "already_exists": 409, "permission_denied": 403, "resource_exhausted": 429, "failed_precondition": 400,
+    "aborted": 409, "out_of_range": 400, "unimplemented": 501, "internal": 500, "unavailable": 503,
+    "data_loss": 500, "unauthenticated": 401,
+}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class ProxyGate:
+    """--require-proxy-token: IAP's part, admitting a request only with a valid proxy token."""
+
+    secret: bytes
+
+    def refusal(self, headers: Any) -> tuple[int, bytes, str] | None:
+        scheme, _, token = str(headers.get("Proxy-Authorization", "")).partition(" ")
+        why = mint_proxy_token.refusal(token if scheme.lower() == "bearer" else "", self.secret, time.time())
+        return (401, f"Invalid IAP credentials: {why}".encode(), "text/html") if why else None
 
 
 @dataclasses.dataclass
@@ -73,11 +108,15 @@ class Routes:
     log_server_address: str = ""  # ListEndpoints' answer, made up
     log_url: str = ""  # our log listener, put into ListEndpoints' real answer (--log-proxy)
     lost: set[str] = dataclasses.field(default_factory=set)
+    refused: dict[str, str] = dataclasses.field(default_factory=dict)  # method -> Connect error code
+    gate: ProxyGate | None = None
 
     def made_up(self, method: str) -> tuple[int, bytes, str] | None:
         """The answer given without asking upstream, if any: (status, body, content type)."""
         if method in self.denied:
             return 404, b"404 page not found", "text/plain"
+        if method in self.refused:
+            return refusal(method, self.refused[method])
         if self.log_server_address and method == LIST_ENDPOINTS:
             endpoint = {"name": LOG_SERVER, "address": self.log_server_address}
             return 200, json.dumps({"endpoints": [endpoint]}).encode(), "application/json"
@@ -93,6 +132,23 @@ class Routes:
         return json.dumps(reply).encode()
 
 
+def refusal(method: str, code: str) -> tuple[int, bytes, str]:
+    """A Connect error answer, as Iris gives one: its code's HTTP status and a `{"code", "message"}` body."""
+    message = f"{method.rsplit('/', 1)[-1]}: refused by the test proxy ({code})"
+    return CONNECT_STATUS[code], json.dumps({"code": code, "message": message}).encode(), "application/json"
+
+
+def refused_of(specs: list[str]) -> dict[str, str]:
+    """`--refuse METHOD=CODE` flags as {method: code}; an unknown code is a usage error."""
+    refused = {}
+    for spec in specs:
+        method, _, code = spec.partition("=")
+        if code not in CONNECT_STATUS:
+            raise SystemExit(f"--refuse {spec}: CODE must be one of {', '.join(CONNECT_STATUS)}")
+        refused[method] = code
+    return refused
+
+
 def handler(routes: Routes) -> type[http.server.BaseHTTPRequestHandler]:
     class Forward(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -100,6 +156,10 @@ def handler(routes: Routes) -> type[http.server.BaseHTTPRequestHandler]:
         def _forward(self, http_method: str) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
             method = self.path.lstrip("/")
+            gated = routes.gate.refusal(self.headers) if routes.gate is not None else None
+            if gated is not None:
+                self._answer(*gated)
+                return
             answer = routes.made_up(method)
             if answer is not None:
                 self._answer(*answer)
@@ -108,6 +168,8 @@ def handler(routes: Routes) -> type[http.server.BaseHTTPRequestHandler]:
             if routes.ingress:
                 headers["X-Forwarded-For"] = self.client_address[0]
             url = routes.routes.get(method, routes.upstream) + self.path
+            if routes.log_url and self.path.startswith(LOG_PROXY_ROUTE):
+                url = routes.log_url + self.path.removeprefix(LOG_PROXY_ROUTE.rstrip("/"))
             request = urllib.request.Request(url, data=body or None, headers=headers, method=http_method)
             try:
                 with _OPENER.open(request, timeout=UPSTREAM_TIMEOUT_S) as reply:
@@ -121,6 +183,8 @@ def handler(routes: Routes) -> type[http.server.BaseHTTPRequestHandler]:
                     self._answer(reply.status, data, reply.headers.get("Content-Type", ""))
             except urllib.error.HTTPError as exc:
                 self._answer(exc.code, exc.read(), exc.headers.get("Content-Type", ""))
+            except urllib.error.URLError as exc:  # the far end refused: a gateway's answer
+                self._answer(502, f"upstream unreachable: {exc.reason}".encode(), "text/plain")
 
         def _hold(self) -> None:
             """Say nothing until the caller closes its end (its timeout), within HANG_S."""
@@ -204,6 +268,8 @@ def main() -> int:
     parser.add_argument("--route", action="append", default=[], help="METHOD=URL")
     parser.add_argument("--log-server-address", default="")
     parser.add_argument("--log-proxy", action="store_true")
+    parser.add_argument("--refuse", action="append", default=[], help="METHOD=CODE")
+    parser.add_argument("--require-proxy-token", default="", metavar="SECRET_FILE")
     args = parser.parse_args()
     upstream = args.upstream.rstrip("/")
     routes = Routes(
@@ -214,9 +280,12 @@ def main() -> int:
         ingress=args.ingress,
         routes={k: v.rstrip("/") for k, _, v in (r.partition("=") for r in args.route)},
         log_server_address=args.log_server_address,
+        refused=refused_of(args.refuse),
     )
+    if args.require_proxy_token:
+        routes.gate = ProxyGate(Path(args.require_proxy_token).read_bytes().strip())
     server = Listener(handler(routes))
-    logs = Listener(handler(Routes(log_server_of(upstream)))) if args.log_proxy else None
+    logs = Listener(handler(Routes(log_server_of(upstream), gate=routes.gate))) if args.log_proxy else None
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         raise SystemExit(0)

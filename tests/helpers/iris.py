@@ -107,6 +107,10 @@ class IrisCluster:
     run_dir: Path  # config.yaml, iris.stdout, iris.stderr, home/, tmp/
 
     @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    @property
     def stderr_path(self) -> Path:
         return self.run_dir / "iris.stderr"
 

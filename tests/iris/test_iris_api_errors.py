@@ -28,6 +28,8 @@ WORKER_S = 60.0
 CONTROLLER = "iris.cluster.ControllerService"
 LIST_ENDPOINTS = "iris.cluster.EndpointService/ListEndpoints"
 FETCH_LOGS = "finelog.logging.LogService/FetchLogs"
+# The controller's proxy route to its log server (absent in an older Iris: denied to play one).
+PROXIED_FETCH_LOGS = f"proxy/system.log-server/{FETCH_LOGS}"
 FAILING = """
 [run]
 tests = []
@@ -65,6 +67,7 @@ def _assert_nothing_left(sup: SupervisorProc) -> None:
 def _token_config(tmp_path: Path, token: str) -> Path:
     token_file = tmp_path / "token"
     token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
     config = tmp_path / "run.toml"
     config.write_text(f'[iris]\ntoken_file = "{token_file}"\n')
     return config
@@ -112,12 +115,13 @@ def test_a_token_the_real_iris_accepts_carries_the_run_through_its_auth(tmp_path
 
 
 def test_without_an_endpoint_registry_logs_come_from_the_controller(tmp_path: Path) -> None:
-    """ListEndpoints answers 404 without a Connect body: the controller's address serves FetchLogs."""
+    """An older Iris: neither the controller's /proxy/ route nor ListEndpoints (404s without a Connect
+    body): the controller's own address serves FetchLogs."""
     run_id = _run_id("noreg")
     with running_iris_cluster(tmp_path) as cluster:
         _a_worker_is_up(cluster.url)
         route = f"{FETCH_LOGS}={_log_server_url(cluster.url)}"  # the proxy, as the controller, serves the log service
-        with proxy(cluster.url, "--deny", LIST_ENDPOINTS, "--route", route) as url:
+        with proxy(cluster.url, "--deny", PROXIED_FETCH_LOGS, "--deny", LIST_ENDPOINTS, "--route", route) as url:
             argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", url, "--tests", "simple",
                             "--timeout", "60")  # fmt: skip
             with started(argv, tmp_path, run_id) as sup:
@@ -127,6 +131,7 @@ def test_without_an_endpoint_registry_logs_come_from_the_controller(tmp_path: Pa
                 streams = results["streams"]
                 assert any(s["name"].endswith("-controller") for s in streams) and len(streams) >= 2, streams
                 assert all(s["lines"] > 0 for s in streams), streams
+                assert [e["route"] for e in sup.find("log_route")] == ["controller"]
                 _assert_nothing_left(sup)
 
 
@@ -137,7 +142,7 @@ def test_a_log_server_registered_as_host_port_serves_the_failed_tasks_tail(tmp_p
     with running_iris_cluster(tmp_path) as cluster:
         _a_worker_is_up(cluster.url)
         host_port = _log_server_url(cluster.url).removeprefix("http://")
-        with proxy(cluster.url, "--log-server-address", host_port) as url:
+        with proxy(cluster.url, "--deny", PROXIED_FETCH_LOGS, "--log-server-address", host_port) as url:
             argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", url,
                             "--config", str(config), "--timeout", "60")  # fmt: skip
             with started(argv, tmp_path, run_id) as sup:
@@ -147,4 +152,5 @@ def test_a_log_server_registered_as_host_port_serves_the_failed_tasks_tail(tmp_p
                 (test,) = results["tests"]
                 assert any("the-last-words" in line for tail in test["log_tail"] for line in tail["lines"]), test
                 assert all(s["lines"] > 0 for s in results["streams"]), results["streams"]
+                assert [e["route"] for e in sup.find("log_route")] == ["registered"]
                 _assert_nothing_left(sup)

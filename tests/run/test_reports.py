@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.reports import render_junit, render_summary
+from supervisor.results_file import from_verdict
 
 RESULTS: dict[str, Any] = {
     "run_id": "r1",
@@ -34,7 +35,7 @@ RESULTS: dict[str, Any] = {
 
 
 def test_junit_counts_failures_and_errors_and_carries_the_log_tail() -> None:
-    suite = ET.fromstring(render_junit(RESULTS))
+    suite = ET.fromstring(render_junit(from_verdict(RESULTS)))
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "1")
     failure = suite.find("testcase[@name='broken']/failure")
     assert failure is not None and "last line" in (failure.text or "")
@@ -43,7 +44,7 @@ def test_junit_counts_failures_and_errors_and_carries_the_log_tail() -> None:
 
 def test_summary_has_tables_and_the_failed_tail(tmp_path: Path) -> None:
     (tmp_path / "results.json").write_text("{}")
-    text = render_summary(RESULTS, tmp_path)
+    text = render_summary(from_verdict(RESULTS), tmp_path)
     assert text.startswith("# iris-smoke run r1: FAILED")
     assert "| broken | failed | 1.0 | state failed \\| exit 1 |" in text
     assert "last line" in text and "scale_up" in text and "`results.json`" in text

@@ -5,10 +5,8 @@ Against a real HTTP server on loopback that plays an Iris with no endpoint regis
 older releases) and a FetchLogs whose `entries` is an object instead of a list.
 """
 
-import http.server
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ import pytest
 
 from common.messages import Kind
 from tests.helpers.forked_child import REPO_ROOT, ChildProcess
+from tests.helpers.http_stub import Stub, serving
 from tests.streams.conftest import FAST_BACKOFF
 from workers.hosts import Role, VmHost
 from workers.stream.follower_exit import FollowerExit, parse_mismatch
@@ -27,32 +26,17 @@ FETCH_LOGS = "finelog.logging.LogService/FetchLogs"
 WAIT_S = 20.0
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class _Handler(Stub):
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.body()
         status, data = (200, b'{"entries": {"seq": 1}}') if self.path == f"/{FETCH_LOGS}" else (404, b"not found")
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        self.answer(status, data)
 
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with serving(_Handler) as url:
+        yield url
 
 
 def test_the_follower_exits_api_mismatch_naming_method_and_path(server: str) -> None:

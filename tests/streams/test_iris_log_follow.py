@@ -313,7 +313,7 @@ def test_follower_fails_in_one_line_when_iris_is_not_there(tmp_path: Path) -> No
         assert proc.stderr is not None and proc.stdout is not None
         err = proc.stderr.read().decode()
         assert code == 1 and proc.stdout.read() == b""
-        assert err.count("\n") == 1 and "ListEndpoints" in err and "Traceback" not in err, err
+        assert err.count("\n") == 1 and "proxy/system.log-server" in err and "Traceback" not in err, err
 
 
 # -- a stream child following the real Iris, its follower killed under it -------------------

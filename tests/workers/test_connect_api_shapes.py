@@ -13,7 +13,7 @@ import pytest
 from common.controller_target import ApiKind, ControllerTarget
 from common.deadline import Deadline
 from workers.controller.connect_api import IrisController
-from workers.controller.connect_http import ConnectClient
+from workers.controller.connect_http import MISSING_METHOD, ConnectClient
 from workers.controller.model import ApiMismatch, ErrorCode, JobState
 
 ROOT = "/shape/"
@@ -35,16 +35,20 @@ LAUNCH = "iris.cluster.ControllerService/LaunchJob"
 AUTOSCALER = "iris.cluster.ControllerService/GetAutoscalerStatus"
 ENDPOINTS = "iris.cluster.EndpointService/ListEndpoints"
 FETCH_LOGS = "finelog.logging.LogService/FetchLogs"
+PROXIED_FETCH_LOGS = f"proxy/system.log-server/{FETCH_LOGS}"
 
 
 class FakeClient(ConnectClient):
-    """Answers each method with its canned reply; ListEndpoints says: no log server of its own."""
+    """Answers each method with its canned reply. Unless told otherwise it is an older Iris: no
+    /proxy/ route to its log server, and ListEndpoints says it has no log server of its own."""
 
     def __init__(self, replies: dict[str, dict[str, Any]]) -> None:
         super().__init__("http://controller.invalid:1")
         self.replies = {ENDPOINTS: {}, **replies}
 
     def call(self, method: str, body: dict[str, Any], timeout_s: float, max_bytes: int = 0) -> dict[str, Any]:
+        if method == PROXIED_FETCH_LOGS and method not in self.replies:
+            raise ApiMismatch(method, MISSING_METHOD, "HTTP 404")
         return self.replies[method]
 
 
@@ -129,6 +133,8 @@ SHAPES: list[Case] = [
     ("endpoint-not-object", _tail, {ENDPOINTS: {"endpoints": ["127.0.0.1:1"]}}, ENDPOINTS, "endpoints[]"),
     ("endpoint-address-int", _tail, {ENDPOINTS: {"endpoints": [{"address": 8080}]}}, ENDPOINTS, "endpoints[].address"),
     ("log-entries-object", _tail, {FETCH_LOGS: {"entries": {}}}, FETCH_LOGS, "entries"),
+    ("proxied-log-entries-object", _tail, {PROXIED_FETCH_LOGS: {}, FETCH_LOGS: {"entries": {}}}, FETCH_LOGS,
+     "entries"),
 ]  # fmt: skip
 # Numbers out of range: wider than int64, a timestamp no calendar prints, a slice host no slice has.
 BIG = "100000000000000000000"  # 1e20

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from workers.controller.connect_http import ConnectClient
+from workers.controller.credentials import Credentials
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
 
 ANSWERS = {
@@ -69,7 +70,7 @@ def server() -> Iterator[str]:
 
 
 def test_a_reply_is_parsed_and_unknown_fields_are_kept_harmlessly(server: str) -> None:
-    with ConnectClient(server, token="s3cret") as client:
+    with ConnectClient(server, Credentials(iris_token="s3cret")) as client:
         assert client.call("svc/Ok", {}, 5)["jobId"] == "/r/simple"
         echoed = client.call("svc/Echo", {"jobId": "x"}, 5)
     assert echoed == {"body": {"jobId": "x"}, "auth": "Bearer s3cret"}

@@ -24,6 +24,7 @@ from supervisor.preflight import plan
 from supervisor.smoke import SmokeRun
 from workers.child_args import DiagnosticsArgs
 from workers.controller import polling
+from workers.controller.credentials import ProxyRefused
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode, Task, TaskState
 from workers.diagnostics import Diagnostics
 from workers.smoke_tests.runner import SmokeTests
@@ -72,11 +73,21 @@ def _fail(errors: list[ControllerError], clock: list[float] | None = None) -> Re
     return ctx
 
 
-@pytest.mark.parametrize("code", [ErrorCode.UNAUTHENTICATED, ErrorCode.PERMISSION_DENIED])
-def test_refused_credentials_are_reported_once(code: ErrorCode) -> None:
-    ctx = _fail([ControllerError(code, METHOD, "invalid token")] * 3)
-    assert ctx.sent == [{"unauthenticated": {"code": code, "method": METHOD, "details": "invalid token"}}]
-    assert [e for level, e, _ in ctx.events if level == "error"] == ["controller_unauthenticated"]
+@pytest.mark.parametrize(
+    ("error", "credential"),
+    [
+        (ControllerError(ErrorCode.UNAUTHENTICATED, METHOD, "invalid token"), "iris"),
+        (ControllerError(ErrorCode.PERMISSION_DENIED, METHOD, "invalid token"), "iris"),
+        (ProxyRefused(METHOD, "invalid token"), "proxy"),
+    ],
+)
+def test_refused_credentials_are_reported_once_naming_the_credential(error: ControllerError, credential: str) -> None:
+    ctx = _fail([error] * 3)
+    refused = {"code": error.code, "method": METHOD, "credential": credential, "details": "invalid token"}
+    assert ctx.sent == [{"unauthenticated": refused}]
+    assert [(level, e, f) for level, e, f in ctx.events if level == "error"] == [
+        ("error", "controller_unauthenticated", refused)
+    ]
 
 
 def test_an_api_mismatch_report_carries_the_field() -> None:

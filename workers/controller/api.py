@@ -11,7 +11,16 @@ from typing import Protocol
 
 from common.controller_target import ApiKind, ControllerTarget
 from common.deadline import Deadline
-from workers.controller.model import AutoscalerStatus, ControllerError, ErrorCode, Job, JobRequest, Task, Worker
+from workers.controller.model import (
+    AutoscalerStatus,
+    ControllerError,
+    ErrorCode,
+    Job,
+    JobRequest,
+    LogService,
+    Task,
+    Worker,
+)
 
 # One call against a healthy controller takes milliseconds; 10 s means it is wedged.
 RPC_TIMEOUT_S = 10.0
@@ -47,6 +56,10 @@ class Controller(Protocol):
 
     def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
         """The last `lines` lines a task wrote (its latest attempt)."""
+        ...
+
+    def log_service(self) -> LogService | None:
+        """Where the controller's log service is read (None: logs are container files, not a service)."""
         ...
 
 

@@ -127,6 +127,12 @@ class Body(NamedTuple):
     whole: bool  # False: the reply was longer than the cap (data is its start)
 
 
+class Answer(NamedTuple):
+    status: int
+    headers: dict[str, str]
+    body: Body
+
+
 def read_body(reply: BaseHTTPResponse, cap: int) -> Body:
     """Up to `cap` bytes of the reply's body, read a piece at a time; never more than cap + 1 held."""
     declared = str(reply.headers.get("Content-Length", ""))

@@ -9,9 +9,9 @@ What we send and read (seen with marin-iris 0.2.227; the field names are the con
 - `ListTasks {jobId}` -> tasks[]{taskId "/<root>/<test>/<i>", state, workerId, exitCode, error, attempts[]}
 - `TerminateJob {jobId}`; `GetAutoscalerStatus {}` -> status{groups, currentDemand, recentActions,
   lastRoutingDecision.unmetEntries}
-- task logs: `finelog.logging.LogService/FetchLogs` on the log server (found with
-  `EndpointService/ListEndpoints` `/system/log-server`, else the controller itself, as older
-  releases served it there), keys `<taskId>:<attempt>`.
+- task logs: `finelog.logging.LogService/FetchLogs` through the controller's
+  `/proxy/system.log-server/` route, else where the registry says (workers.controller.log_server),
+  keys `<taskId>:<attempt>`.
 Every reply is read through `reply.Field` accessors: a required field missing, or any field
 of the wrong JSON type, raises ApiMismatch naming the method and the path
 (`ListJobs: jobs[].taskStateCounts is a list, expected an object`); absent optional fields
@@ -29,8 +29,9 @@ from typing import Any
 from common.controller_target import JOB_RUN_ID_ENV, ControllerTarget
 from common.deadline import Deadline
 from workers.controller.api import RPC_TIMEOUT_S, not_ours, rpc_timeout
-from workers.controller.connect_http import ConnectClient, read_token
-from workers.controller.log_server import FETCH_LOGS, resolve_log_server
+from workers.controller.connect_http import ConnectClient
+from workers.controller.credentials import Credentials
+from workers.controller.log_server import FETCH_LOGS, resolve_log_service
 from workers.controller.model import (
     Action,
     AutoscalerStatus,
@@ -38,6 +39,7 @@ from workers.controller.model import (
     GroupStatus,
     Job,
     JobRequest,
+    LogService,
     SliceStatus,
     Task,
     Unmet,
@@ -159,21 +161,16 @@ class IrisController:
         self.deadline = deadline
         self.target = target
         self.root = target.job_prefix
-        self._log_server: ConnectClient | None = None
+        self._log_service: LogService | None = None
 
     @classmethod
     @contextlib.contextmanager
     def open(
         cls, target: ControllerTarget, deadline: Deadline, call_limit_s: float = RPC_TIMEOUT_S
     ) -> Iterator["IrisController"]:
-        token = read_token(target.token_file, target.token_env)
-        with ConnectClient(target.address, token, max_reply_bytes=target.max_reply_bytes) as client:
-            iris = cls(client, target, deadline, call_limit_s)
-            try:
-                yield iris
-            finally:
-                if iris._log_server not in (None, client):
-                    iris._log_server.close()
+        credentials = Credentials.for_target(target)
+        with ConnectClient(target.address, credentials, max_reply_bytes=target.max_reply_bytes) as client:
+            yield cls(client, target, deadline, call_limit_s)
 
     def _call(self, method: str, body: dict[str, Any], timeout_s: float | None = None) -> Field:
         reply = self.client.call(method, body, timeout_s if timeout_s is not None else self._timeout())
@@ -358,17 +355,15 @@ class IrisController:
 
     # -- logs ---------------------------------------------------------------------
 
-    def log_server(self) -> ConnectClient:
-        """The log service's client: its own address where Iris advertises one, else the controller's."""
-        if self._log_server is None:
-            address = resolve_log_server(self.client, self._timeout())
-            # Served by the controller itself (older Iris): its connection pool serves both.
-            same = address == self.client.base_url
-            self._log_server = self.client if same else ConnectClient(address, self.client.token)
-        return self._log_server
+    def log_service(self) -> LogService:
+        """Where this controller's logs are read (workers.controller.log_server), asked once."""
+        if self._log_service is None:
+            self._log_service = resolve_log_service(self.client, self._timeout())
+        return self._log_service
 
     def fetch_logs(self, body: dict[str, Any]) -> Field:
-        reply = self.log_server().call(FETCH_LOGS, body, self._timeout(), self.target.max_log_page_bytes)
+        logs = self.client.at(self.log_service().url)  # same credentials, same connection pool
+        reply = logs.call(FETCH_LOGS, body, self._timeout(), self.target.max_log_page_bytes)
         return Field.of(FETCH_LOGS, reply)
 
     def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:

@@ -17,6 +17,12 @@ Connect body (a proxy's or a load balancer's page) get the code the Connect prot
 "HTTP to error code" table infers from the status (HTTP_CODES), else `unknown`, with the
 start of the body.
 
+Credentials (`workers.controller.credentials`): each request carries the Iris token and, for
+an Iris behind a proxy such as IAP, the proxy's token. A refusal that is the proxy's (a 407, a
+401 with `Proxy-Authenticate`, a 401 or 403 without a JSON body) is `ProxyRefused`; after a
+401/407 the call is sent once more with a proxy token fetched again, and a second refusal is
+the caller's.
+
 Every call is bounded (`workers.controller.bounded`): one time limit for connect, headers and
 body, and a byte cap on the reply (`[iris] max_reply_bytes`; a log page has its own, smaller
 one). A call with no answer in time is `deadline_exceeded`, as before (worth retrying: a hung
@@ -26,19 +32,22 @@ a reply endlessly or drips it is broken or hostile, and asking again costs the s
 An error answer's body is read up to ERROR_BODY_BYTES (its start says all we show).
 """
 
-import os
-from pathlib import Path
+import copy
+import time
 from typing import Any
 
 import orjson
 import urllib3
 
 from common.controller_target import DEFAULT_MAX_REPLY_BYTES
-from workers.controller.bounded import Body, BoundedPoolManager, CallLimit, read_body
+from workers.controller.bounded import Answer, BoundedPoolManager, CallLimit, read_body
+from workers.controller.credentials import Credentials, ProxyRefused, proxy_refusal
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
 
 MAX_ERROR_CHARS = 300
 ERROR_BODY_BYTES = 64 * 1024
+HEADERS = {"Content-Type": "application/json", "Connect-Protocol-Version": "1"}
+NO_PROXY_CREDENTIAL = "no proxy credential given ([iris] proxy_token_command or proxy_token_file)"
 # The field an ApiMismatch names when the server has no such method at all.
 MISSING_METHOD = "<method>"
 # Connect's codes (connectrpc.com/docs/protocol#error-codes); a body with another `code` is no Connect error.
@@ -63,20 +72,31 @@ HTTP_CODES = {
 
 class ConnectClient:
     def __init__(
-        self, base_url: str, token: str = "", pool_size: int = 4, max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+        self,
+        base_url: str,
+        credentials: Credentials | None = None,
+        pool_size: int = 4,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.max_reply_bytes = max_reply_bytes
-        self.token = token
-        headers = {"Content-Type": "application/json", "Connect-Protocol-Version": "1"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        # Shared with the process's other clients (the log server's): one proxy token for all.
+        self.credentials = credentials or Credentials()
         # retries=False: a retry is a decision for the caller's loop (with its backoff and
         # deadline), never a hidden second request that could submit a job twice.
-        self._pool = BoundedPoolManager(num_pools=2, maxsize=pool_size, headers=headers, retries=False)
+        self._pool = BoundedPoolManager(num_pools=2, maxsize=pool_size, headers=HEADERS, retries=False)
+        self._owns_pool = True
+
+    def at(self, base_url: str) -> "ConnectClient":
+        """A client for another base URL (the log service) with this one's credentials and
+        connection pool; the pool is closed with this client, never with the one returned."""
+        other = copy.copy(self)
+        other.base_url, other._owns_pool = base_url.rstrip("/"), False
+        return other
 
     def close(self) -> None:
-        self._pool.clear()
+        if self._owns_pool:
+            self._pool.clear()
 
     def __enter__(self) -> "ConnectClient":
         return self
@@ -86,27 +106,49 @@ class ConnectClient:
 
     def call(self, method: str, body: dict[str, Any], timeout_s: float, max_bytes: int = 0) -> dict[str, Any]:
         """One unary call, e.g. `call("iris.cluster.ControllerService/ListWorkers", {}, 5.0)`:
-        answered within `timeout_s` in all, in at most `max_bytes` (default: the client's cap)."""
+        answered within `timeout_s` in all, in at most `max_bytes` (default: the client's cap).
+        A call the proxy refused is sent once more with a proxy token fetched again: the proxy
+        forwarded nothing, so even a LaunchJob cannot happen twice."""
+        ends = time.monotonic() + timeout_s
+        try:
+            return self._call_once(method, body, timeout_s, max_bytes)
+        except ProxyRefused as exc:
+            if exc.code is not ErrorCode.UNAUTHENTICATED or not self.credentials.refresh_proxy():
+                raise
+        return self._call_once(method, body, ends - time.monotonic(), max_bytes)
+
+    def _call_once(self, method: str, body: dict[str, Any], timeout_s: float, max_bytes: int) -> dict[str, Any]:
         cap = max_bytes or self.max_reply_bytes
-        status, reply = self._exchange("POST", method, orjson.dumps(body), timeout_s, cap)
-        if status != 200:
-            raise _error(method, status, reply.data)
-        if not reply.whole:
-            raise ControllerError(ErrorCode.REPLY_TOO_LARGE, method, f"the reply is longer than {cap} bytes")
-        return _json_object(method, reply.data)
+        headers = HEADERS | self.credentials.headers(method, timeout_s)
+        reply = self._exchange("POST", method, orjson.dumps(body), headers, timeout_s, cap)
+        if reply.status == 200:
+            if not reply.body.whole:
+                raise ControllerError(ErrorCode.REPLY_TOO_LARGE, method, f"the reply is longer than {cap} bytes")
+            return _json_object(method, reply.body.data)
+        refused = proxy_refusal(reply.status, reply.headers, reply.body.data)
+        if refused is not None:
+            raise self._proxy_refused(method, refused, reply.status, reply.body.data)
+        raise _error(method, reply.status, reply.body.data)
+
+    def _proxy_refused(self, method: str, code: ErrorCode, status: int, data: bytes) -> ProxyRefused:
+        text = f"HTTP {status}: {data[:MAX_ERROR_CHARS].decode('utf-8', 'replace')}"
+        hint = "" if self.credentials.proxy is not None else f"{NO_PROXY_CREDENTIAL}; "
+        return ProxyRefused(method, hint + text, code)
 
     def get_status(self, path: str, timeout_s: float) -> int | None:
         """The HTTP status `GET <base>/<path>` answers (Iris's `/health`), None if there was no answer."""
+        headers = HEADERS | self.credentials.headers(path, timeout_s, required=False)
         try:
-            status, _ = self._exchange("GET", path, None, timeout_s, ERROR_BODY_BYTES)
+            return self._exchange("GET", path, None, headers, timeout_s, ERROR_BODY_BYTES).status
         except ControllerError:
             return None
-        return status
 
-    def _exchange(self, verb: str, path: str, body: bytes | None, timeout_s: float, cap: int) -> tuple[int, Body]:
-        """The status and (up to `cap` bytes of) the body of one request, all within `timeout_s`."""
+    def _exchange(
+        self, verb: str, path: str, body: bytes | None, headers: dict[str, str], timeout_s: float, cap: int
+    ) -> Answer:
+        """The status, headers and (up to `cap` bytes of) the body of one request, all within `timeout_s`."""
         with CallLimit(timeout_s) as limit:
-            reply = self._send(verb, path, body, limit)
+            reply = self._send(verb, path, body, headers, limit)
             done = False
             try:
                 found = read_body(reply, cap if reply.status == 200 else ERROR_BODY_BYTES)
@@ -119,15 +161,17 @@ class ConnectClient:
                 reply.release_conn()
             if limit.fired:  # a body read to EOF may only have ended because the watchdog shut it
                 raise _broken_answer(path, limit, None)
-        return reply.status, found
+        return Answer(reply.status, dict(reply.headers), found)
 
-    def _send(self, verb: str, path: str, body: bytes | None, limit: CallLimit) -> urllib3.BaseHTTPResponse:
+    def _send(
+        self, verb: str, path: str, body: bytes | None, headers: dict[str, str], limit: CallLimit
+    ) -> urllib3.BaseHTTPResponse:
         """The answer's status and headers, its body left unread (never preloaded, never decompressed)."""
         left = limit.left()
         try:
             return self._pool.request(
-                verb, f"{self.base_url}/{path}", body=body, timeout=urllib3.Timeout(connect=left, read=left),
-                preload_content=False, decode_content=False,
+                verb, f"{self.base_url}/{path}", body=body, headers=headers,
+                timeout=urllib3.Timeout(connect=left, read=left), preload_content=False, decode_content=False,
             )  # fmt: skip
         except urllib3.exceptions.NewConnectionError as exc:  # refused: urllib3 files it under timeouts
             raise ControllerError(ErrorCode.UNAVAILABLE, path, str(exc)) from None
@@ -182,12 +226,3 @@ def _error(method: str, status: int, data: bytes) -> ControllerError:
         return ApiMismatch(method, MISSING_METHOD, f"the server has no method {method} (HTTP {status})")
     text = data[:MAX_ERROR_CHARS].decode("utf-8", "replace")
     return ControllerError(HTTP_CODES.get(status, ErrorCode.UNKNOWN), method, f"HTTP {status}: {text}")
-
-
-def read_token(path: str, env_name: str = "") -> str:
-    """The bearer token: the file at `path` (stripped), else the environment variable named
-    `env_name`, else "" (no auth). Read once per process, when its client opens; never logged,
-    never put in an argv (a follower is handed the file's path or the variable's name)."""
-    if path:
-        return Path(path).read_text().strip()
-    return os.environ.get(env_name, "").strip() if env_name else ""

@@ -253,6 +253,9 @@ class EmbeddedController:
             raise _error(exc, "GetTaskLogs") from None
         return [line.data for line in reply.lines]
 
+    def log_service(self) -> None:
+        return None  # the embedded cluster's logs are its VMs' container files, followed by the streams
+
 
 def submits_child(child: JobRequest) -> tuple[str, ...]:
     """A task that submits `child` through the tiny client the VM host gives it (local_cluster.child_job)."""

@@ -232,3 +232,17 @@ class AutoscalerStatus:
     current_demand: int = 0
     actions: tuple[Action, ...] = ()
     unmet: tuple[Unmet, ...] = ()
+
+
+class LogRoute(enum.StrEnum):
+    """How a real Iris's log service is reached (workers.controller.log_server decides)."""
+
+    CONTROLLER_PROXY = "controller_proxy"  # <controller>/proxy/system.log-server/
+    REGISTERED = "registered"  # the address registered under /system/log-server
+    CONTROLLER = "controller"  # the controller's own port (older Iris)
+
+
+@dataclass(frozen=True)
+class LogService:
+    url: str  # the base URL FetchLogs is posted under
+    route: LogRoute

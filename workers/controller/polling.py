@@ -7,7 +7,8 @@
 - A reply the child cannot understand (`iris_api_mismatch`) is reported as an error the
   first time, naming the method and the field: retrying will not change the API.
 - A call the controller refuses for who we are (`unauthenticated`, `permission_denied`:
-  a bad or missing token) is reported once too (`controller_unauthenticated`).
+  a bad or missing token) is reported once too (`controller_unauthenticated`), naming the
+  credential refused: `iris`, or `proxy` for the proxy in front of it (IAP).
 - A reply that began and never ended in time (`controller_timeout`) or was longer than our
   cap (`reply_too_large`) is reported once as well: a controller that streams replies without
   end is broken or hostile, and every retry would cost the same time or memory again.
@@ -25,6 +26,7 @@ from typing import Any
 from common.messages import Kind
 from workers.child_args import UNAVAILABLE_REPORT_S, ControllerArgs
 from workers.controller.api import Controller, open_controller
+from workers.controller.credentials import credential_of
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
 from workers.runtime import ChildContext
 
@@ -127,9 +129,9 @@ def call_failed(ctx: ChildContext, outage: Outage, event: str, exc: ControllerEr
         report_api_mismatch(ctx, exc.method, field, exc.details)
     if exc.code in REFUSED_CODES and not outage.refused_reported:
         outage.refused_reported = True
-        ctx.log.error("controller_unauthenticated", code=exc.code, method=exc.method, details=exc.details)
-        ctx.channel.send(Kind.PROGRESS, unauthenticated={"code": exc.code, "method": exc.method,
-                                                         "details": exc.details})  # fmt: skip
+        refused = {"code": exc.code, "method": exc.method, "credential": credential_of(exc), "details": exc.details}
+        ctx.log.error("controller_unauthenticated", **refused)
+        ctx.channel.send(Kind.PROGRESS, unauthenticated=refused)
     if exc.code in BROKEN_REPLY_CODES and not outage.broken_reply_reported:
         outage.broken_reply_reported = True
         report_broken_reply(ctx, exc.code, exc.method, exc.details)

@@ -15,10 +15,13 @@ Numbers are range-checked where they are read: an integer must fit int64 (orjson
 encodes our messages, refuses anything wider, and a proto int64 cannot be wider), and a
 timestamp must be a year we can print (`as_epoch_ms`). Out of range is a mismatch naming the
 path (`ListJobs: jobs[].submittedAt.epochMs is 1e+17, out of range`), never a traceback.
+
+The same accessor reads the files a run directory holds back (supervisor/run_files.py): a
+subclass overrides `error` and `whole`, so a wrong shape there is that reader's error.
 """
 
 import contextlib
-from typing import Any
+from typing import Any, Self
 
 from workers.controller.model import ApiMismatch
 
@@ -44,6 +47,7 @@ class Field:
     """One value of a reply: its method, its path (`workers[].metadata`) and the raw JSON value."""
 
     __slots__ = ("method", "path", "value")
+    whole = "the reply"  # what the empty path names, in messages
 
     def __init__(self, method: str, path: str, value: Any) -> None:
         self.method, self.path, self.value = method, path, value
@@ -52,10 +56,14 @@ class Field:
     def of(cls, method: str, reply: dict[str, Any]) -> "Field":
         return cls(method, "", reply)
 
-    def mismatch(self, expected: str) -> ApiMismatch:
+    def error(self, path: str, message: str) -> Exception:
+        """What a wrong shape raises: the controller's API is not ours."""
+        return ApiMismatch(self.method, path, message)
+
+    def mismatch(self, expected: str) -> Exception:
         name = self.method.rsplit("/", 1)[-1]
-        where = self.path or "the reply"
-        return ApiMismatch(self.method, where, f"{name}: {where} is {_kind(self.value)}, expected {expected}")
+        where = self.path or self.whole
+        return self.error(where, f"{name}: {where} is {_kind(self.value)}, expected {expected}")
 
     @property
     def present(self) -> bool:
@@ -65,40 +73,40 @@ class Field:
     def is_object(self) -> bool:
         return isinstance(self.value, dict)
 
-    def required(self) -> "Field":
+    def required(self) -> Self:
         if not self.present:
             name = self.method.rsplit("/", 1)[-1]
-            raise ApiMismatch(self.method, self.path, f"{name}: {self.path} missing from the reply")
+            raise self.error(self.path, f"{name}: {self.path} missing from {self.whole}")
         return self
 
-    def at(self, key: str) -> "Field":
+    def at(self, key: str) -> Self:
         """The member `key` of this object (absent when this object is absent)."""
         path = f"{self.path}.{key}" if self.path else key
         if not self.present:
-            return Field(self.method, path, _MISSING)
+            return type(self)(self.method, path, _MISSING)
         if not isinstance(self.value, dict):
             raise self.mismatch("an object")
-        return Field(self.method, path, self.value.get(key, _MISSING))
+        return type(self)(self.method, path, self.value.get(key, _MISSING))
 
-    def as_list(self) -> list["Field"]:
+    def as_list(self) -> list[Self]:
         """The elements (`path[]`); absent is empty. An element is never null in proto3 JSON."""
         if not self.present:
             return []
         if not isinstance(self.value, list):
             raise self.mismatch("a list")
-        items = [Field(self.method, f"{self.path}[]", v) for v in self.value]
+        items = [type(self)(self.method, f"{self.path}[]", v) for v in self.value]
         for item in items:
             if not item.present:
                 raise item.mismatch("a value")
         return items
 
-    def as_map(self) -> dict[str, "Field"]:
+    def as_map(self) -> dict[str, Self]:
         """A JSON object as a map (proto `map<string, V>`); absent is empty."""
         if not self.present:
             return {}
         if not isinstance(self.value, dict):
             raise self.mismatch("an object")
-        return {str(k): Field(self.method, f"{self.path}.{k}", v) for k, v in self.value.items()}
+        return {str(k): type(self)(self.method, f"{self.path}.{k}", v) for k, v in self.value.items()}
 
     def as_str(self, default: str = "") -> str:
         if not self.present:
@@ -131,12 +139,10 @@ class Field:
         """A timestamp in milliseconds since the epoch (0 = unset), up to the end of the year 9999."""
         return self.as_int(0, 0, MAX_EPOCH_MS)
 
-    def out_of_range(self, minimum: int, maximum: int) -> ApiMismatch:
+    def out_of_range(self, minimum: int, maximum: int) -> Exception:
         name = self.method.rsplit("/", 1)[-1]
-        shown = repr(self.value)[:40]
-        return ApiMismatch(
-            self.method, self.path, f"{name}: {self.path} is {shown}, out of range ({minimum} to {maximum})"
-        )
+        where = self.path or self.whole
+        return self.error(where, f"{name}: {where} is {repr(self.value)[:40]}, out of range ({minimum} to {maximum})")
 
     def as_bool(self, default: bool = False) -> bool:
         found = self.as_optional_bool()

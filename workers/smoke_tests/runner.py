@@ -97,24 +97,39 @@ class SmokeTests:
         for run in [r for r in self.runs if r.skip]:
             self.finish(run, Outcome.SKIPPED, run.skip, fetch=False)
         for run in self.pending():
-            run.started = time.monotonic()
-            run.ends = Deadline.after(self.job_timeout_s)
-            for request in run.requests:
-                if self.ctx.stop.requested():
-                    return  # abandon() terminates what was launched and reports the rest
-                try:
-                    job_id = self._launch(request)
-                except ControllerError as exc:
-                    self.ctx.log.error("job_launch_failed", test=run.name, job=request.name, code=exc.code,
-                                       details=exc.details)  # fmt: skip
-                    run.error = f"launch of {request.name} failed: {exc.code} {exc.details}"
-                    break
-                run.job_ids.append(job_id)
-                self.ctx.log.info("job_launched", test=run.name, job=job_id, name=request.name)
+            if not self._launch_run(run):
+                break
+        if self.ctx.stop.requested():
+            return  # end() terminates what was launched and reports the rest
         for run in self.pending():
             if run.error:
                 self.terminate(run.job_ids, self._timeout())
                 self.finish(run, Outcome.ERROR, run.error)
+
+    def _launch_run(self, run: PlannedTest) -> bool:
+        """Launch a test's jobs; False when the controller refused a launch for who we are: no
+        other launch can succeed then, and every test not launched yet is reported with why."""
+        run.started = time.monotonic()
+        run.ends = Deadline.after(self.job_timeout_s)
+        for request in run.requests:
+            if self.ctx.stop.requested():
+                return False
+            try:
+                job_id = self._launch(request)
+            except ControllerError as exc:
+                run.error = f"launch of {request.name} failed: {exc.code} {exc.details}"
+                if exc.code in polling.REFUSED_CODES:
+                    polling.call_failed(self.ctx, self.outage, "job_launch_failed", exc, test=run.name,
+                                        job=request.name)  # fmt: skip
+                    for other in self.pending():
+                        other.error = other.error or f"not launched: the controller refused LaunchJob ({exc.code})"
+                    return False
+                self.ctx.log.error("job_launch_failed", test=run.name, job=request.name, code=exc.code,
+                                   details=exc.details)  # fmt: skip
+                return True
+            run.job_ids.append(job_id)
+            self.ctx.log.info("job_launched", test=run.name, job=job_id, name=request.name)
+        return True
 
     def _launch(self, request: JobRequest) -> str:
         """LaunchJob, retried while the controller is unreachable. A retry answered

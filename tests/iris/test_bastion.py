@@ -1,0 +1,67 @@
+"""A bastion's view: a real Iris reached through one forwarded port and nothing else.
+
+The run executes in a network namespace of its own (tests.helpers.bastion): its only way out
+is one TCP port inside the namespace, relayed over a Unix socket to the controller's port
+outside, as `iris cluster dashboard`'s ssh tunnel or a `kubectl port-forward` gives an
+operator. The log server Iris registers (a port of its own on this machine) is unreachable
+from there, as a VPC-internal address is from a bastion: every log a run reads must come
+through the controller's `/proxy/system.log-server/` route.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from common.ports import free_port
+from tests.helpers.bastion import bastion_argv, running_socket_forward
+from tests.helpers.iris import running_iris_cluster
+from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
+
+RUN_EXIT_S = 120.0
+FAILING = """
+[run]
+tests = []
+
+[[tests]]
+name = "exits-one"
+argv = ["sh", "-c", "echo about to fail; echo the-last-words; exit 1"]
+"""
+
+
+def _through_one_port(run_id: str, tmp_path: Path, socket_path: str, *extra: str) -> list[str]:
+    """A run's argv that executes inside the bastion, reaching the controller at its one port."""
+    port = free_port()
+    controller = ("--cluster", "iris", "--controller", f"http://127.0.0.1:{port}", "--timeout", "100")
+    run = [sys.executable, *run_argv(run_id, tmp_path / "runs", *controller, *extra)]
+    return bastion_argv(run, {port: socket_path})
+
+
+def _streams(sup: SupervisorProc) -> dict[str, int]:
+    return {s["name"]: s["lines"] for s in sup.results()["streams"]}
+
+
+def _assert_nothing_left(sup: SupervisorProc) -> None:
+    processes = sup.results()["processes"]
+    assert processes["leaked"] == 0 and processes["zombies"] == 0
+
+
+def test_through_one_forwarded_port_every_stream_holds_lines_and_a_failure_shows_its_tail(tmp_path: Path) -> None:
+    with running_iris_cluster(tmp_path) as cluster, running_socket_forward("127.0.0.1", cluster.port) as relay:
+        with started(_through_one_port("bst", tmp_path, relay.path, "--tests", "simple"), tmp_path, "bst") as sup:
+            assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
+            streams = _streams(sup)
+            assert sup.results()["outcome"] == "passed", sup.results()["failure_reasons"]
+            assert any(name.startswith("stream:controller@") for name in streams), streams
+            assert len(streams) >= 2 and all(lines > 0 for lines in streams.values()), streams
+            (route,) = sup.find("log_route")
+            assert route["route"] == "controller_proxy", route
+            _assert_nothing_left(sup)
+        failing = tmp_path / "failing.toml"
+        failing.write_text(FAILING)
+        argv = _through_one_port("bstf", tmp_path, relay.path, "--config", str(failing))
+        with started(argv, tmp_path, "bstf") as sup:
+            assert sup.wait_exit(RUN_EXIT_S) == 1, sup.output.read_text()[-3000:]
+            results = sup.results()
+            assert results["failure_reasons"] == ["test_failed"], json.dumps(results)[:3000]
+            assert "the-last-words" in (sup.run_dir / "summary.md").read_text()
+            _assert_nothing_left(sup)
