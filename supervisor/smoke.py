@@ -45,12 +45,15 @@ from workers.child_args import (
     MonitorArgs,
     SuiteArgs,
 )
+from workers.controller.model import ErrorCode
 from workers.gcp.settings import GcpSettings
 from workers.hosts import Role, VmHost
 from workers.stream.spec import StreamSpec
 from workers.transports import IrisLogTransport, LocalTransport, SshTransport, Transport
 
 NEVER = RestartPolicy(mode=RestartMode.NEVER)
+# A listing that failed for one of these was not answered at all: the outage rule decides (polling.py).
+OUTAGE_CODES = frozenset({ErrorCode.UNAVAILABLE.value, ErrorCode.DEADLINE_EXCEEDED.value})
 # A child's reports of a controller problem retrying cannot fix (workers/controller/polling.py),
 # by message key, and the failure reason each becomes; the first of each is kept, and ends the run.
 CONTROLLER_REPORTS = {
@@ -155,8 +158,11 @@ class SmokeRun:
         elif role == "discovery" and kind is Kind.PROGRESS and "failed_listings" in body:
             self.failed_listings = int(body["failed_listings"])
             self.most_failed_listings = max(self.most_failed_listings, self.failed_listings)
-            if self.failed_listings >= self.config.verdict.discovery_max_failures:
-                self.sup.request_stop(FailureReason.DISCOVERY_FAILED)  # the verdict fails it anyway
+            # The verdict fails it anyway: end the run now. Not for a controller gone (the
+            # listing not answered): that is an outage, which ends the run after its own bound.
+            kept_failing = self.failed_listings >= self.config.verdict.discovery_max_failures
+            if kept_failing and body.get("code") not in OUTAGE_CODES:
+                self.sup.request_stop(FailureReason.DISCOVERY_FAILED)
         elif role == "tests" and kind is Kind.RESULT:
             self.results[str(body["test"])] = body
         elif role == "tests" and kind is Kind.PROGRESS and "jobs_confirmed" in body:
