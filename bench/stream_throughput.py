@@ -1,6 +1,6 @@
 """Throughput of the stream child's read/parse/write loop against `cat`, on the same data.
 
-    python bench/stream_throughput.py [--mb 200] [--runs 3] [--dir DIR]
+    python bench/stream_throughput.py [--mb 200] [--runs 3] [--huge-line-mb 64] [--dir DIR]
 
 Generates DIR/data.log once (~100-byte docker-style lines: `<RFC 3339 ns timestamp> text`),
 then, alternating, `cat data.log | cat > out` and `cat data.log | <stream child loop>`,
@@ -10,6 +10,11 @@ O_APPEND writes) with `cat data.log` as the follower. Each run writes a fresh fi
 Prints MB/s of input for each, best of `--runs`, and their ratio, as a table and then
 as one JSON document. There is no target: a VM's container log runs at kilobytes to a
 few megabytes per second, far below either.
+
+Then one line of `--huge-line-mb` MB with no newline until its end, written by `dd` in 4 KiB
+pieces (docker writes a long line in 16 KiB pieces, ssh in packets), through the same loop:
+the stream keeps its first `max_line_bytes` and drops the rest as it comes, at read speed
+(before, the coalescing pause after each small read held it to a pipe's worth per 0.5 s).
 
 The ratio is of sustained throughput: the stream child's time runs from starting the
 follower to having written its last record. Its final fdatasync at stop (which `cat`
@@ -77,14 +82,24 @@ def run_cat(data: Path, out: Path) -> float:
     return time.perf_counter() - started
 
 
-def run_stream(data: Path, workdir: Path) -> tuple[float, float, int]:
-    """Seconds to stream `data` into the file, seconds of the stop (fdatasync), lines."""
+def generate_huge_line(path: Path, megabytes: int) -> None:
+    if path.exists() and path.stat().st_size >= megabytes * 1_000_000:
+        return
+    with open(path, "wb") as out:
+        out.write(b"2024-05-01T12:00:00.000000000Z ")
+        for _ in range(megabytes):
+            out.write(b"x" * 1_000_000)
+        out.write(b"\n2024-05-01T12:00:01.000000000Z after\n")
+
+
+def run_stream(data: Path, workdir: Path, follower: str = 'exec cat "$0"') -> tuple[float, float, StreamChild]:
+    """Seconds to stream `data` into the file, seconds of the stop (fdatasync), the child."""
     run_dir = workdir / "run"
     out = run_dir / "logs" / "vms" / "vm-1.jsonl"
     out.unlink(missing_ok=True)
     # `sh -c 'exec cat "$0"' DATA logs --state-dir ...`: the local transport's argv with
     # cat as the follower (the arguments after DATA are ignored by the shell script).
-    transport = LocalTransport(state_dir=str(workdir), command_prefix=("sh", "-c", 'exec cat "$0"', str(data)))
+    transport = LocalTransport(state_dir=str(workdir), command_prefix=("sh", "-c", follower, str(data)))
     spec = StreamSpec(VmHost("vm-1", 0, Role.WORKER, "vm-1"), "iris-worker", transport)
     devnull = os.open(os.devnull, os.O_WRONLY)
     ctx = ChildContext(
@@ -102,13 +117,14 @@ def run_stream(data: Path, workdir: Path) -> tuple[float, float, int]:
     child._finish()
     stopped = time.perf_counter()
     os.close(devnull)
-    return streamed - started, stopped - streamed, child.encoder.counters.lines
+    return streamed - started, stopped - streamed, child
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--huge-line-mb", type=int, default=64)
     parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "iris-smoke-bench"))
     opts = parser.parse_args()
     workdir = Path(opts.dir)
@@ -121,12 +137,18 @@ def main() -> int:
     cat_times, stream_times, synced_times, lines = [], [], [], 0
     for _ in range(opts.runs):
         cat_times.append(run_cat(data, workdir / "out.cat"))
-        streamed, stopped, lines = run_stream(data, workdir)
+        streamed, stopped, child = run_stream(data, workdir)
         stream_times.append(streamed)
         synced_times.append(streamed + stopped)
+        lines = child.encoder.counters.lines
     cat_mbs, stream_mbs = size / min(cat_times) / 1e6, size / min(stream_times) / 1e6
     synced_mbs = size / min(synced_times) / 1e6
     growth = (workdir / "run/logs/vms/vm-1.jsonl").stat().st_size / size
+    huge = workdir / "huge-line.log"
+    generate_huge_line(huge, opts.huge_line_mb)
+    huge_s, _stop_s, child = run_stream(huge, workdir, 'exec dd if="$0" bs=4k status=none')
+    assert (child.encoder.counters.lines, child.encoder.counters.truncated_lines) == (2, 1)
+    huge_mbs = huge.stat().st_size / huge_s / 1e6
     result = {
         "input_mb": round(size / 1e6),
         "lines": lines,
@@ -137,6 +159,8 @@ def main() -> int:
         "ratio_to_cat": round(stream_mbs / cat_mbs, 3),
         "with_stop_mb_s": round(synced_mbs, 1),
         "bytes_out_per_byte_in": round(growth, 2),
+        "huge_line_mb": round(huge.stat().st_size / 1e6),
+        "huge_line_mb_s": round(huge_mbs, 1),
         "loadavg": os.getloadavg(),
     }
     print(f"input        {size / 1e6:.0f} MB, {lines} lines, best of {opts.runs}")
@@ -145,6 +169,7 @@ def main() -> int:
     print(f"stream child {stream_mbs:8.1f} MB/s   ({growth:.2f} bytes out per byte in, {per_s} lines/s)")
     print(f"ratio        {stream_mbs / cat_mbs:8.1%}")
     print(f"with stop    {synced_mbs:8.1f} MB/s   ({synced_mbs / cat_mbs:.1%} of cat, final fdatasync included)")
+    print(f"huge line    {huge_mbs:8.1f} MB/s   (one {opts.huge_line_mb} MB line in 4 KiB writes, truncated)")
     print(json.dumps(result))
     (workdir / "out.cat").unlink(missing_ok=True)
     return 0

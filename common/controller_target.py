@@ -52,6 +52,25 @@ class ApiKind(enum.StrEnum):
     IRIS = "iris"  # a real Iris controller: Connect over HTTP/1.1 with JSON bodies
 
 
+class PriorityBand(enum.StrEnum):
+    """The Iris scheduling band every job of the run is launched in (`[suite] priority_band`).
+
+    Iris 0.2.227 (`iris/rpc/job.proto` PriorityBand): production (admin-only), interactive (its
+    default for a root job, and what Iris's own rollout smoke uses), batch (preemptible). SYSTEM
+    is Iris's own and INHERIT would hide which band a run asked for, so neither is offered.
+    The embedded cluster has no bands and ignores it.
+    """
+
+    PRODUCTION = "production"
+    INTERACTIVE = "interactive"
+    BATCH = "batch"
+
+    @property
+    def wire(self) -> str:
+        """The proto3 JSON name Iris reads: `PRIORITY_BAND_INTERACTIVE`."""
+        return f"PRIORITY_BAND_{self.name}"
+
+
 @dataclass(frozen=True)
 class ControllerTarget:
     api: ApiKind
@@ -69,6 +88,7 @@ class ControllerTarget:
     max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
     max_log_page_bytes: int = DEFAULT_MAX_LOG_PAGE_BYTES
     proxy_token: ProxyToken = field(default_factory=ProxyToken)
+    priority_band: PriorityBand = PriorityBand.INTERACTIVE
 
     @property
     def job_prefix(self) -> str:

@@ -64,7 +64,9 @@ def private_dir(path: Path) -> Path:
 def owned_dir(path: Path) -> Path:
     """An existing directory of ours that no other user may write (a configured state directory)."""
     st = path.stat()
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafePath(f"{path}: not a directory; name a directory")
+    if st.st_uid != os.geteuid():
         raise UnsafePath(f"{path}: must be a directory owned by uid {os.geteuid()}, found uid {st.st_uid}")
     if st.st_mode & stat.S_IWOTH:
         raise UnsafePath(f"{path}: writable by every user; chmod o-w {path}")
@@ -144,12 +146,11 @@ class PidLock:
             if exc.errno == errno.ELOOP:
                 raise UnsafePath(f"{self.path}: is a symlink; remove it") from None
             raise
-        st = os.fstat(fd)
-        # A hard link to someone's file would be ours to truncate if we are root. (0 links:
-        # its holder just deleted it, and acquire's retry takes care of that.)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink > 1:
+        try:
+            _plain_file_of_ours(self.path, os.fstat(fd))
+        except UnsafePath:
             os.close(fd)
-            raise UnsafePath(f"{self.path}: not a plain file of ours (uid {st.st_uid}, {st.st_nlink} links); remove it")
+            raise
         return fd
 
     def holder(self) -> int | None:
@@ -170,6 +171,26 @@ class PidLock:
                 self.path.unlink(missing_ok=True)
             os.close(self._fd)
             self._fd = None
+
+
+def check_lock_file(path: Path) -> None:
+    """What `PidLock` would refuse at `path`, found without opening it (a check that creates
+    nothing, such as `--check-config`): a symlink, a hard link, not a plain file of ours.
+    A missing file is fine: the lock creates it."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePath(f"{path}: is a symlink; remove it")
+    _plain_file_of_ours(path, st)
+
+
+def _plain_file_of_ours(path: Path, st: os.stat_result) -> None:
+    # A hard link to someone's file would be ours to truncate if we are root. (0 links:
+    # its holder just deleted it, and acquire's retry takes care of that.)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink > 1:
+        raise UnsafePath(f"{path}: not a plain file of ours (uid {st.st_uid}, {st.st_nlink} links); remove it")
 
 
 def _still_names(path: Path, fd: int) -> bool:

@@ -119,12 +119,15 @@ def sweep_stale(base: Path, older_than_s: float = STALE_AFTER_S) -> None:
     for directory in base.glob(f"{DIR_PREFIX}*"):
         with contextlib.suppress(OSError, SocketPathError):
             check_private(directory)
-            if time.time() - directory.stat().st_mtime > older_than_s and not _listening(directory / SOCKET_NAME):
+            if time.time() - directory.stat().st_mtime > older_than_s and not listening(directory / SOCKET_NAME):
                 remove_dir(directory)
 
 
-def _listening(path: Path) -> bool:
+def listening(path: Path, timeout_s: float = 1.0) -> bool:
+    """Whether anything accepts connections on the socket at `path` (missing or refused: no).
+    A listener whose backlog is full makes the connect wait: past `timeout_s`, TimeoutError."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout_s)
         try:
             probe.connect(str(path))
         except (ConnectionRefusedError, FileNotFoundError):

@@ -38,6 +38,14 @@ def is_kept(proc: psutil.Process) -> bool:
         return False
 
 
+def kept_alive(pid: int) -> bool:
+    """Whether `pid` still runs and is the kind marked to outlive the run (a pid reused since is not)."""
+    try:
+        return pid > 0 and is_kept(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        return False
+
+
 def descendants() -> list[psutil.Process]:
     """Every live descendant of this process, deepest first (so KILL goes bottom-up),
     except those marked to outlive the run (a cluster kept with `--keep`)."""

@@ -14,14 +14,20 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from common.controller_target import DEFAULT_MAX_LOG_PAGE_BYTES, DEFAULT_MAX_REPLY_BYTES, PROXY_TOKEN_TTL_S, ProxyToken
+from common.controller_target import (
+    DEFAULT_MAX_LOG_PAGE_BYTES,
+    DEFAULT_MAX_REPLY_BYTES,
+    PROXY_TOKEN_TTL_S,
+    PriorityBand,
+    ProxyToken,
+)
 from common.errors import ConfigError
 from supervisor import inputs
 from supervisor.toml_table import Table, read_toml
 from workers.child_args import CustomTest
 from workers.controller.model import Constraint, JobRequest
 from workers.gcp.settings import COMMAND_FIELDS, GcpSettings
-from workers.hosts import MAX_HOSTS_PER_VM, NAME_PATTERN, HostileNameError, validate_address
+from workers.hosts import MAX_HOSTS_PER_VM, NAME_PATTERN, HostileNameError, split_address
 from workers.transports import (
     DEFAULT_REMOTE_TEMPLATE,
     SshTransport,
@@ -54,6 +60,7 @@ class SuiteSettings:
     region: str = ""  # the region region_constrained and nested_constraints pin
     region_attribute: str = ""  # the worker attribute that names a region; "" = `region`
     probe: str = "env"  # accelerator_probe: env (what the cluster gives) or jax (real hardware)
+    priority_band: PriorityBand = PriorityBand.INTERACTIVE  # the Iris band every job is launched in
 
 
 class ClusterKind(enum.StrEnum):
@@ -236,14 +243,27 @@ def _missing(reader: Table, key: str) -> str:
     raise ConfigError(f"{reader.path}.{key}: required")
 
 
-def _ssh_host(h: Table) -> SshHost:
+def _ssh_address(h: Table) -> str:
+    """A host for ssh: a hostname, an IPv4 address, or an IPv6 literal bare (`::1`) or in
+    brackets (`[::1]`, kept bare). `host:port` is refused: ssh would take it whole as a host
+    name, and one `[ssh] port` serves every host."""
     address = h.string("address", "") or _missing(h, "address")
     try:
-        validate_address("address", address)
+        host, port = split_address("address", address)
     except HostileNameError:
         raise ConfigError(
             f"{h.path}.address: must be a hostname or IP address (no leading '-', no spaces), got {address!r}"
         ) from None
+    if port is not None:
+        raise ConfigError(
+            f"{h.path}.address: {address!r} has a port; give the host alone ({host!r}) and set [ssh] port = {port}"
+            " (one port for every host)"
+        )
+    return host
+
+
+def _ssh_host(h: Table) -> SshHost:
+    address = _ssh_address(h)
     host = SshHost(
         vm=h.string("vm", "", NAME) or _missing(h, "vm"),
         address=address,
@@ -269,7 +289,7 @@ def _ssh(reader: Table, remote_template: str) -> SshSettings:
     transport = replace(
         d,
         port=reader.integer("port", d.port, 1, 65535),
-        identity_file=reader.string("identity_file", "") or None,
+        identity_file=_path(reader, "identity_file") or None,
         strict_host_key_checking=reader.string(
             "strict_host_key_checking", d.strict_host_key_checking, choices=("yes", "no", "accept-new")
         ),
@@ -281,18 +301,24 @@ def _ssh(reader: Table, remote_template: str) -> SshSettings:
     return SshSettings(transport=transport, hosts=hosts)
 
 
+def _path(reader: Table, key: str) -> str:
+    """A file path; a leading `$CREDENTIALS_DIRECTORY/` is the unit's credentials directory."""
+    with reader.naming(key):
+        return inputs.credential_path(reader.string(key, ""))
+
+
 def _iris(reader: Table) -> IrisSettings:
     settings = IrisSettings(
         bin=reader.string("bin", IrisSettings.bin),
         config=reader.string("config", ""),
-        token_file=reader.string("token_file", ""),
+        token_file=_path(reader, "token_file"),
         token_env=reader.string("token_env", "", ENV_NAME),
         max_reply_bytes=reader.integer("max_reply_bytes", DEFAULT_MAX_REPLY_BYTES, MIN_REPLY_BYTES, MAX_REPLY_BYTES),
         max_log_page_bytes=reader.integer(
             "max_log_page_bytes", DEFAULT_MAX_LOG_PAGE_BYTES, MIN_REPLY_BYTES, MAX_REPLY_BYTES
         ),
         allow_insecure_http=reader.boolean("allow_insecure_http", IrisSettings.allow_insecure_http),
-        proxy_token_file=reader.string("proxy_token_file", ""),
+        proxy_token_file=_path(reader, "proxy_token_file"),
         proxy_token_command=reader.strings("proxy_token_command", ()),
         proxy_token_ttl_s=reader.number("proxy_token_ttl_s", PROXY_TOKEN_TTL_S),
     )
@@ -442,6 +468,7 @@ def _suite(reader: Table) -> SuiteSettings:
         region=reader.string("region", d.region),
         region_attribute=reader.string("region_attribute", d.region_attribute),
         probe=reader.string("probe", d.probe, choices=PROBES),
+        priority_band=PriorityBand(reader.string("priority_band", d.priority_band, choices=tuple(PriorityBand))),
     )
     reader.done()
     return suite

@@ -31,6 +31,11 @@ GRPC_TARGET = re.compile(rf"{_HOST}:{_PORT}|unix:/[A-Za-z0-9._/-]{{1,200}}", re.
 IRIS_URL = re.compile(rf"https?://{_HOST}(?::{_PORT})?/?", re.ASCII)
 
 
+# systemd hands a unit's credentials (LoadCredential=) to it in this directory; a config file
+# cannot use the unit's `%d`, so a path may start with the variable instead.
+CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
+_CREDENTIALS_PREFIXES = (f"${CREDENTIALS_ENV}/", f"${{{CREDENTIALS_ENV}}}/")
+
 _DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*", re.ASCII)
 _UNIT_S = {None: 1.0, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 DURATION_HINT = "a duration like 90, 90s, 10m or 1h"
@@ -82,6 +87,21 @@ def controller_address(value: str, *, iris: bool, tcp: bool) -> str:
     return value
 
 
+def credential_path(value: str) -> str:
+    """A file path with a leading `$CREDENTIALS_DIRECTORY/` or `${CREDENTIALS_DIRECTORY}/` made
+    the unit's credentials directory: the one expansion a config path gets (no other `$`, no `~`)."""
+    for prefix in _CREDENTIALS_PREFIXES:
+        if value.startswith(prefix):
+            base = os.environ.get(CREDENTIALS_ENV, "")
+            if not base:
+                raise ValueError(
+                    f"{value!r} starts with ${CREDENTIALS_ENV}, but {CREDENTIALS_ENV} is not set: systemd sets it "
+                    f"in a unit with LoadCredential=; elsewhere give the file's own path (or set {CREDENTIALS_ENV})"
+                )
+            return os.path.join(base, value[len(prefix) :])
+    return value
+
+
 def utf8(value: str) -> str:
     """A command-line value Linux handed over as bytes that are not UTF-8 (kept as surrogates)."""
     try:
@@ -105,6 +125,15 @@ def secret_text(text: str) -> str:
     return token
 
 
+def _systemd_credential(path: str) -> bool:
+    """Whether `path` is a file in this unit's credentials directory. systemd writes each 0400 and
+    lets the unit's user alone read it: by ownership, or by an ACL where the file system has them
+    (the file stays root's, `nobody` under PrivateUsers=, and the ACL's mask shows as 0440), in a
+    directory no other unit sees. Owner and group-read are systemd's business there."""
+    base = os.environ.get(CREDENTIALS_ENV, "")
+    return bool(base) and os.path.dirname(os.path.realpath(path)) == os.path.realpath(base)
+
+
 def secret_file(path: str) -> None:
     """A token file: a regular file of ours that no one else may read or write, holding one line.
 
@@ -117,10 +146,13 @@ def secret_file(path: str) -> None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ValueError(f"{path} is not a regular file")
-        if st.st_uid != os.geteuid():
-            raise ValueError(f"{path} belongs to uid {st.st_uid}, not to us (uid {os.geteuid()}): chown it")
-        if st.st_mode & 0o077:
+        if st.st_mode & 0o022:
             raise ValueError(f"{path} is mode {stat.S_IMODE(st.st_mode):04o}, open to others: chmod 600 {path}")
+        if not _systemd_credential(path):
+            if st.st_uid != os.geteuid():
+                raise ValueError(f"{path} belongs to uid {st.st_uid}, not to us (uid {os.geteuid()}): chown it")
+            if st.st_mode & 0o077:
+                raise ValueError(f"{path} is mode {stat.S_IMODE(st.st_mode):04o}, open to others: chmod 600 {path}")
         data = os.read(fd, MAX_SECRET_BYTES + 1)
     finally:
         os.close(fd)

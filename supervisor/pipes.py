@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from common.messages import Message, ProtocolError
+from common.messages import Message
 from supervisor.children import ChildRecord
 from supervisor.loop import FdHandler, Loop
 
@@ -61,17 +61,23 @@ class ChildPipes:
         self.close(record)
 
     def _decode(self, record: ChildRecord, data: bytes) -> Iterator[tuple[ChildRecord, Message]]:
-        try:
-            messages = record.reader.feed(data)
-        except ProtocolError as exc:
-            # A garbled message is dropped and reported; the pipe and the child carry on.
-            self._log.error("child_protocol_error", child=record.name, error=str(exc))
-            return
+        messages = record.reader.feed(data)
+        self._report_dropped(record)
         for message in messages:
             yield record, message
 
+    def _report_dropped(self, record: ChildRecord, at_end: bool = False) -> None:
+        # An over-long or garbled line is dropped alone, said once; the pipe, the child
+        # and the other lines of the same read carry on.
+        for dropped in record.reader.take_dropped(at_end):
+            self._log.error(
+                "message_dropped", child=record.name, reason=dropped.reason, message_bytes=dropped.size,
+                head=dropped.head,
+            )  # fmt: skip
+
     def close(self, record: ChildRecord) -> None:
         if record.fd is not None:
+            self._report_dropped(record, at_end=True)
             self._loop.unregister(record.fd)
             del self._by_fd[record.fd]
             os.close(record.fd)

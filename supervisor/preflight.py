@@ -45,6 +45,7 @@ class RunPlan:
             api, address, self.job_root, token_file=iris.token_file, token_env=iris.token_env, run_id=self.run_id,
             max_reply_bytes=iris.max_reply_bytes, max_log_page_bytes=iris.max_log_page_bytes,
             proxy_token=iris.proxy_token,
+            priority_band=self.config.suite.priority_band,
         )  # fmt: skip
 
 
@@ -98,6 +99,13 @@ def merged_config(args: argparse.Namespace) -> RunConfig:
     check_controller(config)
     if config.keep and config.attached:
         raise UsageError("--keep: nothing to keep when attaching with --controller")
+    if config.keep and config.cluster is ClusterKind.IRIS_LOCAL:
+        # Its controller would outlive the run on a TCP port with no auth (anyone on the host
+        # could run jobs as us), its files live in the run directory, and its stop can hang.
+        raise UsageError(
+            "--keep: an iris-local cluster stops with its run; for one that stays up, start a standing Iris "
+            "(`iris --config YAML cluster start`) and attach to it with --cluster iris --controller http://HOST:PORT"
+        )
     return config
 
 

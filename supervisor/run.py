@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from common import linux, logs
+from common import env, linux, logs
 from common.deadline import Deadline
 from common.errors import LockHeld, UsageError
 from common.outcome import FailureReason
@@ -141,6 +141,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.demo_streams is not None:
         return _demo_command(args)
     plan = preflight.plan(args)
+    env.hold_secret(plan.config.iris.token_env)  # before any fork: every child knows the name
     lock = PrefixLock(plan.prefix)
     try:
         lock.acquire()
@@ -178,11 +179,24 @@ def _print_verdict_line(verdict: Verdict, run_dir: Path) -> None:
 
 
 def _print_keep_hint(plan: preflight.RunPlan, verdict: Verdict) -> None:
+    """Only what `--keep` really left (results.json `cluster.kept`), and how to reuse and stop it."""
     cluster = verdict.extra.get("cluster", {})
-    if plan.config.keep and cluster.get("address"):
+    if not cluster.get("kept"):
+        if plan.config.keep:
+            print("iris-smoke: --keep: nothing was left running (the cluster did not start or has exited)",
+                  file=sys.stderr)  # fmt: skip
+        return
+    if cluster.get("mode") == "gcp":
         print(
-            f"iris-smoke: local cluster kept running at {cluster['address']} (prefix {plan.prefix});\n"
-            f"  reuse it:  iris-smoke run --controller {cluster['address']}\n"
-            f"  stop it:   pkill -TERM -f 'local_cluster --state-dir {plan.run_dir}/cluster'",
+            f"iris-smoke: --keep: the GCP slices and instances labelled with prefix {plan.prefix} were not deleted;\n"
+            f"  a --cluster gcp run with --prefix {plan.prefix} and without --keep deletes them at its end",
             file=sys.stderr,
         )
+        return
+    address, pid = cluster["address"], cluster["pid"]
+    print(
+        f"iris-smoke: local cluster kept running at {address} (prefix {plan.prefix}, pid {pid});\n"
+        f"  reuse it:  iris-smoke run --controller {address}\n"
+        f"  stop it:   kill -TERM {pid}",
+        file=sys.stderr,
+    )

@@ -25,7 +25,7 @@ from typing import Any
 from common.controller_target import ControllerTarget
 from common.messages import HostsAssembler, Kind, Message
 from common.outcome import FailureReason
-from supervisor import leftovers
+from supervisor import audit, leftovers
 from supervisor.arbiter import Supervisor
 from supervisor.children import ChildRecord, ChildSpec, ChildState
 from supervisor.config import ClusterKind, Policy
@@ -288,6 +288,8 @@ class SmokeRun:
             region=suite.region,
             region_attribute=suite.region_attribute or (iris_local.REGION_ATTRIBUTE if own_iris else ""),
             probe=suite.probe,
+            # Started here and reached directly (not gcp's tunnel): a refused connection means gone.
+            cluster_owned=self._cluster_mode() in ("start", "keep", "iris-local"),
         )
 
     def _cluster_mode(self) -> str:
@@ -629,6 +631,13 @@ class SmokeRun:
             return self.jobs_confirmed
         return {"terminated": 0, "confirmed": 0, "unconfirmed": self.unconfirmed_jobs(), "reported": False}
 
+    def _kept(self) -> bool:
+        """What `--keep` really left: a gcp cluster's resources (not deleted), or the embedded
+        cluster, only if it became ready and its process still runs now, at the verdict."""
+        if not self.config.keep or self.cluster is None:
+            return False
+        return self.config.cluster is ClusterKind.GCP or audit.kept_alive(int(self.cluster.get("cluster_pid") or 0))
+
     def summary_extra(self) -> dict[str, Any]:
         diagnostics = self.diagnostics.get("diagnostics", {}) if self.diagnostics else {}
         autoscaler = diagnostics.get("autoscaler", {}) if isinstance(diagnostics, dict) else {}
@@ -641,7 +650,8 @@ class SmokeRun:
                 "prefix": self.plan.prefix,
                 "vm_prefix": self.cluster_prefix,
                 "state_dir": (self.cluster or {}).get("state_dir"),
-                "kept": self.config.keep,
+                "kept": self._kept(),
+                "pid": int((self.cluster or {}).get("cluster_pid") or 0),
                 "tunnel_drops": self.tunnel_drops,
                 "iris_tmp_left": self.iris_tmp_left,
             },

@@ -8,7 +8,9 @@ silently fall back to a default.
 """
 
 import contextlib
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -30,12 +32,29 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
 
 
 def _read_text(path: Path, flag: str) -> str:
+    """A regular file's text. Opened non-blocking: a FIFO (or a device) in its place would
+    block open() until a writer came, and a canary reloading on SIGHUP would sit there,
+    deaf to SIGTERM; it is refused instead."""
     try:
-        return path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise ConfigError(f"{flag}: cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{flag}: {path} is not UTF-8 (byte {exc.start}); TOML files are UTF-8") from None
+    with os.fdopen(fd, "rb") as file:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{flag}: {path} is not a regular file ({_file_kind(mode)}); give a TOML file")
+        try:
+            return file.read().decode("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{flag}: cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{flag}: {path} is not UTF-8 (byte {exc.start}); TOML files are UTF-8") from None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket",
+             stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}  # fmt: skip
+    return next((name for test, name in kinds.items() if test(mode)), "not a plain file")
 
 
 class Table:

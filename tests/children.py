@@ -5,7 +5,8 @@ import select
 import signal
 
 from common.child_exit import ChildExit
-from common.messages import Kind
+from common.fdio import write_all
+from common.messages import Kind, encode
 from workers.runtime import ChildContext
 
 
@@ -41,4 +42,21 @@ def disk_full(ctx: ChildContext) -> int:
 def collect_garbage(ctx: ChildContext) -> int:
     """A full collection, so any garbage inherited from the parent would be finalized here."""
     gc.collect()
+    return ChildExit.OK
+
+
+def big_error(ctx: ChildContext) -> int:
+    """A test result whose error is `error_bytes` long (a job's error as a controller sent it)."""
+    ctx.channel.send(Kind.READY)
+    ctx.channel.send(Kind.RESULT, test="big", outcome="failed", error="E" * ctx.args["error_bytes"])
+    ctx.channel.send(Kind.STATS, after=True)
+    return ChildExit.OK
+
+
+def oversized_line(ctx: ChildContext) -> int:
+    """READY, a line of `line_bytes` (past the message limit) and STATS, in one write."""
+    size = ctx.args["line_bytes"]
+    huge = b'{"kind":"result","body":{"error":"' + b"x" * (size - 37) + b'"}}'
+    assert len(huge) == size
+    write_all(ctx.channel.fd, encode(Kind.READY, {}) + huge + b"\n" + encode(Kind.STATS, {"lines": 3}))
     return ChildExit.OK

@@ -13,7 +13,10 @@ import pytest
 from tests.helpers.supervisor_proc import REPO_ROOT
 
 SHARE = ("systemd/iris-smoke-canary@.service", "systemd/canary.example.toml", "monitoring/alerts.yml",
-         "monitoring/dashboard.json", "doc/results.schema.json")  # fmt: skip
+         "monitoring/dashboard.json", "doc/results.schema.json",
+         "systemd/examples/remote-iris/remote-iris.run.toml", "systemd/examples/remote-iris/ssh_config",
+         "systemd/examples/remote-iris/iris-smoke-canary@remote-iris.service.d/remote-iris.conf",
+         "systemd/examples/ssh-key/iris-smoke-canary.service.d/ssh-key.conf")  # fmt: skip
 
 
 def _run(

@@ -88,6 +88,9 @@ class SuiteArgs:
     unavailable_report_s: float = UNAVAILABLE_REPORT_S
     call_limit_s: float = TESTS_CALL_LIMIT_S
     sweep_budget_s: float = JOB_SWEEP_BUDGET_S
+    # The run started this controller itself, on this host (embedded, iris-local): a refused
+    # connection means it is gone, not a tunnel reconnecting, so the sweep stops retrying it.
+    cluster_owned: bool = False
 
     @property
     def names(self) -> list[str]:

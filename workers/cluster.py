@@ -228,7 +228,7 @@ def main(ctx: ChildContext) -> int:
                  **described)  # fmt: skip
     ctx.channel.send(Kind.READY, address=target.address, mode=mode, cluster_pid=proc.pid if proc else 0, **described)
     code = _serve(ctx, proc if mode in ("start", "iris-local") else None, target if mode in ("start", "keep") else None)
-    return _stop(ctx, proc, mode, state_dir, code)
+    return _stop(ctx, proc, mode, state_dir, code, ready=True)
 
 
 def _log_route(ctx: ChildContext, controller: Controller) -> None:
@@ -294,10 +294,16 @@ def _wait_stop(ctx: ChildContext, proc: "subprocess.Popen[bytes] | None", every_
 
 
 def _stop(
-    ctx: ChildContext, proc: "subprocess.Popen[bytes] | None", mode: str, state_dir: Path | None, code: int
+    ctx: ChildContext,
+    proc: "subprocess.Popen[bytes] | None",
+    mode: str,
+    state_dir: Path | None,
+    code: int,
+    ready: bool = False,
 ) -> int:
-    """End a cluster this child started (a kept one stays), and say what it left behind."""
-    if proc is None or mode == "keep":
+    """End a cluster this child started, and say what it left behind. A kept one stays, once it
+    has served: one that never became ready is stopped, so nothing half-started outlives the run."""
+    if proc is None or (mode == "keep" and ready):
         return code
     grace_s = ctx.grace_s * 0.8
     if mode == "iris-local":

@@ -17,7 +17,7 @@ under the message size limit.
 
 An address reaches ssh as its host only: a worker's or controller's address is
 `host:port` (`[v6]:port` for IPv6), where the port is its RPC port, not sshd's; handed
-whole to ssh it would be taken as a host name that resolves nowhere. `split_address`
+whole to ssh it would be taken as a host name that resolves nowhere. `hosts.split_address`
 keeps the host in `address` and the port in `service_port`; ssh uses `[ssh] port`.
 
 Every VM and slice name ends up in a command line (a local argv, an ssh command), so
@@ -33,32 +33,11 @@ from common.messages import Kind, host_parts
 from workers.child_args import DiscoveryArgs
 from workers.controller import polling
 from workers.controller.model import ControllerError, Worker
-from workers.hosts import HostileNameError, Role, validate_address, validate_name
+from workers.hosts import HostileNameError, Role, split_address, validate_name
 from workers.runtime import ChildContext
 
 CONTROLLER_CONTAINER = "iris-controller"
 WORKER_CONTAINER = "iris-worker"
-
-
-def split_address(field: str, address: str) -> tuple[str, int | None]:
-    """`host`, `host:port`, `[v6]:port` or a bare IPv6 literal -> (host, port or None).
-
-    Raises HostileNameError naming `field` for a host that may not reach a command line
-    or a port that is not one.
-    """
-    host, port = address, ""
-    if not address:
-        return "", None  # no address listed: nothing to hand to ssh, and nothing hostile
-    if address.startswith("["):
-        host, bracket, rest = address[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise HostileNameError(field, address)
-        port = rest[1:]
-    elif address.count(":") == 1:  # two or more: a bare IPv6 literal, which has no port
-        host, _, port = address.partition(":")
-    if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
-        raise HostileNameError(field, address)
-    return validate_address(field, host), int(port) if port else None
 
 
 def _address_fields(field: str, address: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from common import linux, processes
+from common import env, linux, processes
 
 
 def _die_with_parent() -> None:
@@ -34,7 +34,12 @@ class ProcessGroups:
     def __init__(self) -> None:
         self._live: dict[int, subprocess.Popen[bytes]] = {}
 
-    def start(self, argv: Sequence[str], **popen: Any) -> "subprocess.Popen[bytes]":
+    def start(
+        self, argv: Sequence[str], keep_secrets: frozenset[str] = frozenset(), **popen: Any
+    ) -> "subprocess.Popen[bytes]":
+        """Start `argv` in a session of its own. Unless given `env`, it inherits ours less every
+        secret variable it is not named to keep (common.env.without_secrets)."""
+        popen.setdefault("env", env.without_secrets(os.environ, keep_secrets))
         proc: subprocess.Popen[bytes] = subprocess.Popen(
             argv,
             start_new_session=True,

@@ -18,6 +18,7 @@ stream child holds an exclusive lock on its file to make a double writer fail lo
 """
 
 import enum
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -36,13 +37,23 @@ class Role(enum.StrEnum):
     WORKER = "worker"
 
 
-class HostileNameError(ValueError):
-    """A name that may not reach a command line; `field` says which one."""
+class Refusal(enum.StrEnum):
+    """Why a name was refused (the `reason` of `hostile_name_rejected`)."""
 
-    def __init__(self, field: str, value: object) -> None:
-        super().__init__(f"{field}: {value!r} is not a valid name (expected {NAME_PATTERN.pattern})")
+    INVALID_NAME = "invalid_name"
+    NOT_A_RESOURCE_PATH = "not_a_resource_path"  # a path, but not of the expected shape
+    ZONE_NOT_LISTED = "zone_not_listed"  # a zone other than the one(s) we listed
+
+
+class HostileNameError(ValueError):
+    """A name that may not reach a command line; `field` says which one, `reason` why."""
+
+    def __init__(self, field: str, value: object, reason: Refusal = Refusal.INVALID_NAME) -> None:
+        why = "" if reason is Refusal.INVALID_NAME else f": {reason}"
+        super().__init__(f"{field}: {value!r} is not a valid name (expected {NAME_PATTERN.pattern}){why}")
         self.field = field
         self.value = value
+        self.reason = reason
 
 
 def validate_name(kind: str, value: object) -> str:
@@ -56,6 +67,37 @@ def validate_address(kind: str, value: object) -> str:
     if not isinstance(value, str) or ADDRESS_PATTERN.fullmatch(value) is None:
         raise HostileNameError(kind, value)
     return value
+
+
+def split_address(field: str, address: str) -> tuple[str, int | None]:
+    """`host`, `host:port`, `[v6]:port` or a bare IPv6 literal -> (host, port or None).
+
+    Raises HostileNameError naming `field` for a host that may not reach a command line
+    or a port that is not one.
+    """
+    host, port = address, ""
+    if not address:
+        return "", None  # no address listed: nothing to hand to ssh, and nothing hostile
+    if address.startswith("["):
+        host, bracket, rest = address[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise HostileNameError(field, address)
+        port = rest[1:]
+    elif address.count(":") == 1:  # two or more: a bare IPv6 literal, which has no port
+        host, _, port = address.partition(":")
+    if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise HostileNameError(field, address)
+    if ":" in host and not _ipv6(host):  # `a:b:c` is neither a name nor an address
+        raise HostileNameError(field, address)
+    return validate_address(field, host), int(port) if port else None
+
+
+def _ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def validate_host_index(kind: str, value: object) -> int:

@@ -183,6 +183,7 @@ def child_main(launch: Launch, message_fd: int) -> NoReturn:
             child=launch.name,
             level=launch.log_level,
         )
+        log = logs.get_logger()
         ctx = ChildContext(
             name=launch.name,
             role=launch.role,
@@ -190,11 +191,11 @@ def child_main(launch: Launch, message_fd: int) -> NoReturn:
             run_dir=launch.run_dir,
             deadline=deadline,
             args=launch.args,
-            channel=Channel(MESSAGE_FD),
+            channel=Channel(MESSAGE_FD, log),
             stop=StopRequest(),
             groups=ProcessGroups(),
             grace_s=launch.grace_s,
-            log=logs.get_logger(),
+            log=log,
         )
         _install_stop_signals(ctx)
         code = _resolve(launch.entrypoint)(ctx)

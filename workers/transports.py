@@ -66,6 +66,11 @@ class Transport(Protocol):
     @property
     def kind(self) -> TransportKind: ...
 
+    @property
+    def inherited_secrets(self) -> frozenset[str]:
+        """The secret environment variables its follower reads itself (common.env.without_secrets)."""
+        ...
+
     def argv(self, host: VmHost, container: str, since: str | None, seconds_left: float) -> list[str]: ...
 
 
@@ -100,6 +105,10 @@ class LocalTransport:
     command_prefix: tuple[str, ...] = (sys.executable, "-m", "local_cluster")
     kind: TransportKind = field(default=TransportKind.LOCAL, init=False)
 
+    @property
+    def inherited_secrets(self) -> frozenset[str]:
+        return frozenset()
+
     def argv(self, host: VmHost, container: str, since: str | None, seconds_left: float) -> list[str]:
         argv = [*self.command_prefix, "logs", "--state-dir", self.state_dir]
         argv += ["--follow", "--timestamps", "--exit-on-stdin-close"]
@@ -129,6 +138,10 @@ class SshTransport:
     # "Key=Value" options a resolver vouched for (workers.gcp.ssh_target.PASSED_OPTIONS).
     extra_options: tuple[str, ...] = ()
     kind: TransportKind = field(default=TransportKind.SSH, init=False)
+
+    @property
+    def inherited_secrets(self) -> frozenset[str]:
+        return frozenset()
 
     def __post_init__(self) -> None:
         validate_name("user", self.user)
@@ -202,6 +215,10 @@ class GcloudTransport:
     def kind(self) -> TransportKind:
         return TransportKind.GCLOUD_TPU if self.tpu else TransportKind.GCLOUD_VM
 
+    @property
+    def inherited_secrets(self) -> frozenset[str]:
+        return frozenset()
+
     def argv(self, host: VmHost, container: str, since: str | None, seconds_left: float) -> list[str]:
         remote = wrap_remote(render_follow_command(self.remote_template, container, since), seconds_left)
         zone = self.zone or host.zone
@@ -248,6 +265,10 @@ class IrisLogTransport:
     max_page_bytes: int = DEFAULT_MAX_LOG_PAGE_BYTES  # a longer FetchLogs page is refused
     command_prefix: tuple[str, ...] = (sys.executable, "-m", "workers.logservice_follow")
     kind: TransportKind = field(default=TransportKind.IRIS_LOG, init=False)
+
+    @property
+    def inherited_secrets(self) -> frozenset[str]:
+        return frozenset({self.token_env}) if self.token_env else frozenset()
 
     def __post_init__(self) -> None:
         url = self.controller

@@ -77,9 +77,11 @@ class _TaskStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TaskState.V
     TASK_STATE_PREEMPTED: _TaskState.ValueType  # 10
     TASK_STATE_COSCHED_FAILED: _TaskState.ValueType  # 11
     """a coscheduled sibling failed"""
+    TASK_STATE_MISSING: _TaskState.ValueType  # 12
+    """Iris: its worker lost the attempt's spec; the task is re-queued, not ended"""
 
 class TaskState(_TaskState, metaclass=_TaskStateEnumTypeWrapper):
-    """The job states plus the three that only a task can be in."""
+    """The job states plus the four that only a task can be in."""
 
 TASK_STATE_UNSPECIFIED: TaskState.ValueType  # 0
 TASK_STATE_PENDING: TaskState.ValueType  # 1
@@ -95,6 +97,8 @@ TASK_STATE_ASSIGNED: TaskState.ValueType  # 9
 TASK_STATE_PREEMPTED: TaskState.ValueType  # 10
 TASK_STATE_COSCHED_FAILED: TaskState.ValueType  # 11
 """a coscheduled sibling failed"""
+TASK_STATE_MISSING: TaskState.ValueType  # 12
+"""Iris: its worker lost the attempt's spec; the task is re-queued, not ended"""
 Global___TaskState: _TypeAlias = TaskState  # noqa: Y015
 
 class _VmState:

@@ -46,6 +46,7 @@ class TaskState(enum.IntEnum):
     ASSIGNED = 9  # placed on a worker, not started yet
     PREEMPTED = 10
     COSCHED_FAILED = 11  # a coscheduled sibling failed
+    MISSING = 12  # Iris: its worker lost the attempt's spec; the task is re-queued, not ended
 
 
 class TaskStateName(enum.StrEnum):
@@ -61,6 +62,7 @@ class TaskStateName(enum.StrEnum):
     ASSIGNED = "assigned"  # placed on a worker, not started yet
     PREEMPTED = "preempted"
     COSCHED_FAILED = "cosched_failed"  # a coscheduled sibling failed
+    MISSING = "missing"  # Iris: its worker lost the attempt's spec; the task is re-queued, not ended
 
 
 class VmState(enum.IntEnum):

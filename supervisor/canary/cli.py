@@ -2,7 +2,8 @@
 
 Preflight, in this order, each failure exit 2 with a message naming the field or value:
 config (flags over file over environment), budgets against the unit's limits, the state
-directory, the lock (naming the pid that holds it). Only then does the daemon log to its
+directory (`lock.check_state_dir`, which `--check-config` applies too), the lock (naming
+the pid that holds it). Only then does the daemon log to its
 events file, so a refused second daemon never writes into the first one's state.
 """
 
@@ -22,7 +23,7 @@ from common.files import UnsafePath
 from common.outcome import ExitCode
 from supervisor.canary import budgets, runs
 from supervisor.canary.config import FIELDS, CanaryConfig, parse_flag, resolve
-from supervisor.canary.lock import LOCK_NAME, StateLock
+from supervisor.canary.lock import LOCK_NAME, StateLock, check_state_dir
 from supervisor.canary.loop import Canary
 from supervisor.cli import Parser, private_umask
 from supervisor.cli import build_parser as build_run_parser
@@ -107,10 +108,7 @@ def checked(args: argparse.Namespace, extra: list[str] | None) -> tuple[CanaryCo
 
 def preflight(args: argparse.Namespace, extra: list[str] | None) -> tuple[CanaryConfig, Callable[[], CanaryConfig]]:
     config, load = checked(args, extra)
-    try:
-        config.state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"--state-dir: cannot create {config.state_dir}: {exc.strerror}") from None
+    check_state_dir(config.state_dir, create=True)
     return config, load
 
 
@@ -142,6 +140,7 @@ def check_config(args: argparse.Namespace, extra: list[str] | None) -> int:
     """`canary --check-config`: the canary's checks, and each run's flags through the run's own
     preflight (when the runs are `iris-smoke run`); prints both resolved configs, creates nothing."""
     config, _load = checked(args, extra)
+    check_state_dir(config.state_dir, create=False)  # the start's checks, creating nothing
     report: dict[str, Any] = {"canary": describe(config)}
     if config.run_command == CanaryConfig.run_command:
         runs_dir = config.state_dir / "runs"

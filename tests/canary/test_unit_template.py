@@ -1,4 +1,5 @@
-"""One canary per cluster from a template unit; every service with explicit limits and private mounts."""
+"""One canary per cluster from a template unit; every service with explicit limits, private mounts and
+no credential it would need whatever its config."""
 
 import pytest
 
@@ -15,7 +16,11 @@ def test_every_service_has_explicit_limits_and_private_mounts(name: str) -> None
     assert unit["PrivateMounts"] == ["yes"] and unit["PrivateTmp"] == ["yes"]
     assert int(unit["LimitNOFILE"][0]) >= 4096 and int(unit["TasksMax"][0]) >= 2 * 256
     assert unit["MemoryMax"][0].endswith("G")
+    assert unit["LimitCORE"] == ["0"], "a core file would hold the tokens a process read"
     assert "AF_UNIX" in unit["RestrictAddressFamilies"][0], "the embedded cluster serves on a Unix socket"
+    # A missing LoadCredential= source stops the unit from starting: credentials come in drop-ins
+    # (systemd/examples/), for the configs that use them.
+    assert "LoadCredential" not in unit and "ConditionPathExists" not in unit
 
 
 def test_the_template_reads_its_instance_config_and_otherwise_is_the_canary_unit() -> None:

@@ -11,6 +11,8 @@ from supervisor.canary import budgets, config
 from tests.helpers.supervisor_proc import REPO_ROOT
 
 UNITS = REPO_ROOT / "systemd"
+# systemd/examples/<example>/<unit>.service.d/: drop-ins, each named for the unit it extends.
+EXAMPLE_DROP_INS = sorted((UNITS / "examples").glob("*/*.service.d"))
 
 
 def _directives(path: Path) -> dict[str, list[str]]:
@@ -35,7 +37,11 @@ def test_check_systemd_script_passes() -> None:
         ["bash", "scripts/check_systemd.sh"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count("exposure 1.0 <= 1.0") == 3
+    assert done.stdout.count("exposure 1.0 <= 1.0") == 3 + len(EXAMPLE_DROP_INS)
+    # Each example drop-in is applied to the unit it names and checked with it.
+    for drop_in in EXAMPLE_DROP_INS:
+        name = drop_in.relative_to(REPO_ROOT)
+        assert f"verify {name}: ok" in done.stdout and f"security {name}: exposure 1.0" in done.stdout, done.stdout
 
 
 def test_canary_unit_budgets_nest_with_the_example_config() -> None:

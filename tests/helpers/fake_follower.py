@@ -1,7 +1,8 @@
 """A `docker logs`-alike over a file of `<RFC 3339 timestamp> <line>` lines, for stream tests.
 
     fake_follower.py [logs] --state-dir DIR [-f|--follow] [--timestamps] [--since TS]
-                     [--since-seconds] [--drop-on-resume N] [--exit-on-stdin-close] [VM] CONTAINER
+                     [--since-seconds] [--drop-on-resume N] [--exit-on-stdin-close]
+                     [--write-bytes N] [--write-pause-s S] [VM] CONTAINER
 
 Reads DIR/CONTAINER.log. A missing file behaves like a missing container (message on
 stderr, exit 1). `--since` is inclusive at full precision, or, with `--since-seconds`,
@@ -10,7 +11,9 @@ With `--follow` it keeps reading what is appended and starts over if the file is
 replaced (rotation). `--drop-on-resume N` makes it a follower that really loses lines:
 given `--since`, it leaves out the first N lines it would have shown. Without
 `--exit-on-stdin-close` it ignores stdin, like `docker logs`, and lingers until a write
-fails: exactly the behaviour the remote wrapper must handle.
+fails: exactly the behaviour the remote wrapper must handle. `--write-bytes N` writes
+its output in pieces of at most N bytes, as docker (16 KiB pieces of a long line) and ssh
+do, instead of as much as it has, `--write-pause-s S` apart (a writer paced by a network).
 """
 
 import argparse
@@ -35,6 +38,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--since-seconds", action="store_true")
     parser.add_argument("--drop-on-resume", type=int, default=0)
     parser.add_argument("--exit-on-stdin-close", action="store_true")
+    parser.add_argument("--write-bytes", type=int, default=READ_BYTES)
+    parser.add_argument("--write-pause-s", type=float, default=0.0)
     parser.add_argument("names", nargs="+")
     return parser.parse_args(argv)
 
@@ -97,8 +102,12 @@ def main(argv: list[str]) -> int:
         while True:
             data = handle.read(READ_BYTES)
             if data:
-                out.write(flt.feed(data))
-                out.flush()
+                shown = flt.feed(data)
+                for at in range(0, len(shown), args.write_bytes):
+                    out.write(shown[at : at + args.write_bytes])
+                    out.flush()
+                    if args.write_pause_s:
+                        select.select([], [], [], args.write_pause_s)
                 continue
             if not args.follow:
                 return 0

@@ -11,7 +11,7 @@ Emulated, as the real one behaves:
 - `compute tpus tpu-vm list --zone=Z --filter=F --format=json`, `compute instances list
   --zones=Z,… --filter=F --format=json`: the filter terms `labels.K=V`, `name~REGEX` and
   `name=V`, joined by ` OR `; nodes named `projects/P/locations/Z/nodes/N`, instances
-  with a zone URL;
+  with a zone URL; an item's `listed` fields replace what is printed (a hostile listing);
 - `compute tpus tpu-vm ssh N --worker=I --zone=Z --dry-run`, `compute ssh N --zone=Z
   --dry-run`: the ssh command line gcloud would run, pointing at the loopback sshd, with
   a host-key alias it records in its own known-hosts file (as gcloud does);
@@ -80,14 +80,16 @@ def _list(state: dict[str, Any], words: list[str], flags: dict[str, str]) -> int
         zone = flags["zone"]
         nodes = state["tpus"].get(zone, [])
         out = [
-            n | {"name": f"projects/{state['project']}/locations/{zone}/nodes/{n['name']}"}
+            n | {"name": f"projects/{state['project']}/locations/{zone}/nodes/{n['name']}"} | n.get("listed", {})
             for n in nodes
             if _matches(n, n["name"], expression)
         ]
     else:
         zones = flags.get("zones", "").split(",")
         out = [
-            i | {"zone": f"https://www.googleapis.com/compute/v1/projects/{state['project']}/zones/{i['zone']}"}
+            i
+            | {"zone": f"https://www.googleapis.com/compute/v1/projects/{state['project']}/zones/{i['zone']}"}
+            | i.get("listed", {})
             for i in state["instances"]
             if i["zone"] in zones and _matches(i, i["name"], expression)
         ]

@@ -41,16 +41,15 @@ class FakeGcloud:
         return self.root / "argv.jsonl"
 
     @classmethod
-    def install(cls, root: Path, sshd: Sshd, project: str, zone: str) -> "FakeGcloud":
+    def install(cls, root: Path, sshd: Sshd | None, project: str, zone: str) -> "FakeGcloud":
+        """`sshd`: where its ssh answers point; None for tests that list and delete only."""
         fake = cls(root, zone)
         fake.bin_dir.mkdir(parents=True)
-        host_pub = (sshd.workdir / "host_key.pub").read_text().split()
         state = {
             "project": project,
             "tpus": {zone: []},
             "instances": [],
-            "ssh": {"user": sshd.user, "port": sshd.port, "identity_file": str(sshd.user_key),
-                    "host_key": f"{host_pub[0]} {host_pub[1]}"},
+            "ssh": _ssh_state(sshd),
             "record": str(fake.record_path),
             "hang": [],
             "delete": {},
@@ -74,14 +73,23 @@ class FakeGcloud:
     def state(self) -> dict[str, Any]:
         return dict(json.loads(self.state_path.read_text()))
 
-    def add_tpu(self, name: str, hosts: int, labels: dict[str, str], accelerator: str = "v5litepod-16") -> None:
+    def add_tpu(
+        self,
+        name: str,
+        hosts: int,
+        labels: dict[str, str],
+        accelerator: str = "v5litepod-16",
+        listed: dict[str, Any] | None = None,
+    ) -> None:
+        """`hosts=0`: no endpoints listed yet (the count comes from `accelerator`); `listed`:
+        fields printed instead of the real ones."""
         endpoints = [{"ipAddress": f"10.0.0.{i + 2}", "port": 8470} for i in range(hosts)]
         node = {"name": name, "acceleratorType": accelerator, "labels": labels, "state": "READY",
-                "networkEndpoints": endpoints}  # fmt: skip
+                "networkEndpoints": endpoints, "listed": listed or {}}  # fmt: skip
         self.update(lambda s: s["tpus"].setdefault(self.zone, []).append(node))
 
-    def add_instance(self, name: str, labels: dict[str, str]) -> None:
-        instance = {"name": name, "zone": self.zone, "labels": labels, "status": "RUNNING"}
+    def add_instance(self, name: str, labels: dict[str, str], listed: dict[str, Any] | None = None) -> None:
+        instance = {"name": name, "zone": self.zone, "labels": labels, "status": "RUNNING", "listed": listed or {}}
         self.update(lambda s: s["instances"].append(instance))
 
     def records(self) -> list[list[str]]:
@@ -94,6 +102,14 @@ class FakeGcloud:
             if str(SCRIPT) in (proc.info["cmdline"] or []):
                 found.append(proc)
         return found
+
+
+def _ssh_state(sshd: Sshd | None) -> dict[str, Any]:
+    if sshd is None:
+        return {}
+    host_pub = (sshd.workdir / "host_key.pub").read_text().split()
+    return {"user": sshd.user, "port": sshd.port, "identity_file": str(sshd.user_key),
+            "host_key": f"{host_pub[0]} {host_pub[1]}"}  # fmt: skip
 
 
 def docker_template() -> str:

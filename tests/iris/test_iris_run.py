@@ -91,6 +91,7 @@ def test_an_iris_local_run_passes_and_observes_everything(tmp_path: Path) -> Non
         request = post(url, f"{CONTROLLER}/GetJobStatus", {"jobId": launched["job"]})["request"]
         assert request["replicas"] == 4 and request["coscheduling"] == {"groupBy": "tpu-name"}, request
         assert request["resources"]["device"] == {"tpu": {"variant": "v5litepod-16", "count": 4}}, request
+        assert request["priorityBand"] == "PRIORITY_BAND_INTERACTIVE", request  # the default band
         workers: set[str] = set()
         wait_for(lambda: workers.update(_worker_ids(url)) or sup.popen.poll() is not None, RUN_EXIT_S, "the run's end")
         assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
@@ -136,6 +137,9 @@ FAILING = """
 [run]
 tests = []
 
+[suite]
+priority_band = "batch"
+
 [[tests]]
 name = "exits-one"
 argv = ["sh", "-c", "echo about to fail; echo the-last-words; exit 1"]
@@ -161,6 +165,10 @@ def test_attach_leaves_the_cluster_healthy_and_a_failing_test_shows_its_log_tail
             assert "the-last-words" in (failing.run_dir / "summary.md").read_text()
             failed_jobs = _launched(failing)
             _assert_nothing_left(failing)
+        # [suite] priority_band reached Iris: the job's own request, read back, carries it.
+        (failed_job,) = failed_jobs
+        request = post(cluster.url, f"{CONTROLLER}/GetJobStatus", {"jobId": failed_job})["request"]
+        assert request["priorityBand"] == "PRIORITY_BAND_BATCH", request
         # The cluster is still up and healthy, and none of the runs' jobs is still running.
         assert _health(cluster.url)["status"] == "ok"
         assert post(cluster.url, f"{CONTROLLER}/ListWorkers", {})["workers"]

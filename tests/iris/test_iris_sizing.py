@@ -5,12 +5,13 @@ Worker lists and autoscaler replies are written as Iris 0.2.227 sends them (List
 no process is started.
 """
 
+import dataclasses
 from typing import Any
 
-from common.controller_target import ApiKind, ControllerTarget
+from common.controller_target import ApiKind, ControllerTarget, PriorityBand
 from common.deadline import Deadline
 from workers.controller.connect_api import IrisController
-from workers.controller.model import AutoscalerStatus, GroupStatus, Worker
+from workers.controller.model import AutoscalerStatus, GroupStatus, JobRequest, Worker
 from workers.smoke_tests.parity_tests import ParitySettings, parity_tests
 from workers.smoke_tests.shape import shape_of, slices_of
 from workers.smoke_tests.suite import Accelerator, pick_accelerator, standard_tests
@@ -114,3 +115,12 @@ def test_a_slice_half_registered_without_a_declared_size_is_not_undercounted() -
     assert (found.hosts, found.hosts_declared) == (2, False)
     (offer,) = shape_of(AutoscalerStatus(groups=(group,)), workers).offers
     assert (offer.hosts_per_slice, offer.chips_per_host) == (4, 4)
+
+
+def test_every_job_is_launched_in_the_runs_priority_band_interactive_by_default() -> None:
+    """LaunchJob's `priorityBand` (Iris 0.2.227's JSON enum name): interactive unless the target says otherwise."""
+    request = JobRequest("simple", ("true",))
+    assert _iris([]).launch_body(request)["priorityBand"] == "PRIORITY_BAND_INTERACTIVE"
+    batch = dataclasses.replace(TARGET, priority_band=PriorityBand.BATCH)
+    body = IrisController(FakeConnect({}), batch, Deadline.after(60)).launch_body(request)  # type: ignore[arg-type]
+    assert body["priorityBand"] == "PRIORITY_BAND_BATCH"

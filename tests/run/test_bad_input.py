@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from supervisor.config import parse
+
 CLI_TIMEOUT_S = 60
 NOT_UTF8 = b"\xff\xfe"
 
@@ -40,6 +42,25 @@ RUN_CASES: list[tuple[str, tuple[str | bytes, ...], str, str]] = [
         "ssh.hosts[1].vm",
     ),
     ("ssh-port", (), _SSH + "[ssh]\nport = 70000\n", "ssh.port"),
+    # ssh would take `host:port` whole as a host name: refused, the fix named.
+    (
+        "ssh-address-port",
+        (),
+        _SSH + '[ssh]\nhosts = [{ vm = "a", address = "10.0.0.5:2222" }]\n',
+        "ssh.hosts[0].address: '10.0.0.5:2222' has a port; give the host alone ('10.0.0.5') and set [ssh] port = 2222",
+    ),
+    (
+        "ssh-address-v6-port",
+        (),
+        _SSH + '[ssh]\nhosts = [{ vm = "a", address = "[fd00::5]:2222" }]\n',
+        "set [ssh] port = 2222",
+    ),
+    (
+        "ssh-address-colons",
+        (),
+        _SSH + '[ssh]\nhosts = [{ vm = "a", address = "10.0.0.5:22:33" }]\n',
+        "ssh.hosts[0].address: must be a hostname or IP address",
+    ),
     ("template-unknown-field", (), _TEMPLATE + '{container} {x}"\n', "streams.remote_command"),
     ("template-positional", (), _TEMPLATE + '{} {container}"\n', "streams.remote_command"),
     ("template-unclosed", (), _TEMPLATE + '{container"\n', "streams.remote_command"),
@@ -58,6 +79,8 @@ RUN_CASES: list[tuple[str, tuple[str | bytes, ...], str, str]] = [
     ("test-name-newline", (), '[[tests]]\nname = "t\\n"\nargv = ["true"]\n', "tests[0].name"),
     ("log-dir-not-utf8", ("--log-dir", b"runs-" + NOT_UTF8), "", "--log-dir"),
     ("config-not-utf8", (), "\udcff", "--config"),
+    ("keep-iris-local", ("--cluster", "iris-local", "--keep"), "", "--keep"),
+    ("toml-keep-iris-local", (), '[cluster]\nkind = "iris-local"\nkeep = true\n', "--keep"),
 ]
 
 
@@ -93,6 +116,15 @@ def test_run_refuses_bad_input_before_anything_starts(
     assert not (tmp_path / "locks").exists(), "no lock"
 
 
+def test_keep_on_iris_local_is_refused_naming_the_fix(tmp_path: Path) -> None:
+    """An iris-local cluster cannot be kept: the one line says what to do instead (a standing Iris, attached)."""
+    done = _cli(tmp_path, "run", "--log-dir", str(tmp_path / "runs"), "--cluster", "iris-local", "--keep")
+    _assert_refused(done, "--keep")
+    err = done.stderr.decode()
+    assert "cluster start" in err and "--cluster iris --controller" in err, err
+    assert not (tmp_path / "runs").exists()
+
+
 CANARY_CASES: list[tuple[str, tuple[str | bytes, ...], str, str]] = [
     ("interval-nan", ("--interval", "nan"), "", "--interval"),
     ("interval-3000-years", ("--interval", "99999999999"), "", "--interval"),
@@ -121,3 +153,14 @@ def test_canary_refuses_bad_input_before_anything_starts(
     _assert_refused(done, field)
     assert not (tmp_path / "state").exists(), "no state directory"
     assert not list(tmp_path.glob("state-*")), "no state directory"
+
+
+ADDRESSES_KEPT = [("::1", "::1"), ("[::1]", "::1"), ("fd00::5", "fd00::5"), ("10.0.0.5", "10.0.0.5"),
+                  ("vm-a.internal", "vm-a.internal")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("address", "host"), ADDRESSES_KEPT)
+def test_a_static_ssh_address_without_a_port_is_kept_ipv6_bare(address: str, host: str) -> None:
+    """IPv6 literals keep working: bare, or in brackets (kept bare, as ssh wants its host)."""
+    config = parse({"cluster": {"kind": "ssh"}, "ssh": {"hosts": [{"vm": "a", "address": address}]}})
+    assert config.ssh.hosts[0].address == host

@@ -64,6 +64,8 @@ def test_a_full_config_parses_into_frozen_settings(tmp_path: Path) -> None:
         ({"iris": {"max_reply_bytes": 1000}}, "iris.max_reply_bytes"),
         ({"iris": {"max_reply_bytes": "32M"}}, "iris.max_reply_bytes"),
         ({"iris": {"max_log_page_bytes": 2**40}}, "iris.max_log_page_bytes"),
+        ({"suite": {"priority_band": "urgent"}}, "suite.priority_band"),
+        ({"suite": {"priority_band": "system"}}, "suite.priority_band"),
     ],
 )
 def test_bad_values_name_their_field(data: dict[str, object], field: str) -> None:
@@ -133,3 +135,23 @@ def test_the_reply_caps_reach_every_child_that_reads_a_reply(tmp_path: Path) -> 
     transport = run._transport({"vm": "c", "role": "controller"})
     assert isinstance(transport, IrisLogTransport) and transport.max_page_bytes == 65536
     assert "--max-page-bytes=65536" in transport.argv(VmHost("c", 0, Role.CONTROLLER, "c"), "", None, 5)
+
+
+@pytest.mark.parametrize("prefix", ["$CREDENTIALS_DIRECTORY/", "${CREDENTIALS_DIRECTORY}/"])
+def test_a_token_file_in_the_units_credentials_directory_is_expanded_once(
+    monkeypatch: pytest.MonkeyPatch, prefix: str
+) -> None:
+    """systemd hands a unit's credentials (LoadCredential=) in $CREDENTIALS_DIRECTORY: a leading
+    `$CREDENTIALS_DIRECTORY/` in iris.token_file (or ssh.identity_file) is that directory."""
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", "/run/credentials/iris-smoke-canary@prod.service")
+    config = parse({"iris": {"token_file": f"{prefix}iris-token"}, "ssh": {"identity_file": f"{prefix}ssh-key"}})
+    assert config.iris.token_file == "/run/credentials/iris-smoke-canary@prod.service/iris-token"
+    assert config.ssh.transport.identity_file == "/run/credentials/iris-smoke-canary@prod.service/ssh-key"
+    # Only a leading one, and nothing else is expanded: any other `$` stays as written.
+    assert parse({"iris": {"token_file": "/etc/$HOME/t"}}).iris.token_file == "/etc/$HOME/t"
+
+
+def test_a_credentials_path_without_credentials_directory_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    with pytest.raises(ConfigError, match=r"^iris\.token_file: .*CREDENTIALS_DIRECTORY is not set"):
+        parse({"iris": {"token_file": "$CREDENTIALS_DIRECTORY/iris-token"}})

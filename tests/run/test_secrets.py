@@ -1,6 +1,7 @@
 """A token this run holds reaches no log line, no message to the supervisor and no run file, even when
 a controller quotes it back in an error (a misconfigured proxy echoing the request's headers)."""
 
+import uuid
 from pathlib import Path
 
 from tests.helpers.http_stub import Stub, serving
@@ -24,15 +25,16 @@ class EchoingController(Stub):
 
 
 def test_a_token_quoted_back_by_the_controller_is_redacted_everywhere(tmp_path: Path) -> None:
+    run_id = f"secret-{uuid.uuid4().hex[:8]}"  # its own prefix lock, whatever else runs beside it
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     token_file.chmod(0o600)
     config = tmp_path / "run.toml"
     config.write_text(f'[iris]\ntoken_file = "{token_file}"\n')
     with serving(EchoingController) as url:
-        argv = run_argv("echo", tmp_path / "runs", "--cluster", "iris", "--controller", url, "--config", str(config),
+        argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", url, "--config", str(config),
                         "--tests", "simple", "--timeout", "30", "--discovery-interval", "1")  # fmt: skip
-        with started(argv, tmp_path, "echo") as sup:
+        with started(argv, tmp_path, run_id) as sup:
             code = sup.wait_exit(RUN_EXIT_S)
             output = sup.output.read_text()
     assert code != 0, output[-2000:]

@@ -1,5 +1,6 @@
 """`iris-smoke run` end to end against the embedded local cluster: real processes throughout."""
 
+import contextlib
 import json
 import os
 import re
@@ -145,17 +146,21 @@ def test_sigterm_during_cluster_start_and_during_tests_is_clean(tmp_path: Path) 
         _assert_nothing_left(sup)
 
 
-def test_keep_then_attach_reuses_the_cluster_and_touches_nothing(tmp_path: Path) -> None:
+def test_keep_then_attach_reuses_the_cluster_and_its_printed_stop_command_stops_it(tmp_path: Path) -> None:
+    """`--keep` says what it left (results.json `cluster.kept`), and both printed commands work:
+    the attach run passes on the kept cluster and stops nothing; the stop command ends it."""
     argv = run_argv("keeper", tmp_path / "runs", "--keep", "--tests", "simple", "--prefix", "kept")
     kept: list[psutil.Process] = []
     try:
         with started(argv, tmp_path, "keeper") as sup:
             assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
             hint = sup.output.read_text()
-            address = re.search(r"--controller (\S+)", hint)
-            assert address, hint
+            address, stop = re.search(r"--controller (\S+)", hint), re.search(r"stop it: +(.+)", hint)
+            assert address and stop, hint
             kept = processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", "kept")
             assert kept, "the local cluster outlived the run"
+            cluster = sup.results()["cluster"]
+            assert cluster["kept"] is True and cluster["pid"] in {p.pid for p in kept}, cluster
             assert sup.results()["processes"]["leaked"] == 0
         attach = run_argv("attacher", tmp_path / "runs", "--controller", address.group(1), "--tests", "simple")
         with started(attach, tmp_path, "attacher") as second:
@@ -163,11 +168,30 @@ def test_keep_then_attach_reuses_the_cluster_and_touches_nothing(tmp_path: Path)
             assert second.results()["cluster"]["mode"] == "attach"
             assert not second.find("cluster_stopped")
             assert all(p.is_running() for p in kept), "attaching stopped nothing"
+        subprocess.run(stop.group(1), shell=True, check=True, timeout=10)
+        wait_for(lambda: not processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", "kept"), 15, "the printed stop command")
     finally:
-        for proc in kept:
-            if proc.name() != "sleep" and "local_cluster --state-dir" in " ".join(proc.cmdline()):
-                os.kill(proc.pid, signal.SIGTERM)
-        wait_for(lambda: not processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", "kept"), 15, "kept cluster to stop")
+        for proc in processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", "kept"):
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(kept, timeout=15)  # reaps those re-parented to this test process (a subreaper)
+
+
+def test_keep_with_a_cluster_that_never_became_ready_leaves_nothing_and_says_so(tmp_path: Path) -> None:
+    """A kept cluster that did not come up within --boot-timeout is stopped like any other: no
+    process of it stays, results.json says `kept: false`, and no reattach command is printed."""
+    argv = run_argv("keep-noboot", tmp_path / "runs", "--keep", "--boot-timeout", "0.01", "--prefix", "kept-noboot")
+    try:
+        with started(argv, tmp_path, "keep-noboot") as sup:
+            assert sup.wait_exit(RUN_EXIT_S) == 3, sup.output.read_text()[-3000:]
+            assert sup.results()["cluster"]["kept"] is False
+            output = sup.output.read_text()
+            assert "--controller" not in output and "nothing was left running" in output, output
+            wait_for(lambda: not processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", "kept-noboot"), 10, "no kept cluster")
+    finally:
+        for proc in processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", "kept-noboot"):
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
 
 
 def test_a_config_error_exits_2_naming_the_field(tmp_path: Path) -> None:

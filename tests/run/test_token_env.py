@@ -109,3 +109,38 @@ def test_a_bearer_token_over_plain_http_to_another_host_is_refused(
         allowed = subprocess.run([sys.executable, "-m", "supervisor", "run", "--check-config", *argv],
                                  capture_output=True, text=True, timeout=EXIT_S, cwd=REPO_ROOT)  # fmt: skip
         assert allowed.returncode == 0, allowed
+
+
+def _check_config(tmp_path: Path, token_file: str, credentials: Path) -> "subprocess.CompletedProcess[str]":
+    config = tmp_path / "run.toml"
+    config.write_text(f'[iris]\ntoken_file = "{token_file}"\n')
+    argv = [sys.executable, "-m", "supervisor", "run", "--check-config", "--cluster", "iris",
+            "--controller", "http://127.0.0.1:9", "--config", str(config)]  # fmt: skip
+    env = {**os.environ, "CREDENTIALS_DIRECTORY": str(credentials)}
+    return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=EXIT_S, check=False)
+
+
+def test_a_token_systemd_put_in_the_units_credentials_directory_is_accepted_as_it_made_it(tmp_path: Path) -> None:
+    """systemd writes a credential 0400 and gives the unit's user read access by an ACL where it
+    can (the file stays root's: `nobody` under PrivateUsers=, mode 0440 with the ACL's mask). In
+    $CREDENTIALS_DIRECTORY that is accepted; the token must still be one line; the same file
+    anywhere else is refused, as any token file of another user is."""
+    credentials = tmp_path / "credentials"
+    credentials.mkdir(mode=0o500)
+    token = credentials / "iris-token"
+    token.write_text("secret-value\n")
+    token.chmod(0o440)
+    os.chown(token, 65534, 65534)
+    done = _check_config(tmp_path, "$CREDENTIALS_DIRECTORY/iris-token", credentials)
+    assert done.returncode == 0, done.stderr
+    assert '"token_file": "' + str(token) in done.stdout and "secret-value" not in done.stdout
+    elsewhere = tmp_path / "iris-token"
+    elsewhere.write_text("secret-value\n")
+    elsewhere.chmod(0o440)
+    os.chown(elsewhere, 65534, 65534)
+    refused = _check_config(tmp_path, str(elsewhere), credentials)
+    assert refused.returncode == 2 and "chown" in refused.stderr, refused.stderr
+    token.chmod(0o640)
+    token.write_text("secret-value-1\nsecret-value-2\n")
+    two_lines = _check_config(tmp_path, "$CREDENTIALS_DIRECTORY/iris-token", credentials)
+    assert two_lines.returncode == 2 and "more than one line" in two_lines.stderr, two_lines.stderr

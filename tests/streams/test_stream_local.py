@@ -27,6 +27,10 @@ from workers.stream.spec import StreamSpec
 from workers.transports import SshTransport
 
 MAX_RSS_BYTES = 60 * 1024 * 1024
+HUGE_LINE_BYTES = 64 * 1024 * 1024
+# Generous for a loaded machine: about 1 s idle; the old pause after small reads made it
+# more than 30 s (a pipe's worth, 1 MiB, per 0.5 s pause).
+HUGE_LINE_DRAIN_S = 15.0
 
 
 def stream_args(state: Path, **extra: Any) -> StreamSpec:
@@ -163,3 +167,26 @@ def test_a_50mb_line_keeps_memory_bounded(tmp_path: Path) -> None:
     assert recs[2]["line"] == "after"
     assert stats["bytes"] > 50 * 1024 * 1024 and stats["truncated_lines"] == 1
     assert rss.peak < MAX_RSS_BYTES, f"peak RSS {rss.peak / 2**20:.1f} MiB"
+
+
+def test_a_64_mib_line_in_small_writes_drains_at_read_speed(tmp_path: Path) -> None:
+    """The rest of an over-long line is never paused for coalescing: in 8 KiB writes it
+    drained at a pipe's worth per 0.5 s pause (64 MiB: over 30 s), and the line after it waited."""
+    state, out = tmp_path / "state", tmp_path / "run" / "logs" / "vms" / "vm-1.jsonl"
+    state.mkdir()
+    log = state / "iris-worker.log"
+    log.write_bytes(ts(0) + b" " + b"x" * (HUGE_LINE_BYTES - len(ts(0)) - 1) + b"\n" + ts(1) + b" after\n")
+    # 8 KiB writes paced like a network's: each read finds a piece or two, under 16 KiB.
+    transport = local_transport(state, "--write-bytes", "8192", "--write-pause-s", "0.0001")
+    with ChildProcess(tmp_path / "run", stream_spec(transport, backoff=FAST_BACKOFF)) as child:
+        child.wait_message(Kind.READY, 10)
+        started = time.monotonic()
+        wait_for(lambda: count_lines(out) == 2, HUGE_LINE_DRAIN_S, "the line after the 64 MiB one")
+        elapsed = time.monotonic() - started
+        child.stop()
+        stats = child.wait_message(Kind.STATS, 1).body
+    recs = read_records(out)
+    assert recs[0]["truncated"] is True and len(recs[0]["line"]) == 65536 - 31
+    assert recs[1]["line"] == "after" and stats["truncated_lines"] == 1
+    assert stats["bytes"] >= HUGE_LINE_BYTES, stats
+    print(f"64 MiB line drained in {elapsed:.2f} s")

@@ -14,7 +14,7 @@ from common.controller_target import ApiKind, ControllerTarget
 from common.deadline import Deadline
 from workers.controller.connect_api import IrisController
 from workers.controller.connect_http import MISSING_METHOD, ConnectClient
-from workers.controller.model import ApiMismatch, ErrorCode, JobState
+from workers.controller.model import ApiMismatch, ErrorCode, JobState, TaskState, task_finished
 
 ROOT = "/shape/"
 ATTRIBUTES = {"tpu-name": {"stringValue": "s"}, "tpu-vm-count": {"intValue": "4"}}
@@ -205,3 +205,14 @@ def test_absent_and_null_optional_fields_keep_their_defaults() -> None:
     assert iris.list_jobs() == [] and iris.list_tasks("/shape/x") == []
     status = iris.autoscaler()
     assert status.groups[0].device == "cpu" and status.unmet == () and status.current_demand == 0
+
+
+def test_every_task_state_of_iris_0_2_227_is_known_and_missing_is_not_an_end() -> None:
+    """Iris 0.2.227's task states (iris/rpc/job.proto) each map to a state of ours, never `unspecified`;
+    MISSING (12, a reconcile sentinel: Iris re-queues the task) is not a finished task."""
+    iris_states = ["PENDING", "BUILDING", "RUNNING", "SUCCEEDED", "FAILED", "KILLED", "WORKER_FAILED",
+                   "UNSCHEDULABLE", "ASSIGNED", "PREEMPTED", "COSCHED_FAILED", "MISSING"]  # fmt: skip
+    tasks = [{**TASK, "taskId": f"{ROOT}simple/{i}", "state": f"TASK_STATE_{s}"} for i, s in enumerate(iris_states)]
+    read = _iris({LIST_TASKS: {"tasks": tasks}}).list_tasks(JOB["jobId"])
+    assert [t.state.name for t in read] == iris_states
+    assert TaskState.MISSING.value == "missing" and not task_finished(TaskState.MISSING)

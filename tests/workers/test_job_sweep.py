@@ -1,23 +1,35 @@
 """The tests child's last sweep on the embedded cluster: however it ends, every job under the
 run's root is terminated and seen to end, tasks included, and nobody else's job is touched."""
 
+import dataclasses
+import signal
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from common.messages import Kind
+from common.processes import signal_group
+from local_cluster import private_socket
 from supervisor import smoke
 from supervisor.arbiter import STOP_GRACE_S
 from supervisor.canary.budgets import STOP_MARGIN_S
 from supervisor.canary.config import DEFAULT_CLEANUP_BUDGET_S
+from tests.helpers.cluster import running_local_cluster
 from tests.helpers.forked import ForkedChild, forked_child, run_to_end
-from tests.workers.conftest import embedded, launch_jobs
+from tests.helpers.waiting import wait_for
+from tests.workers.conftest import FAST_CONFIG, embedded, launch_jobs
 from tests.workers.probe_args import ProbeArgs, as_custom_test
 from workers import child_args
 from workers.child_args import TESTS_CHILD_GRACE_S, SuiteArgs
 
 ENDED = {"succeeded", "failed", "killed", "worker_failed", "unschedulable", "preempted", "cosched_failed"}
 SLEEPER = {"argv": ["sh", "-c", "echo started; sleep 60"], "device": "cpu"}
+# A sweep that gives up on a gone controller: a round of failed calls, the probe, the report;
+# far below its 4 s budget (what it spent retrying before it knew).
+SWEEP_GONE_EXIT_S = 2.0
 
 
 def _root(name: str) -> str:
@@ -89,3 +101,34 @@ def test_the_stop_budgets_nest_around_the_sweep() -> None:
     assert child_args.TESTS_CHILD_GRACE_S < smoke.CLUSTER_EXTRA_S
     ordered_stop = smoke.TESTS_STOP_GRACE_S + STOP_GRACE_S + smoke.STREAM_DRAIN_BUDGET_S + STOP_GRACE_S
     assert ordered_stop + smoke.IRIS_STOP_GRACE_S + STOP_MARGIN_S < DEFAULT_CLEANUP_BUDGET_S
+
+
+def _kill_cluster(popen: "subprocess.Popen[bytes]", address: str, how: str) -> None:
+    """SIGKILL the cluster's group (its socket file stays: connections are refused), and for
+    `socket_gone` remove the socket too (as the cluster's own clean exit does)."""
+    signal_group(popen.pid, signal.SIGKILL)
+    popen.wait(timeout=5)
+    if how == "socket_gone":
+        private_socket.socket_of(address).unlink()
+
+
+@pytest.mark.parametrize("how", ["refused", "socket_gone"])
+def test_a_controller_known_gone_ends_the_sweep_at_once(tmp_path: Path, how: str) -> None:
+    """The run's own cluster is gone (its socket missing, or refusing connections, as after the
+    supervisor was SIGKILLed): the sweep does not spend its budget retrying; it says why and ends."""
+    root = _root("gone")
+    with running_local_cluster(tmp_path, FAST_CONFIG) as (address, _state_dir, popen):
+        args = dataclasses.replace(_args(address, root, [{"name": "sleeper", **SLEEPER}]), cluster_owned=True)
+        with forked_child(
+            "workers.smoke_tests:main", args, tmp_path / "run", name="tests", grace_s=TESTS_CHILD_GRACE_S
+        ) as child:
+            child.wait_message(Kind.READY, timeout_s=4)
+            wait_for(lambda: child.events("job_launched"), 10, "the sleeper's launch")
+            _kill_cluster(popen, address, how)
+            child.stop()
+            assert child.reap(TESTS_CHILD_GRACE_S + 1) is not None, child.events_tail()
+            assert child.stop_to_exit_s is not None and child.stop_to_exit_s < SWEEP_GONE_EXIT_S, child.events_tail()
+    (skipped,) = child.events("sweep_skipped")
+    assert skipped["reason"] == "controller_gone" and skipped["unconfirmed"] == 1, skipped
+    (unconfirmed,) = _confirmed(child)["unconfirmed"]
+    assert unconfirmed.startswith(f"{root}-sleeper"), unconfirmed

@@ -216,6 +216,9 @@ class IrisController:
             "replicas": request.replicas,
             "entrypoint": {"runCommand": {"argv": list(argv)}},
             "resources": resources,
+            # Explicit, not INHERIT: Iris resolves a root job's INHERIT to interactive, but
+            # the run says which band it measures.
+            "priorityBand": self.target.priority_band.wire,
         }
         if self.target.run_id:
             body["environment"] = {"envVars": {JOB_RUN_ID_ENV: self.target.run_id}}

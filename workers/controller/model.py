@@ -41,7 +41,8 @@ _JOB_FINISHED = frozenset(
 )
 FAILED_TASK_STATES = frozenset({TaskState.FAILED, TaskState.WORKER_FAILED})
 # As Iris's TERMINAL_TASK_STATES (iris/resources/state.py): preempted counts, since a task of
-# a finished job is not retried.
+# a finished job is not retried. MISSING (Iris 0.2.227: a worker lost the attempt's spec) is
+# not an end: Iris re-queues the task under a fresh attempt.
 _TASK_FINISHED = frozenset(
     {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.KILLED, TaskState.WORKER_FAILED, TaskState.UNSCHEDULABLE,
      TaskState.PREEMPTED, TaskState.COSCHED_FAILED}

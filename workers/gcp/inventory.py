@@ -9,6 +9,13 @@ A slice's host count is the number of its network endpoints (one per TPU VM host
 slice still being created may not list them yet, so then it comes from its accelerator
 type: `v5litepod-N`/`v6e-N` count chips (4 per host above 8 chips, else one host),
 `v2/v3/v4/v5p-N` count TensorCores (8 per host).
+
+Names and zones reach a `gcloud … delete NAME --zone=Z` argv, so each is validated whole
+before anything is taken from it: a TPU's `name` is `projects/P/locations/Z/nodes/N` (Z the
+zone listed) or a bare name, an instance's `zone` is its zone URL or a bare zone, one of
+the configured zones. Cutting at the last `/` first made `nodes/../../etc` a delete of
+`etc`. A slice of more than MAX_HOSTS_PER_VM hosts is not streamed (`slice_oversized`),
+but it is listed, so that cleanup deletes it.
 """
 
 import enum
@@ -19,9 +26,16 @@ from typing import Any
 
 from workers.gcp.gcloud import Gcloud, GcloudFailed
 from workers.gcp.settings import GcpSettings
-from workers.hosts import MAX_HOSTS_PER_VM, HostileNameError, validate_name
+from workers.hosts import MAX_HOSTS_PER_VM, HostileNameError, Refusal, validate_name
 
 _ACCELERATOR = re.compile(r"(v[0-9]+[a-z]*|v5litepod)-([0-9]+)", re.ASCII)
+# Segments are anything but "/"; each is then checked against its own pattern.
+_NODE_PATH = re.compile(r"projects/([^/]+)/locations/([^/]+)/nodes/([^/]+)", re.ASCII)
+_ZONE_URL = re.compile(
+    r"(?:https://(?:www|compute)\.googleapis\.com/compute/(?:v1|beta|alpha)/)?projects/([^/]+)/zones/([^/]+)", re.ASCII
+)
+# Project ids, project numbers and domain-scoped ids (`example.com:proj`).
+_PROJECT = re.compile(r"[a-z0-9][a-z0-9.:-]{0,62}", re.ASCII)
 _CHIP_COUNTED = frozenset({"v5litepod", "v5e", "v6e"})
 
 
@@ -51,6 +65,8 @@ class Inventory:
     slices: tuple[Resource, ...]
     instances: tuple[Resource, ...]
     settings: GcpSettings
+    # Slices of more than MAX_HOSTS_PER_VM hosts: never streamed, still deleted.
+    oversized: tuple[Resource, ...] = ()
 
     def is_controller(self, resource: Resource) -> bool:
         s = self.settings
@@ -65,7 +81,7 @@ class Inventory:
         return [r for r in self.instances if not self.is_controller(r)]
 
     def everything(self) -> list[Resource]:
-        return [*self.slices, *self.instances]
+        return [*self.slices, *self.oversized, *self.instances]
 
 
 class TooManyControllers(Exception):
@@ -97,9 +113,14 @@ def list_inventory(gcloud: Gcloud, settings: GcpSettings, log: Any) -> Inventory
     for result in results:
         if not result.ok:
             raise GcloudFailed(result, "listing")
-    slices = [_tpu(item, zone, log) for zone, r in zip(settings.zones, results, strict=False) for item in _items(r)]
-    instances = [_instance(item, log) for item in _items(results[-1])]
-    return Inventory(tuple(r for r in slices if r is not None), tuple(r for r in instances if r is not None), settings)
+    listed = [_tpu(item, zone, log) for zone, r in zip(settings.zones, results, strict=False) for item in _items(r)]
+    slices = [r for r in listed if r is not None]
+    instances = [r for r in (_instance(item, settings, log) for item in _items(results[-1])) if r is not None]
+    oversized = [r for r in slices if r.hosts > MAX_HOSTS_PER_VM]
+    for r in oversized:
+        log.warning("slice_oversized", vm=r.name, zone=r.zone, hosts=r.hosts, max_hosts=MAX_HOSTS_PER_VM)
+    fit = tuple(r for r in slices if r.hosts <= MAX_HOSTS_PER_VM)
+    return Inventory(fit, tuple(instances), settings, tuple(oversized))
 
 
 def _items(result: Any) -> list[dict[str, Any]]:
@@ -112,8 +133,30 @@ def _items(result: Any) -> list[dict[str, Any]]:
     return items
 
 
-def _last(path: object) -> str:
-    return str(path or "").rstrip("/").rsplit("/", 1)[-1]
+def tpu_name(value: object, zone: str) -> str:
+    """A TPU's name from its whole `name` field: `projects/P/locations/<zone>/nodes/N` or `N`."""
+    if not isinstance(value, str) or "/" not in value:
+        return validate_name("tpu name", value)
+    match = _NODE_PATH.fullmatch(value)
+    if match is None or _PROJECT.fullmatch(match.group(1)) is None:
+        raise HostileNameError("tpu name", value, Refusal.NOT_A_RESOURCE_PATH)
+    if match.group(2) != zone:
+        raise HostileNameError("tpu name", value, Refusal.ZONE_NOT_LISTED)
+    return validate_name("tpu name", match.group(3))
+
+
+def instance_zone(value: object, zones: tuple[str, ...]) -> str:
+    """An instance's zone from its whole `zone` field (its URL, or a bare zone): one of `zones`."""
+    zone = value
+    if isinstance(value, str) and "/" in value:
+        match = _ZONE_URL.fullmatch(value)
+        if match is None or _PROJECT.fullmatch(match.group(1)) is None:
+            raise HostileNameError("zone", value, Refusal.NOT_A_RESOURCE_PATH)
+        zone = match.group(2)
+    validate_name("zone", zone)
+    if zone not in zones:
+        raise HostileNameError("zone", value, Refusal.ZONE_NOT_LISTED)
+    return str(zone)
 
 
 def _labels(item: dict[str, Any]) -> dict[str, str]:
@@ -123,32 +166,33 @@ def _labels(item: dict[str, Any]) -> dict[str, str]:
 
 def _tpu(item: dict[str, Any], zone: str, log: Any) -> Resource | None:
     try:
-        name = validate_name("tpu name", _last(item.get("name")))
-        return Resource(ResourceKind.TPU, name, validate_name("zone", zone), _slice_hosts(item), _labels(item))
+        name = tpu_name(item.get("name"), validate_name("zone", zone))
+        return Resource(ResourceKind.TPU, name, zone, _slice_hosts(item), _labels(item))
     except HostileNameError as exc:
-        log.warning("hostile_name_rejected", field=exc.field, value=repr(exc.value)[:100])
+        _rejected(log, exc)
         return None
 
 
-def _instance(item: dict[str, Any], log: Any) -> Resource | None:
+def _instance(item: dict[str, Any], settings: GcpSettings, log: Any) -> Resource | None:
     try:
-        name = validate_name("instance name", _last(item.get("name")))
-        zone = validate_name("zone", _last(item.get("zone")))
+        name = validate_name("instance name", item.get("name"))
+        zone = instance_zone(item.get("zone"), settings.zones)
         return Resource(ResourceKind.INSTANCE, name, zone, 1, _labels(item))
     except HostileNameError as exc:
-        log.warning("hostile_name_rejected", field=exc.field, value=repr(exc.value)[:100])
+        _rejected(log, exc)
         return None
+
+
+def _rejected(log: Any, exc: HostileNameError) -> None:
+    log.warning("hostile_name_rejected", field=exc.field, value=repr(exc.value)[:100], reason=exc.reason)
 
 
 def _slice_hosts(item: dict[str, Any]) -> int:
+    """Its host count: at least one; above MAX_HOSTS_PER_VM it is kept, for cleanup."""
     endpoints = item.get("networkEndpoints")
     if isinstance(endpoints, list) and endpoints:
-        hosts = len(endpoints)
-    else:
-        hosts = hosts_of_type(str(item.get("acceleratorType", "")))
-    if not 1 <= hosts <= MAX_HOSTS_PER_VM:
-        raise HostileNameError("tpu hosts", hosts)
-    return hosts
+        return len(endpoints)
+    return hosts_of_type(str(item.get("acceleratorType", "")))
 
 
 def hosts_of_type(accelerator_type: str) -> int:

@@ -12,6 +12,11 @@ Why poll after terminating: Iris marks a terminated job KILLED at once but stops
 on a later tick (its worker reconciles); a job counts as confirmed only when it is
 finished and every one of its tasks is too.
 
+A controller known gone (`workers.controller.gone`: the run's own cluster refusing
+connections, an embedded cluster's socket missing, as after the supervisor was SIGKILLed and
+took the cluster with it) ends the sweep at once: `sweep_skipped{reason=controller_gone}`,
+its jobs reported unconfirmed, instead of the whole budget spent retrying.
+
 Time: the sweep has its own budget (`SuiteArgs.sweep_budget_s`), never the run's
 deadline, which is gone when the deadline is what stopped us. It is cut short so that the
 runtime's hard exit (the alarm, `workers.runtime`) still leaves TESTS_REPORT_S for the last
@@ -19,6 +24,7 @@ messages. Its calls go over a connection of their own whose deadline is the swee
 so each call is capped by what is left of the budget.
 """
 
+import enum
 import logging
 import signal
 import time
@@ -30,12 +36,19 @@ from common.deadline import Deadline
 from common.messages import Kind
 from workers.child_args import TESTS_REPORT_S, SuiteArgs
 from workers.controller.api import Controller, open_controller
+from workers.controller.gone import gone_reason
 from workers.controller.model import ControllerError, ErrorCode, Job, JobState, job_finished, task_finished
 from workers.runtime import ChildContext
 
 SWEEP_POLL_S = 0.2
 # Even a sweep with no time left sends its TerminateJobs: a call that may land beats none.
 MIN_SWEEP_S = 0.05
+
+
+class SweepSkip(enum.StrEnum):
+    """Why a sweep ended before its jobs were confirmed and before its budget ran out."""
+
+    CONTROLLER_GONE = "controller_gone"
 
 
 @dataclass
@@ -49,9 +62,12 @@ class JobSweep:
     jobs: dict[str, Job] = field(default_factory=dict)
     terminated: set[str] = field(default_factory=set)
     confirmed: set[str] = field(default_factory=set)
+    # A call of the last round failed `unavailable`: worth asking whether the controller is gone.
+    unavailable: bool = False
 
     def round(self) -> bool:
         """List, terminate what is unfinished, check the tasks of what has finished; True when all are confirmed."""
+        self.unavailable = False
         self._list()
         self._terminate([j for j, s in sorted(self.states.items()) if not job_finished(s) and j not in self.terminated])
         for job_id in sorted(j for j, s in self.states.items() if job_finished(s) and j not in self.confirmed):
@@ -64,6 +80,7 @@ class JobSweep:
             listing = self.controller.list_jobs()
         except ControllerError as exc:
             self.log.warning("sweep_list_failed", code=exc.code, details=exc.details)
+            self._failed(exc.code)
             return
         listed = {j.job_id: j for j in listing}
         # A job we launched that the controller no longer lists cannot be running.
@@ -82,13 +99,18 @@ class JobSweep:
                 self.confirmed.add(job_id)  # gone from the controller between its listing and our call
             else:
                 self.log.warning("job_terminate_failed", job=job_id, code=error.code, details=error.details)
+                self._failed(error.code)
 
     def _tasks_ended(self, job_id: str) -> bool:
         try:
             return all(task_finished(t.state) for t in self.controller.list_tasks(job_id))
         except ControllerError as exc:
             self.log.warning("sweep_list_tasks_failed", job=job_id, code=exc.code, details=exc.details)
+            self._failed(exc.code)
             return False
+
+    def _failed(self, code: ErrorCode) -> None:
+        self.unavailable |= code is ErrorCode.UNAVAILABLE
 
     @property
     def unconfirmed(self) -> list[str]:
@@ -115,6 +137,11 @@ def sweep(ctx: ChildContext, known: Mapping[str, JobState]) -> JobSweep:
     with open_controller(args.target, ends, args.call_limit_s) as controller:
         state = JobSweep(controller, ends, {j: s for j, s in known.items() if args.target.owns(j)}, ctx.log)
         while not state.round() and not ends.expired():
+            gone = gone_reason(args.target, args.cluster_owned) if state.unavailable else ""
+            if gone:
+                ctx.log.warning("sweep_skipped", reason=SweepSkip.CONTROLLER_GONE, detail=gone,
+                                unconfirmed=len(state.unconfirmed))  # fmt: skip
+                break
             time.sleep(ends.cap(SWEEP_POLL_S))
     return state
 

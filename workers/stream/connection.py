@@ -37,8 +37,11 @@ class Connection:
     delivered: bool = False
 
     @classmethod
-    def start(cls, groups: ProcessGroups, argv: Sequence[str], chunk_bytes: int) -> "Connection":
-        proc = groups.start(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    def start(
+        cls, groups: ProcessGroups, argv: Sequence[str], chunk_bytes: int, keep_secrets: frozenset[str] = frozenset()
+    ) -> "Connection":
+        pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        proc = groups.start(argv, keep_secrets, **pipes)
         conn = cls(proc, time.monotonic(), chunk_bytes)
         _grow_pipe(conn.out_fd, chunk_bytes)
         return conn

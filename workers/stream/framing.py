@@ -30,6 +30,11 @@ class LineFramer:
     def pending_bytes(self) -> int:
         return len(self._partial)
 
+    @property
+    def discarding(self) -> bool:
+        """Inside an over-long line: what arrives until its newline is dropped."""
+        return self._discarding
+
     def feed(self, chunk: bytes) -> list[Segment]:
         out: list[Segment] = []
         start = 0
