@@ -12,6 +12,7 @@ Each `--mode` makes METHOD (`iris.cluster.ControllerService/ListWorkers`, or `he
   big-worker-id the reply as it would be, its first worker's `tpu-worker-id` 1e20
   big-epoch     the reply as it would be (ListJobs), with one more job submitted at epochMs 1e17
   fail          HTTP 500 with a proxy's HTML page, every time
+  gzip-bomb     200, `Content-Encoding: gzip` unasked for: 10 KB that inflate to 10 MB
 Every other call goes to `--upstream` (a real Iris, forwarded as tests/helpers/connect_proxy.py
 does), or without one is answered by a minimal Iris of its own: `/health` ok, one healthy
 CPU worker, no jobs, no autoscaler, no endpoint registry (404), empty log pages.
@@ -23,6 +24,7 @@ lasts HANG_S at most. SIGTERM ends it. A test starts one with `running(...)`.
 import argparse
 import contextlib
 import copy
+import gzip
 import http.server
 import json
 import select
@@ -47,6 +49,7 @@ READY_S = 10.0
 UPSTREAM_TIMEOUT_S = 30.0
 HUGE_BYTES = 100 * 1000 * 1000
 DEEP_LEVELS = 100_000
+BOMB_BYTES = 10 * 1000 * 1000
 DRIP_S = 1.0
 BIG_INT = "100000000000000000000"  # 1e20: wider than int64
 BIG_EPOCH_MS = "100000000000000000"  # 1e17 ms: the year 3170843
@@ -73,7 +76,7 @@ WORKER: dict[str, Any] = {
     "backendId": "default",
     "scaleGroup": "cpu",
 }  # fmt: skip
-MODES = ("endless", "drip", "drip-headers", "huge", "deep", "big-worker-id", "big-epoch", "fail")
+MODES = ("endless", "drip", "drip-headers", "huge", "deep", "big-worker-id", "big-epoch", "fail", "gzip-bomb")
 
 
 def own_answer(method: str, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
@@ -123,7 +126,7 @@ def handler(modes: dict[str, str], upstream: str) -> type[http.server.BaseHTTPRe
             """Answer as METHOD's hostile mode says, if it has one."""
             hostile: dict[str, Callable[[], None]] = {
                 "endless": self._endless, "drip": self._drip, "drip-headers": self._drip_headers,
-                "huge": self._huge, "deep": self._deep, "fail": self._fail,
+                "huge": self._huge, "deep": self._deep, "fail": self._fail, "gzip-bomb": self._gzip_bomb,
             }  # fmt: skip
             answer = hostile.get(modes.get(method, ""))
             if answer is None:
@@ -203,6 +206,15 @@ def handler(modes: dict[str, str], upstream: str) -> type[http.server.BaseHTTPRe
                 yield b"]}"
 
             self._chunked(workers())
+
+        def _gzip_bomb(self) -> None:
+            body = gzip.compress(b'{"workers": [' + b" " * BOMB_BYTES + b"]}")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def _fail(self) -> None:
             self._answer(500, b"<html><body>502 Bad Gateway, or so</body></html>", "text/html")

@@ -76,3 +76,11 @@ def test_json_nested_past_orjsons_limit_is_an_api_mismatch() -> None:
     with _failed_call("deep") as (error, _):
         assert isinstance(error, ApiMismatch) and error.field == "<body>", error
         assert "not JSON" in error.details and "depth" in error.details, error.details
+
+
+def test_a_body_compressed_unasked_is_never_inflated() -> None:
+    """`Content-Encoding: gzip` we did not ask for: 10 KB that would inflate to 10 MB (over the cap) are read as
+    they are (under the cap) and are not JSON, never decompressed into memory."""
+    with _failed_call("gzip-bomb") as (error, took_s):
+        assert isinstance(error, ApiMismatch) and error.field == "<body>", error
+        assert took_s < CALL_S, took_s
