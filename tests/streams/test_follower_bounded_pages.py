@@ -4,11 +4,9 @@ not finished in time) ends it BROKEN_REPLY with the report on stderr, and the st
 sends the report (`reply_too_large` / `controller_timeout`) once, which ends the run.
 """
 
-import http.server
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 from common.messages import Kind
 from tests.helpers.forked_child import REPO_ROOT, ChildProcess
 from tests.helpers.hostile_controller import running
+from tests.helpers.http_stub import Stub, serving
 from tests.streams.conftest import FAST_BACKOFF
 from workers.hosts import Role, VmHost
 from workers.stream.follower_exit import BROKEN_REPLY_PREFIX, FollowerExit, parse_mismatch
@@ -31,47 +30,29 @@ CAP = 256 * 1024
 LINE = "x" * 4000  # 1000 of them: a 4 MB page; 62 of them fit the cap
 
 
-class _FatLines(http.server.BaseHTTPRequestHandler):
+class _FatLines(Stub):
     """A log service whose rows are 4 KB each: it answers as many as asked for, after the cursor."""
 
-    protocol_version = "HTTP/1.1"
     rows = 200
     asked: ClassVar[list[int]] = []
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        body = json.loads(self.body())
         if self.path != f"/{FETCH_LOGS}":
-            return self._answer(404, b"not found")
+            return self.answer(404, b"not found")
         self.asked.append(int(body["maxLines"]))
         first = int(body.get("cursor", "0")) + 1
         seqs = range(first, min(self.rows, first + int(body["maxLines"]) - 1) + 1)
         entries = [{"seq": str(s), "timestamp": {"epochMs": "1796545173013"}, "data": LINE} for s in seqs]
-        return self._answer(
-            200, json.dumps({"entries": entries, "cursor": str(seqs[-1] if seqs else first - 1)}).encode()
-        )
-
-    def _answer(self, status: int, data: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        cursor = str(seqs[-1] if seqs else first - 1)
+        return self.answer(200, json.dumps({"entries": entries, "cursor": cursor}).encode())
 
 
 @pytest.fixture
 def fat_lines() -> Iterator[str]:
     _FatLines.asked = []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FatLines)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with serving(_FatLines) as url:
+        yield url
 
 
 def _follow(url: str, seconds: float, *extra: str) -> "subprocess.CompletedProcess[bytes]":

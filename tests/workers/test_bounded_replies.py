@@ -7,12 +7,16 @@ limit, and the client's next call works (the abandoned connection never went bac
 """
 
 import contextlib
+import ssl
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.helpers.hostile_controller import LIST_JOBS, LIST_WORKERS, running
+from tests.helpers.http_stub import Stub, serving
 from workers.controller.connect_http import ConnectClient
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
 
@@ -84,3 +88,38 @@ def test_a_body_compressed_unasked_is_never_inflated() -> None:
     with _failed_call("gzip-bomb") as (error, took_s):
         assert isinstance(error, ApiMismatch) and error.field == "<body>", error
         assert took_s < CALL_S, took_s
+
+
+class _DripsOverTls(Stub):
+    def do_POST(self) -> None:
+        self.body()
+        if self.path == f"/{LIST_JOBS}":
+            return self.answer(200, b'{"jobs": []}')
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            for _ in range(30):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(1.0)
+        return None
+
+
+def test_the_time_limit_holds_over_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watchdog shuts a TLS socket too (an IAP front is https): a dripped body over https is
+    `controller_timeout` at the limit, and the next call works."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts it as it trusts the system's CAs
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    with serving(_DripsOverTls, tls) as url, ConnectClient(url) as client:
+        started = time.monotonic()
+        with pytest.raises(ControllerError) as caught:
+            client.call(LIST_WORKERS, {}, CALL_S)
+        assert caught.value.code is ErrorCode.CONTROLLER_TIMEOUT, caught.value
+        assert time.monotonic() - started < CALL_S + SLACK_S
+        assert client.call(LIST_JOBS, {}, CALL_S) == {"jobs": []}

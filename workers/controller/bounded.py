@@ -94,24 +94,24 @@ def _watch_current(sock: Any) -> None:
 
 
 # urllib3's own getresponse overrides http.client's with its own response type (and the same ignore).
-class _WatchedConnection(HTTPConnection):
+class BoundedHTTPConnection(HTTPConnection):
     def getresponse(self) -> HTTPResponse:  # type: ignore[override]
         _watch_current(self.sock)
         return super().getresponse()
 
 
-class _WatchedTLSConnection(HTTPSConnection):
+class BoundedHTTPSConnection(HTTPSConnection):
     def getresponse(self) -> HTTPResponse:  # type: ignore[override]
         _watch_current(self.sock)
         return super().getresponse()
 
 
-class _WatchedPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedConnection
+class _BoundedPool(HTTPConnectionPool):
+    ConnectionCls = BoundedHTTPConnection
 
 
-class _WatchedTLSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedTLSConnection
+class _BoundedTLSPool(HTTPSConnectionPool):
+    ConnectionCls = BoundedHTTPSConnection
 
 
 class BoundedPoolManager(urllib3.PoolManager):
@@ -119,7 +119,7 @@ class BoundedPoolManager(urllib3.PoolManager):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedTLSPool}
+        self.pool_classes_by_scheme = {"http": _BoundedPool, "https": _BoundedTLSPool}
 
 
 class Body(NamedTuple):
