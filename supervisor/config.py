@@ -7,6 +7,7 @@ config after validation: the rest of the program gets frozen dataclasses.
 
 import enum
 import getpass
+import json
 import re
 import string
 from collections.abc import Mapping
@@ -24,9 +25,9 @@ from common.controller_target import (
 from common.errors import ConfigError
 from supervisor import inputs
 from supervisor.toml_table import Table, read_toml
-from workers.child_args import CustomTest
+from workers.child_args import TUNNEL_FIELDS, CustomTest, TunnelCommand
 from workers.controller.model import Constraint, JobRequest
-from workers.gcp.settings import COMMAND_FIELDS, GcpSettings
+from workers.gcp.settings import COMMAND_FIELDS, CONTROLLER_PORT, GcpSettings
 from workers.hosts import MAX_HOSTS_PER_VM, NAME_PATTERN, HostileNameError, split_address
 from workers.transports import (
     DEFAULT_REMOTE_TEMPLATE,
@@ -90,6 +91,10 @@ class IrisSettings:
     proxy_token_file: str = ""
     proxy_token_command: tuple[str, ...] = ()
     proxy_token_ttl_s: float = PROXY_TOKEN_TTL_S  # how long an opaque (non-JWT) token is used
+    # --cluster iris without --controller: the argv of a forward to the controller (ssh -L, kubectl
+    # port-forward) with {port} (the local port the run picks) and {remote_port} (controller_port).
+    tunnel_command: tuple[str, ...] = ()
+    controller_port: int = CONTROLLER_PORT
 
     @property
     def proxy_token(self) -> ProxyToken:
@@ -192,6 +197,18 @@ class RunConfig:
     @property
     def attached(self) -> bool:
         return bool(self.controller)
+
+    @property
+    def tunnel(self) -> TunnelCommand | None:
+        """How a `--cluster iris` run reaches its controller when it opens the way itself."""
+        if not self.iris.tunnel_command:
+            return None
+        return TunnelCommand(self.iris.tunnel_command, self.iris.controller_port)
+
+    @property
+    def outlives_run(self) -> bool:
+        """A cluster the run neither started nor stops: attached, through a tunnel, or kept."""
+        return self.attached or self.tunnel is not None or self.keep
 
     def test_names(self) -> list[str]:
         return [*self.standard_tests(), *(t.name for t in self.selected_custom_tests())]
@@ -321,6 +338,8 @@ def _iris(reader: Table) -> IrisSettings:
         proxy_token_file=_path(reader, "proxy_token_file"),
         proxy_token_command=reader.strings("proxy_token_command", ()),
         proxy_token_ttl_s=reader.number("proxy_token_ttl_s", PROXY_TOKEN_TTL_S),
+        tunnel_command=_command_template(reader, "tunnel_command", TUNNEL_FIELDS, required="port"),
+        controller_port=reader.integer("controller_port", IrisSettings.controller_port, 1, 65535),
     )
     reader.done()
     if settings.proxy_token_file and settings.proxy_token_command:
@@ -348,8 +367,8 @@ def _gcp(reader: Table) -> GcpSettings:
             "strict_host_key_checking", d.strict_host_key_checking, choices=("yes", "no", "accept-new")
         ),
         connect_timeout_s=reader.integer("connect_timeout_s", d.connect_timeout_s, 1, 3600),
-        start_command=_command_template(reader, "start_command"),
-        stop_command=_command_template(reader, "stop_command"),
+        start_command=_command_template(reader, "start_command", COMMAND_FIELDS),
+        stop_command=_command_template(reader, "stop_command", COMMAND_FIELDS),
         command_timeout_s=reader.number("command_timeout_s", d.command_timeout_s),
     )
     for key, value in (("controller_container", settings.controller_container),
@@ -360,18 +379,26 @@ def _gcp(reader: Table) -> GcpSettings:
     return settings
 
 
-def _command_template(reader: Table, key: str) -> tuple[str, ...]:
-    """An argv template (a list, never a shell line) using only {prefix}, {project} and {zone}."""
-    template = reader.strings(key, ())
-    allowed = ", ".join(f"{{{f}}}" for f in sorted(COMMAND_FIELDS))
-    for part in template:
-        try:
-            parsed = list(string.Formatter().parse(part))
-        except ValueError as exc:
-            raise ConfigError(f"gcp.{key}: {exc} in {part!r}; use {{{{ }}}} for a literal brace") from None
-        for _text, name, spec, conversion in parsed:
-            if name is not None and (name not in COMMAND_FIELDS or spec or conversion):
-                raise ConfigError(f"gcp.{key}: {{{name}}} in {part!r}; only {allowed} are filled in")
+def _command_template(reader: Table, key: str, fields: frozenset[str], required: str = "") -> tuple[str, ...]:
+    """An argv template (a list, never a shell line) using only `fields`, and `required` if given."""
+    allowed = ", ".join(f"{{{f}}}" for f in sorted(fields))
+    with reader.naming(key):
+        if isinstance(reader.table.get(key), str):
+            raise ValueError(f"must be a list of strings (an argv, never a shell line), e.g. "
+                             f"{json.dumps(reader.table[key].split())}; only {allowed} are filled in")  # fmt: skip
+        template = reader.strings(key, ())
+        used: set[str] = set()
+        for part in template:
+            try:
+                parsed = list(string.Formatter().parse(part))
+            except ValueError as exc:
+                raise ValueError(f"{exc} in {part!r}; use {{{{ }}}} for a literal brace") from None
+            for _text, name, spec, conversion in parsed:
+                if name is not None and (name not in fields or spec or conversion):
+                    raise ValueError(f"{{{name}}} in {part!r}; only {allowed} are filled in")
+                used.add(name or "")
+        if template and required and required not in used:
+            raise ValueError(f"must contain {{{required}}} in one of its words; only {allowed} are filled in")
     return template
 
 

@@ -168,9 +168,26 @@ def _check_gcp(config: RunConfig) -> None:
         raise UsageError("--cluster gcp: the `ssh` client is not on PATH (apt-get install openssh-client)")
 
 
+def _check_tunnel(config: RunConfig) -> None:
+    """`[iris] tunnel_command`: only for --cluster iris, instead of --controller, its program on PATH."""
+    command = config.iris.tunnel_command
+    if not command:
+        return
+    if config.cluster is not ClusterKind.IRIS:
+        raise UsageError(f"iris.tunnel_command: only for --cluster iris (a remote Iris through it), "
+                         f"not --cluster {config.cluster}; drop it or use --cluster iris")  # fmt: skip
+    if config.attached:
+        raise UsageError("iris.tunnel_command: the run reaches Iris through its tunnel; drop --controller "
+                         "(cluster.controller), or drop iris.tunnel_command to attach directly")  # fmt: skip
+    if shutil.which(command[0]) is None:
+        raise UsageError(f"iris.tunnel_command: {command[0]!r} is not on PATH (install it, or give its full path)")
+
+
 def _check_iris(config: RunConfig) -> None:
-    if config.cluster is ClusterKind.IRIS and not config.attached:
-        raise UsageError("--cluster iris: attaches to a running Iris controller; give --controller http://HOST:PORT")
+    _check_tunnel(config)
+    if config.cluster is ClusterKind.IRIS and not config.attached and config.tunnel is None:
+        raise UsageError("--cluster iris: attaches to a running Iris controller; give --controller http://HOST:PORT, "
+                         "or reach it through [iris] tunnel_command")  # fmt: skip
     if config.cluster is ClusterKind.IRIS_LOCAL:
         if config.attached:
             raise UsageError(

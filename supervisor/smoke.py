@@ -1,10 +1,11 @@
 """The smoke run: phases over the supervisor's child table, from a cluster to a verdict.
 
 Phases (each a `phase_started`/`phase_finished` pair, each bounded by the one deadline):
-1. cluster: start the embedded local cluster or a real Iris local cluster, or attach to
-   `--controller` (child `cluster`, critical); wait for READY (health answered) within
-   `--boot-timeout`. Every other child then gets the same `ControllerTarget`: which wire
-   (embedded gRPC or Iris Connect) is decided here, once.
+1. cluster: start the embedded local cluster or a real Iris local cluster, attach to
+   `--controller`, or open a tunnel to one (`--cluster gcp`, `[iris] tunnel_command`)
+   (child `cluster`, critical); wait for READY (health answered) within `--boot-timeout`.
+   Every other child then gets the same `ControllerTarget`, at the address READY gave:
+   which wire (embedded gRPC or Iris Connect) is decided here, once.
 2. observers: `discovery` (its HOSTS messages drive `StreamManager`, which gives every
    VM host, the controller included, a `stream:<vm>` child), `monitor:scheduling` and
    `monitor:autoscaler`.
@@ -77,6 +78,8 @@ STREAM_PROGRESS_S = 2.0  # streams catching up with their followers at the end o
 # could not say why it timed out; and by the tests child's grace, or its sweep after the
 # deadline would find no controller to terminate its jobs on.
 CLUSTER_EXTRA_S = max(DIAGNOSTICS_BUDGET_S, TESTS_CHILD_GRACE_S) + 5.0
+# The cluster child of each mode that is not workers.cluster's (start, keep, attach, iris-local).
+CLUSTER_ENTRYPOINTS = {"gcp": "workers.gcp.cluster:main", "tunnel": "workers.iris_tunnel:main"}
 # The GCP cleanup child lists once, then deletes (in parallel), each call bounded by its timeout.
 CLOUD_CLEANUP_EXTRA_S = 5.0
 AUTOSCALER_MONITOR = "monitor:autoscaler"
@@ -295,6 +298,8 @@ class SmokeRun:
     def _cluster_mode(self) -> str:
         if self.config.cluster is ClusterKind.GCP:
             return "gcp"
+        if self.config.tunnel is not None:
+            return "tunnel"
         if self.config.attached:
             return "attach"
         if self.config.cluster is ClusterKind.IRIS_LOCAL:
@@ -307,7 +312,7 @@ class SmokeRun:
             ChildSpec(
                 name="cluster",
                 role="cluster",
-                entrypoint="workers.gcp.cluster:main" if mode == "gcp" else "workers.cluster:main",
+                entrypoint=CLUSTER_ENTRYPOINTS.get(mode, "workers.cluster:main"),
                 restart=NEVER,
                 critical=True,
                 stop_grace_s=IRIS_STOP_GRACE_S if mode == "iris-local" else CLUSTER_STOP_GRACE_S,
@@ -321,6 +326,7 @@ class SmokeRun:
                     iris_bin=self.config.iris.bin,
                     iris_config=self.config.iris.config,
                     gcp=self.gcp,
+                    tunnel=self.config.tunnel,
                 ),
             )
         )
@@ -328,7 +334,8 @@ class SmokeRun:
         # The cluster child is critical, so its failure may already have stopped the run;
         # the verdict still says what failed, not only that a critical child did.
         if self.cluster is None and self.sup.stop_reason in (None, FailureReason.CRITICAL_CHILD_FAILED):
-            reason = FailureReason.CONTROLLER_UNREACHABLE if mode == "attach" else FailureReason.CLUSTER_START_FAILED
+            reachable_only = mode in ("attach", "tunnel")  # nothing was to start: the controller never answered
+            reason = FailureReason.CONTROLLER_UNREACHABLE if reachable_only else FailureReason.CLUSTER_START_FAILED
             self.sup.failures.append(reason)
             self.sup.request_stop(reason)
         return self.cluster is not None and self.sup.stop_reason is None
@@ -532,8 +539,8 @@ class SmokeRun:
         unconfirmed = self.unconfirmed_jobs()
         if unconfirmed:
             # A cluster the run stops takes its jobs with it (and the audit proves their processes
-            # gone); only on one that outlives the run (attached, --keep) may they go on running.
-            outlives = self.config.attached or self.config.keep
+            # gone); only on one that outlives the run (attached, tunnelled to, --keep) may they go on running.
+            outlives = self.config.outlives_run
             self.sup.log.warning("jobs_unconfirmed", jobs=unconfirmed, cluster_outlives_run=outlives)
             if outlives:
                 reasons.append(FailureReason.JOBS_UNCONFIRMED)

@@ -97,9 +97,25 @@ class SuiteArgs:
         return [*self.standard, *(t.name for t in self.custom)]
 
 
+# The placeholders of `[iris] tunnel_command`: the local port the run picked, the controller's port.
+TUNNEL_FIELDS = frozenset({"port", "remote_port"})
+
+
+@dataclass(frozen=True)
+class TunnelCommand:
+    """`[iris] tunnel_command` as the config reader checked it: an argv template, never a shell line."""
+
+    template: tuple[str, ...]
+    remote_port: int  # `[iris] controller_port`: the controller's port at the far end
+
+    def argv(self, port: int) -> list[str]:
+        """The command for local port `port`: each `{port}` and `{remote_port}` filled in."""
+        return [part.format(port=port, remote_port=self.remote_port) for part in self.template]
+
+
 @dataclass(frozen=True)
 class ClusterArgs:
-    mode: str  # start | keep | attach | iris-local | gcp
+    mode: str  # start | keep | attach | iris-local | gcp | tunnel
     target: ControllerTarget
     prefix: str
     boot_timeout_s: float
@@ -107,6 +123,7 @@ class ClusterArgs:
     iris_bin: str = "iris"
     iris_config: str = ""
     gcp: GcpSettings | None = None
+    tunnel: TunnelCommand | None = None  # mode tunnel: how to reach the remote Iris
     unavailable_report_s: float = UNAVAILABLE_REPORT_S
 
 

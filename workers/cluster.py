@@ -214,7 +214,7 @@ def main(ctx: ChildContext) -> int:
     with open_controller(target, ctx.deadline) as controller:
         serving = controller.serving(boot.remaining(), ctx.stop.fd)
         if serving:
-            _log_route(ctx, controller)
+            log_route(ctx, controller)
     if not serving:
         ctx.log.error("controller_unreachable", address=target.address, waited_s=round(time.monotonic() - started, 3))
         failed = ChildExit.ERROR if not ctx.stop.requested() else ChildExit.OK
@@ -231,7 +231,7 @@ def main(ctx: ChildContext) -> int:
     return _stop(ctx, proc, mode, state_dir, code, ready=True)
 
 
-def _log_route(ctx: ChildContext, controller: Controller) -> None:
+def log_route(ctx: ChildContext, controller: Controller) -> None:
     """Say how the run's streams, log tails and diagnostics will read the cluster's logs (they
     each ask the same resolver; a failure here is theirs to report, with its reason)."""
     try:

@@ -14,7 +14,6 @@ import tomllib
 from pathlib import Path
 
 import psutil
-import pytest
 
 from common.ports import free_port
 from supervisor.canary import budgets, config
@@ -127,11 +126,6 @@ def _listens(proc: "subprocess.Popen[bytes]", port: int) -> bool:
     return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="[iris] tunnel_command, controller_port and proxy_token_file come from the tunnel and iap branches; "
-    "once merged this passes, and strict=True makes the integrator drop this mark",
-)
 def test_the_run_config_passes_the_runs_own_checks_with_the_credentials_in_place(tmp_path: Path) -> None:
     """`iris-smoke run --check-config` on the example, as the unit would start it: its tokens resolved
     into $CREDENTIALS_DIRECTORY (here a directory holding files of the credential names)."""

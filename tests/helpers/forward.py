@@ -8,9 +8,12 @@ system, so it reaches across network namespaces: a relay TCP -> Unix inside a na
 one Unix -> TCP outside it give the namespace exactly one port of the world (tests.helpers.bastion).
 
 Readiness handshake: `listening` on stdout once the listening socket is bound, so the first
-connection a test makes is never refused. Each accepted connection gets a thread that opens
-the far end and copies both ways until either side closes; a far end that cannot be reached
-closes the accepted connection at once (the caller sees a reset, as through a dead tunnel).
+connection a test makes is never refused (a run's `[iris] tunnel_command` ignores it: its
+`/health` through the forward is the handshake). A port it cannot bind is one line on stderr
+(`Address already in use`) and exit 1. Each accepted connection gets a thread that opens the
+far end and copies both ways until either side closes; a far end that cannot be reached is a
+line on stderr, and the accepted connection is closed at once (the caller sees a reset, as
+through a dead tunnel).
 SIGTERM ends the relay (exit 0) and with it every connection it carries.
 """
 
@@ -78,7 +81,10 @@ def _pipe(near: socket.socket, far: socket.socket) -> None:
 def _carry(near: socket.socket, to: str) -> None:
     try:
         far = connect(to)
-    except OSError:
+    except OSError as exc:
+        # Said as ssh says it ("channel 2: open failed: connect failed: ..."): a tunnel's stderr
+        # is what a run reports when the controller never answers through it.
+        print(f"forward: connect to {to} failed: {exc.strerror or exc}", file=sys.stderr, flush=True)
         near.close()
         return
     with contextlib.suppress(OSError):
@@ -106,7 +112,11 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     parse_address(args.to)  # a bad --to fails now, not at the first connection
-    server = listen(args.listen)
+    try:
+        server = listen(args.listen)
+    except OSError as exc:  # one line, as ssh's ExitOnForwardFailure: `Address already in use`
+        print(f"forward: cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr, flush=True)
+        return 1
     print(READY_LINE, flush=True)
     try:
         serve(server, args.to)

@@ -14,6 +14,8 @@ NOT_UTF8 = b"\xff\xfe"
 
 _TEMPLATE = '[streams]\nremote_command = "docker logs '
 _SSH = '[cluster]\nkind = "ssh"\ncontroller = "127.0.0.1:1"\n'
+_IRIS = ("--cluster", "iris")
+_TUNNEL = '[iris]\ntunnel_command = ["ssh", "-N", "-L", {}, "bastion"]\n'
 
 RUN_CASES: list[tuple[str, tuple[str | bytes, ...], str, str]] = [
     # (id, flags, TOML config ("" for none), the field the one line must name)
@@ -81,6 +83,49 @@ RUN_CASES: list[tuple[str, tuple[str | bytes, ...], str, str]] = [
     ("config-not-utf8", (), "\udcff", "--config"),
     ("keep-iris-local", ("--cluster", "iris-local", "--keep"), "", "--keep"),
     ("toml-keep-iris-local", (), '[cluster]\nkind = "iris-local"\nkeep = true\n', "--keep"),
+    (
+        "tunnel-unknown-placeholder",
+        _IRIS,
+        _TUNNEL.format('"{port}:localhost:{remote}"'),
+        "iris.tunnel_command: {remote} in '{port}:localhost:{remote}'; only {port}, {remote_port} are filled in",
+    ),
+    ("tunnel-format-spec", _IRIS, _TUNNEL.format('"{port:>6}:localhost:10000"'), "iris.tunnel_command: {port} in"),
+    (
+        "tunnel-shell-line",
+        _IRIS,
+        '[iris]\ntunnel_command = "ssh -N -L {port}:localhost:10000 bastion"\n',
+        "iris.tunnel_command: must be a list of strings (an argv, never a shell line)",
+    ),
+    (
+        "tunnel-no-port",
+        _IRIS,
+        _TUNNEL.format('"8080:localhost:{remote_port}"'),
+        "iris.tunnel_command: must contain {port}",
+    ),
+    (
+        "tunnel-and-controller",
+        (*_IRIS, "--controller", "http://127.0.0.1:10000"),
+        _TUNNEL.format('"{port}:h:1"'),
+        "iris.tunnel_command: the run reaches Iris through its tunnel; drop --controller",
+    ),
+    (
+        "tunnel-other-cluster",
+        ("--cluster", "local"),
+        _TUNNEL.format('"{port}:h:1"'),
+        "iris.tunnel_command: only for --cluster iris",
+    ),
+    (
+        "tunnel-not-on-path",
+        _IRIS,
+        '[iris]\ntunnel_command = ["no-such-tunnel-tool", "{port}"]\n',
+        "iris.tunnel_command: 'no-such-tunnel-tool' is not on PATH",
+    ),
+    (
+        "controller-port",
+        _IRIS,
+        _TUNNEL.format('"{port}:h:1"') + "controller_port = 70000\n",
+        "iris.controller_port: must be an integer from 1 to 65535",
+    ),
 ]
 
 

@@ -78,3 +78,18 @@ def test_canary_check_config_checks_the_runs_arguments_too(tmp_path: Path) -> No
     bad = _iris_smoke("canary", "--check-config", "--state-dir", str(state), "--", "--tests", "nope", cwd=tmp_path)
     assert bad.returncode == 2 and "run_args: --tests: 'nope'" in bad.stderr
     assert not state.exists()
+
+
+def test_run_check_config_checks_the_tunnels_program_and_shows_the_tunnel(tmp_path: Path) -> None:
+    """`[iris] tunnel_command`: its program must be on PATH; the resolved config shows the template unfilled."""
+    template = '["{}", "-N", "-L", "{{port}}:localhost:{{remote_port}}", "bastion"]'
+    (tmp_path / "missing.toml").write_text(f"[iris]\ntunnel_command = {template.format('no-such-ssh')}\n")
+    (tmp_path / "ok.toml").write_text(f"[iris]\ntunnel_command = {template.format('sh')}\ncontroller_port = 8443\n")
+    missing = _iris_smoke("run", "--check-config", "--cluster", "iris", "--config", "missing.toml", cwd=tmp_path)
+    assert missing.returncode == 2 and "iris.tunnel_command: 'no-such-ssh' is not on PATH" in missing.stderr
+    done = _iris_smoke("run", "--check-config", "--cluster", "iris", "--config", "ok.toml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    iris = json.loads(done.stdout)["iris"]
+    assert iris["tunnel_command"] == ["sh", "-N", "-L", "{port}:localhost:{remote_port}", "bastion"]
+    assert iris["controller_port"] == 8443
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["missing.toml", "ok.toml"]

@@ -62,9 +62,13 @@ def follower_template(state_dir: Path, *extra: str) -> str:
 
 
 def read_records(path: Path) -> list[dict[str, object]]:
+    """The complete records in `path`. A stream child may be appending while a test reads: the
+    last line, until its newline lands, is a record still being written, not a record."""
     if not path.exists():
         return []
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    return [orjson.loads(line) for line in complete.splitlines()]
 
 
 def count_lines(path: Path) -> int:

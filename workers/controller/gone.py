@@ -8,7 +8,7 @@ controller that cannot answer again:
   so no restart can bring it back at the same path;
 - a refused TCP connection, only on a cluster the run started itself on this host
   (`owned`: embedded, iris-local). Elsewhere a refusal may be a tunnel being reopened
-  (`--cluster gcp`) or a standing controller restarting: worth the retries.
+  (`--cluster gcp`, `[iris] tunnel_command`) or a standing controller restarting: worth the retries.
 Anything else (a timeout, a reset, an answer) is not proof: "" (not known gone).
 """
 

@@ -8,8 +8,8 @@ ControllerTarget, Iris API, no address yet; boot_timeout_s).
    connection per host through it.
 2. The controller VM (`inventory.only_controller`), looked for until `--boot-timeout`:
    the cluster may still be coming up. Two or more is an error naming them.
-3. Its ssh command from one `gcloud compute ssh --dry-run`, then the tunnel (`tunnel`),
-   healthy through the Iris Connect client's health check.
+3. Its ssh command from one `gcloud compute ssh --dry-run`, then the tunnel (`workers.tunnel`:
+   `ssh -N -L` to the controller's port), healthy through the Iris Connect client's health check.
 4. READY with `http://127.0.0.1:<port>`: every other child talks to Iris through it.
    Until a stop, a dropped tunnel is reopened on the same port.
 On the way out: the tunnel ends, every multiplexed master still running is told to exit
@@ -17,37 +17,31 @@ On the way out: the tunnel ends, every multiplexed master still running is told 
 and the directory is removed. Deleting cloud resources is the cleanup child's job.
 """
 
-import dataclasses
+import os
 import select
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from common.backoff import capped_exponential
 from common.child_exit import ChildExit
-from common.controller_target import ControllerTarget
 from common.deadline import Deadline
-from common.messages import Kind
 from workers.child_args import ClusterArgs
-from workers.controller.api import open_controller
 from workers.gcp.cluster_cli import run_cluster_command
 from workers.gcp.gcloud import Gcloud, GcloudFailed
 from workers.gcp.inventory import Resource, TooManyControllers, list_inventory, only_controller
 from workers.gcp.settings import GcpSettings
 from workers.gcp.ssh_target import DryRunRefused, SshTarget, dry_run_words, parse_dry_run
-from workers.gcp.tunnel import Tunnel
 from workers.groups import wait_exit
 from workers.hosts import HostileNameError
 from workers.runtime import ChildContext
 from workers.transports import SshTransport
+from workers.tunnel import Command, Tunnel, controller_health, serve, tunnel_env
 
 LOOKUP_RETRY_S = 2.0
 MASTER_EXIT_TIMEOUT_S = 2.0
-TUNNEL_BACKOFF_BASE_S = 0.2
-TUNNEL_BACKOFF_CAP_S = 5.0
 
 
 class ControllerNotFound(Exception):
@@ -89,17 +83,14 @@ def login(target: SshTarget, settings: GcpSettings, control_dir: str | None = No
     )
 
 
-def _health(target: ControllerTarget, deadline: Deadline) -> Any:
-    def healthy(port: int, timeout_s: float) -> bool:
-        url = dataclasses.replace(target, address=f"http://127.0.0.1:{port}")
-        with open_controller(url, deadline) as controller:
-            return controller.serving(timeout_s)
+def ssh_forward(login_argv: Sequence[str], address: str, remote_port: int) -> Command:
+    """`ssh -N -L` from a local port to the controller's API port on `address` (exits if it cannot bind)."""
 
-    return healthy
+    def argv(port: int) -> list[str]:
+        forward = f"127.0.0.1:{port}:localhost:{remote_port}"
+        return [*login_argv, "-N", "-o", "ExitOnForwardFailure=yes", "-L", forward, address]
 
-
-def _tunnel_delay(attempt: int) -> float:
-    return capped_exponential(attempt, TUNNEL_BACKOFF_BASE_S, TUNNEL_BACKOFF_CAP_S, 0.2)
+    return argv
 
 
 def main(ctx: ChildContext) -> int:
@@ -110,7 +101,6 @@ def main(ctx: ChildContext) -> int:
     started = time.monotonic()
     gcloud = Gcloud(settings.gcloud, settings.project, ctx.groups, ctx.log, ctx.deadline, ctx.stop.fd)
     control_dir = Path(tempfile.mkdtemp(prefix="iris-smoke-ssh-"))  # 0700, ours
-    tunnel: Tunnel | None = None
     try:
         started_by_us = run_cluster_command(gcloud, settings, "start", ctx.log)
         if started_by_us is not None and not started_by_us.ok:
@@ -124,22 +114,12 @@ def main(ctx: ChildContext) -> int:
             fields = {"controllers": exc.names} if isinstance(exc, TooManyControllers) else {}
             ctx.log.error("cluster_start_failed", mode="gcp", error=str(exc), **fields)
             return ChildExit.ERROR
-        tunnel = Tunnel(login(ssh, settings).login_argv(), ssh.address, settings.controller_port, ctx.groups, ctx.log,
-                        _health(target, ctx.deadline))  # fmt: skip
-        if not tunnel.open(boot, ctx.stop.fd):
-            ctx.log.error("controller_unreachable", vm=controller.name, waited_s=round(time.monotonic() - started, 3))
-            return ChildExit.OK if ctx.stop.requested() else ChildExit.ERROR
-        address = f"http://127.0.0.1:{tunnel.port}"
-        ctx.log.info("cluster_ready", address=address, mode="gcp", controller_vm=controller.name,
-                     zone=controller.zone, boot_s=round(time.monotonic() - started, 3))  # fmt: skip
-        ctx.channel.send(Kind.READY, address=address, mode="gcp", cluster_pid=0, state_dir="", prefix="",
-                         control_dir=str(control_dir), controller_vm=controller.name)  # fmt: skip
-        tunnel.keep_up(ctx.stop.fd, ctx.deadline, _tunnel_delay)
-        ctx.channel.send(Kind.PROGRESS, tunnel_drops=tunnel.drops)
-        return ChildExit.OK
+        forward = ssh_forward(login(ssh, settings).login_argv(), ssh.address, settings.controller_port)
+        tunnel = Tunnel(forward, ctx.groups, ctx.log, controller_health(target, ctx.deadline),
+                        settings.controller_port, tunnel_env(os.environ))  # fmt: skip
+        return serve(ctx, tunnel, boot, started, "gcp", controller_vm=controller.name, zone=controller.zone,
+                     control_dir=str(control_dir))  # fmt: skip
     finally:
-        if tunnel is not None:
-            tunnel.close()
         close_masters(ctx, control_dir)
 
 
