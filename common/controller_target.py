@@ -15,6 +15,14 @@ from dataclasses import dataclass, field
 # The job environment variable that names the run which submitted the job. Not the process
 # run tag (IRIS_SMOKE_RUN_ID): tasks on an attached cluster are not this run's processes.
 JOB_RUN_ID_ENV = "IRIS_SMOKE_JOB_RUN_ID"
+# How much of one Iris reply a child reads before it refuses it (`reply_too_large`): 10,000
+# workers of a real listing fit with room to spare (one CPU worker of Iris 0.2.227's
+# ListWorkers is 854 bytes of JSON, a TPU host with its slice's attributes about 2 KB). Parsed,
+# a real listing takes about 7 times its size in memory. `[iris] max_reply_bytes`.
+DEFAULT_MAX_REPLY_BYTES = 32 * 1024 * 1024
+# One FetchLogs page (workers.logservice_follow.PAGE_LINES entries, about 300 bytes each on a
+# real Iris); smaller, as every stream's follower reads its own. `[iris] max_log_page_bytes`.
+DEFAULT_MAX_LOG_PAGE_BYTES = 8 * 1024 * 1024
 
 
 # An opaque proxy token (not a JWT with `exp`) is fetched again after this long.
@@ -77,6 +85,8 @@ class ControllerTarget:
     token_file: str = ""
     token_env: str = ""
     run_id: str = ""
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    max_log_page_bytes: int = DEFAULT_MAX_LOG_PAGE_BYTES
     proxy_token: ProxyToken = field(default_factory=ProxyToken)
     priority_band: PriorityBand = PriorityBand.INTERACTIVE
 

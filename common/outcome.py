@@ -43,6 +43,10 @@ class FailureReason(enum.StrEnum):
     IRIS_API_MISMATCH = "iris_api_mismatch"
     # The controller refused our own calls (unauthenticated, permission_denied): a bad token.
     CONTROLLER_UNAUTHENTICATED = "controller_unauthenticated"
+    # A controller reply that began and did not end within its call's time, or was longer than
+    # `[iris] max_reply_bytes`: a broken or hostile controller (workers/controller/bounded.py).
+    CONTROLLER_TIMEOUT = "controller_timeout"
+    REPLY_TOO_LARGE = "reply_too_large"
     # The controller was unreachable for longer than `unavailable_report_s` during the run.
     CONTROLLER_UNAVAILABLE = "controller_unavailable"
     # A job on the run's own embedded cluster that the run did not submit (workers/foreign_jobs.py).
@@ -86,6 +90,8 @@ REASON_OUTCOME: dict[FailureReason, Outcome] = {
     FailureReason.IRIS_API_MISMATCH: Outcome.ERROR,
     FailureReason.CONTROLLER_UNAUTHENTICATED: Outcome.ERROR,
     FailureReason.CONTROLLER_UNAVAILABLE: Outcome.ERROR,
+    FailureReason.CONTROLLER_TIMEOUT: Outcome.ERROR,
+    FailureReason.REPLY_TOO_LARGE: Outcome.ERROR,
     FailureReason.FOREIGN_JOB: Outcome.FAILED,
     FailureReason.STREAM_NO_DATA: Outcome.FAILED,
     FailureReason.STREAMS_FAILED: Outcome.FAILED,

@@ -15,7 +15,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from common.controller_target import PROXY_TOKEN_TTL_S, PriorityBand, ProxyToken
+from common.controller_target import (
+    DEFAULT_MAX_LOG_PAGE_BYTES,
+    DEFAULT_MAX_REPLY_BYTES,
+    PROXY_TOKEN_TTL_S,
+    PriorityBand,
+    ProxyToken,
+)
 from common.errors import ConfigError
 from supervisor import inputs
 from supervisor.toml_table import Table, read_toml
@@ -40,6 +46,9 @@ STANDARD_TESTS = (
     "accelerator_probe", "region_constrained", "nested_constraints", "non_preemptible",
 )  # fmt: skip
 PROBES = ("env", "jax")
+# A reply cap: at least an error page, at most what a child may hold (parsed, about 7 times that).
+MIN_REPLY_BYTES = 64 * 1024
+MAX_REPLY_BYTES = 1024 * 1024 * 1024
 ACCELERATOR = re.compile(r"(cpu|gpu|tpu)(:[A-Za-z0-9._-]{1,40})?", re.ASCII)
 
 
@@ -73,6 +82,8 @@ class IrisSettings:
     config: str = ""  # the local cluster's YAML; default: one the run writes
     token_file: str = ""  # a bearer token for an Iris with auth; read by the children, never logged
     token_env: str = ""  # or the name of the environment variable holding it (the value is never logged)
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES  # a longer reply is refused: reply_too_large
+    max_log_page_bytes: int = DEFAULT_MAX_LOG_PAGE_BYTES  # the same for one FetchLogs page
     # A bearer token over plain http to a host other than this one is refused unless this is set.
     allow_insecure_http: bool = False
     # The Proxy-Authorization bearer for an Iris behind IAP (common.controller_target.ProxyToken):
@@ -319,6 +330,10 @@ def _iris(reader: Table) -> IrisSettings:
         config=reader.string("config", ""),
         token_file=_path(reader, "token_file"),
         token_env=reader.string("token_env", "", ENV_NAME),
+        max_reply_bytes=reader.integer("max_reply_bytes", DEFAULT_MAX_REPLY_BYTES, MIN_REPLY_BYTES, MAX_REPLY_BYTES),
+        max_log_page_bytes=reader.integer(
+            "max_log_page_bytes", DEFAULT_MAX_LOG_PAGE_BYTES, MIN_REPLY_BYTES, MAX_REPLY_BYTES
+        ),
         allow_insecure_http=reader.boolean("allow_insecure_http", IrisSettings.allow_insecure_http),
         proxy_token_file=_path(reader, "proxy_token_file"),
         proxy_token_command=reader.strings("proxy_token_command", ()),

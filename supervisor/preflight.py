@@ -43,6 +43,7 @@ class RunPlan:
         iris = self.config.iris
         return ControllerTarget(
             api, address, self.job_root, token_file=iris.token_file, token_env=iris.token_env, run_id=self.run_id,
+            max_reply_bytes=iris.max_reply_bytes, max_log_page_bytes=iris.max_log_page_bytes,
             proxy_token=iris.proxy_token,
             priority_band=self.config.suite.priority_band,
         )  # fmt: skip

@@ -46,12 +46,23 @@ from workers.child_args import (
     MonitorArgs,
     SuiteArgs,
 )
+from workers.controller.model import ErrorCode
 from workers.gcp.settings import GcpSettings
 from workers.hosts import Role, VmHost
 from workers.stream.spec import StreamSpec
 from workers.transports import IrisLogTransport, LocalTransport, SshTransport, Transport
 
 NEVER = RestartPolicy(mode=RestartMode.NEVER)
+# A listing that failed for one of these was not answered at all: the outage rule decides (polling.py).
+OUTAGE_CODES = frozenset({ErrorCode.UNAVAILABLE.value, ErrorCode.DEADLINE_EXCEEDED.value})
+# A child's reports of a controller problem retrying cannot fix (workers/controller/polling.py),
+# by message key, and the failure reason each becomes; the first of each is kept, and ends the run.
+CONTROLLER_REPORTS = {
+    "api_mismatch": FailureReason.IRIS_API_MISMATCH,
+    "unauthenticated": FailureReason.CONTROLLER_UNAUTHENTICATED,
+    "controller_timeout": FailureReason.CONTROLLER_TIMEOUT,
+    "reply_too_large": FailureReason.REPLY_TOO_LARGE,
+}
 CLUSTER_STOP_GRACE_S = 8.0  # the local cluster stops every VM host and its tasks first
 IRIS_STOP_GRACE_S = 16.0  # a real Iris local cluster takes ~3 s to stop its workers and log server
 # The tests child hard-exits after its own grace (half of this, as for every child): a
@@ -91,8 +102,7 @@ class SmokeRun:
     cluster: dict[str, Any] | None = None
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     diagnostics: dict[str, Any] | None = None
-    api_mismatch: dict[str, Any] | None = None
-    unauthenticated: dict[str, Any] | None = None  # the first call refused for our token
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)  # CONTROLLER_REPORTS' first of each
     controller_outage: dict[str, Any] | None = None  # the first outage a child reported
     foreign_jobs: list[dict[str, Any]] = field(default_factory=list)
     phase: str = "preflight"
@@ -151,6 +161,11 @@ class SmokeRun:
         elif role == "discovery" and kind is Kind.PROGRESS and "failed_listings" in body:
             self.failed_listings = int(body["failed_listings"])
             self.most_failed_listings = max(self.most_failed_listings, self.failed_listings)
+            # The verdict fails it anyway: end the run now. Not for a controller gone (the
+            # listing not answered): that is an outage, which ends the run after its own bound.
+            kept_failing = self.failed_listings >= self.config.verdict.discovery_max_failures
+            if kept_failing and body.get("code") not in OUTAGE_CODES:
+                self.sup.request_stop(FailureReason.DISCOVERY_FAILED)
         elif role == "tests" and kind is Kind.RESULT:
             self.results[str(body["test"])] = body
         elif role == "tests" and kind is Kind.PROGRESS and "jobs_confirmed" in body:
@@ -159,11 +174,16 @@ class SmokeRun:
             self.diagnostics = body
 
     def _controller_problem(self, child: str, body: Mapping[str, Any]) -> None:
-        """The first report of each: an API we do not speak, a refused token, a long outage (polling.py)."""
-        if "api_mismatch" in body and self.api_mismatch is None:
-            self.api_mismatch = {"child": child, **body["api_mismatch"]}
-        if "unauthenticated" in body and self.unauthenticated is None:
-            self.unauthenticated = {"child": child, **body["unauthenticated"], **self._launch_refused(body)}
+        """The first report of each: an API we do not speak, a refused token, a broken reply, a long
+        outage (polling.py). Each ends the run now, with its cleanup, rather than at its deadline (a
+        canary's can be many minutes away): retrying will not change the answer, the verdict is an
+        error already, and a child that met one may otherwise wait out its own timeouts (the tests
+        child polls a ListJobs it cannot read until its jobs' timeout; discovery lists no hosts)."""
+        for key, reason in CONTROLLER_REPORTS.items():
+            if key in body and key not in self.reports:
+                extra = self._launch_refused(body) if key == "unauthenticated" else {}
+                self.reports[key] = {"child": child, **body[key], **extra}
+                self.sup.request_stop(reason)
         if body.get("controller") == "unavailable" and self.controller_outage is None:
             self.controller_outage = {"child": child, "unavailable_for_s": body.get("unavailable_for_s")}
             # Nothing left to do needs a controller gone this long, and a canary's deadline can be
@@ -448,8 +468,9 @@ class SmokeRun:
             # Iris keeps worker and controller logs in its log service: follow them there.
             iris = self.config.iris
             return IrisLogTransport(
-                self.address, iris.token_file or None, iris.token_env or None, proxy_token=iris.proxy_token
-            )
+                self.address, iris.token_file or None, iris.token_env or None, proxy_token=iris.proxy_token,
+                max_page_bytes=iris.max_log_page_bytes,
+            )  # fmt: skip
         if self.config.cluster is not ClusterKind.SSH:
             assert self.cluster is not None
             return LocalTransport(state_dir=str(self.cluster.get("state_dir", "")))
@@ -505,11 +526,7 @@ class SmokeRun:
     # -- the verdict's parts ------------------------------------------------------------
 
     def failures(self) -> list[FailureReason]:
-        reasons = []
-        if self.api_mismatch is not None:
-            reasons.append(FailureReason.IRIS_API_MISMATCH)
-        if self.unauthenticated is not None:
-            reasons.append(FailureReason.CONTROLLER_UNAUTHENTICATED)
+        reasons = [reason for key, reason in CONTROLLER_REPORTS.items() if key in self.reports]
         if self.controller_outage is not None:
             reasons.append(FailureReason.CONTROLLER_UNAVAILABLE)
         judged = [t for t in self.test_results() if t["outcome"] != "skipped"]
@@ -660,8 +677,10 @@ class SmokeRun:
                 "autoscaler_read": self._autoscaler_read(),
             },
             "autoscaler_actions": autoscaler.get("recent_actions", []) if isinstance(autoscaler, dict) else [],
-            "api_mismatch": self.api_mismatch,
-            "controller_unauthenticated": self.unauthenticated,
+            "api_mismatch": self.reports.get("api_mismatch"),
+            "controller_unauthenticated": self.reports.get("unauthenticated"),
+            "controller_timeout": self.reports.get("controller_timeout"),
+            "reply_too_large": self.reports.get("reply_too_large"),
             "controller_outage": self.controller_outage,
             "diagnostics": diagnostics,
         }

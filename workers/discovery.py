@@ -9,8 +9,8 @@ controller still lists but calls unhealthy stay in the set, so their streams kee
 and capture why they died. A failed listing sends nothing (the supervisor keeps its
 existing streams) and is retried at the next interval; READY follows the first success.
 Every failure, and the first success after failures, is reported as PROGRESS with the
-count of consecutive failed listings (`failed_listings`): the verdict fails a run whose
-discovery keeps failing (`discovery_failed`), never only warns.
+count of consecutive failed listings (`failed_listings`, with the last failure's `code`): the
+verdict fails a run whose discovery keeps failing (`discovery_failed`), never only warns.
 
 A listing of any size is sent as consecutive HOSTS parts (`messages.host_parts`), each
 under the message size limit.
@@ -125,7 +125,7 @@ def main(ctx: ChildContext) -> int:
             except ControllerError as exc:
                 failed += 1
                 polling.call_failed(ctx, outage, "discovery_failed", exc, failed_listings=failed)
-                ctx.channel.send(Kind.PROGRESS, failed_listings=failed)
+                ctx.channel.send(Kind.PROGRESS, failed_listings=failed, code=exc.code.value)
                 continue
             polling.call_succeeded(ctx, outage)
             if failed:

@@ -42,6 +42,12 @@ reads `docker logs`, lines of `<RFC 3339, 9 fractional digits>Z <text>`. Why it 
 - Credentials: we are given where the tokens are (a file, an environment variable's name, the
   proxy token's command as a JSON argv), never a token, and read them ourselves
   (`workers.controller.credentials`, which also keeps the proxy token fresh).
+- Bounded pages. A page longer than --max-page-bytes is refused by the client, unread
+  (`reply_too_large`); the follower asks again for half as many lines, down to one. A single
+  entry over the cap, or a page that did not arrive within its call's time although it had
+  begun (`controller_timeout`), ends us with API_MISMATCH's sibling BROKEN_REPLY and the
+  report on stderr (`workers.stream.follower_exit`): the stream child reports it, and the run
+  ends with that reason.
 """
 
 import argparse
@@ -55,15 +61,15 @@ import time
 from types import FrameType
 from typing import Any
 
-from common.controller_target import PROXY_TOKEN_TTL_S, ProxyToken
+from common.controller_target import DEFAULT_MAX_LOG_PAGE_BYTES, PROXY_TOKEN_TTL_S, ProxyToken
 from common.fdio import write_all
 from common.logs import redacted
 from workers.controller.connect_http import ConnectClient
 from workers.controller.credentials import Credentials
 from workers.controller.log_server import FETCH_LOGS, resolve_log_service
-from workers.controller.model import ApiMismatch, ControllerError
+from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
 from workers.controller.reply import Field
-from workers.stream.follower_exit import FollowerExit, mismatch_line
+from workers.stream.follower_exit import FollowerExit, broken_reply_line, mismatch_line
 from workers.stream.timestamps import TimestampError, format_unix_ns, validate_since
 
 PAGE_LINES = 1000
@@ -99,7 +105,7 @@ def parse_page(reply: dict[str, Any]) -> tuple[list[tuple[int, int, str]], int]:
     """(seq, epoch_ms, data) rows of a FetchLogs reply in seq order, and its cursor (JSON leaves out zeros)."""
     page = Field.of(FETCH_LOGS, reply)
     rows = [
-        (e.at("seq").as_int(), e.at("timestamp").at("epochMs").as_int(), e.at("data").as_str())
+        (e.at("seq").as_int(), e.at("timestamp").at("epochMs").as_epoch_ms(), e.at("data").as_str())
         for e in page.at("entries").as_list()
     ]
     return sorted(rows, key=lambda row: row[0]), page.at("cursor").as_int()
@@ -115,6 +121,7 @@ class Follower:
         self.since_param = None if self.floor_ms is None else str(max(0, self.floor_ms - 1 - RESUME_LOOKBACK_MS))
         self.cursor = 0
         self.markers = args.cursor_markers
+        self.page_lines = PAGE_LINES  # halved while pages are too large for the client's cap
 
     def resume_after(self, cursor: int) -> None:
         """Start exactly after row `cursor`, if the store still holds it; else say so and resume by since."""
@@ -128,17 +135,25 @@ class Follower:
 
     def run(self) -> None:
         while True:
-            if self.fetch_page() < PAGE_LINES:
+            if self.fetch_page() < self.page_lines:
                 self.wait(self.poll_s)
             else:
                 self.wait(0.0)  # more is waiting: only look at stdin and the deadline
 
     def fetch_page(self) -> int:
-        body: dict[str, Any] = {"source": self.key, "matchScope": "MATCH_SCOPE_EXACT", "maxLines": PAGE_LINES}
+        """Print one page; the number of rows it had (a full page: more may be waiting)."""
+        body: dict[str, Any] = {"source": self.key, "matchScope": "MATCH_SCOPE_EXACT", "maxLines": self.page_lines}
         body["cursor"] = str(self.cursor)  # int64 is a string in JSON
         if self.since_param is not None:
             body["sinceMs"] = self.since_param
-        rows, cursor = parse_page(self.client.call(FETCH_LOGS, body, min(CALL_TIMEOUT_S, self.time_left())))
+        try:
+            reply = self.client.call(FETCH_LOGS, body, min(CALL_TIMEOUT_S, self.time_left()))
+        except ControllerError as exc:
+            if exc.code is not ErrorCode.REPLY_TOO_LARGE or self.page_lines == 1:
+                raise
+            self.page_lines //= 2
+            return self.page_lines  # nothing printed: ask again at once, for fewer lines
+        rows, cursor = parse_page(reply)
         out, start = [], self.cursor
         for seq, epoch_ms, data in rows:
             self.cursor = max(self.cursor, seq)
@@ -202,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between polls once caught up")
     parser.add_argument("--exit-on-stdin-close", action="store_true", help="exit when stdin reaches EOF")
     parser.add_argument("--deadline-unix", type=float, help="exit (0) at this Unix time")
+    parser.add_argument(
+        "--max-page-bytes", type=int, default=DEFAULT_MAX_LOG_PAGE_BYTES, help="refuse a longer reply (reply_too_large)"
+    )
     return parser
 
 
@@ -229,7 +247,7 @@ def main(argv: list[str]) -> int:
         since = None if args.since is None else validate_since(args.since)
         if args.cursor is not None and (since is None or args.cursor <= 0):
             raise TimestampError("--cursor needs --since and a positive row id")
-        with ConnectClient(args.controller, credentials) as controller:
+        with ConnectClient(args.controller, credentials, max_reply_bytes=args.max_page_bytes) as controller:
             follower = Follower(log_client(controller, args.deadline_unix), args.key, since, args)
             if args.cursor is not None:
                 follower.resume_after(args.cursor)
@@ -245,6 +263,9 @@ def main(argv: list[str]) -> int:
         return FollowerExit.API_MISMATCH
     except ControllerError as exc:
         print(redacted(f"logservice_follow: {exc}"), file=sys.stderr)
+        if exc.code in (ErrorCode.REPLY_TOO_LARGE, ErrorCode.CONTROLLER_TIMEOUT):
+            print(redacted(broken_reply_line(exc.code, exc.method, exc.details)), file=sys.stderr)
+            return FollowerExit.BROKEN_REPLY
         return FollowerExit.CALL_FAILED
     except KeyboardInterrupt:
         return FollowerExit.INTERRUPTED

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from common.controller_target import ProxyToken
+from common.controller_target import DEFAULT_MAX_LOG_PAGE_BYTES, ProxyToken
 from workers.hosts import Role, VmHost, validate_name
 from workers.stream.timestamps import validate_since
 
@@ -262,6 +262,7 @@ class IrisLogTransport:
     token_env: str | None = None  # the variable's name: the follower inherits the environment
     proxy_token: ProxyToken = field(default_factory=ProxyToken)  # where the follower finds its proxy token
     poll_interval_s: float = 0.5
+    max_page_bytes: int = DEFAULT_MAX_LOG_PAGE_BYTES  # a longer FetchLogs page is refused
     command_prefix: tuple[str, ...] = (sys.executable, "-m", "workers.logservice_follow")
     kind: TransportKind = field(default=TransportKind.IRIS_LOG, init=False)
 
@@ -276,6 +277,9 @@ class IrisLogTransport:
         poll = self.poll_interval_s
         if isinstance(poll, bool) or not isinstance(poll, int | float) or not 0 < poll < math.inf:
             raise TransportConfigError(f"poll_interval_s must be a positive number: {poll!r}")
+        size = self.max_page_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise TransportConfigError(f"max_page_bytes must be a positive integer: {size!r}")
         if self.token_file is not None and not isinstance(self.token_file, str):
             raise TransportConfigError(f"token_file: {self.token_file!r}")
         if self.token_env is not None and not (isinstance(self.token_env, str) and self.token_env.isidentifier()):
@@ -287,6 +291,8 @@ class IrisLogTransport:
         key = "/system/controller" if host.role == Role.CONTROLLER else f"/system/worker/{validate_name('vm', host.vm)}"
         argv = [*self.command_prefix, "--controller", self.controller, "--key", key]
         argv += ["--poll-interval", repr(float(self.poll_interval_s)), "--exit-on-stdin-close", "--cursor-markers"]
+        if self.max_page_bytes != DEFAULT_MAX_LOG_PAGE_BYTES:  # the follower's own default otherwise
+            argv.append(f"--max-page-bytes={int(self.max_page_bytes)}")
         if self.token_file is not None:
             argv.append(f"--token-file={self.token_file}")  # one word: a path starting with "-" stays a value
         if self.token_env is not None:

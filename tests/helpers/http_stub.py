@@ -1,9 +1,11 @@
 """A loopback HTTP server in a thread of the test process, for tests that play a controller or a
 proxy in-process: `serving(handler)` yields its base URL and shuts it down (joined) after;
-`Stub` is a quiet HTTP/1.1 handler base with `answer()`."""
+`Stub` is a quiet HTTP/1.1 handler base with `answer()`. With `tls` (a server context), it
+serves https instead."""
 
 import contextlib
 import http.server
+import ssl
 import threading
 from collections.abc import Iterator, Mapping
 
@@ -29,12 +31,14 @@ class Stub(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+def serving(handler: type[http.server.BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> Iterator[str]:
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
         httpd.server_close()

@@ -50,7 +50,7 @@ class FakeConnect:
         self.base_url = TARGET.address
         self.token = ""
 
-    def call(self, method: str, body: dict[str, Any], timeout_s: float) -> Any:
+    def call(self, method: str, body: dict[str, Any], timeout_s: float, max_bytes: int = 0) -> Any:
         return self.replies[method.rsplit("/", 1)[-1]]
 
 

@@ -5,8 +5,14 @@ from pathlib import Path
 
 import pytest
 
+from common.deadline import Deadline
+from supervisor.arbiter import Supervisor
+from supervisor.cli import build_parser
 from supervisor.config import ClusterKind, ConfigError, load, parse
-from workers.transports import SshTransport
+from supervisor.preflight import plan
+from supervisor.smoke import SmokeRun
+from workers.hosts import Role, VmHost
+from workers.transports import IrisLogTransport, SshTransport
 
 GOOD = """
 [run]
@@ -55,6 +61,9 @@ def test_a_full_config_parses_into_frozen_settings(tmp_path: Path) -> None:
         ({"tests": [{"name": "t", "argv": []}]}, "tests[0].argv"),
         ({"tests": [{"name": "t", "argv": ["true"], "replicas": 0}]}, "tests[0].replicas"),
         ({"tests": [{"name": "simple", "argv": ["true"]}]}, "tests"),
+        ({"iris": {"max_reply_bytes": 1000}}, "iris.max_reply_bytes"),
+        ({"iris": {"max_reply_bytes": "32M"}}, "iris.max_reply_bytes"),
+        ({"iris": {"max_log_page_bytes": 2**40}}, "iris.max_log_page_bytes"),
         ({"suite": {"priority_band": "urgent"}}, "suite.priority_band"),
         ({"suite": {"priority_band": "system"}}, "suite.priority_band"),
     ],
@@ -111,6 +120,21 @@ def test_the_ssh_section_builds_the_streams_transport_with_one_set_of_defaults()
     assert config.ssh.transport == SshTransport(
         user="smoke", port=2222, identity_file="/k", connect_timeout_s=2, remote_template=template
     )
+
+
+def test_the_reply_caps_reach_every_child_that_reads_a_reply(tmp_path: Path) -> None:
+    """`[iris] max_reply_bytes` and `max_log_page_bytes`: in the controller target every child
+    gets, and in the log streams' transport (the follower's argv when not its own default)."""
+    path = tmp_path / "run.toml"
+    path.write_text("[iris]\nmax_reply_bytes = 1048576\nmax_log_page_bytes = 65536\n")
+    argv = ["run", "--log-dir", str(tmp_path), "--cluster", "iris", "--controller", "http://h:1", "--config", str(path)]
+    p = plan(build_parser().parse_args(argv))
+    target = p.target()
+    assert (target.max_reply_bytes, target.max_log_page_bytes) == (1048576, 65536)
+    run = SmokeRun(p, Supervisor(p.run_id, p.run_dir, Deadline.after(60)), cluster={"address": "http://h:1"})
+    transport = run._transport({"vm": "c", "role": "controller"})
+    assert isinstance(transport, IrisLogTransport) and transport.max_page_bytes == 65536
+    assert "--max-page-bytes=65536" in transport.argv(VmHost("c", 0, Role.CONTROLLER, "c"), "", None, 5)
 
 
 @pytest.mark.parametrize("prefix", ["$CREDENTIALS_DIRECTORY/", "${CREDENTIALS_DIRECTORY}/"])

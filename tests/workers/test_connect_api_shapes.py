@@ -46,7 +46,7 @@ class FakeClient(ConnectClient):
         super().__init__("http://controller.invalid:1")
         self.replies = {ENDPOINTS: {}, **replies}
 
-    def call(self, method: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    def call(self, method: str, body: dict[str, Any], timeout_s: float, max_bytes: int = 0) -> dict[str, Any]:
         if method == PROXIED_FETCH_LOGS and method not in self.replies:
             raise ApiMismatch(method, MISSING_METHOD, "HTTP 404")
         return self.replies[method]
@@ -136,6 +136,31 @@ SHAPES: list[Case] = [
     ("proxied-log-entries-object", _tail, {PROXIED_FETCH_LOGS: {}, FETCH_LOGS: {"entries": {}}}, FETCH_LOGS,
      "entries"),
 ]  # fmt: skip
+# Numbers out of range: wider than int64, a timestamp no calendar prints, a slice host no slice has.
+BIG = "100000000000000000000"  # 1e20
+RANGES: list[Case] = [
+    ("epoch-ms-1e17", _jobs, {"jobs": [{**JOB, "submittedAt": {"epochMs": "100000000000000000"}}]}, LIST_JOBS,
+     "jobs[].submittedAt.epochMs"),
+    ("epoch-ms-negative", _jobs, {"jobs": [{**JOB, "finishedAt": {"epochMs": -5}}]}, LIST_JOBS,
+     "jobs[].finishedAt.epochMs"),
+    ("exit-code-1e20", _jobs, {"jobs": [{**JOB, "exitCode": BIG}]}, LIST_JOBS, "jobs[].exitCode"),
+    ("exit-code-float-1e20", _jobs, {"jobs": [{**JOB, "exitCode": 1e20}]}, LIST_JOBS, "jobs[].exitCode"),
+    ("task-count-1e20", _jobs, {"jobs": [{**JOB, "taskStateCounts": {"running": BIG}}]}, LIST_JOBS,
+     "jobs[].taskStateCounts.running"),
+    ("task-index-1e20", _tasks, {"tasks": [{**TASK, "taskId": f"{ROOT}simple/{BIG}"}]}, LIST_TASKS,
+     "tasks[].taskId"),
+    ("tpu-worker-id-1e20", _workers, _worker(metadata={"attributes": {"tpu-worker-id": {"stringValue": BIG}}}),
+     LIST_WORKERS, "workers[].metadata.attributes.tpu-worker-id"),
+    ("tpu-vm-count-int-1e20", _workers, _worker(metadata={"attributes": {"tpu-vm-count": {"intValue": BIG}}}),
+     LIST_WORKERS, "workers[].metadata.attributes.tpu-vm-count.intValue"),
+    ("device-count-1e20", _workers, _worker(metadata={"device": {"tpu": {"count": BIG}}}), LIST_WORKERS,
+     "workers[].metadata.device.tpu.count"),
+    ("demand-1e20", _status, _status_with(currentDemand={"g": BIG}), AUTOSCALER, "status.currentDemand.g"),
+    ("action-time-1e17", _status, _status_with(recentActions=[{"timestamp": {"epochMs": 1e17}}]), AUTOSCALER,
+     "status.recentActions[].timestamp.epochMs"),
+    ("log-seq-1e20", _tail, {FETCH_LOGS: {"entries": [{"seq": BIG, "data": "x"}]}}, FETCH_LOGS, "entries[].seq"),
+]  # fmt: skip
+SHAPES += RANGES
 
 
 @pytest.mark.parametrize(("call", "reply", "method", "path"), [c[1:] for c in SHAPES], ids=[c[0] for c in SHAPES])

@@ -37,7 +37,7 @@ class Controller(ConnectClient):
         self.answers = {f"{PROXY_ROUTE}/{FETCH_LOGS}": proxy, LIST_ENDPOINTS: {} if endpoints is None else endpoints}
         self.asked: list[str] = []
 
-    def call(self, method: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    def call(self, method: str, body: dict[str, Any], timeout_s: float, max_bytes: int = 0) -> dict[str, Any]:
         self.asked.append(method)
         answer = self.answers[method]
         if isinstance(answer, ControllerError):

@@ -67,21 +67,39 @@ _OPS = {"eq": "EQ", "ne": "NE", "exists": "EXISTS", "not_exists": "NOT_EXISTS"}
 # The smallest request Iris accepts: a tenth of a core and 100 MiB per task.
 TASK_CPU_MILLICORES = 100
 TASK_MEMORY_BYTES = 100 * 1024 * 1024
+# Worker attributes that are numbers to us (a host's index in its slice, the slice's host count):
+# checked here, so a number no slice has never reaches a message or an argv.
+_HOST_NUMBERS = ("tpu-worker-id", "tpu-vm-count")
+MAX_SLICE_HOSTS = 100_000
+MAX_COUNT = 2**31 - 1  # demands and task counts: summed, and still within int64
 
 
 def _time(value: Field) -> str | None:
-    ms = value.at("epochMs").as_int()
+    ms = value.at("epochMs").as_epoch_ms()
     return rfc3339_ms(ms) if ms > 0 else None
 
 
 def _attribute(value: Field) -> str:
     """An AttributeValue (`{stringValue|intValue|floatValue|boolValue}`), or a bare scalar."""
     if value.is_object:
-        for key in ("stringValue", "intValue", "floatValue", "boolValue"):
+        if value.at("intValue").present:
+            return str(value.at("intValue").as_int())
+        for key in ("stringValue", "floatValue", "boolValue"):
             if value.at(key).present:
                 return value.at(key).as_scalar_text()
         return ""
     return value.as_scalar_text()
+
+
+def _attributes(metadata: Field) -> dict[str, str]:
+    """A worker's attributes as text; the numeric ones in range (any other text is a name,
+    which discovery checks as one)."""
+    fields = metadata.at("attributes").as_map()
+    found = {k: _attribute(v) for k, v in fields.items()}
+    for key in _HOST_NUMBERS:
+        if found.get(key, "").isdigit():
+            Field(fields[key].method, fields[key].path, found[key]).as_int(0, 0, MAX_SLICE_HOSTS)
+    return found
 
 
 def submits_child(child: JobRequest) -> tuple[str, ...]:
@@ -127,7 +145,7 @@ def _device_count(metadata: Field) -> int:
     device = metadata.at("device")
     for kind in ("tpu", "gpu"):
         if device.at(kind).present:
-            return device.at(kind).at("count").as_int()
+            return device.at(kind).at("count").as_int(0, 0, MAX_COUNT)
     return 0
 
 
@@ -150,7 +168,8 @@ class IrisController:
     def open(
         cls, target: ControllerTarget, deadline: Deadline, call_limit_s: float = RPC_TIMEOUT_S
     ) -> Iterator["IrisController"]:
-        with ConnectClient(target.address, Credentials.for_target(target)) as client:
+        credentials = Credentials.for_target(target)
+        with ConnectClient(target.address, credentials, max_reply_bytes=target.max_reply_bytes) as client:
             yield cls(client, target, deadline, call_limit_s)
 
     def _call(self, method: str, body: dict[str, Any], timeout_s: float | None = None) -> Field:
@@ -177,7 +196,7 @@ class IrisController:
                 worker_id=w.at("workerId").required().as_str(),
                 healthy=w.at("healthy").as_bool(),
                 address=w.at("address").as_str(),
-                attributes={k: _attribute(v) for k, v in w.at("metadata").at("attributes").as_map().items()},
+                attributes=_attributes(w.at("metadata")),
                 device_count=_device_count(w.at("metadata")),
             )
             for w in self._call(method, {}).at("workers").as_list()
@@ -234,7 +253,7 @@ class IrisController:
             error=j.at("error").as_str(),
             exit_code=j.at("exitCode").as_int(),
             pending_reason=j.at("pendingReason").as_str(),
-            task_state_counts={k: v.as_int() for k, v in j.at("taskStateCounts").as_map().items()},
+            task_state_counts={k: v.as_int(0, 0, MAX_COUNT) for k, v in j.at("taskStateCounts").as_map().items()},
             submitted_at=_time(j.at("submittedAt")),
             finished_at=_time(j.at("finishedAt")),
         )
@@ -247,9 +266,10 @@ class IrisController:
     def _task(t: Field) -> Task:
         task_id = t.at("taskId").required().as_str()
         index = task_id.rsplit("/", 1)[-1]
+        by_id = Field(t.method, f"{t.path}.taskId", index) if index.isdigit() else None
         return Task(
             task_id=task_id,
-            task_index=int(index) if index.isdigit() else t.at("taskIndex").as_int(),
+            task_index=(by_id or t.at("taskIndex")).as_int(0, 0, MAX_COUNT),
             state=task_state(t.at("state").required().as_str()),
             worker_id=t.at("workerId").as_str(),
             pending_reason=t.at("pendingReason").as_str(),
@@ -280,10 +300,10 @@ class IrisController:
         status = self._call(method, {}).at("status").required()
         demand = status.at("currentDemand")
         # A map of demand by group, or (older releases) one number.
-        by_group = {k: v.as_int() for k, v in demand.as_map().items()} if demand.is_object else None
+        by_group = {k: v.as_int(0, 0, MAX_COUNT) for k, v in demand.as_map().items()} if demand.is_object else None
         return AutoscalerStatus(
             groups=tuple(self._group(g, by_group) for g in status.at("groups").as_list()),
-            current_demand=sum(by_group.values()) if by_group is not None else demand.as_int(),
+            current_demand=sum(by_group.values()) if by_group is not None else demand.as_int(0, 0, MAX_COUNT),
             actions=tuple(
                 Action(
                     timestamp=_time(a.at("timestamp")),
@@ -332,7 +352,7 @@ class IrisController:
             hosts_per_slice=seen_hosts or (tpu_hosts(variant) if device == "tpu" else 1),
             chips_per_host=tpu_chips_per_host(variant) if device == "tpu" else 0,
             attributes={"region": g.at("region").as_str()} if g.at("region").as_str() else {},
-            current_demand=demand.get(name, 0) if demand is not None else g.at("currentDemand").as_int(),
+            current_demand=demand.get(name, 0) if demand is not None else g.at("currentDemand").as_int(0, 0, MAX_COUNT),
             slices=slices,
         )
 
@@ -346,7 +366,8 @@ class IrisController:
 
     def fetch_logs(self, body: dict[str, Any]) -> Field:
         logs = self.client.at(self.log_service().url)  # same credentials, same connection pool
-        return Field.of(FETCH_LOGS, logs.call(FETCH_LOGS, body, self._timeout()))
+        reply = logs.call(FETCH_LOGS, body, self._timeout(), self.target.max_log_page_bytes)
+        return Field.of(FETCH_LOGS, reply)
 
     def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
         """The task's last lines. Workers push output in batches, so a task that has just ended

@@ -22,6 +22,14 @@ an Iris behind a proxy such as IAP, the proxy's token. A refusal that is the pro
 401 with `Proxy-Authenticate`, a 401 or 403 without a JSON body) is `ProxyRefused`; after a
 401/407 the call is sent once more with a proxy token fetched again, and a second refusal is
 the caller's.
+
+Every call is bounded (`workers.controller.bounded`): one time limit for connect, headers and
+body, and a byte cap on the reply (`[iris] max_reply_bytes`; a log page has its own, smaller
+one). A call with no answer in time is `deadline_exceeded`, as before (worth retrying: a hung
+or restarting controller). One whose answer began but did not finish in time is
+`controller_timeout`, and one longer than its cap `reply_too_large`: a controller that streams
+a reply endlessly or drips it is broken or hostile, and asking again costs the same again.
+An error answer's body is read up to ERROR_BODY_BYTES (its start says all we show).
 """
 
 import copy
@@ -31,10 +39,13 @@ from typing import Any
 import orjson
 import urllib3
 
+from common.controller_target import DEFAULT_MAX_REPLY_BYTES
+from workers.controller.bounded import Answer, BoundedPoolManager, CallLimit, read_body
 from workers.controller.credentials import Credentials, ProxyRefused, proxy_refusal
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
 
 MAX_ERROR_CHARS = 300
+ERROR_BODY_BYTES = 64 * 1024
 HEADERS = {"Content-Type": "application/json", "Connect-Protocol-Version": "1"}
 NO_PROXY_CREDENTIAL = "no proxy credential given ([iris] proxy_token_command or proxy_token_file)"
 # The field an ApiMismatch names when the server has no such method at all.
@@ -60,13 +71,20 @@ HTTP_CODES = {
 
 
 class ConnectClient:
-    def __init__(self, base_url: str, credentials: Credentials | None = None, pool_size: int = 4) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials | None = None,
+        pool_size: int = 4,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.max_reply_bytes = max_reply_bytes
         # Shared with the process's other clients (the log server's): one proxy token for all.
         self.credentials = credentials or Credentials()
         # retries=False: a retry is a decision for the caller's loop (with its backoff and
         # deadline), never a hidden second request that could submit a job twice.
-        self._pool = urllib3.PoolManager(num_pools=2, maxsize=pool_size, headers=HEADERS, retries=False)
+        self._pool = BoundedPoolManager(num_pools=2, maxsize=pool_size, headers=HEADERS, retries=False)
         self._owns_pool = True
 
     def at(self, base_url: str) -> "ConnectClient":
@@ -86,41 +104,31 @@ class ConnectClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def call(self, method: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """One unary call, e.g. `call("iris.cluster.ControllerService/ListWorkers", {}, 5.0)`.
+    def call(self, method: str, body: dict[str, Any], timeout_s: float, max_bytes: int = 0) -> dict[str, Any]:
+        """One unary call, e.g. `call("iris.cluster.ControllerService/ListWorkers", {}, 5.0)`:
+        answered within `timeout_s` in all, in at most `max_bytes` (default: the client's cap).
         A call the proxy refused is sent once more with a proxy token fetched again: the proxy
         forwarded nothing, so even a LaunchJob cannot happen twice."""
         ends = time.monotonic() + timeout_s
         try:
-            return self._call_once(method, body, timeout_s)
+            return self._call_once(method, body, timeout_s, max_bytes)
         except ProxyRefused as exc:
             if exc.code is not ErrorCode.UNAUTHENTICATED or not self.credentials.refresh_proxy():
                 raise
-        return self._call_once(method, body, ends - time.monotonic())
+        return self._call_once(method, body, ends - time.monotonic(), max_bytes)
 
-    def _call_once(self, method: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        url = f"{self.base_url}/{method}"
+    def _call_once(self, method: str, body: dict[str, Any], timeout_s: float, max_bytes: int) -> dict[str, Any]:
+        cap = max_bytes or self.max_reply_bytes
         headers = HEADERS | self.credentials.headers(method, timeout_s)
-        try:
-            reply = self._pool.request(
-                "POST",
-                url,
-                body=orjson.dumps(body),
-                headers=headers,
-                timeout=urllib3.Timeout(total=max(0.01, timeout_s)),
-            )
-        except urllib3.exceptions.NewConnectionError as exc:  # refused: urllib3 files it under timeouts
-            raise ControllerError(ErrorCode.UNAVAILABLE, method, str(exc)) from None
-        except urllib3.exceptions.TimeoutError as exc:
-            raise ControllerError(ErrorCode.DEADLINE_EXCEEDED, method, str(exc)) from None
-        except urllib3.exceptions.HTTPError as exc:  # refused, reset, DNS: the server is not there
-            raise ControllerError(ErrorCode.UNAVAILABLE, method, str(exc)) from None
+        reply = self._exchange("POST", method, orjson.dumps(body), headers, timeout_s, cap)
         if reply.status == 200:
-            return _json_object(method, reply.data)
-        refused = proxy_refusal(reply.status, reply.headers, reply.data)
+            if not reply.body.whole:
+                raise ControllerError(ErrorCode.REPLY_TOO_LARGE, method, f"the reply is longer than {cap} bytes")
+            return _json_object(method, reply.body.data)
+        refused = proxy_refusal(reply.status, reply.headers, reply.body.data)
         if refused is not None:
-            raise self._proxy_refused(method, refused, reply.status, reply.data)
-        raise _error(method, reply.status, reply.data)
+            raise self._proxy_refused(method, refused, reply.status, reply.body.data)
+        raise _error(method, reply.status, reply.body.data)
 
     def _proxy_refused(self, method: str, code: ErrorCode, status: int, data: bytes) -> ProxyRefused:
         text = f"HTTP {status}: {data[:MAX_ERROR_CHARS].decode('utf-8', 'replace')}"
@@ -131,19 +139,64 @@ class ConnectClient:
         """The HTTP status `GET <base>/<path>` answers (Iris's `/health`), None if there was no answer."""
         headers = HEADERS | self.credentials.headers(path, timeout_s, required=False)
         try:
-            reply = self._pool.request(
-                "GET", f"{self.base_url}/{path}", headers=headers, timeout=urllib3.Timeout(total=timeout_s)
-            )
-        except urllib3.exceptions.HTTPError:
+            return self._exchange("GET", path, None, headers, timeout_s, ERROR_BODY_BYTES).status
+        except ControllerError:
             return None
-        return int(reply.status)
+
+    def _exchange(
+        self, verb: str, path: str, body: bytes | None, headers: dict[str, str], timeout_s: float, cap: int
+    ) -> Answer:
+        """The status, headers and (up to `cap` bytes of) the body of one request, all within `timeout_s`."""
+        with CallLimit(timeout_s) as limit:
+            reply = self._send(verb, path, body, headers, limit)
+            done = False
+            try:
+                found = read_body(reply, cap if reply.status == 200 else ERROR_BODY_BYTES)
+                done = found.whole and not limit.fired
+            except urllib3.exceptions.HTTPError as exc:
+                raise _broken_answer(path, limit, exc) from None
+            finally:
+                if not done:
+                    reply.close()  # unread or cut short: this connection never serves another call
+                reply.release_conn()
+            if limit.fired:  # a body read to EOF may only have ended because the watchdog shut it
+                raise _broken_answer(path, limit, None)
+        return Answer(reply.status, dict(reply.headers), found)
+
+    def _send(
+        self, verb: str, path: str, body: bytes | None, headers: dict[str, str], limit: CallLimit
+    ) -> urllib3.BaseHTTPResponse:
+        """The answer's status and headers, its body left unread (never preloaded, never decompressed)."""
+        left = limit.left()
+        try:
+            return self._pool.request(
+                verb, f"{self.base_url}/{path}", body=body, headers=headers,
+                timeout=urllib3.Timeout(connect=left, read=left), preload_content=False, decode_content=False,
+            )  # fmt: skip
+        except urllib3.exceptions.NewConnectionError as exc:  # refused: urllib3 files it under timeouts
+            raise ControllerError(ErrorCode.UNAVAILABLE, path, str(exc)) from None
+        except urllib3.exceptions.TimeoutError as exc:
+            raise ControllerError(ErrorCode.DEADLINE_EXCEEDED, path, str(exc)) from None
+        except urllib3.exceptions.HTTPError as exc:  # refused, reset, DNS: the server is not there
+            if limit.fired:
+                details = f"no answer within {limit.seconds:g} s"
+                raise ControllerError(ErrorCode.DEADLINE_EXCEEDED, path, details) from None
+            raise ControllerError(ErrorCode.UNAVAILABLE, path, str(exc)) from None
+
+
+def _broken_answer(method: str, limit: CallLimit, exc: Exception | None) -> ControllerError:
+    """An answer that began and did not end well: out of time, or cut off by the server."""
+    if limit.fired or isinstance(exc, urllib3.exceptions.TimeoutError):
+        details = f"the reply did not end within {limit.seconds:g} s"
+        return ControllerError(ErrorCode.CONTROLLER_TIMEOUT, method, details)
+    return ControllerError(ErrorCode.UNAVAILABLE, method, f"the reply was cut off: {exc}")
 
 
 def _json_object(method: str, data: bytes) -> dict[str, Any]:
     try:
         parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise ApiMismatch(method, "<body>", f"reply is not JSON: {data[:80]!r}") from None
+    except orjson.JSONDecodeError as exc:  # also JSON nested deeper than orjson's limit (1024)
+        raise ApiMismatch(method, "<body>", f"reply is not JSON ({exc}): {data[:80]!r}") from None
     if not isinstance(parsed, dict):
         raise ApiMismatch(method, "<body>", f"reply is not a JSON object: {data[:80]!r}")
     return parsed

@@ -86,7 +86,7 @@ def proxy_refusal(status: int, headers: Mapping[str, str], data: bytes) -> Error
         return None
     try:
         json.loads(data)
-    except ValueError:  # not JSON, or not UTF-8 at all
+    except (ValueError, RecursionError):  # not JSON, not UTF-8 at all, or nested past the parser
         return ErrorCode.UNAUTHENTICATED if status == 401 else ErrorCode.PERMISSION_DENIED
     return None
 

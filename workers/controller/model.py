@@ -75,6 +75,11 @@ class ErrorCode(enum.StrEnum):
     # The controller answered, but not in a shape we understand (a method it does not
     # have, a field missing from its reply): a newer or older API, not a flaky network.
     API_MISMATCH = "iris_api_mismatch"
+    # The controller began an answer and did not finish it within the call's time (a reply
+    # dripped or streamed without end), or sent one longer than our cap: broken or hostile,
+    # and asking again costs the same again (workers.controller.bounded).
+    CONTROLLER_TIMEOUT = "controller_timeout"
+    REPLY_TOO_LARGE = "reply_too_large"
 
     @classmethod
     def named(cls, name: str) -> "ErrorCode":

@@ -9,6 +9,9 @@
 - A call the controller refuses for who we are (`unauthenticated`, `permission_denied`:
   a bad or missing token) is reported once too (`controller_unauthenticated`), naming the
   credential refused: `iris`, or `proxy` for the proxy in front of it (IAP).
+- A reply that began and never ended in time (`controller_timeout`) or was longer than our
+  cap (`reply_too_large`) is reported once as well: a controller that streams replies without
+  end is broken or hostile, and every retry would cost the same time or memory again.
 Each report is one PROGRESS message the supervisor turns into a failure reason.
 """
 
@@ -29,6 +32,8 @@ from workers.runtime import ChildContext
 
 # The controller refusing our credentials: retrying with the same token will not help.
 REFUSED_CODES = frozenset({ErrorCode.UNAUTHENTICATED, ErrorCode.PERMISSION_DENIED})
+# Replies we stopped reading (workers.controller.bounded): each is reported under its own code.
+BROKEN_REPLY_CODES = frozenset({ErrorCode.CONTROLLER_TIMEOUT, ErrorCode.REPLY_TOO_LARGE})
 
 Clock = Callable[[], float]
 
@@ -83,11 +88,12 @@ class Outage:
     reported: bool = False
     mismatch_reported: bool = False
     refused_reported: bool = False
+    broken_reply_reported: bool = False
 
     @property
     def hopeless(self) -> bool:
-        """Whether a failure retrying cannot fix was reported: a foreign API or a refused token."""
-        return self.mismatch_reported or self.refused_reported
+        """Whether a failure retrying cannot fix was reported: a foreign API, a refused token, a broken reply."""
+        return self.mismatch_reported or self.refused_reported or self.broken_reply_reported
 
     def failed(self, code: ErrorCode) -> float | None:
         """Record a failed call; return the outage's length the first time it exceeds the bound."""
@@ -126,6 +132,9 @@ def call_failed(ctx: ChildContext, outage: Outage, event: str, exc: ControllerEr
         refused = {"code": exc.code, "method": exc.method, "credential": credential_of(exc), "details": exc.details}
         ctx.log.error("controller_unauthenticated", **refused)
         ctx.channel.send(Kind.PROGRESS, unauthenticated=refused)
+    if exc.code in BROKEN_REPLY_CODES and not outage.broken_reply_reported:
+        outage.broken_reply_reported = True
+        report_broken_reply(ctx, exc.code, exc.method, exc.details)
     lasted = outage.failed(exc.code)
     if lasted is not None:
         ctx.log.error("controller_unavailable", for_s=round(lasted, 1), bound_s=outage.bound_s)
@@ -136,6 +145,12 @@ def report_api_mismatch(ctx: ChildContext, method: str, field: str, details: str
     """The one report of an API we do not speak: an error event and the `api_mismatch` message."""
     ctx.log.error("iris_api_mismatch", method=method, field=field, details=details)
     ctx.channel.send(Kind.PROGRESS, api_mismatch={"method": method, "field": field, "details": details})
+
+
+def report_broken_reply(ctx: ChildContext, code: ErrorCode, method: str, details: str) -> None:
+    """The one report of a reply we stopped reading: an error event and a message named by its code."""
+    ctx.log.error(code.value, method=method, details=details)
+    ctx.channel.send(Kind.PROGRESS, **{code.value: {"method": method, "details": details}})
 
 
 def call_succeeded(ctx: ChildContext, outage: Outage) -> None:

@@ -11,15 +11,24 @@ Proto3's JSON mapping decides the defaults: an absent field and `null` both mean
 field's default (protojson's EmitUnpopulated writes `null` for an unset message), 64-bit
 integers arrive as strings, and a list element can never be `null`.
 
+Numbers are range-checked where they are read: an integer must fit int64 (orjson, which
+encodes our messages, refuses anything wider, and a proto int64 cannot be wider), and a
+timestamp must be a year we can print (`as_epoch_ms`). Out of range is a mismatch naming the
+path (`ListJobs: jobs[].submittedAt.epochMs is 1e+17, out of range`), never a traceback.
+
 The same accessor reads the files a run directory holds back (supervisor/run_files.py): a
 subclass overrides `error` and `whole`, so a wrong shape there is that reader's error.
 """
 
+import contextlib
 from typing import Any, Self
 
 from workers.controller.model import ApiMismatch
 
 _MISSING = object()
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# The last millisecond of the year 9999: the end of what RFC 3339 (and Python's datetime) can write.
+MAX_EPOCH_MS = 253_402_300_799_999
 
 
 def _kind(value: Any) -> str:
@@ -106,21 +115,34 @@ class Field:
             raise self.mismatch("a string")
         return self.value
 
-    def as_int(self, default: int = 0) -> int:
-        """An integer: a JSON number, or a string of digits (how proto3 JSON writes 64-bit integers)."""
+    def as_int(self, default: int = 0, minimum: int = INT64_MIN, maximum: int = INT64_MAX) -> int:
+        """An integer in [minimum, maximum] (int64 unless said): a JSON number, or a string of
+        digits (how proto3 JSON writes 64-bit integers)."""
         value = self.value
         if not self.present:
             return default
+        found: int | None = None
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise self.mismatch("an integer")
+            found = value
+        elif isinstance(value, float) and value.is_integer():
+            found = int(value)
+        elif isinstance(value, str) and len(value) <= 40:  # no digit string that long is in range
+            with contextlib.suppress(ValueError):
+                found = int(value)
+        if found is None:
+            raise self.mismatch("an integer")
+        if not minimum <= found <= maximum:
+            raise self.out_of_range(minimum, maximum)
+        return found
+
+    def as_epoch_ms(self) -> int:
+        """A timestamp in milliseconds since the epoch (0 = unset), up to the end of the year 9999."""
+        return self.as_int(0, 0, MAX_EPOCH_MS)
+
+    def out_of_range(self, minimum: int, maximum: int) -> Exception:
+        name = self.method.rsplit("/", 1)[-1]
+        where = self.path or self.whole
+        return self.error(where, f"{name}: {where} is {repr(self.value)[:40]}, out of range ({minimum} to {maximum})")
 
     def as_bool(self, default: bool = False) -> bool:
         found = self.as_optional_bool()

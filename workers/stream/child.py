@@ -37,11 +37,12 @@ from typing import Any
 from common.child_exit import ChildExit
 from common.messages import Kind
 from workers.controller import polling
+from workers.controller.model import ErrorCode
 from workers.runtime import ChildContext
 from workers.stream import cursor, timestamps
 from workers.stream.backoff import Backoff
 from workers.stream.connection import Connection
-from workers.stream.follower_exit import FollowerExit, parse_mismatch
+from workers.stream.follower_exit import BROKEN_REPLY_CODES, BROKEN_REPLY_PREFIX, FollowerExit, parse_mismatch
 from workers.stream.framing import LineFramer
 from workers.stream.outfile import StreamFile, StreamFileBusy
 from workers.stream.records import RecordEncoder, Resumed
@@ -100,6 +101,7 @@ class StreamChild:
         self.stale_reported = False
         self.capped = False
         self.mismatch_reported = False
+        self.broken_reply_reported = False
         now = time.monotonic()
         self.last_data_at: float | None = None
         self.drain_started: float | None = None
@@ -318,6 +320,8 @@ class StreamChild:
         self.encoder.diagnostics.clear()
         if self.by_cursor and code == FollowerExit.API_MISMATCH:
             self._report_mismatch(conn.stderr_text())
+        if self.by_cursor and code == FollowerExit.BROKEN_REPLY:
+            self._report_broken_reply(conn.stderr_text())
 
     def _report_mismatch(self, stderr: str) -> None:
         """Once per child: reconnecting will not change the log service's API."""
@@ -327,6 +331,15 @@ class StreamChild:
         found = parse_mismatch(stderr) or {}
         method, field = found.get("method", "<log service>"), found.get("field", "")
         polling.report_api_mismatch(self.ctx, method, field, found.get("details", stderr[-300:]))
+
+    def _report_broken_reply(self, stderr: str) -> None:
+        """Once per child: the supervisor ends the run on the first one (supervisor/smoke.py)."""
+        found = parse_mismatch(stderr, BROKEN_REPLY_PREFIX) or {}
+        if self.broken_reply_reported or found.get("code") not in BROKEN_REPLY_CODES:
+            return
+        self.broken_reply_reported = True
+        code, method = ErrorCode(found["code"]), found.get("method", "<log service>")
+        polling.report_broken_reply(self.ctx, code, method, found.get("details", ""))
 
     def _wait_backoff(self, conn: Connection | None) -> None:
         started = conn.started_at if conn is not None else time.monotonic()
