@@ -9,8 +9,6 @@ through the controller's `/proxy/system.log-server/` route.
 """
 
 import json
-import os
-import signal
 import sys
 import uuid
 from pathlib import Path
@@ -19,8 +17,7 @@ from common.ports import free_port
 from tests.helpers.bastion import bastion_argv, running_socket_forward
 from tests.helpers.iris import running_iris_cluster
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
-from tests.iris.test_iris_tunnel import TICKS, _stream_files
-from tests.streams.test_iris_log_follow import expected_lines, fetch_all, log_server, written
+from tests.iris.test_iris_tunnel import TICKS, assert_restored_and_every_line_once, drop_the_tunnel_mid_job
 
 RUN_EXIT_S = 120.0
 FAILING = """
@@ -85,20 +82,6 @@ def test_from_the_bastion_a_tunnel_command_killed_mid_run_is_restored_and_no_lin
         config.write_text(f"{TICKS}\n[iris]\ntunnel_command = {json.dumps(forward)}\n")
         run = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--config", str(config), "--timeout", "100")
         with started(bastion_argv([sys.executable, *run]), tmp_path, run_id) as sup:
-            first = sup.wait_event("tunnel_up", timeout_s=60)[0]
-            sup.wait_event("job_state_changed", new="running", timeout_s=60)
-            os.kill(first["tunnel_pid"], signal.SIGKILL)
-            [restored] = sup.wait_event("tunnel_restored", timeout_s=30)
-            code = sup.wait_exit(RUN_EXIT_S)
-            results = sup.results()
-            _assert_nothing_left(sup)
-        server = log_server(cluster)
-        files = _stream_files(sup)
-        wanted = {key: expected_lines(fetch_all(server, key))[0] for key in files}
-    assert code == 0, sup.output.read_text()[-3000:]
-    assert restored["local_port"] == first["local_port"] and len(sup.find("tunnel_dropped")) == 1
+            dropped = drop_the_tunnel_mid_job(sup, cluster)
+    assert_restored_and_every_line_once(sup, dropped)
     assert [e["route"] for e in sup.find("log_route")] == ["controller_proxy"]
-    assert sup.find("stream_gap") == [] and len(files) >= 2, results["streams"]
-    for key, path in files.items():
-        got = written(path)
-        assert got and got == wanted[key][: len(got)], key

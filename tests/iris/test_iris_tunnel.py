@@ -7,12 +7,14 @@ own readiness line the run never reads (its `/health` through the forward is the
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -20,10 +22,10 @@ import pytest
 from common import env
 from common.ports import free_port
 from tests.helpers import processes
-from tests.helpers.iris import running_iris_cluster
+from tests.helpers.iris import IrisCluster, running_iris_cluster
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
 from tests.streams.conftest import read_records
-from tests.streams.test_iris_log_follow import expected_lines, fetch_all, log_server, written
+from tests.streams.test_iris_log_follow import Line, expected_lines, fetch_all, log_server, written
 
 RUN_EXIT_S = 150.0
 TOKEN_ENV = "SMOKE_TUNNEL_TOKEN"
@@ -107,6 +109,47 @@ def test_a_run_reaches_iris_only_through_its_tunnel_command(tmp_path: Path, monk
     assert all(s["lines"] > 0 for s in results["streams"]), results["streams"]
 
 
+@dataclasses.dataclass
+class Dropped:
+    """A run whose forward was SIGKILLed mid-job, once it ended, and what Iris's store holds for its streams."""
+
+    code: int
+    first: dict[str, Any]  # the first tunnel_up
+    restored: dict[str, Any]
+    results: dict[str, Any]
+    files: dict[str, Path]  # each stream's log-service key and its file
+    wanted: dict[str, list[Line]]  # each key's lines as Iris's store has them, in order
+
+
+def drop_the_tunnel_mid_job(sup: SupervisorProc, cluster: IrisCluster) -> Dropped:
+    """SIGKILL the run's forward while its job runs, wait for `tunnel_restored` and the run's end;
+    then read each stream's key from the store (the cluster still up)."""
+    first = sup.wait_event("tunnel_up", timeout_s=60)[0]
+    sup.wait_event("job_state_changed", new="running", timeout_s=60)
+    os.kill(first["tunnel_pid"], signal.SIGKILL)
+    [restored] = sup.wait_event("tunnel_restored", timeout_s=30)
+    code = sup.wait_exit(RUN_EXIT_S)
+    results = sup.results()
+    _assert_nothing_left(sup)
+    server, files = log_server(cluster), _stream_files(sup)
+    wanted = {key: expected_lines(fetch_all(server, key))[0] for key in files}
+    return Dropped(code, first, restored, results, files, wanted)
+
+
+def assert_restored_and_every_line_once(sup: SupervisorProc, dropped: Dropped) -> None:
+    """Exit 0, one drop, reopened on its port, no gap, and every stream's file exactly the start of its key."""
+    assert dropped.code == 0, sup.output.read_text()[-4000:]
+    drops = sup.find("tunnel_dropped")
+    assert len(drops) == 1, drops  # the kill, and nothing else
+    assert drops[0]["local_port"] == dropped.restored["local_port"] == dropped.first["local_port"], drops
+    streams = dropped.results["streams"]
+    assert sup.find("stream_gap") == [] and all(s["gaps"] == 0 for s in streams), streams
+    assert len(dropped.files) >= 2
+    for key, path in dropped.files.items():
+        got = written(path)
+        assert got and got == dropped.wanted[key][: len(got)], key
+
+
 def test_a_tunnel_killed_mid_tests_is_reopened_on_its_port_and_no_line_is_lost(tmp_path: Path) -> None:
     """SIGKILL to the forward while a job runs: `tunnel_dropped`, then `tunnel_restored` on the same port;
     the run passes, the streams go on through the new forward, and every stream's file is exactly the
@@ -115,36 +158,19 @@ def test_a_tunnel_killed_mid_tests_is_reopened_on_its_port_and_no_line_is_lost(t
     with running_iris_cluster(tmp_path) as cluster:
         config = _config(tmp_path, cluster.port, TICKS)
         with started(_argv(run_id, tmp_path, config), tmp_path, run_id) as sup:
-            first = sup.wait_event("tunnel_up", timeout_s=60)[0]
-            sup.wait_event("phase_started", phase="tests", timeout_s=60)
-            sup.wait_event("job_state_changed", new="running", timeout_s=60)
-            os.kill(first["tunnel_pid"], signal.SIGKILL)
-            [restored] = sup.wait_event("tunnel_restored", timeout_s=30)
-            code = sup.wait_exit(RUN_EXIT_S)
-            results = sup.results()
-            _assert_nothing_left(sup)
-        server = log_server(cluster)
-        files = _stream_files(sup)
-        wanted = {key: expected_lines(fetch_all(server, key))[0] for key in files}
+            dropped = drop_the_tunnel_mid_job(sup, cluster)
+    assert_restored_and_every_line_once(sup, dropped)
+    first, restored = dropped.first, dropped.restored
     # The logs too came through the tunnel only: Iris's proxy route on the controller's port.
     [route] = sup.find("log_route")
     assert route["route"] == "controller_proxy" and route["url"].startswith(f"http://127.0.0.1:{first['local_port']}/")
-    assert code == 0, sup.output.read_text()[-4000:]
-    drops = sup.find("tunnel_dropped")
-    assert len(drops) == 1, drops  # the kill, and nothing else
-    dropped = drops[0]
-    assert dropped["local_port"] == restored["local_port"] == first["local_port"], (dropped, restored)
-    assert dropped["exit_code"] == -signal.SIGKILL and dropped["drops"] == 1
+    [dropped_event] = sup.find("tunnel_dropped")
+    assert dropped_event["exit_code"] == -signal.SIGKILL and dropped_event["drops"] == 1
     reopened = sup.find("tunnel_up")[1]
     assert reopened["local_port"] == first["local_port"] and reopened["tunnel_pid"] != first["tunnel_pid"]
-    assert results["cluster"]["tunnel_drops"] == 1
-    assert [t["outcome"] for t in results["tests"]] == ["passed"]
-    assert sup.find("stream_gap") == [] and all(s["gaps"] == 0 for s in results["streams"]), results["streams"]
-    assert len(files) >= 2
-    for key, path in files.items():
-        got = written(path)
-        assert got and got == wanted[key][: len(got)], key
-    received = max(str(r["received"]) for path in files.values() for r in read_records(path))
+    assert dropped.results["cluster"]["tunnel_drops"] == 1
+    assert [t["outcome"] for t in dropped.results["tests"]] == ["passed"]
+    received = max(str(r["received"]) for path in dropped.files.values() for r in read_records(path))
     assert received[:23] > restored["timestamp"][:23], "lines came through the reopened tunnel"
 
 

@@ -101,9 +101,21 @@ def test_every_subcommand_is_listed_in_the_help(capsys: pytest.CaptureFixture[st
     assert all(name in listed for name in ("run", "canary", "local-cluster"))
 
 
-def test_the_readme_example_config_is_valid() -> None:
+def _readme_toml_blocks() -> list[str]:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    return [block.split("```", 1)[0] for block in readme.split("```toml\n")[1:]]
+
+
+def test_every_toml_block_of_the_readme_is_a_valid_run_config() -> None:
+    """The quick start's remote.toml, the Configuration example and the rest: each parses as it stands."""
+    blocks = _readme_toml_blocks()
+    assert len(blocks) >= 2
+    for block in blocks:
+        parse(tomllib.loads(block))
+
+
+def test_the_readme_example_config_is_valid() -> None:
+    [example] = [b for b in _readme_toml_blocks() if "my-check" in b]
     config = parse(tomllib.loads(example))
     assert config.test_names() == ["simple", "concurrent", "coscheduled", "my-check"]
     assert config.ssh.hosts[0].address == "10.0.0.5"
