@@ -60,6 +60,9 @@ class FailureReason(enum.StrEnum):
     DISCOVERY_FAILED = "discovery_failed"
     # More hosts than `streams.max_streams`: some hosts were not observed at all.
     HOSTS_OVER_LIMIT = "hosts_over_limit"
+    # Hosts discovery refused (a name that may not reach a command line, a worker id listed
+    # twice): those hosts were not observed, and a controller listing them is not right.
+    HOSTS_REJECTED = "hosts_rejected"
     # An observe run (`--observe`) that saw no worker host listed (the controller's own stream
     # does not count), or whose autoscaler monitor never read a status: nothing to vouch for.
     NOTHING_OBSERVED = "nothing_observed"
@@ -98,6 +101,7 @@ REASON_OUTCOME: dict[FailureReason, Outcome] = {
     FailureReason.STREAM_LOST: Outcome.FAILED,
     FailureReason.DISCOVERY_FAILED: Outcome.FAILED,
     FailureReason.HOSTS_OVER_LIMIT: Outcome.FAILED,
+    FailureReason.HOSTS_REJECTED: Outcome.FAILED,
     FailureReason.NOTHING_OBSERVED: Outcome.FAILED,
     FailureReason.AUTOSCALER_UNREAD: Outcome.FAILED,
     FailureReason.CLOUD_CLEANUP_FAILED: Outcome.ERROR,

@@ -148,6 +148,8 @@ class VerdictSettings:
     silent_streams: Policy = Policy.FAIL
     # Hosts left without a stream by streams.max_streams (hosts_over_limit).
     hosts_over_limit: Policy = Policy.FAIL
+    # Hosts discovery refused: hostile names, duplicate worker ids (hosts_rejected).
+    hosts_rejected: Policy = Policy.FAIL
     # Consecutive failed host listings that fail the run (discovery_failed).
     discovery_max_failures: int = 6
 
@@ -427,6 +429,7 @@ def _verdict(reader: Table) -> VerdictSettings:
     settings = VerdictSettings(
         silent_streams=Policy(reader.string("silent_streams", VerdictSettings.silent_streams, choices=policies)),
         hosts_over_limit=Policy(reader.string("hosts_over_limit", VerdictSettings.hosts_over_limit, choices=policies)),
+        hosts_rejected=Policy(reader.string("hosts_rejected", VerdictSettings.hosts_rejected, choices=policies)),
         discovery_max_failures=reader.integer("discovery_max_failures", VerdictSettings.discovery_max_failures, 1),
     )
     reader.done()

@@ -114,6 +114,7 @@ class SmokeRun:
     tunnel_drops: int = 0
     iris_tmp_left: list[str] = field(default_factory=list)  # what Iris left in its TMPDIR after its stop
     most_workers_listed: int = 0  # worker hosts (not the controller) in the fullest listing
+    hosts_rejected: dict[str, Any] | None = None  # discovery's report of its listing with the most refused
 
     def __post_init__(self) -> None:
         self.config = self.plan.config
@@ -158,6 +159,9 @@ class SmokeRun:
             if hosts is not None:
                 self.listings += 1
                 self._listed(hosts)
+        elif role == "discovery" and kind is Kind.PROGRESS and "hosts_rejected" in body:
+            if int(body["hosts_rejected"].get("count", 0)) > self.rejected()["count"]:
+                self.hosts_rejected = dict(body["hosts_rejected"])
         elif role == "discovery" and kind is Kind.PROGRESS and "failed_listings" in body:
             self.failed_listings = int(body["failed_listings"])
             self.most_failed_listings = max(self.most_failed_listings, self.failed_listings)
@@ -576,6 +580,8 @@ class SmokeRun:
             reasons.append(FailureReason.STREAM_LOST)
         if self.streams.most_over_limit and verdict.hosts_over_limit is Policy.FAIL:
             reasons.append(FailureReason.HOSTS_OVER_LIMIT)
+        if self.rejected()["count"] and verdict.hosts_rejected is Policy.FAIL:
+            reasons.append(FailureReason.HOSTS_REJECTED)
         if self.config.observe and self.sup.stop_reason is None:
             reasons += self._observe_failures(listed=self.listings > 0 or discovery is None)
         return reasons
@@ -592,6 +598,12 @@ class SmokeRun:
             log.warning("autoscaler_unread", child=monitor.name, state=monitor.state)
             reasons.append(FailureReason.AUTOSCALER_UNREAD)
         return reasons
+
+    def rejected(self) -> dict[str, Any]:
+        """The most hosts refused in one listing, by discovery or by the streams (its report)."""
+        streams = self.streams.most_rejected.report()
+        discovery = self.hosts_rejected or streams
+        return discovery if int(discovery.get("count", 0)) >= streams["count"] else streams
 
     def test_results(self) -> list[dict[str, Any]]:
         names = self.config.test_names()
@@ -671,6 +683,7 @@ class SmokeRun:
                 "host_listings": self.listings,
                 "most_failed_listings_in_a_row": self.most_failed_listings,
                 "hosts_over_limit": self.streams.most_over_limit,
+                "hosts_rejected": self.rejected(),
                 "silent_streams": self.streams.silent(),
                 "most_workers_listed": self.most_workers_listed,
                 "observe_s": self.config.observe_s if self.config.observe else None,

@@ -13,6 +13,11 @@ no stream, and how many hosts are left without one is logged (`hosts_over_limit`
 whenever that number changes; the most seen is kept for the verdict. Hosts are taken in
 listing order, so the controller (listed first) always has its stream.
 
+A host whose spec is refused (a name that may not reach a command line) or whose stream name
+an earlier host of the same listing took gets no stream; they are counted per listing
+(`workers.rejected`: one `hosts_rejected` event when that changes) and the most refused in
+one listing kept for the verdict.
+
 The observation window, for "seeing nothing is a failure": it ends when the tests phase
 (an observe run's `observe` phase) ends (`close_window`). A stream counts as up for the
 whole window when its child was not finished then (running, starting or in backoff) and
@@ -30,6 +35,7 @@ from common.deadline import Clock
 from supervisor.arbiter import Supervisor
 from supervisor.children import ChildRecord, ChildSpec, ChildState
 from workers.hosts import HostileNameError
+from workers.rejected import RejectionLog, Rejections
 
 Host = Mapping[str, Any]
 # A stream whose followers failed this many times in a row up to the stop lost the lines since
@@ -65,10 +71,21 @@ class StreamManager:
     over_limit: int = 0  # hosts without a stream in the latest listing
     most_over_limit: int = 0
     window: frozenset[str] | None = None
+    most_rejected: Rejections = field(default_factory=Rejections)
+
+    def __post_init__(self) -> None:
+        self.said = RejectionLog(self.supervisor.log)
 
     def update(self, hosts: list[Host]) -> None:
         now = self.clock()
-        present = {stream_name(h): h for h in hosts}
+        rejections = Rejections()
+        present: dict[str, Host] = {}
+        for host in hosts:
+            name = stream_name(host)
+            if name in present:
+                rejections.duplicate("stream", name)
+            else:
+                present[name] = host
         left_out = 0
         for name, host in present.items():
             record = self.supervisor.children.get(name)
@@ -78,7 +95,7 @@ class StreamManager:
             try:
                 spec = self.spec_for(host) if record is None else record.spec
             except HostileNameError as exc:
-                self.supervisor.log.warning("hostile_name_rejected", field=exc.field, value=repr(exc.value)[:100])
+                rejections.refuse(exc)
                 continue
             self.gone_since[name] = None
             self.hosts[name] = host
@@ -94,6 +111,9 @@ class StreamManager:
                 self.ever_gone.add(name)
                 self.supervisor.log.info("host_gone", child=name, grace_s=self.gone_grace_s)
         self._count_left_out(left_out, len(present))
+        self.said.listed(rejections)
+        if rejections.count > self.most_rejected.count:
+            self.most_rejected = rejections
 
     def _live(self) -> int:
         return sum(name not in self.retired for name in self.gone_since)

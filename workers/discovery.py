@@ -21,8 +21,11 @@ whole to ssh it would be taken as a host name that resolves nowhere. `hosts.spli
 keeps the host in `address` and the port in `service_port`; ssh uses `[ssh] port`.
 
 Every VM and slice name ends up in a command line (a local argv, an ssh command), so
-names that fail `workers.hosts.validate_name` are dropped and logged
-(`hostile_name_rejected`), never passed on.
+names that fail `workers.hosts.validate_name` are dropped, never passed on. A worker id
+listed twice gets one host (its first), never two streams on one file. Both are counted per
+listing (`workers.rejected`): one `hosts_rejected` event (and `duplicate_hosts`) when the
+refused set changes, sent to the supervisor as PROGRESS `hosts_rejected` (the verdict fails
+the run unless `[verdict] hosts_rejected = "warn"`).
 """
 
 import urllib.parse
@@ -34,6 +37,7 @@ from workers.child_args import DiscoveryArgs
 from workers.controller import polling
 from workers.controller.model import ControllerError, Worker
 from workers.hosts import HostileNameError, Role, split_address, validate_name
+from workers.rejected import RejectionLog, Rejections
 from workers.runtime import ChildContext
 
 CONTROLLER_CONTAINER = "iris-controller"
@@ -91,14 +95,20 @@ def worker_host(worker: Worker) -> dict[str, Any]:
     }
 
 
-def hosts_from(workers: list[Worker], prefix: str, address: str, log: Any) -> list[dict[str, Any]]:
-    """The full host set: the controller's VM first, then every listed worker with acceptable names."""
+def hosts_from(workers: list[Worker], prefix: str, address: str, rejections: Rejections) -> list[dict[str, Any]]:
+    """The full host set: the controller's VM first, then every listed worker with acceptable names,
+    each worker id once (the first listed: the sort is stable). The rest go into `rejections`."""
     hosts = [controller_host(prefix, address)]
+    previous = None
     for worker in sorted(workers, key=lambda w: w.worker_id):
+        if worker.worker_id == previous:
+            rejections.duplicate("worker id", worker.worker_id)
+            continue
+        previous = worker.worker_id
         try:
             hosts.append(worker_host(worker))
         except HostileNameError as exc:
-            log.warning("hostile_name_rejected", field=exc.field, value=repr(exc.value)[:100])
+            rejections.refuse(exc)
     return hosts
 
 
@@ -118,6 +128,7 @@ def main(ctx: ChildContext) -> int:
     outage = polling.outage_for(ctx)
     sent: list[dict[str, Any]] | None = None
     failed = 0
+    said = RejectionLog(ctx.log)
     with polling.connect(ctx) as controller:
         for listing in polling.poll_every(ctx, args.interval_s):
             try:
@@ -131,7 +142,10 @@ def main(ctx: ChildContext) -> int:
             if failed:
                 failed = 0
                 ctx.channel.send(Kind.PROGRESS, failed_listings=0)
-            hosts = hosts_from(workers, prefix, address, ctx.log)
+            rejections = Rejections()
+            hosts = hosts_from(workers, prefix, address, rejections)
+            if said.listed(rejections):
+                ctx.channel.send(Kind.PROGRESS, hosts_rejected=rejections.report())
             send_listing(ctx, hosts, listing)
             if sent is None:
                 ctx.channel.send(Kind.READY, hosts=len(hosts))

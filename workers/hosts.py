@@ -38,11 +38,12 @@ class Role(enum.StrEnum):
 
 
 class Refusal(enum.StrEnum):
-    """Why a name was refused (the `reason` of `hostile_name_rejected`)."""
+    """Why a name was refused (a key of `hosts_rejected`'s `reasons`, workers/rejected.py)."""
 
     INVALID_NAME = "invalid_name"
     NOT_A_RESOURCE_PATH = "not_a_resource_path"  # a path, but not of the expected shape
     ZONE_NOT_LISTED = "zone_not_listed"  # a zone other than the one(s) we listed
+    DUPLICATE = "duplicate"  # a worker id listed before in the same listing
 
 
 class HostileNameError(ValueError):

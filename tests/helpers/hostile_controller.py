@@ -13,6 +13,9 @@ Each `--mode` makes METHOD (`iris.cluster.ControllerService/ListWorkers`, or `he
   big-epoch     the reply as it would be (ListJobs), with one more job submitted at epochMs 1e17
   fail          HTTP 500 with a proxy's HTML page, every time
   gzip-bomb     200, `Content-Encoding: gzip` unasked for: 10 KB that inflate to 10 MB
+  hostile-names NAMES_WORKERS (100,000) workers with ids no command line may take (`-oProxyCommand=x`,
+                `a b`, `/..`, control and bidi characters), and VALID_NAMES valid ones (`hostile-ok-<i>`)
+  duplicate-ids the minimal Iris's one worker listed DUPLICATES times, and one other worker once
 Every other call goes to `--upstream` (a real Iris, forwarded as tests/helpers/connect_proxy.py
 does), or without one is answered by a minimal Iris of its own: `/health` ok, one healthy
 CPU worker, no jobs, no autoscaler, no endpoint registry (404), empty log pages.
@@ -53,6 +56,11 @@ BOMB_BYTES = 10 * 1000 * 1000
 DRIP_S = 1.0
 BIG_INT = "100000000000000000000"  # 1e20: wider than int64
 BIG_EPOCH_MS = "100000000000000000"  # 1e17 ms: the year 3170843
+NAMES_WORKERS = 100_000
+VALID_NAMES = 3
+HOSTILE_IDS = ("-oProxyCommand=x{}", "a b{}", "w{}/..", "../w{}", "w{}\x07\x1b[2J", "w\u202e{}", "W{};id")
+DUPLICATES = 3
+OTHER_WORKER_ID = "worker-other-0"
 # One worker as Iris 0.2.227's ListWorkers gives it (a CPU worker of a local cluster; 854 bytes compact).
 WORKER: dict[str, Any] = {
     "workerId": "worker-iris-cpu-0",
@@ -76,7 +84,20 @@ WORKER: dict[str, Any] = {
     "backendId": "default",
     "scaleGroup": "cpu",
 }  # fmt: skip
-MODES = ("endless", "drip", "drip-headers", "huge", "deep", "big-worker-id", "big-epoch", "fail", "gzip-bomb")
+MODES = ("endless", "drip", "drip-headers", "huge", "deep", "big-worker-id", "big-epoch", "fail", "gzip-bomb",
+         "hostile-names", "duplicate-ids")  # fmt: skip
+
+
+def hostile_names() -> dict[str, Any]:
+    """hostile-names: NAMES_WORKERS workers, all but VALID_NAMES of them with a hostile id (each distinct)."""
+    ids = [f"hostile-ok-{i}" for i in range(VALID_NAMES)]
+    ids += [HOSTILE_IDS[i % len(HOSTILE_IDS)].format(i) for i in range(NAMES_WORKERS - VALID_NAMES)]
+    return {"workers": [{"workerId": i, "healthy": True, "address": "127.0.0.1:1"} for i in ids]}
+
+
+def duplicate_ids() -> dict[str, Any]:
+    other = copy.deepcopy(WORKER) | {"workerId": OTHER_WORKER_ID}
+    return {"workers": [*(copy.deepcopy(WORKER) for _ in range(DUPLICATES)), other]}
 
 
 def own_answer(method: str, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
@@ -127,6 +148,8 @@ def handler(modes: dict[str, str], upstream: str) -> type[http.server.BaseHTTPRe
             hostile: dict[str, Callable[[], None]] = {
                 "endless": self._endless, "drip": self._drip, "drip-headers": self._drip_headers,
                 "huge": self._huge, "deep": self._deep, "fail": self._fail, "gzip-bomb": self._gzip_bomb,
+                "hostile-names": lambda: self._json(hostile_names()),
+                "duplicate-ids": lambda: self._json(duplicate_ids()),
             }  # fmt: skip
             answer = hostile.get(modes.get(method, ""))
             if answer is None:
@@ -215,6 +238,9 @@ def handler(modes: dict[str, str], upstream: str) -> type[http.server.BaseHTTPRe
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def _json(self, reply: dict[str, Any]) -> None:
+            self._answer(200, json.dumps(reply).encode(), "application/json")
 
         def _fail(self) -> None:
             self._answer(500, b"<html><body>502 Bad Gateway, or so</body></html>", "text/html")

@@ -12,6 +12,7 @@ from common.messages import Kind
 from workers.controller import polling
 from workers.controller.model import Worker
 from workers.discovery import hosts_from, send_listing
+from workers.rejected import RejectionLog, Rejections
 from workers.runtime import ChildContext
 from workers.smoke_tests.suite import custom_test
 
@@ -51,7 +52,7 @@ def jobs_and_tasks(ctx: ChildContext) -> int:
 def discovery_hosts(ctx: ChildContext) -> int:
     """args: workers [{worker_id, vm_name, address, attributes}]; RESULT hosts = discovery's set for them."""
     workers = [Worker(healthy=True, **w) for w in ctx.args["workers"]]
-    ctx.channel.send(Kind.RESULT, hosts=hosts_from(workers, "local", "127.0.0.1:1", ctx.log))
+    ctx.channel.send(Kind.RESULT, hosts=_hosts(workers, ctx))
     return ChildExit.OK
 
 
@@ -62,8 +63,16 @@ def discovery_listing(ctx: ChildContext) -> int:
                healthy=True, attributes={"tpu-name": f"local-cpu-{i}", "region": "local"})
         for i in range(int(ctx.args["workers"]))
     ]  # fmt: skip
-    send_listing(ctx, hosts_from(workers, "local", "127.0.0.1:1", ctx.log), 0)
+    send_listing(ctx, _hosts(workers, ctx), 0)
     return ChildExit.OK
+
+
+def _hosts(workers: list[Worker], ctx: ChildContext) -> list[dict[str, Any]]:
+    """Discovery's set for `workers`, its refusals logged as discovery logs them."""
+    rejections = Rejections()
+    hosts = hosts_from(workers, "local", "127.0.0.1:1", rejections)
+    RejectionLog(ctx.log).listed(rejections)
+    return hosts
 
 
 def workers_up(ctx: ChildContext) -> int:

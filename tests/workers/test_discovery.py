@@ -92,7 +92,9 @@ def test_hosts_with_hostile_names_are_dropped_and_logged(tmp_path: Path) -> None
     (result,) = child.of(Kind.RESULT)
     assert [h["vm"] for h in result["hosts"]] == ["local-controller", "local-tpu-0-w1"]
     assert result["hosts"][1]["slice_host"] == 1 and result["hosts"][1]["slice"] == "local-tpu-0"
-    assert len(child.events("hostile_name_rejected")) == len(hostile)
+    [said] = child.events("hosts_rejected")
+    assert said["count"] == len(hostile) and said["reasons"] == {"invalid_name": len(hostile)}, said
+    assert said["sample"][0] == repr("vm;touch pwned"), said
 
 
 def test_discovery_sends_ten_thousand_hosts_in_parts_under_the_message_limit(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 from workers.gcp.gcloud import Gcloud, GcloudFailed
 from workers.gcp.settings import GcpSettings
 from workers.hosts import MAX_HOSTS_PER_VM, HostileNameError, Refusal, validate_name
+from workers.rejected import RejectionLog, Rejections
 
 _ACCELERATOR = re.compile(r"(v[0-9]+[a-z]*|v5litepod)-([0-9]+)", re.ASCII)
 # Segments are anything but "/"; each is then checked against its own pattern.
@@ -113,9 +114,13 @@ def list_inventory(gcloud: Gcloud, settings: GcpSettings, log: Any) -> Inventory
     for result in results:
         if not result.ok:
             raise GcloudFailed(result, "listing")
-    listed = [_tpu(item, zone, log) for zone, r in zip(settings.zones, results, strict=False) for item in _items(r)]
+    rejections = Rejections()  # said once for the whole inventory, never once per name
+    zoned = zip(settings.zones, results, strict=False)
+    listed = [_tpu(item, zone, rejections) for zone, r in zoned for item in _items(r)]
     slices = [r for r in listed if r is not None]
-    instances = [r for r in (_instance(item, settings, log) for item in _items(results[-1])) if r is not None]
+    instances = [r for r in (_instance(item, settings, rejections) for item in _items(results[-1])) if r is not None]
+    if rejections.count:
+        RejectionLog(log).listed(rejections)
     oversized = [r for r in slices if r.hosts > MAX_HOSTS_PER_VM]
     for r in oversized:
         log.warning("slice_oversized", vm=r.name, zone=r.zone, hosts=r.hosts, max_hosts=MAX_HOSTS_PER_VM)
@@ -164,27 +169,23 @@ def _labels(item: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
 
-def _tpu(item: dict[str, Any], zone: str, log: Any) -> Resource | None:
+def _tpu(item: dict[str, Any], zone: str, rejections: Rejections) -> Resource | None:
     try:
         name = tpu_name(item.get("name"), validate_name("zone", zone))
         return Resource(ResourceKind.TPU, name, zone, _slice_hosts(item), _labels(item))
     except HostileNameError as exc:
-        _rejected(log, exc)
+        rejections.refuse(exc)
         return None
 
 
-def _instance(item: dict[str, Any], settings: GcpSettings, log: Any) -> Resource | None:
+def _instance(item: dict[str, Any], settings: GcpSettings, rejections: Rejections) -> Resource | None:
     try:
         name = validate_name("instance name", item.get("name"))
         zone = instance_zone(item.get("zone"), settings.zones)
         return Resource(ResourceKind.INSTANCE, name, zone, 1, _labels(item))
     except HostileNameError as exc:
-        _rejected(log, exc)
+        rejections.refuse(exc)
         return None
-
-
-def _rejected(log: Any, exc: HostileNameError) -> None:
-    log.warning("hostile_name_rejected", field=exc.field, value=repr(exc.value)[:100], reason=exc.reason)
 
 
 def _slice_hosts(item: dict[str, Any]) -> int:
