@@ -12,6 +12,8 @@ import re
 import stat
 import urllib.parse
 
+from workers.controller.credentials import token_text
+
 # poll(2), select and the children's waits take milliseconds in a C int: past 2**31 - 1 ms
 # (24.8 days) a timeout overflows and the wait returns at once or raises. No deadline,
 # interval or grace this program knows needs more than a week.
@@ -115,16 +117,6 @@ def utf8(value: str) -> str:
 MAX_SECRET_BYTES = 64 << 10
 
 
-def secret_text(text: str) -> str:
-    """A token's text: one non-empty line (a second line would reach the Authorization header)."""
-    token = text.strip()
-    if not token:
-        raise ValueError("is empty")
-    if "\n" in token or "\r" in token:
-        raise ValueError("holds more than one line; a token file holds the token alone, on one line")
-    return token
-
-
 def _systemd_credential(path: str) -> bool:
     """Whether `path` is a file in this unit's credentials directory. systemd writes each 0400 and
     lets the unit's user alone read it: by ownership, or by an ACL where the file system has them
@@ -159,7 +151,7 @@ def secret_file(path: str) -> None:
     if len(data) > MAX_SECRET_BYTES:
         raise ValueError(f"{path} is over {MAX_SECRET_BYTES} bytes; it should hold one token")
     try:
-        secret_text(data.decode("utf-8"))
+        token_text(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not UTF-8 text") from None
     except ValueError as exc:

@@ -20,6 +20,7 @@ from common.errors import ConfigError, UsageError
 from local_cluster import private_socket
 from supervisor import inputs
 from supervisor.config import PREFIX, STANDARD_TESTS, ClusterKind, RunConfig, load
+from workers.controller.credentials import token_text
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 
@@ -214,7 +215,7 @@ def _check_token(config: RunConfig) -> None:
         raise UsageError(f"iris.token_file: {exc}") from None
     if iris.token_env:
         try:
-            inputs.secret_text(os.environ.get(iris.token_env, ""))
+            token_text(os.environ.get(iris.token_env, ""))
         except ValueError as exc:
             raise UsageError(f"iris.token_env: the environment variable {iris.token_env} {exc}") from None
     _check_proxy_token(config)

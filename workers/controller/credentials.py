@@ -131,9 +131,18 @@ def command_env(base: Mapping[str, str], iris_token_env: str = "") -> dict[str, 
     return env
 
 
-def _one_line(text: str) -> str | None:
+def token_text(text: str) -> str:
+    """A bearer token's text, stripped: one non-empty line without white space (a second line would
+    reach the request's header). The one rule, for preflight and for every reader; ValueError says
+    what is wrong, never quoting the text."""
     token = text.strip()
-    return token if token and "\n" not in token and not any(c.isspace() for c in token) else None
+    if not token:
+        raise ValueError("is empty")
+    if "\n" in token or "\r" in token:
+        raise ValueError("holds more than one line; a token file holds the token alone, on one line")
+    if any(c.isspace() for c in token):
+        raise ValueError("holds white space; a bearer token is one word")
+    return token
 
 
 def _tail(stderr: bytes, stdout: bytes) -> str:
@@ -164,21 +173,22 @@ def run_command(argv: tuple[str, ...], env: Mapping[str, str], timeout_s: float,
             ErrorCode.DEADLINE_EXCEEDED, method, f"{COMMAND_FIELD}: no token within {timeout_s:.0f} s"
         ) from None
     groups.forget(proc)
-    token = _one_line(out.decode("utf-8", "replace"))
-    if proc.returncode != 0 or token is None:
-        why = f"exited {proc.returncode}" if proc.returncode != 0 else "its stdout is not one line (the token)"
-        raise ProxyRefused(method, f"{COMMAND_FIELD}: {why}; stderr: {_tail(err, out)}")
-    return token
+    try:
+        if proc.returncode != 0:
+            raise ValueError(f"exited {proc.returncode}")
+        return token_text(out.decode("utf-8", "replace"))
+    except ValueError as exc:
+        why = str(exc) if proc.returncode != 0 else f"its stdout is not one line (the token): it {exc}"
+        raise ProxyRefused(method, f"{COMMAND_FIELD}: {why}; stderr: {_tail(err, out)}") from None
 
 
 def read_token_file(path: str, method: str) -> str:
     try:
-        token = _one_line(Path(path).read_text(encoding="utf-8", errors="replace"))
+        return token_text(Path(path).read_text(encoding="utf-8", errors="replace"))
     except OSError as exc:
         raise ProxyRefused(method, f"{FILE_FIELD}: cannot read {path}: {exc.strerror}") from None
-    if token is None:
-        raise ProxyRefused(method, f"{FILE_FIELD}: {path} does not hold one token on one line")
-    return token
+    except ValueError as exc:
+        raise ProxyRefused(method, f"{FILE_FIELD}: {path} {exc}") from None
 
 
 Fetch = Callable[[str, float], str]  # (method, timeout_s) -> token
