@@ -24,7 +24,6 @@ import contextlib
 import ctypes
 import fcntl
 import os
-import select
 import signal
 import socket
 import struct
@@ -34,17 +33,15 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 
 from tests.helpers import forward
+from tests.helpers.helper_process import ready_line, running_module
 
 CLONE_NEWNET = 0x40000000
 # <linux/sockios.h>: read and set an interface's flags through an `ifreq` (name[16], short flags).
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 RELAYED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
-REPO_ROOT = Path(__file__).resolve().parents[2]
-READY_S = 10.0
 
 
 def enter_new_network_namespace() -> None:
@@ -93,17 +90,12 @@ def bastion_argv(command: list[str], forwards: dict[int, str] | None = None) -> 
     return ["-m", "tests.helpers.bastion", *flags, "--", *command]
 
 
-@dataclass
+@dataclass(frozen=True)
 class SocketForward:
     """A relay outside the namespace: a Unix socket path that leads to one TCP port."""
 
     path: str
     popen: "subprocess.Popen[bytes]"
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-        self.popen.wait(timeout=READY_S)
 
 
 @contextlib.contextmanager
@@ -112,28 +104,11 @@ def running_socket_forward(to_host: str, to_port: int) -> Iterator[SocketForward
     to_host:to_port, listening once this yields; stopped and its directory removed after."""
     with tempfile.TemporaryDirectory(prefix="bastion-") as directory:
         path = os.path.join(directory, "port.sock")
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "tests.helpers.forward", "--listen", f"unix:{path}", "--to",
-             f"tcp:{to_host}:{to_port}"],
-            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=REPO_ROOT,
-        )  # fmt: skip
-        relay = SocketForward(path, popen)
-        try:
-            _wait_ready(popen)
-            yield relay
-        finally:
-            relay.stop()
-            if popen.stdout is not None:
-                popen.stdout.close()
-
-
-def _wait_ready(popen: "subprocess.Popen[bytes]") -> None:
-    assert popen.stdout is not None
-    ready, _, _ = select.select([popen.stdout], [], [], READY_S)
-    line = popen.stdout.readline().decode().strip() if ready else ""
-    if line != forward.READY_LINE:
-        raise AssertionError(f"the socket forward did not say {forward.READY_LINE!r} within {READY_S:.0f} s: "
-                             f"{line!r}, exit {popen.poll()}")  # fmt: skip
+        to = f"tcp:{to_host}:{to_port}"
+        with running_module("tests.helpers.forward", "--listen", f"unix:{path}", "--to", to) as popen:
+            said = ready_line(popen, "readiness line")
+            assert said == forward.READY_LINE, f"the socket forward said {said!r}, not {forward.READY_LINE!r}"
+            yield SocketForward(path, popen)
 
 
 if __name__ == "__main__":

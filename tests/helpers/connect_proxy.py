@@ -49,7 +49,6 @@ import contextlib
 import dataclasses
 import http.server
 import json
-import select
 import signal
 import socket
 import subprocess
@@ -64,14 +63,13 @@ from types import FrameType
 from typing import Any
 
 from tests.helpers import mint_proxy_token
+from tests.helpers.helper_process import ready_line, running_module
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 LIST_ENDPOINTS = "iris.cluster.EndpointService/ListEndpoints"
 LOG_SERVER = "/system/log-server"
 GONE = "log_server_gone"
 UPSTREAM_TIMEOUT_S = 30.0
-READY_S = 10.0
-REPO_ROOT = Path(__file__).resolve().parents[2]
 HANG_S = 60.0  # a hung reply waits this long at most for its caller to give up
 LOG_PROXY_ROUTE = "/proxy/system.log-server/"  # the controller's route to its log server
 # The Connect protocol's HTTP status for each error code (connectrpc.com/docs/protocol#error-codes).
@@ -315,11 +313,7 @@ class RunningProxy:
     log_url: str  # "" without --log-proxy
 
     def _line(self, what: str) -> str:
-        assert self.popen.stdout is not None
-        ready, _, _ = select.select([self.popen.stdout], [], [], READY_S)
-        line = self.popen.stdout.readline().decode().strip() if ready else ""
-        assert line, f"the proxy printed no {what} within {READY_S:.0f} s (exit {self.popen.poll()})"
-        return line
+        return ready_line(self.popen, what)
 
     def log_server_goes_away(self) -> None:
         """SIGUSR1, then the proxy's word that the log listener and its connections are closed."""
@@ -337,21 +331,11 @@ def running(upstream: str, *flags: str) -> Iterator[str]:
 @contextlib.contextmanager
 def running_proxy(upstream: str, *flags: str) -> Iterator[RunningProxy]:
     """A proxy in front of `upstream`, ready (its URLs read); terminated and reaped after."""
-    popen = subprocess.Popen(
-        [sys.executable, "-m", "tests.helpers.connect_proxy", "--upstream", upstream, *flags],
-        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True,
-        bufsize=0,  # unbuffered: select() then sees every line that readline() has not taken yet
-    )  # fmt: skip
-    try:
+    with running_module("tests.helpers.connect_proxy", "--upstream", upstream, *flags) as popen:
         proxy = RunningProxy(popen, "", "")
         proxy.url = proxy._line("URL")
         proxy.log_url = proxy._line("log URL") if "--log-proxy" in flags else ""
         yield proxy
-    finally:
-        popen.terminate()
-        popen.wait(timeout=READY_S)
-        if popen.stdout is not None:
-            popen.stdout.close()
 
 
 if __name__ == "__main__":

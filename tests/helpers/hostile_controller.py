@@ -30,25 +30,22 @@ import copy
 import gzip
 import http.server
 import json
-import select
 import signal
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from tests.helpers.helper_process import ready_line, running_module
+
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTROLLER = "iris.cluster.ControllerService"
 LIST_WORKERS = f"{CONTROLLER}/ListWorkers"
 LIST_JOBS = f"{CONTROLLER}/ListJobs"
 HANG_S = 120.0  # no hostile answer outlives a test
-READY_S = 10.0
 UPSTREAM_TIMEOUT_S = 30.0
 HUGE_BYTES = 100 * 1000 * 1000
 DEEP_LEVELS = 100_000
@@ -307,23 +304,11 @@ def main() -> int:
 def running(*modes: str, upstream: str = "") -> Iterator[str]:
     """The server as a process of its own, `modes` as METHOD=MODE; its URL once it listens.
     Terminated and reaped on the way out."""
-    argv = [sys.executable, "-m", "tests.helpers.hostile_controller", *(f"--mode={m}" for m in modes)]
+    argv = [f"--mode={m}" for m in modes]
     if upstream:
         argv.append(f"--upstream={upstream}")
-    popen = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True, bufsize=0
-    )
-    try:
-        assert popen.stdout is not None
-        ready, _, _ = select.select([popen.stdout], [], [], READY_S)
-        url = popen.stdout.readline().decode().strip() if ready else ""
-        assert url, f"the hostile controller printed no URL within {READY_S:.0f} s (exit {popen.poll()})"
-        yield url
-    finally:
-        popen.terminate()
-        popen.wait(timeout=READY_S)
-        if popen.stdout is not None:
-            popen.stdout.close()
+    with running_module("tests.helpers.hostile_controller", *argv) as popen:
+        yield ready_line(popen, "URL")
 
 
 if __name__ == "__main__":

@@ -5,14 +5,13 @@ the Connect protocol's "HTTP to error code" table applies, and only a 404 (no su
 `unimplemented` means the server lacks the method (`iris_api_mismatch`).
 """
 
-import http.server
 import json
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
 
+from tests.helpers.http_stub import Stub, serving
 from workers.controller.connect_http import ConnectClient
 from workers.controller.credentials import Credentials
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
@@ -36,37 +35,22 @@ ANSWERS = {
 }
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class _Handler(Stub):
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = self.body()
         status, data = ANSWERS.get(self.path, (404, b"404 page not found"))
         if self.path == "/svc/Echo":
             status, data = (
                 200,
                 json.dumps({"body": json.loads(body), "auth": self.headers.get("Authorization")}).encode(),
             )
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        self.answer(status, data)
 
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with serving(_Handler) as url:
+        yield url
 
 
 def test_a_reply_is_parsed_and_unknown_fields_are_kept_harmlessly(server: str) -> None:
