@@ -12,7 +12,7 @@ import re
 import stat
 import urllib.parse
 
-from workers.controller.credentials import token_text
+from common.tokens import token_text
 
 # poll(2), select and the children's waits take milliseconds in a C int: past 2**31 - 1 ms
 # (24.8 days) a timeout overflows and the wait returns at once or raises. No deadline,

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from common.controller_target import ApiKind, ControllerTarget
 from common.errors import ConfigError, UsageError
+from common.tokens import token_text
 from local_cluster import private_socket
 from supervisor import inputs
 from supervisor.config import PREFIX, STANDARD_TESTS, ClusterKind, RunConfig, load
-from workers.controller.credentials import token_text
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 

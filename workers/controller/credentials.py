@@ -38,6 +38,7 @@ from pathlib import Path
 
 from common import logs
 from common.controller_target import ControllerTarget, ProxyToken
+from common.tokens import token_text
 from local_cluster.environment import minimal_env
 from workers.controller.model import ControllerError, ErrorCode
 
@@ -129,20 +130,6 @@ def command_env(base: Mapping[str, str], iris_token_env: str = "") -> dict[str, 
     env = minimal_env(base) | {k: v for k, v in base.items() if k.startswith(COMMAND_ENV_PREFIXES)}
     env.pop(iris_token_env, None)
     return env
-
-
-def token_text(text: str) -> str:
-    """A bearer token's text, stripped: one non-empty line without white space (a second line would
-    reach the request's header). The one rule, for preflight and for every reader; ValueError says
-    what is wrong, never quoting the text."""
-    token = text.strip()
-    if not token:
-        raise ValueError("is empty")
-    if "\n" in token or "\r" in token:
-        raise ValueError("holds more than one line; a token file holds the token alone, on one line")
-    if any(c.isspace() for c in token):
-        raise ValueError("holds white space; a bearer token is one word")
-    return token
 
 
 def _tail(stderr: bytes, stdout: bytes) -> str:
