@@ -27,6 +27,11 @@ class Outcome(enum.StrEnum):
     SKIPPED = "skipped"  # a test the cluster cannot serve; carries its reason, never a failure
 
 
+# A test that did not run is no failure: skipped (the cluster cannot serve it) or cancelled
+# (the run was stopped by a signal, SIGTERM or SIGINT, before the test finished).
+NOT_RUN = (Outcome.SKIPPED, Outcome.CANCELLED)
+
+
 class FailureReason(enum.StrEnum):
     TEST_FAILED = "test_failed"
     DEADLINE_EXCEEDED = "deadline_exceeded"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from common.files import write_atomically
-from common.outcome import Outcome
+from common.outcome import NOT_RUN, Outcome
 from supervisor.results_file import RunResults, TestResult, from_verdict
 from supervisor.version import VERSION
 
@@ -174,8 +174,9 @@ def verdict_line(results: RunResults, run_dir: Path) -> str:
     elif results.observe:
         what = "observe only, no tests"
     else:
-        skipped = sum(t.outcome is Outcome.SKIPPED for t in tests)
-        what = f"{len(tests) - skipped}/{len(tests)} tests passed" + (f", {skipped} skipped" if skipped else "")
+        passed = sum(t.outcome is Outcome.PASSED for t in tests)
+        others = (f"{n} {o}" for o in NOT_RUN if (n := sum(t.outcome is o for t in tests)))
+        what = ", ".join([f"{passed}/{len(tests)} tests passed", *others])
     reasons = ", ".join(results.failure_reasons) or "none"
     lines = sum(s.lines for s in results.streams)
     return visible(
@@ -215,7 +216,7 @@ def render_junit(results: RunResults) -> bytes:
         tests=str(len(tests)),
         failures=str(sum(t.outcome is Outcome.FAILED for t in tests)),
         errors=str(sum(t.outcome in (Outcome.ERROR, Outcome.TIMEOUT) for t in tests)),
-        skipped=str(sum(t.outcome is Outcome.SKIPPED for t in tests)),
+        skipped=str(sum(t.outcome in NOT_RUN for t in tests)),
         time=_seconds(results.duration_s),
     )
     properties = ET.SubElement(suite, "properties")
@@ -229,8 +230,8 @@ def render_junit(results: RunResults) -> bytes:
         case = ET.SubElement(
             suite, "testcase", classname="iris_smoke", name=_xml(test.name), time=_seconds(test.duration_s)
         )
-        if test.outcome is Outcome.SKIPPED:
-            ET.SubElement(case, "skipped", message=_xml(test.error or "skipped"))
+        if test.outcome in NOT_RUN:
+            ET.SubElement(case, "skipped", message=_xml(test.error or test.outcome))
             continue
         if test.outcome is Outcome.PASSED:
             continue

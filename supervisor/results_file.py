@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.outcome import Outcome
+from common.outcome import NOT_RUN, Outcome
 from supervisor.run_files import RESULTS_MAX_BYTES, FileField, RunDirError, read_json
 
 RESULTS_NAME = "results.json"
@@ -101,7 +101,7 @@ class RunResults:
 
     @property
     def failed_tests(self) -> list[str]:
-        return [t.name for t in self.tests if t.outcome not in (Outcome.PASSED, Outcome.SKIPPED)]
+        return [t.name for t in self.tests if t.outcome not in (Outcome.PASSED, *NOT_RUN)]
 
 
 def _outcome(field: FileField) -> Outcome:

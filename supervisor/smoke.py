@@ -25,7 +25,7 @@ from typing import Any
 
 from common.controller_target import ControllerTarget
 from common.messages import HostsAssembler, Kind, Message
-from common.outcome import FailureReason
+from common.outcome import FailureReason, Outcome
 from supervisor import audit, leftovers
 from supervisor.arbiter import Supervisor
 from supervisor.children import ChildRecord, ChildSpec, ChildState
@@ -607,17 +607,19 @@ class SmokeRun:
 
     def test_results(self) -> list[dict[str, Any]]:
         names = self.config.test_names()
+        # A test the run's stop cut short did not fail: cancelled when a signal stopped the run,
+        # timeout for any other stop (the deadline, a critical child), whatever the child said.
+        signalled = self.sup.stop_reason in (FailureReason.SIGTERM, FailureReason.SIGINT)
+        cut_short = Outcome.CANCELLED if signalled else Outcome.TIMEOUT
         results = []
         for name in names:
             result = self.results.get(name)
             if result is None:
                 result = {"test": name, "outcome": "error", "error": "no result: the tests child ended first"}
                 if self.sup.stop_reason is not None:
-                    result = {
-                        "test": name,
-                        "outcome": "timeout",
-                        "error": f"run stopped: {self.sup.stop_reason}",
-                    }
+                    result = {"test": name, "outcome": cut_short, "error": f"run stopped: {self.sup.stop_reason}"}
+            elif result.get("outcome") == Outcome.CANCELLED:
+                result = {**result, "outcome": cut_short}
             results.append({"name": name, **{k: v for k, v in result.items() if k != "test"}})
         return results
 

@@ -142,7 +142,10 @@ def test_sigterm_during_cluster_start_and_during_tests_is_clean(tmp_path: Path) 
         sup.signal(signal.SIGTERM)
         assert sup.wait_exit(RUN_EXIT_S) == 143
         results = sup.results()
-        assert results["outcome"] == "cancelled" and results["tests"][0]["outcome"] == "timeout"
+        # Cut short by the operator's stop, the test did not fail and did not time out.
+        assert results["outcome"] == "cancelled" and results["tests"][0]["outcome"] == "cancelled"
+        verdict = sup.output.read_text()
+        assert "CANCELLED (exit 143): 0/1 tests passed, 1 cancelled" in verdict, verdict[-3000:]
         _assert_nothing_left(sup)
 
 

@@ -378,7 +378,7 @@ class SmokeTests:
         self.jobs.update(done.jobs)
         reason = self.ctx.stop.reason or "deadline"
         for run in self.pending():
-            self.finish(run, Outcome.TIMEOUT, f"stopped ({reason}) before the test finished", fetch=False)
+            self.finish(run, stopped_outcome(self.ctx), f"stopped ({reason}) before the test finished", fetch=False)
         sweep.report(self.ctx, done, started)
 
 
@@ -462,6 +462,12 @@ def _shape(ctx: ChildContext, controller: Controller, status: AutoscalerStatus) 
     return shape_of(status, workers)
 
 
+def stopped_outcome(ctx: ChildContext) -> Outcome:
+    """A test the child's stop cut short: cancelled when stopped (the supervisor, which knows why it
+    stopped us, says `timeout` when that was the run's deadline), timeout at our own deadline."""
+    return Outcome.CANCELLED if ctx.stop.reason == "sigterm" else Outcome.TIMEOUT
+
+
 def _report_all(ctx: ChildContext, names: Sequence[str], outcome: Outcome, error: str) -> None:
     for name in names:
         ctx.channel.send(Kind.RESULT, test=name, outcome=outcome, duration_s=0.0, jobs=[], error=error, log_tail=[])
@@ -476,7 +482,7 @@ def main(ctx: ChildContext) -> int:
             error = "stopped before the tests started" if stopped else "controller not reachable"
             if isinstance(status, ControllerError):
                 error = f"{status.code}: {status.method}: {status.details}"
-            _report_all(ctx, args.names, Outcome.TIMEOUT if stopped else Outcome.ERROR, error)
+            _report_all(ctx, args.names, stopped_outcome(ctx) if stopped else Outcome.ERROR, error)
             return ChildExit.OK
         try:
             shape = _shape(ctx, controller, status)
