@@ -22,7 +22,7 @@ from common.errors import ConfigError, LockHeld, UsageError
 from common.files import UnsafePath
 from common.outcome import ExitCode
 from supervisor.canary import budgets, runs
-from supervisor.canary.config import FIELDS, CanaryConfig, parse_flag, resolve
+from supervisor.canary.config import FIELDS, CanaryConfig, Listen, parse_flag, resolve
 from supervisor.canary.lock import LOCK_NAME, StateLock, check_state_dir
 from supervisor.canary.loop import Canary
 from supervisor.cli import Parser, private_umask
@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--state-dir", help=f"lock, runs/, metrics/, events (default $STATE_DIRECTORY or ./{d.state_dir})")
     add("--keep-runs", metavar="N", help=f"run directories to keep (default {d.keep_runs})")
     add("--max-bytes", metavar="B", help=f"bytes all run directories may use: 500M, 10G (default {d.max_bytes >> 30}G)")
-    add("--metrics-port", metavar="P", help="serve /metrics on 127.0.0.1:P (0: any free port)")
+    add(
+        "--listen",
+        metavar="HOST:PORT",
+        help=f"serve /metrics and /healthz here: an IP, [::] for IPv6, port 0 for any (default {d.listen})",
+    )
+    add("--cluster-name", metavar="NAME", help="the `cluster` label of every metric (default: the state dir's name)")
     add(
         "--run-timeout", metavar="S", help=f"each run's deadline, passed as its --timeout (default {d.run_timeout_s:g})"
     )
@@ -155,7 +160,9 @@ def check_config(args: argparse.Namespace, extra: list[str] | None) -> int:
 
 
 def describe(config: CanaryConfig) -> dict[str, Any]:
-    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    shown = {k: str(v) if isinstance(v, Path | Listen) else v for k, v in values.items()}
+    return shown | {"cluster": config.cluster}
 
 
 def _serve(config: CanaryConfig, load: Callable[[], CanaryConfig], log_level: str) -> int:

@@ -9,6 +9,7 @@ flags, so a flag keeps winning over a reload.
 """
 
 import dataclasses
+import ipaddress
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -26,6 +27,20 @@ DEFAULT_KEEP_RUNS = 96
 DEFAULT_MAX_BYTES = 10 * 1024**3
 DEFAULT_STATE_DIR = "iris-smoke-canary"
 TIMEOUT_STOP_ENV = "IRIS_SMOKE_TIMEOUT_STOP_SEC"
+# Loopback by default: exposing it further is an explicit choice (`listen = "[::]:9464"`).
+DEFAULT_LISTEN_PORT = 9464
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Listen:
+    """Where `/metrics` and `/healthz` are served: an IP literal (v4 or v6) and a port (0: any free)."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_LISTEN_PORT
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +49,10 @@ class CanaryConfig:
     interval_s: float = DEFAULT_INTERVAL_S
     keep_runs: int = DEFAULT_KEEP_RUNS
     max_bytes: int = DEFAULT_MAX_BYTES
-    metrics_port: int | None = None
+    listen: Listen = Listen()
+    # The `cluster` label of every metric; by default the state directory's name, which is the
+    # instance under the template unit (one canary per cluster on a host, each its own state).
+    cluster_name: str | None = None
     run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S
     cleanup_budget_s: float = DEFAULT_CLEANUP_BUDGET_S
     unit_timeout_stop_s: float | None = None
@@ -42,6 +60,10 @@ class CanaryConfig:
     run_args: tuple[str, ...] = ()
     # Not in --help: stop after this many runs (tests and soaks), exit 0.
     max_runs: int | None = None
+
+    @property
+    def cluster(self) -> str:
+        return self.cluster_name or self.state_dir.absolute().name or "canary"
 
     def changed(self, other: "CanaryConfig") -> list[str]:
         return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(other, f.name)]
@@ -80,6 +102,27 @@ def _port(value: object) -> int:
     return port
 
 
+def _listen(value: object) -> Listen:
+    """`HOST:PORT` with HOST an IP address (`[::]:9464` for IPv6) or `:PORT` for every IPv4 and IPv6 address."""
+    text = value if isinstance(value, str) else ""
+    host, sep, port_text = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        port = _port(port_text) if sep else -1
+        address = ipaddress.ip_address(host or "::")
+    except ValueError:
+        port = -1
+    if port < 0 or (":" in host and not text.startswith("[")):
+        raise ValueError(f"expected HOST:PORT like 127.0.0.1:9464, 0.0.0.0:9464 or [::]:9464, got {value!r}")
+    return Listen(str(address), port)
+
+
+def _cluster_name(value: object) -> str:
+    if not isinstance(value, str) or not _CLUSTER_NAME.fullmatch(value):
+        raise ValueError(f"expected a name like prod-v5e (letters, digits, . _ -; up to 63), got {value!r}")
+    return value
+
+
 def _path(value: object) -> Path:
     if not isinstance(value, str | Path) or not str(value):
         raise ValueError(f"expected a directory path, got {value!r}")
@@ -107,7 +150,8 @@ FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "interval": ("interval_s", inputs.seconds),
     "keep_runs": ("keep_runs", _count),
     "max_bytes": ("max_bytes", parse_size),
-    "metrics_port": ("metrics_port", _port),
+    "listen": ("listen", _listen),
+    "cluster_name": ("cluster_name", _cluster_name),
     "run_timeout": ("run_timeout_s", inputs.seconds),
     "cleanup_budget": ("cleanup_budget_s", inputs.seconds),
     "unit_timeout_stop": ("unit_timeout_stop_s", inputs.seconds),
@@ -130,6 +174,8 @@ def load_file(path: Path) -> dict[str, Any]:
     raw = read_toml(path)
     values: dict[str, Any] = {}
     for key, value in raw.items():
+        if key == "metrics_port":
+            raise ConfigError(f'config {path}: metrics_port: replaced by listen (listen = "127.0.0.1:{value}")')
         if key not in FIELDS:
             known = ", ".join(FIELDS)
             raise ConfigError(f"config {path}: {key}: unknown field (known: {known})")

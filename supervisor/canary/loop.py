@@ -4,22 +4,24 @@ Design, in the order things happen:
 - Preflight (`cli.py`): config merged and checked, budgets checked against the unit's
   limits, the state lock taken, logging to `<state>/canary-events.jsonl` and stdout.
 - Start-up (`Canary.__enter__`): child subreaper (a crashed run's orphans come back to us),
-  record-only signal handlers writing to a pipe, metrics (textfile, optional HTTP), a
-  retention pass, then READY=1.
+  record-only signal handlers writing to a pipe, metrics (textfile, and `/metrics` with
+  `/healthz` at `listen`), a retention pass, then READY=1.
 - The loop (`serve`): the shared loop core (`supervisor.loop`), whose poll set holds
   only the signal pipe, with a timeout that is the nearest of the next slot, the next
   watchdog ping and the running run's limit. SIGCHLD only wakes it. After every wake:
   signals are dispatched, exited processes reaped (by the core, the only wait in this
   process), limits enforced, the watchdog pinged when due, and a run started when its
-  slot has come.
+  slot has come. The loop then publishes its state to the endpoint (`/healthz` judges it;
+  a state not refreshed for `endpoint.STALL_S` is a wedged loop).
 - A run is `iris-smoke run` in its own session (`runs.spawn`). When it has been reaped,
   the daemon audits its tag, reads its results.json, updates metrics, applies retention,
   and computes the next slot (skipped slots are counted and logged).
 - SIGTERM/SIGINT: STOPPING=1; with a run in progress, the signal is forwarded to it and
-  the daemon waits up to the cleanup budget (asking systemd for that much time with
-  EXTEND_TIMEOUT_USEC), then KILLs what is left. Then it exits 0. A second signal
+  the daemon waits up to the cleanup budget from the stop (asking systemd for that much time
+  with EXTEND_TIMEOUT_USEC), then KILLs what is left. Such a run is `cancelled`: counted,
+  but not a failure (metrics.py). Then it exits 0. A second signal
   KILLs at once. SIGHUP reloads the config; a bad one is logged and the old one kept.
-- The daemon never imports grpc and never forks without exec; the metrics server's
+- The daemon never imports grpc and never forks without exec; the endpoint's server
   thread is the only thread, which is safe only because of that.
 """
 
@@ -41,9 +43,10 @@ from common.deadline import Clock
 from common.errors import ConfigError
 from common.outcome import Outcome
 from supervisor import audit
-from supervisor.canary import budgets, latency, runs, schedule
+from supervisor.canary import budgets, endpoint, latency, runs, schedule
 from supervisor.canary.config import CanaryConfig
-from supervisor.canary.metrics import LAST_SUCCESS_NAME, TEXTFILE_NAME, CanaryMetrics, MetricsServer
+from supervisor.canary.endpoint import Endpoint, LoopState, ProbeState
+from supervisor.canary.metrics import TEXTFILE_NAME, CanaryMetrics
 from supervisor.canary.retention import Retention
 from supervisor.canary.sdnotify import Notifier, watchdog_interval_s
 from supervisor.loop import Loop
@@ -57,7 +60,7 @@ EVENTS_MAX_BYTES = 64 * 1024**2
 # How often to re-ask systemd for time while waiting for a run's cleanup.
 EXTEND_EVERY_S = 5.0
 # Reloading swaps these only with a restart: the lock and the listening socket are held.
-RESTART_ONLY_FIELDS = ("state_dir", "metrics_port")
+RESTART_ONLY_FIELDS = ("state_dir", "listen", "cluster_name")
 
 
 class Phase(enum.StrEnum):
@@ -74,6 +77,7 @@ class ActiveRun:
     pid: int
     slot_at: float
     started_at: float
+    started_unix: float
     limit_at: float  # run timeout + cleanup budget: past it, the run is wedged and gets KILLed
     term_sent_at: float | None = None
     killed: bool = False
@@ -101,12 +105,13 @@ class Canary:
         self.phase = Phase.STARTING
         self.log = logs.get_logger()
         self.notifier = Notifier(environ)
-        self.metrics = CanaryMetrics(config.state_dir / LAST_SUCCESS_NAME)
-        self.server: MetricsServer | None = None
+        self.metrics = CanaryMetrics(config.cluster, config.state_dir)
+        self.server: Endpoint | None = None
         self.runs_dir = config.state_dir / "runs"
         self.textfile = config.state_dir / "metrics" / TEXTFILE_NAME
         self.retention = Retention(self.runs_dir)
         self.run: ActiveRun | None = None
+        self.last_run: runs.LastRun | None = None
         self.runs_done = 0
         self.exit_code = 0
         self._loop = Loop(self._handle_signals)
@@ -115,19 +120,24 @@ class Canary:
         self._watchdog_at = clock()
         self._next_slot: float | None = None
         self._last_slot: float | None = None
+        # Grid slots since the first run's: runs and skipped slots add up to it (run_spawned's `slot`).
+        self._next_index = self._last_index = 0
         self._extend_at = 0.0
         self._me = psutil.Process()
 
     # -- life cycle ---------------------------------------------------------------------
 
     def __enter__(self) -> "Canary":
-        if self.config.metrics_port is not None:
-            try:
-                self.server = MetricsServer(self.metrics.registry, self.config.metrics_port)
-            except OSError as exc:
-                where = f"127.0.0.1:{self.config.metrics_port}"
-                raise ConfigError(f"--metrics-port: cannot listen on {where}: {exc.strerror}") from None
-            self.log.info("metrics_serving", address="127.0.0.1", port=self.server.port)
+        listen, cluster = self.config.listen, self.config.cluster
+        try:
+            self.server = Endpoint(self.metrics.registry, listen, cluster, self._clock)
+        except OSError as exc:
+            raise ConfigError(
+                f"--listen: cannot listen on {listen}: {exc.strerror} "
+                "(each canary on a host needs its own listen address and cluster_name)"
+            ) from None
+        self.log.info("endpoint_serving", address=listen.host, port=self.server.port, cluster=cluster)
+        self.last_run = runs.last_on_disk(self.runs_dir)
         linux.set_child_subreaper()
         self._loop.open()
         for path in (self.runs_dir, self.textfile.parent):
@@ -185,7 +195,7 @@ class Canary:
 
     def _next_wake(self) -> float:
         now = self._clock()
-        wakes = [MAX_WAIT_S]
+        wakes = [MAX_WAIT_S if self.server is None else endpoint.HEARTBEAT_S]
         if self._watchdog_s is not None:
             wakes.append(self._watchdog_at - now)
         if self.run is None and self._next_slot is not None and self._stop_reason is None:
@@ -202,6 +212,12 @@ class Canary:
         if self.run is not None:
             self._enforce_limits(self.run)
         self._ping_watchdog()
+        self._publish()
+
+    def _publish(self) -> None:
+        if self.server is not None:
+            probe = ProbeState(endpoint.SUITE_PROBE, self.config.interval_s, self.last_run)
+            self.server.publish(LoopState(self._clock(), str(self.phase), (probe,)))
 
     def _wait_until(self, timeout_s: float, done: Callable[[], bool]) -> bool:
         """Serve the loop (signals, reaping, watchdog) until `done()` or `timeout_s`."""
@@ -290,21 +306,26 @@ class Canary:
         argv = runs.run_argv(cfg.run_command, self.runs_dir, run_id, cfg.run_timeout_s, cfg.run_args)
         now = self._clock()
         self._last_slot, self._next_slot = slot_at, None
+        self._last_index = self._next_index
         try:
             pid = runs.spawn(argv, runs.run_environment(self._environ, run_id))
         except OSError as exc:
             self.log.error("run_spawn_failed", run=run_id, argv=argv, error=str(exc))
-            self._finish(runs.RunSummary(run_id, Outcome.ERROR, 127, 0.0, time.time(), reasons=["spawn_failed"]))
+            self._finish(
+                runs.RunSummary(run_id, Outcome.ERROR, 127, 0.0, time.time(), reasons=["spawn_failed"]), time.time()
+            )
             return
-        self.run = ActiveRun(run_id, pid, slot_at, now, now + cfg.run_timeout_s + cfg.cleanup_budget_s)
+        self.run = ActiveRun(run_id, pid, slot_at, now, time.time(), now + cfg.run_timeout_s + cfg.cleanup_budget_s)
         self.metrics.run_started()
         self._write_metrics()
         self._set_phase(Phase.RUNNING)
-        self.log.info("run_spawned", run=run_id, child_pid=pid, late_s=round(now - slot_at, 3))
+        self.log.info("run_spawned", run=run_id, child_pid=pid, slot=self._last_index, late_s=round(now - slot_at, 3))
 
     def _run_limit(self, run: ActiveRun) -> float:
+        # Stopped, a run gets the whole cleanup budget from the stop, wherever its own deadline was:
+        # it is writing its verdict and report, and a KILL would lose them.
         if run.term_sent_at is not None:
-            return min(run.limit_at, run.term_sent_at + self.config.cleanup_budget_s)
+            return run.term_sent_at + self.config.cleanup_budget_s
         return run.limit_at
 
     def _enforce_limits(self, run: ActiveRun) -> None:
@@ -344,7 +365,7 @@ class Canary:
             leaked=leaked,
             overran=run.killed and run.term_sent_at is None,
         )
-        self._finish(summary)
+        self._finish(summary, run.started_unix)
 
     def _audit(self, run_id: str) -> int:
         """KILL and count every process still carrying the run's tag (the run itself is gone)."""
@@ -353,9 +374,13 @@ class Canary:
             self._wait_until(KILL_WAIT_S, lambda: not any(processes.alive(p) for p in leftovers))
         return len(leftovers)
 
-    def _finish(self, summary: runs.RunSummary) -> None:
+    def _finish(self, summary: runs.RunSummary, started_unix: float) -> None:
         self.runs_done += 1
         self.metrics.record_run(summary)
+        self.last_run = runs.LastRun(
+            summary.run_id, summary.outcome, tuple(summary.reasons), started_unix, summary.duration_s,
+            self.runs_dir / summary.run_id,
+        )  # fmt: skip
         self.metrics.record_latencies(latency.measure(self.runs_dir / summary.run_id))
         fds, rss = self._resources()
         self.metrics.record_resources(fds, rss)
@@ -387,6 +412,7 @@ class Canary:
     def _schedule_after(self, slot_at: float) -> None:
         slot = schedule.next_slot(slot_at, self.config.interval_s, self._clock())
         self._next_slot = slot.at
+        self._next_index = self._last_index + 1 + slot.skipped
         if slot.skipped:
             self.metrics.slots_skipped.inc(slot.skipped)
             self._write_metrics()

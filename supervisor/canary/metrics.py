@@ -10,13 +10,21 @@ replaced each run (a renamed test does not linger), and streams are summed per r
 rather than labelled by VM, whose names churn with the autoscaler. Latencies are
 histograms without labels for the same reason (job and slice names carry the run's prefix).
 
-The last success survives restarts: it is kept in `<state dir>/last_success` (Unix
-seconds), so a daemon restarted during an outage does not report "never succeeded" for a
-cluster that passed an hour ago, nor hide an old success behind a fresh 0.
+The last success and the failure streak survive restarts: they are kept in
+`<state dir>/last_success` (Unix seconds) and `<state dir>/consecutive_failed_runs`, so a
+daemon restarted during an outage does not report "never succeeded" for a cluster that
+passed an hour ago, nor reset the count that pages.
+
+A run the daemon's own stop cancelled says nothing about the cluster: it is counted by
+outcome, but leaves the failure streak, the last success and the per-test series as they were.
+
+Every series carries `cluster` (`[canary] cluster_name`): added at collection time by
+`ClusterLabelled`, so no metric can be declared without it.
 """
 
 import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client import (
@@ -25,9 +33,10 @@ from prometheus_client import (
     Gauge,
     Histogram,
     disable_created_metrics,
-    start_http_server,
     write_to_textfile,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Sample
 
 from common.files import write_atomically
 from common.outcome import Outcome
@@ -37,29 +46,56 @@ from supervisor.version import VERSION
 
 TEXTFILE_NAME = "iris_smoke.prom"
 LAST_SUCCESS_NAME = "last_success"
+STREAK_NAME = "consecutive_failed_runs"
 # A local run takes ~5 s, a cloud one with a TPU slice to boot 5-20 min; the deadline is 30 min.
 RUN_DURATION_BUCKETS_S = (5, 10, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600)
 # Waiting for a slot or a slice: seconds locally, up to tens of minutes for a TPU slice.
 LATENCY_BUCKETS_S = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800)
 
 
-def read_last_success(path: Path) -> float | None:
-    """The persisted last success, or None when absent or unreadable (a torn write is impossible:
-    it is written atomically, but a hand-edited file may hold anything)."""
+def read_number(path: Path, low: float, high: float) -> float | None:
+    """A persisted number, or None when absent, unreadable or outside [low, high) (a torn write is
+    impossible: it is written atomically, but a hand-edited file may hold anything)."""
     try:
         value = float(path.read_text(encoding="ascii").strip())
     except (OSError, ValueError, UnicodeDecodeError):
         return None
-    return value if 0 < value < 1e11 else None
+    return value if low <= value < high else None
+
+
+def _persist(path: Path | None, text: str) -> None:
+    if path is not None:
+        # A full disk must not stop the canary: the gauge is right until the next restart.
+        with contextlib.suppress(OSError):
+            write_atomically(path, f"{text}\n".encode("ascii"))
+
+
+class ClusterLabelled:
+    """The registry's series, each with `cluster="<name>"` added: what the textfile and /metrics show."""
+
+    def __init__(self, registry: CollectorRegistry, cluster: str) -> None:
+        self._registry, self._cluster = registry, cluster
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            labelled.samples = [
+                Sample(s.name, {"cluster": self._cluster, **s.labels}, s.value, s.timestamp, s.exemplar)
+                for s in family.samples
+            ]
+            yield labelled
 
 
 class CanaryMetrics:
-    def __init__(self, last_success_file: Path | None = None) -> None:
+    def __init__(self, cluster: str, state_dir: Path | None = None) -> None:
         # No `*_created` series: a counter's creation time is the daemon's start time, which
         # iris_smoke_canary_start_time_seconds already says once (the setting is process-wide,
         # and this process has no other metrics).
         disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
-        self.registry = r = CollectorRegistry(auto_describe=True)
+        r = CollectorRegistry(auto_describe=True)
+        # What is exported: the series above with `cluster`; a registry, so /metrics can filter it.
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(ClusterLabelled(r, cluster))
         self.last_outcome = Gauge(
             "iris_smoke_last_run_outcome", "1 for the outcome of the last run, 0 for the others",
             ["outcome"], registry=r,
@@ -135,9 +171,14 @@ class CanaryMetrics:
             self.last_outcome.labels(outcome=outcome.value).set(0)
         for result in ("ok", "failed"):
             self.reloads.labels(result=result)
-        self._last_success_file = last_success_file
-        if last_success_file is not None and (persisted := read_last_success(last_success_file)) is not None:
-            self.last_success.set(persisted)
+        self._last_success_file = state_dir / LAST_SUCCESS_NAME if state_dir is not None else None
+        self._streak_file = state_dir / STREAK_NAME if state_dir is not None else None
+        if self._last_success_file and (success := read_number(self._last_success_file, 1e-9, 1e11)) is not None:
+            self.last_success.set(success)
+        self.streak = 0
+        if self._streak_file is not None and (streak := read_number(self._streak_file, 0, 1e12)) is not None:
+            self.streak = int(streak)
+        self.consecutive_failures.set(self.streak)
 
     def run_started(self) -> None:
         self.in_progress.set(1)
@@ -151,17 +192,8 @@ class CanaryMetrics:
         self.last_duration.set(run.duration_s)
         self.run_duration.observe(run.duration_s)
         self.last_finished.set(run.finished_unix)
-        if run.outcome is Outcome.PASSED:
-            self.consecutive_failures.set(0)
-            self._record_success(run.finished_unix)
-        else:
-            self.consecutive_failures.inc()
-        self.test_success.clear()
-        self.test_duration.clear()
-        for test in run.tests:
-            self.test_success.labels(test=test.name).set(1 if test.passed else 0)
-            if test.duration_s is not None:
-                self.test_duration.labels(test=test.name).set(test.duration_s)
+        if run.outcome is not Outcome.CANCELLED:  # a stop of ours says nothing about the cluster
+            self._record_verdict(run)
         totals = run.streams
         for gauge, value in (
             (self.streams, totals.streams if totals else 0),
@@ -174,12 +206,20 @@ class CanaryMetrics:
         self.last_leaked.set(run.leaked)
         self.leaked.inc(run.leaked)
 
-    def _record_success(self, finished_unix: float) -> None:
-        self.last_success.set(finished_unix)
-        if self._last_success_file is not None:
-            # A full disk must not stop the canary: the gauge is right until the next restart.
-            with contextlib.suppress(OSError):
-                write_atomically(self._last_success_file, f"{finished_unix:.3f}\n".encode("ascii"))
+    def _record_verdict(self, run: RunSummary) -> None:
+        """The streak, the last success and the per-test series: what a run says about the cluster."""
+        self.streak = 0 if run.outcome is Outcome.PASSED else self.streak + 1
+        self.consecutive_failures.set(self.streak)
+        _persist(self._streak_file, str(self.streak))
+        if run.outcome is Outcome.PASSED:
+            self.last_success.set(run.finished_unix)
+            _persist(self._last_success_file, f"{run.finished_unix:.3f}")
+        self.test_success.clear()
+        self.test_duration.clear()
+        for test in run.tests:
+            self.test_success.labels(test=test.name).set(1 if test.passed else 0)
+            if test.duration_s is not None:
+                self.test_duration.labels(test=test.name).set(test.duration_s)
 
     def record_latencies(self, latencies: RunLatencies) -> None:
         for histogram, gauge, values in (
@@ -198,24 +238,3 @@ class CanaryMetrics:
         """Atomically: write_to_textfile writes `<path>.<pid>.<thread>` and renames it over `path`
         (the temporary name does not end in .prom, so node_exporter never reads half a file)."""
         write_to_textfile(str(path), self.registry)
-
-
-class MetricsServer:
-    """`/metrics` on 127.0.0.1 (expose it further with a reverse proxy or a scrape over ssh).
-
-    prometheus_client serves from a thread. A thread is allowed here and nowhere else in
-    the supervisor because the daemon never forks without exec: runs start with
-    posix_spawn (fork+exec), so no child ever inherits a copy of this thread's locks.
-    """
-
-    def __init__(self, registry: CollectorRegistry, port: int) -> None:
-        self._server, self._thread = start_http_server(port, addr="127.0.0.1", registry=registry)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

@@ -11,6 +11,7 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +191,34 @@ def summarize(
         tests=_tests(results.get("tests")),
         streams=_streams(results.get("streams")),
     )
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """A probe's newest finished run, as `/healthz` shows it."""
+
+    run_id: str
+    outcome: Outcome
+    reasons: tuple[str, ...]
+    started_unix: float
+    duration_s: float
+    run_dir: Path
+
+
+def last_on_disk(runs_dir: Path) -> LastRun | None:
+    """The newest run directory with a readable verdict (a restarted daemon's last run until its next)."""
+    try:
+        names = sorted((p.name for p in runs_dir.iterdir() if RUN_ID_PATTERN.match(p.name)), reverse=True)
+    except OSError:
+        return None
+    for name in names:
+        results = read_results(runs_dir / name) or {}
+        try:
+            outcome = Outcome(results["outcome"])
+            started = datetime.fromisoformat(results["started_at"]).timestamp()
+            duration = float(results["duration_s"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        reasons = tuple(r for r in results.get("failure_reasons", []) if isinstance(r, str))
+        return LastRun(name, outcome, reasons, started, duration, runs_dir / name)
+    return None

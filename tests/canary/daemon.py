@@ -98,9 +98,11 @@ def started(
     whatever happens, it and its runs are gone after."""
     state_dir = tmp_path / "state"
     output = tmp_path / f"{name}.out"
+    # Any free port unless the test says: tests run in parallel, and the default port is fixed.
+    listen = () if "--listen" in args else ("--listen", "127.0.0.1:0")
     with open(output, "ab") as out:
         popen = subprocess.Popen(
-            canary_argv(state_dir, *args),
+            canary_argv(state_dir, *listen, *args),
             cwd=REPO_ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,

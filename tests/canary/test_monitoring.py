@@ -41,6 +41,15 @@ def test_alert_rules_load_and_pass_their_unit_tests() -> None:
     _promtool("test", "rules", "alerts.test.yml")
 
 
+def test_the_dashboard_and_the_alerts_name_the_cluster() -> None:
+    """Several canaries may share a bastion: every panel selects and splits by `cluster`, every
+    alert says which cluster it is about."""
+    for expr in _dashboard_expressions():
+        assert 'cluster=~"$cluster"' in expr or expr.startswith("label_values(iris_smoke_canary_start_time_seconds,")
+    summaries = re.findall(r'summary: "(.*)"', (MONITORING / "alerts.yml").read_text())
+    assert summaries and all("{{ $labels.cluster }}" in s for s in summaries), summaries
+
+
 def test_a_real_run_exports_latencies_histograms_and_a_last_success_that_survives_a_restart(tmp_path: Path) -> None:
     with started(tmp_path, "--interval", "1h", "--max-runs", "1", "--run-timeout", "60", name="first") as canary:
         assert canary.wait_exit(EXIT_WAIT_S) == 0, canary.output.read_text()[-3000:]

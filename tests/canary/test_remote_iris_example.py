@@ -61,7 +61,8 @@ def test_the_canary_config_passes_the_run_config_and_its_budgets_fit_the_templat
     check = budgets.check(config.CanaryConfig(**values, unit_timeout_stop_s=seconds(unit["TimeoutStopSec"][0])))
     assert check.errors == [] and check.warnings == []
     plain = config.load_file(UNITS / "canary.example.toml")
-    assert values["metrics_port"] != plain["metrics_port"], "a second canary on the bastion needs its own port"
+    assert values["listen"].port != plain["listen"].port, "a second canary on the bastion needs its own port"
+    assert values["cluster_name"] != plain["cluster_name"], "each canary names its own cluster"
 
 
 def _local_ssh_config(sshd: Sshd, path: Path) -> Path:

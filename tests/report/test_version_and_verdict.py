@@ -21,8 +21,8 @@ def test_version_flag_prints_the_package_version() -> None:
 
 
 def test_build_info_metric_carries_the_version() -> None:
-    text = generate_latest(CanaryMetrics().registry).decode()
-    assert f'iris_smoke_build_info{{version="{VERSION}"}} 1.0' in text
+    text = generate_latest(CanaryMetrics("prod").registry).decode()
+    assert f'iris_smoke_build_info{{cluster="prod",version="{VERSION}"}} 1.0' in text
 
 
 def test_the_run_records_its_version(failed_run: FinishedRun) -> None:

@@ -1,0 +1,126 @@
+"""What `/healthz` says about the loop's state, what a cancelled run does to the metrics, and the
+settings behind them: pure functions, no process."""
+
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from common.errors import ConfigError
+from common.outcome import Outcome
+from supervisor.canary import config, endpoint, runs
+from supervisor.canary.endpoint import LoopState, ProbeState, health
+from supervisor.canary.metrics import CanaryMetrics
+from supervisor.canary.runs import LastRun, RunSummary, last_on_disk
+
+NOW_UNIX = 1_800_000_000.0
+
+
+def _state(outcome: Outcome | None, age_s: float = 60.0, loop_at: float = 100.0) -> LoopState:
+    last = None
+    if outcome is not None:
+        last = LastRun("r1", outcome, ("sigterm",), NOW_UNIX - age_s, 12.5, Path("/state/runs/r1"))
+    return LoopState(loop_at, "idle", (ProbeState("suite", 900.0, last),))
+
+
+def test_a_passed_run_younger_than_two_intervals_is_healthy() -> None:
+    code, body = health(_state(Outcome.PASSED, age_s=1799), 100.0, NOW_UNIX, "prod")
+    assert code == 200 and body["healthy"] and body["reasons"] == []
+    run = body["probes"]["suite"]["last_run"]
+    assert run["outcome"] == "passed" and run["age_s"] == 1799 and run["duration_s"] == 12.5
+    assert run["run_dir"] == "/state/runs/r1" and run["reasons"] == ["sigterm"]
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        (_state(None), "no_run: probe suite"),
+        (_state(Outcome.FAILED), "not_passed: probe suite"),
+        (_state(Outcome.CANCELLED), "not_passed: probe suite"),
+        (_state(Outcome.PASSED, age_s=1801), "too_old: probe suite"),
+    ],
+)
+def test_otherwise_503_with_the_reason(state: LoopState, reason: str) -> None:
+    code, body = health(state, 100.0, NOW_UNIX, "prod")
+    assert code == 503 and body["reasons"] == [reason] and not body["healthy"]
+
+
+def test_a_wedged_loop_is_503_after_the_bound_whatever_the_last_run() -> None:
+    state = _state(Outcome.PASSED, loop_at=100.0)
+    assert health(state, 100.0 + endpoint.STALL_S, NOW_UNIX, "prod")[0] == 200
+    code, body = health(state, 100.0 + endpoint.STALL_S + 1, NOW_UNIX, "prod")
+    assert code == 503 and body["reasons"][0].startswith("loop_stalled: no loop wake for 31 s")
+
+
+def _summary(outcome: Outcome, *tests: runs.TestResult) -> RunSummary:
+    return RunSummary("r", outcome, 0, 1.0, NOW_UNIX, tests=list(tests))
+
+
+def _scrape(metrics: CanaryMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = generate_latest(metrics.registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
+
+
+def test_a_cancelled_run_leaves_the_streak_the_success_and_the_tests_alone(tmp_path: Path) -> None:
+    metrics = CanaryMetrics("prod", tmp_path)
+    metrics.record_run(_summary(Outcome.PASSED, runs.TestResult("submit", True, 1.0)))
+    metrics.record_run(_summary(Outcome.FAILED, runs.TestResult("submit", False, 2.0)))
+    before = _scrape(metrics)
+    metrics.record_run(_summary(Outcome.CANCELLED, runs.TestResult("submit", False, None)))
+    after = _scrape(metrics)
+    for key in (
+        ("iris_smoke_consecutive_failed_runs", (("cluster", "prod"),)),
+        ("iris_smoke_test_success", (("cluster", "prod"), ("test", "submit"))),
+        ("iris_smoke_test_duration_seconds", (("cluster", "prod"), ("test", "submit"))),
+        ("iris_smoke_last_success_timestamp_seconds", (("cluster", "prod"),)),
+    ):
+        assert after[key] == before[key], key
+    assert after[("iris_smoke_runs_total", (("cluster", "prod"), ("outcome", "cancelled")))] == 1
+    # The streak survives a restart, like the last success.
+    again = _scrape(CanaryMetrics("prod", tmp_path))
+    assert again[("iris_smoke_consecutive_failed_runs", (("cluster", "prod"),))] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port"),
+    [("127.0.0.1:9464", "127.0.0.1", 9464), ("[::]:0", "::", 0), ("0.0.0.0:80", "0.0.0.0", 80), (":9", "::", 9)],
+)
+def test_listen_addresses(text: str, host: str, port: int) -> None:
+    assert config.parse_flag("listen", text) == config.Listen(host, port)
+
+
+@pytest.mark.parametrize("text", ["localhost:9464", "::1:9464", "127.0.0.1", "1.2.3.4:70000"])
+def test_bad_listen_addresses_name_the_flag(text: str) -> None:
+    with pytest.raises(ConfigError, match="--listen: expected HOST:PORT"):
+        config.parse_flag("listen", text)
+
+
+def test_the_cluster_label_defaults_to_the_state_directory_and_metrics_port_says_its_successor(
+    tmp_path: Path,
+) -> None:
+    assert config.CanaryConfig(state_dir=Path("/var/lib/iris-smoke/prod-v5e")).cluster == "prod-v5e"
+    with pytest.raises(ConfigError, match="--cluster-name"):
+        config.parse_flag("cluster_name", "two words")
+    old = tmp_path / "old.toml"
+    old.write_text("metrics_port = 9477\n")
+    with pytest.raises(ConfigError, match=r'metrics_port: replaced by listen \(listen = "127\.0\.0\.1:9477"\)'):
+        config.load_file(old)
+
+
+def test_a_restarted_daemon_knows_its_last_run_from_disk(tmp_path: Path) -> None:
+    assert last_on_disk(tmp_path / "missing") is None
+    for name, outcome in (("20260101T000000.000Z-aaaaaa", "passed"), ("20260101T001500.000Z-bbbbbb", "failed")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(
+            f'{{"outcome": "{outcome}", "started_at": "2026-01-01T00:15:00.000Z", "duration_s": 3.5,'
+            ' "failure_reasons": ["test_failed"]}'
+        )
+    (tmp_path / "20260101T003000.000Z-cccccc").mkdir()  # the run a crash cut short: no verdict
+    last = last_on_disk(tmp_path)
+    assert last is not None and last.run_id == "20260101T001500.000Z-bbbbbb" and last.outcome is Outcome.FAILED
+    assert last.reasons == ("test_failed",) and last.duration_s == 3.5
