@@ -1,6 +1,9 @@
 """What `/healthz` says about the loop's state, what a cancelled run does to the metrics, and the
 settings behind them: pure functions, no process."""
 
+import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from supervisor.canary import config, endpoint, runs
 from supervisor.canary.endpoint import LoopState, ProbeState, health
 from supervisor.canary.metrics import CanaryMetrics
 from supervisor.canary.runs import LastRun, RunSummary, last_on_disk
+from tests.helpers.clock import FakeClock
 
 NOW_UNIX = 1_800_000_000.0
 
@@ -124,3 +128,21 @@ def test_a_restarted_daemon_knows_its_last_run_from_disk(tmp_path: Path) -> None
     last = last_on_disk(tmp_path)
     assert last is not None and last.run_id == "20260101T001500.000Z-bbbbbb" and last.outcome is Outcome.FAILED
     assert last.reasons == ("test_failed",) and last.duration_s == 3.5
+
+
+def test_the_server_thread_answers_503_when_the_loop_stops_publishing() -> None:
+    """Over HTTP, from the server thread: the loop's last state, judged with the loop's own clock."""
+    clock = FakeClock(100.0)
+    server = endpoint.Endpoint(CanaryMetrics("prod").registry, config.Listen("127.0.0.1", 0), "prod", clock)
+    try:
+        server.publish(_state(Outcome.PASSED, loop_at=100.0))
+        url = f"http://127.0.0.1:{server.port}/healthz"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200 and json.loads(response.read())["healthy"] is True
+        clock.now += endpoint.STALL_S + 1  # the loop published nothing since
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=10)
+        assert refused.value.code == 503
+        assert json.loads(refused.value.read())["reasons"][0].startswith("loop_stalled")
+    finally:
+        server.close()
