@@ -93,6 +93,8 @@ def health(state: LoopState, now: float, now_unix: float, cluster: str) -> tuple
     loop_age = now - state.at
     if loop_age > STALL_S:
         reasons.append(f"{HealthReason.LOOP_STALLED}: no loop wake for {loop_age:.0f} s (bound {STALL_S:g} s)")
+    if not state.probes:  # the daemon's start, before the loop's first state
+        reasons.append(f"{HealthReason.NO_RUN}: the loop has not published yet")
     probes: dict[str, Any] = {}
     for probe in state.probes:
         reason, body = _probe_health(probe, now_unix)

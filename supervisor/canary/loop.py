@@ -138,6 +138,7 @@ class Canary:
             ) from None
         self.log.info("endpoint_serving", address=listen.host, port=self.server.port, cluster=cluster)
         self.last_run = runs.last_on_disk(self.runs_dir)
+        self._publish()
         linux.set_child_subreaper()
         self._loop.open()
         for path in (self.runs_dir, self.textfile.parent):

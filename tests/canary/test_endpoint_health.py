@@ -40,6 +40,7 @@ def test_a_passed_run_younger_than_two_intervals_is_healthy() -> None:
     ("state", "reason"),
     [
         (_state(None), "no_run: probe suite"),
+        (LoopState(100.0, "starting", ()), "no_run: the loop has not published yet"),
         (_state(Outcome.FAILED), "not_passed: probe suite"),
         (_state(Outcome.CANCELLED), "not_passed: probe suite"),
         (_state(Outcome.PASSED, age_s=1801), "too_old: probe suite"),
