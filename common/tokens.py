@@ -1,4 +1,4 @@
-"""What a bearer token's text may be: the one rule for preflight (supervisor.inputs) and for every
+"""What a bearer token's text may be: the one rule for preflight (common.inputs) and for every
 process that reads one (workers.controller.credentials). Light on purpose: it imports nothing, so
 the config reader keeps the embedded cluster's hot-path commands free of logging libraries."""
 

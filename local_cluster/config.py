@@ -1,7 +1,7 @@
 """The local cluster's configuration: scale groups and a few cluster-wide timings (TOML).
 
 Every value is checked here, once, through the configs' one TOML layer
-(`supervisor/toml_table.py`): a bad one raises ConfigError naming the field the way a user
+(`common/toml_table.py`): a bad one raises ConfigError naming the field the way a user
 would find it in the file (`scale_groups[1].max_slices`) and saying what would be accepted.
 Unknown keys are errors too: a typo must not silently fall back to a default.
 The keys are documented in docs/local-cluster.md.
@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import ConfigError
+from common.toml_table import Table, parse_toml, read_toml
 from local_cluster.states import ACCELERATOR_CHOICES, AcceleratorType
-from supervisor.toml_table import Table, parse_toml, read_toml
 
 # Group names become part of VM names, which must pass the container-log name pattern.
 GROUP_NAME = re.compile(r"[a-z][a-z0-9-]{0,19}", re.ASCII)

@@ -10,11 +10,12 @@ import getpass
 import json
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from common import inputs
 from common.controller_target import (
     DEFAULT_MAX_LOG_PAGE_BYTES,
     DEFAULT_MAX_REPLY_BYTES,
@@ -23,8 +24,9 @@ from common.controller_target import (
     ProxyToken,
 )
 from common.errors import ConfigError
-from supervisor import inputs
-from supervisor.toml_table import Table, read_toml
+from common.toml_table import Check, Table, count, duration, read_toml, text, texts, truth
+from supervisor import settings
+from supervisor.settings import Setting, assigned, read
 from workers.child_args import TUNNEL_FIELDS, CustomTest, TunnelCommand
 from workers.controller.model import Constraint, JobRequest
 from workers.gcp.settings import COMMAND_FIELDS, CONTROLLER_PORT, GcpSettings
@@ -49,6 +51,7 @@ PROBES = ("env", "jax")
 # A reply cap: at least an error page, at most what a child may hold (parsed, about 7 times that).
 MIN_REPLY_BYTES = 64 * 1024
 MAX_REPLY_BYTES = 1024 * 1024 * 1024
+E = TypeVar("E", bound=enum.StrEnum)
 ACCELERATOR = re.compile(r"(cpu|gpu|tpu)(:[A-Za-z0-9._-]{1,40})?", re.ASCII)
 
 
@@ -293,102 +296,25 @@ def _ssh_host(h: Table) -> SshHost:
     return host
 
 
-def _ssh(reader: Table, remote_template: str) -> SshSettings:
+def _ssh_hosts(reader: Table) -> tuple[SshHost, ...]:
     hosts = tuple(_ssh_host(h) for h in reader.tables("hosts"))
     seen: set[tuple[str, int]] = set()
     for i, h in enumerate(hosts):
         if (h.vm, h.host) in seen:
             raise ConfigError(f"ssh.hosts[{i}].vm: {h.vm!r} host {h.host} is listed twice; give each VM host once")
         seen.add((h.vm, h.host))
-    user = reader.string("user", "")
-    if user:
-        with reader.naming("user"):
-            inputs.ssh_user(user)
-    d = SshTransport(user=user or getpass.getuser())
-    transport = replace(
-        d,
-        port=reader.integer("port", d.port, 1, 65535),
-        identity_file=_path(reader, "identity_file") or None,
-        strict_host_key_checking=reader.string(
-            "strict_host_key_checking", d.strict_host_key_checking, choices=("yes", "no", "accept-new")
-        ),
-        known_hosts_file=reader.string("known_hosts_file", "") or None,
-        connect_timeout_s=max(1, round(reader.number("connect_timeout_s", d.connect_timeout_s))),
-        remote_template=remote_template,
-    )
-    reader.done()
-    return SshSettings(transport=transport, hosts=hosts)
+    return hosts
 
 
-def _path(reader: Table, key: str) -> str:
-    """A file path; a leading `$CREDENTIALS_DIRECTORY/` is the unit's credentials directory."""
-    with reader.naming(key):
-        return inputs.credential_path(reader.string(key, ""))
-
-
-def _iris(reader: Table) -> IrisSettings:
-    settings = IrisSettings(
-        bin=reader.string("bin", IrisSettings.bin),
-        config=reader.string("config", ""),
-        token_file=_path(reader, "token_file"),
-        token_env=reader.string("token_env", "", ENV_NAME),
-        max_reply_bytes=reader.integer("max_reply_bytes", DEFAULT_MAX_REPLY_BYTES, MIN_REPLY_BYTES, MAX_REPLY_BYTES),
-        max_log_page_bytes=reader.integer(
-            "max_log_page_bytes", DEFAULT_MAX_LOG_PAGE_BYTES, MIN_REPLY_BYTES, MAX_REPLY_BYTES
-        ),
-        allow_insecure_http=reader.boolean("allow_insecure_http", IrisSettings.allow_insecure_http),
-        proxy_token_file=_path(reader, "proxy_token_file"),
-        proxy_token_command=reader.strings("proxy_token_command", ()),
-        proxy_token_ttl_s=reader.number("proxy_token_ttl_s", PROXY_TOKEN_TTL_S),
-        tunnel_command=_command_template(reader, "tunnel_command", TUNNEL_FIELDS, required="port"),
-        controller_port=reader.integer("controller_port", IrisSettings.controller_port, 1, 65535),
-    )
-    reader.done()
-    if settings.proxy_token_file and settings.proxy_token_command:
-        raise ConfigError("iris.proxy_token_command: give the proxy token by proxy_token_file or by "
-                          "proxy_token_command, not both")  # fmt: skip
-    if settings.proxy_token_command and not settings.proxy_token_command[0]:
-        raise ConfigError("iris.proxy_token_command: the first word is the program to run, got an empty string")
-    return settings
-
-
-def _gcp(reader: Table) -> GcpSettings:
-    d = GcpSettings()
-    settings = GcpSettings(
-        project=reader.string("project", d.project, NAME),
-        zones=reader.strings("zones", d.zones, NAME),
-        label_prefix=reader.string("label_prefix", d.label_prefix, PREFIX),
-        controller_name=reader.string("controller_name", d.controller_name, NAME),
-        controller_port=reader.integer("controller_port", d.controller_port, 1, 65535),
-        controller_container=reader.string("controller_container", d.controller_container, NAME),
-        worker_container=reader.string("worker_container", d.worker_container, NAME),
-        gcloud=reader.string("gcloud", d.gcloud),
-        call_timeout_s=reader.number("call_timeout_s", d.call_timeout_s),
-        delete_timeout_s=reader.number("delete_timeout_s", d.delete_timeout_s),
-        strict_host_key_checking=reader.string(
-            "strict_host_key_checking", d.strict_host_key_checking, choices=("yes", "no", "accept-new")
-        ),
-        connect_timeout_s=reader.integer("connect_timeout_s", d.connect_timeout_s, 1, 3600),
-        start_command=_command_template(reader, "start_command", COMMAND_FIELDS),
-        stop_command=_command_template(reader, "stop_command", COMMAND_FIELDS),
-        command_timeout_s=reader.number("command_timeout_s", d.command_timeout_s),
-    )
-    for key, value in (("controller_container", settings.controller_container),
-                       ("worker_container", settings.worker_container)):  # fmt: skip
-        if not value:
-            _missing(reader, key)
-    reader.done()
-    return settings
-
-
-def _command_template(reader: Table, key: str, fields: frozenset[str], required: str = "") -> tuple[str, ...]:
+def _command_template(fields: frozenset[str], required: str = "") -> Check:
     """An argv template (a list, never a shell line) using only `fields`, and `required` if given."""
     allowed = ", ".join(f"{{{f}}}" for f in sorted(fields))
-    with reader.naming(key):
-        if isinstance(reader.table.get(key), str):
+
+    def check(value: object) -> tuple[str, ...]:
+        if isinstance(value, str):
             raise ValueError(f"must be a list of strings (an argv, never a shell line), e.g. "
-                             f"{json.dumps(reader.table[key].split())}; only {allowed} are filled in")  # fmt: skip
-        template = reader.strings(key, ())
+                             f"{json.dumps(value.split())}; only {allowed} are filled in")  # fmt: skip
+        template = texts()(value)
         used: set[str] = set()
         for part in template:
             try:
@@ -401,87 +327,171 @@ def _command_template(reader: Table, key: str, fields: frozenset[str], required:
                 used.add(name or "")
         if template and required and required not in used:
             raise ValueError(f"must contain {{{required}}} in one of its words; only {allowed} are filled in")
-    return template
+        return template
+
+    return check
 
 
-def _streams(reader: Table) -> StreamSettings:
-    d = StreamSettings()
-    settings = StreamSettings(
-        max_line_bytes=reader.integer("max_line_bytes", d.max_line_bytes, 1024, inputs.MAX_LINE_BYTES),
-        stale_after_s=reader.number("stale_after_s", d.stale_after_s),
-        remote_command=_remote_command(reader),
-        gone_grace_s=reader.number("gone_grace_s", d.gone_grace_s, allow_zero=True),
-        max_streams=reader.integer("max_streams", StreamSettings.max_streams, 1),
-        max_stream_bytes=reader.integer("max_stream_bytes", StreamSettings.max_stream_bytes, 4096, inputs.MAX_BYTES),
-        max_run_bytes=reader.integer("max_run_bytes", StreamSettings.max_run_bytes, 4096, inputs.MAX_BYTES),
-    )
-    if settings.bytes_per_stream < 4096:
-        raise ConfigError(
-            f"streams.max_run_bytes: must be >= 4096 x max_streams ({4096 * settings.max_streams}), "
-            f"got {settings.max_run_bytes}"
-        )
-    reader.done()
-    return settings
-
-
-def _verdict(reader: Table) -> VerdictSettings:
-    policies = tuple(Policy)
-    settings = VerdictSettings(
-        silent_streams=Policy(reader.string("silent_streams", VerdictSettings.silent_streams, choices=policies)),
-        hosts_over_limit=Policy(reader.string("hosts_over_limit", VerdictSettings.hosts_over_limit, choices=policies)),
-        hosts_rejected=Policy(reader.string("hosts_rejected", VerdictSettings.hosts_rejected, choices=policies)),
-        discovery_max_failures=reader.integer("discovery_max_failures", VerdictSettings.discovery_max_failures, 1),
-    )
-    reader.done()
-    return settings
-
-
-def _remote_command(reader: Table) -> str:
+def _remote_command(value: object) -> str:
     """The follow command: only `{since}` and `{container}`, and `{container}` required."""
-    template = reader.string("remote_command", StreamSettings.remote_command)
+    template = text()(value)
     fix = "use only {since} and {container}, and {{ }} for a literal brace"
     try:
         fields = {name for _text, name, _spec, _conv in string.Formatter().parse(check_template(template))}
     except (TransportConfigError, ValueError) as exc:
-        raise ConfigError(f"streams.remote_command: {exc}; {fix}") from None
+        raise ValueError(f"{exc}; {fix}") from None
     if "container" not in fields:
-        raise ConfigError(f"streams.remote_command: must contain {{container}}; {fix}")
+        raise ValueError(f"must contain {{container}}; {fix}")
     return template
 
 
-def parse(data: Mapping[str, Any]) -> RunConfig:
-    root, d = Table(data, ""), RunConfig()
-    run, cluster = root.table_of("run"), root.table_of("cluster")
-    streams = _streams(root.table_of("streams"))
-    config = RunConfig(
-        cluster=ClusterKind(cluster.string("kind", d.cluster, choices=tuple(ClusterKind))),
-        controller=cluster.string("controller", ""),
-        local_cluster_config=cluster.string("local_config", ""),
-        keep=cluster.boolean("keep", d.keep),
-        prefix=run.string("prefix", "", PREFIX),
-        log_dir=run.string("log_dir", d.log_dir),
-        timeout_s=run.number("timeout_s", d.timeout_s),
-        boot_timeout_s=run.number("boot_timeout_s", d.boot_timeout_s),
-        job_timeout_s=run.number("job_timeout_s", d.job_timeout_s),
-        stop_grace_s=run.number("stop_grace_s", d.stop_grace_s),
-        discovery_interval_s=run.number("discovery_interval_s", 10.0) if "discovery_interval_s" in run.table else None,
-        monitor_interval_s=run.number("monitor_interval_s", 1.0) if "monitor_interval_s" in run.table else None,
-        observe=run.boolean("observe", d.observe),
-        observe_s=run.number("observe_s", d.observe_s),
-        custom_tests=tuple(_test_spec(t) for t in root.tables("tests")),
-        suite=_suite(root.table_of("suite")),
-        streams=streams,
-        ssh=_ssh(root.table_of("ssh"), streams.remote_command),
-        iris=_iris(root.table_of("iris")),
-        gcp=_gcp(root.table_of("gcp")),
-        verdict=_verdict(root.table_of("verdict")),
-    )
-    if config.observe and "tests" in run.table:
-        raise ConfigError("run.tests: an observe run (run.observe = true) submits no job and runs no tests; "
-                          "drop run.tests or run.observe")  # fmt: skip
-    config = replace(config, tests=run.strings("tests", d.tests))
-    for reader in (run, cluster, root):
-        reader.done()
+def _credential_path(value: object) -> str:
+    """A file path; a leading `$CREDENTIALS_DIRECTORY/` is the unit's credentials directory."""
+    return inputs.credential_path(text()(value))
+
+
+def _ssh_user(value: object) -> str:
+    user = text()(value)
+    return inputs.ssh_user(user) if user else getpass.getuser()
+
+
+def _choice(kind: type[E]) -> Callable[[object], E]:
+    return lambda value: kind(text(choices=tuple(kind))(value))
+
+
+def _tests_flag(value: str) -> list[str]:
+    return [n for n in value.split(",") if n]
+
+
+_PORT = count(1, 65535)
+_REPLY_BYTES = count(MIN_REPLY_BYTES, MAX_REPLY_BYTES)
+_HOST_KEYS = text(choices=("yes", "no", "accept-new"))
+SECTIONS = ("run", "cluster", "streams", "verdict", "ssh", "iris", "gcp", "suite")
+# Every setting of the run's config file and its flags, declared once (supervisor/settings.py).
+# [[tests]] and [ssh] hosts are arrays of tables, read by _test_spec and _ssh_host.
+# fmt: off
+RUN_SETTINGS: tuple[Setting, ...] = (
+    Setting("run.timeout_s", "timeout_s", duration(), "the global deadline (s)", "--timeout"),
+    Setting("run.boot_timeout_s", "boot_timeout_s", duration(), "the cluster's start (s)", "--boot-timeout"),
+    Setting("run.job_timeout_s", "job_timeout_s", duration(), "each test job (s)", "--job-timeout"),
+    Setting("run.stop_grace_s", "stop_grace_s", duration(), "SIGTERM to SIGKILL, for each child (s)", "--stop-grace"),
+    Setting("run.discovery_interval_s", "discovery_interval_s", duration(), "between host listings (s)",
+            "--discovery-interval", shown_default="1 local, 10 else"),
+    Setting("run.monitor_interval_s", "monitor_interval_s", duration(),
+            "between the monitors' polls (s)", shown_default="0.25 local, 1 else"),
+    Setting("run.prefix", "prefix", text(PREFIX), "the label prefix", "--prefix",
+            shown_default="unique per run, smoke-<hex>"),
+    Setting("run.log_dir", "log_dir", text(), "the parent of the run directory", "--log-dir"),
+    Setting("run.tests", "tests", texts(), "the tests to run: standard names and [[tests]] names", "--tests",
+            split=_tests_flag, metavar="NAMES"),
+    Setting("run.observe", "observe", truth, "observe only: submit no job; the verdict rests on what discovery, "
+            "streams and monitors saw", "--observe", switch=True),
+    Setting("run.observe_s", "observe_s", duration(), "how long an observe run watches (s), within the deadline",
+            "--observe-s", metavar="T"),
+    Setting("cluster.kind", "cluster", _choice(ClusterKind), "the cluster: " + " or ".join(ClusterKind), "--cluster"),
+    Setting("cluster.controller", "controller", text(), "attach to this controller (a real Iris: http://HOST:PORT)",
+            "--controller", metavar="ADDR"),
+    Setting("cluster.local_config", "local_cluster_config", text(),
+            "the embedded local cluster's scale groups (docs/local-cluster.md)"),
+    Setting("cluster.keep", "keep", truth, "leave the cluster the run started running", "--keep", switch=True),
+    Setting("streams.max_line_bytes", "streams.max_line_bytes", count(1024, inputs.MAX_LINE_BYTES),
+            "a longer log line is cut and flagged truncated"),
+    Setting("streams.stale_after_s", "streams.stale_after_s", duration(), "a stream silent this long is stale"),
+    Setting("streams.remote_command", "streams.remote_command", _remote_command,
+            "the follow command on a host: {since} and {container} filled in"),
+    Setting("streams.gone_grace_s", "streams.gone_grace_s", duration(allow_zero=True),
+            "a host gone from discovery this long has its stream stopped"),
+    Setting("streams.max_streams", "streams.max_streams", count(1), "hosts beyond it get no stream"),
+    Setting("streams.max_stream_bytes", "streams.max_stream_bytes", count(4096, inputs.MAX_BYTES),
+            "a stream's file stops here (stream_capped)"),
+    Setting("streams.max_run_bytes", "streams.max_run_bytes", count(4096, inputs.MAX_BYTES),
+            "all streams' files together; each gets at most max_run_bytes / max_streams"),
+    Setting("verdict.silent_streams", "verdict.silent_streams", _choice(Policy),
+            "fail or warn: a stream up all along that saw no line"),
+    Setting("verdict.hosts_over_limit", "verdict.hosts_over_limit", _choice(Policy),
+            "fail or warn: hosts left without a stream by max_streams"),
+    Setting("verdict.hosts_rejected", "verdict.hosts_rejected", _choice(Policy),
+            "fail or warn: hosts discovery refused (hostile names, duplicate worker ids)"),
+    Setting("verdict.discovery_max_failures", "verdict.discovery_max_failures", count(1),
+            "failed host listings in a row that fail the run"),
+    Setting("ssh.user", "ssh.transport.user", _ssh_user, "the login on every host", shown_default="the user running"),
+    Setting("ssh.port", "ssh.transport.port", _PORT, "one port for every host"),
+    Setting("ssh.identity_file", "ssh.transport.identity_file", lambda v: _credential_path(v) or None,
+            "the key; a leading $CREDENTIALS_DIRECTORY/ is a systemd unit's credentials"),
+    Setting("ssh.strict_host_key_checking", "ssh.transport.strict_host_key_checking", _HOST_KEYS,
+            "yes, no or accept-new"),
+    Setting("ssh.known_hosts_file", "ssh.transport.known_hosts_file", lambda v: text()(v) or None,
+            "ssh's UserKnownHostsFile"),
+    Setting("ssh.connect_timeout_s", "ssh.transport.connect_timeout_s", lambda v: max(1, round(duration()(v))),
+            "ssh's ConnectTimeout (s)"),
+    Setting("iris.bin", "iris.bin", text(), "the `iris` executable, for iris-local", "--iris-bin", metavar="PATH"),
+    Setting("iris.config", "iris.config", text(), "the iris-local cluster's YAML", "--iris-config",
+            metavar="YAML", shown_default="built in"),
+    Setting("iris.token_file", "iris.token_file", _credential_path,
+            "a bearer token for an Iris with auth; read by the children, never logged"),
+    Setting("iris.token_env", "iris.token_env", text(ENV_NAME), "or the environment variable that holds it"),
+    Setting("iris.max_reply_bytes", "iris.max_reply_bytes", _REPLY_BYTES,
+            "a longer controller reply is refused: reply_too_large"),
+    Setting("iris.max_log_page_bytes", "iris.max_log_page_bytes", _REPLY_BYTES, "the same for one FetchLogs page"),
+    Setting("iris.allow_insecure_http", "iris.allow_insecure_http", truth,
+            "allow a bearer token over plain http to a host that is not loopback"),
+    Setting("iris.proxy_token_file", "iris.proxy_token_file", _credential_path,
+            "an Iris behind IAP: the Proxy-Authorization token, re-read as it rotates"),
+    Setting("iris.proxy_token_command", "iris.proxy_token_command", texts(), "or the argv that prints it"),
+    Setting("iris.proxy_token_ttl_s", "iris.proxy_token_ttl_s", duration(),
+            "how long an opaque (non-JWT) proxy token is used (s)"),
+    Setting("iris.tunnel_command", "iris.tunnel_command", _command_template(TUNNEL_FIELDS, required="port"),
+            "--cluster iris without --controller: a forward to the controller, as argv; {port} = the local "
+            "port the run picks, {remote_port} = controller_port"),
+    Setting("iris.controller_port", "iris.controller_port", _PORT, "the controller's port at tunnel_command's far end"),
+    Setting("gcp.project", "gcp.project", text(NAME), "the project"),
+    Setting("gcp.zones", "gcp.zones", texts(NAME), "the zones listed"),
+    Setting("gcp.label_prefix", "gcp.label_prefix", text(PREFIX), "the clusters' label prefix",
+            shown_default="the run's prefix"),
+    Setting("gcp.controller_name", "gcp.controller_name", text(NAME), "the controller VM",
+            shown_default="iris-controller-<prefix>"),
+    Setting("gcp.controller_port", "gcp.controller_port", _PORT, "the controller's port on its VM"),
+    Setting("gcp.controller_container", "gcp.controller_container", text(NAME), "the controller's container"),
+    Setting("gcp.worker_container", "gcp.worker_container", text(NAME), "the workers' container"),
+    Setting("gcp.gcloud", "gcp.gcloud", text(), "the gcloud executable"),
+    Setting("gcp.call_timeout_s", "gcp.call_timeout_s", duration(), "one gcloud call (s)"),
+    Setting("gcp.delete_timeout_s", "gcp.delete_timeout_s", duration(), "one deletion (s)"),
+    Setting("gcp.strict_host_key_checking", "gcp.strict_host_key_checking", _HOST_KEYS, "yes, no or accept-new"),
+    Setting("gcp.connect_timeout_s", "gcp.connect_timeout_s", count(1, 3600), "ssh's ConnectTimeout (s)"),
+    Setting("gcp.start_command", "gcp.start_command", _command_template(COMMAND_FIELDS),
+            "run before discovery, as argv: {prefix}, {project}, {zone} filled in"),
+    Setting("gcp.stop_command", "gcp.stop_command", _command_template(COMMAND_FIELDS),
+            "run before the labelled deletion, as start_command"),
+    Setting("gcp.command_timeout_s", "gcp.command_timeout_s", duration(), "start_command or stop_command (s)"),
+    Setting("suite.accelerator", "suite.accelerator", text(ACCELERATOR),
+            "the group the standard tests use: tpu or tpu:v5litepod-16", shown_default="discovered"),
+    Setting("suite.hosts_per_slice", "suite.hosts_per_slice", count(0), "0: discovered"),
+    Setting("suite.region", "suite.region", text(), "the region the region tests pin", shown_default="discovered"),
+    Setting("suite.region_attribute", "suite.region_attribute", text(), "the worker attribute that names a region",
+            shown_default="region"),
+    Setting("suite.probe", "suite.probe", text(choices=PROBES), "accelerator_probe: env or jax (real hardware)"),
+    Setting("suite.priority_band", "suite.priority_band", _choice(PriorityBand),
+            "a real Iris's band for every job: " + ", ".join(PriorityBand)),
+)
+# fmt: on
+
+
+def _checked(config: RunConfig) -> RunConfig:
+    """The checks across settings, after each setting's own."""
+    iris, gcp = config.iris, config.gcp
+    if iris.proxy_token_file and iris.proxy_token_command:
+        raise ConfigError("iris.proxy_token_command: give the proxy token by proxy_token_file or by "
+                          "proxy_token_command, not both")  # fmt: skip
+    if iris.proxy_token_command and not iris.proxy_token_command[0]:
+        raise ConfigError("iris.proxy_token_command: the first word is the program to run, got an empty string")
+    for key in ("controller_container", "worker_container"):
+        if not getattr(gcp, key):
+            raise ConfigError(f"gcp.{key}: required")
+    if config.streams.bytes_per_stream < 4096:
+        raise ConfigError(
+            f"streams.max_run_bytes: must be >= 4096 x max_streams ({4096 * config.streams.max_streams}), "
+            f"got {config.streams.max_run_bytes}"
+        )
     _check_unique_tests(config)
     unknown = config.unknown_tests()
     if unknown:
@@ -490,18 +500,22 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
     return config
 
 
-def _suite(reader: Table) -> SuiteSettings:
-    d = SuiteSettings()
-    suite = SuiteSettings(
-        accelerator=reader.string("accelerator", d.accelerator, ACCELERATOR),
-        hosts_per_slice=reader.integer("hosts_per_slice", 0, 0),
-        region=reader.string("region", d.region),
-        region_attribute=reader.string("region_attribute", d.region_attribute),
-        probe=reader.string("probe", d.probe, choices=PROBES),
-        priority_band=PriorityBand(reader.string("priority_band", d.priority_band, choices=tuple(PriorityBand))),
-    )
-    reader.done()
-    return suite
+def parse(data: Mapping[str, Any]) -> RunConfig:
+    root = Table(data, "")
+    tables = {name: root.table_of(name) for name in SECTIONS}
+    run = tables["run"]
+    if run.table.get("observe") is True and "tests" in run.table:
+        raise ConfigError("run.tests: an observe run (run.observe = true) submits no job and runs no tests; "
+                          "drop run.tests or run.observe")  # fmt: skip
+    values = read(tables, RUN_SETTINGS)
+    hosts = _ssh_hosts(tables["ssh"])
+    custom_tests = tuple(_test_spec(t) for t in root.tables("tests"))
+    for table in (*tables.values(), root):
+        table.done()
+    config = assigned(RunConfig(custom_tests=custom_tests), values)
+    ssh = replace(config.ssh, hosts=hosts, transport=replace(config.ssh.transport,
+                  remote_template=config.streams.remote_command))  # fmt: skip
+    return _checked(replace(config, ssh=ssh))
 
 
 def _check_unique_tests(config: RunConfig) -> None:
@@ -513,11 +527,19 @@ def _check_unique_tests(config: RunConfig) -> None:
 
 
 def resolved(config: RunConfig) -> dict[str, Any]:
-    """The configuration a run would use, defaults filled in, as JSON-ready data (--check-config)."""
-    data = asdict(config)
-    data["discovery_interval_s"] = config.discovery_every_s
-    data["monitor_interval_s"] = config.monitor_every_s
+    """The configuration a run would use, defaults filled in, under the config file's own keys,
+    as JSON-ready data (--check-config)."""
+    data = settings.resolved(config, RUN_SETTINGS)
+    data["run"] |= {"discovery_interval_s": config.discovery_every_s, "monitor_interval_s": config.monitor_every_s}
+    data["ssh"]["hosts"] = [asdict(h) for h in config.ssh.hosts]
+    data["tests"] = [_test_table(t) for t in config.custom_tests]
     return data
+
+
+def _test_table(test: CustomTest) -> dict[str, Any]:
+    """A [[tests]] entry as the file gives it."""
+    job = {k: v for k, v in asdict(test.job).items() if k not in ("timeout_s", "child")}
+    return {**job, "expect": test.expect}
 
 
 def load(path: Path | None) -> RunConfig:

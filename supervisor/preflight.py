@@ -6,7 +6,6 @@ Every failure here is a usage error (exit 2) whose message names the field or fl
 """
 
 import argparse
-import dataclasses
 import os
 import re
 import secrets
@@ -15,12 +14,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import inputs
 from common.controller_target import ApiKind, ControllerTarget
 from common.errors import ConfigError, UsageError
 from common.tokens import token_text
 from local_cluster import private_socket
-from supervisor import inputs
-from supervisor.config import PREFIX, STANDARD_TESTS, ClusterKind, RunConfig, load
+from supervisor.config import RUN_SETTINGS, STANDARD_TESTS, ClusterKind, RunConfig, load
+from supervisor.settings import assigned, given
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 
@@ -54,45 +54,13 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, object]:
-    flags = {
-        "cluster": args.cluster,
-        "controller": args.controller,
-        "log_dir": args.log_dir,
-        "timeout_s": args.timeout,
-        "boot_timeout_s": args.boot_timeout,
-        "job_timeout_s": args.job_timeout,
-        "prefix": args.prefix,
-        "stop_grace_s": args.stop_grace,
-        "keep": args.keep or None,
-        "discovery_interval_s": args.discovery_interval,
-        "observe": args.observe,
-        "observe_s": args.observe_s,
-    }
-    chosen: dict[str, object] = {k: v for k, v in flags.items() if v is not None}
-    iris = {"bin": args.iris_bin, "config": args.iris_config}
-    if any(v is not None for v in iris.values()):
-        chosen["iris"] = {k: v for k, v in iris.items() if v is not None}
-    if "cluster" in chosen:
-        chosen["cluster"] = ClusterKind(str(chosen["cluster"]))
-    if args.tests is not None:
-        chosen["tests"] = tuple(n for n in args.tests.split(",") if n)
-    return chosen
-
-
 def merged_config(args: argparse.Namespace) -> RunConfig:
     try:
         config = load(Path(args.config) if args.config else None)
     except ConfigError as exc:
         raise UsageError(f"config: {exc}") from None
-    overrides = _overrides(args)
-    iris_flags = overrides.pop("iris", None)
-    if isinstance(iris_flags, dict):
-        overrides["iris"] = dataclasses.replace(config.iris, **iris_flags)
-    config = dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+    config = assigned(config, given(args, RUN_SETTINGS))
     check_observe(config, args)
-    if config.prefix and not PREFIX.fullmatch(config.prefix):
-        raise UsageError(f"--prefix: must match {PREFIX.pattern}, got {config.prefix!r}")
     unknown = config.unknown_tests()
     if unknown:
         raise UsageError(f"--tests: {unknown[0]!r} is neither a standard test ({', '.join(STANDARD_TESTS)}) "

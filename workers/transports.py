@@ -53,8 +53,6 @@ _WATCHED = (
 class TransportKind(enum.StrEnum):
     LOCAL = "local"
     SSH = "ssh"
-    GCLOUD_VM = "gcloud_vm"
-    GCLOUD_TPU = "gcloud_tpu"
     IRIS_LOG = "iris_log"
 
 
@@ -187,49 +185,6 @@ class SshTransport:
     def argv(self, host: VmHost, container: str, since: str | None, seconds_left: float) -> list[str]:
         remote = wrap_remote(render_follow_command(self.remote_template, container, since), seconds_left)
         return [*self.login_argv(), host.address, remote]
-
-
-@dataclass(frozen=True)
-class GcloudTransport:
-    """`gcloud compute ssh VM` or, for a TPU slice, `gcloud compute tpus tpu-vm ssh SLICE --worker=N`.
-
-    Without `--worker`, tpu-vm ssh reaches host 0 only: hosts 1..N-1 would never be
-    streamed (a defect of the original script). Only the argv is built here.
-    """
-
-    project: str
-    tpu: bool
-    zone: str | None = None
-    server_alive_interval_s: int = 15
-    server_alive_count_max: int = 3
-    remote_template: str = DEFAULT_REMOTE_TEMPLATE
-    gcloud_binary: str = "gcloud"
-
-    def __post_init__(self) -> None:
-        validate_name("project", self.project)
-        if self.zone is not None:
-            validate_name("zone", self.zone)
-        check_template(self.remote_template)
-
-    @property
-    def kind(self) -> TransportKind:
-        return TransportKind.GCLOUD_TPU if self.tpu else TransportKind.GCLOUD_VM
-
-    @property
-    def inherited_secrets(self) -> frozenset[str]:
-        return frozenset()
-
-    def argv(self, host: VmHost, container: str, since: str | None, seconds_left: float) -> list[str]:
-        remote = wrap_remote(render_follow_command(self.remote_template, container, since), seconds_left)
-        zone = self.zone or host.zone
-        base = ["compute", "tpus", "tpu-vm", "ssh"] if self.tpu else ["compute", "ssh"]
-        argv = [self.gcloud_binary, *base, host.vm]
-        if self.tpu:
-            argv.append(f"--worker={host.host}")
-        argv += [f"--zone={validate_name('zone', zone)}", f"--project={self.project}", "--quiet"]
-        argv += [f"--command={remote}", "--ssh-flag=-T"]
-        argv += [f"--ssh-flag=-o ServerAliveInterval={self.server_alive_interval_s}"]
-        return [*argv, f"--ssh-flag=-o ServerAliveCountMax={self.server_alive_count_max}"]
 
 
 def proxy_token_flags(source: ProxyToken) -> list[str]:

@@ -8,10 +8,8 @@ events file, so a refused second daemon never writes into the first one's state.
 """
 
 import argparse
-import dataclasses
 import json
 import os
-import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,13 +20,15 @@ from common.errors import ConfigError, LockHeld, UsageError
 from common.files import UnsafePath
 from common.outcome import ExitCode
 from supervisor.canary import budgets, runs
-from supervisor.canary.config import FIELDS, CanaryConfig, Listen, parse_flag, resolve
+from supervisor.canary.config import CANARY_SETTINGS, CanaryConfig, resolve
 from supervisor.canary.lock import LOCK_NAME, StateLock, check_state_dir
 from supervisor.canary.loop import Canary
-from supervisor.cli import Parser, private_umask
-from supervisor.cli import build_parser as build_run_parser
+from supervisor.command_line import Parser, private_umask
 from supervisor.config import resolved
 from supervisor.preflight import plan
+from supervisor.run_cli import build_parser as build_run_parser
+from supervisor.settings import add_flags, given
+from supervisor.settings import resolved as resolved_settings
 
 EVENTS_NAME = "canary-events.jsonl"
 
@@ -39,41 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Smoke runs back to back on an interval, under systemd. "
         "Arguments after `--` are passed to every run.",
     )
-    add = parser.add_argument
-    d = CanaryConfig()  # the defaults, declared once on the dataclass; the help reads them
-    add("--config", type=Path, default=None, help="TOML file; keys mirror these flags (flags win)")
-    add("--interval", help=f"time between run starts: 90s, 15m, 1h or seconds (default {d.interval_s:g}s)")
-    add("--state-dir", help=f"lock, runs/, metrics/, events (default $STATE_DIRECTORY or ./{d.state_dir})")
-    add("--keep-runs", metavar="N", help=f"run directories to keep (default {d.keep_runs})")
-    add("--max-bytes", metavar="B", help=f"bytes all run directories may use: 500M, 10G (default {d.max_bytes >> 30}G)")
-    add(
-        "--listen",
-        metavar="HOST:PORT",
-        help=f"serve /metrics and /healthz here: an IP, [::] for IPv6, port 0 for any (default {d.listen})",
-    )
-    add("--cluster-name", metavar="NAME", help="the `cluster` label of every metric (default: the state dir's name)")
-    add(
-        "--run-timeout", metavar="S", help=f"each run's deadline, passed as its --timeout (default {d.run_timeout_s:g})"
-    )
-    add(
-        "--cleanup-budget",
-        metavar="S",
-        help=f"time a run gets to clean up after SIGTERM (default {d.cleanup_budget_s:g})",
-    )
-    add(
-        "--unit-timeout-stop",
-        metavar="S",
-        help="the unit's TimeoutStopSec (default $IRIS_SMOKE_TIMEOUT_STOP_SEC); budgets must fit in it",
-    )
-    add("--log-level", default="info", choices=sorted(logs.LEVELS))
-    add(
-        "--check-config",
-        action="store_true",
+    parser.add_argument("--config", type=Path, default=None, help="TOML file; keys mirror these flags (flags win)")
+    add_flags(parser, CANARY_SETTINGS, CanaryConfig())
+    parser.add_argument("--log-level", default="info", choices=sorted(logs.LEVELS))
+    parser.add_argument(
+        "--check-config", action="store_true",
         help="validate the config, budgets and the runs' arguments, print the resolved configuration (JSON)",
-    )
-    # Hidden: a different program as the run (tests, soaks), and a run count to stop after.
-    add("--run-command", help=argparse.SUPPRESS)
-    add("--max-runs", help=argparse.SUPPRESS)
+    )  # fmt: skip
     return parser
 
 
@@ -86,12 +58,7 @@ def split_extra(argv: list[str]) -> tuple[list[str], list[str] | None]:
 
 def flag_values(args: argparse.Namespace, extra: list[str] | None) -> dict[str, Any]:
     """The flags actually given, parsed, keyed by config field."""
-    values: dict[str, Any] = {}
-    for key, (name, _parse) in FIELDS.items():
-        raw = getattr(args, key, None)
-        if raw is None:
-            continue
-        values[name] = parse_flag(key, shlex.split(raw) if key == "run_command" else raw)
+    values = given(args, CANARY_SETTINGS)
     if extra is not None:
         values["run_args"] = tuple(extra)
     return values
@@ -150,7 +117,7 @@ def check_config(args: argparse.Namespace, extra: list[str] | None) -> int:
     if config.run_command == CanaryConfig.run_command:
         runs_dir = config.state_dir / "runs"
         argv = runs.run_argv(config.run_command, runs_dir, "check-config", config.run_timeout_s, config.run_args)
-        run_args = build_run_parser().parse_args(argv[len(config.run_command) - 1 :])
+        run_args = build_run_parser().parse_args(argv[len(config.run_command) :])
         try:
             report["run"] = resolved(plan(run_args).config)
         except UsageError as exc:
@@ -160,9 +127,9 @@ def check_config(args: argparse.Namespace, extra: list[str] | None) -> int:
 
 
 def describe(config: CanaryConfig) -> dict[str, Any]:
-    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-    shown = {k: str(v) if isinstance(v, Path | Listen) else v for k, v in values.items()}
-    return shown | {"cluster": config.cluster}
+    """The canary's settings under the config file's keys (`interval`, `keep_runs`); the cluster
+    label as it resolves (by default the state directory's name)."""
+    return resolved_settings(config, CANARY_SETTINGS) | {"cluster_name": config.cluster}
 
 
 def _serve(config: CanaryConfig, load: Callable[[], CanaryConfig], log_level: str) -> int:

@@ -1,4 +1,4 @@
-"""The canary's configuration: flags, a TOML file whose keys mirror them, defaults.
+"""The canary's configuration: flags, a TOML file whose keys mirror them, defaults (CANARY_SETTINGS).
 
 Precedence, per field: a flag given on the command line, then the config file, then the
 environment where systemd provides the value (`STATE_DIRECTORY`, and the unit's own
@@ -11,14 +11,16 @@ flags, so a flag keeps winning over a reload.
 import dataclasses
 import ipaddress
 import re
+import shlex
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from common import inputs
 from common.errors import ConfigError
-from supervisor import inputs
-from supervisor.toml_table import read_toml
+from common.toml_table import read_toml
+from supervisor.settings import Setting
 
 DEFAULT_INTERVAL_S = 900.0
 DEFAULT_RUN_TIMEOUT_S = 600.0
@@ -144,29 +146,34 @@ def _command(value: object) -> tuple[str, ...]:
     return argv
 
 
-# Config key -> (dataclass field, parser). Flags use the same keys with dashes.
-FIELDS: dict[str, tuple[str, Callable[[object], Any]]] = {
-    "state_dir": ("state_dir", _path),
-    "interval": ("interval_s", inputs.seconds),
-    "keep_runs": ("keep_runs", _count),
-    "max_bytes": ("max_bytes", parse_size),
-    "listen": ("listen", _listen),
-    "cluster_name": ("cluster_name", _cluster_name),
-    "run_timeout": ("run_timeout_s", inputs.seconds),
-    "cleanup_budget": ("cleanup_budget_s", inputs.seconds),
-    "unit_timeout_stop": ("unit_timeout_stop_s", inputs.seconds),
-    "run_command": ("run_command", _command),
-    "run_args": ("run_args", _argv),
-    "max_runs": ("max_runs", _count),
-}
-
-
-def parse_flag(key: str, value: object) -> Any:
-    """One command-line value, checked like the config file's; errors name the flag."""
-    try:
-        return FIELDS[key][1](value)
-    except ValueError as exc:
-        raise ConfigError(f"--{key.replace('_', '-')}: {exc}") from None
+# Every canary setting, declared once (supervisor/settings.py): a top-level key of the config
+# file, and its flag (the same name with dashes) where it has one.
+CANARY_SETTINGS: tuple[Setting, ...] = (
+    Setting("state_dir", "state_dir", _path, "lock, runs/, metrics/, events", "--state-dir",
+            shown_default=f"$STATE_DIRECTORY or ./{DEFAULT_STATE_DIR}"),
+    Setting("interval", "interval_s", inputs.seconds, "time between run starts: 90s, 15m, 1h or seconds",
+            "--interval"),
+    Setting("keep_runs", "keep_runs", _count, "run directories to keep", "--keep-runs", metavar="N"),
+    Setting("max_bytes", "max_bytes", parse_size, "bytes all run directories may use: 500M, 10G", "--max-bytes",
+            metavar="B", shown_default=f"{DEFAULT_MAX_BYTES >> 30}G"),
+    Setting("listen", "listen", _listen, "serve /metrics and /healthz here: an IP, [::] for IPv6, port 0 for any",
+            "--listen", metavar="HOST:PORT"),
+    Setting("cluster_name", "cluster_name", _cluster_name, "the `cluster` label of every metric", "--cluster-name",
+            metavar="NAME", shown_default="the state directory's name"),
+    Setting("run_timeout", "run_timeout_s", inputs.seconds, "each run's deadline, passed as its --timeout",
+            "--run-timeout", metavar="S"),
+    Setting("cleanup_budget", "cleanup_budget_s", inputs.seconds, "time a run gets to clean up after SIGTERM",
+            "--cleanup-budget", metavar="S"),
+    Setting("unit_timeout_stop", "unit_timeout_stop_s", inputs.seconds,
+            "the unit's TimeoutStopSec; budgets must fit in it", "--unit-timeout-stop", metavar="S",
+            shown_default=f"${TIMEOUT_STOP_ENV}"),
+    # Hidden: a different program as the run (tests, soaks), and a run count to stop after.
+    Setting("run_command", "run_command", _command, "the program a run is", "--run-command", split=shlex.split,
+            hidden=True),
+    Setting("run_args", "run_args", _argv, "arguments passed to every run (on the command line: after `--`)"),
+    Setting("max_runs", "max_runs", _count, "stop after this many runs", "--max-runs", hidden=True),
+)  # fmt: skip
+_BY_NAME = {s.name: s for s in CANARY_SETTINGS}
 
 
 def load_file(path: Path) -> dict[str, Any]:
@@ -176,12 +183,12 @@ def load_file(path: Path) -> dict[str, Any]:
     for key, value in raw.items():
         if key == "metrics_port":
             raise ConfigError(f'config {path}: metrics_port: replaced by listen (listen = "127.0.0.1:{value}")')
-        if key not in FIELDS:
-            known = ", ".join(FIELDS)
+        if key not in _BY_NAME:
+            known = ", ".join(_BY_NAME)
             raise ConfigError(f"config {path}: {key}: unknown field (known: {known})")
-        name, parse = FIELDS[key]
+        setting = _BY_NAME[key]
         try:
-            values[name] = parse(value)
+            values[setting.attr] = setting.check(value)
         except ValueError as exc:
             raise ConfigError(f"config {path}: {key}: {exc}") from None
     return values

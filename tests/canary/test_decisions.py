@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from common import inputs
 from common.outcome import Outcome
-from supervisor import inputs
 from supervisor.canary import budgets, config, retention, runs, schedule
+from supervisor.canary.cli import build_parser
 from supervisor.canary.config import CanaryConfig, ConfigError
 from tests.helpers.clock import FakeClock
 
@@ -96,9 +97,10 @@ def test_config_errors_name_the_field(tmp_path: Path, text: str, field: str) -> 
     assert str(path) in str(caught.value)
 
 
-def test_flag_errors_name_the_flag() -> None:
-    with pytest.raises(ConfigError, match="--cleanup-budget"):
-        config.parse_flag("cleanup_budget", "a while")
+def test_flag_errors_name_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["--cleanup-budget", "a while"])
+    assert exited.value.code == 2 and "argument --cleanup-budget: must be" in capsys.readouterr().err
 
 
 # -- budgets -------------------------------------------------------------------------------

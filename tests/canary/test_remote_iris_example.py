@@ -15,9 +15,9 @@ from pathlib import Path
 
 import psutil
 
+from common.inputs import seconds
 from common.ports import free_port
 from supervisor.canary import budgets, config
-from supervisor.inputs import seconds
 from tests.canary.test_units import UNITS, _directives
 from tests.helpers.sshd import SSHD, Sshd
 from tests.helpers.waiting import wait_for

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from supervisor import inputs
+from common import inputs
 from supervisor.canary import budgets, config
 from tests.helpers.supervisor_proc import REPO_ROOT
 

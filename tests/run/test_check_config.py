@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import inputs
+from common import inputs
 from supervisor.config import ConfigError, parse
 
 CONFIG = """
@@ -49,9 +49,10 @@ def test_run_check_config_prints_the_resolved_config_and_creates_nothing(tmp_pat
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     resolved = json.loads(done.stdout)
-    assert (resolved["timeout_s"], resolved["job_timeout_s"], resolved["stop_grace_s"]) == (600, 90, 3)
-    assert resolved["tests"] == ["simple", "mine"] and [t["job"]["name"] for t in resolved["custom_tests"]] == ["mine"]
-    assert resolved["discovery_interval_s"] == 1.0
+    run = resolved["run"]
+    assert (run["timeout_s"], run["job_timeout_s"], run["stop_grace_s"]) == (600, 90, 3)
+    assert run["tests"] == ["simple", "mine"] and [t["name"] for t in resolved["tests"]] == ["mine"]
+    assert run["discovery_interval_s"] == 1.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.toml"]
 
 
@@ -74,7 +75,7 @@ def test_canary_check_config_checks_the_runs_arguments_too(tmp_path: Path) -> No
     done = _iris_smoke("canary", "--check-config", "--state-dir", str(state), "--interval", "1h", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["canary"]["interval_s"] == 3600 and report["run"]["timeout_s"] == 600
+    assert report["canary"]["interval"] == 3600 and report["run"]["run"]["timeout_s"] == 600
     bad = _iris_smoke("canary", "--check-config", "--state-dir", str(state), "--", "--tests", "nope", cwd=tmp_path)
     assert bad.returncode == 2 and "run_args: --tests: 'nope'" in bad.stderr
     assert not state.exists()

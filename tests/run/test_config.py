@@ -7,9 +7,9 @@ import pytest
 
 from common.deadline import Deadline
 from supervisor.arbiter import Supervisor
-from supervisor.cli import build_parser
 from supervisor.config import ClusterKind, ConfigError, load, parse
 from supervisor.preflight import plan
+from supervisor.run_cli import build_parser
 from supervisor.smoke import SmokeRun
 from workers.hosts import Role, VmHost
 from workers.transports import IrisLogTransport, SshTransport
@@ -139,7 +139,7 @@ def test_the_reply_caps_reach_every_child_that_reads_a_reply(tmp_path: Path) -> 
     gets, and in the log streams' transport (the follower's argv when not its own default)."""
     path = tmp_path / "run.toml"
     path.write_text("[iris]\nmax_reply_bytes = 1048576\nmax_log_page_bytes = 65536\n")
-    argv = ["run", "--log-dir", str(tmp_path), "--cluster", "iris", "--controller", "http://h:1", "--config", str(path)]
+    argv = ["--log-dir", str(tmp_path), "--cluster", "iris", "--controller", "http://h:1", "--config", str(path)]
     p = plan(build_parser().parse_args(argv))
     target = p.target()
     assert (target.max_reply_bytes, target.max_log_page_bytes) == (1048576, 65536)

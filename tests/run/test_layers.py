@@ -1,7 +1,9 @@
 """The layering of the run's modules: one errors module, no cycle through the command line."""
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.helpers.supervisor_proc import REPO_ROOT
 
@@ -34,11 +36,10 @@ def test_one_class_per_cross_module_error() -> None:
 
 def test_run_help_reads_the_defaults_and_hides_the_demo() -> None:
     """`run --help` quotes the config dataclass's defaults; the demo flags are for tests and benches only."""
-    from supervisor.cli import build_parser
     from supervisor.config import RunConfig
+    from supervisor.run_cli import build_parser
 
-    run = build_parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
-    text = run.format_help()
+    text = build_parser().format_help()
     assert f"default {RunConfig.timeout_s:g}" in text and "--demo-streams" not in text
 
 
@@ -56,3 +57,89 @@ def test_no_supervisor_module_loads_grpc_or_the_http_client() -> None:
     loaded = {name.split(".")[0] for name in out.stdout.split()}
     assert "supervisor.smoke" in out.stdout.split() and "supervisor.canary.loop" in out.stdout.split()
     assert not loaded & {"grpc", "urllib3", "google"}, sorted(loaded & {"grpc", "urllib3", "google"})
+
+
+PACKAGES = ("iris_smoke", "supervisor", "workers", "common", "local_cluster", "iris_smoke_api")
+
+
+def _module_files() -> dict[str, Path]:
+    files = {}
+    for package in PACKAGES:
+        for path in (REPO_ROOT / package).rglob("*.py"):
+            parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+            files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return files
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Each project module -> the project modules it imports, at its top or inside a function
+    (a lazy import is still a dependency). Importing a submodule implies its parent packages,
+    which is no edge of its own: `from pkg import sub` is an edge to `pkg.sub` alone."""
+    files = _module_files()
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                subs = [f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in files]
+                targets = subs if len(subs) == len(node.names) else [node.module, *subs]
+            else:
+                continue
+            deps |= {t for t in targets if t in files and not name.startswith(f"{t}.") and t != name}
+        graph[name] = deps
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        while work:
+            node, edges = work[-1]
+            child = next((c for c in edges if c not in index or c in stack), None)
+            if child is not None and child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                work.append((child, iter(sorted(graph[child]))))
+            elif child is not None:
+                low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    at = stack.index(node)
+                    component, stack[at:] = stack[at:], []
+                    if len(component) > 1:
+                        circles.append(sorted(component))
+    return circles
+
+
+def test_no_import_circle_among_the_project_modules() -> None:
+    """Every module can be read bottom up: no two modules import each other, directly or round a ring."""
+    assert _circles(_import_graph()) == []
+
+
+def test_the_circle_finder_finds_a_circle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _circles(graph) == [["a", "b", "c"]]
+
+
+def test_common_and_local_cluster_import_nothing_from_the_supervisor() -> None:
+    """`common/` and `local_cluster/` sit below the supervisor: they import nothing from `supervisor/`."""
+    upward = {
+        name: sorted(d for d in deps if d.split(".")[0] == "supervisor")
+        for name, deps in _import_graph().items()
+        if name.split(".")[0] in ("common", "local_cluster")
+    }
+    assert {name: deps for name, deps in upward.items() if deps} == {}

@@ -96,12 +96,12 @@ def test_the_observe_flag_overrides_the_config_files_tests_and_reaches_the_canar
     done = _iris_smoke("run", "--check-config", "--config", "run.toml", "--observe", "--observe-s", "45s",
                        cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    resolved = json.loads(done.stdout)
+    resolved = json.loads(done.stdout)["run"]
     assert (resolved["observe"], resolved["observe_s"]) == (True, 45)
     state = tmp_path / "state"
     canary = _iris_smoke("canary", "--check-config", "--state-dir", str(state), "--", "--observe", cwd=tmp_path)
     assert canary.returncode == 0, canary.stderr
-    assert json.loads(canary.stdout)["run"]["observe"] is True
+    assert json.loads(canary.stdout)["run"]["run"]["observe"] is True
     bad = _iris_smoke("canary", "--check-config", "--state-dir", str(state), "--", "--observe", "--tests", "simple",
                       cwd=tmp_path)  # fmt: skip
     assert bad.returncode == 2 and "run_args: --tests: conflicts with --observe" in bad.stderr, bad.stderr

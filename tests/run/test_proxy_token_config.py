@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from common.controller_target import ProxyToken
-from supervisor.cli import build_parser, main
+from supervisor.cli import main
 from supervisor.preflight import plan
+from supervisor.run_cli import build_parser
 
 ATTACH = ("--cluster", "iris", "--controller", "http://127.0.0.1:9")
 
@@ -44,7 +45,7 @@ def test_a_bad_proxy_token_setting_exits_2_naming_the_field_and_why(
 
 def test_the_command_reaches_every_child_in_its_target(tmp_path: Path) -> None:
     command = f'proxy_token_command = ["{sys.executable}", "-c", "print(1)"]\nproxy_token_ttl_s = "2m"'
-    run = plan(build_parser().parse_args(["run", *ATTACH, "--config", _config(tmp_path, command)]))
+    run = plan(build_parser().parse_args([*ATTACH, "--config", _config(tmp_path, command)]))
     assert run.target().proxy_token == ProxyToken(command=(sys.executable, "-c", "print(1)"), ttl_s=120.0)
 
 

@@ -8,7 +8,6 @@ import pytest
 
 from workers.hosts import HostileNameError, Role, VmHost, validate_name
 from workers.transports import (
-    GcloudTransport,
     LocalTransport,
     SshTransport,
     TransportConfigError,
@@ -68,7 +67,6 @@ def test_vm_host_validates_every_field(fields: dict[str, object]) -> None:
 
 
 HOST = VmHost("vm-1", 0, Role.WORKER, "10.1.2.3", zone="us-central2-b")
-TPU_HOST = VmHost("slice-a", 3, Role.WORKER, "10.1.2.4", zone="us-central2-b", hosts_in_vm=4)
 
 
 def test_local_argv_without_and_with_since() -> None:
@@ -96,20 +94,6 @@ def test_ssh_argv_shape() -> None:
     inner = shlex.split(remote)[-1]
     assert f"sudo docker logs -f --timestamps --since {SINCE} iris-worker 2>&1" in inner
     assert "cat <&3" in inner
-
-
-def test_gcloud_tpu_argv_names_the_worker() -> None:
-    argv = GcloudTransport(project="proj-1", tpu=True).argv(TPU_HOST, "iris-worker", None, 60)
-    assert argv[:7] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "slice-a", "--worker=3"]
-    assert "--zone=us-central2-b" in argv and "--project=proj-1" in argv
-    command = next(a for a in argv if a.startswith("--command="))
-    assert "docker logs -f --timestamps  iris-worker" in shlex.split(command.split("=", 1)[1])[-1]
-
-
-def test_gcloud_vm_argv_has_no_worker() -> None:
-    argv = GcloudTransport(project="proj-1", tpu=False).argv(HOST, "iris-controller", None, 60)
-    assert argv[:4] == ["gcloud", "compute", "ssh", "vm-1"]
-    assert not any(a.startswith("--worker") for a in argv)
 
 
 @pytest.mark.parametrize("template", ["{container} {vm}", "{container!r}", "{container:>10}", "{0}"])

@@ -19,8 +19,8 @@ from common.messages import Kind, Message
 from common.outcome import ExitCode, FailureReason, exit_code_for, outcome_for
 from supervisor.arbiter import Supervisor
 from supervisor.children import ChildRecord, ChildSpec
-from supervisor.cli import build_parser
 from supervisor.preflight import plan
+from supervisor.run_cli import build_parser
 from supervisor.smoke import SmokeRun
 from workers.child_args import DiagnosticsArgs
 from workers.controller import polling
@@ -99,7 +99,7 @@ def test_an_api_mismatch_report_carries_the_field() -> None:
 
 
 def _run(tmp: str) -> SmokeRun:
-    args = build_parser().parse_args(["run", "--log-dir", tmp, "--cluster", "iris", "--controller", "http://h:1"])
+    args = build_parser().parse_args(["--log-dir", tmp, "--cluster", "iris", "--controller", "http://h:1"])
     p = plan(args)
     return SmokeRun(p, Supervisor(p.run_id, p.run_dir, Deadline.after(60)))
 

@@ -14,8 +14,8 @@ from common.messages import Kind, Message
 from common.outcome import FailureReason
 from supervisor.arbiter import Supervisor
 from supervisor.children import ChildRecord, ChildSpec
-from supervisor.cli import build_parser
 from supervisor.preflight import plan
+from supervisor.run_cli import build_parser
 from supervisor.smoke import LAUNCH_REFUSED_FIX, SmokeRun
 from tests.workers.conftest import embedded
 from tests.workers.test_placement_check import Recorder
@@ -71,9 +71,7 @@ def test_the_supervisor_names_the_fix_for_a_launch_iris_refused_only() -> None:
     )
     for method, credential, fixed in cases:
         with tempfile.TemporaryDirectory() as tmp:
-            args = build_parser().parse_args(
-                ["run", "--log-dir", tmp, "--cluster", "iris", "--controller", "http://h:1"]
-            )
+            args = build_parser().parse_args(["--log-dir", tmp, "--cluster", "iris", "--controller", "http://h:1"])
             p = plan(args)
             run = SmokeRun(p, Supervisor(p.run_id, p.run_dir, Deadline.after(60)))
             refused: dict[str, Any] = {"code": "permission_denied", "method": method, "credential": credential,

@@ -11,19 +11,16 @@ from typing import Protocol
 
 from common.controller_target import ApiKind, ControllerTarget
 from common.deadline import Deadline
+from workers.controller.calls import RPC_TIMEOUT_S
 from workers.controller.model import (
     AutoscalerStatus,
     ControllerError,
-    ErrorCode,
     Job,
     JobRequest,
     LogService,
     Task,
     Worker,
 )
-
-# One call against a healthy controller takes milliseconds; 10 s means it is wedged.
-RPC_TIMEOUT_S = 10.0
 
 
 class Controller(Protocol):
@@ -61,16 +58,6 @@ class Controller(Protocol):
     def log_service(self) -> LogService | None:
         """Where the controller's log service is read (None: logs are container files, not a service)."""
         ...
-
-
-def not_ours(method: str, job_id: str, prefix: str) -> ControllerError:
-    """The refusal to act on a job outside this run's root (someone else's on a shared cluster)."""
-    return ControllerError(ErrorCode.PERMISSION_DENIED, method, f"job {job_id!r} is not under this run's {prefix!r}")
-
-
-def rpc_timeout(deadline: Deadline, limit_s: float = RPC_TIMEOUT_S) -> float:
-    """The timeout for one call: the smaller of `limit_s` and the run's time left (never 0)."""
-    return max(0.01, min(limit_s, deadline.remaining()))
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ from typing import Any
 
 from common.controller_target import JOB_RUN_ID_ENV, ControllerTarget
 from common.deadline import Deadline
-from workers.controller.api import RPC_TIMEOUT_S, not_ours, rpc_timeout
+from workers.controller.calls import RPC_TIMEOUT_S, not_ours, rpc_timeout
 from workers.controller.connect_http import ConnectClient
 from workers.controller.credentials import Credentials
 from workers.controller.log_server import FETCH_LOGS, resolve_log_service

@@ -20,7 +20,7 @@ from common.controller_target import JOB_RUN_ID_ENV, ControllerTarget
 from common.deadline import Deadline
 from iris_smoke_api.v1 import controller_pb2 as pb
 from iris_smoke_api.v1 import controller_pb2_grpc
-from workers.controller.api import RPC_TIMEOUT_S, not_ours, rpc_timeout
+from workers.controller.calls import RPC_TIMEOUT_S, not_ours, rpc_timeout
 from workers.controller.model import (
     Action,
     AutoscalerStatus,

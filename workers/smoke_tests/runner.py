@@ -39,7 +39,8 @@ from common.messages import Kind
 from common.outcome import Outcome
 from workers.child_args import TESTS_POLL_INTERVAL_S, SuiteArgs
 from workers.controller import polling
-from workers.controller.api import Controller, open_controller, rpc_timeout
+from workers.controller.api import Controller, open_controller
+from workers.controller.calls import rpc_timeout
 from workers.controller.model import (
     FAILED_TASK_STATES,
     AutoscalerStatus,

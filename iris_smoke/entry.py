@@ -1,18 +1,19 @@
 """The `iris-smoke` executable's entry point: check that our own packages are the ones imported.
 
-The import names `supervisor`, `workers` and `common` follow the repository's layout, and
-supervisord's distribution also installs a top-level `supervisor` package. In a shared
-environment one overwrites or shadows the other, and `from supervisor.cli import main`
-would fail with a bare ImportError (or run someone else's code). This module imports
-nothing of ours but itself, finds where each package would come from, and refuses with
-the fix when one is not beside it.
+The import names `supervisor`, `workers`, `common` and `local_cluster` follow the
+repository's layout, and supervisord's distribution also installs a top-level `supervisor`
+package. In a shared environment one overwrites or shadows the other, and
+`from supervisor.cli import main` would fail with a bare ImportError (or run someone else's
+code). This module sits in a package of its own, above the others (none imports it); it
+imports nothing of ours but itself, finds where each package would come from, and refuses
+with the fix when one is not beside it.
 """
 
 import importlib.util
 import sys
 from pathlib import Path
 
-OUR_PACKAGES = ("supervisor", "workers", "local_cluster")
+OUR_PACKAGES = ("supervisor", "workers", "common", "local_cluster")
 # A file only iris-smoke's `supervisor` package has.
 MARKER = "cli.py"
 EXIT_FOREIGN_PACKAGE = 3  # infrastructure: the installation is broken, not the command line

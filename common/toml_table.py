@@ -1,7 +1,7 @@
 """The one TOML layer of the run's, the canary's and the local cluster's configs.
 
 `read_toml` reads a file (errors name the flag that gave it); `Table` reads one table's
-values with the checks of `supervisor/inputs.py`, and every refusal is a ConfigError
+values with the checks of `common/inputs.py`, and every refusal is a ConfigError
 naming the field as the user finds it in the file (`scale_groups[1].max_slices: ...`).
 Each value is popped as it is read, so `done()` can refuse what is left: a typo must not
 silently fall back to a default.
@@ -12,12 +12,12 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from common import inputs
 from common.errors import ConfigError
-from supervisor import inputs
 
 
 def read_toml(path: Path, flag: str = "--config") -> dict[str, Any]:
@@ -57,6 +57,53 @@ def _file_kind(mode: int) -> str:
     return next((name for test, name in kinds.items() if test(mode)), "not a plain file")
 
 
+Check = Callable[[object], Any]
+
+
+def text(pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] = ()) -> Callable[[object], str]:
+    """A string, one of `choices` if given, matching `pattern` in full if given and not empty."""
+
+    def check(value: object) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string, got {value!r}")
+        if choices and value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}; got {value!r}")
+        if pattern is not None and value and not pattern.fullmatch(value):
+            raise ValueError(f"must match {pattern.pattern}, got {value!r}")
+        return value
+
+    return check
+
+
+def texts(pattern: re.Pattern[str] | None = None) -> Callable[[object], tuple[str, ...]]:
+    """A list of strings, each matching `pattern` in full if given."""
+
+    def check(value: object) -> tuple[str, ...]:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"must be a list of strings, got {value!r}")
+        for item in value:
+            if pattern is not None and not pattern.fullmatch(item):
+                raise ValueError(f"{item!r} must match {pattern.pattern}")
+        return tuple(value)
+
+    return check
+
+
+def truth(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+def duration(allow_zero: bool = False) -> Callable[[object], float]:
+    """Seconds: finite, > 0 (or >= 0), at most inputs.MAX_SECONDS."""
+    return lambda value: inputs.seconds(value, allow_zero=allow_zero)
+
+
+def count(minimum: int, maximum: int = inputs.MAX_COUNT) -> Callable[[object], int]:
+    return lambda value: inputs.whole(value, minimum, maximum)
+
+
 class Table:
     """Typed access to one TOML table, with the dotted path for error messages."""
 
@@ -67,16 +114,18 @@ class Table:
     def _field(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
+    def read(self, key: str, default: object, check: Check) -> Any:
+        """The key's value (or `default`) through `check`; a refusal names the field."""
+        value = self.table.pop(key, default)
+        with self.naming(key):
+            return check(value)
+
     def number(self, key: str, default: float, allow_zero: bool = False) -> float:
         """Seconds: finite, > 0 (or >= 0), at most inputs.MAX_SECONDS."""
-        value = self.table.pop(key, default)
-        with self.naming(key):
-            return inputs.seconds(value, allow_zero=allow_zero)
+        return float(self.read(key, default, duration(allow_zero)))
 
     def integer(self, key: str, default: int, minimum: int, maximum: int = inputs.MAX_COUNT) -> int:
-        value = self.table.pop(key, default)
-        with self.naming(key):
-            return inputs.whole(value, minimum, maximum)
+        return int(self.read(key, default, count(minimum, maximum)))
 
     @contextlib.contextmanager
     def naming(self, key: str) -> Iterator[None]:
@@ -91,29 +140,13 @@ class Table:
     def string(
         self, key: str, default: str, pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] = ()
     ) -> str:
-        value = self.table.pop(key, default)
-        if not isinstance(value, str):
-            raise ConfigError(f"{self._field(key)}: must be a string, got {value!r}")
-        if choices and value not in choices:
-            raise ConfigError(f"{self._field(key)}: must be one of {', '.join(choices)}; got {value!r}")
-        if pattern is not None and value and not pattern.fullmatch(value):
-            raise ConfigError(f"{self._field(key)}: must match {pattern.pattern}, got {value!r}")
-        return value
+        return str(self.read(key, default, text(pattern, choices)))
 
     def boolean(self, key: str, default: bool) -> bool:
-        value = self.table.pop(key, default)
-        if not isinstance(value, bool):
-            raise ConfigError(f"{self._field(key)}: must be true or false, got {value!r}")
-        return value
+        return bool(self.read(key, default, truth))
 
     def strings(self, key: str, default: tuple[str, ...], pattern: re.Pattern[str] | None = None) -> tuple[str, ...]:
-        value = self.table.pop(key, list(default))
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{self._field(key)}: must be a list of strings, got {value!r}")
-        for item in value:
-            if pattern is not None and not pattern.fullmatch(item):
-                raise ConfigError(f"{self._field(key)}: {item!r} must match {pattern.pattern}")
-        return tuple(value)
+        return tuple(self.read(key, list(default), texts(pattern)))
 
     def table_of(self, key: str) -> "Table":
         value = self.table.pop(key, {})
