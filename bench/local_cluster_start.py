@@ -27,12 +27,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common.states import job_finished, job_state_of  # noqa: E402
 from iris_smoke_api.v1 import controller_pb2 as pb  # noqa: E402
 from iris_smoke_api.v1 import controller_pb2_grpc as pb_grpc  # noqa: E402
 
 TIMEOUT_S = 30.0
-FINISHED = {pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_KILLED, pb.JOB_STATE_WORKER_FAILED,
-            pb.JOB_STATE_UNSCHEDULABLE}  # fmt: skip
 
 
 def _serving(address: str, deadline: float) -> None:
@@ -60,7 +59,7 @@ def _cosched_job(address: str, deadline: float) -> float:
         job_id = stub.LaunchJob(request, timeout=5).job_id
         while time.monotonic() < deadline:
             job = stub.GetJobStatus(pb.GetJobStatusRequest(job_id=job_id), timeout=5).job
-            if job.state in FINISHED:
+            if job_finished(job_state_of(job.state)):
                 if job.state != pb.JOB_STATE_SUCCEEDED:
                     raise RuntimeError(f"job ended {pb.JobState.Name(job.state)}: {job.error}")
                 return time.monotonic() - started

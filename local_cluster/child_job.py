@@ -17,6 +17,7 @@ import time
 
 import grpc
 
+from common.states import job_finished, job_state_of
 from iris_smoke_api.v1 import controller_pb2 as pb
 from iris_smoke_api.v1 import controller_pb2_grpc as pb_grpc
 
@@ -24,8 +25,6 @@ CONTROLLER_ENV = "IRIS_CONTROLLER_ADDRESS"
 PYTHON_ENV = "IRIS_SMOKE_PYTHON"
 POLL_S = 0.2
 CALL_TIMEOUT_S = 5.0
-_FINISHED = {pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED, pb.JOB_STATE_KILLED, pb.JOB_STATE_WORKER_FAILED,
-             pb.JOB_STATE_UNSCHEDULABLE}  # fmt: skip
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -62,7 +61,7 @@ def main(argv: list[str]) -> int:
             print(f"child_job {job_id} launched", flush=True)
             while True:
                 job = stub.GetJobStatus(pb.GetJobStatusRequest(job_id=job_id), timeout=CALL_TIMEOUT_S).job
-                if job.state in _FINISHED or time.monotonic() > ends:
+                if job_finished(job_state_of(job.state)) or time.monotonic() > ends:
                     break
                 time.sleep(POLL_S)
         except grpc.RpcError as exc:

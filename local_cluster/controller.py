@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from common.states import JobState, TaskState, job_finished, task_finished
 from local_cluster import jobs as job_rules
 from local_cluster.autoscaler import Autoscaler, Command, Demand
 from local_cluster.config import ClusterConfig
@@ -24,7 +25,7 @@ from local_cluster.fit import infeasible_reason
 from local_cluster.model import Device, Job, JobSpec, Task, Worker
 from local_cluster.naming import device_env, host_attributes
 from local_cluster.scheduler import Blocked, schedule
-from local_cluster.states import JobState, TaskState, VmState, job_finished, task_finished
+from local_cluster.states import VmState
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
 TaskKey = tuple[str, int, int]  # job_id, task_index, attempt

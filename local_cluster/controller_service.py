@@ -9,13 +9,13 @@ from collections.abc import Iterator
 
 import grpc
 
+from common.states import job_state_of
 from iris_smoke_api.v1 import controller_pb2 as pb
 from iris_smoke_api.v1 import controller_pb2_grpc as pb_grpc
 from local_cluster import convert
 from local_cluster.controller import Controller
 from local_cluster.errors import ClusterError, InvalidArgumentError, NotFoundError
 from local_cluster.naming import group_attributes
-from local_cluster.states import JobState
 
 STATUS_OF = {NotFoundError: grpc.StatusCode.NOT_FOUND, InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT}
 
@@ -44,7 +44,7 @@ class ControllerService(pb_grpc.ControllerServiceServicer):
 
     def ListJobs(self, request: pb.ListJobsRequest, context: grpc.ServicerContext) -> pb.ListJobsResponse:
         with self._call(context) as c:
-            jobs = c.list_jobs(request.name_prefix, [JobState(s) for s in request.states])
+            jobs = c.list_jobs(request.name_prefix, [job_state_of(s) for s in request.states])
             return pb.ListJobsResponse(jobs=[convert.job_to_pb(j, self._wall) for j in jobs])
 
     def TerminateJob(self, request: pb.TerminateJobRequest, context: grpc.ServicerContext) -> pb.TerminateJobResponse:

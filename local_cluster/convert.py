@@ -5,13 +5,14 @@ from collections.abc import Callable
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from common.states import number, task_state_of
 from iris_smoke_api.v1 import controller_pb2 as pb
 from iris_smoke_api.v1.states import ConstraintOp
 from local_cluster.autoscaler import Action, GroupState, Slice, UnmetDemand
 from local_cluster.controller import Assignment, HeartbeatReply, TaskKey, TaskReport
 from local_cluster.jobs import task_counts
 from local_cluster.model import Constraint, Device, Job, JobSpec, Task, Worker
-from local_cluster.states import AcceleratorType, TaskState
+from local_cluster.states import AcceleratorType
 
 Wall = Callable[[float], float]  # controller monotonic time -> Unix time
 
@@ -58,7 +59,7 @@ def job_to_pb(job: Job, wall: Wall) -> pb.JobStatus:
     return pb.JobStatus(
         job_id=job.job_id,
         name=job.spec.name,
-        state=pb.JobState.ValueType(job.state.value),
+        state=pb.JobState.ValueType(number(job.state)),
         error=job.error,
         exit_code=job.exit_code,
         task_state_counts=task_counts(job),
@@ -75,7 +76,7 @@ def task_to_pb(task: Task, wall: Wall) -> pb.TaskStatus:
         task_id=task.task_id,
         job_id=task.job_id,
         task_index=task.index,
-        state=pb.TaskState.ValueType(task.state.value),
+        state=pb.TaskState.ValueType(number(task.state)),
         worker_id=task.worker_id,
         pending_reason=task.pending_reason,
         can_be_scheduled=task.can_be_scheduled,
@@ -165,7 +166,7 @@ def _ref(key: TaskKey) -> pb.TaskRef:
 
 
 def report_from_pb(u: pb.TaskUpdate) -> TaskReport:
-    return TaskReport(key_from_pb(u.task), TaskState(u.state), u.exit_code, u.error)
+    return TaskReport(key_from_pb(u.task), task_state_of(u.state), u.exit_code, u.error)
 
 
 def logs_from_pb(chunks: "list[pb.TaskLogChunk]") -> list[tuple[TaskKey, list[tuple[int, str]]]]:

@@ -12,8 +12,9 @@ next heartbeat that the controller no longer wants it and kills it.
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from common.states import JobState, TaskState, job_finished, task_finished
 from local_cluster.model import Job, Task, Worker
-from local_cluster.states import JobState, TaskState, job_finished, task_active, task_finished
+from local_cluster.states import task_active
 
 Events = Callable[..., None]
 

@@ -8,8 +8,9 @@ time.
 import collections
 from dataclasses import dataclass, field
 
+from common.states import JobState, TaskState
 from iris_smoke_api.v1.states import ConstraintOp
-from local_cluster.states import AcceleratorType, JobState, TaskState
+from local_cluster.states import AcceleratorType
 
 TASK_LOG_LINES_KEPT = 1000
 

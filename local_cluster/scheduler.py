@@ -12,9 +12,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from common.states import TaskState
 from local_cluster.fit import SLICE_KEY, device_matches, worker_eligible
 from local_cluster.model import Job, Worker
-from local_cluster.states import TaskState
 
 
 @dataclass(frozen=True)

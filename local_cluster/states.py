@@ -1,29 +1,18 @@
 """Lifecycle states of jobs, tasks and VMs: the proto's enums, generated, plus what they mean here.
 
-Values equal the proto enum numbers and names match them after the prefix, so converting
-is `JobState(pb_value)` one way and `.value` the other.
+Jobs and tasks have the one state type every package uses, `common.states` (by name; the
+proto's numbers only at the gRPC edge, `local_cluster/convert.py`). VM states are this
+cluster's alone: their values equal the proto's numbers, so converting is `VmState(pb_value)`
+one way and `.value` the other.
 """
 
 import enum
 
-from iris_smoke_api.v1.states import AcceleratorTypeName, JobState, TaskState, VmState
+from common.states import TaskState
+from iris_smoke_api.v1.states import AcceleratorTypeName, VmState
 
-__all__ = ["AcceleratorType", "ActionType", "JobState", "TaskState", "VmState"]
+__all__ = ["AcceleratorType", "ActionType", "VmState"]
 
-JOB_FINISHED = frozenset(
-    {JobState.SUCCEEDED, JobState.FAILED, JobState.KILLED, JobState.WORKER_FAILED, JobState.UNSCHEDULABLE}
-)
-TASK_FINISHED = frozenset(
-    {
-        TaskState.SUCCEEDED,
-        TaskState.FAILED,
-        TaskState.KILLED,
-        TaskState.WORKER_FAILED,
-        TaskState.UNSCHEDULABLE,
-        TaskState.PREEMPTED,
-        TaskState.COSCHED_FAILED,
-    }
-)
 # Holds capacity on a worker.
 TASK_ACTIVE = frozenset({TaskState.ASSIGNED, TaskState.BUILDING, TaskState.RUNNING})
 VM_GONE = frozenset({VmState.TERMINATED, VmState.FAILED, VmState.PREEMPTED})
@@ -32,14 +21,6 @@ VM_GONE = frozenset({VmState.TERMINATED, VmState.FAILED, VmState.PREEMPTED})
 # "tpu"); `unspecified` is the proto's zero value, never a valid choice in a config.
 AcceleratorType = AcceleratorTypeName
 ACCELERATOR_CHOICES = tuple(t for t in AcceleratorType if t != AcceleratorType.UNSPECIFIED)
-
-
-def job_finished(state: JobState) -> bool:
-    return state in JOB_FINISHED
-
-
-def task_finished(state: TaskState) -> bool:
-    return state in TASK_FINISHED
 
 
 def task_active(state: TaskState) -> bool:

@@ -1,8 +1,10 @@
 """The layering of the run's modules: one errors module, no cycle through the command line."""
 
 import ast
+import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 from tests.helpers.supervisor_proc import REPO_ROOT
@@ -143,3 +145,28 @@ def test_common_and_local_cluster_import_nothing_from_the_supervisor() -> None:
         if name.split(".")[0] in ("common", "local_cluster")
     }
     assert {name: deps for name, deps in upward.items() if deps} == {}
+
+
+# A set of finished states written out: SUCCEEDED ... UNSCHEDULABLE within one expression.
+_FINISHED_SET = re.compile(r"SUCCEEDED[^()]{0,200}?FAILED[^()]{0,200}?KILLED[^()]{0,200}?UNSCHEDULABLE", re.S)
+
+
+def test_one_job_state_type_and_one_finished_set() -> None:
+    """The embedded cluster and the children share one JobState and TaskState (by name), and the
+    finished sets are written once (`common/states.py`). `iris_child.py` runs inside an Iris task,
+    beside none of our packages, and keeps its own copy."""
+    from common import states
+    from local_cluster import jobs
+    from local_cluster import model as cluster_model
+    from workers.controller import model
+
+    assert model.JobState is states.JobState is typing.get_type_hints(cluster_model.Job)["state"]
+    assert model.TaskState is states.TaskState is typing.get_type_hints(cluster_model.Task)["state"]
+    assert model.job_finished is states.job_finished is jobs.job_finished
+    written = sorted(
+        str(path.relative_to(REPO_ROOT))
+        for path in _module_files().values()
+        for _ in _FINISHED_SET.finditer(path.read_text())
+        if "iris_smoke_api" not in path.parts and path.name != "iris_child.py"
+    )
+    assert written == ["common/states.py", "common/states.py"]

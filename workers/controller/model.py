@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from iris_smoke_api.v1.states import JobStateName, TaskStateName
+from common.states import FAILED_TASK_STATES as FAILED_TASK_STATES
+from common.states import JobState as JobState
+from common.states import TaskState as TaskState
+from common.states import job_finished as job_finished
+from common.states import task_finished as task_finished
 
 S = TypeVar("S", bound=enum.StrEnum)
-
-# The states by lower-case name, generated from the proto (no grpc behind them).
-JobState = JobStateName
-TaskState = TaskStateName
 
 
 def by_name(states: type[S], name: str, prefix: str) -> S:
@@ -34,27 +34,6 @@ def job_state(name: str) -> JobState:
 
 def task_state(name: str) -> TaskState:
     return by_name(TaskState, name, "TASK_STATE_")
-
-
-_JOB_FINISHED = frozenset(
-    {JobState.SUCCEEDED, JobState.FAILED, JobState.KILLED, JobState.WORKER_FAILED, JobState.UNSCHEDULABLE}
-)
-FAILED_TASK_STATES = frozenset({TaskState.FAILED, TaskState.WORKER_FAILED})
-# As Iris's TERMINAL_TASK_STATES (iris/resources/state.py): preempted counts, since a task of
-# a finished job is not retried. MISSING (Iris 0.2.227: a worker lost the attempt's spec) is
-# not an end: Iris re-queues the task under a fresh attempt.
-_TASK_FINISHED = frozenset(
-    {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.KILLED, TaskState.WORKER_FAILED, TaskState.UNSCHEDULABLE,
-     TaskState.PREEMPTED, TaskState.COSCHED_FAILED}
-)  # fmt: skip
-
-
-def job_finished(state: JobState) -> bool:
-    return state in _JOB_FINISHED
-
-
-def task_finished(state: TaskState) -> bool:
-    return state in _TASK_FINISHED
 
 
 class ErrorCode(enum.StrEnum):
