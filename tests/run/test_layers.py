@@ -147,6 +147,19 @@ def test_common_and_local_cluster_import_nothing_from_the_supervisor() -> None:
     assert {name: deps for name, deps in upward.items() if deps} == {}
 
 
+def test_the_packages_import_downwards_only() -> None:
+    """The README's order: a package imports only from itself and the packages after it."""
+    order = ("iris_smoke", "supervisor", "workers", "local_cluster", "common", "iris_smoke_api")
+    rank = {package: i for i, package in enumerate(order)}
+    upward = sorted(
+        f"{name} -> {dep}"
+        for name, deps in _import_graph().items()
+        for dep in deps
+        if rank[dep.split(".")[0]] < rank[name.split(".")[0]]
+    )
+    assert upward == []
+
+
 # A set of finished states written out: SUCCEEDED ... UNSCHEDULABLE within one expression.
 _FINISHED_SET = re.compile(r"SUCCEEDED[^()]{0,200}?FAILED[^()]{0,200}?KILLED[^()]{0,200}?UNSCHEDULABLE", re.S)
 
