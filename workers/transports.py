@@ -26,7 +26,6 @@ import json
 import math
 import shlex
 import string
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -95,17 +94,31 @@ def wrap_remote(command: str, seconds_left: float) -> str:
     return f"exec timeout --signal=TERM --kill-after={REMOTE_KILL_AFTER_S} {seconds} sh -c {shlex.quote(inner)}"
 
 
+# A stream's follower written in Python is forked by the stream child (`ProcessGroups.fork`:
+# ~2 MiB of its own beside the child's pages, against a fresh interpreter's ~14 MiB), with
+# the argv a transport builds (less `command_prefix`) as its arguments, and named so.
+FOLLOWER_NAME = "iris:follow"
+LOCAL_FOLLOWER_ENTRYPOINT = "local_cluster.cli:main"
+FOLLOWER_ENTRYPOINT = "workers.logservice_follow:main"
+
+
 @dataclass(frozen=True)
 class LocalTransport:
-    """The embedded cluster's `logs` command; it exits when its stdin closes."""
+    """The embedded cluster's `logs` command; it exits when its stdin closes. Forked
+    (LOCAL_FOLLOWER_ENTRYPOINT) unless `command_prefix` names a program to exec instead."""
 
     state_dir: str
-    command_prefix: tuple[str, ...] = (sys.executable, "-m", "local_cluster")
+    command_prefix: tuple[str, ...] = ()
     kind: TransportKind = field(default=TransportKind.LOCAL, init=False)
 
     @property
     def inherited_secrets(self) -> frozenset[str]:
         return frozenset()
+
+    @property
+    def forked(self) -> tuple[str, str] | None:
+        """(entrypoint, process name) to fork with the argv, or None to exec the argv."""
+        return None if self.command_prefix else (LOCAL_FOLLOWER_ENTRYPOINT, FOLLOWER_NAME)
 
     def argv(self, host: VmHost, container: str, since: str | None, seconds_left: float) -> list[str]:
         argv = [*self.command_prefix, "logs", "--state-dir", self.state_dir]
@@ -203,11 +216,12 @@ class IrisLogTransport:
     """A real Iris keeps worker and controller logs in its log service, not in docker.
 
     The follower is `workers.logservice_follow`, which prints a log-service key the way
-    `docker logs -f --timestamps --since` does. The key is `/system/controller` for the
-    controller and `/system/worker/<vm>` for a worker, `vm` being the Iris worker id
-    (a validated name). The container name is ignored: Iris keys logs by worker, not by
-    container. `--deadline-unix` is the run's deadline on the wall clock (the follower is
-    a separate process), read when the argv is built. The follower prints cursor markers,
+    `docker logs -f --timestamps --since` does. It is forked (FOLLOWER_ENTRYPOINT) unless
+    `command_prefix` names a program to exec instead (a test wraps the follower so). The key
+    is `/system/controller` for the controller and `/system/worker/<vm>` for a worker, `vm`
+    being the Iris worker id (a validated name). The container name is ignored: Iris keys
+    logs by worker, not by container. `--deadline-unix` is the run's deadline on the wall clock (the follower is
+    another process), read when the argv is built. The follower prints cursor markers,
     and `cursor` (the store row of the last line on disk, stamped `since`) resumes it
     exactly after that row (see the follower's docstring).
     """
@@ -218,8 +232,13 @@ class IrisLogTransport:
     proxy_token: ProxyToken = field(default_factory=ProxyToken)  # where the follower finds its proxy token
     poll_interval_s: float = 0.5
     max_page_bytes: int = DEFAULT_MAX_LOG_PAGE_BYTES  # a longer FetchLogs page is refused
-    command_prefix: tuple[str, ...] = (sys.executable, "-m", "workers.logservice_follow")
+    command_prefix: tuple[str, ...] = ()  # empty: FOLLOWER_ENTRYPOINT, forked
     kind: TransportKind = field(default=TransportKind.IRIS_LOG, init=False)
+
+    @property
+    def forked(self) -> tuple[str, str] | None:
+        """(entrypoint, process name) to fork with the argv, or None to exec the argv."""
+        return None if self.command_prefix else (FOLLOWER_ENTRYPOINT, FOLLOWER_NAME)
 
     @property
     def inherited_secrets(self) -> frozenset[str]:

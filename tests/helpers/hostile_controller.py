@@ -1,6 +1,6 @@
 """A Connect controller on loopback that answers chosen methods the way a broken or hostile one would.
 
-    python -m tests.helpers.hostile_controller [--upstream URL] [--mode METHOD=MODE ...]
+    python -m tests.helpers.hostile_controller [--upstream URL] [--mode METHOD=MODE ...] [--workers N]
 
 Each `--mode` makes METHOD (`iris.cluster.ControllerService/ListWorkers`, or `health` for
 `GET /health`) answer so:
@@ -16,6 +16,8 @@ Each `--mode` makes METHOD (`iris.cluster.ControllerService/ListWorkers`, or `he
   hostile-names NAMES_WORKERS (100,000) workers with ids no command line may take (`-oProxyCommand=x`,
                 `a b`, `/..`, control and bidi characters), and VALID_NAMES valid ones (`hostile-ok-<i>`)
   duplicate-ids the minimal Iris's one worker listed DUPLICATES times, and one other worker once
+  many-workers  --workers N (default MANY_WORKERS) healthy workers `worker-many-<i>`: not hostile, a
+                cluster to stream from (bench/stream_memory.py)
 Every other call goes to `--upstream` (a real Iris, forwarded as tests/helpers/connect_proxy.py
 does), or without one is answered by a minimal Iris of its own: `/health` ok, one healthy
 CPU worker, no jobs, no autoscaler, no endpoint registry (404), empty log pages.
@@ -57,6 +59,7 @@ NAMES_WORKERS = 100_000
 VALID_NAMES = 3
 HOSTILE_IDS = ("-oProxyCommand=x{}", "a b{}", "w{}/..", "../w{}", "w{}\x07\x1b[2J", "w\u202e{}", "W{};id")
 DUPLICATES = 3
+MANY_WORKERS = 128
 OTHER_WORKER_ID = "worker-other-0"
 # One worker as Iris 0.2.227's ListWorkers gives it (a CPU worker of a local cluster; 854 bytes compact).
 WORKER: dict[str, Any] = {
@@ -82,7 +85,7 @@ WORKER: dict[str, Any] = {
     "scaleGroup": "cpu",
 }  # fmt: skip
 MODES = ("endless", "drip", "drip-headers", "huge", "deep", "big-worker-id", "big-epoch", "fail", "gzip-bomb",
-         "hostile-names", "duplicate-ids")  # fmt: skip
+         "hostile-names", "duplicate-ids", "many-workers")  # fmt: skip
 
 
 def hostile_names() -> dict[str, Any]:
@@ -95,6 +98,10 @@ def hostile_names() -> dict[str, Any]:
 def duplicate_ids() -> dict[str, Any]:
     other = copy.deepcopy(WORKER) | {"workerId": OTHER_WORKER_ID}
     return {"workers": [*(copy.deepcopy(WORKER) for _ in range(DUPLICATES)), other]}
+
+
+def many_workers(count: int) -> dict[str, Any]:
+    return {"workers": [copy.deepcopy(WORKER) | {"workerId": f"worker-many-{i}"} for i in range(count)]}
 
 
 def own_answer(method: str, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
@@ -126,7 +133,7 @@ def rewrite(mode: str, reply: dict[str, Any]) -> dict[str, Any]:
     return reply
 
 
-def handler(modes: dict[str, str], upstream: str) -> type[http.server.BaseHTTPRequestHandler]:
+def handler(modes: dict[str, str], upstream: str, workers: int) -> type[http.server.BaseHTTPRequestHandler]:
     class Hostile(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -147,6 +154,7 @@ def handler(modes: dict[str, str], upstream: str) -> type[http.server.BaseHTTPRe
                 "huge": self._huge, "deep": self._deep, "fail": self._fail, "gzip-bomb": self._gzip_bomb,
                 "hostile-names": lambda: self._json(hostile_names()),
                 "duplicate-ids": lambda: self._json(duplicate_ids()),
+                "many-workers": lambda: self._json(many_workers(workers)),
             }  # fmt: skip
             answer = hostile.get(modes.get(method, ""))
             if answer is None:
@@ -278,6 +286,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--upstream", default="")
     parser.add_argument("--mode", action="append", default=[], help="METHOD=MODE")
+    parser.add_argument("--workers", type=int, default=MANY_WORKERS, help="many-workers: how many")
     args = parser.parse_args()
     modes = {}
     for item in args.mode:
@@ -285,7 +294,7 @@ def main() -> int:
         if mode not in MODES:
             parser.error(f"--mode {item!r}: MODE must be one of {', '.join(MODES)}")
         modes[method] = mode
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler(modes, args.upstream.rstrip("/")))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler(modes, args.upstream.rstrip("/"), args.workers))
     server.daemon_threads = True  # a hostile answer still running never holds the exit
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -301,10 +310,10 @@ def main() -> int:
 
 
 @contextlib.contextmanager
-def running(*modes: str, upstream: str = "") -> Iterator[str]:
+def running(*modes: str, upstream: str = "", workers: int = MANY_WORKERS) -> Iterator[str]:
     """The server as a process of its own, `modes` as METHOD=MODE; its URL once it listens.
     Terminated and reaped on the way out."""
-    argv = [f"--mode={m}" for m in modes]
+    argv = [f"--mode={m}" for m in modes] + [f"--workers={workers}"]
     if upstream:
         argv.append(f"--upstream={upstream}")
     with running_module("tests.helpers.hostile_controller", *argv) as popen:

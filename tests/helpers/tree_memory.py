@@ -20,7 +20,7 @@ SAMPLE_S = 0.05
 MIB = 1024 * 1024
 
 
-def _pss(pid: int) -> int:
+def pss_of(pid: int) -> int:
     """Proportional set size in bytes (smaps_rollup), 0 for a process gone meanwhile."""
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
@@ -61,7 +61,7 @@ class TreeMemory:
             for proc in tree:
                 with contextlib.suppress(psutil.Error):
                     rss += proc.memory_info().rss
-                    pss += _pss(proc.pid)
+                    pss += pss_of(proc.pid)
             self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
             self.peak_processes = max(self.peak_processes, len(tree))
             self.samples += 1

@@ -32,6 +32,7 @@ from tests.helpers.iris import IrisRPCError, files_holding, post, running_iris_c
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
 from tests.helpers.waiting import wait_for
 from tests.iris.test_iris_api_errors import _a_worker_is_up, _log_server_url
+from workers.transports import FOLLOWER_NAME
 
 RUN_EXIT_S = 90.0
 REFUSED_WITHIN_S = 30.0  # a refused credential ends the run at once: far less than its 60 s deadline
@@ -83,9 +84,9 @@ def _argv(run_id: str, tmp_path: Path, url: str, config: Path, tests: str) -> li
                     "--tests", tests, "--timeout", "60")  # fmt: skip
 
 
-def _watch(sup: SupervisorProc, secrets_now: Callable[[], list[str]]) -> tuple[list[str], list[str]]:
-    """Until the run exits: every argv of its processes, and every secret seen in an argv or an environment."""
-    argvs: list[str] = []
+def _watch(sup: SupervisorProc, secrets_now: Callable[[], list[str]]) -> tuple[set[int], list[str]]:
+    """Until the run exits: its log-service followers' pids, and every secret seen in an argv or an environment."""
+    followers: set[int] = set()
     leaks: list[str] = []
     next_scan = [0.0]
 
@@ -97,12 +98,13 @@ def _watch(sup: SupervisorProc, secrets_now: Callable[[], list[str]]) -> tuple[l
                 with contextlib.suppress(psutil.Error):
                     argv = "\0".join(proc.cmdline())
                     environ = "\0".join(f"{k}={v}" for k, v in proc.environ().items())
-                    argvs.append(argv)
+                    if proc.name() == FOLLOWER_NAME:
+                        followers.add(proc.pid)
                     leaks.extend(f"{proc.pid}: {argv[:120]}" for s in found if s in argv or s in environ)
         return sup.popen.poll() is not None
 
     wait_for(exited, RUN_EXIT_S, "the run's end")
-    return argvs, leaks
+    return followers, leaks
 
 
 def _task_env(cluster_url: str, sup: SupervisorProc) -> list[str]:
@@ -131,7 +133,7 @@ def test_a_run_behind_iap_passes_fetching_its_short_lived_proxy_token_again_and_
         config = _config(tmp_path, iris_token, iap.command, ENV_DUMP)
         _a_worker_is_up(cluster.url)
         with started(_argv(run_id, tmp_path, url, config, "simple,env-dump"), tmp_path, run_id) as sup:
-            argvs, leaks = _watch(sup, lambda: [iris_token, *iap.tokens()])
+            followers, leaks = _watch(sup, lambda: [iris_token, *iap.tokens()])
             assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
             results = sup.results()
             assert results["failure_reasons"] == [] and {t["outcome"] for t in results["tests"]} == {"passed"}
@@ -140,7 +142,8 @@ def test_a_run_behind_iap_passes_fetching_its_short_lived_proxy_token_again_and_
             assert all(s["lines"] > 0 for s in streams), streams
             # Tokens live 3 s, the run about 15: some process fetched its token again.
             assert max(iap.fetches_by_process().values()) > 1, iap.fetches_by_process()
-            assert any("logservice_follow" in a and "--proxy-token-command=" in a for a in argvs), argvs
+            # The followers ran the proxy token command themselves (the minter logs its parent's pid).
+            assert followers & {int(pid) for pid in iap.fetches_by_process()}, (followers, iap.fetches_by_process())
             assert leaks == [], leaks
             task_env = _task_env(cluster.url, sup)
             tokens = [iris_token, *iap.tokens()]

@@ -24,8 +24,10 @@ from common.ports import free_port
 from tests.helpers import processes
 from tests.helpers.iris import IrisCluster, running_iris_cluster
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
+from tests.helpers.waiting import wait_for
 from tests.streams.conftest import read_records
 from tests.streams.test_iris_log_follow import Line, expected_lines, fetch_all, log_server, written
+from workers.transports import FOLLOWER_NAME
 
 RUN_EXIT_S = 150.0
 TOKEN_ENV = "SMOKE_TUNNEL_TOKEN"
@@ -39,6 +41,7 @@ tests = []
 name = "ticks"
 argv = ["sh", "-c", "i=0; while [ $i -lt 20 ]; do echo tick $i; i=$((i+1)); sleep 0.5; done"]
 """
+WAIT_S = 30.0
 
 
 def _config(tmp_path: Path, remote_port: int, tests: str, command: list[str] = FORWARD, extra: str = "") -> str:
@@ -51,6 +54,22 @@ def _config(tmp_path: Path, remote_port: int, tests: str, command: list[str] = F
 def _argv(run_id: str, tmp_path: Path, config: str, *flags: str) -> list[str]:
     return run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--config", config, "--timeout", "100",
                     "--discovery-interval", "1", *flags)  # fmt: skip
+
+
+def _follower_peers(run_id: str) -> list[set[int]]:
+    """Each log-service follower's remote TCP ports (the forked followers carry the stream child's argv)."""
+    found = []
+    for proc in processes.with_run_tag(run_id):
+        with contextlib.suppress(psutil.Error):
+            if proc.name() == FOLLOWER_NAME:
+                found.append({c.raddr.port for c in proc.net_connections(kind="tcp") if c.raddr})
+    return found
+
+
+def _connected_followers(run_id: str, count: int) -> list[set[int]]:
+    """The remote ports of the followers that hold a connection, once `count` do (else [])."""
+    connected = [ports for ports in _follower_peers(run_id) if ports]
+    return connected if len(connected) >= count else []
 
 
 def _argvs_of(run_id: str) -> list[list[str]]:
@@ -91,6 +110,7 @@ def test_a_run_reaches_iris_only_through_its_tunnel_command(tmp_path: Path, monk
             environ = psutil.Process(up["tunnel_pid"]).environ()  # /proc/<pid>/environ of the forward
             sup.wait_event("stream_connected", count=2, timeout_s=60)
             argvs = _argvs_of(run_id)
+            peers = wait_for(lambda: _connected_followers(run_id, 2), WAIT_S, "two followers connected")
             code = sup.wait_exit(RUN_EXIT_S)
             results = sup.results()
             _assert_nothing_left(sup)
@@ -102,8 +122,7 @@ def test_a_run_reaches_iris_only_through_its_tunnel_command(tmp_path: Path, monk
     assert "PATH" in environ and env.RUN_TAG in environ, "the allowlist, and the run's tag for the audit"
     [forward] = [a for a in argvs if "tests.helpers.forward" in a]
     assert forward == [part.format(port=up["local_port"], remote_port=cluster.port) for part in FORWARD]
-    followers = [a for a in argvs if "workers.logservice_follow" in a]
-    assert len(followers) >= 2 and all(address in a for a in followers), followers
+    assert peers and all(ports == {up["local_port"]} for ports in peers), (peers, up)
     assert not [a for a in argvs if cluster.url in " ".join(a)], "no process of the run bypasses the tunnel"
     assert results["outcome"] == "passed" and len(results["streams"]) >= 2
     assert all(s["lines"] > 0 for s in results["streams"]), results["streams"]

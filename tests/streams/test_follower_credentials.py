@@ -22,7 +22,7 @@ def test_the_command_reaches_the_follower_as_json_and_parses_back() -> None:
     transport = IrisLogTransport("https://iris.example:443", proxy_token=ProxyToken(command=GCLOUD, ttl_s=120.0))
     argv = transport.argv(WORKER, "iris-worker", None, 5.0)
     assert _flags(argv) == [f"--proxy-token-command={json.dumps(list(GCLOUD))}", "--proxy-token-ttl=120.0"]
-    args = build_parser().parse_args(argv[3:])
+    args = build_parser().parse_args(argv)  # the forked follower is given exactly this argv
     assert args.proxy_token_command == GCLOUD and args.proxy_token_ttl == 120.0 and args.proxy_token_file == ""
 
 

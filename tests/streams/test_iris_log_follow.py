@@ -34,7 +34,7 @@ from tests.streams.conftest import FAST_BACKOFF, read_records, stream_spec, vali
 from workers.hosts import Role, VmHost
 from workers.logservice_follow import entry_lines, format_ms, since_ms
 from workers.stream.spec import StreamSpec
-from workers.transports import IrisLogTransport, TransportConfigError, TransportKind
+from workers.transports import FOLLOWER_ENTRYPOINT, FOLLOWER_NAME, IrisLogTransport, TransportConfigError, TransportKind
 
 CONTROLLER_KEY = "/system/controller"
 FETCH_LOGS = "finelog.logging.LogService/FetchLogs"
@@ -109,7 +109,8 @@ def test_iris_log_with_token_and_default_prefix() -> None:
     transport = IrisLogTransport("https://iris.example:443", token_file="/t")
     assert isinstance(transport, IrisLogTransport) and transport.kind is TransportKind.IRIS_LOG
     argv = transport.argv(WORKER, "iris-worker", None, 5.0)
-    assert argv[:3] == [sys.executable, "-m", "workers.logservice_follow"]
+    assert argv[:2] == ["--controller", "https://iris.example:443"]
+    assert transport.forked == (FOLLOWER_ENTRYPOINT, FOLLOWER_NAME)
     assert "--token-file=/t" in argv
 
 
@@ -320,10 +321,12 @@ def test_follower_fails_in_one_line_when_iris_is_not_there(tmp_path: Path) -> No
 
 
 def followers_of(child: ChildProcess) -> list[psutil.Process]:
+    """The live follower under a stream child: forked (its name), or exec'd by a test's wrapper (its argv)."""
     found = []
     for proc in psutil.Process(child.pid).children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if "workers.logservice_follow" in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE:
+            is_follower = proc.name() == FOLLOWER_NAME or "workers.logservice_follow" in proc.cmdline()
+            if is_follower and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc)
     return found
 

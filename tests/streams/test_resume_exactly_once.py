@@ -39,7 +39,7 @@ from tests.streams.conftest import (
     validate,
 )
 from workers.stream.spec import StreamSpec
-from workers.transports import LocalTransport, Transport
+from workers.transports import FOLLOWER_NAME, LocalTransport, Transport
 
 VM = "local-cpu-0-w0"
 CONTAINER = "iris-worker"
@@ -82,7 +82,8 @@ def descendants(child: ChildProcess, match: Callable[[list[str]], bool]) -> list
 
 
 def local_followers(child: ChildProcess) -> list[psutil.Process]:
-    return descendants(child, lambda argv: "local_cluster" in argv and "logs" in argv)
+    """The local cluster's `logs` command, forked by the stream child: found by its name, not its argv."""
+    return [proc for proc in descendants(child, lambda _argv: True) if proc.name() == FOLLOWER_NAME]
 
 
 def ssh_clients(child: ChildProcess) -> list[psutil.Process]:

@@ -47,7 +47,7 @@ from workers.stream.framing import LineFramer
 from workers.stream.outfile import StreamFile, StreamFileBusy
 from workers.stream.records import RecordEncoder, Resumed
 from workers.stream.spec import StreamSpec
-from workers.transports import IrisLogTransport
+from workers.transports import IrisLogTransport, LocalTransport
 
 # Shares of the child's stop grace (runtime's hard-exit timer): waiting for the follower
 # to leave by itself after stdin EOF, then TERM-to-KILL for its group. The rest is for
@@ -143,7 +143,10 @@ class StreamChild:
         else:
             argv = transport.argv(self.spec.host, self.spec.container, since, left)
         try:
-            conn = Connection.start(self.ctx.groups, argv, self.spec.read_chunk_bytes, transport.inherited_secrets)
+            forked = transport.forked if isinstance(transport, IrisLogTransport | LocalTransport) else None
+            conn = Connection.start(
+                self.ctx.groups, argv, self.spec.read_chunk_bytes, transport.inherited_secrets, forked=forked
+            )
         except OSError as exc:  # the program itself is missing or not executable
             self.log.warning("stream_disconnected", exit_code=None, error=str(exc), stderr_tail="")
             return None
