@@ -88,9 +88,9 @@ class ProcessGroups:
         stdout and stderr and our environment less every secret it is not named to keep. Only a
         single-threaded caller may fork (a lock held by another thread stays locked in the copy)."""
         pipes = [os.pipe2(os.O_CLOEXEC) for _ in range(3)]
+        parent = os.getpid()
         sys.stdout.flush()
         sys.stderr.flush()
-        gc.freeze()  # the copy's first collection must not write to (and so copy) every page
         try:
             pid = os.fork()
         except OSError:
@@ -98,11 +98,9 @@ class ProcessGroups:
                 os.close(read_fd)
                 os.close(write_fd)
             raise
-        finally:
-            gc.unfreeze()
         if pid == 0:
             (stdin, _), (_, stdout), (_, stderr) = pipes
-            _run_forked(entrypoint, argv, name, (stdin, stdout, stderr), keep_secrets)
+            _run_forked(entrypoint, argv, name, (stdin, stdout, stderr), keep_secrets, parent)
         for fd in (pipes[0][0], pipes[1][1], pipes[2][1]):
             os.close(fd)
         proc = ForkedProcess(pid, os.fdopen(pipes[0][1], "wb"), os.fdopen(pipes[1][0], "rb", buffering=0),
@@ -174,14 +172,20 @@ class ForkedProcess:
 
 
 def _run_forked(
-    entrypoint: str, argv: Sequence[str], name: str, stdio: tuple[int, int, int], keep: frozenset[str]
+    entrypoint: str, argv: Sequence[str], name: str, stdio: tuple[int, int, int], keep: frozenset[str], parent: int
 ) -> NoReturn:
     """In the forked process: become a program of our own (session, stdio, signals, environment,
     no descriptor of the child's: its stream file's lock and its message pipe stay the child's)."""
     code = FORKED_CRASHED
     try:
+        # Every inherited object becomes permanent (an O(1) move of the collector's lists): the
+        # copy's collections then never write to (and so copy) the pages it shares with the child,
+        # nor run finalizers that belong to the child.
+        gc.freeze()
         os.setsid()
         _die_with_parent()
+        if os.getppid() != parent:  # it died before the death signal was asked for
+            os._exit(FORKED_CRASHED)
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGUSR1, signal.SIGALRM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)

@@ -98,7 +98,7 @@ def wrap_remote(command: str, seconds_left: float) -> str:
 # ~2 MiB of its own beside the child's pages, against a fresh interpreter's ~14 MiB), with
 # the argv a transport builds (less `command_prefix`) as its arguments, and named so.
 FOLLOWER_NAME = "iris:follow"
-LOCAL_FOLLOWER_ENTRYPOINT = "local_cluster.cli:main"
+LOCAL_FOLLOWER_ENTRYPOINT = "local_cluster.logs_command:main"
 FOLLOWER_ENTRYPOINT = "workers.logservice_follow:main"
 
 
@@ -121,7 +121,9 @@ class LocalTransport:
         return None if self.command_prefix else (LOCAL_FOLLOWER_ENTRYPOINT, FOLLOWER_NAME)
 
     def argv(self, host: VmHost, container: str, since: str | None, seconds_left: float) -> list[str]:
-        argv = [*self.command_prefix, "logs", "--state-dir", self.state_dir]
+        # Forked, the entrypoint is the `logs` command itself (no cluster config to import).
+        head = [*self.command_prefix, "logs"] if self.command_prefix else []
+        argv = [*head, "--state-dir", self.state_dir]
         argv += ["--follow", "--timestamps", "--exit-on-stdin-close"]
         if since is not None:
             argv += ["--since", validate_since(since)]

@@ -1,10 +1,12 @@
 """Finding the processes a test started, and proving they are gone."""
 
+import contextlib
 import os
 
 import psutil
 
 from common import env
+from workers.transports import FOLLOWER_NAME
 
 
 def with_env(name: str, value: str | None = None) -> list[psutil.Process]:
@@ -25,6 +27,19 @@ def with_env(name: str, value: str | None = None) -> list[psutil.Process]:
 def with_run_tag(run_id: str | None = None) -> list[psutil.Process]:
     """Live processes whose environment carries a run tag (any run's, or `run_id`'s)."""
     return with_env(env.RUN_TAG, run_id)
+
+
+def followers_under(pid: int) -> list[psutil.Process]:
+    """The live stream followers forked under `pid` (a supervisor, a stream child), found by their
+    name: a forked process shows its parent's argv, and /proc shows no environment set after the
+    fork, so neither the argv nor `with_run_tag` finds them."""
+    found = []
+    with contextlib.suppress(psutil.Error):
+        for proc in psutil.Process(pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if proc.name() == FOLLOWER_NAME and proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+    return found
 
 
 def alive_pids(pids: list[int]) -> list[int]:

@@ -32,7 +32,6 @@ from tests.helpers.iris import IrisRPCError, files_holding, post, running_iris_c
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
 from tests.helpers.waiting import wait_for
 from tests.iris.test_iris_api_errors import _a_worker_is_up, _log_server_url
-from workers.transports import FOLLOWER_NAME
 
 RUN_EXIT_S = 90.0
 REFUSED_WITHIN_S = 30.0  # a refused credential ends the run at once: far less than its 60 s deadline
@@ -94,12 +93,11 @@ def _watch(sup: SupervisorProc, secrets_now: Callable[[], list[str]]) -> tuple[s
         if time.monotonic() >= next_scan[0]:
             next_scan[0] = time.monotonic() + SCAN_EVERY_S
             found = secrets_now()
+            followers.update(proc.pid for proc in processes.followers_under(sup.popen.pid))
             for proc in processes.with_run_tag(sup.run_id):
                 with contextlib.suppress(psutil.Error):
                     argv = "\0".join(proc.cmdline())
                     environ = "\0".join(f"{k}={v}" for k, v in proc.environ().items())
-                    if proc.name() == FOLLOWER_NAME:
-                        followers.add(proc.pid)
                     leaks.extend(f"{proc.pid}: {argv[:120]}" for s in found if s in argv or s in environ)
         return sup.popen.poll() is not None
 

@@ -27,7 +27,6 @@ from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
 from tests.helpers.waiting import wait_for
 from tests.streams.conftest import read_records
 from tests.streams.test_iris_log_follow import Line, expected_lines, fetch_all, log_server, written
-from workers.transports import FOLLOWER_NAME
 
 RUN_EXIT_S = 150.0
 TOKEN_ENV = "SMOKE_TUNNEL_TOKEN"
@@ -56,19 +55,14 @@ def _argv(run_id: str, tmp_path: Path, config: str, *flags: str) -> list[str]:
                     "--discovery-interval", "1", *flags)  # fmt: skip
 
 
-def _follower_peers(run_id: str) -> list[set[int]]:
-    """Each log-service follower's remote TCP ports (the forked followers carry the stream child's argv)."""
-    found = []
-    for proc in processes.with_run_tag(run_id):
+def _connected_followers(sup_pid: int, count: int) -> list[set[int]]:
+    """The remote TCP ports of the run's log-service followers that hold a connection, once `count` do."""
+    connected = []
+    for proc in processes.followers_under(sup_pid):
         with contextlib.suppress(psutil.Error):
-            if proc.name() == FOLLOWER_NAME:
-                found.append({c.raddr.port for c in proc.net_connections(kind="tcp") if c.raddr})
-    return found
-
-
-def _connected_followers(run_id: str, count: int) -> list[set[int]]:
-    """The remote ports of the followers that hold a connection, once `count` do (else [])."""
-    connected = [ports for ports in _follower_peers(run_id) if ports]
+            ports = {c.raddr.port for c in proc.net_connections(kind="tcp") if c.raddr}
+            if ports:
+                connected.append(ports)
     return connected if len(connected) >= count else []
 
 
@@ -110,7 +104,7 @@ def test_a_run_reaches_iris_only_through_its_tunnel_command(tmp_path: Path, monk
             environ = psutil.Process(up["tunnel_pid"]).environ()  # /proc/<pid>/environ of the forward
             sup.wait_event("stream_connected", count=2, timeout_s=60)
             argvs = _argvs_of(run_id)
-            peers = wait_for(lambda: _connected_followers(run_id, 2), WAIT_S, "two followers connected")
+            peers = wait_for(lambda: _connected_followers(sup.popen.pid, 2), WAIT_S, "two followers connected")
             code = sup.wait_exit(RUN_EXIT_S)
             results = sup.results()
             _assert_nothing_left(sup)

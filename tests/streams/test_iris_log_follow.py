@@ -27,6 +27,7 @@ import pytest
 
 from common.child_exit import ChildExit
 from common.messages import Kind
+from tests.helpers import processes
 from tests.helpers.forked_child import REPO_ROOT, ChildProcess
 from tests.helpers.iris import IrisCluster, post, running_iris_cluster
 from tests.helpers.waiting import wait_for
@@ -322,12 +323,12 @@ def test_follower_fails_in_one_line_when_iris_is_not_there(tmp_path: Path) -> No
 
 def followers_of(child: ChildProcess) -> list[psutil.Process]:
     """The live follower under a stream child: forked (its name), or exec'd by a test's wrapper (its argv)."""
-    found = []
-    for proc in psutil.Process(child.pid).children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            is_follower = proc.name() == FOLLOWER_NAME or "workers.logservice_follow" in proc.cmdline()
-            if is_follower and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
+    found = processes.followers_under(child.pid)
+    with contextlib.suppress(psutil.Error):
+        for proc in psutil.Process(child.pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if "workers.logservice_follow" in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
     return found
 
 

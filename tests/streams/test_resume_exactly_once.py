@@ -23,6 +23,7 @@ import psutil
 
 from common.child_exit import ChildExit
 from common.messages import Kind
+from tests.helpers import processes
 from tests.helpers.cluster import REPO_ROOT, running_local_cluster
 from tests.helpers.forked_child import ChildProcess
 from tests.helpers.sshd import Sshd
@@ -39,7 +40,7 @@ from tests.streams.conftest import (
     validate,
 )
 from workers.stream.spec import StreamSpec
-from workers.transports import FOLLOWER_NAME, LocalTransport, Transport
+from workers.transports import LocalTransport, Transport
 
 VM = "local-cpu-0-w0"
 CONTAINER = "iris-worker"
@@ -83,7 +84,7 @@ def descendants(child: ChildProcess, match: Callable[[list[str]], bool]) -> list
 
 def local_followers(child: ChildProcess) -> list[psutil.Process]:
     """The local cluster's `logs` command, forked by the stream child: found by its name, not its argv."""
-    return [proc for proc in descendants(child, lambda _argv: True) if proc.name() == FOLLOWER_NAME]
+    return processes.followers_under(child.pid)
 
 
 def ssh_clients(child: ChildProcess) -> list[psutil.Process]:

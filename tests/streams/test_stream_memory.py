@@ -20,7 +20,7 @@ from workers.stream.memory import RUN_BASE_PSS_MIB, STREAM_PSS_MIB
 from workers.transports import TransportKind
 
 UNITS = sorted((REPO_ROOT / "systemd").glob("*.service"))
-SMOKE_WORKERS = 4
+SMOKE_WORKERS = 16  # fewer would split the shared pages among too few to compare with 128
 SMOKE_TIMEOUT_S = 240
 UNITS_BYTES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 # The embedded cluster runs on the machine that runs the canary only in development, never
