@@ -192,6 +192,10 @@ def _run_forked(
         for target, fd in enumerate(stdio):
             os.dup2(fd, target)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # close_range(2): one system call
+        # Its sys streams are its own descriptors, whatever the forking process had made of them.
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115 - they live as long as the process
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
         kept = env.without_secrets(os.environ, keep)
         os.environ.clear()
         os.environ.update(kept)
