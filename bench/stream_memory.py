@@ -14,8 +14,8 @@ Once every stream is connected and settled, it sums per stream the PSS (each sha
 between its sharers: what the tree really holds) of the stream child and its descendants, and
 prints the median and maximum per transport next to the figure declared for it in
 `workers.stream.memory.STREAM_PSS_MIB`. N defaults to 128; the test suite runs it with a few
-workers as a smoke (tests/streams/test_stream_memory.py). The gcloud transports are measured by
-bench/gcp_stream_memory.py (a slice behind fake gcloud).
+workers as a smoke (tests/streams/test_stream_memory.py). A GCP stream (ssh with a multiplexed
+master) is measured by bench/gcp_stream_memory.py (a slice behind fake gcloud).
 """
 
 import argparse

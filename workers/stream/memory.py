@@ -3,8 +3,8 @@
 PSS in MiB of one stream child and everything under it (its follower: the forked log-service
 follower, an ssh client, the local cluster's `logs`), as bench/stream_memory.py measures it
 over 128 workers of a fake controller (iris_log), 128 loopback ssh hosts (ssh) and the embedded
-cluster (local); gcloud's by bench/gcp_stream_memory.py (an ssh client and its share of the
-host's multiplexed master; no gcloud process stays alive). Each figure is the measured maximum
+cluster (local); a GCP stream's by bench/gcp_stream_memory.py (ssh too: a client and its share of
+the host's multiplexed master; no gcloud process stays alive). Each figure is the measured maximum
 rounded up with some room. tests/streams/test_stream_memory.py runs the bench as a smoke and
 fails if a measurement exceeds its figure, and checks that the units' `MemoryMax` holds
 `max_streams` (its default) streams of the dearest transport beside the rest of a run.
@@ -17,9 +17,9 @@ STREAM_PSS_MIB: dict[TransportKind, float] = {
     # since the supervisor never imports them). Measured 13.2 median, 13.4 max over 128
     # workers; 14.1 max over 16 (fewer sharers of the supervisor's pages).
     TransportKind.IRIS_LOG: 15.0,
-    TransportKind.SSH: 7.0,  # measured 5.5 over 128 hosts, 6.5 over 16
-    TransportKind.GCLOUD_VM: 7.0,  # an ssh client and its master's share: 5.3 (gcp_stream_memory.py)
-    TransportKind.GCLOUD_TPU: 7.0,
+    # measured 5.5 over 128 hosts, 6.5 over 16; a GCP stream is ssh too, with its share of the
+    # host's multiplexed master: 5.3 (bench/gcp_stream_memory.py)
+    TransportKind.SSH: 7.0,
     TransportKind.LOCAL: 15.0,  # child and forked `logs` command: 13.6 over the embedded cluster's streams
 }
 # Everything of a run but its streams (supervisor, discovery, monitors, tests child, cluster
