@@ -21,6 +21,7 @@ from typing import Any
 
 from common.files import write_atomically
 from supervisor import timeline
+from supervisor.report_legend import outcome_badge, render_legend
 from supervisor.reports import LOG_TAIL_LINES, html_text, visible
 from supervisor.results_file import RunResults, read_results
 from supervisor.timeline_svg import render_svg
@@ -33,26 +34,39 @@ RENDER_TIMEOUT_S = 10.0
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
-h1 .passed{color:#1a7f37}h1 .failed,h1 .error,h1 .timeout,h1 .cancelled{color:#c62828}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}
+h1,h2,h3,td,th{overflow-wrap:anywhere}
+h1 .passed,.outcome.passed{color:#1a7f37}
+.outcome.failed,.outcome.error,.outcome.timeout{color:#c62828}
+table{border-collapse:collapse;margin:.5em 0;max-width:100%}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}
 tr.failed td,tr.error td,tr.timeout td{background:#fdecea}
 pre{background:#f6f8fa;padding:.5em;overflow-x:auto;max-width:1100px}
+.figure{overflow-x:auto;max-width:100%}
+ul.legend{list-style:none;padding:0;columns:2 22em;font-size:13px}
+ul.legend li{margin:2px 0}svg.key{vertical-align:middle}
 svg text{font:11px monospace;fill:#333}svg .section{font-weight:bold;fill:#000}
 svg .in-span{font-size:10px}svg .tick{text-anchor:middle;fill:#666}svg .grid{stroke:#eee}svg .axis{stroke:#999}
+svg .outcome{font-size:10px;font-weight:bold}svg .outcome.failure{fill:#c62828}svg .outcome.done{fill:#1b5e20}
 .span{stroke:none;fill:#9e9e9e}.phase-ok{fill:#90caf9}.phase-bad{fill:#ef9a9a}.submitted{fill:#e0e0e0}
 .pending{fill:#ffcc80}.assigned,.building{fill:#fff176}.running{fill:#66bb6a}.boot{fill:#ce93d8}.ready{fill:#b3e5fc}.unknown{fill:#bdbdbd}
-.mark.done{fill:#1b5e20}.mark.failure{fill:#c62828}.mark.scale_up{fill:#6a1b9a}.mark.scale_down{fill:#00838f}
-.mark.action{fill:#555}.area{fill:#64b5f6;stroke:#1565c0;stroke-width:1}
-.failure-line{stroke:#c62828;stroke-width:1.5;stroke-dasharray:4 2}.failure-line.gap{stroke:#ef6c00}
+.mark.done{fill:none;stroke:#1b5e20;stroke-width:2}.mark.failure{fill:none;stroke:#c62828;stroke-width:2.5}
+.mark.scale_up{fill:#6a1b9a}.mark.scale_down{fill:#00838f}.mark.action{fill:#555}
+.area{fill:#64b5f6;stroke:#1565c0;stroke-width:1}
+.failure-line{stroke:#c62828;stroke-width:1.5;stroke-dasharray:4 2}
+.failure-line.gap{stroke:#ef6c00;stroke-dasharray:1 3}
 """
+
+
+class Html(str):
+    """A cell already rendered as HTML (an outcome badge), not text to escape."""
+
+
+def _cell(value: object) -> str:
+    return f"<td>{value if isinstance(value, Html) else html_text(value)}</td>"
 
 
 def _table(headers: list[str], rows: list[tuple[str, list[object]]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join(
-        f'<tr class="{escape(cls)}">' + "".join(f"<td>{html_text(v)}</td>" for v in cells) + "</tr>"
-        for cls, cells in rows
-    )
+    body = "".join(f'<tr class="{escape(cls)}">' + "".join(_cell(v) for v in cells) + "</tr>" for cls, cells in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -60,7 +74,8 @@ def _tests(results: RunResults) -> str:
     if not results.tests:
         return "<p>No test ran.</p>"
     rows: list[tuple[str, list[object]]] = [
-        (t.outcome, [t.name, t.outcome, "" if t.duration_s is None else t.duration_s, t.error]) for t in results.tests
+        (t.outcome, [t.name, Html(outcome_badge(t.outcome)), "" if t.duration_s is None else t.duration_s, t.error])
+        for t in results.tests
     ]
     parts = [_table(["test", "outcome", "duration (s)", "error"], rows)]
     for test in results.tests:
@@ -86,13 +101,15 @@ def render_report(run_dir: Path, results: RunResults) -> str:
     timeout = "" if results.timeout_s is None else results.timeout_s
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>iris-smoke {html_text(results.run_id)}: {html_text(outcome)}</title><style>{_CSS}</style></head><body>"
         f"<h1>iris-smoke run {html_text(results.run_id)}: "
-        f'<span class="{escape(outcome)}">{html_text(outcome.upper())}</span></h1>'
+        f"{outcome_badge(outcome, shout=True)}</h1>"
         f"<p>exit code {results.exit_code}; failure reasons: {html_text(reasons)}<br>"
         f"started {html_text(results.started_at)}, {html_text(duration)} s"
         f" of a {html_text(timeout)} s deadline; iris-smoke {html_text(results.version or VERSION)}</p>"
-        f"<h2>Timeline</h2>{svg}<h2>Tests</h2>{_tests(results)}<h2>Streams</h2>{_streams(results)}</body></html>\n"
+        f'<h2>Timeline</h2>{render_legend()}<div class="figure">{svg}</div>'
+        f"<h2>Tests</h2>{_tests(results)}<h2>Streams</h2>{_streams(results)}</body></html>\n"
     )
 
 

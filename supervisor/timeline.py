@@ -53,6 +53,7 @@ class Mark:
     at: float
     label: str
     kind: str  # scale_up, scale_down, failure, gap
+    outcome: str = ""  # a task's terminal state, written beside its mark
 
 
 @dataclass
@@ -135,9 +136,29 @@ def _phases(events: list[Event], end: float) -> tuple[Row, list[Mark]]:
     return row, marks
 
 
-def _task_states(scheduling: Path) -> dict[tuple[str, int], list[tuple[float, str]]]:
-    """Each task's state changes, in order: (time first seen in a state, state)."""
-    changes: dict[tuple[str, int], list[tuple[float, str]]] = {}
+# The task states the picture has a colour for (and the legend explains); any other is `unknown`.
+DRAWN_STATES = {"submitted": "submitted", "pending": "pending", "assigned": "assigned", "building": "assigned",
+                "running": "running"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    """A task first seen in `state` at `at`: why it waited there and on which worker, as the snapshot said."""
+
+    at: float
+    state: str
+    reason: str = ""
+    worker: str = ""
+
+    def describe(self, job: str, index: int) -> str:
+        worker = f"; worker {self.worker}" if self.worker else ""
+        reason = f"; pending reason: {self.reason}" if self.reason else ""
+        return f"{job} task {index}: {self.state}{worker}{reason}"
+
+
+def _task_states(scheduling: Path) -> dict[tuple[str, int], list[TaskChange]]:
+    """Each task's changes of state or pending reason, in order, with the worker it was on."""
+    changes: dict[tuple[str, int], list[TaskChange]] = {}
     for snapshot in jsonl_records(scheduling):
         at = parse_time(snapshot.at("timestamp").as_text())
         if at is None:
@@ -146,9 +167,10 @@ def _task_states(scheduling: Path) -> dict[tuple[str, int], list[tuple[float, st
             job_id = job.at("job_id").as_text()
             for task in job.at("tasks").as_list():
                 seen = changes.setdefault((job_id, task.at("task_index").as_count()), [])
-                state = task.at("state").as_text()
-                if not seen or seen[-1][1] != state:
-                    seen.append((at, state))
+                change = TaskChange(at, task.at("state").as_text(), task.at("pending_reason").as_text(),
+                                    task.at("worker_id").as_text())  # fmt: skip
+                if not seen or (seen[-1].state, seen[-1].reason) != (change.state, change.reason):
+                    seen.append(change)
     return changes
 
 
@@ -163,15 +185,18 @@ def _job_rows(run_dir: Path, events: list[Event], end: float) -> tuple[list[Row]
         for index in tasks:
             row = Row(f"{test or job} · task {index}")
             changes = states.get((job, index), [])
-            if at is not None and (not changes or changes[0][0] > at):
-                changes = [(at, "submitted"), *changes]
-            for (t0, state), (t1, _) in zip(changes, [*changes[1:], (end, "")], strict=True):
-                if state in TERMINAL_STATES:
-                    row.marks.append(Mark(t0, state, "failure" if state in FAILED_STATES else "done"))
-                    if state in FAILED_STATES:
-                        failures.append(Mark(t0, f"{job} task {index}: {state}", "failure"))
+            if at is not None and (not changes or changes[0].at > at):
+                changes = [TaskChange(at, "submitted"), *changes]
+            for change, following in zip(changes, [*changes[1:], TaskChange(end, "")], strict=True):
+                title = change.describe(job, index)
+                if change.state in TERMINAL_STATES:
+                    failed = change.state in FAILED_STATES
+                    row.marks.append(Mark(change.at, title, "failure" if failed else "done", change.state))
+                    if failed:
+                        failures.append(Mark(change.at, title, "failure"))
                     break
-                row.spans.append(Span(state, t0, t1, state or "unknown", f"{job} task {index}: {state}"))
+                kind = DRAWN_STATES.get(change.state, "unknown")
+                row.spans.append(Span(change.state, change.at, following.at, kind, title))
             rows.append(row)
     return rows, failures
 

@@ -6,8 +6,10 @@ the run (job names, slice ids, reasons) goes through `reports.html_text`: `html.
 `visible`, so no control, bidi or zero-width character reaches the page raw.
 """
 
+import re
+
 from supervisor.reports import html_text
-from supervisor.timeline import RATE_BUCKETS, Mark, Rates, Row, Timeline
+from supervisor.timeline import FAILED_STATES, RATE_BUCKETS, Mark, Rates, Row, Timeline
 
 WIDTH = 1100
 LABEL_W = 330
@@ -18,6 +20,51 @@ RATE_H = 34
 AXIS_H = 24
 SECTION_H = 22
 TICKS = 10
+# Labels are never cut: a longer one wraps onto more lines of its row. 11 px monospace is
+# 6.6 px a character, so this many fit the label column.
+LABEL_CHARS = 48
+LINE_H = 13
+_BREAK_AFTER = re.compile(r".*[-/ ·._:]")
+
+
+def wrap_label(text: str, width: int = LABEL_CHARS) -> list[str]:
+    """`text` in lines of at most `width` characters, broken after a separator where there is one."""
+    lines = []
+    while len(text) > width:
+        head = _BREAK_AFTER.match(text[:width])
+        cut = head.end() if head is not None and head.end() > width // 2 else width
+        lines.append(text[:cut])
+        text = text[cut:]
+    return [*lines, text]
+
+
+def label_text(text: str, x: float, y: float, css: str = "label") -> tuple[str, int]:
+    """A `<text>` of `text` wrapped to the label column (one tspan a line), and its line count."""
+    lines = wrap_label(text)
+    spans = "".join(
+        f'<tspan x="{x}" dy="{0 if i == 0 else LINE_H}">{html_text(line)}</tspan>' for i, line in enumerate(lines)
+    )
+    return f'<text class="{css}" x="{x}" y="{y}">{spans}</text>', len(lines)
+
+
+def mark_path(kind: str, x: float, y: float) -> str:
+    """The mark's shape, so an outcome is told by its shape as well as its colour (see the legend):
+    a ring for done, a cross for a failure, triangles up and down for scale-ups and -downs, a
+    diamond for other autoscaler actions."""
+    if kind == "done":
+        return f"M{x - 4.5},{y} a4.5,4.5 0 1,0 9,0 a4.5,4.5 0 1,0 -9,0"
+    if kind == "failure":
+        return f"M{x - 4},{y - 4} L{x + 4},{y + 4} M{x + 4},{y - 4} L{x - 4},{y + 4}"
+    if kind == "scale_up":
+        return f"M{x},{y - 5} L{x + 5},{y + 4} L{x - 5},{y + 4} Z"
+    if kind == "scale_down":
+        return f"M{x},{y + 5} L{x + 5},{y - 4} L{x - 5},{y - 4} Z"
+    return f"M{x},{y - 5} L{x + 5},{y} L{x},{y + 5} L{x - 5},{y} Z"
+
+
+def outcome_word(state: str) -> str:
+    """A task's terminal state as the picture writes it beside its mark: a symbol and the word."""
+    return f"{'✘' if state in FAILED_STATES else '✔'} {state}"
 
 
 class _Canvas:
@@ -34,42 +81,58 @@ class _Canvas:
         self.parts.append(f'<text class="section" x="4" y="{self.y + 15}">{html_text(title)}</text>')
         self.y += SECTION_H
 
+    def times(self, start: float, end: float) -> str:
+        """A span's times for its tooltip, in seconds from the run's start."""
+        t0, t1 = start - self.t0, end - self.t0
+        return f"from {t0:.1f} s to {t1:.1f} s ({t1 - t0:.1f} s)"
+
     def row(self, row: Row) -> None:
         y = self.y
-        self.parts.append(f'<g class="row"><text class="label" x="4" y="{y + 13}">{html_text(row.label[-52:])}</text>')
+        label, lines = label_text(row.label, 4, y + 13)
+        self.parts.append(f'<g class="row">{label}')
         for span in row.spans:
             x0, x1 = self.x(span.start), self.x(span.end)
+            title = f"{span.title or span.label} · {self.times(span.start, span.end)}"
             self.parts.append(
                 f'<rect class="span {html_text(span.kind)}" x="{x0}" y="{y + 3}" width="{max(x1 - x0, 1.0)}"'
-                f' height="{ROW_H - 6}"><title>{html_text(span.title or span.label)}</title></rect>'
+                f' height="{ROW_H - 6}"><title>{html_text(title)}</title></rect>'
             )
             if x1 - x0 > 7 * len(span.label) + 6 and span.kind.startswith("phase"):
                 self.parts.append(f'<text class="in-span" x="{x0 + 3}" y="{y + 13}">{html_text(span.label)}</text>')
         for mark in row.marks:
             self._mark(mark, y + ROW_H / 2)
         self.parts.append("</g>")
-        self.y += ROW_H
+        self.y += max(ROW_H, LINE_H * lines + 5)
 
     def _mark(self, mark: Mark, cy: float) -> None:
+        x = self.x(mark.at)
+        title = f"{mark.label} · at {mark.at - self.t0:.1f} s"
         self.parts.append(
-            f'<circle class="mark {html_text(mark.kind)}" cx="{self.x(mark.at)}" cy="{cy}" r="4">'
-            f"<title>{html_text(mark.label)}</title></circle>"
+            f'<path class="mark {html_text(mark.kind)}" d="{mark_path(mark.kind, x, cy)}">'
+            f"<title>{html_text(title)}</title></path>"
         )
+        if mark.outcome:  # the word too, left of the mark when it is near the right edge
+            anchor = ("end", x - 8) if x > PLOT_X0 + PLOT_W - 110 else ("start", x + 8)
+            self.parts.append(
+                f'<text class="outcome {html_text(mark.kind)}" x="{anchor[1]}" y="{cy + 4}"'
+                f' text-anchor="{anchor[0]}">{html_text(outcome_word(mark.outcome))}</text>'
+            )
 
     def rates(self, rates: Rates, peak: float) -> None:
-        y, step = self.y, PLOT_W / RATE_BUCKETS
+        label, lines = label_text(f"{rates.label} (max {max(rates.per_s):.0f}/s)", 4, self.y + 14)
+        height = max(RATE_H, LINE_H * lines + 8)
+        y, step = self.y + height - RATE_H, PLOT_W / RATE_BUCKETS
         points = [
             (PLOT_X0 + (i + 0.5) * step, y + RATE_H - 2 - (v / peak) * (RATE_H - 6)) for i, v in enumerate(rates.per_s)
         ]
         path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
         base = y + RATE_H - 2
         self.parts.append(
-            f'<g class="rate"><text class="label" x="4" y="{y + 20}">{html_text(rates.label[-40:])}'
-            f" (max {max(rates.per_s):.0f}/s)</text>"
+            f'<g class="rate">{label}'
             f'<polygon class="area" points="{PLOT_X0:.1f},{base:.1f} {path} {PLOT_X0 + PLOT_W:.1f},{base:.1f}">'
             f"<title>{html_text(rates.label)}: lines per second</title></polygon></g>"
         )
-        self.y += RATE_H
+        self.y += height
 
     def axis(self, duration: float) -> None:
         self.parts.insert(
@@ -112,6 +175,8 @@ def render_svg(timeline: Timeline) -> str:
     canvas.axis(timeline.end - timeline.start)
     height = canvas.y + 6
     return (
-        f'<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}"'
-        f' viewBox="0 0 {WIDTH} {height}" role="img" aria-label="run timeline">' + "".join(canvas.parts) + "</svg>"
+        f'<svg id="timeline" class="picture" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}"'
+        f' viewBox="0 0 {WIDTH} {height}" data-plot-x0="{PLOT_X0}" role="img" aria-label="run timeline">'
+        + "".join(canvas.parts)
+        + "</svg>"
     )

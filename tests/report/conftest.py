@@ -30,13 +30,17 @@ class FinishedRun:
     stderr: str
 
 
-@pytest.fixture(scope="package")
-def failed_run(tmp_path_factory: pytest.TempPathFactory) -> FinishedRun:
-    tmp = tmp_path_factory.mktemp("report-run")
+def run_config(tmp: Path, config_text: str) -> FinishedRun:
+    """One real run on the local cluster with `config_text` as its config, finished."""
     config = tmp / "run.toml"
-    config.write_text(CONFIG)
+    config.write_text(config_text)
     run_id, log_dir = f"rep-{uuid.uuid4().hex[:8]}", tmp / "runs"
     argv = [sys.executable, "-m", "supervisor", "run", "--config", str(config), "--log-dir", str(log_dir)]
     argv += ["--run-id", run_id, "--prefix", f"smoke-{uuid.uuid4().hex[:8]}", "--log-format", "json"]
     done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=RUN_EXIT_S, check=False)
     return FinishedRun(log_dir / run_id, log_dir, done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture(scope="package")
+def failed_run(tmp_path_factory: pytest.TempPathFactory) -> FinishedRun:
+    return run_config(tmp_path_factory.mktemp("report-run"), CONFIG)

@@ -1,17 +1,13 @@
 """`show` and `report.html`: a finished run read back, and its timeline seen in a real Chromium."""
 
-import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.helpers.supervisor_proc import REPO_ROOT
+from tests.report.browser import chromium
 from tests.report.conftest import FinishedRun
-
-BROWSER_S = 60.0
 
 
 def _cli(*args: str) -> "subprocess.CompletedProcess[str]":
@@ -48,24 +44,9 @@ def test_report_regenerates_the_page(failed_run: FinishedRun) -> None:
     assert '<svg id="timeline"' in page.read_text()
 
 
-def _chromium(args: list[str], profile: Path) -> "subprocess.CompletedProcess[str]":
-    browser = shutil.which("chromium")
-    assert browser is not None, "chromium is missing: apt-get install -y chromium (see README)"
-    argv = [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}"]
-    argv += ["--enable-logging=stderr", "--v=0", *args]
-    popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = popen.communicate(timeout=BROWSER_S)
-    finally:
-        if popen.poll() is None:
-            os.killpg(popen.pid, signal.SIGKILL)
-            popen.communicate()
-    return subprocess.CompletedProcess(argv, popen.returncode, stdout, stderr)
-
-
 def test_chromium_renders_the_timeline_without_console_errors(failed_run: FinishedRun, tmp_path: Path) -> None:
     url = (failed_run.run_dir / "report.html").resolve().as_uri()
-    dom = _chromium(["--dump-dom", url], tmp_path / "profile-dom")
+    dom = chromium(["--dump-dom", url], tmp_path / "profile-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "CONSOLE" not in dom.stderr, dom.stderr[-2000:]
     svg = dom.stdout[dom.stdout.index('<svg id="timeline"') :]
@@ -74,6 +55,6 @@ def test_chromium_renders_the_timeline_without_console_errors(failed_run: Finish
         assert f'class="span {kind}"' in svg, kind
     assert 'class="mark failure"' in svg and 'class="area"' in svg and "broken · task 0" in svg
     shot = tmp_path / "shot.png"
-    png = _chromium(["--window-size=1200,900", f"--screenshot={shot}", url], tmp_path / "profile-shot")
+    png = chromium(["--window-size=1200,900", f"--screenshot={shot}", url], tmp_path / "profile-shot")
     assert png.returncode == 0 and "CONSOLE" not in png.stderr, png.stderr[-2000:]
     assert shot.stat().st_size > 20_000, "a blank page compresses to a few KiB"

@@ -28,7 +28,7 @@ arrives during one must leave the sweep its budget inside the child's grace.
 import contextlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from common import logs
@@ -51,6 +51,7 @@ from workers.controller.model import (
     JobState,
     Task,
     job_finished,
+    task_finished,
 )
 from workers.runtime import ChildContext
 from workers.smoke_tests import sweep
@@ -176,8 +177,11 @@ class SmokeTests:
                 self.terminate(self._unfinished(run), self._timeout())
                 self.finish(run, Outcome.FAILED, refused)
             elif run.ends is not None and run.ends.expired():
+                # The hung tasks' last lines first: what a task printed before it hung is why.
+                tails = self._tails(run, lambda t: not task_finished(t.state))
                 self.terminate(self._unfinished(run), self._timeout())
-                self.finish(run, Outcome.TIMEOUT, f"not finished within job_timeout_s={self.job_timeout_s:g}")
+                self.finish(run, Outcome.TIMEOUT, f"not finished within job_timeout_s={self.job_timeout_s:g}",
+                            tails=tails)  # fmt: skip
 
     def _unfinished(self, run: PlannedTest) -> list[str]:
         """The test's jobs not finished yet, its jobs' children included."""
@@ -328,21 +332,33 @@ class SmokeTests:
             ],
         }
 
-    def finish(self, run: PlannedTest, outcome: Outcome, error: str, *, fetch: bool = True) -> None:
-        jobs: list[dict[str, Any]] = []
+    def _tails(self, run: PlannedTest, chosen: Callable[[Task], bool]) -> list[dict[str, Any]]:
+        """The last log lines of the test's `chosen` tasks, at most MAX_LOG_TAILS of them."""
         tails: list[dict[str, Any]] = []
+        for job_id in run.job_ids:
+            self._add_tails(tails, job_id, self._tasks(job_id), chosen)
+        return tails
+
+    def _add_tails(
+        self, tails: list[dict[str, Any]], job_id: str, tasks: list[Task], chosen: Callable[[Task], bool]
+    ) -> None:
+        for t in tasks:
+            if chosen(t) and len(tails) < MAX_LOG_TAILS:
+                tails.append({"job_id": job_id, "task": t.task_index, "lines": self._log_tail(job_id, t.task_index)})
+
+    def finish(
+        self, run: PlannedTest, outcome: Outcome, error: str, *, fetch: bool = True,
+        tails: list[dict[str, Any]] | None = None,
+    ) -> None:  # fmt: skip
+        """Report the test; with `tails` fetched already (a timed-out test's), else its failed tasks' now."""
+        jobs: list[dict[str, Any]] = []
+        fetched = tails is not None
+        tails = tails if tails is not None else []
         for job_id in run.job_ids:
             tasks = self._tasks(job_id) if fetch else []
             jobs.append(self._job_report(job_id, tasks))
-            for t in tasks:
-                if t.state in FAILED_TASK_STATES and len(tails) < MAX_LOG_TAILS:
-                    tails.append(
-                        {
-                            "job_id": job_id,
-                            "task": t.task_index,
-                            "lines": self._log_tail(job_id, t.task_index),
-                        }
-                    )
+            if not fetched:
+                self._add_tails(tails, job_id, tasks, lambda t: t.state in FAILED_TASK_STATES)
         run.done = True
         duration = round(time.monotonic() - run.started, 3) if run.started else 0.0
         level = logs.outcome_level(outcome)
