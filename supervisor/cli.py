@@ -17,7 +17,7 @@ from supervisor.version import VERSION
 COMMANDS = {
     "run": "one supervised smoke run (see `run --help`)",
     "show": "a finished run's verdict, tests, streams and failure reasons",
-    "report": "write a run directory's report.html again",
+    "report": "write a run directory's report.html again, or a log directory's index.html (--index)",
     "canary": "the canary daemon: runs on an interval (see `canary --help`)",
     "local-cluster": "the embedded local cluster (see `local-cluster --help`)",
 }

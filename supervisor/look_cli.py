@@ -11,8 +11,14 @@ from supervisor.config import RunConfig
 
 def build_parser(command: str) -> argparse.ArgumentParser:
     if command == "report":
-        report = Parser(prog="iris-smoke report", description="Write a run directory's report.html again.")
-        report.add_argument("run_dir", metavar="RUN_DIR")
+        report = Parser(
+            prog="iris-smoke report",
+            description="Write a run directory's report.html again, or a log directory's index.html.",
+        )
+        report.add_argument("run_dir", nargs="?", metavar="RUN_DIR")
+        report.add_argument(
+            "--index", metavar="LOG_DIR", help="write LOG_DIR/index.html: its runs over time, per probe"
+        )
         return report
     show = Parser(prog="iris-smoke show", description="A finished run's verdict, tests, streams and failure reasons.")
     show.add_argument("run_dir", nargs="?", default="latest", metavar="RUN_DIR|latest")
@@ -23,6 +29,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 
 
 def main(command: str, argv: list[str]) -> int:
+    from supervisor.history import write_index
     from supervisor.report_html import write_report
     from supervisor.reports import visible
     from supervisor.results_file import read_results
@@ -31,7 +38,13 @@ def main(command: str, argv: list[str]) -> int:
 
     args = build_parser(command).parse_args(argv)
     private_umask()
+    if command == "report" and (args.run_dir is None) == (args.index is None):
+        print("iris-smoke report: give a RUN_DIR or --index LOG_DIR (one of them)", file=sys.stderr)
+        return ExitCode.USAGE
     try:
+        if command == "report" and args.index is not None:
+            print(visible(str(write_index(Path(args.index)))))
+            return 0
         run_dir = find_run_dir(args.run_dir, Path(getattr(args, "log_dir", RunConfig.log_dir)))
         if command == "show":
             print(render_show(read_results(run_dir), run_dir))

@@ -121,19 +121,20 @@ def write_report(run_dir: Path) -> Path:
     return path
 
 
-def render_in_child(run_dir: Path, log: Any, timeout_s: float = RENDER_TIMEOUT_S) -> None:
-    """`iris-smoke report RUN_DIR` as a child; its failure is logged, never raised."""
-    argv = [sys.executable, "-m", "supervisor", "report", str(run_dir)]
+def render_in_child(run_dir: Path, log: Any, timeout_s: float = RENDER_TIMEOUT_S, *, index: bool = False) -> None:
+    """`iris-smoke report RUN_DIR` (`--index LOG_DIR` with `index`) as a child; its failure is logged, never raised."""
+    argv = [sys.executable, "-m", "supervisor", "report", *(["--index"] if index else []), str(run_dir)]
+    failed, written = ("index_failed", "index_written") if index else ("report_failed", "report_written")
     try:
         done = subprocess.run(argv, capture_output=True, timeout=timeout_s, check=False, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:  # subprocess.run has killed and reaped it
-        log.warning("report_failed", reason="timeout", timeout_s=timeout_s)
+        log.warning(failed, reason="timeout", timeout_s=timeout_s)
         return
     except OSError as exc:
-        log.warning("report_failed", reason="spawn_failed", error=str(exc))
+        log.warning(failed, reason="spawn_failed", error=str(exc))
         return
     if done.returncode != 0:
         stderr = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        log.warning("report_failed", reason="renderer_exit", exit_code=done.returncode, stderr=stderr[-5:])
+        log.warning(failed, reason="renderer_exit", exit_code=done.returncode, stderr=stderr[-5:])
         return
-    log.info("report_written", path=str(run_dir / REPORT_NAME))
+    log.info(written, path=str(run_dir / ("index.html" if index else REPORT_NAME)))

@@ -38,13 +38,13 @@ def wrap_label(text: str, width: int = LABEL_CHARS) -> list[str]:
     return [*lines, text]
 
 
-def label_text(text: str, x: float, y: float, css: str = "label") -> tuple[str, int]:
-    """A `<text>` of `text` wrapped to the label column (one tspan a line), and its line count."""
-    lines = wrap_label(text)
+def label_text(text: str, x: float, y: float, chars: int = LABEL_CHARS) -> tuple[str, int]:
+    """A `<text>` of `text` wrapped to a label column of `chars` (one tspan a line), and its line count."""
+    lines = wrap_label(text, chars)
     spans = "".join(
         f'<tspan x="{x}" dy="{0 if i == 0 else LINE_H}">{html_text(line)}</tspan>' for i, line in enumerate(lines)
     )
-    return f'<text class="{css}" x="{x}" y="{y}">{spans}</text>', len(lines)
+    return f'<text class="label" x="{x}" y="{y}">{spans}</text>', len(lines)
 
 
 def mark_path(kind: str, x: float, y: float) -> str:

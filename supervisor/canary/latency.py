@@ -19,9 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from supervisor.canary.runs import read_results
+from supervisor.run_files import RunDirError, jsonl_records
 
 WAITING_TASK_STATES = frozenset({"pending", "unschedulable", ""})
 
@@ -42,18 +41,15 @@ def _unix(timestamp: object) -> float | None:
 
 
 def _snapshots(path: Path) -> Iterator[tuple[float, dict[str, Any]]]:
+    """The file's snapshots with their times, read as every run file is (`run_files`: capped, no
+    symlink, no FIFO); a file that is not a run's stops the reading, and a latency not found is none."""
     try:
-        lines = path.read_bytes().splitlines()
-    except OSError:
+        for record in jsonl_records(path):
+            at = _unix(record.value.get("timestamp"))
+            if at is not None:
+                yield at, record.value
+    except RunDirError:
         return
-    for line in lines:
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue  # a run killed mid-write leaves half a last line
-        at = _unix(record.get("timestamp")) if isinstance(record, dict) else None
-        if at is not None:
-            yield at, record
 
 
 def scheduling(run_dir: Path) -> dict[str, float]:

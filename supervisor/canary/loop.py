@@ -51,6 +51,7 @@ from supervisor.canary.retention import Retention
 from supervisor.canary.sdnotify import Notifier, watchdog_interval_s
 from supervisor.loop import Loop
 from supervisor.reaper import Exit
+from supervisor.report_html import render_in_child
 from supervisor.stopping import KILL_WAIT_S
 
 # Nothing needs the loop more often than this when idle; it bounds a missed wake-up.
@@ -387,6 +388,8 @@ class Canary:
         self.metrics.record_resources(fds, rss)
         self._write_metrics()
         deleted = self._apply_retention()
+        # The history page after retention, so it links only runs still on disk (a child, bounded).
+        render_in_child(self.runs_dir, self.log, index=True)
         self.log.log(
             logs.outcome_level(summary.outcome),
             "run_completed",

@@ -15,11 +15,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from common import env
 from common.outcome import ExitCode, Outcome
 from supervisor.canary.sdnotify import PROTOCOL_VARIABLES
+from supervisor.run_files import RESULTS_MAX_BYTES, RunDirError, read_json
 
 # `20260101T120000.123Z-1a2b3c`: sorts by start time (retention relies on it), accepted by
 # `iris-smoke run --run-id`. Also matches the plain run's own ids (no milliseconds).
@@ -152,11 +151,13 @@ def _streams(raw: Any) -> StreamTotals | None:
 
 
 def read_results(run_dir: Path) -> dict[str, Any] | None:
+    """The run's results.json as a dict, read as every run file is (`run_files`: capped, no symlink,
+    no FIFO); None when there is none or it is not a verdict."""
     try:
-        data = orjson.loads((run_dir / "results.json").read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        top = read_json(run_dir / "results.json", RESULTS_MAX_BYTES)
+    except RunDirError:
         return None
-    return data if isinstance(data, dict) else None
+    return top.value if top is not None and isinstance(top.value, dict) else None
 
 
 def summarize(

@@ -24,5 +24,5 @@ if [ -n "${FAKE_RUN_CLEANUP_S:-}" ]; then
     touch "$dir/$run/running"
     wait $holder
 fi
-printf '{"run_id":"%s","outcome":"%s","exit_code":0,"duration_s":0.001,"tests":[{"name":"submit","outcome":"passed","duration_s":0.5},{"name":"gang","outcome":"failed","duration_s":1.5}],"streams":[{"vm":"vm-a","host":0,"lines":10,"gaps":1,"reconnects":2,"stale":false},{"vm":"vm-b","host":0,"lines":5,"gaps":0,"reconnects":0,"stale":true}],"processes":{"leaked":0}}\n' "$run" "${FAKE_RUN_OUTCOME:-passed}" >"$dir/$run/results.json"
+printf '{"run_id":"%s","outcome":"%s","exit_code":0,"duration_s":0.001,"tests":[{"name":"submit","outcome":"passed","duration_s":0.5},{"name":"gang","outcome":"failed","duration_s":1.5}],"streams":[{"name":"stream:vm-a","vm":"vm-a","host":0,"lines":10,"gaps":1,"reconnects":2,"stale":false},{"name":"stream:vm-b","vm":"vm-b","host":0,"lines":5,"gaps":0,"reconnects":0,"stale":true}],"processes":{"leaked":0}}\n' "$run" "${FAKE_RUN_OUTCOME:-passed}" >"$dir/$run/results.json"
 exit "${FAKE_RUN_EXIT:-0}"
