@@ -2,7 +2,9 @@
 
 fluent-bit and vector are not installable here (neither Debian nor PyPI packages them), so
 their configs are checked structurally: Fluent Bit's classic sections, Vector's TOML and the
-fields its VRL reads, against docs/log-schema.json and docs/stream-record.schema.json.
+fields its VRL reads, against docs/log-schema.json and docs/stream-record.schema.json; and
+every example's line buffer against the longest stream record the stream child writes.
+syslog-ng is run for real: tests/test_log_pipeline_syslog_ng.py.
 """
 
 import json
@@ -15,6 +17,9 @@ import jsonschema
 
 from common import ecs
 from tests.helpers.supervisor_proc import REPO_ROOT
+from workers.stream.framing import LineFramer
+from workers.stream.records import RecordEncoder
+from workers.stream.spec import MAX_LINE_BYTES
 
 EXAMPLES = REPO_ROOT / "docs" / "examples"
 EVENT_SCHEMA = json.loads((REPO_ROOT / "docs" / "log-schema.json").read_text())
@@ -100,3 +105,35 @@ def test_ecs_output_names_the_host_and_version_and_has_no_empty_error_message() 
     assert "error.message" not in passed
     failed = ecs.to_ecs({"timestamp": EVENT_TIME, "level": "warning", "event": "test_finished", "error": "exit 1"})
     assert failed["error.message"] == "exit 1"
+
+
+# The longest stream record the stream child writes with the default max_line_bytes: every
+# byte of the line a control character (escaped as \u00XX), names as long as they may be.
+def _longest_stream_record() -> int:
+    encoder = RecordEncoder(run_id="r" * 63, vm="v" * 63, host=999, role="worker", container="c" * 63)
+    line = b"2026-11-29T07:00:00.123456789Z " + b"\x01" * (2 * MAX_LINE_BYTES) + b"\n"
+    return len(encoder.encode(LineFramer(MAX_LINE_BYTES).feed(line), EVENT_TIME))
+
+
+STREAM_RECORD_BOUND = 6 * MAX_LINE_BYTES + 1024  # what docs/log-pipeline.md states: 385 KiB
+_SIZE = re.compile(r"(\d+)([kKmM]?)")
+
+
+def _bytes(text: str) -> int:
+    match = _SIZE.fullmatch(text)
+    assert match, text
+    return int(match[1]) << {"": 0, "k": 10, "m": 20}[match[2].lower()]
+
+
+def test_every_examples_line_buffer_holds_the_longest_stream_record_the_docs_state() -> None:
+    longest = _longest_stream_record()
+    assert longest <= STREAM_RECORD_BOUND, f"a record of {longest} bytes: the documented bound is wrong"
+    doc = (REPO_ROOT / "docs" / "log-pipeline.md").read_text()
+    assert "6 \u00d7 `streams.max_line_bytes` + 1 KiB: **385 KiB**" in doc and "4096 bytes (`PIPE_BUF`)" in doc
+    assert "16 KiB" in doc, "how docker splits a long line"
+    streams = next(s for kind, s in _sections(EXAMPLES / "fluent-bit.conf") if s.get("Parser") == ["iris_smoke_stream"])
+    assert _bytes(streams["Buffer_Max_Size"][0]) >= STREAM_RECORD_BOUND and streams["Skip_Long_Lines"] == ["On"]
+    vector = tomllib.loads((EXAMPLES / "vector.toml").read_text())["sources"]["iris_smoke_stream_files"]
+    assert vector["max_line_bytes"] >= STREAM_RECORD_BOUND
+    sizes = re.findall(r"log-msg-size\((\d+)\)", (EXAMPLES / "syslog-ng.conf").read_text())
+    assert sizes and all(int(size) >= STREAM_RECORD_BOUND for size in sizes)
