@@ -61,7 +61,9 @@ def test_five_real_runs_on_the_grid_with_retention_and_metrics(tmp_path: Path) -
         assert slot == 4 + before_last
         skipped += before_last
         ids = canary.run_ids()
-        assert sorted(p.name for p in (canary.state_dir / "runs").iterdir()) == ids[-3:]
+        runs = canary.state_dir / "runs"
+        assert sorted(p.name for p in runs.iterdir() if p.is_dir()) == ids[-3:]
+        assert all(run_id in (runs / "index.html").read_text() for run_id in ids[-3:]), "the history page"
         results = json.loads((canary.state_dir / "runs" / ids[-1] / "results.json").read_text())
         assert results["outcome"] == "passed" and results["processes"]["leaked"] == 0
         stopped = canary.find("canary_stopped")[0]
