@@ -14,12 +14,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import psutil
 
 from tests.helpers import processes
 from tests.helpers.connect_proxy import running as _proxy
 from tests.helpers.iris import IrisRPCError, iris_bin, post, running_iris_cluster
-from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
+from tests.helpers.supervisor_proc import REPO_ROOT, SupervisorProc, run_argv, started
 from tests.helpers.waiting import wait_for
 
 RUN_EXIT_S = 90.0
@@ -124,6 +125,7 @@ def test_an_iris_local_run_passes_and_observes_everything(tmp_path: Path) -> Non
     assert len(tpu_files) == 4 and all(any("cosched task" in r["line"] for r in _jsonl(p)) for p in tpu_files)
     # While the TPU slice scaled up (autoscaler.jsonl), a TPU job of the run was pending with Iris's reason.
     assert _tpu_pending_before_slice_ready(run_dir, ("simple", "concurrent", "coscheduled"))
+    _assert_task_logs_kept(run_dir, results)
     _assert_nothing_left(sup)
     # Iris's temporary directories lived in the run directory and are gone; no Iris process remains;
     # its credentials landed in the run's HOME.
@@ -131,6 +133,24 @@ def test_an_iris_local_run_passes_and_observes_everything(tmp_path: Path) -> Non
     assert not sup.find("iris_tmp_left")
     credentials = run_dir / "iris" / "home" / ".config" / "marin" / "credentials" / "iris-smoke-local.json"
     assert credentials.stat().st_mode & 0o777 == 0o600
+
+
+def _assert_task_logs_kept(run_dir: Path, results: dict[str, Any]) -> None:
+    """Every task of every (passing) test has its log lines in logs/tasks/<job id>/<task>.jsonl, as
+    stream records (docs/stream-record.schema.json) naming its worker; the coscheduled tasks' lines are there."""
+    schema = json.loads((REPO_ROOT / "docs" / "stream-record.schema.json").read_text())
+    for test in results["tests"]:
+        for job in test["jobs"]:
+            for task in job["tasks"]:
+                path = run_dir / "logs" / "tasks" / job["job_id"].strip("/") / f"{task['task_index']}.jsonl"
+                assert path.exists(), f"{test['name']}: no {path}"
+                records = _jsonl(path)
+                for record in records:
+                    jsonschema.validate(record, schema)
+                assert records and {r["vm"] for r in records} == {task["worker_id"]}, (path, records[:2])
+                assert [r["seq"] for r in records] == list(range(len(records)))
+                if test["name"] == "coscheduled":
+                    assert any("cosched task" in r["line"] for r in records), records
 
 
 FAILING = """

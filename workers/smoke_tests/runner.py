@@ -54,7 +54,7 @@ from workers.controller.model import (
     task_finished,
 )
 from workers.runtime import ChildContext
-from workers.smoke_tests import sweep
+from workers.smoke_tests import sweep, task_logs
 from workers.smoke_tests.checks import placement_problem, refusal
 from workers.smoke_tests.parity_tests import PARITY_TESTS, PROBES, ParitySettings, parity_tests
 from workers.smoke_tests.shape import DEFAULT_REGION_ATTRIBUTE, Shape, shape_of, unknown_groups
@@ -357,6 +357,7 @@ class SmokeTests:
         for job_id in run.job_ids:
             tasks = self._tasks(job_id) if fetch else []
             jobs.append(self._job_report(job_id, tasks))
+            task_logs.keep(self.ctx, self.controller, job_id, tasks)
             if not fetched:
                 self._add_tails(tails, job_id, tasks, lambda t: t.state in FAILED_TASK_STATES)
         run.done = True
