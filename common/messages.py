@@ -12,14 +12,14 @@ the same read, and reports the drop with its size.
 
 import contextlib
 import enum
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import orjson
 
 from common import logs
 from common.fdio import write_all
+from common.jsonshape import Json, JsonObject, ShapeError, from_json, to_json_object
 
 # A message is a short fact; anything bigger is a protocol error, not a reason to buffer.
 MAX_MESSAGE_BYTES = 1 << 20
@@ -27,9 +27,6 @@ MAX_MESSAGE_BYTES = 1 << 20
 # to read), and halved while the message is still too long, down to the minimum.
 STRING_CAP_BYTES = 64 << 10
 MIN_STRING_CAP_BYTES = 64
-# A host entry is a handful of validated names (<= 63 characters each) and an address
-# (<= 253): under 1 KiB encoded, so this many stay well under MAX_MESSAGE_BYTES.
-HOSTS_PER_MESSAGE = 500
 
 
 class Kind(enum.StrEnum):
@@ -40,19 +37,62 @@ class Kind(enum.StrEnum):
     STATS = "stats"
 
 
-@dataclass(frozen=True)
 class Message:
-    kind: Kind
-    body: dict[str, Any] = field(default_factory=dict)
+    """A message a child sends: each kind of message is a frozen dataclass subclass, declared with
+    the lifecycle `Kind` it counts as and its `tag` on the wire (workers/messages.py holds them):
+
+        @dataclass(frozen=True)
+        class StreamReady(Message, kind=Kind.READY, tag="stream_ready"): ...
+
+    On the wire a message is `{"kind": <tag>, "body": <its fields>}`; `decode` reads a line back
+    into its class, and refuses (ProtocolError) a tag it does not know or a body of another shape.
+    """
+
+    KIND: ClassVar[Kind]
+    TAG: ClassVar[str]
+    _BY_TAG: ClassVar[dict[str, type["Message"]]] = {}
+
+    def __init_subclass__(cls, kind: Kind, tag: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if tag in Message._BY_TAG:
+            raise TypeError(f"message tag {tag!r} declared twice")
+        cls.KIND, cls.TAG = kind, tag
+        Message._BY_TAG[tag] = cls
+
+    @property
+    def kind(self) -> Kind:
+        return self.KIND
+
+    @property
+    def body(self) -> JsonObject:
+        """The message's fields as JSON (what the wire carries)."""
+        return to_json_object(self)
 
 
-def encode(kind: Kind, body: dict[str, Any]) -> bytes:
-    return orjson.dumps({"kind": kind, "body": body}) + b"\n"
+class ProtocolError(ValueError):
+    """A line that is JSON but no message: an unknown kind, or a body of another shape."""
+
+
+def encode(message: Message) -> bytes:
+    return _line(message.TAG, message.body)
+
+
+def _line(tag: str, body: Json) -> bytes:
+    return orjson.dumps({"kind": tag, "body": body}) + b"\n"
 
 
 def decode(line: bytes) -> Message:
+    """One line back into its message; ProtocolError (or orjson's error) when it is none."""
     raw = orjson.loads(line)
-    return Message(Kind(raw["kind"]), raw.get("body", {}))
+    if not isinstance(raw, dict) or not isinstance(raw.get("kind"), str):
+        raise ProtocolError("not a message: no kind")
+    cls = Message._BY_TAG.get(raw["kind"])
+    if cls is None:
+        raise ProtocolError(f"unknown message kind {raw['kind']!r}")
+    try:
+        return from_json(cls, raw.get("body", {}), "body")
+    except ShapeError as exc:
+        raise ProtocolError(f"{raw['kind']}: {exc}") from None
 
 
 def cap_text(text: str, max_bytes: int) -> str:
@@ -65,7 +105,7 @@ def cap_text(text: str, max_bytes: int) -> str:
     return f"{kept}…[truncated {len(raw) - len(kept.encode()):,} bytes]"
 
 
-def _cap_strings(value: Any, max_bytes: int) -> Any:
+def _cap_strings(value: Json, max_bytes: int) -> Json:
     if isinstance(value, str):
         return cap_text(value, max_bytes)
     if isinstance(value, dict):
@@ -75,12 +115,12 @@ def _cap_strings(value: Any, max_bytes: int) -> Any:
     return value
 
 
-def capped(kind: Kind, body: dict[str, Any]) -> bytes | None:
+def capped(tag: str, body: Json) -> bytes | None:
     """The message's line with its strings capped (each at most STRING_CAP_BYTES, halved
     while the line is still too long) so that it fits; None if it cannot (a list too long)."""
     cap = STRING_CAP_BYTES
     while cap >= MIN_STRING_CAP_BYTES:
-        data = encode(kind, _cap_strings(body, cap))
+        data = _line(tag, _cap_strings(body, cap))
         if len(data) <= MAX_MESSAGE_BYTES:
             return data
         cap //= 2
@@ -94,16 +134,16 @@ class Channel:
         self.fd = fd
         self._log = log
 
-    def send(self, kind: Kind, **body: Any) -> None:
+    def send(self, message: Message) -> None:
         # Scrubbed: the supervisor writes what it is sent to results.json and its own log, and
         # never knew the token this child read (a controller's error may quote it).
-        body = logs.scrubbed(body)
-        data = encode(kind, body)
+        body: Json = logs.scrubbed(message.body)
+        data = _line(message.TAG, body)
         if len(data) > MAX_MESSAGE_BYTES:
-            fitting = capped(kind, body)
+            fitting = capped(message.TAG, body)
             if self._log is not None:
                 event = "message_capped" if fitting is not None else "message_dropped"
-                self._log.warning(event, kind=kind, message_bytes=len(data), limit_bytes=MAX_MESSAGE_BYTES)
+                self._log.warning(event, kind=message.TAG, message_bytes=len(data), limit_bytes=MAX_MESSAGE_BYTES)
             if fitting is None:
                 return
             data = fitting
@@ -124,6 +164,7 @@ class Dropped:
     reason: DropReason
     size: int
     head: str = ""  # its first bytes, for a garbled one
+    error: str = ""  # why it is no message: not JSON, or the protocol error (an unknown kind, a field's shape)
 
 
 class MessageReader:
@@ -163,8 +204,9 @@ class MessageReader:
             return None
         try:
             return decode(bytes(line))
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            self._dropped.append(Dropped(DropReason.MALFORMED, len(line), bytes(line[:80]).decode(errors="replace")))
+        except (orjson.JSONDecodeError, ProtocolError) as exc:
+            head = bytes(line[:80]).decode(errors="replace")
+            self._dropped.append(Dropped(DropReason.MALFORMED, len(line), head, str(exc)[:200]))
             return None
 
     def take_dropped(self, at_end: bool = False) -> list[Dropped]:
@@ -175,44 +217,3 @@ class MessageReader:
             self._skipped = None
         dropped, self._dropped = self._dropped, []
         return dropped
-
-
-def host_parts(hosts: Sequence[Any], listing: int) -> Iterator[dict[str, Any]]:
-    """One listing as the bodies of consecutive HOSTS messages: `part` of `parts`, in order.
-
-    A listing of any size fits: 10,000 hosts in one message were over MAX_MESSAGE_BYTES, so
-    the supervisor dropped every listing and started no stream at all.
-    """
-    parts = max(1, -(-len(hosts) // HOSTS_PER_MESSAGE))
-    for part in range(parts):
-        chunk = hosts[part * HOSTS_PER_MESSAGE : (part + 1) * HOSTS_PER_MESSAGE]
-        yield {"hosts": list(chunk), "listing": listing, "part": part, "parts": parts, "ok": True}
-
-
-class HostsAssembler:
-    """The supervisor's end: whole listings from HOSTS parts.
-
-    A pipe keeps the parts in order, so a part other than the next expected one means the
-    sender restarted mid-listing: the partial listing is dropped and the next `part == 0`
-    starts afresh. A body without `parts` is a whole listing (one message).
-    """
-
-    def __init__(self) -> None:
-        self._listing: Any = None
-        self._next_part = 0
-        self._hosts: list[Any] = []
-
-    def feed(self, body: dict[str, Any]) -> list[Any] | None:
-        """Add one part; return the whole listing when this was its last part."""
-        part, parts = int(body.get("part", 0)), int(body.get("parts", 1))
-        if part == 0:
-            self._listing, self._hosts = body.get("listing"), []
-        elif (body.get("listing"), part) != (self._listing, self._next_part):
-            self._listing, self._next_part, self._hosts = None, 0, []
-            return None
-        self._hosts += body.get("hosts", [])
-        self._next_part = part + 1
-        if self._next_part < parts:
-            return None
-        whole, self._listing, self._next_part, self._hosts = self._hosts, None, 0, []
-        return whole

@@ -35,6 +35,7 @@ import psutil
 from common import logs, processes
 from common.child_exit import ChildExit
 from common.deadline import Clock, Deadline
+from common.jsonshape import to_json_object
 from common.messages import Kind, Message
 from common.outcome import FailureReason
 from supervisor import audit
@@ -47,6 +48,9 @@ from supervisor.restart import Action, decide
 from supervisor.spawn import fork_child
 from supervisor.stopping import KILL_WAIT_S, StopReport, escalate
 from workers.runtime import Launch
+
+# The audit's event says the counts; the leaked processes have their own events, grpc the verdict.
+NOT_SAID = frozenset({"leaked_processes", "grpc_imported"})
 
 STOP_GRACE_S = 2.0
 # During a stop, descendants that are not our children do not wake us when they exit.
@@ -224,7 +228,7 @@ class Supervisor:
 
     def _handle(self, messages: Iterable[tuple[ChildRecord, Message]]) -> None:
         for record, message in messages:
-            record.last[message.kind] = message.body
+            record.last[message.kind] = message
             if message.kind is Kind.READY and record.state is ChildState.STARTING:
                 self._transition(record, ChildState.RUNNING)
             if self.on_message is not None:
@@ -360,7 +364,8 @@ class Supervisor:
             self.counts.spawned, self.counts.reaped, self.counts.orphans_reaped, stop.killed, leaked, zombies
         )
         level = logging.ERROR if leaked or zombies else logging.INFO
-        self.log.log(level, "process_audit", **{k: v for k, v in report.as_dict().items() if k != "leaked_processes"})
+        said = to_json_object(report.processes(grpc_imported=False))
+        self.log.log(level, "process_audit", **{k: v for k, v in said.items() if k not in NOT_SAID})
         return report
 
 

@@ -13,6 +13,7 @@ import psutil
 
 from common import env
 from common.processes import alive, signal_each
+from supervisor.run_result import LeakedProcess, Processes
 
 
 @dataclass(frozen=True)
@@ -115,13 +116,8 @@ class AuditReport:
     leaked: tuple[Leftover, ...]
     zombies: int
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "spawned": self.spawned,
-            "reaped": self.reaped,
-            "orphans_reaped": self.orphans_reaped,
-            "killed_at_stop": self.killed_at_stop,
-            "leaked": len(self.leaked),
-            "leaked_processes": [vars(p) for p in self.leaked],
-            "zombies": self.zombies,
-        }
+    def processes(self, grpc_imported: bool) -> Processes:
+        """results.json's `processes`; `grpc_imported`: whether the supervisor ever loaded grpc."""
+        leaked = tuple(LeakedProcess(p.pid, p.name, p.cmdline, p.status) for p in self.leaked)
+        return Processes(self.spawned, self.reaped, self.orphans_reaped, self.killed_at_stop, len(self.leaked),
+                         leaked, self.zombies, grpc_imported)  # fmt: skip

@@ -11,10 +11,11 @@ States and their transitions, each logged as `child_state_changed`:
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
 
-from common.messages import MessageReader
+from common.jsonshape import JsonObject, to_json_object
+from common.messages import Kind, Message, MessageReader
 from supervisor.restart import FailureHistory, RestartPolicy
+from workers import messages as _messages  # noqa: F401  (every child's message type, for the readers)
 
 
 class ChildState(enum.StrEnum):
@@ -63,7 +64,7 @@ class ChildRecord:
     starts: int = 0
     history: FailureHistory = field(default_factory=FailureHistory)
     reader: MessageReader = field(default_factory=MessageReader)
-    last: dict[str, dict[str, Any]] = field(default_factory=dict)  # last message body by kind
+    last: dict[Kind, Message] = field(default_factory=dict)  # the last message of each kind
 
     @property
     def name(self) -> str:
@@ -77,13 +78,6 @@ class ChildRecord:
     def finished(self) -> bool:
         return self.state in FINISHED
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "role": self.spec.role,
-            "critical": self.spec.critical,
-            "state": self.state,
-            "starts": self.starts,
-            "exit_code": self.exit_code,
-            "stats": self.last.get("stats", {}),
-        }
+    def stats(self) -> JsonObject:
+        """The child's last STATS message as sent (results.json's `children[].stats`)."""
+        return to_json_object(self.last[Kind.STATS]) if Kind.STATS in self.last else {}

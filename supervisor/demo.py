@@ -31,8 +31,8 @@ class DemoWork:
     def stop(self) -> None:
         pass
 
-    def verdict(self) -> tuple[list[FailureReason], dict[str, Any]]:
-        return [], {}
+    def verdict(self) -> tuple[list[FailureReason], None]:
+        return [], None
 
 
 def demo_specs(args: argparse.Namespace) -> list[ChildSpec]:

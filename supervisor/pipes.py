@@ -72,7 +72,7 @@ class ChildPipes:
         for dropped in record.reader.take_dropped(at_end):
             self._log.error(
                 "message_dropped", child=record.name, reason=dropped.reason, message_bytes=dropped.size,
-                head=dropped.head,
+                head=dropped.head, error=dropped.error,
             )  # fmt: skip
 
     def close(self, record: ChildRecord) -> None:

@@ -29,6 +29,7 @@ from supervisor.lock import PrefixLock
 from supervisor.phases import phase
 from supervisor.results_file import from_verdict
 from supervisor.run_files import RunDirError
+from supervisor.run_result import Child, SmokeSections
 from supervisor.smoke import SmokeRun
 from supervisor.verdict import Verdict, write_results
 from supervisor.version import VERSION
@@ -39,7 +40,7 @@ class Work(Protocol):
 
     def run(self, log: Any) -> None: ...
     def stop(self) -> None: ...
-    def verdict(self) -> tuple[list[FailureReason], dict[str, Any]]: ...
+    def verdict(self) -> tuple[list[FailureReason], SmokeSections | None]: ...
 
 
 def supervised(
@@ -69,13 +70,16 @@ def supervised(
             with phase(log, "cleanup"):
                 work.stop()
                 report = sup.shutdown()
-        reasons, extra = work.verdict()
+        reasons, smoke = work.verdict()
         for reason in [*sup.failures, *reasons, *([sup.stop_reason] if sup.stop_reason else [])]:
             verdict.add(reason)
-        verdict.children = [r.summary() for r in sup.children.values()]
+        verdict.children = [
+            Child(r.name, r.spec.role, r.spec.critical, r.state, r.starts, r.exit_code, r.stats())
+            for r in sup.children.values()
+        ]
         # The fork/gRPC rule, checked where it matters: this process must never have loaded grpc.
-        verdict.processes = report.as_dict() | {"grpc_imported": "grpc" in sys.modules}
-        verdict.extra = extra
+        verdict.processes = report.processes(grpc_imported="grpc" in sys.modules)
+        verdict.smoke = smoke
     _write_artefacts(verdict, run_dir, log)
     return verdict
 
@@ -116,7 +120,7 @@ def _write_artefacts(verdict: Verdict, run_dir: Path, log: Any) -> None:
         log.error(
             "verdict_write_failed", run_dir=str(run_dir), error=exc.strerror, filename=str(exc.filename or ""),
             outcome=verdict.outcome, exit_code=int(verdict.exit_code), failure_reasons=list(verdict.reasons),
-            tests={t["name"]: t["outcome"] for t in verdict.extra.get("tests", [])},
+            tests={t.name: t.outcome for t in verdict.smoke.tests} if verdict.smoke else {},
         )  # fmt: skip
         return
     report_html.render_in_child(run_dir, log)
@@ -180,20 +184,20 @@ def _print_verdict_line(verdict: Verdict, run_dir: Path) -> None:
 
 def _print_keep_hint(plan: preflight.RunPlan, verdict: Verdict) -> None:
     """Only what `--keep` really left (results.json `cluster.kept`), and how to reuse and stop it."""
-    cluster = verdict.extra.get("cluster", {})
-    if not cluster.get("kept"):
+    cluster = verdict.smoke.cluster if verdict.smoke else None
+    if cluster is None or not cluster.kept:
         if plan.config.keep:
             print("iris-smoke: --keep: nothing was left running (the cluster did not start or has exited)",
                   file=sys.stderr)  # fmt: skip
         return
-    if cluster.get("mode") == "gcp":
+    if cluster.mode == "gcp":
         print(
             f"iris-smoke: --keep: the GCP slices and instances labelled with prefix {plan.prefix} were not deleted;\n"
             f"  a --cluster gcp run with --prefix {plan.prefix} and without --keep deletes them at its end",
             file=sys.stderr,
         )
         return
-    address, pid = cluster["address"], cluster["pid"]
+    address, pid = cluster.address, cluster.pid
     print(
         f"iris-smoke: local cluster kept running at {address} (prefix {plan.prefix}, pid {pid});\n"
         f"  reuse it:  iris-smoke run --controller {address}\n"

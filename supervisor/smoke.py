@@ -19,12 +19,13 @@ Cleanup, always, in order: tests, monitors, discovery and streams, then the clus
 """
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from common.controller_target import ControllerTarget
-from common.messages import HostsAssembler, Kind, Message
+from common.jsonshape import from_json, to_json_object
+from common.messages import Kind, Message
 from common.outcome import FailureReason, Outcome
 from supervisor import audit, leftovers
 from supervisor.arbiter import Supervisor
@@ -34,7 +35,20 @@ from supervisor.phases import phase
 from supervisor.preflight import RunPlan
 from supervisor.progress import Progress
 from supervisor.restart import RestartMode, RestartPolicy
-from supervisor.streams import Host, StreamManager, stream_name
+from supervisor.run_result import (
+    ApiMismatchSeen,
+    BrokenReplySeen,
+    Cluster,
+    JobsUnreported,
+    Observation,
+    OutageSeen,
+    RefusedSeen,
+    SmokeSections,
+    StreamEntry,
+    TestEntry,
+)
+from supervisor.run_result import JobsConfirmed as JobsConfirmedSection
+from supervisor.streams import Host, StreamManager, stream_lines, stream_name
 from workers import iris_local
 from workers.child_args import (
     TESTS_CHILD_GRACE_S,
@@ -49,6 +63,28 @@ from workers.child_args import (
 from workers.controller.model import ErrorCode
 from workers.gcp.settings import GcpSettings
 from workers.hosts import Role, VmHost
+from workers.messages import (
+    ApiMismatchReport,
+    BrokenReply,
+    CloudCleanup,
+    ClusterReady,
+    ControllerAvailability,
+    ControllerState,
+    DiagnosticsResult,
+    FailedListings,
+    ForeignJob,
+    ForeignJobs,
+    HostEntry,
+    HostsAssembler,
+    HostsPart,
+    HostsRejected,
+    IrisTmpLeft,
+    JobsConfirmed,
+    TestResult,
+    TestsReady,
+    TunnelDrops,
+    Unauthenticated,
+)
 from workers.stream.spec import StreamSpec
 from workers.transports import IrisLogTransport, LocalTransport, SshTransport, Transport
 
@@ -58,11 +94,13 @@ OUTAGE_CODES = frozenset({ErrorCode.UNAVAILABLE.value, ErrorCode.DEADLINE_EXCEED
 # A child's reports of a controller problem retrying cannot fix (workers/controller/polling.py),
 # by message key, and the failure reason each becomes; the first of each is kept, and ends the run.
 CONTROLLER_REPORTS = {
-    "api_mismatch": FailureReason.IRIS_API_MISMATCH,
-    "unauthenticated": FailureReason.CONTROLLER_UNAUTHENTICATED,
-    "controller_timeout": FailureReason.CONTROLLER_TIMEOUT,
-    "reply_too_large": FailureReason.REPLY_TOO_LARGE,
+    ApiMismatchReport.TAG: FailureReason.IRIS_API_MISMATCH,
+    Unauthenticated.TAG: FailureReason.CONTROLLER_UNAUTHENTICATED,
+    ErrorCode.CONTROLLER_TIMEOUT.value: FailureReason.CONTROLLER_TIMEOUT,
+    ErrorCode.REPLY_TOO_LARGE.value: FailureReason.REPLY_TOO_LARGE,
 }
+Seen = ApiMismatchSeen | RefusedSeen | BrokenReplySeen
+SeenT = TypeVar("SeenT", ApiMismatchSeen, RefusedSeen, BrokenReplySeen)
 CLUSTER_STOP_GRACE_S = 8.0  # the local cluster stops every VM host and its tasks first
 IRIS_STOP_GRACE_S = 16.0  # a real Iris local cluster takes ~3 s to stop its workers and log server
 # The tests child hard-exits after its own grace (half of this, as for every child): a
@@ -90,31 +128,30 @@ LAUNCH_REFUSED_FIX = "this identity may not launch jobs: run with --observe, or 
 
 def vm_host_of(host: Host) -> VmHost:
     """A listed host (discovery's entry, or a static `[[ssh.hosts]]` one) as the stream's VmHost."""
-    return VmHost(vm=host["vm"], host=host.get("host", 0), role=Role(host.get("role", Role.WORKER)),
-                  address=host.get("address") or host["vm"], zone=host.get("zone", ""),
-                  hosts_in_vm=host.get("hosts_in_vm", 1))  # fmt: skip
+    return VmHost(vm=host.vm, host=host.host, role=host.role, address=host.address or host.vm, zone=host.zone,
+                  hosts_in_vm=host.hosts_in_vm)  # fmt: skip
 
 
 @dataclass
 class SmokeRun:
     plan: RunPlan
     sup: Supervisor
-    cluster: dict[str, Any] | None = None
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
-    diagnostics: dict[str, Any] | None = None
-    reports: dict[str, dict[str, Any]] = field(default_factory=dict)  # CONTROLLER_REPORTS' first of each
-    controller_outage: dict[str, Any] | None = None  # the first outage a child reported
-    foreign_jobs: list[dict[str, Any]] = field(default_factory=list)
+    cluster: ClusterReady | None = None
+    results: dict[str, TestResult] = field(default_factory=dict)
+    diagnostics: DiagnosticsResult | None = None
+    reports: dict[str, Seen] = field(default_factory=dict)  # CONTROLLER_REPORTS' first of each
+    controller_outage: OutageSeen | None = None  # the first outage a child reported
+    foreign_jobs: list[ForeignJob] = field(default_factory=list)
     phase: str = "preflight"
     listings: int = 0  # whole host listings received from discovery
     failed_listings: int = 0  # consecutive, as discovery last reported
     most_failed_listings: int = 0
-    cloud_cleanup: dict[str, Any] | None = None  # GCP: what the cleanup child deleted, or could not
-    jobs_confirmed: dict[str, Any] | None = None  # the tests child's sweep: terminated, confirmed, unconfirmed
+    cloud_cleanup: CloudCleanup | None = None  # GCP: what the cleanup child deleted, or could not
+    jobs_confirmed: JobsConfirmed | None = None  # the tests child's sweep: terminated, confirmed, unconfirmed
     tunnel_drops: int = 0
     iris_tmp_left: list[str] = field(default_factory=list)  # what Iris left in its TMPDIR after its stop
     most_workers_listed: int = 0  # worker hosts (not the controller) in the fullest listing
-    hosts_rejected: dict[str, Any] | None = None  # discovery's report of its listing with the most refused
+    hosts_rejected: HostsRejected | None = None  # discovery's report of its listing with the most refused
 
     def __post_init__(self) -> None:
         self.config = self.plan.config
@@ -136,78 +173,100 @@ class SmokeRun:
         children = self.sup.children.values()
         running = sum(not r.finished for r in children)
         streams = self.streams.records()
-        lines = sum(int((r.last.get("stats") or r.last.get("progress") or {}).get("lines", 0)) for r in streams)
-        tests = " ".join(f"{n}={self.results.get(n, {}).get('outcome', '…')}" for n in self.config.test_names())
+        lines = sum(stream_lines(r) for r in streams)
+        tests = " ".join(f"{n}={self._outcome_so_far(n)}" for n in self.config.test_names())
         return f"{self.phase} | children {running} running | streams {len(streams)}, {lines} lines | {tests}"
+
+    def _outcome_so_far(self, test: str) -> str:
+        result = self.results.get(test)
+        return "…" if result is None else result.outcome
 
     # -- messages -----------------------------------------------------------------------
 
     def _on_message(self, record: ChildRecord, message: Message) -> None:
-        role, kind, body = record.spec.role, message.kind, message.body
-        if kind is Kind.PROGRESS:
-            self._controller_problem(record.name, body)
-        if role == "cluster" and kind is Kind.READY:
-            self.cluster = body
-        elif role == "cluster" and kind is Kind.PROGRESS:
-            self.foreign_jobs += list(body.get("foreign_jobs", []))
-            self.tunnel_drops = int(body.get("tunnel_drops", self.tunnel_drops))
-            self.iris_tmp_left = list(body.get("iris_tmp_left", self.iris_tmp_left))
-        elif role == "cleanup" and kind is Kind.RESULT:
-            self.cloud_cleanup = body.get("cloud_cleanup")
-        elif role == "discovery" and kind is Kind.HOSTS:
-            hosts = self._host_parts.feed(body)
-            if hosts is not None:
-                self.listings += 1
-                self._listed(hosts)
-        elif role == "discovery" and kind is Kind.PROGRESS and "hosts_rejected" in body:
-            if int(body["hosts_rejected"].get("count", 0)) > self.rejected()["count"]:
-                self.hosts_rejected = dict(body["hosts_rejected"])
-        elif role == "discovery" and kind is Kind.PROGRESS and "failed_listings" in body:
-            self.failed_listings = int(body["failed_listings"])
-            self.most_failed_listings = max(self.most_failed_listings, self.failed_listings)
-            # The verdict fails it anyway: end the run now. Not for a controller gone (the
-            # listing not answered): that is an outage, which ends the run after its own bound.
-            kept_failing = self.failed_listings >= self.config.verdict.discovery_max_failures
-            if kept_failing and body.get("code") not in OUTAGE_CODES:
-                self.sup.request_stop(FailureReason.DISCOVERY_FAILED)
-        elif role == "tests" and kind is Kind.RESULT:
-            self.results[str(body["test"])] = body
-        elif role == "tests" and kind is Kind.PROGRESS and "jobs_confirmed" in body:
-            self.jobs_confirmed = body["jobs_confirmed"]
-        elif role == "diagnostics" and kind is Kind.RESULT:
-            self.diagnostics = body
+        """Each message by its type; the role says which child may send which (a stream's
+        progress is the stream manager's business, a cluster's READY is the run's)."""
+        role = record.spec.role
+        match message:
+            case ApiMismatchReport() | Unauthenticated() | BrokenReply():
+                self._controller_report(record.name, message)
+            case ControllerAvailability():
+                self._controller_outage(record.name, message)
+            case ClusterReady() if role == "cluster":
+                self.cluster = message
+            case ForeignJobs() if role == "cluster":
+                self.foreign_jobs += message.jobs
+            case TunnelDrops() if role == "cluster":
+                self.tunnel_drops = message.tunnel_drops
+            case IrisTmpLeft() if role == "cluster":
+                self.iris_tmp_left = list(message.iris_tmp_left)
+            case CloudCleanup() if role == "cleanup":
+                self.cloud_cleanup = message
+            case HostsPart() if role == "discovery":
+                hosts = self._host_parts.feed(message)
+                if hosts is not None:
+                    self.listings += 1
+                    self._listed(hosts)
+            case HostsRejected() if role == "discovery":
+                if message.count > self.rejected().count:
+                    self.hosts_rejected = message
+            case FailedListings() if role == "discovery":
+                self._failed_listings(message)
+            case TestResult() if role == "tests":
+                self.results[message.test] = message
+            case JobsConfirmed() if role == "tests":
+                self.jobs_confirmed = message
+            case DiagnosticsResult() if role == "diagnostics":
+                self.diagnostics = message
 
-    def _controller_problem(self, child: str, body: Mapping[str, Any]) -> None:
-        """The first report of each: an API we do not speak, a refused token, a broken reply, a long
-        outage (polling.py). Each ends the run now, with its cleanup, rather than at its deadline (a
-        canary's can be many minutes away): retrying will not change the answer, the verdict is an
-        error already, and a child that met one may otherwise wait out its own timeouts (the tests
-        child polls a ListJobs it cannot read until its jobs' timeout; discovery lists no hosts)."""
-        for key, reason in CONTROLLER_REPORTS.items():
-            if key in body and key not in self.reports:
-                extra = self._launch_refused(body) if key == "unauthenticated" else {}
-                self.reports[key] = {"child": child, **body[key], **extra}
-                self.sup.request_stop(reason)
-        if body.get("controller") == "unavailable" and self.controller_outage is None:
-            self.controller_outage = {"child": child, "unavailable_for_s": body.get("unavailable_for_s")}
-            # Nothing left to do needs a controller gone this long, and a canary's deadline can be
-            # many minutes away: end the run now, with its cleanup, rather than wait for it.
+    def _failed_listings(self, message: FailedListings) -> None:
+        self.failed_listings = message.failed_listings
+        self.most_failed_listings = max(self.most_failed_listings, self.failed_listings)
+        # The verdict fails it anyway: end the run now. Not for a controller gone (the
+        # listing not answered): that is an outage, which ends the run after its own bound.
+        kept_failing = self.failed_listings >= self.config.verdict.discovery_max_failures
+        if kept_failing and message.code not in OUTAGE_CODES:
+            self.sup.request_stop(FailureReason.DISCOVERY_FAILED)
+
+    def _controller_report(self, child: str, report: ApiMismatchReport | Unauthenticated | BrokenReply) -> None:
+        """The first report of each: an API we do not speak, a refused token, a broken reply (polling.py).
+        Each ends the run now, with its cleanup, rather than at its deadline (a canary's can be many
+        minutes away): retrying will not change the answer, the verdict is an error already, and a
+        child that met one may otherwise wait out its own timeouts (the tests child polls a ListJobs
+        it cannot read until its jobs' timeout; discovery lists no hosts)."""
+        key = report.code.value if isinstance(report, BrokenReply) else report.TAG
+        if key not in CONTROLLER_REPORTS or key in self.reports:
+            return
+        seen: Seen
+        if isinstance(report, ApiMismatchReport):
+            seen = ApiMismatchSeen(child, report.method, report.field, report.details)
+        elif isinstance(report, Unauthenticated):
+            seen = RefusedSeen(child, report.code.value, report.method, report.credential.value, report.details,
+                               self._launch_refused(report))  # fmt: skip
+        else:
+            seen = BrokenReplySeen(child, report.method, report.details)
+        self.reports[key] = seen
+        self.sup.request_stop(CONTROLLER_REPORTS[key])
+
+    def _controller_outage(self, child: str, message: ControllerAvailability) -> None:
+        """The first report of a long outage: nothing left to do needs a controller gone this long, and
+        a canary's deadline can be many minutes away: end the run now, with its cleanup."""
+        if message.controller is ControllerState.UNAVAILABLE and self.controller_outage is None:
+            self.controller_outage = OutageSeen(child, message.unavailable_for_s)
             self.sup.request_stop(FailureReason.CONTROLLER_UNAVAILABLE)
 
-    def _launch_refused(self, body: Mapping[str, Any]) -> dict[str, str]:
+    def _launch_refused(self, refused: Unauthenticated) -> str | None:
         """A LaunchJob refused for who we are, while the rest was answered: an identity that may
         observe but not launch (Iris's read-only `dashboard` role). Said once, with the fix. Not
         when the proxy in front of Iris refused it (`credential=proxy`): no Iris role helps then."""
-        refused = body["unauthenticated"]
-        if str(refused.get("method", "")).rsplit("/", 1)[-1] != LAUNCH_METHOD or refused.get("credential") == "proxy":
-            return {}
-        self.sup.log.error("launch_not_permitted", code=refused.get("code"), method=refused.get("method"),
-                           fix=LAUNCH_REFUSED_FIX)  # fmt: skip
-        return {"fix": LAUNCH_REFUSED_FIX}
+        if refused.method.rsplit("/", 1)[-1] != LAUNCH_METHOD or refused.credential == "proxy":
+            return None
+        self.sup.log.error("launch_not_permitted", code=refused.code, method=refused.method, fix=LAUNCH_REFUSED_FIX)
+        return LAUNCH_REFUSED_FIX
 
     def _listed(self, hosts: list[Host]) -> None:
         """A whole host listing (discovery's, or the static ssh hosts): streams, and how many workers."""
-        workers = sum(h.get("role", Role.WORKER) == Role.WORKER for h in hosts)
+        workers = sum(h.role is Role.WORKER for h in hosts)
         self.most_workers_listed = max(self.most_workers_listed, workers)
         self.streams.update(hosts)
 
@@ -241,7 +300,7 @@ class SmokeRun:
         self.stop_in_order()
         self.progress.finish()  # the verdict line (stderr) takes the progress line's place
 
-    def verdict(self) -> tuple[list[FailureReason], dict[str, Any]]:
+    def verdict(self) -> tuple[list[FailureReason], SmokeSections]:
         return self.failures(), self.summary_extra()
 
     @contextlib.contextmanager
@@ -265,13 +324,13 @@ class SmokeRun:
     @property
     def address(self) -> str:
         assert self.cluster is not None
-        return str(self.cluster["address"])
+        return self.cluster.address
 
     @property
     def cluster_prefix(self) -> str:
         """The prefix that names the cluster's VMs: its own when it says (an attached embedded
         cluster was started by another run), else this run's."""
-        return str((self.cluster or {}).get("prefix") or self.plan.prefix)
+        return (self.cluster.prefix if self.cluster else "") or self.plan.prefix
 
     @property
     def target(self) -> ControllerTarget:
@@ -461,7 +520,9 @@ class SmokeRun:
             deadline_at=self.sup.clock() + budget_s, args=GcpCleanupArgs(s),
         ))  # fmt: skip
         self.sup.serve(budget_s + 1.0, lambda: record.finished)
-        self.sup.log.info("cleanup_step", roles=["cloud"], deleted=len((self.cloud_cleanup or {}).get("deleted", [])))
+        self.sup.log.info(
+            "cleanup_step", roles=["cloud"], deleted=len(self.cloud_cleanup.deleted) if self.cloud_cleanup else 0
+        )
 
     # -- children specs -----------------------------------------------------------------
 
@@ -477,22 +538,23 @@ class SmokeRun:
             )  # fmt: skip
         if self.config.cluster is not ClusterKind.SSH:
             assert self.cluster is not None
-            return LocalTransport(state_dir=str(self.cluster.get("state_dir", "")))
+            return LocalTransport(state_dir=self.cluster.state_dir)
         return self.config.ssh.transport
 
     def _gcp_transport(self, host: Host) -> SshTransport:
         """ssh as gcloud's dry-run resolved it for this host, multiplexed through the cluster child's directory."""
-        ssh, s = host["ssh"], self.gcp
+        ssh, s = host.ssh, self.gcp
+        assert ssh is not None, "gcp discovery resolves every host's ssh"
         return SshTransport(
-            user=ssh["user"],
-            port=ssh["port"],
-            identity_file=ssh["identity_file"] or None,
-            strict_host_key_checking=ssh["strict_host_key_checking"] or s.strict_host_key_checking,
-            known_hosts_file=ssh["known_hosts_file"] or None,
+            user=ssh.user,
+            port=ssh.port,
+            identity_file=ssh.identity_file or None,
+            strict_host_key_checking=ssh.strict_host_key_checking or s.strict_host_key_checking,
+            known_hosts_file=ssh.known_hosts_file or None,
             connect_timeout_s=s.connect_timeout_s,
             remote_template=self.config.streams.remote_command,
-            control_dir=(self.cluster or {}).get("control_dir") or None,
-            extra_options=tuple(ssh["options"]),
+            control_dir=(self.cluster.control_dir if self.cluster else "") or None,
+            extra_options=ssh.options,
         )
 
     def _stream_spec(self, host: Host) -> ChildSpec:
@@ -505,7 +567,7 @@ class SmokeRun:
             preload=True,
             args=StreamSpec(
                 host=vm_host_of(host),
-                container=host["container"],
+                container=host.container,
                 transport=self._transport(host),
                 max_line_bytes=streams.max_line_bytes,
                 max_bytes=streams.bytes_per_stream,
@@ -515,17 +577,10 @@ class SmokeRun:
         )
 
     @staticmethod
-    def _static_host(host: Any) -> dict[str, Any]:
-        container = "iris-controller" if host.role == "controller" else "iris-worker"
-        return {
-            "vm": host.vm,
-            "host": host.host,
-            "role": host.role,
-            "address": host.address,
-            "zone": "",
-            "container": container,
-            "hosts_in_vm": 1,
-        }
+    def _static_host(host: Any) -> HostEntry:
+        role = Role(host.role)
+        container = "iris-controller" if role is Role.CONTROLLER else "iris-worker"
+        return HostEntry(host.vm, host.host, role, host.address, "", container)
 
     # -- the verdict's parts ------------------------------------------------------------
 
@@ -533,12 +588,12 @@ class SmokeRun:
         reasons = [reason for key, reason in CONTROLLER_REPORTS.items() if key in self.reports]
         if self.controller_outage is not None:
             reasons.append(FailureReason.CONTROLLER_UNAVAILABLE)
-        judged = [t for t in self.test_results() if t["outcome"] != "skipped"]
-        if self.sup.stop_reason is None and any(t["outcome"] != "passed" for t in judged):
+        judged = [t for t in self.test_results() if t.outcome is not Outcome.SKIPPED]
+        if self.sup.stop_reason is None and any(t.outcome is not Outcome.PASSED for t in judged):
             reasons.append(FailureReason.TEST_FAILED)
         if self.foreign_jobs:
             reasons.append(FailureReason.FOREIGN_JOB)
-        if self.cloud_cleanup is not None and self.cloud_cleanup.get("failed"):
+        if self.cloud_cleanup is not None and self.cloud_cleanup.failed:
             reasons.append(FailureReason.CLOUD_CLEANUP_FAILED)
         unconfirmed = self.unconfirmed_jobs()
         if unconfirmed:
@@ -553,10 +608,10 @@ class SmokeRun:
     def unconfirmed_jobs(self) -> list[str]:
         """The jobs the tests child could not see end; all it launched if it exited without saying (killed)."""
         if self.jobs_confirmed is not None:
-            return [str(j) for j in self.jobs_confirmed.get("unconfirmed", [])]
+            return list(self.jobs_confirmed.unconfirmed)
         tests = self.sup.children.get("tests")
-        ready = tests.last.get(Kind.READY, {}) if tests is not None else {}
-        return [str(j) for t in ready.get("jobs", []) for j in t.get("job_ids", [])]
+        ready = tests.last.get(Kind.READY) if tests is not None else None
+        return [j for t in ready.jobs for j in t.job_ids] if isinstance(ready, TestsReady) else []
 
     def _observation_failures(self) -> list[FailureReason]:
         """Seeing nothing, or less than everything, is not a pass (docs: "A verdict on what was seen")."""
@@ -580,7 +635,7 @@ class SmokeRun:
             reasons.append(FailureReason.STREAM_LOST)
         if self.streams.most_over_limit and verdict.hosts_over_limit is Policy.FAIL:
             reasons.append(FailureReason.HOSTS_OVER_LIMIT)
-        if self.rejected()["count"] and verdict.hosts_rejected is Policy.FAIL:
+        if self.rejected().count and verdict.hosts_rejected is Policy.FAIL:
             reasons.append(FailureReason.HOSTS_REJECTED)
         if self.config.observe and self.sup.stop_reason is None:
             reasons += self._observe_failures(listed=self.listings > 0 or discovery is None)
@@ -599,103 +654,94 @@ class SmokeRun:
             reasons.append(FailureReason.AUTOSCALER_UNREAD)
         return reasons
 
-    def rejected(self) -> dict[str, Any]:
+    def rejected(self) -> HostsRejected:
         """The most hosts refused in one listing, by discovery or by the streams (its report)."""
         streams = self.streams.most_rejected.report()
         discovery = self.hosts_rejected or streams
-        return discovery if int(discovery.get("count", 0)) >= streams["count"] else streams
+        return discovery if discovery.count >= streams.count else streams
 
-    def test_results(self) -> list[dict[str, Any]]:
-        names = self.config.test_names()
+    def test_results(self) -> list[TestEntry]:
         # A test the run's stop cut short did not fail: cancelled when a signal stopped the run,
         # timeout for any other stop (the deadline, a critical child), whatever the child said.
         signalled = self.sup.stop_reason in (FailureReason.SIGTERM, FailureReason.SIGINT)
         cut_short = Outcome.CANCELLED if signalled else Outcome.TIMEOUT
         results = []
-        for name in names:
+        for name in self.config.test_names():
             result = self.results.get(name)
-            if result is None:
-                result = {"test": name, "outcome": "error", "error": "no result: the tests child ended first"}
-                if self.sup.stop_reason is not None:
-                    result = {"test": name, "outcome": cut_short, "error": f"run stopped: {self.sup.stop_reason}"}
-            elif result.get("outcome") == Outcome.CANCELLED:
-                result = {**result, "outcome": cut_short}
-            results.append({"name": name, **{k: v for k, v in result.items() if k != "test"}})
+            if result is not None:
+                outcome = cut_short if result.outcome is Outcome.CANCELLED else result.outcome
+                results.append(TestEntry(name, outcome, result.error, result.duration_s, result.jobs,
+                                         result.log_tail))  # fmt: skip
+            elif self.sup.stop_reason is not None:
+                results.append(TestEntry(name, cut_short, f"run stopped: {self.sup.stop_reason}"))
+            else:
+                results.append(TestEntry(name, Outcome.ERROR, "no result: the tests child ended first"))
         return results
 
-    def stream_stats(self) -> list[dict[str, Any]]:
+    def stream_stats(self) -> list[StreamEntry]:
         stats, silent = [], set(self.streams.silent())
         for record in self.streams.records():
-            host: Mapping[str, Any] = self.streams.hosts.get(record.name, {})
-            numbers = record.last.get("stats") or record.last.get("progress") or {}
-            stats.append(
-                {
-                    "name": record.name,
-                    "vm": host.get("vm"),
-                    "host": host.get("host"),
-                    "role": host.get("role"),
-                    "state": record.state,
-                    "starts": record.starts,
-                    "no_data": record.name in silent,
-                    **numbers,
-                }
-            )
+            host = self.streams.hosts.get(record.name)
+            numbers = record.last.get(Kind.STATS) or record.last.get(Kind.PROGRESS)
+            stats.append(from_json(StreamEntry, {
+                "name": record.name,
+                "vm": host.vm if host else None,
+                "host": host.host if host else None,
+                "role": host.role.value if host else None,
+                "state": record.state.value,
+                "starts": record.starts,
+                "no_data": record.name in silent,
+                **(to_json_object(numbers) if numbers is not None else {}),
+            }))  # fmt: skip
         return stats
 
     def _autoscaler_read(self) -> bool:
         monitor = self.sup.children.get(AUTOSCALER_MONITOR)
         return monitor is not None and Kind.READY in monitor.last
 
-    def _jobs_confirmed(self) -> dict[str, Any] | None:
+    def _jobs_confirmed(self) -> JobsConfirmedSection | JobsUnreported | None:
         """The sweep's report; when the tests child launched jobs and never reported one, every job unconfirmed."""
-        if self.jobs_confirmed is not None or not self.unconfirmed_jobs():
-            return self.jobs_confirmed
-        return {"terminated": 0, "confirmed": 0, "unconfirmed": self.unconfirmed_jobs(), "reported": False}
+        if self.jobs_confirmed is not None:
+            j = self.jobs_confirmed
+            return JobsConfirmedSection(j.terminated, j.confirmed, j.unconfirmed)
+        if not self.unconfirmed_jobs():
+            return None
+        return JobsUnreported(0, 0, tuple(self.unconfirmed_jobs()))
 
     def _kept(self) -> bool:
         """What `--keep` really left: a gcp cluster's resources (not deleted), or the embedded
         cluster, only if it became ready and its process still runs now, at the verdict."""
         if not self.config.keep or self.cluster is None:
             return False
-        return self.config.cluster is ClusterKind.GCP or audit.kept_alive(int(self.cluster.get("cluster_pid") or 0))
+        return self.config.cluster is ClusterKind.GCP or audit.kept_alive(self.cluster.cluster_pid)
 
-    def summary_extra(self) -> dict[str, Any]:
-        diagnostics = self.diagnostics.get("diagnostics", {}) if self.diagnostics else {}
-        autoscaler = diagnostics.get("autoscaler", {}) if isinstance(diagnostics, dict) else {}
-        return {
-            "observe": self.config.observe,
-            "cluster": {
-                "kind": self.config.cluster,
-                "address": (self.cluster or {}).get("address"),
-                "mode": (self.cluster or {}).get("mode"),
-                "prefix": self.plan.prefix,
-                "vm_prefix": self.cluster_prefix,
-                "state_dir": (self.cluster or {}).get("state_dir"),
-                "kept": self._kept(),
-                "pid": int((self.cluster or {}).get("cluster_pid") or 0),
-                "tunnel_drops": self.tunnel_drops,
-                "iris_tmp_left": self.iris_tmp_left,
-            },
-            "cloud_cleanup": self.cloud_cleanup,
-            "jobs_confirmed": self._jobs_confirmed(),
-            "foreign_jobs": self.foreign_jobs,
-            "tests": self.test_results(),
-            "streams": self.stream_stats(),
-            "observation": {
-                "host_listings": self.listings,
-                "most_failed_listings_in_a_row": self.most_failed_listings,
-                "hosts_over_limit": self.streams.most_over_limit,
-                "hosts_rejected": self.rejected(),
-                "silent_streams": self.streams.silent(),
-                "most_workers_listed": self.most_workers_listed,
-                "observe_s": self.config.observe_s if self.config.observe else None,
-                "autoscaler_read": self._autoscaler_read(),
-            },
-            "autoscaler_actions": autoscaler.get("recent_actions", []) if isinstance(autoscaler, dict) else [],
-            "api_mismatch": self.reports.get("api_mismatch"),
-            "controller_unauthenticated": self.reports.get("unauthenticated"),
-            "controller_timeout": self.reports.get("controller_timeout"),
-            "reply_too_large": self.reports.get("reply_too_large"),
-            "controller_outage": self.controller_outage,
-            "diagnostics": diagnostics,
-        }
+    def summary_extra(self) -> SmokeSections:
+        diagnostics, ready = self.diagnostics, self.cluster
+        cluster = Cluster(
+            kind=self.config.cluster, address=ready.address if ready else None, mode=ready.mode if ready else None,
+            prefix=self.plan.prefix, vm_prefix=self.cluster_prefix, state_dir=ready.state_dir if ready else None,
+            kept=self._kept(), pid=ready.cluster_pid if ready else 0, tunnel_drops=self.tunnel_drops,
+            iris_tmp_left=tuple(self.iris_tmp_left),
+        )  # fmt: skip
+        observation = Observation(
+            host_listings=self.listings, most_failed_listings_in_a_row=self.most_failed_listings,
+            hosts_over_limit=self.streams.most_over_limit, hosts_rejected=self.rejected(),
+            silent_streams=tuple(self.streams.silent()), most_workers_listed=self.most_workers_listed,
+            observe_s=self.config.observe_s if self.config.observe else None, autoscaler_read=self._autoscaler_read(),
+        )  # fmt: skip
+        return SmokeSections(
+            observe=self.config.observe, cluster=cluster, cloud_cleanup=self.cloud_cleanup,
+            jobs_confirmed=self._jobs_confirmed(), foreign_jobs=tuple(self.foreign_jobs),
+            tests=tuple(self.test_results()), streams=tuple(self.stream_stats()), observation=observation,
+            autoscaler_actions=diagnostics.recent_actions if diagnostics else (),
+            api_mismatch=self._seen(ApiMismatchReport.TAG, ApiMismatchSeen),
+            controller_unauthenticated=self._seen(Unauthenticated.TAG, RefusedSeen),
+            controller_timeout=self._seen(ErrorCode.CONTROLLER_TIMEOUT.value, BrokenReplySeen),
+            reply_too_large=self._seen(ErrorCode.REPLY_TOO_LARGE.value, BrokenReplySeen),
+            controller_outage=self.controller_outage, diagnostics=diagnostics.diagnostics if diagnostics else {},
+        )  # fmt: skip
+
+    def _seen(self, key: str, kind: type[SeenT]) -> SeenT | None:
+        seen = self.reports.get(key)
+        assert seen is None or isinstance(seen, kind), (key, seen)
+        return seen

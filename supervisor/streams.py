@@ -27,17 +27,18 @@ that delivered, then ended with its followers failing to reach its source (a log
 gone, a host unreachable but listed) is lost (`lost`), window or not.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from common.deadline import Clock
+from common.messages import Kind
 from supervisor.arbiter import Supervisor
 from supervisor.children import ChildRecord, ChildSpec, ChildState
-from workers.hosts import HostileNameError
+from workers.hosts import HostileNameError, Role
+from workers.messages import DemoStats, HostEntry, StreamProgress, StreamStats
 from workers.rejected import RejectionLog, Rejections
 
-Host = Mapping[str, Any]
+Host = HostEntry
 # A stream whose followers failed this many times in a row up to the stop lost the lines since
 # its last one: one failure could be a restart that the end of the run cut short.
 LOST_AFTER_FAILED_CONNECTS = 2
@@ -50,11 +51,11 @@ def stream_name(host: Host) -> str:
     A VM name never holds "@" (workers.hosts.NAME_PATTERN), so a worker whose VM is named
     like the controller's gets a stream of its own instead of shadowing the controller's.
     """
-    if host.get("role") == "controller":
-        return f"stream:controller@{host['vm']}"
-    if int(host.get("hosts_in_vm", 1)) > 1:
-        return f"stream:{host['vm']}:{host['host']}"
-    return f"stream:{host['vm']}"
+    if host.role is Role.CONTROLLER:
+        return f"stream:controller@{host.vm}"
+    if host.hosts_in_vm > 1:
+        return f"stream:{host.vm}:{host.host}"
+    return f"stream:{host.vm}"
 
 
 @dataclass
@@ -139,10 +140,10 @@ class StreamManager:
         Unlike `silent`, not only for a whole window: a run stopped early lost those lines too."""
         lost = {}
         for record in sorted(self.records(), key=lambda r: r.name):
-            stats = record.last.get("stats", {})
-            failed = int(stats.get("failed_connects", 0)) >= LOST_AFTER_FAILED_CONNECTS
-            if record.name not in self.ever_gone and _delivered(record) and failed:
-                lost[record.name] = str(stats.get("last_error", ""))
+            stats = stream_stats(record)
+            failed = stats is not None and stats.failed_connects >= LOST_AFTER_FAILED_CONNECTS
+            if record.name not in self.ever_gone and _delivered(record) and stats is not None and failed:
+                lost[record.name] = stats.last_error
         return lost
 
     def all_failed(self) -> bool:
@@ -178,7 +179,22 @@ class StreamManager:
         return [r for name, r in self.supervisor.children.items() if name in self.gone_since]
 
 
+def stream_stats(record: ChildRecord) -> StreamStats | None:
+    stats = record.last.get(Kind.STATS)
+    return stats if isinstance(stats, StreamStats) else None
+
+
+def stream_lines(record: ChildRecord) -> int:
+    """The lines a stream (or the demo's) said it delivered: its end stats, else its last progress."""
+    for kind in (Kind.STATS, Kind.PROGRESS):
+        numbers = record.last.get(kind)
+        if isinstance(numbers, StreamStats | StreamProgress | DemoStats):
+            return numbers.lines
+    return 0
+
+
 def _delivered(record: ChildRecord) -> bool:
     """Whether a stream wrote any line: its file's next `seq` (across restarts), else its counters."""
-    stats, progress = record.last.get("stats", {}), record.last.get("progress", {})
-    return int(stats.get("next_seq", 0)) > 0 or int(stats.get("lines", 0)) > 0 or int(progress.get("lines", 0)) > 0
+    stats, progress = stream_stats(record), record.last.get(Kind.PROGRESS)
+    said = stats is not None and (stats.next_seq > 0 or stats.lines > 0)
+    return said or (isinstance(progress, StreamProgress) and progress.lines > 0)

@@ -3,16 +3,17 @@
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from common.files import write_atomically
+from common.jsonshape import JsonObject
 from common.outcome import ExitCode, FailureReason, Outcome, exit_code_for, outcome_for
+from supervisor.run_result import SCHEMA_VERSION as SCHEMA_VERSION
+from supervisor.run_result import Child, Processes, RunResult, SmokeSections, as_json
 from supervisor.version import VERSION
 
-# docs/results.schema.json; bumped when a field is removed or changes meaning.
-SCHEMA_VERSION = 1
+NO_PROCESSES = Processes(0, 0, 0, 0, 0, (), 0, False)
 
 
 @dataclass
@@ -21,9 +22,9 @@ class Verdict:
     started_unix: float
     timeout_s: float
     reasons: list[FailureReason] = field(default_factory=list)
-    children: list[dict[str, Any]] = field(default_factory=list)
-    processes: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    children: list[Child] = field(default_factory=list)
+    processes: Processes | None = None  # None only before the stop (a verdict is written after it)
+    smoke: SmokeSections | None = None
 
     def add(self, reason: FailureReason) -> None:
         if reason not in self.reasons:
@@ -37,23 +38,19 @@ class Verdict:
     def exit_code(self) -> ExitCode:
         return exit_code_for(self.outcome, self.reasons)
 
-    def as_dict(self) -> dict[str, Any]:
+    def result(self) -> RunResult:
         finished = time.time()
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "run_id": self.run_id,
-            "version": VERSION,
-            "started_at": _rfc3339(self.started_unix),
-            "finished_at": _rfc3339(finished),
-            "duration_s": round(finished - self.started_unix, 3),
-            "timeout_s": self.timeout_s,
-            "outcome": self.outcome,
-            "exit_code": int(self.exit_code),
-            "failure_reasons": list(self.reasons),
-            "children": self.children,
-            "processes": self.processes,
-            **self.extra,
-        }
+        return RunResult(
+            schema_version=SCHEMA_VERSION, run_id=self.run_id, version=VERSION,
+            started_at=_rfc3339(self.started_unix), finished_at=_rfc3339(finished),
+            duration_s=round(finished - self.started_unix, 3), timeout_s=self.timeout_s,
+            outcome=self.outcome, exit_code=self.exit_code, failure_reasons=tuple(self.reasons),
+            children=tuple(self.children), processes=self.processes or NO_PROCESSES, smoke=self.smoke,
+        )  # fmt: skip
+
+    def as_dict(self) -> JsonObject:
+        """results.json's object (`supervisor/run_result.py` is its shape)."""
+        return as_json(self.result())
 
 
 def _rfc3339(unix: float) -> str:

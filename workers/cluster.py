@@ -44,13 +44,13 @@ from common import env, ports
 from common.child_exit import ChildExit
 from common.controller_target import ApiKind, ControllerTarget
 from common.deadline import Deadline
-from common.messages import Kind
 from local_cluster import private_socket
 from local_cluster.environment import minimal_env
 from workers import iris_local
 from workers.child_args import ClusterArgs
 from workers.controller.api import Controller, open_controller
 from workers.controller.model import ControllerError
+from workers.messages import ClusterReady, IrisTmpLeft
 from workers.runtime import ChildContext
 
 ADDR_POLL_S = 0.05
@@ -226,7 +226,7 @@ def main(ctx: ChildContext) -> int:
         return _stop(ctx, proc, mode, state_dir, ChildExit.ERROR)
     ctx.log.info("cluster_ready", address=target.address, mode=mode, boot_s=round(time.monotonic() - started, 3),
                  **described)  # fmt: skip
-    ctx.channel.send(Kind.READY, address=target.address, mode=mode, cluster_pid=proc.pid if proc else 0, **described)
+    ctx.channel.send(ClusterReady(target.address, mode, proc.pid if proc else 0, **described))
     code = _serve(ctx, proc if mode in ("start", "iris-local") else None, target if mode in ("start", "keep") else None)
     return _stop(ctx, proc, mode, state_dir, code, ready=True)
 
@@ -314,5 +314,5 @@ def _stop(
         left = sorted(p.name for p in (state_dir / "tmp").glob("*"))
         if left:
             ctx.log.warning("iris_tmp_left", entries=left[:20], count=len(left))
-            ctx.channel.send(Kind.PROGRESS, iris_tmp_left=left[:20])
+            ctx.channel.send(IrisTmpLeft(tuple(left[:20])))
     return code

@@ -17,8 +17,8 @@ import orjson
 
 from common.child_exit import ChildExit
 from common.fdio import write_all
-from common.messages import Kind
 from workers.child_args import DemoStreamArgs
+from workers.messages import DemoStats, StreamProgress, StreamReady
 from workers.runtime import ChildContext
 
 _GENERATOR = 'i=0; while :; do i=$((i+1)); echo "demo line $i"; sleep {interval}; done'
@@ -40,11 +40,11 @@ def main(ctx: ChildContext) -> int:
     command = _shell_command(args.interval_s, args.orphan)
     proc = ctx.groups.start(["sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
-    ctx.channel.send(Kind.READY, transport_pid=proc.pid)
+    ctx.channel.send(StreamReady(proc.pid))
     ctx.log.info("demo_stream_started", transport_pid=proc.pid, path=str(path))
     lines = _copy_lines(ctx, proc.stdout.fileno(), path, args.duration_s)
     code = ctx.groups.stop(proc, grace_s=ctx.grace_s / 2)
-    ctx.channel.send(Kind.STATS, lines=lines, transport_exit=code)
+    ctx.channel.send(DemoStats(lines, code))
     ctx.log.info("demo_stream_stopped", lines=lines, transport_exit=code, reason=ctx.stop.reason or "done")
     return ChildExit.OK
 
@@ -70,7 +70,7 @@ def _copy_lines(ctx: ChildContext, fd: int, path: Path, duration_s: float) -> in
             write_all(out, records)
             lines += len(complete)
             if time.monotonic() >= next_progress:
-                ctx.channel.send(Kind.PROGRESS, lines=lines)
+                ctx.channel.send(StreamProgress(lines))
                 next_progress = time.monotonic() + PROGRESS_EVERY_S
         os.fsync(out)
     finally:

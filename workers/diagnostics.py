@@ -17,12 +17,12 @@ import orjson
 
 from common.child_exit import ChildExit
 from common.files import write_atomically
-from common.messages import Kind
 from workers.child_args import DiagnosticsArgs
 from workers.controller import polling
 from workers.controller.api import Controller
 from workers.controller.model import FAILED_TASK_STATES, ControllerError, JobState
 from workers.controller.timefmt import utc_now
+from workers.messages import DiagnosticsResult, Ready
 from workers.monitors.autoscaler import action_record, status_record
 from workers.runtime import ChildContext
 
@@ -124,7 +124,7 @@ def main(ctx: ChildContext) -> int:
     args: DiagnosticsArgs = ctx.args
     out_dir = args.out_dir
     with polling.connect(ctx) as controller:
-        ctx.channel.send(Kind.READY)
+        ctx.channel.send(Ready())
         gather = Diagnostics(ctx, controller)
         jobs = gather.jobs()
         report = {
@@ -143,6 +143,8 @@ def main(ctx: ChildContext) -> int:
         path_text = ""
     else:
         path_text = str(path)
-    ctx.channel.send(Kind.RESULT, diagnostics=compact(report), path=path_text, errors=gather.errors)
+    small = compact(report)
+    actions = tuple(small["autoscaler"].get("recent_actions", []))
+    ctx.channel.send(DiagnosticsResult(small, path_text, tuple(gather.errors), actions))
     ctx.log.info("diagnostics_written", path=path_text, jobs=len(jobs), failed_tasks=len(report["failed_tasks"]))
     return ChildExit.OK

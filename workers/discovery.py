@@ -29,14 +29,13 @@ the run unless `[verdict] hosts_rejected = "warn"`).
 """
 
 import urllib.parse
-from typing import Any
 
 from common.child_exit import ChildExit
-from common.messages import Kind, host_parts
 from workers.child_args import DiscoveryArgs
 from workers.controller import polling
 from workers.controller.model import ControllerError, Worker
 from workers.hosts import HostileNameError, Role, split_address, validate_name
+from workers.messages import DiscoveryReady, FailedListings, HostEntry, host_parts
 from workers.rejected import RejectionLog, Rejections
 from workers.runtime import ChildContext
 
@@ -44,23 +43,9 @@ CONTROLLER_CONTAINER = "iris-controller"
 WORKER_CONTAINER = "iris-worker"
 
 
-def _address_fields(field: str, address: str) -> dict[str, Any]:
-    host, port = split_address(field, address)
-    return {"address": host, "service_port": port}
-
-
-def controller_host(prefix: str, address: str) -> dict[str, Any]:
-    netloc = _vm_address(address)
-    return {
-        "vm": f"{prefix}-controller",
-        "host": 0,
-        "role": Role.CONTROLLER,
-        **_address_fields("controller address", netloc),
-        "zone": "",
-        "container": CONTROLLER_CONTAINER,
-        "slice": "",
-        "hosts_in_vm": 1,
-    }
+def controller_host(prefix: str, address: str) -> HostEntry:
+    host, port = split_address("controller address", _vm_address(address))
+    return HostEntry(f"{prefix}-controller", 0, Role.CONTROLLER, host, "", CONTROLLER_CONTAINER, service_port=port)
 
 
 def _vm_address(controller: str) -> str:
@@ -71,7 +56,7 @@ def _vm_address(controller: str) -> str:
     return urllib.parse.urlsplit(controller).netloc or controller
 
 
-def worker_host(worker: Worker) -> dict[str, Any]:
+def worker_host(worker: Worker) -> HostEntry:
     """One worker as a host entry; raises HostileNameError for a name we will not pass on."""
     attributes = worker.attributes
     index = worker.slice_host
@@ -79,23 +64,25 @@ def worker_host(worker: Worker) -> dict[str, Any]:
         raise HostileNameError("tpu-worker-id", attributes.get("tpu-worker-id"))
     slice_id = worker.slice_name
     zone = attributes.get("region", "")
-    return {
-        "vm": validate_name("vm", worker.vm_name or worker.worker_id),
+    vm = validate_name("vm", worker.vm_name or worker.worker_id)
+    host, port = split_address("address", worker.address)
+    return HostEntry(
+        vm,
         # Every local host is a VM of its own (`<slice>-w<i>`): it is host 0 of that VM,
         # and `slice_host` is its index in the slice. (On GCP a TPU slice is one VM with
         # hosts 0..N-1, streamed with `--worker=N`: there `host` is that index.)
-        "host": 0,
-        "slice_host": index or 0,
-        "role": Role.WORKER,
-        **_address_fields("address", worker.address),
-        "zone": validate_name("zone", zone) if zone else "",
-        "container": WORKER_CONTAINER,
-        "slice": validate_name("slice", slice_id) if slice_id else "",
-        "hosts_in_vm": 1,
-    }
+        host=0,
+        slice_host=index or 0,
+        role=Role.WORKER,
+        address=host,
+        service_port=port,
+        zone=validate_name("zone", zone) if zone else "",
+        container=WORKER_CONTAINER,
+        slice=validate_name("slice", slice_id) if slice_id else "",
+    )
 
 
-def hosts_from(workers: list[Worker], prefix: str, address: str, rejections: Rejections) -> list[dict[str, Any]]:
+def hosts_from(workers: list[Worker], prefix: str, address: str, rejections: Rejections) -> list[HostEntry]:
     """The full host set: the controller's VM first, then every listed worker with acceptable names,
     each worker id once (the first listed: the sort is stable). The rest go into `rejections`."""
     hosts = [controller_host(prefix, address)]
@@ -112,9 +99,9 @@ def hosts_from(workers: list[Worker], prefix: str, address: str, rejections: Rej
     return hosts
 
 
-def send_listing(ctx: ChildContext, hosts: list[dict[str, Any]], listing: int) -> None:
-    for body in host_parts(hosts, listing):
-        ctx.channel.send(Kind.HOSTS, **body)
+def send_listing(ctx: ChildContext, hosts: list[HostEntry], listing: int) -> None:
+    for part in host_parts(hosts, listing):
+        ctx.channel.send(part)
 
 
 def main(ctx: ChildContext) -> int:
@@ -126,7 +113,7 @@ def main(ctx: ChildContext) -> int:
         ctx.log.error("discovery_config_invalid", error=str(exc))
         return ChildExit.CONFIG
     outage = polling.outage_for(ctx)
-    sent: list[dict[str, Any]] | None = None
+    sent: list[HostEntry] | None = None
     failed = 0
     said = RejectionLog(ctx.log)
     with polling.connect(ctx) as controller:
@@ -136,21 +123,21 @@ def main(ctx: ChildContext) -> int:
             except ControllerError as exc:
                 failed += 1
                 polling.call_failed(ctx, outage, "discovery_failed", exc, failed_listings=failed)
-                ctx.channel.send(Kind.PROGRESS, failed_listings=failed, code=exc.code.value)
+                ctx.channel.send(FailedListings(failed, exc.code.value))
                 continue
             polling.call_succeeded(ctx, outage)
             if failed:
                 failed = 0
-                ctx.channel.send(Kind.PROGRESS, failed_listings=0)
+                ctx.channel.send(FailedListings(0))
             rejections = Rejections()
             hosts = hosts_from(workers, prefix, address, rejections)
             if said.listed(rejections):
-                ctx.channel.send(Kind.PROGRESS, hosts_rejected=rejections.report())
+                ctx.channel.send(rejections.report())
             send_listing(ctx, hosts, listing)
             if sent is None:
-                ctx.channel.send(Kind.READY, hosts=len(hosts))
+                ctx.channel.send(DiscoveryReady(len(hosts)))
             if hosts != sent:
-                ctx.log.info("hosts_discovered", count=len(hosts), vms=[h["vm"] for h in hosts][:50])
+                ctx.log.info("hosts_discovered", count=len(hosts), vms=[h.vm for h in hosts][:50])
             sent = hosts
     ctx.log.info("discovery_stopped", reason=ctx.stop.reason or ctx.drain.reason or "deadline")
     return ChildExit.OK

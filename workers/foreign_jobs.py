@@ -12,11 +12,9 @@ more when it is stopped (the cluster is stopped last, after the tests), so a job
 came and went between two polls is still listed: the controller keeps finished jobs.
 """
 
-from typing import Any
-
-from common.messages import Kind
 from workers.controller.grpc_api import EmbeddedController
 from workers.controller.model import ControllerError
+from workers.messages import ForeignJob, ForeignJobs
 from workers.runtime import ChildContext
 
 
@@ -32,12 +30,12 @@ class ForeignJobWatch:
         except ControllerError as exc:
             self.ctx.log.debug("foreign_job_check_failed", error=str(exc))
             return
-        found: list[dict[str, Any]] = []
+        found: list[ForeignJob] = []
         for job in jobs:
             if job.name.startswith(self.ours) or job.job_id in self.reported:
                 continue
             self.reported.add(job.job_id)
-            found.append({"job_id": job.job_id, "name": job.name, "state": job.state, "submitted_at": job.submitted_at})
+            found.append(ForeignJob(job.job_id, job.name, job.state, job.submitted_at))
             self.ctx.log.warning("foreign_job", job_id=job.job_id, name=job.name, state=job.state)
         if found:
-            self.ctx.channel.send(Kind.PROGRESS, foreign_jobs=found)
+            self.ctx.channel.send(ForeignJobs(tuple(found)))

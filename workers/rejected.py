@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.messages import Kind, Message
 from workers.hosts import HostileNameError, Refusal
 
 SAMPLE_NAMES = 5
@@ -28,6 +29,17 @@ def shown(value: object) -> str:
 
 def _fingerprint(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(errors="backslashreplace"), digest_size=8).digest())
+
+
+@dataclass(frozen=True)
+class HostsRejected(Message, kind=Kind.PROGRESS, tag="hosts_rejected"):
+    """A listing's refused hosts: how many, the first few escaped and cut, the count per reason
+    (invalid_name, duplicate, ...) and per field."""
+
+    count: int
+    sample: tuple[str, ...]
+    reasons: dict[str, int]
+    fields: dict[str, int]
 
 
 @dataclass
@@ -56,10 +68,10 @@ class Rejections:
             self.duplicates.append(value)
         self.refuse(HostileNameError(field_name, value, Refusal.DUPLICATE))
 
-    def report(self) -> dict[str, Any]:
-        """The `hosts_rejected` event's fields, and what results.json keeps."""
-        return {"count": self.count, "sample": list(self.sample), "reasons": dict(sorted(self.reasons.items())),
-                "fields": dict(sorted(self.fields.items()))}  # fmt: skip
+    def report(self) -> HostsRejected:
+        """The `hosts_rejected` message (its fields are the event's), and what results.json keeps."""
+        return HostsRejected(self.count, tuple(self.sample), dict(sorted(self.reasons.items())),
+                             dict(sorted(self.fields.items())))  # fmt: skip
 
 
 @dataclass
@@ -82,5 +94,5 @@ class RejectionLog:
             return False
         self.last = now
         level = self.log.warning if rejections.count else self.log.info
-        level("hosts_rejected", **rejections.report())
+        level("hosts_rejected", **rejections.report().body)
         return True

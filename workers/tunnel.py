@@ -34,12 +34,12 @@ from common.child_exit import ChildExit
 from common.controller_target import ControllerTarget
 from common.deadline import Deadline
 from common.env import without_secrets
-from common.messages import Kind
 from common.ports import free_port
 from local_cluster.environment import minimal_env
 from workers.cluster import log_route
 from workers.controller.api import open_controller
 from workers.groups import ProcessGroups
+from workers.messages import ClusterReady, TunnelDrops
 from workers.runtime import ChildContext
 
 PORT_ATTEMPTS = 5
@@ -231,10 +231,9 @@ def serve(ctx: ChildContext, tunnel: Tunnel, boot: Deadline, started: float, mod
             log_route(ctx, iris)
         ctx.log.info("cluster_ready", address=tunnel.address, mode=mode, boot_s=round(time.monotonic() - started, 3),
                      **about)  # fmt: skip
-        ctx.channel.send(Kind.READY, address=tunnel.address, mode=mode, cluster_pid=0, state_dir="", prefix="",
-                         **about)  # fmt: skip
+        ctx.channel.send(ClusterReady(tunnel.address, mode, cluster_pid=0, state_dir="", prefix="", **about))
         tunnel.keep_up(ctx.stop.fd, ctx.deadline)
-        ctx.channel.send(Kind.PROGRESS, tunnel_drops=tunnel.drops)
+        ctx.channel.send(TunnelDrops(tunnel.drops))
         return ChildExit.OK
     finally:
         tunnel.close()

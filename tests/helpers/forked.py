@@ -32,11 +32,16 @@ import orjson
 from common.messages import Kind, Message, MessageReader
 from common.processes import signal_group
 from supervisor.spawn import fork_child
+from tests.messages import ProbeResult
 from workers.runtime import Launch
 
 DEFAULT_TIMEOUT_S = 60.0
 CHILD_GRACE_S = 1.0
 REAP_POLL_S = 0.01
+
+
+def _body(message: Message) -> dict[str, Any]:
+    return message.answer if isinstance(message, ProbeResult) else message.body
 
 
 class ChildExited(AssertionError):
@@ -76,7 +81,8 @@ class ForkedChild:
         return True
 
     def of(self, kind: Kind) -> list[dict[str, Any]]:
-        return [m.body for m in self.messages if m.kind is kind]
+        """The bodies of `kind` as JSON (a probe's: its answer)."""
+        return [_body(m) for m in self.messages if m.kind is kind]
 
     def wait_message(
         self, kind: Kind, timeout_s: float, match: Callable[[dict[str, Any]], bool] = lambda _b: True
@@ -86,8 +92,8 @@ class ForkedChild:
         seen = 0
         while True:
             for message in self.messages[seen:]:
-                if message.kind is kind and match(message.body):
-                    return message.body
+                if message.kind is kind and match(_body(message)):
+                    return _body(message)
             seen = len(self.messages)
             if self.fd is None:
                 self.reap(CHILD_GRACE_S + 1)

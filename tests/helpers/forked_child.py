@@ -22,6 +22,8 @@ from typing import Any
 import orjson
 
 from common.messages import Kind, Message, MessageReader
+from tests import messages as _test_messages  # noqa: F401  (registers the probes' messages)
+from workers import messages as _messages  # noqa: F401  (and every product message)
 from workers.runtime import Launch, child_main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

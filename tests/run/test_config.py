@@ -12,6 +12,7 @@ from supervisor.preflight import plan
 from supervisor.run_cli import build_parser
 from supervisor.smoke import SmokeRun
 from workers.hosts import Role, VmHost
+from workers.messages import ClusterReady, HostEntry
 from workers.transports import IrisLogTransport, SshTransport
 
 GOOD = """
@@ -143,8 +144,9 @@ def test_the_reply_caps_reach_every_child_that_reads_a_reply(tmp_path: Path) -> 
     p = plan(build_parser().parse_args(argv))
     target = p.target()
     assert (target.max_reply_bytes, target.max_log_page_bytes) == (1048576, 65536)
-    run = SmokeRun(p, Supervisor(p.run_id, p.run_dir, Deadline.after(60)), cluster={"address": "http://h:1"})
-    transport = run._transport({"vm": "c", "role": "controller"})
+    ready = ClusterReady("http://h:1", "attach", cluster_pid=0, state_dir="", prefix="")
+    run = SmokeRun(p, Supervisor(p.run_id, p.run_dir, Deadline.after(60)), cluster=ready)
+    transport = run._transport(HostEntry("c", 0, Role.CONTROLLER, "c", "", "iris-controller"))
     assert isinstance(transport, IrisLogTransport) and transport.max_page_bytes == 65536
     assert "--max-page-bytes=65536" in transport.argv(VmHost("c", 0, Role.CONTROLLER, "c"), "", None, 5)
 

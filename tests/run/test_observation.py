@@ -2,9 +2,10 @@
 
 from typing import Any
 
+from common.messages import Kind
 from supervisor.children import ChildSpec, ChildState
 from supervisor.streams import StreamManager, stream_name
-from tests.run.test_stream_manager import FakeClock, FakeSupervisor, _host
+from tests.run.test_stream_manager import FakeClock, FakeSupervisor, _host, stream_stats
 
 
 class _Log:
@@ -27,7 +28,7 @@ def test_a_stream_up_all_window_without_a_line_is_silent_and_a_gone_host_is_not(
     manager, sup = _manager()
     manager.update([_host("a"), _host("b"), _host("c")])
     manager.update([_host("a"), _host("b")])  # c left: it was not up for the whole window
-    sup.children["stream:b"].last["stats"] = {"lines": 0, "next_seq": 4}  # lines from an earlier life
+    sup.children["stream:b"].last[Kind.STATS] = stream_stats(lines=0, next_seq=4)  # lines from an earlier life
     manager.close_window()
     assert manager.silent() == ["stream:a"]
 
@@ -56,8 +57,10 @@ def test_a_stream_cut_off_at_the_end_is_lost_but_not_a_silent_one_a_gone_host_or
     manager.update([_host(n) for n in ("cut", "once", "silent", "gone")])
     manager.update([_host(n) for n in ("cut", "once", "silent")])  # gone left the listing
     cut_off = {"lines": 5, "failed_connects": 2, "last_error": "FetchLogs: unavailable ... refused"}
-    sup.children["stream:cut"].last["stats"] = cut_off
-    sup.children["stream:once"].last["stats"] = {**cut_off, "failed_connects": 1}  # a restart the stop cut short
-    sup.children["stream:silent"].last["stats"] = {**cut_off, "lines": 0}  # that is stream_no_data's
-    sup.children["stream:gone"].last["stats"] = cut_off
+    sup.children["stream:cut"].last[Kind.STATS] = stream_stats(**cut_off)
+    sup.children["stream:once"].last[Kind.STATS] = stream_stats(
+        **cut_off | {"failed_connects": 1}
+    )  # a restart the stop cut short
+    sup.children["stream:silent"].last[Kind.STATS] = stream_stats(**cut_off | {"lines": 0})  # that is stream_no_data's
+    sup.children["stream:gone"].last[Kind.STATS] = stream_stats(**cut_off)
     assert manager.lost() == {"stream:cut": "FetchLogs: unavailable ... refused"}

@@ -1,11 +1,14 @@
 """The parent's half of discovery, driven by scripted host sets and a fake clock."""
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from supervisor.children import ChildRecord, ChildSpec, ChildState
 from supervisor.streams import StreamManager, stream_name
 from tests.helpers.clock import FakeClock
+from workers.hosts import Role
+from workers.messages import HostEntry, StreamStats
 
 
 class _Log:
@@ -35,8 +38,14 @@ class FakeSupervisor:
             self.stopped.append(record.name)
 
 
-def _host(vm: str, host: int = 0, hosts_in_vm: int = 1) -> dict[str, Any]:
-    return {"vm": vm, "host": host, "hosts_in_vm": hosts_in_vm, "role": "worker"}
+def _host(vm: str, host: int = 0, hosts_in_vm: int = 1) -> HostEntry:
+    return HostEntry(vm, host, Role.WORKER, vm, "", "iris-worker", hosts_in_vm=hosts_in_vm)
+
+
+def stream_stats(**numbers: Any) -> StreamStats:
+    """A stream's end stats: `numbers`, the rest zero."""
+    zero = {f.name: 0 for f in dataclasses.fields(StreamStats)} | {"last_error": "", "capped": False, "last_ts": None}
+    return StreamStats(**(zero | numbers))
 
 
 def _manager(grace: float = 30.0) -> tuple[StreamManager, FakeSupervisor, FakeClock]:

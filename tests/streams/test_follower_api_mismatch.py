@@ -18,6 +18,7 @@ from tests.helpers.forked_child import REPO_ROOT, ChildProcess
 from tests.helpers.http_stub import Stub, serving
 from tests.streams.conftest import FAST_BACKOFF
 from workers.hosts import Role, VmHost
+from workers.messages import ApiMismatchReport
 from workers.stream.follower_exit import FollowerExit, parse_mismatch
 from workers.stream.spec import StreamSpec
 from workers.transports import IrisLogTransport
@@ -62,7 +63,7 @@ def test_the_stream_child_reports_the_mismatch_once(server: str, tmp_path: Path)
         while len(child.events("stream_disconnected")) < 3 and time.monotonic() < deadline:
             child.poll_messages(0.1)
         child.stop()
-        reports = [m.body["api_mismatch"] for m in child.messages if "api_mismatch" in m.body]
+        reports = [m.body for m in child.messages if isinstance(m, ApiMismatchReport)]
         assert reports == [{"method": FETCH_LOGS, "field": "entries",
                             "details": "FetchLogs: entries is an object, expected a list"}]  # fmt: skip
         (event,) = child.events("iris_api_mismatch")

@@ -20,6 +20,7 @@ from tests.helpers.hostile_controller import running
 from tests.helpers.http_stub import Stub, serving
 from tests.streams.conftest import FAST_BACKOFF
 from workers.hosts import Role, VmHost
+from workers.messages import BrokenReply
 from workers.stream.follower_exit import BROKEN_REPLY_PREFIX, FollowerExit, parse_mismatch
 from workers.stream.spec import StreamSpec
 from workers.transports import IrisLogTransport
@@ -99,7 +100,7 @@ def test_the_stream_child_reports_a_broken_page_once(tmp_path: Path) -> None:
             while len(child.events("stream_disconnected")) < 2 and time.monotonic() < deadline:
                 child.poll_messages(0.1)
             child.stop()
-            reports = [m.body["reply_too_large"] for m in child.messages if "reply_too_large" in m.body]
+            reports = [m.body for m in child.messages if isinstance(m, BrokenReply) and m.code == "reply_too_large"]
             assert len(reports) == 1 and reports[0]["method"] == FETCH_LOGS, reports
             (event,) = child.events("reply_too_large")
             assert event["level"] == "error"

@@ -1,19 +1,21 @@
 """Host listings of any size cross the message pipe: split into parts, reassembled whole."""
 
-from common.messages import MAX_MESSAGE_BYTES, DropReason, HostsAssembler, Kind, MessageReader, encode, host_parts
+from common.messages import MAX_MESSAGE_BYTES, DropReason, MessageReader, encode
+from workers.hosts import Role
+from workers.messages import HostEntry, HostsAssembler, HostsPart, host_parts
 
 HOSTS = 10_000
 
 
-def _host(i: int) -> dict[str, object]:
-    return {"vm": f"smoke-abcdef-tpu-{i}-w0", "host": 0, "role": "worker", "address": f"10.0.{i >> 8}.{i & 255}",
-            "service_port": 10001, "zone": "us-central2-b", "container": "iris-worker",
-            "slice": f"smoke-abcdef-tpu-{i}", "slice_host": 0, "hosts_in_vm": 1}  # fmt: skip
+def _host(i: int) -> HostEntry:
+    return HostEntry(vm=f"smoke-abcdef-tpu-{i}-w0", host=0, role=Role.WORKER, address=f"10.0.{i >> 8}.{i & 255}",
+                     service_port=10001, zone="us-central2-b", container="iris-worker",
+                     slice=f"smoke-abcdef-tpu-{i}", slice_host=0, hosts_in_vm=1)  # fmt: skip
 
 
 def test_ten_thousand_hosts_in_one_message_are_over_the_limit() -> None:
     """What discovery used to send: the reader refuses it, so no stream ever started."""
-    whole = encode(Kind.HOSTS, {"hosts": [_host(i) for i in range(HOSTS)], "ok": True})
+    whole = encode(HostsPart(tuple(_host(i) for i in range(HOSTS)), listing=0))
     assert len(whole) > MAX_MESSAGE_BYTES
     reader = MessageReader()
     assert reader.feed(whole) == [], "an over-long message is not accepted"
@@ -23,12 +25,12 @@ def test_ten_thousand_hosts_in_one_message_are_over_the_limit() -> None:
 def test_ten_thousand_hosts_arrive_whole_through_the_reader() -> None:
     """Every part is under the limit; the assembler returns the listing once, in order."""
     hosts = [_host(i) for i in range(HOSTS)]
-    wire = b"".join(encode(Kind.HOSTS, body) for body in host_parts(hosts, listing=7))
+    wire = b"".join(encode(part) for part in host_parts(hosts, listing=7))
     reader, assembler, listings = MessageReader(), HostsAssembler(), []
     for offset in range(0, len(wire), 65536):  # a pipe's worth at a time
         for message in reader.feed(wire[offset : offset + 65536]):
-            assert len(encode(message.kind, message.body)) < MAX_MESSAGE_BYTES
-            whole = assembler.feed(message.body)
+            assert isinstance(message, HostsPart) and len(encode(message)) < MAX_MESSAGE_BYTES
+            whole = assembler.feed(message)
             if whole is not None:
                 listings.append(whole)
     assert listings == [hosts]

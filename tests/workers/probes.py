@@ -8,10 +8,12 @@ This module is imported only in those children, after the fork.
 from typing import Any
 
 from common.child_exit import ChildExit
-from common.messages import Kind
+from common.jsonshape import to_json
+from tests.messages import ProbeResult
 from workers.controller import polling
 from workers.controller.model import Worker
 from workers.discovery import hosts_from, send_listing
+from workers.messages import HostEntry
 from workers.rejected import RejectionLog, Rejections
 from workers.runtime import ChildContext
 from workers.smoke_tests.suite import custom_test
@@ -24,7 +26,7 @@ def launch(ctx: ChildContext) -> int:
         for spec in ctx.args.jobs:
             for request in custom_test(spec, job_timeout_s=60).requests:
                 job_ids.append(controller.launch(request))
-    ctx.channel.send(Kind.RESULT, job_ids=job_ids)
+    ctx.channel.send(ProbeResult({"job_ids": list(job_ids)}))
     return ChildExit.OK
 
 
@@ -34,7 +36,7 @@ def jobs(ctx: ChildContext) -> int:
         found: list[dict[str, Any]] = [
             {"job_id": j.job_id, "name": j.name, "state": j.state} for j in controller.list_jobs()
         ]
-    ctx.channel.send(Kind.RESULT, jobs=found)
+    ctx.channel.send(ProbeResult({"jobs": to_json(found)}))
     return ChildExit.OK
 
 
@@ -45,14 +47,14 @@ def jobs_and_tasks(ctx: ChildContext) -> int:
             {"job_id": j.job_id, "state": j.state, "tasks": [t.state for t in controller.list_tasks(j.job_id)]}
             for j in controller.list_jobs()
         ]
-    ctx.channel.send(Kind.RESULT, jobs=found)
+    ctx.channel.send(ProbeResult({"jobs": to_json(found)}))
     return ChildExit.OK
 
 
 def discovery_hosts(ctx: ChildContext) -> int:
     """args: workers [{worker_id, vm_name, address, attributes}]; RESULT hosts = discovery's set for them."""
     workers = [Worker(healthy=True, **w) for w in ctx.args["workers"]]
-    ctx.channel.send(Kind.RESULT, hosts=_hosts(workers, ctx))
+    ctx.channel.send(ProbeResult({"hosts": to_json(_hosts(workers, ctx))}))
     return ChildExit.OK
 
 
@@ -67,7 +69,7 @@ def discovery_listing(ctx: ChildContext) -> int:
     return ChildExit.OK
 
 
-def _hosts(workers: list[Worker], ctx: ChildContext) -> list[dict[str, Any]]:
+def _hosts(workers: list[Worker], ctx: ChildContext) -> list[HostEntry]:
     """Discovery's set for `workers`, its refusals logged as discovery logs them."""
     rejections = Rejections()
     hosts = hosts_from(workers, "local", "127.0.0.1:1", rejections)
@@ -83,5 +85,5 @@ def workers_up(ctx: ChildContext) -> int:
             healthy = sorted(w.worker_id for w in controller.list_workers() if w.healthy)
             if len(healthy) >= ctx.args.count or ctx.deadline.remaining() < 1:
                 break
-    ctx.channel.send(Kind.RESULT, workers=healthy)
+    ctx.channel.send(ProbeResult({"workers": list(healthy)}))
     return ChildExit.OK

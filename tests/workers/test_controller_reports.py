@@ -15,7 +15,7 @@ import pytest
 
 from common.controller_target import ApiKind, ControllerTarget
 from common.deadline import Deadline
-from common.messages import Kind, Message
+from common.messages import Message
 from common.outcome import ExitCode, FailureReason, exit_code_for, outcome_for
 from supervisor.arbiter import Supervisor
 from supervisor.children import ChildRecord, ChildSpec
@@ -24,9 +24,10 @@ from supervisor.run_cli import build_parser
 from supervisor.smoke import SmokeRun
 from workers.child_args import DiagnosticsArgs
 from workers.controller import polling
-from workers.controller.credentials import ProxyRefused
+from workers.controller.credentials import Credential, ProxyRefused
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode, Task, TaskState
 from workers.diagnostics import Diagnostics
+from workers.messages import ApiMismatchReport, ControllerAvailability, Unauthenticated
 from workers.smoke_tests.runner import SmokeTests
 
 METHOD = "iris.cluster.ControllerService/ListJobs"
@@ -40,7 +41,7 @@ class Recorder:
     """A child's log and channel, recorded."""
 
     events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    sent: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[Message] = field(default_factory=list)
 
     def warning(self, event: str, **fields: Any) -> None:
         self.events.append(("warning", event, fields))
@@ -51,8 +52,8 @@ class Recorder:
     def info(self, event: str, **fields: Any) -> None:
         self.events.append(("info", event, fields))
 
-    def send(self, kind: Kind, **body: Any) -> None:
-        self.sent.append(body)
+    def send(self, message: Message) -> None:
+        self.sent.append(message)
 
     @property
     def log(self) -> "Recorder":
@@ -83,19 +84,19 @@ def _fail(errors: list[ControllerError], clock: list[float] | None = None) -> Re
 )
 def test_refused_credentials_are_reported_once_naming_the_credential(error: ControllerError, credential: str) -> None:
     ctx = _fail([error] * 3)
-    refused = {"code": error.code, "method": METHOD, "credential": credential, "details": "invalid token"}
-    assert ctx.sent == [{"unauthenticated": refused}]
+    refused = Unauthenticated(error.code, METHOD, Credential(credential), "invalid token")
+    assert ctx.sent == [refused]
     assert [(level, e, f) for level, e, f in ctx.events if level == "error"] == [
-        ("error", "controller_unauthenticated", refused)
-    ]
+        ("error", "controller_unauthenticated", {"code": error.code, "method": METHOD, "credential": credential,
+                                                 "details": "invalid token"})
+    ]  # fmt: skip
 
 
 def test_an_api_mismatch_report_carries_the_field() -> None:
     ctx = _fail([ApiMismatch(METHOD, "jobs[].state", "ListJobs: jobs[].state is a number, expected a string")] * 2)
     assert ctx.sent == [
-        {"api_mismatch": {"method": METHOD, "field": "jobs[].state",
-                          "details": "ListJobs: jobs[].state is a number, expected a string"}}
-    ]  # fmt: skip
+        ApiMismatchReport(METHOD, "jobs[].state", "ListJobs: jobs[].state is a number, expected a string")
+    ]
 
 
 def _run(tmp: str) -> SmokeRun:
@@ -104,32 +105,29 @@ def _run(tmp: str) -> SmokeRun:
     return SmokeRun(p, Supervisor(p.run_id, p.run_dir, Deadline.after(60)))
 
 
-def _tell(run: SmokeRun, child: str, role: str, **body: Any) -> None:
-    run._on_message(ChildRecord(ChildSpec(child, role, "x:main")), Message(Kind.PROGRESS, body))
+def _tell(run: SmokeRun, child: str, role: str, message: Message) -> None:
+    run._on_message(ChildRecord(ChildSpec(child, role, "x:main")), message)
 
 
 @pytest.mark.parametrize(
-    ("body", "reason", "part"),
+    ("message", "reason", "part"),
     [
-        ({"unauthenticated": {"code": "unauthenticated", "method": METHOD, "details": "bad"}},
+        (Unauthenticated(ErrorCode.UNAUTHENTICATED, METHOD, Credential.IRIS, "bad"),
          FailureReason.CONTROLLER_UNAUTHENTICATED, "controller_unauthenticated"),
-        ({"controller": polling.ControllerState.UNAVAILABLE, "unavailable_for_s": 31.0},
+        (ControllerAvailability(polling.ControllerState.UNAVAILABLE, 31.0),
          FailureReason.CONTROLLER_UNAVAILABLE, "controller_outage"),
-        ({"api_mismatch": {"method": METHOD, "field": "jobs", "details": "d"}},
-         FailureReason.IRIS_API_MISMATCH, "api_mismatch"),
+        (ApiMismatchReport(METHOD, "jobs", "d"), FailureReason.IRIS_API_MISMATCH, "api_mismatch"),
     ],
 )  # fmt: skip
-def test_each_report_is_its_own_failure_reason_and_exit_3(
-    body: dict[str, Any], reason: FailureReason, part: str
-) -> None:
+def test_each_report_is_its_own_failure_reason_and_exit_3(message: Message, reason: FailureReason, part: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = _run(tmp)
-        _tell(run, "monitor:scheduling", "monitor", **body)
-        _tell(run, "discovery", "discovery", **body)  # only the first report is kept
+        _tell(run, "monitor:scheduling", "monitor", message)
+        _tell(run, "discovery", "discovery", message)  # only the first report is kept
         reasons = run.failures()
         assert reasons[0] is reason
         assert exit_code_for(outcome_for(reasons), reasons) is ExitCode.INFRA
-        assert run.summary_extra()[part]["child"] == "monitor:scheduling"
+        assert getattr(run.summary_extra(), part).child == "monitor:scheduling"
 
 
 class LogsMismatch:
@@ -159,11 +157,11 @@ def test_a_log_tail_mismatch_in_the_tests_child_is_reported() -> None:
     ctx = ChildCtx()
     tests = SmokeTests(ctx, LogsMismatch(), [], 60.0)  # type: ignore[arg-type]
     assert tests._log_tail("/r/simple", 0) == ["<logs unavailable: iris_api_mismatch " + MISMATCH + ">"]
-    assert ctx.sent == [{"api_mismatch": {"method": FETCH_LOGS, "field": "entries", "details": MISMATCH}}]
+    assert ctx.sent == [ApiMismatchReport(FETCH_LOGS, "entries", MISMATCH)]
 
 
 def test_a_log_tail_mismatch_in_diagnostics_is_reported() -> None:
     ctx = ChildCtx()
     found = Diagnostics(ctx, LogsMismatch()).failed_tasks([{"job_id": "/r/x", "state": "failed"}])  # type: ignore[arg-type]
     assert found[0]["lines"] == []
-    assert ctx.sent == [{"api_mismatch": {"method": FETCH_LOGS, "field": "entries", "details": MISMATCH}}]
+    assert ctx.sent == [ApiMismatchReport(FETCH_LOGS, "entries", MISMATCH)]

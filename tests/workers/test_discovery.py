@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from common.messages import HostsAssembler, Kind
+from common.messages import Kind
 from supervisor.smoke import vm_host_of
 from tests.helpers.forked import forked_child, run_to_end
 from tests.helpers.waiting import wait_for
@@ -14,6 +14,7 @@ from workers.child_args import DiscoveryArgs
 from workers.controller.model import Worker
 from workers.discovery import split_address, worker_host
 from workers.hosts import HostileNameError
+from workers.messages import HostsAssembler, HostsPart
 from workers.stream.spec import StreamSpec
 from workers.transports import SshTransport
 
@@ -33,11 +34,10 @@ def test_discovery_sends_controller_and_workers_then_a_new_slice_with_hosts_0_to
         child.wait_message(Kind.READY, timeout_s=10)
         # The CPU slice (min_slices 1) may still be booting at the first listing.
         body = child.wait_message(Kind.HOSTS, timeout_s=10, match=lambda b: len(b["hosts"]) >= 2)
-        assert body["ok"] is True
         by_vm = {h["vm"]: h for h in body["hosts"]}
         assert by_vm["local-controller"] == {
             "vm": "local-controller", "host": 0, "role": "controller", "address": "localhost", "service_port": None,
-            "zone": "", "container": "iris-controller", "slice": "", "hosts_in_vm": 1,
+            "zone": "", "container": "iris-controller", "slice": "", "hosts_in_vm": 1, "slice_host": 0, "ssh": None,
         }  # fmt: skip
         cpu = by_vm["local-cpu-0-w0"]
         assert (cpu["role"], cpu["container"], cpu["zone"], cpu["slice"]) == (
@@ -101,11 +101,12 @@ def test_discovery_sends_ten_thousand_hosts_in_parts_under_the_message_limit(tmp
     """10,000 workers: every HOSTS message fits, and the parts add up to the whole set in order."""
     child = run_to_end("tests.workers.probes:discovery_listing", {"workers": 10_000}, tmp_path, 30)
     assembler = HostsAssembler()
-    listings = [h for h in (assembler.feed(b) for b in child.of(Kind.HOSTS)) if h is not None]
-    assert len(child.of(Kind.HOSTS)) > 1
+    parts = [m for m in child.messages if isinstance(m, HostsPart)]
+    listings = [h for h in (assembler.feed(p) for p in parts) if h is not None]
+    assert len(parts) > 1
     [hosts] = listings
-    assert len(hosts) == 10_001 and hosts[0]["role"] == "controller"
-    assert hosts[1]["vm"] == "local-cpu-0-w0" and hosts[-1]["vm"] == "local-cpu-9999-w0"
+    assert len(hosts) == 10_001 and hosts[0].role == "controller"
+    assert hosts[1].vm == "local-cpu-0-w0" and hosts[-1].vm == "local-cpu-9999-w0"
 
 
 def test_addresses_reach_ssh_as_hosts_without_their_port() -> None:
@@ -124,7 +125,7 @@ def test_an_ssh_stream_of_a_discovered_host_gets_the_host_and_the_ssh_port(tmp_p
     """Discovery's entry for a `host:port` worker, through the stream's spec, gives ssh `-p <ssh port> ... host`."""
     worker = Worker(worker_id="w1", vm_name="vm-1", address="[fd00::5]:10001", healthy=True)
     entry = worker_host(worker)
-    spec = StreamSpec(vm_host_of(entry), entry["container"], SshTransport(user="smoke", port=2222))
+    spec = StreamSpec(vm_host_of(entry), entry.container, SshTransport(user="smoke", port=2222))
     argv = spec.transport.argv(spec.host, spec.container, None, 60.0)
     assert argv[argv.index("-p") + 1] == "2222"
     assert argv[-2] == "fd00::5" and not any("10001" in a for a in argv[:-1])

@@ -24,6 +24,7 @@ from tests.workers.conftest import FAST_CONFIG, embedded, launch_jobs
 from tests.workers.probe_args import ProbeArgs, as_custom_test
 from workers import child_args
 from workers.child_args import TESTS_CHILD_GRACE_S, SuiteArgs
+from workers.messages import JobsConfirmed
 
 ENDED = {"succeeded", "failed", "killed", "worker_failed", "unschedulable", "preempted", "cosched_failed"}
 SLEEPER = {"argv": ["sh", "-c", "echo started; sleep 60"], "device": "cpu"}
@@ -47,7 +48,7 @@ def _jobs_and_tasks(address: str, run_dir: Path, root: str) -> dict[str, dict[st
 
 
 def _confirmed(child: ForkedChild) -> dict[str, Any]:
-    (confirmed,) = [m["jobs_confirmed"] for m in child.of(Kind.PROGRESS) if "jobs_confirmed" in m]
+    (confirmed,) = [m.body for m in child.messages if isinstance(m, JobsConfirmed)]
     (event,) = child.events("jobs_confirmed")
     assert {k: event[k] for k in confirmed} == confirmed
     return dict(confirmed)

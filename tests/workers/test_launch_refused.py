@@ -7,10 +7,9 @@ records what it sends."""
 
 import tempfile
 import types
-from typing import Any
 
 from common.deadline import Deadline
-from common.messages import Kind, Message
+from common.messages import Kind
 from common.outcome import FailureReason
 from supervisor.arbiter import Supervisor
 from supervisor.children import ChildRecord, ChildSpec
@@ -20,7 +19,9 @@ from supervisor.smoke import LAUNCH_REFUSED_FIX, SmokeRun
 from tests.workers.conftest import embedded
 from tests.workers.test_placement_check import Recorder
 from workers.child_args import SuiteArgs
+from workers.controller.credentials import Credential
 from workers.controller.model import ControllerError, ErrorCode, JobRequest
+from workers.messages import Unauthenticated
 from workers.runtime import StopRequest
 from workers.smoke_tests.runner import SmokeTests
 from workers.smoke_tests.suite import PlannedTest
@@ -51,8 +52,9 @@ def test_a_refused_launch_stops_the_launches_and_reports_every_test_once() -> No
     tests.launch_all()
     assert controller.launches == 1 and tests.pending() == []
     reports = [body for kind, body in recorder.sent if kind is Kind.PROGRESS]
-    assert reports == [{"unauthenticated": {"code": ErrorCode.PERMISSION_DENIED, "method": LAUNCH, "credential": "iris",
-                                            "details": "role dashboard may not call LaunchJob"}}]  # fmt: skip
+    assert [type(m) for m in recorder.messages if m.kind is Kind.PROGRESS] == [Unauthenticated]
+    assert reports == [{"code": ErrorCode.PERMISSION_DENIED, "method": LAUNCH, "credential": "iris",
+                        "details": "role dashboard may not call LaunchJob"}]  # fmt: skip
     results = {body["test"]: body for kind, body in recorder.sent if kind is Kind.RESULT}
     assert {name: r["outcome"] for name, r in results.items()} == dict.fromkeys(
         ("simple", "concurrent", "coscheduled"), "error"
@@ -74,10 +76,11 @@ def test_the_supervisor_names_the_fix_for_a_launch_iris_refused_only() -> None:
             args = build_parser().parse_args(["--log-dir", tmp, "--cluster", "iris", "--controller", "http://h:1"])
             p = plan(args)
             run = SmokeRun(p, Supervisor(p.run_id, p.run_dir, Deadline.after(60)))
-            refused: dict[str, Any] = {"code": "permission_denied", "method": method, "credential": credential,
-                                       "details": "no"}  # fmt: skip
+            refused = Unauthenticated(ErrorCode.PERMISSION_DENIED, method, Credential(credential), "no")
             record = ChildRecord(ChildSpec("tests", "tests", "x:main"))
-            run._on_message(record, Message(Kind.PROGRESS, {"unauthenticated": refused}))
+            run._on_message(record, refused)
             assert run.failures()[0] is FailureReason.CONTROLLER_UNAUTHENTICATED
-            fix = run.summary_extra()["controller_unauthenticated"].get("fix")
+            refused_seen = run.summary_extra().controller_unauthenticated
+            assert refused_seen is not None
+            fix = refused_seen.fix
             assert fix == (LAUNCH_REFUSED_FIX if fixed else None)

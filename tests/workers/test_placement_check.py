@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from common.deadline import Deadline
-from common.messages import Kind
+from common.messages import Kind, Message
 from tests.workers.conftest import embedded
 from workers.child_args import SuiteArgs
 from workers.controller.model import (
@@ -54,9 +54,11 @@ class Recorder:
 
     def __init__(self) -> None:
         self.sent: list[tuple[Kind, dict[str, Any]]] = []
+        self.messages: list[Message] = []
 
-    def send(self, kind: Kind, **body: Any) -> None:
-        self.sent.append((kind, body))
+    def send(self, message: Message) -> None:
+        self.sent.append((message.kind, message.body))
+        self.messages.append(message)
 
     def __getattr__(self, _level: str) -> Any:
         return lambda *_args, **_fields: None

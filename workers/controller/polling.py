@@ -16,18 +16,17 @@ Each report is one PROGRESS message the supervisor turns into a failure reason.
 """
 
 import contextlib
-import enum
 import select
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from common.messages import Kind
 from workers.child_args import UNAVAILABLE_REPORT_S, ControllerArgs
 from workers.controller.api import Controller, open_controller
 from workers.controller.credentials import credential_of
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
+from workers.messages import ApiMismatchReport, BrokenReply, ControllerAvailability, ControllerState, Unauthenticated
 from workers.runtime import ChildContext
 
 # The controller refusing our credentials: retrying with the same token will not help.
@@ -36,13 +35,6 @@ REFUSED_CODES = frozenset({ErrorCode.UNAUTHENTICATED, ErrorCode.PERMISSION_DENIE
 BROKEN_REPLY_CODES = frozenset({ErrorCode.CONTROLLER_TIMEOUT, ErrorCode.REPLY_TOO_LARGE})
 
 Clock = Callable[[], float]
-
-
-class ControllerState(enum.StrEnum):
-    """How a child sees the controller; carried by `controller_unavailable` reports."""
-
-    REACHABLE = "reachable"
-    UNAVAILABLE = "unavailable"
 
 
 @contextlib.contextmanager
@@ -129,32 +121,32 @@ def call_failed(ctx: ChildContext, outage: Outage, event: str, exc: ControllerEr
         report_api_mismatch(ctx, exc.method, field, exc.details)
     if exc.code in REFUSED_CODES and not outage.refused_reported:
         outage.refused_reported = True
-        refused = {"code": exc.code, "method": exc.method, "credential": credential_of(exc), "details": exc.details}
-        ctx.log.error("controller_unauthenticated", **refused)
-        ctx.channel.send(Kind.PROGRESS, unauthenticated=refused)
+        refused = Unauthenticated(exc.code, exc.method, credential_of(exc), exc.details)
+        ctx.log.error("controller_unauthenticated", **refused.body)
+        ctx.channel.send(refused)
     if exc.code in BROKEN_REPLY_CODES and not outage.broken_reply_reported:
         outage.broken_reply_reported = True
         report_broken_reply(ctx, exc.code, exc.method, exc.details)
     lasted = outage.failed(exc.code)
     if lasted is not None:
         ctx.log.error("controller_unavailable", for_s=round(lasted, 1), bound_s=outage.bound_s)
-        ctx.channel.send(Kind.PROGRESS, controller=ControllerState.UNAVAILABLE, unavailable_for_s=round(lasted, 1))
+        ctx.channel.send(ControllerAvailability(ControllerState.UNAVAILABLE, round(lasted, 1)))
 
 
 def report_api_mismatch(ctx: ChildContext, method: str, field: str, details: str) -> None:
     """The one report of an API we do not speak: an error event and the `api_mismatch` message."""
     ctx.log.error("iris_api_mismatch", method=method, field=field, details=details)
-    ctx.channel.send(Kind.PROGRESS, api_mismatch={"method": method, "field": field, "details": details})
+    ctx.channel.send(ApiMismatchReport(method, field, details))
 
 
 def report_broken_reply(ctx: ChildContext, code: ErrorCode, method: str, details: str) -> None:
     """The one report of a reply we stopped reading: an error event and a message named by its code."""
     ctx.log.error(code.value, method=method, details=details)
-    ctx.channel.send(Kind.PROGRESS, **{code.value: {"method": method, "details": details}})
+    ctx.channel.send(BrokenReply(code, method, details))
 
 
 def call_succeeded(ctx: ChildContext, outage: Outage) -> None:
     lasted = outage.succeeded()
     if lasted is not None:
         ctx.log.info("controller_available_again", after_s=round(lasted, 1))
-        ctx.channel.send(Kind.PROGRESS, controller=ControllerState.REACHABLE, unavailable_for_s=round(lasted, 1))
+        ctx.channel.send(ControllerAvailability(ControllerState.REACHABLE, round(lasted, 1)))

@@ -12,14 +12,14 @@ the error and the exact command for a person to run (`cloud_cleanup_failed`).
 """
 
 import shlex
-from typing import Any
 
 from common.child_exit import ChildExit
-from common.messages import Kind
+from common.jsonshape import to_json_object
 from workers.child_args import GcpCleanupArgs
 from workers.gcp.cluster_cli import run_cluster_command
 from workers.gcp.gcloud import Gcloud, GcloudFailed, GcloudResult
 from workers.gcp.inventory import list_inventory
+from workers.messages import CleanupFailure, CloudCleanup, CloudResource
 from workers.runtime import ChildContext
 
 
@@ -27,33 +27,39 @@ def main(ctx: ChildContext) -> int:
     args: GcpCleanupArgs = ctx.args
     settings = args.gcp
     gcloud = Gcloud(settings.gcloud, settings.project, ctx.groups, ctx.log, ctx.deadline, ctx.stop.fd)
-    report: dict[str, list[Any]] = {"deleted": [], "already_gone": [], "failed": []}
+    deleted: list[CloudResource] = []
+    gone: list[CloudResource] = []
+    failed: list[CleanupFailure] = []
     # The cluster's own stop first; the labelled deletion after it is the safety net.
     stopped = run_cluster_command(gcloud, settings, "stop", ctx.log)
     if stopped is not None and not stopped.ok:
-        report["failed"].append({"what": "stop_command", "error": _why(stopped), "command": shlex.join(stopped.argv)})
+        failed.append(CleanupFailure(_why(stopped), shlex.join(stopped.argv), what="stop_command"))
     try:
         resources = list_inventory(gcloud, settings, ctx.log).everything()
     except GcloudFailed as exc:
-        failure = {"what": "listing", "error": str(exc), "command": shlex.join(exc.result.argv)}
-        report["failed"].append(failure)
-        ctx.log.error("cloud_cleanup_failed", **failure)
-        ctx.channel.send(Kind.RESULT, cloud_cleanup=report)
+        failed.append(_failed(ctx, CleanupFailure(str(exc), shlex.join(exc.result.argv), what="listing")))
+        ctx.channel.send(CloudCleanup(failed=tuple(failed)))
         return ChildExit.ERROR
     argvs = [gcloud.argv(*r.delete_words()) for r in resources]
     for resource, result in zip(resources, gcloud.run_all(argvs, settings.delete_timeout_s), strict=True):
+        described = CloudResource(resource.kind, resource.name, resource.zone)
         if result.ok:
-            report["deleted"].append(resource.describe())
+            deleted.append(described)
         elif result.not_found:
-            report["already_gone"].append(resource.describe())
+            gone.append(described)
         else:
-            failure = resource.describe() | {"error": _why(result), "command": shlex.join(result.argv)}
-            report["failed"].append(failure)
-            ctx.log.error("cloud_cleanup_failed", **failure)
-    ctx.log.info("cloud_cleanup_done", deleted=len(report["deleted"]), already_gone=len(report["already_gone"]),
-                 failed=len(report["failed"]))  # fmt: skip
-    ctx.channel.send(Kind.RESULT, cloud_cleanup=report)
-    return ChildExit.OK if not report["failed"] else ChildExit.ERROR
+            failure = CleanupFailure(_why(result), shlex.join(result.argv), kind=resource.kind, name=resource.name,
+                                     zone=resource.zone)  # fmt: skip
+            failed.append(_failed(ctx, failure))
+    ctx.log.info("cloud_cleanup_done", deleted=len(deleted), already_gone=len(gone), failed=len(failed))
+    ctx.channel.send(CloudCleanup(tuple(deleted), tuple(gone), tuple(failed)))
+    return ChildExit.OK if not failed else ChildExit.ERROR
+
+
+def _failed(ctx: ChildContext, failure: CleanupFailure) -> CleanupFailure:
+    """Said as an event with the fields that apply (a resource's, or `what` for a step)."""
+    ctx.log.error("cloud_cleanup_failed", **{k: v for k, v in to_json_object(failure).items() if v not in ("", None)})
+    return failure
 
 
 def _why(result: GcloudResult) -> str:

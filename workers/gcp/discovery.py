@@ -18,7 +18,6 @@ fails counts towards `failed_listings`, reported as PROGRESS like the other disc
 from typing import Any
 
 from common.child_exit import ChildExit
-from common.messages import Kind
 from workers.child_args import GcpDiscoveryArgs
 from workers.controller import polling
 from workers.discovery import send_listing
@@ -27,6 +26,7 @@ from workers.gcp.inventory import Inventory, Resource, TooManyControllers, list_
 from workers.gcp.settings import GcpSettings
 from workers.gcp.ssh_target import DryRunRefused, SshTarget, dry_run_words, parse_dry_run
 from workers.hosts import HostileNameError, Role
+from workers.messages import DiscoveryReady, FailedListings, HostEntry
 from workers.runtime import ChildContext
 
 HostKey = tuple[str, str, int]  # (vm, zone, host index)
@@ -52,21 +52,13 @@ class Resolver:
                 self.log.warning("ssh_resolve_failed", vm=resource.name, host=index, error=str(exc))
 
 
-def _host(resource: Resource, index: int, role: Role, container: str, target: SshTarget) -> dict[str, Any]:
-    return {
-        "vm": resource.name,
-        "host": index,
-        "role": role,
-        "address": target.address,
-        "zone": resource.zone,
-        "container": container,
-        "slice": resource.name if resource.hosts > 1 else "",
-        "hosts_in_vm": resource.hosts,
-        "ssh": target.as_args(),
-    }
+def _host(resource: Resource, index: int, role: Role, container: str, target: SshTarget) -> HostEntry:
+    slice_name = resource.name if resource.hosts > 1 else ""
+    return HostEntry(resource.name, index, role, target.address, resource.zone, container,
+                     slice=slice_name, hosts_in_vm=resource.hosts, ssh=target)  # fmt: skip
 
 
-def hosts_of(inventory: Inventory, resolver: Resolver) -> list[dict[str, Any]]:
+def hosts_of(inventory: Inventory, resolver: Resolver) -> list[HostEntry]:
     """The full host set, controller first; hosts without a known ssh command are left out."""
     s = inventory.settings
     controller = only_controller(inventory)
@@ -90,7 +82,7 @@ def main(ctx: ChildContext) -> int:
     settings, interval_s = args.gcp, args.interval_s
     gcloud = Gcloud(settings.gcloud, settings.project, ctx.groups, ctx.log, ctx.deadline, ctx.stop.fd)
     resolver = Resolver(gcloud, settings, ctx.log)
-    sent: list[dict[str, Any]] | None = None
+    sent: list[HostEntry] | None = None
     failed = 0
     for listing in polling.poll_every(ctx, interval_s):
         try:
@@ -99,16 +91,16 @@ def main(ctx: ChildContext) -> int:
             failed += 1
             fields = exc.result.failure_fields() if isinstance(exc, GcloudFailed) else {"controllers": exc.names}
             ctx.log.warning("discovery_failed", error=str(exc), failed_listings=failed, **fields)
-            ctx.channel.send(Kind.PROGRESS, failed_listings=failed)
+            ctx.channel.send(FailedListings(failed))
             continue
         if failed:
             failed = 0
-            ctx.channel.send(Kind.PROGRESS, failed_listings=0)
+            ctx.channel.send(FailedListings(0))
         send_listing(ctx, hosts, listing)
         if sent is None:
-            ctx.channel.send(Kind.READY, hosts=len(hosts))
+            ctx.channel.send(DiscoveryReady(len(hosts)))
         if hosts != sent:
-            ctx.log.info("hosts_discovered", count=len(hosts), vms=sorted({h["vm"] for h in hosts})[:50])
+            ctx.log.info("hosts_discovered", count=len(hosts), vms=sorted({h.vm for h in hosts})[:50])
         sent = hosts
     ctx.log.info("discovery_stopped", reason=ctx.stop.reason or "deadline")
     return ChildExit.OK

@@ -57,9 +57,6 @@ class Resource:
         group = ["compute", "tpus", "tpu-vm"] if self.kind is ResourceKind.TPU else ["compute", "instances"]
         return [*group, "delete", self.name, f"--zone={self.zone}", "--quiet"]
 
-    def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "zone": self.zone}
-
 
 @dataclass(frozen=True)
 class Inventory:

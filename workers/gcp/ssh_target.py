@@ -41,17 +41,6 @@ class SshTarget:
     strict_host_key_checking: str = ""  # "": the configured default
     options: tuple[str, ...] = field(default=())  # "Key=Value", keys from PASSED_OPTIONS
 
-    def as_args(self) -> dict[str, Any]:
-        return {
-            "user": self.user,
-            "address": self.address,
-            "port": self.port,
-            "identity_file": self.identity_file,
-            "known_hosts_file": self.known_hosts_file,
-            "strict_host_key_checking": self.strict_host_key_checking,
-            "options": list(self.options),
-        }
-
 
 def dry_run_words(resource: Resource, worker: int) -> list[str]:
     """The gcloud words (before `--project`) that print the ssh command for one host."""

@@ -8,12 +8,12 @@ instead of interleaving silently.
 
 import os
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from common.fdio import write_all
 from common.files import Busy, open_exclusive
+from common.jsonshape import JsonObject
 from workers.child_args import MonitorArgs
 from workers.runtime import ChildContext
 
@@ -32,7 +32,7 @@ class JsonlWriter:
             raise SecondWriterError(f"{path} already has a writer") from None
         self.records = 0
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: JsonObject) -> None:
         write_all(self._fd, orjson.dumps(record, default=str) + b"\n")
         self.records += 1
 

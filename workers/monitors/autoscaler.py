@@ -10,17 +10,16 @@ action is logged once as `autoscaler_action`; each change of the unmet demand as
 `unmet_demand`. A PROGRESS message with counts goes to the supervisor now and then.
 """
 
-import dataclasses
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from common.child_exit import ChildExit
-from common.messages import Kind
+from common.jsonshape import Json, JsonObject, to_json_object
 from workers.child_args import MonitorArgs
 from workers.controller import polling
 from workers.controller.model import Action, AutoscalerStatus, ControllerError, GroupStatus, Unmet
 from workers.controller.timefmt import utc_now
+from workers.messages import AutoscalerProgress, AutoscalerStats, MonitorReady
 from workers.monitors._jsonl import open_monitor_output
 from workers.runtime import ChildContext
 
@@ -30,24 +29,24 @@ MAX_LOGGED_UNMET = 20
 ActionKey = tuple[str, str, str, str, str, str]
 
 
-def action_record(action: Action) -> dict[str, Any]:
-    return dataclasses.asdict(action)
+def action_record(action: Action) -> JsonObject:
+    return to_json_object(action)
 
 
-def _action_key(r: dict[str, Any]) -> ActionKey:
+def _action_key(a: Action) -> ActionKey:
     # No id in the API: the whole record identifies an action.
-    return (str(r["timestamp"]), r["action_type"], r["scale_group"], r["slice_id"], r["reason"], r["status"])
+    return (str(a.timestamp), a.action_type, a.scale_group, a.slice_id, a.reason, a.status)
 
 
-def group_record(group: GroupStatus) -> dict[str, Any]:
-    return dataclasses.asdict(group)
+def group_record(group: GroupStatus) -> JsonObject:
+    return to_json_object(group)
 
 
-def unmet_record(unmet: Unmet) -> dict[str, Any]:
-    return dataclasses.asdict(unmet)
+def unmet_record(unmet: Unmet) -> JsonObject:
+    return to_json_object(unmet)
 
 
-def status_record(status: AutoscalerStatus, new_actions: list[dict[str, Any]]) -> dict[str, Any]:
+def status_record(status: AutoscalerStatus, new_actions: list[Json]) -> JsonObject:
     """The JSON form of one reply (also what diagnostics.json embeds, with all its actions)."""
     return {
         "timestamp": utc_now(),
@@ -68,9 +67,10 @@ class AutoscalerMonitor:
         self.actions_seen = 0
         self.scale_ups = 0
 
-    def new_actions(self, actions: Iterable[Action]) -> list[dict[str, Any]]:
+    def new_actions(self, listed: Iterable[Action]) -> list[Json]:
+        actions = list(listed)
         records = [action_record(a) for a in actions]
-        keys = [_action_key(r) for r in records]
+        keys = [_action_key(a) for a in actions]
         fresh = [r for r, k in zip(records, keys, strict=True) if k not in self._seen]
         self._seen = set(keys)
         for r in fresh:
@@ -79,7 +79,7 @@ class AutoscalerMonitor:
             )
             self.actions_seen += 1
             self.scale_ups += r["action_type"] == "scale_up"
-        return fresh
+        return list(fresh)
 
     def check_unmet(self, unmet: Iterable[Unmet]) -> None:
         keys = frozenset(unmet)
@@ -88,7 +88,7 @@ class AutoscalerMonitor:
             self.ctx.log.info("unmet_demand", count=len(records), entries=records[:MAX_LOGGED_UNMET])
             self._unmet = keys
 
-    def counts(self, status: AutoscalerStatus) -> dict[str, Any]:
+    def counts(self, status: AutoscalerStatus) -> dict[str, int]:
         return {
             "current_demand": status.current_demand,
             "slices": sum(len(g.slices) for g in status.groups),
@@ -117,11 +117,11 @@ def main(ctx: ChildContext) -> int:
             out.write(status_record(reply, monitor.new_actions(reply.actions)))
             monitor.check_unmet(reply.unmet)
             if out.records == 1:
-                ctx.channel.send(Kind.READY, out=str(out.path))
+                ctx.channel.send(MonitorReady(str(out.path)))
             if time.monotonic() >= next_progress:
-                ctx.channel.send(Kind.PROGRESS, **monitor.counts(reply), lines=out.records)
+                ctx.channel.send(AutoscalerProgress(**monitor.counts(reply), lines=out.records))
                 next_progress = time.monotonic() + PROGRESS_EVERY_S
         if reply is not None:
-            ctx.channel.send(Kind.STATS, **monitor.counts(reply), lines=out.records)
+            ctx.channel.send(AutoscalerStats(**monitor.counts(reply), lines=out.records))
     ctx.log.info("autoscaler_monitor_stopped", reason=ctx.stop.reason or "deadline", lines=out.records)
     return ChildExit.OK

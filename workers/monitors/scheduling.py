@@ -11,15 +11,15 @@ more after it finishes, so their final states are recorded, and then no longer p
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from common.child_exit import ChildExit
-from common.messages import Kind
+from common.jsonshape import JsonObject
 from workers.child_args import MonitorArgs
 from workers.controller import polling
 from workers.controller.api import Controller
 from workers.controller.model import ControllerError, Job, JobState, Task, job_finished
 from workers.controller.timefmt import utc_now
+from workers.messages import MonitorReady, SchedulingProgress, SchedulingStats
 from workers.monitors._jsonl import open_monitor_output
 from workers.runtime import ChildContext
 
@@ -33,10 +33,10 @@ class JobView:
     state: JobState | None = None  # None until first listed
     pending_reason: str = ""
     error: str = ""
-    tasks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    tasks: dict[int, JsonObject] = field(default_factory=dict)
     tasks_final: bool = False  # tasks listed after the job finished: nothing will change
 
-    def as_record(self) -> dict[str, Any]:
+    def as_record(self) -> JsonObject:
         return {
             "job_id": self.job_id,
             "name": self.name,
@@ -46,7 +46,7 @@ class JobView:
         }
 
 
-def task_record(task: Task) -> dict[str, Any]:
+def task_record(task: Task) -> JsonObject:
     return {
         "task_index": task.task_index,
         "state": task.state,
@@ -111,7 +111,7 @@ class SchedulingMonitor:
         # The job was already finished when we asked: these task states are final.
         view.tasks_final = finished_before
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> JsonObject:
         return {
             "timestamp": utc_now(),
             "jobs": [view.as_record() for view in self.jobs.values()],
@@ -140,11 +140,11 @@ def main(ctx: ChildContext) -> int:
                 continue
             out.write(monitor.snapshot())
             if not ready:
-                ctx.channel.send(Kind.READY, out=str(out.path))
+                ctx.channel.send(MonitorReady(str(out.path)))
                 ready = True
             if time.monotonic() >= next_progress:
-                ctx.channel.send(Kind.PROGRESS, jobs=len(monitor.jobs), tasks=monitor.counts(), lines=out.records)
+                ctx.channel.send(SchedulingProgress(len(monitor.jobs), monitor.counts(), out.records))
                 next_progress = time.monotonic() + PROGRESS_EVERY_S
-        ctx.channel.send(Kind.STATS, jobs=len(monitor.jobs), tasks=monitor.counts(), lines=out.records)
+        ctx.channel.send(SchedulingStats(len(monitor.jobs), monitor.counts(), out.records))
     ctx.log.info("scheduling_monitor_stopped", reason=ctx.stop.reason or "deadline", lines=out.records)
     return ChildExit.OK

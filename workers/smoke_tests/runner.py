@@ -29,13 +29,11 @@ import contextlib
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from common import logs
 from common.child_exit import ChildExit
 from common.deadline import Deadline
 from common.errors import ConfigError
-from common.messages import Kind
 from common.outcome import Outcome
 from workers.child_args import TESTS_POLL_INTERVAL_S, SuiteArgs
 from workers.controller import polling
@@ -53,6 +51,7 @@ from workers.controller.model import (
     job_finished,
     task_finished,
 )
+from workers.messages import JobReport, LaunchedJobs, LogTail, TaskReport, TestResult, TestsReady
 from workers.runtime import ChildContext
 from workers.smoke_tests import sweep, task_logs
 from workers.smoke_tests.checks import placement_problem, refusal
@@ -313,45 +312,34 @@ class SmokeTests:
             return [f"<logs unavailable: {exc.code} {exc.details}>"]
         return [line[:MAX_LINE_CHARS] for line in lines]
 
-    def _job_report(self, job_id: str, tasks: list[Task]) -> dict[str, Any]:
+    def _job_report(self, job_id: str, tasks: list[Task]) -> JobReport:
         job = self.jobs.get(job_id)
-        return {
-            "job_id": job_id,
-            "name": job.name if job else "",
-            "state": self._state(job_id),
-            "error": job.error if job else "",
-            "exit_code": job.exit_code if job else 0,
-            "tasks": [
-                {
-                    "task_index": t.task_index,
-                    "state": t.state,
-                    "worker_id": t.worker_id,
-                    "exit_code": t.exit_code,
-                }
-                for t in tasks[:MAX_TASKS_REPORTED]
-            ],
-        }
+        reported = tuple(
+            TaskReport(t.task_index, t.state, t.worker_id, t.exit_code) for t in tasks[:MAX_TASKS_REPORTED]
+        )
+        return JobReport(job_id, job.name if job else "", self._state(job_id), job.error if job else "",
+                         job.exit_code if job else 0, reported)  # fmt: skip
 
-    def _tails(self, run: PlannedTest, chosen: Callable[[Task], bool]) -> list[dict[str, Any]]:
+    def _tails(self, run: PlannedTest, chosen: Callable[[Task], bool]) -> list[LogTail]:
         """The last log lines of the test's `chosen` tasks, at most MAX_LOG_TAILS of them."""
-        tails: list[dict[str, Any]] = []
+        tails: list[LogTail] = []
         for job_id in run.job_ids:
             self._add_tails(tails, job_id, self._tasks(job_id), chosen)
         return tails
 
     def _add_tails(
-        self, tails: list[dict[str, Any]], job_id: str, tasks: list[Task], chosen: Callable[[Task], bool]
+        self, tails: list[LogTail], job_id: str, tasks: list[Task], chosen: Callable[[Task], bool]
     ) -> None:
         for t in tasks:
             if chosen(t) and len(tails) < MAX_LOG_TAILS:
-                tails.append({"job_id": job_id, "task": t.task_index, "lines": self._log_tail(job_id, t.task_index)})
+                tails.append(LogTail(job_id, t.task_index, tuple(self._log_tail(job_id, t.task_index))))
 
     def finish(
         self, run: PlannedTest, outcome: Outcome, error: str, *, fetch: bool = True,
-        tails: list[dict[str, Any]] | None = None,
+        tails: list[LogTail] | None = None,
     ) -> None:  # fmt: skip
         """Report the test; with `tails` fetched already (a timed-out test's), else its failed tasks' now."""
-        jobs: list[dict[str, Any]] = []
+        jobs: list[JobReport] = []
         fetched = tails is not None
         tails = tails if tails is not None else []
         for job_id in run.job_ids:
@@ -364,15 +352,7 @@ class SmokeTests:
         duration = round(time.monotonic() - run.started, 3) if run.started else 0.0
         level = logs.outcome_level(outcome)
         self.ctx.log.log(level, "test_finished", test=run.name, outcome=outcome, duration_s=duration, error=error)
-        self.ctx.channel.send(
-            Kind.RESULT,
-            test=run.name,
-            outcome=outcome,
-            duration_s=duration,
-            jobs=jobs,
-            error=error,
-            log_tail=tails,
-        )
+        self.ctx.channel.send(TestResult(run.name, outcome, duration, error, tuple(jobs), tuple(tails)))
 
     def terminate(self, job_ids: Sequence[str], timeout_s: float) -> None:
         """Terminate every job in `job_ids`, bounded by `timeout_s` in all."""
@@ -488,7 +468,7 @@ def stopped_outcome(ctx: ChildContext) -> Outcome:
 
 def _report_all(ctx: ChildContext, names: Sequence[str], outcome: Outcome, error: str) -> None:
     for name in names:
-        ctx.channel.send(Kind.RESULT, test=name, outcome=outcome, duration_s=0.0, jobs=[], error=error, log_tail=[])
+        ctx.channel.send(TestResult(name, outcome, 0.0, error))
 
 
 def main(ctx: ChildContext) -> int:
@@ -515,7 +495,7 @@ def main(ctx: ChildContext) -> int:
         tests = SmokeTests(ctx, controller, runs, args.job_timeout_s)
         try:
             tests.launch_all()
-            ctx.channel.send(Kind.READY, jobs=[{"test": r.name, "job_ids": r.job_ids} for r in runs])
+            ctx.channel.send(TestsReady(tuple(LaunchedJobs(r.name, tuple(r.job_ids)) for r in runs)))
             for _ in polling.poll_every(ctx, args.poll_interval_s):
                 tests.poll()
                 if not tests.pending():

@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.deadline import Deadline
-from common.messages import Kind
 from workers.child_args import TESTS_REPORT_S, SuiteArgs
 from workers.controller.api import Controller, open_controller
 from workers.controller.gone import gone_reason
 from workers.controller.model import ControllerError, ErrorCode, Job, JobState, job_finished, task_finished
+from workers.messages import JobsConfirmed
 from workers.runtime import ChildContext
 
 SWEEP_POLL_S = 0.2
@@ -152,7 +152,7 @@ def report(ctx: ChildContext, done: JobSweep, started: float) -> None:
     summary = {"terminated": len(done.terminated), "confirmed": len(done.confirmed), "unconfirmed": unconfirmed}
     level = logging.ERROR if unconfirmed else logging.INFO
     ctx.log.log(level, "jobs_confirmed", **summary, duration_s=round(time.monotonic() - started, 3))
-    ctx.channel.send(Kind.PROGRESS, jobs_confirmed=summary)
+    ctx.channel.send(JobsConfirmed(len(done.terminated), len(done.confirmed), tuple(unconfirmed)))
 
 
 def known_states(jobs: Mapping[str, Job], launched: Iterable[str]) -> dict[str, JobState]:

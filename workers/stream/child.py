@@ -32,12 +32,11 @@ import enum
 import math
 import select
 import time
-from typing import Any
 
 from common.child_exit import ChildExit
-from common.messages import Kind
 from workers.controller import polling
 from workers.controller.model import ErrorCode
+from workers.messages import StreamProgress, StreamReady, StreamStats
 from workers.runtime import ChildContext
 from workers.stream import cursor, timestamps
 from workers.stream.backoff import Backoff
@@ -163,7 +162,7 @@ class StreamChild:
             "stream_connected", transport=transport.kind, since=since, cursor=cursor_at, transport_pid=conn.proc.pid
         )
         if not self.ready_sent:
-            self.ctx.channel.send(Kind.READY, transport_pid=conn.proc.pid, path=str(self.out.path))
+            self.ctx.channel.send(StreamReady(conn.proc.pid, str(self.out.path)))
             self.ready_sent = True
         return conn
 
@@ -287,14 +286,14 @@ class StreamChild:
             self.log.warning("stream_stale", silent_s=round(silent_s, 3), last_ts=self.encoder.last_ts)
         if now >= self.next_progress:
             self.next_progress = now + self.spec.progress_interval_s
-            self.ctx.channel.send(Kind.PROGRESS, **self._progress(now))
+            self.ctx.channel.send(self._progress(now))
         if self.out.dirty and now >= self.next_sync:
             self.next_sync = now + self.spec.fsync_interval_s
             self.out.sync()
 
-    def _progress(self, now: float) -> dict[str, Any]:
+    def _progress(self, now: float) -> StreamProgress:
         age = None if self.last_data_at is None else round(now - self.last_data_at, 3)
-        return {"lines": self.encoder.counters.lines, "last_line_age_s": age, "stale": self.stale_reported}
+        return StreamProgress(self.encoder.counters.lines, age, self.stale_reported)
 
     # -- ending a connection, waiting, finishing -----------------------------------
 
@@ -359,28 +358,28 @@ class StreamChild:
         self.out.close()
         stats = self.stats()
         reason = self.ctx.stop.reason or self.ctx.drain.reason or ("capped" if self.capped else "deadline")
-        self.log.info("stream_stopped", reason=reason, **stats)
-        self.ctx.channel.send(Kind.STATS, **stats)
+        self.log.info("stream_stopped", reason=reason, **stats.body)
+        self.ctx.channel.send(stats)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> StreamStats:
         c = self.encoder.counters
-        return {
-            "lines": c.lines,
-            "bytes": self.bytes_in,
-            "reconnects": self.reconnects,
-            "gaps": c.gaps,
-            "truncated_lines": c.truncated_lines,
-            "invalid_utf8_lines": c.invalid_utf8_lines,
-            "untimestamped_lines": c.untimestamped_lines,
-            "duplicates_skipped": c.duplicates_skipped,
-            "stale": self.stale,
-            "failed_connects": self.failed_connects,
-            "last_error": self.last_error,
-            "capped": self.capped,
-            "file_bytes": self.out.size,
-            "last_ts": self.encoder.last_ts,
-            "next_seq": self.encoder.next_seq,
-        }
+        return StreamStats(
+            lines=c.lines,
+            bytes=self.bytes_in,
+            reconnects=self.reconnects,
+            gaps=c.gaps,
+            truncated_lines=c.truncated_lines,
+            invalid_utf8_lines=c.invalid_utf8_lines,
+            untimestamped_lines=c.untimestamped_lines,
+            duplicates_skipped=c.duplicates_skipped,
+            stale=self.stale,
+            failed_connects=self.failed_connects,
+            last_error=self.last_error,
+            capped=self.capped,
+            file_bytes=self.out.size,
+            last_ts=self.encoder.last_ts,
+            next_seq=self.encoder.next_seq,
+        )
 
 
 def main(ctx: ChildContext) -> int:
