@@ -144,7 +144,7 @@ def _read_dataclass(tp: Any, value: object, path: str) -> object:
     return tp(**kwargs)
 
 
-def _hints(tp: Any) -> dict[str, Any]:
+def _hints(tp: Any) -> Mapping[str, Any]:
     # `Json` refers to itself by name: resolvable wherever a field uses it, imported or not.
     return typing.get_type_hints(tp, localns={"Json": Json})
 

@@ -15,9 +15,9 @@ import re
 import socket
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 from common.files import write_atomically
+from common.jsonshape import JsonObject
 from common.outcome import NOT_RUN, Outcome
 from supervisor.results_file import RunResults, TestResult, from_verdict
 from supervisor.version import VERSION
@@ -247,7 +247,7 @@ def render_junit(results: RunResults) -> bytes:
     return xml + b"\n"
 
 
-def write_reports(verdict: dict[str, Any], run_dir: Path) -> None:
+def write_reports(verdict: JsonObject, run_dir: Path) -> None:
     """summary.md and junit.xml from the run's verdict, read as any results.json is (`results_file`)."""
     results = from_verdict(verdict)
     write_atomically(run_dir / "junit.xml", render_junit(results))

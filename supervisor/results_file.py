@@ -9,8 +9,8 @@ other fields (children, diagnostics, ...) are for machines and stay in the JSON.
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from common.jsonshape import JsonObject
 from common.outcome import NOT_RUN, Outcome
 from supervisor.run_files import RESULTS_MAX_BYTES, FileField, RunDirError, read_json
 
@@ -180,7 +180,7 @@ def parse(top: FileField) -> RunResults:
     )
 
 
-def from_verdict(results: dict[str, Any]) -> RunResults:
+def from_verdict(results: JsonObject) -> RunResults:
     """The run's own verdict dict (`Verdict.as_dict()`), read as any results.json is."""
     return parse(FileField(RESULTS_NAME, "", results))
 
