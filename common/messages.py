@@ -46,6 +46,8 @@ class Message:
 
     On the wire a message is `{"kind": <tag>, "body": <its fields>}`; `decode` reads a line back
     into its class, and refuses (ProtocolError) a tag it does not know or a body of another shape.
+    A class is known once its module is imported: every reader's process imports workers.messages
+    (supervisor/children.py does for the supervisor).
     """
 
     KIND: ClassVar[Kind]

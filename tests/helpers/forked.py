@@ -33,6 +33,7 @@ from common.messages import Kind, Message, MessageReader
 from common.processes import signal_group
 from supervisor.spawn import fork_child
 from tests.messages import ProbeResult
+from workers import messages as _messages  # noqa: F401  (every product message, for the reader)
 from workers.runtime import Launch
 
 DEFAULT_TIMEOUT_S = 60.0
