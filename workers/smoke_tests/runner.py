@@ -327,9 +327,7 @@ class SmokeTests:
             self._add_tails(tails, job_id, self._tasks(job_id), chosen)
         return tails
 
-    def _add_tails(
-        self, tails: list[LogTail], job_id: str, tasks: list[Task], chosen: Callable[[Task], bool]
-    ) -> None:
+    def _add_tails(self, tails: list[LogTail], job_id: str, tasks: list[Task], chosen: Callable[[Task], bool]) -> None:
         for t in tasks:
             if chosen(t) and len(tails) < MAX_LOG_TAILS:
                 tails.append(LogTail(job_id, t.task_index, tuple(self._log_tail(job_id, t.task_index))))
