@@ -27,6 +27,10 @@ class Deadline:
     def expired(self) -> bool:
         return self.clock() >= self.at
 
+    def within(self, budget_s: float) -> "Deadline":
+        """A budget inside this deadline: `budget_s` from now, or this deadline if it comes first."""
+        return Deadline(min(self.clock() + budget_s, self.at), self.clock)
+
     def cap(self, seconds: float) -> float:
         """The smaller of `seconds` and the time left: the timeout for one bounded wait."""
         return min(seconds, self.remaining())

@@ -111,6 +111,16 @@ def open_exclusive(path: Path, flags: int, mode: int = 0o644) -> int:
     return fd
 
 
+def open_sole_writer(path: Path, flags: int, busy: type[Exception], why: str) -> int:
+    """Create `path`'s directory and open `path` as its one writer (open_exclusive); raise
+    `busy("<path> <why>")` when another process writes it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return open_exclusive(path, flags)
+    except Busy:
+        raise busy(f"{path} {why}") from None
+
+
 class PidLock:
     """An exclusive lock file naming its holder.
 

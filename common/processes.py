@@ -12,11 +12,15 @@ TERM pending, would lose its whole grace and be KILLed without stopping what it 
 
 import contextlib
 import os
+import select
 import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import psutil
+
+from common.deadline import Deadline
 
 KILL_WAIT_S = 1.0
 
@@ -114,6 +118,38 @@ class GroupStop:
     def kill_if_due(self, now: float) -> None:
         if self.kill_at is not None and now >= self.kill_at:
             signal_group(self.pgid, signal.SIGKILL)
+
+
+class Reapable(Protocol):
+    """A process this one started and reaps by polling: `subprocess.Popen`, or a forked one like it."""
+
+    @property
+    def pid(self) -> int: ...
+    def poll(self) -> int | None: ...
+
+
+def wait_exit(procs: Reapable | Sequence[Reapable], until: Deadline, wake_fds: Sequence[int] = ()) -> bool:
+    """Wait until one of `procs` exits, one of `wake_fds` is readable (a stop) or `until`; True if
+    one exited (and is reaped). Without polling: a pidfd becomes readable when its process exits.
+
+    Only the process that started `procs` may wait for them (`poll` reaps), which is why this
+    takes the process and not a bare pid. With no `procs` it waits for `wake_fds` or `until` alone.
+    """
+    procs = procs if isinstance(procs, Sequence) else [procs]
+    if any(proc.poll() is not None for proc in procs):
+        return True
+    pidfds: list[int] = []
+    try:
+        for proc in procs:
+            try:
+                pidfds.append(os.pidfd_open(proc.pid))
+            except ProcessLookupError:  # gone already
+                return proc.poll() is not None
+        select.select([*pidfds, *wake_fds], [], [], until.remaining())
+    finally:
+        for pidfd in pidfds:
+            os.close(pidfd)
+    return any(proc.poll() is not None for proc in procs)
 
 
 def _pgid(proc: psutil.Process) -> int | None:

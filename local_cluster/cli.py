@@ -19,7 +19,6 @@ Exit codes: 0 stopped on request; 1 the control loop crashed; 2 bad arguments or
 
 import argparse
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -27,9 +26,9 @@ from pathlib import Path
 from common import env
 from common.errors import ConfigError
 from common.outcome import ExitCode
+from common.stop import TERM_OR_INT, StopRequest
 from local_cluster import layout, naming
 from local_cluster.config import ClusterConfig, load_config
-from local_cluster.stop_signal import StopSignal
 
 WAKE_S = 1.0
 
@@ -80,8 +79,8 @@ def main(argv: list[str]) -> int:
 def serve(config: ClusterConfig, state_dir: Path, prefix: str) -> int:
     from local_cluster.server import BindError, LocalCluster  # grpc only when serving
 
-    stop = StopSignal()
-    stop.install(signal.SIGTERM, signal.SIGINT)
+    stop = StopRequest()
+    stop.on_signals(TERM_OR_INT)
     cluster = LocalCluster(config, state_dir, prefix, crashed=stop)
     try:
         address = cluster.start()
@@ -97,7 +96,7 @@ def serve(config: ClusterConfig, state_dir: Path, prefix: str) -> int:
         deadline = float(os.environ.get(env.DEADLINE_UNIX, "inf"))
         while not stop.wait(min(WAKE_S, max(0.0, deadline - time.time()))):
             if time.time() >= deadline:
-                stop.set("deadline")
+                stop.request("deadline")
     finally:
         cluster.stop()
     cluster.events("local_cluster_exit", reason=stop.reason)

@@ -24,6 +24,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from common.stop import StopRequest
 from iris_smoke_api.v1 import controller_pb2 as pb
 from iris_smoke_api.v1 import controller_pb2_grpc as pb_grpc
 from local_cluster import layout, naming, private_socket
@@ -33,7 +34,6 @@ from local_cluster.container_log import ContainerLogWriter
 from local_cluster.controller import Controller
 from local_cluster.controller_service import ControllerService
 from local_cluster.eventlog import EventLog
-from local_cluster.stop_signal import StopSignal
 from local_cluster.vm_processes import VmProcesses
 
 TICK_S = 0.05
@@ -47,7 +47,7 @@ class BindError(RuntimeError):
 
 
 class LocalCluster:
-    def __init__(self, config: ClusterConfig, state_dir: Path, prefix: str, crashed: StopSignal) -> None:
+    def __init__(self, config: ClusterConfig, state_dir: Path, prefix: str, crashed: StopRequest) -> None:
         self.config = config
         self.state_dir = state_dir
         self.prefix = prefix
@@ -122,7 +122,7 @@ class LocalCluster:
                 self._reaped(self.vms.poll())
         except Exception:
             self.events.log_exception("control_loop_crashed")
-            self._crashed.set("control_loop_crashed")
+            self._crashed.request("control_loop_crashed")
         finally:
             with self.controller.lock:
                 self.autoscaler.stop_all()

@@ -26,6 +26,7 @@ import grpc
 
 from common import env, linux, logs
 from common.child_exit import ChildExit
+from common.stop import TERM_OR_INT, StopRequest
 from iris_smoke_api.v1 import controller_pb2 as pb
 from iris_smoke_api.v1 import controller_pb2_grpc as pb_grpc
 from local_cluster import layout
@@ -33,7 +34,6 @@ from local_cluster.child_job import CONTROLLER_ENV, PYTHON_ENV
 from local_cluster.container_log import ContainerLogWriter
 from local_cluster.eventlog import EventLog
 from local_cluster.naming import WORKER_CONTAINER
-from local_cluster.stop_signal import StopSignal
 from local_cluster.task_process import TaskKey, TaskProcess
 from local_cluster.vm_processes import child_env
 
@@ -59,7 +59,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 class VmHost:
-    def __init__(self, args: argparse.Namespace, stop: StopSignal) -> None:
+    def __init__(self, args: argparse.Namespace, stop: StopRequest) -> None:
         self.args = args
         self.stop = stop
         self.container = ContainerLogWriter(layout.container_log(args.state_dir, args.vm, WORKER_CONTAINER))
@@ -79,7 +79,7 @@ class VmHost:
             if not self._register():
                 return ChildExit.ERROR
             ready_at = last_ok = time.monotonic()
-            while not self.stop.is_set():
+            while not self.stop.requested():
                 self._reap_tasks()
                 if self._heartbeat():
                     last_ok = time.monotonic()
@@ -100,7 +100,7 @@ class VmHost:
     def _register(self) -> bool:
         deadline = time.monotonic() + REGISTER_PATIENCE_S
         request = pb.RegisterWorkerRequest(vm_name=self.args.vm, pid=os.getpid())
-        while not self.stop.is_set():
+        while not self.stop.requested():
             try:
                 reply = self.stub.RegisterWorker(request, timeout=RPC_TIMEOUT_S)
             except grpc.RpcError as exc:
@@ -142,7 +142,7 @@ class VmHost:
             self._start_task(assignment)
         if reply.shutdown:
             self.events.warning("worker_shutdown_requested")
-            self.stop.set("controller_shutdown")
+            self.stop.request("controller_shutdown")
         return True
 
     def _start_task(self, a: pb.TaskAssignment) -> None:
@@ -215,8 +215,8 @@ def main(argv: list[str]) -> int:
         return ChildExit.PARENT_GONE
     linux.set_process_name(f"vm:{args.vm}"[:15])
     logs.configure(role="vmhost", run_id=os.environ.get(env.RUN_TAG), stdout_fd=2, level="warning", child=args.vm)
-    stop = StopSignal()
-    stop.install(signal.SIGTERM, signal.SIGINT)
+    stop = StopRequest()
+    stop.on_signals(TERM_OR_INT)
     if stop.wait(args.boot_delay):
         return ChildExit.OK
     if args.fail_boot:

@@ -32,7 +32,6 @@ cluster this run started, jobs it did not submit are reported (workers/foreign_j
 import dataclasses
 import os
 import re
-import select
 import shutil
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from common import env, ports
 from common.child_exit import ChildExit
 from common.controller_target import ApiKind, ControllerTarget
 from common.deadline import Deadline
+from common.processes import wait_exit
 from local_cluster import private_socket
 from local_cluster.environment import minimal_env
 from workers import iris_local
@@ -169,7 +169,7 @@ def _wait_address(
             return found
         if proc.poll() is not None:
             return None
-        select.select([ctx.stop.fd], [], [], boot.cap(ADDR_POLL_S))
+        ctx.stop.wait(boot.cap(ADDR_POLL_S))
     return None
 
 
@@ -192,7 +192,7 @@ class AddressReader:
 def main(ctx: ChildContext) -> int:
     args: ClusterArgs = ctx.args
     mode, target = args.mode, args.target
-    boot = Deadline.after(min(args.boot_timeout_s, ctx.deadline.remaining()))
+    boot = ctx.deadline.within(args.boot_timeout_s)
     started = time.monotonic()
     proc, state_dir = None, None
     if mode == "iris-local":
@@ -274,22 +274,14 @@ def _serve(ctx: ChildContext, proc: "subprocess.Popen[bytes] | None", owned: Con
 
 
 def _wait_stop(ctx: ChildContext, proc: "subprocess.Popen[bytes] | None", every_poll: Callable[[], None] | None) -> int:
-    watched = [ctx.stop.fd]
-    pidfd = os.pidfd_open(proc.pid) if proc is not None else None
-    if pidfd is not None:
-        watched.append(pidfd)
-    try:
-        while not ctx.stop.requested() and not ctx.deadline.expired():
-            wait_s = ctx.deadline.remaining() if every_poll is None else ctx.deadline.cap(FOREIGN_JOB_POLL_S)
-            ready = select.select(watched, [], [], wait_s)[0]
-            if pidfd in ready and proc is not None and proc.poll() is not None:
-                ctx.log.error("cluster_exited", exit_code=proc.returncode)
-                return ChildExit.ERROR
-            if every_poll is not None:
-                every_poll()
-    finally:
-        if pidfd is not None:
-            os.close(pidfd)
+    procs = [proc] if proc is not None else []
+    while not ctx.stop.requested() and not ctx.deadline.expired():
+        until = ctx.deadline if every_poll is None else ctx.deadline.within(FOREIGN_JOB_POLL_S)
+        if wait_exit(procs, until, [ctx.stop.fd]):
+            ctx.log.error("cluster_exited", exit_code=procs[0].returncode)
+            return ChildExit.ERROR
+        if every_poll is not None:
+            every_poll()
     return ChildExit.OK
 
 

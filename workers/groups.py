@@ -17,7 +17,6 @@ import contextlib
 import gc
 import importlib
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any, NoReturn, Protocol
 
 from common import env, linux, processes
+from common.deadline import Deadline
 
 # The exit code of a forked entrypoint that raised (the traceback is on its stderr).
 FORKED_CRASHED = 70
@@ -116,7 +116,7 @@ class ProcessGroups:
             return proc.poll() is not None
 
         def wait(timeout_s: float, done: Callable[[], bool], _skippable: bool) -> bool:
-            return wait_exit(proc, timeout_s) and done()
+            return processes.wait_exit(proc, Deadline.after(timeout_s)) and done()
 
         processes.escalate([proc.pid], [], grace_s=grace_s, wait=wait, gone=leader_exited)
         # Members that outlive their leader (a shell's children) go too, even after a clean exit.
@@ -134,21 +134,6 @@ class ProcessGroups:
             processes.signal_group(pgid, signal.SIGKILL)
 
 
-def wait_exit(proc: Process, timeout_s: float) -> bool:
-    """Wait for `proc` to exit without polling: a pidfd becomes readable when it does."""
-    if proc.poll() is not None:
-        return True
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except ProcessLookupError:
-        return proc.poll() is not None
-    try:
-        select.select([pidfd], [], [], max(0.0, timeout_s))
-    finally:
-        os.close(pidfd)
-    return proc.poll() is not None
-
-
 class ForkedProcess:
     """A forked entrypoint, seen as `subprocess.Popen` sees a program (`Process`)."""
 
@@ -164,7 +149,7 @@ class ForkedProcess:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        if timeout is not None and not wait_exit(self, timeout):
+        if timeout is not None and not processes.wait_exit(self, Deadline.after(timeout)):
             raise subprocess.TimeoutExpired(str(self.pid), timeout)
         if self.returncode is None:
             self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])

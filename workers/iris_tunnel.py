@@ -20,7 +20,6 @@ Nothing of the cluster is started or stopped: like `--controller`, it outlives t
 import os
 import time
 
-from common.deadline import Deadline
 from workers.child_args import ClusterArgs
 from workers.runtime import ChildContext
 from workers.tunnel import Tunnel, controller_health, serve, tunnel_env
@@ -30,7 +29,7 @@ def main(ctx: ChildContext) -> int:
     args: ClusterArgs = ctx.args
     assert args.tunnel is not None, "the supervisor gives a tunnel cluster child its command"
     started = time.monotonic()
-    boot = Deadline.after(min(args.boot_timeout_s, ctx.deadline.remaining()))
+    boot = ctx.deadline.within(args.boot_timeout_s)
     tunnel = Tunnel(args.tunnel.argv, ctx.groups, ctx.log, controller_health(args.target, ctx.deadline),
                     args.tunnel.remote_port, tunnel_env(os.environ))  # fmt: skip
     return serve(ctx, tunnel, boot, started, "tunnel")

@@ -35,32 +35,13 @@ from common import env, linux, logs
 from common.child_exit import ChildExit
 from common.deadline import Deadline
 from common.messages import Channel
+from common.stop import StopRequest
 from workers.groups import ProcessGroups
 
 MESSAGE_FD = 3
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 # A child's own stop must fit inside the supervisor's TERM-to-KILL grace.
 DEFAULT_CHILD_GRACE_S = 1.0
-
-
-class StopRequest:
-    """Set by SIGTERM or by the deadline; readable on `fd` so select loops wake at once."""
-
-    def __init__(self) -> None:
-        self._read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.reason: str | None = None
-
-    @property
-    def fd(self) -> int:
-        return self._read_fd
-
-    def requested(self) -> bool:
-        return self.reason is not None
-
-    def request(self, reason: str) -> None:
-        if self.reason is None:
-            self.reason = reason
-            os.write(self._write_fd, b"x")
 
 
 @dataclass
@@ -82,6 +63,19 @@ class ChildContext:
     # its follower before the run ends). Children that have nothing to finish ignore it;
     # the supervisor stops them after its drain budget either way.
     drain: StopRequest = field(default_factory=StopRequest)
+
+    def hard_exit_in(self) -> float:
+        """Seconds until the alarm ends this child (`_install_stop_signals`): before a stop the
+        alarm is the deadline, after which the child still gets its grace; after a stop it is
+        the grace timer itself. getitimer reads what is left of whichever is armed."""
+        left, _interval = signal.getitimer(signal.ITIMER_REAL)
+        return left + (0.0 if self.stop.requested() else self.grace_s)
+
+    def cleanup_budget(self, budget_s: float, reserve_s: float, floor_s: float) -> Deadline:
+        """A cleanup's own budget, shielded from the run's deadline (which is gone when the deadline
+        is what stopped us) but inside the hard exit: `budget_s`, cut short to leave `reserve_s`
+        before the alarm; never under `floor_s`, so a late cleanup still makes its one attempt."""
+        return Deadline.after(max(floor_s, min(budget_s, self.hard_exit_in() - reserve_s)))
 
 
 @dataclass(frozen=True)
@@ -131,15 +125,12 @@ def _install_stop_signals(ctx: ChildContext) -> None:
         ctx.groups.kill_all()
         os._exit(ChildExit.HARD_EXIT)
 
-    def on_stop(signum: int, _frame: FrameType | None) -> None:
-        ctx.stop.request("deadline" if signum == signal.SIGALRM else "sigterm")
+    def arm_hard_exit() -> None:
         # From now on the alarm is the hard-exit timer.
         signal.signal(signal.SIGALRM, hard_exit)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.setitimer(signal.ITIMER_REAL, ctx.grace_s)
 
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGALRM, on_stop)
+    ctx.stop.on_signals({signal.SIGTERM: "sigterm", signal.SIGALRM: "deadline"}, then=arm_hard_exit)
     signal.signal(signal.SIGUSR1, lambda _signum, _frame: ctx.drain.request("drain"))
     # A child that learns the deadline exits on its own past it, even if the supervisor
     # is wedged and never sends SIGTERM.

@@ -21,7 +21,6 @@ stream's multiplexed one, so losing one never takes the other with it.
 
 import dataclasses
 import os
-import select
 import subprocess
 import tempfile
 import time
@@ -34,7 +33,9 @@ from common.child_exit import ChildExit
 from common.controller_target import ControllerTarget
 from common.deadline import Deadline
 from common.env import without_secrets
+from common.fdio import readable
 from common.ports import free_port
+from common.processes import wait_exit
 from local_cluster.environment import minimal_env
 from workers.cluster import log_route
 from workers.controller.api import open_controller
@@ -136,17 +137,14 @@ class Tunnel:
 
     def _wait_healthy(self, port: int, until: Deadline, stop_fd: int) -> bool:
         assert self.proc is not None
-        pidfd = os.pidfd_open(self.proc.pid)
-        try:
-            while not until.expired():
-                if self.proc.poll() is not None:
-                    return False
-                if self.health(port, until.cap(HEALTH_TIMEOUT_S)):
-                    return True
-                if stop_fd in select.select([stop_fd, pidfd], [], [], until.cap(WAKE_S))[0]:
-                    return False
-        finally:
-            os.close(pidfd)
+        while not until.expired():
+            if self.proc.poll() is not None:
+                return False
+            if self.health(port, until.cap(HEALTH_TIMEOUT_S)):
+                return True
+            wait_exit(self.proc, until.within(WAKE_S), [stop_fd])
+            if readable(stop_fd):
+                return False
         return False
 
     def exited(self) -> bool:
@@ -171,12 +169,8 @@ class Tunnel:
         """Wait for a stop; reopen the tunnel each time it drops (`delays(attempt)` apart)."""
         while not until.expired():
             assert self.proc is not None
-            pidfd = os.pidfd_open(self.proc.pid)
-            try:
-                ready = select.select([stop_fd, pidfd], [], [], until.remaining())[0]
-            finally:
-                os.close(pidfd)
-            if stop_fd in ready or until.expired():
+            wait_exit(self.proc, until, [stop_fd])
+            if readable(stop_fd) or until.expired():
                 return
             if self.proc.poll() is not None:
                 dropped_at = time.monotonic()
@@ -198,7 +192,7 @@ class Tunnel:
                               attempts=attempt + 1)  # fmt: skip
                 return
             attempt += 1
-            if stop_fd in select.select([stop_fd], [], [], until.cap(delays(attempt)))[0]:
+            if readable(stop_fd, until.cap(delays(attempt))):
                 return
 
 
@@ -212,10 +206,10 @@ def _stop_follows(stop_fd: int) -> bool:
     without it. Seen under load as a `tunnel_dropped` (exit 0) and a reopened tunnel during the
     run's cleanup (one run in about 30 of tests/iris/test_iris_tunnel.py on a loaded machine).
     """
-    if stop_fd in select.select([stop_fd], [], [], STOP_SETTLE_S)[0]:
+    if readable(stop_fd, STOP_SETTLE_S):
         return True
     # The handler of a signal delivered during that select has run by now (a call boundary).
-    return stop_fd in select.select([stop_fd], [], [], 0)[0]
+    return readable(stop_fd)
 
 
 def serve(ctx: ChildContext, tunnel: Tunnel, boot: Deadline, started: float, mode: str, **about: str) -> int:

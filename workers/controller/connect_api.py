@@ -180,7 +180,7 @@ class IrisController:
         return rpc_timeout(self.deadline, self.call_limit_s)
 
     def serving(self, timeout_s: float, stop_fd: int | None = None) -> bool:
-        end = Deadline.after(min(timeout_s, self.deadline.remaining()))
+        end = self.deadline.within(timeout_s)
         while not end.expired():
             if self.client.get_status("health", max(0.05, end.cap(1.0))) in HEALTH_ANSWERED:
                 return True
@@ -378,7 +378,7 @@ class IrisController:
             "tail": True,
             "maxLines": lines,
         }
-        flushed = Deadline.after(min(LOG_FLUSH_S, self.deadline.remaining()))
+        flushed = self.deadline.within(LOG_FLUSH_S)
         while True:
             entries = sorted(self.fetch_logs(body).at("entries").as_list(), key=lambda e: e.at("seq").as_int())
             if entries or flushed.expired():

@@ -9,7 +9,8 @@ Job names are flat, `<root>-<test>`, and the run's jobs are listed by that name 
 import contextlib
 import select
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -100,13 +101,21 @@ class EmbeddedController:
     def _timeout(self) -> float:
         return rpc_timeout(self.deadline, self.call_limit_s)
 
+    def _call(self, method: str, rpc: Callable[..., Any], request: object) -> Any:
+        """One unary call within the call limit and the deadline; a failure is a ControllerError.
+        (grpc is untyped: the reply is Any, as it was from the stub itself.)"""
+        try:
+            return rpc(request, timeout=self._timeout())
+        except grpc.RpcError as exc:
+            raise _error(exc, method) from None
+
     def serving(self, timeout_s: float, stop_fd: int | None = None) -> bool:
         """Poll the standard health service until SERVING, a stop, or the time is up.
 
         wait_for_ready makes each check wait for the connection instead of failing fast
         while the server is still binding; the check's own timeout bounds that wait.
         """
-        end = Deadline.after(min(timeout_s, self.deadline.remaining()))
+        end = self.deadline.within(timeout_s)
         stub = health_pb2_grpc.HealthStub(self.channel)
         request = health_pb2.HealthCheckRequest(service="")
         while not end.expired():
@@ -122,10 +131,7 @@ class EmbeddedController:
         return False
 
     def list_workers(self) -> list[Worker]:
-        try:
-            reply = self.stub.ListWorkers(pb.ListWorkersRequest(), timeout=self._timeout())
-        except grpc.RpcError as exc:
-            raise _error(exc, "ListWorkers") from None
+        reply = self._call("ListWorkers", self.stub.ListWorkers, pb.ListWorkersRequest())
         return [
             Worker(
                 worker_id=w.worker_id,
@@ -138,10 +144,7 @@ class EmbeddedController:
         ]
 
     def launch(self, request: JobRequest) -> str:
-        try:
-            reply = self.stub.LaunchJob(self.launch_request(request), timeout=self._timeout())
-        except grpc.RpcError as exc:
-            raise _error(exc, "LaunchJob") from None
+        reply = self._call("LaunchJob", self.stub.LaunchJob, self.launch_request(request))
         return str(reply.job_id)
 
     def launch_request(self, request: JobRequest) -> pb.LaunchJobRequest:
@@ -173,10 +176,7 @@ class EmbeddedController:
         return self._list_jobs("")
 
     def _list_jobs(self, name_prefix: str) -> list[Job]:
-        try:
-            reply = self.stub.ListJobs(pb.ListJobsRequest(name_prefix=name_prefix), timeout=self._timeout())
-        except grpc.RpcError as exc:
-            raise _error(exc, "ListJobs") from None
+        reply = self._call("ListJobs", self.stub.ListJobs, pb.ListJobsRequest(name_prefix=name_prefix))
         return [
             Job(
                 job_id=j.job_id,
@@ -193,10 +193,7 @@ class EmbeddedController:
         ]
 
     def list_tasks(self, job_id: str) -> list[Task]:
-        try:
-            reply = self.stub.ListTasks(pb.ListTasksRequest(job_id=job_id), timeout=self._timeout())
-        except grpc.RpcError as exc:
-            raise _error(exc, "ListTasks") from None
+        reply = self._call("ListTasks", self.stub.ListTasks, pb.ListTasksRequest(job_id=job_id))
         return [
             Task(
                 task_id=t.task_id,
@@ -231,10 +228,7 @@ class EmbeddedController:
         return done
 
     def autoscaler(self) -> AutoscalerStatus:
-        try:
-            reply = self.stub.GetAutoscalerStatus(pb.GetAutoscalerStatusRequest(), timeout=self._timeout())
-        except grpc.RpcError as exc:
-            raise _error(exc, "GetAutoscalerStatus") from None
+        reply = self._call("GetAutoscalerStatus", self.stub.GetAutoscalerStatus, pb.GetAutoscalerStatusRequest())
         return AutoscalerStatus(
             groups=tuple(_group(g) for g in reply.groups),
             current_demand=reply.current_demand,
@@ -247,10 +241,7 @@ class EmbeddedController:
 
     def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
         request = pb.GetTaskLogsRequest(job_id=job_id, task_index=task_index, limit=lines)
-        try:
-            reply = self.stub.GetTaskLogs(request, timeout=self._timeout())
-        except grpc.RpcError as exc:
-            raise _error(exc, "GetTaskLogs") from None
+        reply = self._call("GetTaskLogs", self.stub.GetTaskLogs, request)
         return [line.data for line in reply.lines]
 
     def log_service(self) -> None:

@@ -18,7 +18,6 @@ and the directory is removed. Deleting cloud resources is the cleanup child's jo
 """
 
 import os
-import select
 import shutil
 import subprocess
 import tempfile
@@ -28,13 +27,13 @@ from pathlib import Path
 
 from common.child_exit import ChildExit
 from common.deadline import Deadline
+from common.processes import wait_exit
 from workers.child_args import ClusterArgs
 from workers.gcp.cluster_cli import run_cluster_command
 from workers.gcp.gcloud import Gcloud, GcloudFailed
 from workers.gcp.inventory import Resource, TooManyControllers, list_inventory, only_controller
 from workers.gcp.settings import GcpSettings
 from workers.gcp.ssh_target import DryRunRefused, SshTarget, dry_run_words, parse_dry_run
-from workers.groups import wait_exit
 from workers.hosts import HostileNameError
 from workers.runtime import ChildContext
 from workers.transports import SshTransport
@@ -58,7 +57,7 @@ def find_controller(ctx: ChildContext, gcloud: Gcloud, settings: GcpSettings, bo
             found, why = None, str(exc)
         if found is not None:
             return found
-        select.select([ctx.stop.fd], [], [], boot.cap(LOOKUP_RETRY_S))
+        ctx.stop.wait(boot.cap(LOOKUP_RETRY_S))
     raise ControllerNotFound(why)
 
 
@@ -97,7 +96,7 @@ def main(ctx: ChildContext) -> int:
     args: ClusterArgs = ctx.args
     assert args.gcp is not None, "the supervisor gives a GCP cluster child its settings"
     settings, target = args.gcp, args.target
-    boot = Deadline.after(min(args.boot_timeout_s, ctx.deadline.remaining()))
+    boot = ctx.deadline.within(args.boot_timeout_s)
     started = time.monotonic()
     gcloud = Gcloud(settings.gcloud, settings.project, ctx.groups, ctx.log, ctx.deadline, ctx.stop.fd)
     control_dir = Path(tempfile.mkdtemp(prefix="iris-smoke-ssh-"))  # 0700, ours
@@ -128,7 +127,7 @@ def close_masters(ctx: ChildContext, control_dir: Path) -> None:
     for socket_path in sorted(control_dir.glob("*")):
         argv = ["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "iris-smoke-master"]
         proc = ctx.groups.start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_exit(proc, MASTER_EXIT_TIMEOUT_S)
+        wait_exit(proc, Deadline.after(MASTER_EXIT_TIMEOUT_S))
         ctx.groups.stop(proc, 0)
         ctx.log.info("ssh_master_closed", socket=socket_path.name)
     shutil.rmtree(control_dir, ignore_errors=True)

@@ -7,8 +7,6 @@ pipes: several calls run at once from one thread, and a call blocked on a full p
 nobody reads would look exactly like a hang. Never a shell: argv lists only.
 """
 
-import os
-import select
 import subprocess
 import tempfile
 import time
@@ -17,6 +15,8 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from common.deadline import Deadline
+from common.fdio import readable
+from common.processes import wait_exit
 from workers.groups import ProcessGroups
 
 STDERR_TAIL_CHARS = 2000
@@ -69,7 +69,6 @@ class _Running:
     err: IO[bytes]
     started: float
     end: float
-    pidfd: int
 
 
 class Gcloud:
@@ -121,21 +120,18 @@ class Gcloud:
             result = GcloudResult(argv, None, "", f"cannot run {argv[0]}: {exc.strerror}", 0.0)
             self.log.warning("gcloud_failed", **result.failure_fields())
             return result
-        end = now + min(timeout_s, max(0.0, self.deadline.remaining()))
-        return _Running(index, argv, proc, out, err, now, end, os.pidfd_open(proc.pid))
+        return _Running(index, argv, proc, out, err, now, self.deadline.within(timeout_s).at)
 
     def _wait(self, running: list[_Running]) -> bool:
         """Until a call ends or reaches its timeout; True if a stop came."""
-        watched = [c.pidfd for c in running] + ([self.stop_fd] if self.stop_fd is not None else [])
-        wait_s = max(0.0, min(c.end for c in running) - time.monotonic())
-        ready = select.select(watched, [], [], wait_s)[0]
-        return self.stop_fd is not None and self.stop_fd in ready
+        wake = [self.stop_fd] if self.stop_fd is not None else []
+        wait_exit([c.proc for c in running], Deadline(min(c.end for c in running)), wake)
+        return self.stop_fd is not None and readable(self.stop_fd)
 
     def _finish(self, call: _Running) -> GcloudResult:
         timed_out = call.proc.poll() is None
         # Also after a clean exit: gcloud's own children may be left in its group.
         code = self.groups.stop(call.proc, KILL_GRACE_S)
-        os.close(call.pidfd)
         result = GcloudResult(
             call.argv,
             None if timed_out else code,

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 
 from common.fdio import write_all
-from common.files import Busy, open_exclusive
+from common.files import open_sole_writer
 from common.jsonshape import JsonObject
 from workers.child_args import MonitorArgs
 from workers.runtime import ChildContext
@@ -24,12 +24,8 @@ class SecondWriterError(RuntimeError):
 
 class JsonlWriter:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        try:
-            self._fd = open_exclusive(path, os.O_WRONLY | os.O_APPEND)
-        except Busy:
-            raise SecondWriterError(f"{path} already has a writer") from None
+        self._fd = open_sole_writer(path, os.O_WRONLY | os.O_APPEND, SecondWriterError, "already has a writer")
         self.records = 0
 
     def write(self, record: JsonObject) -> None:

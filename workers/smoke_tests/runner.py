@@ -435,7 +435,7 @@ def _autoscaler_status(ctx: ChildContext, controller: Controller) -> AutoscalerS
 def _shape(ctx: ChildContext, controller: Controller, status: AutoscalerStatus) -> Shape:
     """The cluster's groups and their attributes; waits (bounded) for the first worker of a group
     whose slices are booting when the controller does not describe the group's attributes itself."""
-    ends = Deadline.after(min(CONNECT_TIMEOUT_S, ctx.deadline.remaining()))
+    ends = ctx.deadline.within(CONNECT_TIMEOUT_S)
     # Iris lists a group's first slices a moment after it answers its health check.
     settle = Deadline.after(SHAPE_SETTLE_S)
     workers = []

@@ -26,7 +26,6 @@ so each call is capped by what is left of the budget.
 
 import enum
 import logging
-import signal
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -117,23 +116,11 @@ class JobSweep:
         return sorted(set(self.states) - self.confirmed)
 
 
-def hard_exit_in(ctx: ChildContext) -> float:
-    """Seconds until the runtime's alarm ends this child (workers.runtime): before a stop the
-    alarm is the deadline, after which the child still gets its grace; after a stop it is
-    the grace timer itself. getitimer reads what is left of whichever is armed."""
-    left, _interval = signal.getitimer(signal.ITIMER_REAL)
-    return left + (0.0 if ctx.stop.requested() else ctx.grace_s)
-
-
-def sweep_budget(ctx: ChildContext, budget_s: float) -> float:
-    return max(MIN_SWEEP_S, min(budget_s, hard_exit_in(ctx) - TESTS_REPORT_S))
-
-
 def sweep(ctx: ChildContext, known: Mapping[str, JobState]) -> JobSweep:
     """Terminate every unfinished job of the run and poll until each (tasks included) has ended,
     within the sweep's budget. `known`: the jobs the child launched or listed, by last state."""
     args: SuiteArgs = ctx.args
-    ends = Deadline.after(sweep_budget(ctx, args.sweep_budget_s))
+    ends = ctx.cleanup_budget(args.sweep_budget_s, reserve_s=TESTS_REPORT_S, floor_s=MIN_SWEEP_S)
     with open_controller(args.target, ends, args.call_limit_s) as controller:
         state = JobSweep(controller, ends, {j: s for j, s in known.items() if args.target.owns(j)}, ctx.log)
         while not state.round() and not ends.expired():

@@ -19,7 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from workers.groups import Process, ProcessGroups, wait_exit
+from common.deadline import Deadline
+from common.processes import wait_exit
+from workers.groups import Process, ProcessGroups
 
 STDERR_TAIL_BYTES = 2048
 _STDERR_READ = 64 * 1024
@@ -111,7 +113,7 @@ class Connection:
     def end(self, groups: ProcessGroups, exit_wait_s: float, grace_s: float, on_stdout: OnData) -> int:
         """Close stdin, give the follower `exit_wait_s` to exit, then end its group; drain; reap."""
         self.close_stdin()
-        wait_exit(self.proc, exit_wait_s)
+        wait_exit(self.proc, Deadline.after(exit_wait_s))
         code = groups.stop(self.proc, grace_s)
         # The whole group is dead now, so what is left in the pipes is all there will be.
         self._drain_nonblocking(on_stdout)

@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 
 from common.fdio import write_all
-from common.files import Busy, open_exclusive
+from common.files import open_sole_writer
 from workers.stream.records import MAX_SAME_TS_LINES, line_key
 
 # A record's line can grow 6x when escaped (a control byte becomes \u00XX).
@@ -41,12 +41,8 @@ class Recovered:
 
 class StreamFile:
     def __init__(self, path: Path, max_line_bytes: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        try:
-            self.fd = open_exclusive(path, os.O_RDWR | os.O_APPEND)
-        except Busy:
-            raise StreamFileBusy(f"{path} is being written by another process") from None
+        self.fd = open_sole_writer(path, os.O_RDWR | os.O_APPEND, StreamFileBusy, "is being written by another process")
         self.dirty = False
         self.recovered = self._recover(max_line_bytes * _ESCAPE_GROWTH + _RECORD_OVERHEAD_BYTES)
         # The file's size, what the byte cap counts: it spans restarts and a host's returns.
