@@ -15,7 +15,9 @@ import psutil
 import pytest
 
 from common import env
-from workers.groups import FORKED_CRASHED, ForkedProcess, ProcessGroups, wait_exit
+from common.deadline import Deadline
+from common.processes import wait_exit
+from workers.groups import FORKED_CRASHED, ForkedProcess, ProcessGroups
 
 SECRET_NAME = "SMOKE_FORK_TOKEN_ENV"
 NAME = "iris:test-fork"
@@ -98,7 +100,7 @@ def test_a_crash_is_an_exit_code_and_a_traceback_on_stderr() -> None:
 def test_stopping_it_ends_its_group_and_reaps_it() -> None:
     groups = ProcessGroups()
     proc = groups.fork(_entry("sleep_main"), [], NAME)
-    assert not wait_exit(proc, 0.2)
+    assert not wait_exit(proc, Deadline.after(0.2))
     assert os.getpgid(proc.pid) == proc.pid
     assert groups.stop(proc, 2.0) == -signal.SIGTERM
     _close(proc)
