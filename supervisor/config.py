@@ -26,6 +26,8 @@ from common.controller_target import (
 from common.errors import ConfigError
 from common.toml_table import Check, Table, count, duration, read_toml, text, texts, truth
 from supervisor import settings
+from supervisor.backends.registry import DEFAULT_KIND
+from supervisor.backends.registry import ClusterKind as ClusterKind  # the run config's kind; imported from here too
 from supervisor.settings import Setting, assigned, read
 from workers.child_args import TUNNEL_FIELDS, CustomTest, TunnelCommand
 from workers.controller.model import Constraint, JobRequest
@@ -65,18 +67,6 @@ class SuiteSettings:
     region_attribute: str = ""  # the worker attribute that names a region; "" = `region`
     probe: str = "env"  # accelerator_probe: env (what the cluster gives) or jax (real hardware)
     priority_band: PriorityBand = PriorityBand.INTERACTIVE  # the Iris band every job is launched in
-
-
-class ClusterKind(enum.StrEnum):
-    LOCAL = "local"  # the embedded local cluster (our gRPC API)
-    SSH = "ssh"  # an embedded-API cluster reached over ssh
-    GCP = "gcp"  # TPU slices and VMs found with gcloud, the Iris controller through an ssh tunnel
-    IRIS = "iris"  # attach to a real Iris controller (Connect over HTTP)
-    IRIS_LOCAL = "iris-local"  # a real Iris local cluster, started and stopped by the run
-
-    @property
-    def real_iris(self) -> bool:
-        return self in (ClusterKind.IRIS, ClusterKind.IRIS_LOCAL)
 
 
 @dataclass(frozen=True)
@@ -159,7 +149,7 @@ class VerdictSettings:
 
 @dataclass(frozen=True)
 class RunConfig:
-    cluster: ClusterKind = ClusterKind.LOCAL
+    cluster: ClusterKind = DEFAULT_KIND
     controller: str = ""
     local_cluster_config: str = ""
     keep: bool = False
@@ -169,9 +159,11 @@ class RunConfig:
     boot_timeout_s: float = 120.0
     job_timeout_s: float = 300.0
     stop_grace_s: float = 2.0
-    # None: 1 s for the local cluster (listing it is a local RPC), 10 s for real clouds.
+    # None: the cluster kind's (its backend's): 1 s on a local cluster (listing it is a local RPC),
+    # 10 s on a real cloud.
     discovery_interval_s: float | None = None
-    # None: 0.25 s on a local cluster (a pending reason lasts as long as a local boot), 1 s elsewhere.
+    # None: the cluster kind's: 0.25 s on a local cluster (a pending reason lasts as long as a local
+    # boot), 1 s elsewhere.
     monitor_interval_s: float | None = None
     # The selection: standard and [[tests]] names; [[tests]] all run when it names none of them.
     tests: tuple[str, ...] = STANDARD_TESTS
@@ -191,13 +183,17 @@ class RunConfig:
     def discovery_every_s(self) -> float:
         if self.discovery_interval_s is not None:
             return self.discovery_interval_s
-        return 1.0 if self.cluster in (ClusterKind.LOCAL, ClusterKind.IRIS_LOCAL) else 10.0
+        from supervisor.backends.base import backend_of  # the backends read this module: asked, not imported
+
+        return backend_of(self.cluster).discovery_interval_s
 
     @property
     def monitor_every_s(self) -> float:
         if self.monitor_interval_s is not None:
             return self.monitor_interval_s
-        return 0.25 if self.cluster in (ClusterKind.LOCAL, ClusterKind.IRIS_LOCAL) else 1.0
+        from supervisor.backends.base import backend_of  # the backends read this module: asked, not imported
+
+        return backend_of(self.cluster).monitor_interval_s
 
     @property
     def attached(self) -> bool:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import inputs
-from common.controller_target import ApiKind, ControllerTarget
+from common.controller_target import ControllerTarget
 from common.errors import ConfigError, UsageError
 from common.tokens import token_text
 from local_cluster import private_socket
-from supervisor.config import RUN_SETTINGS, STANDARD_TESTS, ClusterKind, RunConfig, load
+from supervisor.backends.base import backend_of
+from supervisor.config import RUN_SETTINGS, STANDARD_TESTS, RunConfig, load
 from supervisor.settings import assigned, given
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
@@ -37,9 +38,7 @@ class RunPlan:
 
     def target(self, address: str = "") -> ControllerTarget:
         """The controller the children talk to (`address` empty until a started cluster says it)."""
-        # A GCP cluster is a real Iris, reached through the tunnel the cluster child opens.
-        speaks_iris = self.config.cluster.real_iris or self.config.cluster is ClusterKind.GCP
-        api = ApiKind.IRIS if speaks_iris else ApiKind.EMBEDDED
+        api = backend_of(self.config.cluster).api
         address = address or self.config.controller
         iris = self.config.iris
         return ControllerTarget(
@@ -68,13 +67,9 @@ def merged_config(args: argparse.Namespace) -> RunConfig:
     check_controller(config)
     if config.keep and config.attached:
         raise UsageError("--keep: nothing to keep when attaching with --controller")
-    if config.keep and config.cluster is ClusterKind.IRIS_LOCAL:
-        # Its controller would outlive the run on a TCP port with no auth (anyone on the host
-        # could run jobs as us), its files live in the run directory, and its stop can hang.
-        raise UsageError(
-            "--keep: an iris-local cluster stops with its run; for one that stays up, start a standing Iris "
-            "(`iris --config YAML cluster start`) and attach to it with --cluster iris --controller http://HOST:PORT"
-        )
+    refused = backend_of(config.cluster).keep_refused
+    if config.keep and refused:
+        raise UsageError(refused)
     return config
 
 
@@ -100,10 +95,9 @@ def check_controller(config: RunConfig) -> None:
         return
     # The embedded local cluster listens only on its private Unix socket (its controller
     # is unauthenticated); an ssh cluster's controller may also be at HOST:PORT.
+    backend = backend_of(config.cluster)
     try:
-        inputs.controller_address(
-            config.controller, iris=config.cluster.real_iris, tcp=config.cluster is ClusterKind.SSH
-        )
+        inputs.controller_address(config.controller, iris=backend.iris_controller, tcp=backend.tcp_controller)
         if config.controller.startswith(private_socket.SCHEME):
             private_socket.socket_of(config.controller)
     except (ValueError, private_socket.SocketPathError) as exc:
@@ -111,64 +105,8 @@ def check_controller(config: RunConfig) -> None:
 
 
 def check_tools(config: RunConfig) -> None:
-    _check_gcp(config)
-    if config.cluster is ClusterKind.SSH and shutil.which("ssh") is None:
-        raise UsageError("--cluster ssh: the `ssh` client is not on PATH (apt-get install openssh-client)")
-    if config.cluster is ClusterKind.SSH and not config.attached:
-        raise UsageError(
-            "--cluster ssh: attaches to a running cluster; give its --controller ADDR (or cluster.controller)"
-        )
-    _check_iris(config)
-
-
-def _check_gcp(config: RunConfig) -> None:
-    if config.cluster is not ClusterKind.GCP:
-        return
-    gcp = config.gcp
-    if not gcp.project:
-        raise UsageError("gcp.project: required for --cluster gcp (the project that holds the cluster)")
-    if not gcp.zones:
-        raise UsageError('gcp.zones: required for --cluster gcp, e.g. zones = ["us-central2-b"]')
-    if config.attached:
-        raise UsageError("--controller: a gcp run reaches its controller through its own tunnel; leave it out")
-    if shutil.which(gcp.gcloud) is None:
-        raise UsageError(f"gcp.gcloud: {gcp.gcloud!r} is not on PATH (install the Google Cloud CLI)")
-    if shutil.which("ssh") is None:
-        raise UsageError("--cluster gcp: the `ssh` client is not on PATH (apt-get install openssh-client)")
-
-
-def _check_tunnel(config: RunConfig) -> None:
-    """`[iris] tunnel_command`: only for --cluster iris, instead of --controller, its program on PATH."""
-    command = config.iris.tunnel_command
-    if not command:
-        return
-    if config.cluster is not ClusterKind.IRIS:
-        raise UsageError(f"iris.tunnel_command: only for --cluster iris (a remote Iris through it), "
-                         f"not --cluster {config.cluster}; drop it or use --cluster iris")  # fmt: skip
-    if config.attached:
-        raise UsageError("iris.tunnel_command: the run reaches Iris through its tunnel; drop --controller "
-                         "(cluster.controller), or drop iris.tunnel_command to attach directly")  # fmt: skip
-    if shutil.which(command[0]) is None:
-        raise UsageError(f"iris.tunnel_command: {command[0]!r} is not on PATH (install it, or give its full path)")
-
-
-def _check_iris(config: RunConfig) -> None:
-    _check_tunnel(config)
-    if config.cluster is ClusterKind.IRIS and not config.attached and config.tunnel is None:
-        raise UsageError("--cluster iris: attaches to a running Iris controller; give --controller http://HOST:PORT, "
-                         "or reach it through [iris] tunnel_command")  # fmt: skip
-    if config.cluster is ClusterKind.IRIS_LOCAL:
-        if config.attached:
-            raise UsageError(
-                "--cluster iris-local: starts its own cluster; to attach use --cluster iris --controller URL"
-            )
-        if shutil.which(config.iris.bin) is None:
-            raise UsageError(
-                f"--iris-bin: {config.iris.bin!r} is not an executable (install marin-iris in a Python 3.12 venv: "
-                "bash scripts/install_iris.sh prints the path)"
-            )
-        if config.iris.config and not Path(config.iris.config).is_file():
-            raise UsageError(f"--iris-config: {config.iris.config} is not a readable file")
+    """What the chosen kind needs (its backend's checks), then the token settings every kind reads."""
+    backend_of(config.cluster).check(config)
     _check_token(config)
 
 

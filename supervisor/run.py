@@ -23,6 +23,7 @@ from common.errors import LockHeld, UsageError
 from common.outcome import FailureReason
 from supervisor import preflight, report_html, reports
 from supervisor.arbiter import Supervisor
+from supervisor.backends.base import backend_of
 from supervisor.config import RunConfig
 from supervisor.demo import DemoWork, demo_specs
 from supervisor.lock import PrefixLock
@@ -190,17 +191,5 @@ def _print_keep_hint(plan: preflight.RunPlan, verdict: Verdict) -> None:
             print("iris-smoke: --keep: nothing was left running (the cluster did not start or has exited)",
                   file=sys.stderr)  # fmt: skip
         return
-    if cluster.mode == "gcp":
-        print(
-            f"iris-smoke: --keep: the GCP slices and instances labelled with prefix {plan.prefix} were not deleted;\n"
-            f"  a --cluster gcp run with --prefix {plan.prefix} and without --keep deletes them at its end",
-            file=sys.stderr,
-        )
-        return
-    address, pid = cluster.address, cluster.pid
-    print(
-        f"iris-smoke: local cluster kept running at {address} (prefix {plan.prefix}, pid {pid});\n"
-        f"  reuse it:  iris-smoke run --controller {address}\n"
-        f"  stop it:   kill -TERM {pid}",
-        file=sys.stderr,
-    )
+    hint = backend_of(plan.config.cluster).keep_hint(plan.prefix, str(cluster.address), int(cluster.pid))
+    print(hint, file=sys.stderr)

@@ -27,10 +27,12 @@ from common.controller_target import ControllerTarget
 from common.jsonshape import from_json, to_json_object
 from common.messages import Kind, Message
 from common.outcome import FailureReason, Outcome
-from supervisor import audit, leftovers
+from supervisor import leftovers
 from supervisor.arbiter import Supervisor
+from supervisor.backends.base import IRIS_STOP_GRACE_S as IRIS_STOP_GRACE_S
+from supervisor.backends.base import RunView, backend_of
 from supervisor.children import ChildRecord, ChildSpec, ChildState
-from supervisor.config import ClusterKind, Policy
+from supervisor.config import Policy
 from supervisor.phases import phase
 from supervisor.preflight import RunPlan
 from supervisor.progress import Progress
@@ -49,14 +51,10 @@ from supervisor.run_result import (
 )
 from supervisor.run_result import JobsConfirmed as JobsConfirmedSection
 from supervisor.streams import Host, StreamManager, stream_lines, stream_name
-from workers import iris_local
 from workers.child_args import (
     TESTS_CHILD_GRACE_S,
     ClusterArgs,
     DiagnosticsArgs,
-    DiscoveryArgs,
-    GcpCleanupArgs,
-    GcpDiscoveryArgs,
     MonitorArgs,
     SuiteArgs,
 )
@@ -74,7 +72,6 @@ from workers.messages import (
     FailedListings,
     ForeignJob,
     ForeignJobs,
-    HostEntry,
     HostsAssembler,
     HostsPart,
     HostsRejected,
@@ -86,7 +83,7 @@ from workers.messages import (
     Unauthenticated,
 )
 from workers.stream.spec import StreamSpec
-from workers.transports import IrisLogTransport, LocalTransport, SshTransport, Transport
+from workers.transports import Transport
 
 NEVER = RestartPolicy(mode=RestartMode.NEVER)
 # A listing that failed for one of these was not answered at all: the outage rule decides (polling.py).
@@ -101,8 +98,6 @@ CONTROLLER_REPORTS = {
 }
 Seen = ApiMismatchSeen | RefusedSeen | BrokenReplySeen
 SeenT = TypeVar("SeenT", ApiMismatchSeen, RefusedSeen, BrokenReplySeen)
-CLUSTER_STOP_GRACE_S = 8.0  # the local cluster stops every VM host and its tasks first
-IRIS_STOP_GRACE_S = 16.0  # a real Iris local cluster takes ~3 s to stop its workers and log server
 # The tests child hard-exits after its own grace (half of this, as for every child): a
 # controller call in flight, the sweep that terminates and confirms its jobs, its last messages.
 TESTS_STOP_GRACE_S = 2 * TESTS_CHILD_GRACE_S
@@ -116,10 +111,6 @@ STREAM_PROGRESS_S = 2.0  # streams catching up with their followers at the end o
 # could not say why it timed out; and by the tests child's grace, or its sweep after the
 # deadline would find no controller to terminate its jobs on.
 CLUSTER_EXTRA_S = max(DIAGNOSTICS_BUDGET_S, TESTS_CHILD_GRACE_S) + 5.0
-# The cluster child of each mode that is not workers.cluster's (start, keep, attach, iris-local).
-CLUSTER_ENTRYPOINTS = {"gcp": "workers.gcp.cluster:main", "tunnel": "workers.iris_tunnel:main"}
-# The GCP cleanup child lists once, then deletes (in parallel), each call bounded by its timeout.
-CLOUD_CLEANUP_EXTRA_S = 5.0
 AUTOSCALER_MONITOR = "monitor:autoscaler"
 # The one call an identity with read-only rights (Iris's `dashboard` role) is refused, and the fix.
 LAUNCH_METHOD = "LaunchJob"
@@ -155,6 +146,7 @@ class SmokeRun:
 
     def __post_init__(self) -> None:
         self.config = self.plan.config
+        self.backend = backend_of(self.config.cluster)  # what the cluster's kind does (supervisor/backends)
         self.streams = StreamManager(
             self.sup, self._stream_spec, self.config.streams.gone_grace_s, self.sup.clock,
             max_streams=self.config.streams.max_streams,
@@ -314,7 +306,7 @@ class SmokeRun:
 
     def delete_leftovers(self, when: str) -> None:
         """A cluster this run owns starts clean and ends clean: nothing else on its prefix."""
-        if self.config.attached or self.config.cluster is not ClusterKind.LOCAL:
+        if not self.backend.sweeps_leftovers(self.config):
             return  # a real Iris local cluster lives in the run directory: nothing of it outlives the run
         found = leftovers.local_clusters(self.plan.prefix, spare_kept=when == "end")
         report = leftovers.delete(leftovers.outside_our_tree(found))
@@ -343,7 +335,6 @@ class SmokeRun:
     def suite_args(self) -> SuiteArgs:
         """The tests and their sizing overrides; the run's own iris-local config names its regions `pool`."""
         suite = self.config.suite
-        own_iris = self.config.cluster is ClusterKind.IRIS_LOCAL and not self.config.iris.config
         return SuiteArgs(
             target=self.target,
             job_timeout_s=self.config.job_timeout_s,
@@ -352,36 +343,24 @@ class SmokeRun:
             accelerator=suite.accelerator,
             hosts_per_slice=suite.hosts_per_slice or None,
             region=suite.region,
-            region_attribute=suite.region_attribute or (iris_local.REGION_ATTRIBUTE if own_iris else ""),
+            region_attribute=suite.region_attribute or self.backend.region_attribute(self.config),
             probe=suite.probe,
-            # Started here and reached directly (not gcp's tunnel): a refused connection means gone.
-            cluster_owned=self._cluster_mode() in ("start", "keep", "iris-local"),
+            cluster_owned=self.backend.cluster_child(self.config).owned,
         )
 
-    def _cluster_mode(self) -> str:
-        if self.config.cluster is ClusterKind.GCP:
-            return "gcp"
-        if self.config.tunnel is not None:
-            return "tunnel"
-        if self.config.attached:
-            return "attach"
-        if self.config.cluster is ClusterKind.IRIS_LOCAL:
-            return "iris-local"
-        return "keep" if self.config.keep else "start"
-
     def start_cluster(self) -> bool:
-        mode = self._cluster_mode()
+        child = self.backend.cluster_child(self.config)
         record = self.sup.add(
             ChildSpec(
                 name="cluster",
                 role="cluster",
-                entrypoint=CLUSTER_ENTRYPOINTS.get(mode, "workers.cluster:main"),
+                entrypoint=child.entrypoint,
                 restart=NEVER,
                 critical=True,
-                stop_grace_s=IRIS_STOP_GRACE_S if mode == "iris-local" else CLUSTER_STOP_GRACE_S,
+                stop_grace_s=child.stop_grace_s,
                 deadline_at=self.sup.deadline.at + CLUSTER_EXTRA_S,
                 args=ClusterArgs(
-                    mode=mode,
+                    mode=child.mode,
                     target=self.plan.target(),
                     prefix=self.plan.prefix,
                     boot_timeout_s=self.config.boot_timeout_s,
@@ -397,26 +376,19 @@ class SmokeRun:
         # The cluster child is critical, so its failure may already have stopped the run;
         # the verdict still says what failed, not only that a critical child did.
         if self.cluster is None and self.sup.stop_reason in (None, FailureReason.CRITICAL_CHILD_FAILED):
-            reachable_only = mode in ("attach", "tunnel")  # nothing was to start: the controller never answered
-            reason = FailureReason.CONTROLLER_UNREACHABLE if reachable_only else FailureReason.CLUSTER_START_FAILED
+            # Nothing was to start: the controller never answered.
+            reason = FailureReason.CONTROLLER_UNREACHABLE if child.reach_only else FailureReason.CLUSTER_START_FAILED
             self.sup.failures.append(reason)
             self.sup.request_stop(reason)
         return self.cluster is not None and self.sup.stop_reason is None
 
     def start_observers(self) -> None:
-        """Monitors, and the host set: a static ssh list when configured, else discovery."""
-        if self.config.cluster is ClusterKind.SSH and self.config.ssh.hosts:
-            self._listed([self._static_host(h) for h in self.config.ssh.hosts])
-        elif self.config.cluster is ClusterKind.GCP:
-            self.sup.add(ChildSpec(
-                name="discovery", role="discovery", entrypoint="workers.gcp.discovery:main",
-                args=GcpDiscoveryArgs(self.gcp, self.config.discovery_every_s),
-            ))  # fmt: skip
+        """Monitors, and the host set: the backend's discovery child, or the hosts it was configured with."""
+        discovery = self.backend.discovery(self.view())
+        if isinstance(discovery, ChildSpec):
+            self.sup.add(discovery)
         else:
-            self.sup.add(ChildSpec(
-                name="discovery", role="discovery", entrypoint="workers.discovery:main",
-                args=DiscoveryArgs(self.target, self.cluster_prefix, self.config.discovery_every_s),
-            ))  # fmt: skip
+            self._listed(discovery)
         self.sup.add(ChildSpec(
             name="monitor:scheduling", role="monitor", entrypoint="workers.monitors.scheduling:main",
             args=self._monitor_args("scheduling.jsonl"),
@@ -494,7 +466,7 @@ class SmokeRun:
                 self.sup.stop_children(group)
             self.sup.log.info("cleanup_step", roles=list(roles), stopped=len(group))
         self.delete_leftovers("end")
-        self.delete_cloud_resources()
+        self.backend_cleanup()
 
     def last_look(self) -> None:
         """One last listing once the tests are over: a host that came up within the last discovery
@@ -509,53 +481,27 @@ class SmokeRun:
         self.sup.serve(LAST_LOOK_BUDGET_S, lambda: all(r.state is not ChildState.STARTING for r in new))
         self.sup.log.info("cleanup_step", roles=["last_look"], new_streams=len(new))
 
-    def delete_cloud_resources(self) -> None:
-        """GCP: every slice and instance of the prefix goes, unless `--keep`; also after a stop or timeout."""
-        if self.config.cluster is not ClusterKind.GCP or self.config.keep:
+    def backend_cleanup(self) -> None:
+        """The kind's own cleanup child, if it has one (gcp: delete the prefix's resources); also after a stop
+        or timeout."""
+        cleanup = self.backend.cleanup(self.view(), self.sup.clock())
+        if cleanup is None:
             return
-        s = self.gcp
-        budget_s = s.call_timeout_s + s.delete_timeout_s + CLOUD_CLEANUP_EXTRA_S
-        record = self.sup.add(ChildSpec(
-            name="cleanup:gcp", role="cleanup", entrypoint="workers.gcp.cleanup:main", restart=NEVER,
-            deadline_at=self.sup.clock() + budget_s, args=GcpCleanupArgs(s),
-        ))  # fmt: skip
-        self.sup.serve(budget_s + 1.0, lambda: record.finished)
+        record = self.sup.add(cleanup.spec)
+        self.sup.serve(cleanup.budget_s + 1.0, lambda: record.finished)
         self.sup.log.info(
             "cleanup_step", roles=["cloud"], deleted=len(self.cloud_cleanup.deleted) if self.cloud_cleanup else 0
         )
 
     # -- children specs -----------------------------------------------------------------
 
-    def _transport(self, host: Host) -> Transport:
-        if self.config.cluster is ClusterKind.GCP:
-            return self._gcp_transport(host)
-        if self.config.cluster.real_iris:
-            # Iris keeps worker and controller logs in its log service: follow them there.
-            iris = self.config.iris
-            return IrisLogTransport(
-                self.address, iris.token_file or None, iris.token_env or None, proxy_token=iris.proxy_token,
-                max_page_bytes=iris.max_log_page_bytes,
-            )  # fmt: skip
-        if self.config.cluster is not ClusterKind.SSH:
-            assert self.cluster is not None
-            return LocalTransport(state_dir=self.cluster.state_dir)
-        return self.config.ssh.transport
+    def view(self) -> RunView:
+        """The run as its backend sees it (`cluster`: the cluster's READY, None until it came)."""
+        target = self.plan.target(self.cluster.address if self.cluster else "")
+        return RunView(self.config, self.plan.prefix, self.cluster, target, self.cluster_prefix)
 
-    def _gcp_transport(self, host: Host) -> SshTransport:
-        """ssh as gcloud's dry-run resolved it for this host, multiplexed through the cluster child's directory."""
-        ssh, s = host.ssh, self.gcp
-        assert ssh is not None, "gcp discovery resolves every host's ssh"
-        return SshTransport(
-            user=ssh.user,
-            port=ssh.port,
-            identity_file=ssh.identity_file or None,
-            strict_host_key_checking=ssh.strict_host_key_checking or s.strict_host_key_checking,
-            known_hosts_file=ssh.known_hosts_file or None,
-            connect_timeout_s=s.connect_timeout_s,
-            remote_template=self.config.streams.remote_command,
-            control_dir=(self.cluster.control_dir if self.cluster else "") or None,
-            extra_options=ssh.options,
-        )
+    def _transport(self, host: Host) -> Transport:
+        return self.backend.transport(self.view(), host)
 
     def _stream_spec(self, host: Host) -> ChildSpec:
         """Raises HostileNameError for a name no command line may see (discovery filters them first)."""
@@ -575,12 +521,6 @@ class SmokeRun:
                 progress_interval_s=STREAM_PROGRESS_S,
             ),
         )
-
-    @staticmethod
-    def _static_host(host: Any) -> HostEntry:
-        role = Role(host.role)
-        container = "iris-controller" if role is Role.CONTROLLER else "iris-worker"
-        return HostEntry(host.vm, host.host, role, host.address, "", container)
 
     # -- the verdict's parts ------------------------------------------------------------
 
@@ -713,7 +653,7 @@ class SmokeRun:
         cluster, only if it became ready and its process still runs now, at the verdict."""
         if not self.config.keep or self.cluster is None:
             return False
-        return self.config.cluster is ClusterKind.GCP or audit.kept_alive(self.cluster.cluster_pid)
+        return self.backend.kept(self.cluster.cluster_pid)
 
     def summary_extra(self) -> SmokeSections:
         diagnostics, ready = self.diagnostics, self.cluster

@@ -30,6 +30,7 @@ cluster this run started, jobs it did not submit are reported (workers/foreign_j
 """
 
 import dataclasses
+import functools
 import os
 import re
 import shutil
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from common import env, ports
@@ -189,28 +191,72 @@ class AddressReader:
         return match.group(1) if match else None
 
 
+@dataclass(frozen=True)
+class Booted:
+    """A mode's boot: the process it started (None: nothing to start), its directory, and the address
+    its controller answers at ("" = it failed, and said why; the child then exits with `failed`)."""
+
+    proc: "subprocess.Popen[bytes] | None"
+    state_dir: Path | None
+    address: str
+    failed: int = ChildExit.ERROR
+
+
+def _boot_attached(ctx: ChildContext, boot: Deadline) -> Booted:
+    return Booted(None, None, ctx.args.target.address)
+
+
+def _boot_embedded(ctx: ChildContext, boot: Deadline, keep: bool) -> Booted:
+    state_dir = ctx.run_dir / "cluster"
+    proc = _start_embedded(ctx, state_dir, keep=keep)
+    found = _wait_address(ctx, proc, AddressReader(state_dir / "controller.addr"), boot)
+    if found is None:
+        ctx.log.error("cluster_start_failed", mode=ctx.args.mode, exit_code=proc.poll(), state_dir=str(state_dir))
+    return Booted(proc, state_dir, found or "")
+
+
+def _boot_iris_local(ctx: ChildContext, boot: Deadline) -> Booted:
+    started = time.monotonic()
+    state_dir = ctx.run_dir / "iris"
+    proc, address, failure = _boot_iris(ctx, state_dir, boot)
+    if failure:
+        ctx.log.error("cluster_start_failed", mode=ctx.args.mode, exit_code=proc.poll(), state_dir=str(state_dir),
+                      error=failure, waited_s=round(time.monotonic() - started, 3))  # fmt: skip
+    return Booted(
+        proc, state_dir, "" if failure else address, ChildExit.OK if ctx.stop.requested() else ChildExit.ERROR
+    )
+
+
+@dataclass(frozen=True)
+class Mode:
+    """What one mode of this child does; the supervisor's backend for the run's kind names the mode."""
+
+    boot: Callable[[ChildContext, Deadline], Booted]
+    watch_exit: bool = False  # the cluster's exit while the run needs it fails the run
+    watch_foreign_jobs: bool = False  # an embedded cluster the run started: report jobs it did not submit
+    outlives_child: bool = False  # `--keep`: once it served, stopping this child leaves it running
+    stop_grace_s: float | None = None  # at most this for its stop (None: this child's grace)
+    reports_tmp_left: bool = False  # say what it left in its TMPDIR (results.json `cluster.iris_tmp_left`)
+
+
+MODES = {
+    "start": Mode(functools.partial(_boot_embedded, keep=False), watch_exit=True, watch_foreign_jobs=True),
+    "keep": Mode(functools.partial(_boot_embedded, keep=True), watch_foreign_jobs=True, outlives_child=True),
+    "attach": Mode(_boot_attached),
+    "iris-local": Mode(_boot_iris_local, watch_exit=True, stop_grace_s=iris_local.STOP_GRACE_S, reports_tmp_left=True),
+}
+
+
 def main(ctx: ChildContext) -> int:
     args: ClusterArgs = ctx.args
-    mode, target = args.mode, args.target
+    mode = MODES[args.mode]
     boot = ctx.deadline.within(args.boot_timeout_s)
     started = time.monotonic()
-    proc, state_dir = None, None
-    if mode == "iris-local":
-        state_dir = ctx.run_dir / "iris"
-        proc, address, failure = _boot_iris(ctx, state_dir, boot)
-        if failure:
-            ctx.log.error("cluster_start_failed", mode=mode, exit_code=proc.poll(), state_dir=str(state_dir),
-                          error=failure, waited_s=round(time.monotonic() - started, 3))  # fmt: skip
-            return _stop(ctx, proc, mode, state_dir, ChildExit.OK if ctx.stop.requested() else ChildExit.ERROR)
-        target = dataclasses.replace(target, address=address)
-    elif mode != "attach":
-        state_dir = ctx.run_dir / "cluster"
-        proc = _start_embedded(ctx, state_dir, keep=mode == "keep")
-        found = _wait_address(ctx, proc, AddressReader(state_dir / "controller.addr"), boot)
-        if found is None:
-            ctx.log.error("cluster_start_failed", mode=mode, exit_code=proc.poll(), state_dir=str(state_dir))
-            return _stop(ctx, proc, mode, state_dir, ChildExit.ERROR)
-        target = dataclasses.replace(target, address=found)
+    booted = mode.boot(ctx, boot)
+    proc, state_dir = booted.proc, booted.state_dir
+    if not booted.address:
+        return _stop(ctx, proc, mode, state_dir, booted.failed)
+    target = dataclasses.replace(args.target, address=booted.address)
     with open_controller(target, ctx.deadline) as controller:
         serving = controller.serving(boot.remaining(), ctx.stop.fd)
         if serving:
@@ -224,10 +270,10 @@ def main(ctx: ChildContext) -> int:
     except private_socket.SocketPathError as exc:
         ctx.log.error("cluster_description_invalid", address=target.address, error=str(exc))
         return _stop(ctx, proc, mode, state_dir, ChildExit.ERROR)
-    ctx.log.info("cluster_ready", address=target.address, mode=mode, boot_s=round(time.monotonic() - started, 3),
-                 **described)  # fmt: skip
-    ctx.channel.send(ClusterReady(target.address, mode, proc.pid if proc else 0, **described))
-    code = _serve(ctx, proc if mode in ("start", "iris-local") else None, target if mode in ("start", "keep") else None)
+    ctx.log.info("cluster_ready", address=target.address, mode=args.mode,
+                 boot_s=round(time.monotonic() - started, 3), **described)  # fmt: skip
+    ctx.channel.send(ClusterReady(target.address, args.mode, proc.pid if proc else 0, **described))
+    code = _serve(ctx, proc if mode.watch_exit else None, target if mode.watch_foreign_jobs else None)
     return _stop(ctx, proc, mode, state_dir, code, ready=True)
 
 
@@ -288,21 +334,21 @@ def _wait_stop(ctx: ChildContext, proc: "subprocess.Popen[bytes] | None", every_
 def _stop(
     ctx: ChildContext,
     proc: "subprocess.Popen[bytes] | None",
-    mode: str,
+    mode: Mode,
     state_dir: Path | None,
     code: int,
     ready: bool = False,
 ) -> int:
     """End a cluster this child started, and say what it left behind. A kept one stays, once it
     has served: one that never became ready is stopped, so nothing half-started outlives the run."""
-    if proc is None or (mode == "keep" and ready):
+    if proc is None or (mode.outlives_child and ready):
         return code
     grace_s = ctx.grace_s * 0.8
-    if mode == "iris-local":
-        grace_s = min(grace_s, iris_local.STOP_GRACE_S)
+    if mode.stop_grace_s is not None:
+        grace_s = min(grace_s, mode.stop_grace_s)
     exit_code = ctx.groups.stop(proc, grace_s=grace_s)
-    ctx.log.info("cluster_stopped", mode=mode, exit_code=exit_code)
-    if mode == "iris-local" and state_dir is not None:
+    ctx.log.info("cluster_stopped", mode=ctx.args.mode, exit_code=exit_code)
+    if mode.reports_tmp_left and state_dir is not None:
         left = sorted(p.name for p in (state_dir / "tmp").glob("*"))
         if left:
             ctx.log.warning("iris_tmp_left", entries=left[:20], count=len(left))
