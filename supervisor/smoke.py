@@ -29,7 +29,7 @@ from common.messages import Kind, Message
 from common.outcome import FailureReason, Outcome
 from supervisor import leftovers
 from supervisor.arbiter import Supervisor
-from supervisor.backends.base import IRIS_STOP_GRACE_S as IRIS_STOP_GRACE_S
+from supervisor.backends.base import IRIS_STOP_GRACE_S as IRIS_STOP_GRACE_S  # the longest cluster stop
 from supervisor.backends.base import RunView, backend_of
 from supervisor.children import ChildRecord, ChildSpec, ChildState
 from supervisor.config import Policy

@@ -115,7 +115,7 @@ class TunnelCommand:
 
 @dataclass(frozen=True)
 class ClusterArgs:
-    mode: str  # start | keep | attach | iris-local | gcp | tunnel
+    mode: str  # start | keep | attach | iris-local (workers.cluster.MODES) | gcp | tunnel: the backend's choice
     target: ControllerTarget
     prefix: str
     boot_timeout_s: float

@@ -1,7 +1,7 @@
 """The `cluster` child: starts a cluster, or attaches to one, and reports READY with the
 controller's address once it answers its health check.
 
-Modes:
+Modes (`MODES`; the run's backend, `supervisor/backends`, names the one to run):
 - `start`: the embedded local cluster runs as this child's subprocess, in a process
   group of its own, carrying the run tag; stopping this child stops it (SIGTERM, then
   the cluster stops its VM hosts within its grace).
