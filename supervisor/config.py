@@ -26,7 +26,7 @@ from common.controller_target import (
 from common.errors import ConfigError
 from common.toml_table import Check, Table, count, duration, read_toml, text, texts, truth
 from supervisor import settings
-from supervisor.backends.registry import DEFAULT_KIND
+from supervisor.backends.registry import DEFAULT_KIND, intervals_of
 from supervisor.backends.registry import ClusterKind as ClusterKind  # the run config's kind; imported from here too
 from supervisor.settings import Setting, assigned, read
 from workers.child_args import TUNNEL_FIELDS, CustomTest, TunnelCommand
@@ -183,17 +183,13 @@ class RunConfig:
     def discovery_every_s(self) -> float:
         if self.discovery_interval_s is not None:
             return self.discovery_interval_s
-        from supervisor.backends.base import backend_of  # the backends read this module: asked, not imported
-
-        return backend_of(self.cluster).discovery_interval_s
+        return intervals_of(self.cluster).discovery_interval_s
 
     @property
     def monitor_every_s(self) -> float:
         if self.monitor_interval_s is not None:
             return self.monitor_interval_s
-        from supervisor.backends.base import backend_of  # the backends read this module: asked, not imported
-
-        return backend_of(self.cluster).monitor_interval_s
+        return intervals_of(self.cluster).monitor_interval_s
 
     @property
     def attached(self) -> bool:

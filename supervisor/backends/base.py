@@ -10,14 +10,12 @@ from what the cluster offers (workers/smoke_tests/parity_tests.py), not from its
 """
 
 import abc
-import functools
-import importlib
 from dataclasses import dataclass
 
 from common.controller_target import ApiKind, ControllerTarget
 from common.errors import UsageError
 from supervisor import audit
-from supervisor.backends.registry import BACKENDS, ClusterKind
+from supervisor.backends.registry import BACKENDS, ClusterKind, load
 from supervisor.children import ChildSpec
 from supervisor.config import RunConfig
 from supervisor.streams import Host
@@ -118,10 +116,9 @@ class Backend(abc.ABC):
         )
 
 
-@functools.cache
 def backend_of(kind: ClusterKind) -> Backend:
     """The backend of `kind`, from the module the registry names."""
-    backend = importlib.import_module(BACKENDS[kind]).BACKEND
+    backend = load(kind)
     if not isinstance(backend, Backend):
         raise TypeError(f"{BACKENDS[kind]}.BACKEND is not a Backend")
     return backend

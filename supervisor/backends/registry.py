@@ -2,12 +2,16 @@
 
 A kind's behaviour (its preflight checks, its cluster child, discovery, the streams'
 transport, cleanup, default intervals) is its backend module's (`supervisor/backends/base.py`
-is the interface); the run, preflight and config ask `backend_of(kind)` and never compare
-kinds. The modules are named, not imported, here (as a child's entrypoint is): the backends
-read `RunConfig`, which itself names its kind with this enum, so this module imports nothing.
+is the interface); the run and preflight ask `backend_of(kind)`, config asks `intervals_of`,
+and neither compares kinds. The modules are named here, not imported (as a child's entrypoint
+is named): the backends read `RunConfig`, which names its kind with this enum, so this module
+sits below config and loads a backend only when one is asked for.
 """
 
 import enum
+import functools
+import importlib
+from typing import Protocol, runtime_checkable
 
 
 class ClusterKind(enum.StrEnum):
@@ -33,3 +37,27 @@ BACKENDS = {
     ClusterKind.IRIS: "supervisor.backends.iris",
     ClusterKind.IRIS_LOCAL: "supervisor.backends.iris_local",
 }
+
+
+@runtime_checkable
+class Intervals(Protocol):
+    """What the run's config asks of a kind (every `Backend` has it): its default polling intervals."""
+
+    @property
+    def discovery_interval_s(self) -> float: ...
+
+    @property
+    def monitor_interval_s(self) -> float: ...
+
+
+@functools.cache
+def load(kind: ClusterKind) -> object:
+    """The `BACKEND` of the module the registry names for `kind`."""
+    return importlib.import_module(BACKENDS[kind]).BACKEND
+
+
+def intervals_of(kind: ClusterKind) -> Intervals:
+    backend = load(kind)
+    if not isinstance(backend, Intervals):
+        raise TypeError(f"{BACKENDS[kind]}.BACKEND has no default intervals")
+    return backend
