@@ -29,7 +29,7 @@ from supervisor import settings
 from supervisor.backends.registry import DEFAULT_KIND, intervals_of
 from supervisor.backends.registry import ClusterKind as ClusterKind  # the run config's kind; imported from here too
 from supervisor.settings import Setting, assigned, read
-from workers.child_args import TUNNEL_FIELDS, CustomTest, TunnelCommand
+from workers.child_args import FLEET_CHECKS, TUNNEL_FIELDS, CustomTest, FleetSettings, TunnelCommand
 from workers.controller.model import Constraint, JobRequest
 from workers.gcp.settings import COMMAND_FIELDS, CONTROLLER_PORT, GcpSettings
 from workers.hosts import MAX_HOSTS_PER_VM, NAME_PATTERN, HostileNameError, split_address
@@ -50,6 +50,8 @@ STANDARD_TESTS = (
     "accelerator_probe", "region_constrained", "nested_constraints", "non_preemptible",
 )  # fmt: skip
 PROBES = ("env", "jax")
+# A `[sets]` name: what `--tests` and `run.tests` may name instead of its members.
+SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
 # A reply cap: at least an error page, at most what a child may hold (parsed, about 7 times that).
 MIN_REPLY_BYTES = 64 * 1024
 MAX_REPLY_BYTES = 1024 * 1024 * 1024
@@ -88,6 +90,8 @@ class IrisSettings:
     # port-forward) with {port} (the local port the run picks) and {remote_port} (controller_port).
     tunnel_command: tuple[str, ...] = ()
     controller_port: int = CONTROLLER_PORT
+    # controller_vitals: the tree hash or base commit the controller must report (GetProcessStatus).
+    expect_version: str = ""
 
     @property
     def proxy_token(self) -> ProxyToken:
@@ -165,8 +169,11 @@ class RunConfig:
     # None: the cluster kind's: 0.25 s on a local cluster (a pending reason lasts as long as a local
     # boot), 1 s elsewhere.
     monitor_interval_s: float | None = None
-    # The selection: standard and [[tests]] names; [[tests]] all run when it names none of them.
-    tests: tuple[str, ...] = STANDARD_TESTS
+    # The selection: standard tests, fleet checks, [sets] and [[tests]] names (a set stands for its
+    # members); [[tests]] all run when it names none of them.
+    tests: tuple[str, ...] = (*FLEET_CHECKS, *STANDARD_TESTS)
+    sets: tuple[tuple[str, tuple[str, ...]], ...] = ()  # [sets]: name -> members
+    fleet: FleetSettings = field(default_factory=FleetSettings)
     # Observe only: no job is submitted; discovery, streams and monitors watch for `observe_s`
     # and the verdict rests on what they saw (README "Observe-only runs").
     observe: bool = False
@@ -208,7 +215,15 @@ class RunConfig:
         return self.attached or self.tunnel is not None or self.keep
 
     def test_names(self) -> list[str]:
-        return [*self.standard_tests(), *(t.name for t in self.selected_custom_tests())]
+        return [*self.fleet_checks(), *self.standard_tests(), *(t.name for t in self.selected_custom_tests())]
+
+    def fleet_checks(self) -> list[str]:
+        """The fleet checks selected, in the order they run; an observe run makes them too (they launch nothing)."""
+        return [n for n in FLEET_CHECKS if n in self.tests]
+
+    def only_fleet_checks(self) -> bool:
+        """The selection names fleet checks only: nothing an observe run cannot do."""
+        return all(n in FLEET_CHECKS for n in self.tests)
 
     def standard_tests(self) -> list[str]:
         """The standard tests selected; none in an observe run."""
@@ -223,8 +238,20 @@ class RunConfig:
         return named if named else list(self.custom_tests)
 
     def unknown_tests(self) -> list[str]:
-        known = {*STANDARD_TESTS, *(t.name for t in self.custom_tests)}
+        known = {*STANDARD_TESTS, *FLEET_CHECKS, *(t.name for t in self.custom_tests)}
         return [n for n in self.tests if n not in known]
+
+    def expanded(self) -> "RunConfig":
+        """The selection with each `[sets]` name replaced by its members (order kept, each name once)."""
+        sets = dict(self.sets)
+        names = [m for n in self.tests for m in sets.get(n, (n,))]
+        return replace(self, tests=tuple(dict.fromkeys(names)))
+
+
+def unknown_test_message(name: str) -> str:
+    """Why a selected name is refused; the caller names the field (`run.tests`, `--tests`, `sets.<name>`)."""
+    return (f"{name!r} is neither a standard test ({', '.join(STANDARD_TESTS)}), a fleet check "
+            f"({', '.join(FLEET_CHECKS)}), a [sets] name nor a [[tests]] name")  # fmt: skip
 
 
 def _test_spec(reader: Table) -> CustomTest:
@@ -351,6 +378,24 @@ def _choice(kind: type[E]) -> Callable[[object], E]:
     return lambda value: kind(text(choices=tuple(kind))(value))
 
 
+def _sets(value: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`[sets]`: each key a set's name, each value the list of test names it stands for."""
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a table of name = [test names], got {value!r}")
+    found = []
+    for name, members in value.items():
+        if not SET_NAME.fullmatch(name):
+            raise ValueError(f"the set name {name!r} must match {SET_NAME.pattern}")
+        try:
+            listed = texts()(members)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        if not listed:
+            raise ValueError(f"{name}: an empty set selects nothing; list its tests")
+        found.append((name, listed))
+    return tuple(found)
+
+
 def _tests_flag(value: str) -> list[str]:
     return [n for n in value.split(",") if n]
 
@@ -358,7 +403,7 @@ def _tests_flag(value: str) -> list[str]:
 _PORT = count(1, 65535)
 _REPLY_BYTES = count(MIN_REPLY_BYTES, MAX_REPLY_BYTES)
 _HOST_KEYS = text(choices=("yes", "no", "accept-new"))
-SECTIONS = ("run", "cluster", "streams", "verdict", "ssh", "iris", "gcp", "suite")
+SECTIONS = ("run", "cluster", "streams", "verdict", "ssh", "iris", "gcp", "suite", "fleet")
 # Every setting of the run's config file and its flags, declared once (supervisor/settings.py).
 # [[tests]] and [ssh] hosts are arrays of tables, read by _test_spec and _ssh_host.
 # fmt: off
@@ -376,8 +421,11 @@ RUN_SETTINGS: tuple[Setting, ...] = (
     Setting("run.prefix", "prefix", text(PREFIX), "the label prefix", "--prefix", metavar="P",
             shown_default="unique per run, smoke-<hex>"),
     Setting("run.log_dir", "log_dir", text(), "the parent of the run directory", "--log-dir", metavar="DIR"),
-    Setting("run.tests", "tests", texts(), "the tests to run: standard names and [[tests]] names", "--tests",
-            split=_tests_flag, metavar="NAMES"),
+    Setting("run.tests", "tests", texts(), "the tests to run: standard tests, fleet checks, [sets] and "
+            "[[tests]] names", "--tests", split=_tests_flag, metavar="NAMES", shown_default="every fleet check and "
+            "standard test"),
+    Setting("sets", "sets", _sets, "named test sets, e.g. vitals = [\"controller_vitals\", \"slices_complete\"]; "
+            "a set's name selects its members", shown_default="none"),
     Setting("run.observe", "observe", truth, "observe only: submit no job; the verdict rests on what discovery, "
             "streams and monitors saw", "--observe", switch=True),
     Setting("run.observe_s", "observe_s", duration(), "how long an observe run watches (s), within the deadline",
@@ -439,6 +487,15 @@ RUN_SETTINGS: tuple[Setting, ...] = (
             "--cluster iris without --controller: a forward to the controller, as argv; {port} = the local "
             "port the run picks, {remote_port} = controller_port"),
     Setting("iris.controller_port", "iris.controller_port", _PORT, "the controller's port at tunnel_command's far end"),
+    Setting("iris.expect_version", "iris.expect_version", text(),
+            "controller_vitals: the tree hash or base commit the controller must report", shown_default="any"),
+    Setting("fleet.query_warn_s", "fleet.query_warn_s", duration(), "controller_vitals: SELECT 1 slower warns (s)"),
+    Setting("fleet.query_fail_s", "fleet.query_fail_s", duration(), "controller_vitals: SELECT 1 slower fails (s)"),
+    Setting("fleet.max_rss_bytes", "fleet.max_rss_bytes", count(0), "controller_vitals: the controller's RSS; 0 = any"),
+    Setting("fleet.max_threads", "fleet.max_threads", count(0), "controller_vitals: its threads; 0 = any"),
+    Setting("fleet.max_fds", "fleet.max_fds", count(0), "controller_vitals: its open fds; 0 = any"),
+    Setting("fleet.settle_s", "fleet.settle_s", duration(allow_zero=True),
+            "slices_complete: a slice short of a worker is listed again this long before it fails (s)"),
     Setting("gcp.project", "gcp.project", text(NAME), "the project"),
     Setting("gcp.zones", "gcp.zones", texts(NAME), "the zones listed"),
     Setting("gcp.label_prefix", "gcp.label_prefix", text(PREFIX), "the clusters' label prefix",
@@ -487,21 +544,37 @@ def _checked(config: RunConfig) -> RunConfig:
             f"streams.max_run_bytes: must be >= 4096 x max_streams ({4096 * config.streams.max_streams}), "
             f"got {config.streams.max_run_bytes}"
         )
+    if config.fleet.query_warn_s > config.fleet.query_fail_s:
+        raise ConfigError(f"fleet.query_warn_s: must be at most fleet.query_fail_s ({config.fleet.query_fail_s:g}), "
+                          f"got {config.fleet.query_warn_s:g}")  # fmt: skip
     _check_unique_tests(config)
+    _check_sets(config)
+    config = config.expanded()
     unknown = config.unknown_tests()
     if unknown:
-        raise ConfigError(f"run.tests: {unknown[0]!r} is neither a standard test ({', '.join(STANDARD_TESTS)}) "
-                          "nor a [[tests]] name")  # fmt: skip
+        raise ConfigError(f"run.tests: {unknown_test_message(unknown[0])}")
     return config
+
+
+def _check_sets(config: RunConfig) -> None:
+    """Each set's members are tests (sets do not nest), and no set takes a test's name."""
+    known = {*STANDARD_TESTS, *FLEET_CHECKS, *(t.name for t in config.custom_tests)}
+    sets = dict(config.sets)
+    for name, members in config.sets:
+        if name in known:
+            raise ConfigError(f"sets.{name}: a test has this name; name the set otherwise")
+        for member in members:
+            if member in sets:
+                raise ConfigError(f"sets.{name}: {member!r} is a set; sets do not nest, list its tests")
+            if member not in known:
+                raise ConfigError(f"sets.{name}: {unknown_test_message(member)}")
 
 
 def parse(data: Mapping[str, Any]) -> RunConfig:
     root = Table(data, "")
     tables = {name: root.table_of(name) for name in SECTIONS}
-    run = tables["run"]
-    if run.table.get("observe") is True and "tests" in run.table:
-        raise ConfigError("run.tests: an observe run (run.observe = true) submits no job and runs no tests; "
-                          "drop run.tests or run.observe")  # fmt: skip
+    tables[""] = root  # top-level settings: [sets]
+    tests_given = "tests" in tables["run"].table
     values = read(tables, RUN_SETTINGS)
     hosts = _ssh_hosts(tables["ssh"])
     custom_tests = tuple(_test_spec(t) for t in root.tables("tests"))
@@ -510,7 +583,11 @@ def parse(data: Mapping[str, Any]) -> RunConfig:
     config = assigned(RunConfig(custom_tests=custom_tests), values)
     ssh = replace(config.ssh, hosts=hosts, transport=replace(config.ssh.transport,
                   remote_template=config.streams.remote_command))  # fmt: skip
-    return _checked(replace(config, ssh=ssh))
+    config = _checked(replace(config, ssh=ssh))
+    if config.observe and tests_given and not config.only_fleet_checks():
+        raise ConfigError("run.tests: an observe run (run.observe = true) submits no job and runs no tests, only "
+                          "fleet checks; drop run.tests, name only fleet checks, or drop run.observe")  # fmt: skip
+    return config
 
 
 def _check_unique_tests(config: RunConfig) -> None:
@@ -528,6 +605,7 @@ def resolved(config: RunConfig) -> dict[str, Any]:
     data["run"] |= {"discovery_interval_s": config.discovery_every_s, "monitor_interval_s": config.monitor_every_s}
     data["ssh"]["hosts"] = [asdict(h) for h in config.ssh.hosts]
     data["tests"] = [_test_table(t) for t in config.custom_tests]
+    data["sets"] = {name: list(members) for name, members in config.sets}
     return data
 
 

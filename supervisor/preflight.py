@@ -20,7 +20,7 @@ from common.errors import ConfigError, UsageError
 from common.tokens import token_text
 from local_cluster import private_socket
 from supervisor.backends.base import backend_of
-from supervisor.config import RUN_SETTINGS, STANDARD_TESTS, RunConfig, load
+from supervisor.config import RUN_SETTINGS, RunConfig, load, unknown_test_message
 from supervisor.settings import assigned, given
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
@@ -58,12 +58,11 @@ def merged_config(args: argparse.Namespace) -> RunConfig:
         config = load(Path(args.config) if args.config else None)
     except ConfigError as exc:
         raise UsageError(f"config: {exc}") from None
-    config = assigned(config, given(args, RUN_SETTINGS))
+    config = assigned(config, given(args, RUN_SETTINGS)).expanded()
     check_observe(config, args)
     unknown = config.unknown_tests()
     if unknown:
-        raise UsageError(f"--tests: {unknown[0]!r} is neither a standard test ({', '.join(STANDARD_TESTS)}) "
-                         "nor a [[tests]] name in the config")  # fmt: skip
+        raise UsageError(f"--tests: {unknown_test_message(unknown[0])} in the config")
     check_controller(config)
     if config.keep and config.attached:
         raise UsageError("--keep: nothing to keep when attaching with --controller")
@@ -76,10 +75,10 @@ def merged_config(args: argparse.Namespace) -> RunConfig:
 def check_observe(config: RunConfig, args: argparse.Namespace) -> None:
     """An observe run runs no tests: a test selection beside it is a contradiction, refused.
     `--observe` overrides the config file's `run.tests` (flags override the file), as `--tests` does."""
-    if args.tests is not None and config.observe:
+    if args.tests is not None and config.observe and not config.only_fleet_checks():
         given = "--observe" if args.observe else "run.observe = true in --config"
-        raise UsageError(f"--tests: conflicts with {given}: an observe run submits no job and runs no tests; "
-                         "drop one of them")  # fmt: skip
+        raise UsageError(f"--tests: conflicts with {given}: an observe run submits no job and runs no tests, "
+                         "only fleet checks; drop one of them, or name only fleet checks")  # fmt: skip
     if args.observe_s is not None and not config.observe:
         raise UsageError("--observe-s: only for an observe run; add --observe (or run.observe = true)")
     if config.observe and config.observe_s >= config.timeout_s:

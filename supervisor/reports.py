@@ -90,7 +90,7 @@ def _number(value: float | None) -> object:
 
 def _tests_section(results: RunResults) -> list[str]:
     lines = ["## Tests", ""]
-    if results.observe:
+    if results.observe and not results.tests:
         return [*lines, "None: an observe-only run submits no job.", ""]
     if not results.tests:
         return [*lines, "No test ran.", ""]
@@ -171,7 +171,7 @@ def verdict_line(results: RunResults, run_dir: Path) -> str:
     tests, failed = results.tests, results.failed_tests
     if failed:
         what = f"failed tests: {', '.join(failed)}"
-    elif results.observe:
+    elif results.observe and not tests:
         what = "observe only, no tests"
     else:
         passed = sum(t.outcome is Outcome.PASSED for t in tests)

@@ -13,6 +13,7 @@ from common.jsonshape import DOC, SCHEMA, Json, JsonObject, schema, to_json_obje
 from common.outcome import ExitCode, FailureReason, Outcome
 from supervisor.children import ChildState
 from supervisor.config import ClusterKind
+from workers.child_args import FLEET_CHECKS
 from workers.hosts import Role
 from workers.messages import CloudCleanup, ForeignJob, HostsRejected, JobReport, LogTail
 
@@ -79,6 +80,11 @@ class TestEntry:
     duration_s: float | None = None  # None: the test never reported
     jobs: tuple[JobReport, ...] = ()
     log_tail: tuple[LogTail, ...] = ()
+    details: JsonObject = field(
+        default_factory=dict,
+        metadata={DOC: "a fleet check's measurements, e.g. controller_vitals: health_s, select_1_s, tree_hash, "
+                  "base_commit, python_version, rss_bytes, threads, fds"},
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -205,8 +211,9 @@ class SmokeSections:
 
     observe: bool = field(
         metadata={
-            DOC: "an observe-only run (--observe): it submitted no job, ran no test, and its verdict rests on what "
-            "discovery, the streams and the monitors saw (see observation)"
+            DOC: "an observe-only run (--observe): it submitted no job, ran no test but the fleet checks (which "
+            "launch nothing), and its verdict rests on them and on what discovery, the streams and the monitors "
+            "saw (see observation)"
         }
     )
     cluster: Cluster
@@ -257,6 +264,10 @@ def as_json(result: RunResult) -> JsonObject:
     return top | (smoke if isinstance(smoke, dict) else {})
 
 
+def _fleet_checks_only() -> Json:
+    return {"items": {"properties": {"name": {"enum": list(FLEET_CHECKS)}}}}
+
+
 def results_schema() -> JsonObject:
     """docs/results.schema.json: RunResult's fields required, a smoke run's sections optional beside them."""
     defs: dict[str, Json] = {}
@@ -273,8 +284,8 @@ def results_schema() -> JsonObject:
         "title": "iris-smoke results.json",
         **top,
         "properties": properties | smoke_properties,
-        # An observe run submits nothing: no test, no sweep.
+        # An observe run submits nothing: no test but the fleet checks (they launch nothing), no sweep.
         "if": {"required": ["observe"], "properties": {"observe": {"const": True}}},
-        "then": {"properties": {"tests": {"maxItems": 0}, "jobs_confirmed": {"type": "null"}}},
+        "then": {"properties": {"tests": _fleet_checks_only(), "jobs_confirmed": {"type": "null"}}},
         "$defs": dict(sorted(defs.items())),
     }

@@ -55,6 +55,7 @@ from workers.child_args import (
     TESTS_CHILD_GRACE_S,
     ClusterArgs,
     DiagnosticsArgs,
+    FleetArgs,
     MonitorArgs,
     SuiteArgs,
 )
@@ -204,7 +205,7 @@ class SmokeRun:
                     self.hosts_rejected = message
             case FailedListings() if role == "discovery":
                 self._failed_listings(message)
-            case TestResult() if role == "tests":
+            case TestResult() if role in ("tests", "fleet"):
                 self.results[message.test] = message
             case JobsConfirmed() if role == "tests":
                 self.jobs_confirmed = message
@@ -397,11 +398,25 @@ class SmokeRun:
             name=AUTOSCALER_MONITOR, role="monitor", entrypoint="workers.monitors.autoscaler:main",
             args=self._monitor_args("autoscaler.jsonl"),
         ))  # fmt: skip
+        if self.config.fleet_checks():
+            self.sup.add(ChildSpec(
+                name="fleet", role="fleet", entrypoint="workers.fleet:main", restart=NEVER,
+                args=FleetArgs(self.target, tuple(self.config.fleet_checks()), self.config.fleet,
+                               self.config.iris.expect_version),
+            ))  # fmt: skip
+
+    def _fleet_done(self) -> bool:
+        fleet = self.sup.children.get("fleet")
+        return fleet is None or fleet.finished
 
     def _monitor_args(self, out: str) -> MonitorArgs:
         return MonitorArgs(self.target, self.plan.run_dir / out, self.config.monitor_every_s)
 
     def run_tests(self) -> None:
+        """The tests child, when anything but fleet checks is selected; and the fleet checks' end."""
+        if not self.suite_args().names:
+            self.sup.run_until(self._fleet_done, tick=self._tick)
+            return
         record = self.sup.add(
             ChildSpec(
                 name="tests",
@@ -413,7 +428,7 @@ class SmokeRun:
                 args=self.suite_args(),
             )
         )
-        self.sup.run_until(lambda: record.finished, tick=self._tick)
+        self.sup.run_until(lambda: record.finished and self._fleet_done(), tick=self._tick)
 
     def observe(self) -> None:
         """An observe run's window: serve the observers for `observe_s` (a stop or the deadline ends it
@@ -421,12 +436,15 @@ class SmokeRun:
         ends = self.sup.clock() + self.config.observe_s
         self.sup.log.info("observe_window", observe_s=self.config.observe_s)
 
-        def tick() -> float:
+        def tick() -> float | None:
             wake = self._tick()
-            left = max(0.0, ends - self.sup.clock())
+            left = ends - self.sup.clock()
+            if left <= 0:  # past the window, waiting for the fleet child: its exit wakes the loop
+                return wake
             return left if wake is None else min(wake, left)
 
-        self.sup.run_until(lambda: self.sup.clock() >= ends, tick=tick)
+        # The fleet checks end well within any window; a window shorter than they take waits for them.
+        self.sup.run_until(lambda: self.sup.clock() >= ends and self._fleet_done(), tick=tick)
 
     def collect_diagnostics(self) -> None:
         now = self.sup.clock()
@@ -455,7 +473,7 @@ class SmokeRun:
         Streams are drained first: the lines a run most needs are its last ones (the
         failure), and a stream started moments ago may not have caught up yet.
         """
-        order = (("tests", "diagnostics"), ("monitor", "discovery"), ("stream",), ("cluster",))
+        order = (("tests", "diagnostics", "fleet"), ("monitor", "discovery"), ("stream",), ("cluster",))
         for roles in order:
             if "discovery" in roles and self.sup.stop_reason is None:
                 self.last_look()
@@ -611,7 +629,7 @@ class SmokeRun:
             if result is not None:
                 outcome = cut_short if result.outcome is Outcome.CANCELLED else result.outcome
                 results.append(TestEntry(name, outcome, result.error, result.duration_s, result.jobs,
-                                         result.log_tail))  # fmt: skip
+                                         result.log_tail, result.details))  # fmt: skip
             elif self.sup.stop_reason is not None:
                 results.append(TestEntry(name, cut_short, f"run stopped: {self.sup.stop_reason}"))
             else:

@@ -97,6 +97,33 @@ class SuiteArgs:
         return [*self.standard, *(t.name for t in self.custom)]
 
 
+# The fleet checks (workers/fleet), in the order they run: read-only, no job, so an observe run makes them too.
+FLEET_CHECKS = ("controller_vitals", "slices_complete", "worker_attributes", "autoscaler_health")
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    """`[fleet]`: the fleet checks' limits (0 = no limit)."""
+
+    query_warn_s: float = 2.0  # controller_vitals: SELECT 1 slower than this is a warning (Iris's oncall notes)
+    query_fail_s: float = 10.0  # and slower than this a failure
+    max_rss_bytes: int = 0
+    max_threads: int = 0
+    max_fds: int = 0
+    # slices_complete: a slice short of a worker is listed again for this long before it fails (a
+    # slice still booting registers its hosts one by one).
+    settle_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class FleetArgs:
+    target: ControllerTarget
+    checks: tuple[str, ...]
+    limits: FleetSettings = FleetSettings()
+    expect_version: str = ""  # `[iris] expect_version`: the controller's tree hash or base commit
+    unavailable_report_s: float = UNAVAILABLE_REPORT_S
+
+
 # The placeholders of `[iris] tunnel_command`: the local port the run picked, the controller's port.
 TUNNEL_FIELDS = frozenset({"port", "remote_port"})
 

@@ -8,7 +8,7 @@ fields of a known type, never a dict, and a body of another shape is a protocol 
 
 import enum
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from common.jsonshape import JsonObject
 from common.messages import Kind, Message
@@ -328,6 +328,8 @@ class TestResult(Message, kind=Kind.RESULT, tag="test_result"):
     error: str
     jobs: tuple[JobReport, ...] = ()
     log_tail: tuple[LogTail, ...] = ()
+    # A fleet check's measurements (workers/fleet): `select_1_s`, `tree_hash`, `slices`, ...
+    details: JsonObject = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,11 @@ Flags (each may be combined with the others):
                              at that code's HTTP status: permission_denied is 403), and forward nothing
                              of it: e.g. LaunchJob refused to an identity with Iris's read-only
                              `dashboard` role, which may call everything else
+  --delay METHOD=SECONDS     forward METHOD after waiting SECONDS (a slow controller: `SELECT 1` slower
+                             than a limit)
+  --drop-slice-host INDEX    leave out of ListWorkers' answer the worker that is host INDEX of its slice
+                             (`tpu-worker-id`): a slice that registered one worker short
+  --drop-attribute KEY       leave attribute KEY out of the first worker ListWorkers lists that has it
   --log-proxy                open a second listener that forwards to the real log server; the controller's
                              `/proxy/system.log-server/` route is served through it, and the ListEndpoints
                              `/system/log-server` answer is rewritten to name it. SIGUSR1 then makes that
@@ -72,6 +77,7 @@ GONE = "log_server_gone"
 UPSTREAM_TIMEOUT_S = 30.0
 HANG_S = 60.0  # a hung reply waits this long at most for its caller to give up
 LOG_PROXY_ROUTE = "/proxy/system.log-server/"  # the controller's route to its log server
+LIST_WORKERS = "iris.cluster.ControllerService/ListWorkers"
 # The Connect protocol's HTTP status for each error code (connectrpc.com/docs/protocol#error-codes).
 CONNECT_STATUS = {
     "canceled": 499, "unknown": 500, "invalid_argument": 400, "deadline_exceeded": 504, "not_found": 404,
@@ -108,6 +114,9 @@ class Routes:
     lost: set[str] = dataclasses.field(default_factory=set)
     refused: dict[str, str] = dataclasses.field(default_factory=dict)  # method -> Connect error code
     gate: ProxyGate | None = None
+    delays: dict[str, float] = dataclasses.field(default_factory=dict)  # method -> seconds
+    drop_slice_host: int | None = None
+    drop_attribute: str = ""
 
     def made_up(self, method: str) -> tuple[int, bytes, str] | None:
         """The answer given without asking upstream, if any: (status, body, content type)."""
@@ -121,6 +130,8 @@ class Routes:
         return None
 
     def rewrite(self, method: str, data: bytes) -> bytes:
+        if method == LIST_WORKERS and (self.drop_slice_host is not None or self.drop_attribute):
+            return self.rewrite_workers(data)
         if not (self.log_url and method == LIST_ENDPOINTS):
             return data
         reply = json.loads(data)
@@ -128,6 +139,28 @@ class Routes:
             if endpoint.get("name") == LOG_SERVER:
                 endpoint["address"] = self.log_url
         return json.dumps(reply).encode()
+
+
+    def rewrite_workers(self, data: bytes) -> bytes:
+        reply = json.loads(data)
+        workers = reply.get("workers") or []
+        attributes = [(w.get("metadata") or {}).get("attributes") or {} for w in workers]
+        if self.drop_slice_host is not None:
+            host = str(self.drop_slice_host)
+            keep = [_attribute_text(a.get("tpu-worker-id")) != host for a in attributes]
+            reply["workers"] = [w for w, k in zip(workers, keep, strict=True) if k]
+        if self.drop_attribute:
+            holder = next((a for a in attributes if self.drop_attribute in a), None)
+            if holder is not None:
+                del holder[self.drop_attribute]
+        return json.dumps(reply).encode()
+
+
+def _attribute_text(value: Any) -> str:
+    """An attribute as Iris writes it (`{"stringValue": "2"}` or `{"intValue": "2"}`), as text."""
+    if not isinstance(value, dict):
+        return ""
+    return str(value.get("stringValue", value.get("intValue", "")))
 
 
 def refusal(method: str, code: str) -> tuple[int, bytes, str]:
@@ -169,6 +202,8 @@ def handler(routes: Routes) -> type[http.server.BaseHTTPRequestHandler]:
             if routes.log_url and self.path.startswith(LOG_PROXY_ROUTE):
                 url = routes.log_url + self.path.removeprefix(LOG_PROXY_ROUTE.rstrip("/"))
             request = urllib.request.Request(url, data=body or None, headers=headers, method=http_method)
+            if method in routes.delays:
+                time.sleep(routes.delays[method])
             try:
                 with _OPENER.open(request, timeout=UPSTREAM_TIMEOUT_S) as reply:
                     if method in routes.lose_first | routes.hang_first and method not in routes.lost:
@@ -268,6 +303,9 @@ def main() -> int:
     parser.add_argument("--log-proxy", action="store_true")
     parser.add_argument("--refuse", action="append", default=[], help="METHOD=CODE")
     parser.add_argument("--require-proxy-token", default="", metavar="SECRET_FILE")
+    parser.add_argument("--delay", action="append", default=[], help="METHOD=SECONDS")
+    parser.add_argument("--drop-slice-host", type=int, default=None)
+    parser.add_argument("--drop-attribute", default="")
     args = parser.parse_args()
     upstream = args.upstream.rstrip("/")
     routes = Routes(
@@ -279,6 +317,9 @@ def main() -> int:
         routes={k: v.rstrip("/") for k, _, v in (r.partition("=") for r in args.route)},
         log_server_address=args.log_server_address,
         refused=refused_of(args.refuse),
+        delays={k: float(v) for k, _, v in (d.partition("=") for d in args.delay)},
+        drop_slice_host=args.drop_slice_host,
+        drop_attribute=args.drop_attribute,
     )
     if args.require_proxy_token:
         routes.gate = ProxyGate(Path(args.require_proxy_token).read_bytes().strip())

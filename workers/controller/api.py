@@ -18,6 +18,7 @@ from workers.controller.model import (
     Job,
     JobRequest,
     LogService,
+    ProcessStatus,
     Task,
     Worker,
 )
@@ -53,6 +54,15 @@ class Controller(Protocol):
 
     def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
         """The last `lines` lines a task wrote (its latest attempt)."""
+        ...
+
+    def database_ping(self) -> float:
+        """Seconds the controller takes to answer `SELECT 1` on its database (Iris's ExecuteRawQuery);
+        a controller without one raises `unimplemented` with why."""
+        ...
+
+    def process_status(self) -> ProcessStatus:
+        """The controller process's build and resources; `unimplemented` with why where it cannot say."""
         ...
 
     def log_service(self) -> LogService | None:

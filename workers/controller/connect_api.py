@@ -40,6 +40,7 @@ from workers.controller.model import (
     Job,
     JobRequest,
     LogService,
+    ProcessStatus,
     SliceStatus,
     Task,
     Unmet,
@@ -72,6 +73,8 @@ TASK_MEMORY_BYTES = 100 * 1024 * 1024
 _HOST_NUMBERS = ("tpu-worker-id", "tpu-vm-count")
 MAX_SLICE_HOSTS = 100_000
 MAX_COUNT = 2**31 - 1  # demands and task counts: summed, and still within int64
+# A group's availabilityStatus while Iris will not scale it up (vm.proto ScaleGroupStatus).
+BLOCKED = frozenset({"backoff", "quota_exceeded"})
 
 
 def _time(value: Field) -> str | None:
@@ -343,6 +346,9 @@ class IrisController:
             for s in g.at("slices").as_list()
         )
         device, variant = g.at("deviceType").as_str() or "cpu", g.at("deviceVariant").as_str()
+        region = g.at("region").as_str()
+        availability = g.at("availabilityStatus").as_str()
+        backoff_ms = g.at("backoffUntil").at("epochMs").as_epoch_ms()
         # Iris 0.2.227 lists a group's slices without their VMs: the TPU type's table decides.
         seen_hosts = max((len(s.vms) for s in slices), default=0)
         return GroupStatus(
@@ -351,9 +357,35 @@ class IrisController:
             variant=variant,
             hosts_per_slice=seen_hosts or (tpu_hosts(variant) if device == "tpu" else 1),
             chips_per_host=tpu_chips_per_host(variant) if device == "tpu" else 0,
-            attributes={"region": g.at("region").as_str()} if g.at("region").as_str() else {},
+            attributes={"region": region} if region else {},
+            # The summary of its config Iris puts on the wire; a worker names them the same way.
+            declares={"scale-group": name, "device-type": device, "device-variant": variant}
+            | ({"region": region} if region else {}),
+            backoff=availability in BLOCKED or backoff_ms > time.time() * 1000,
+            availability=availability,
+            availability_reason=g.at("availabilityReason").as_str(),
+            consecutive_failures=g.at("consecutiveFailures").as_int(0, 0, MAX_COUNT),
             current_demand=demand.get(name, 0) if demand is not None else g.at("currentDemand").as_int(0, 0, MAX_COUNT),
             slices=slices,
+        )
+
+    # -- the controller's vitals -------------------------------------------------
+
+    def database_ping(self) -> float:
+        started = time.monotonic()
+        self._call(f"{CONTROLLER}/ExecuteRawQuery", {"sql": "SELECT 1"}).at("rows").as_list()
+        return time.monotonic() - started
+
+    def process_status(self) -> ProcessStatus:
+        info = self._call(f"{CONTROLLER}/GetProcessStatus", {"maxLogLines": 1}).at("processInfo").required()
+        provenance = info.at("provenance")
+        return ProcessStatus(
+            tree_hash=provenance.at("treeHash").as_str(),
+            base_commit=provenance.at("baseCommit").as_str(),
+            python_version=info.at("pythonVersion").as_str(),
+            rss_bytes=info.at("memoryRssBytes").as_int(0, 0, 2**62),
+            threads=info.at("threadCount").as_int(0, 0, MAX_COUNT),
+            fds=info.at("openFdCount").as_int(0, 0, MAX_COUNT),
         )
 
     # -- logs ---------------------------------------------------------------------

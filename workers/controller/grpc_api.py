@@ -9,6 +9,7 @@ Job names are flat, `<root>-<test>`, and the run's jobs are listed by that name 
 import contextlib
 import select
 import shlex
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ from workers.controller.model import (
     GroupStatus,
     Job,
     JobRequest,
+    ProcessStatus,
     SliceStatus,
     Task,
     Unmet,
@@ -40,6 +42,9 @@ from workers.controller.model import (
 )
 
 HEALTH_RETRY_S = 0.2
+# What the embedded controller cannot tell the fleet check controller_vitals, and why.
+NO_DATABASE = "the embedded controller keeps its state in memory: it has no database to query"
+NO_PROCESS_STATUS = "the embedded controller's API has no process status (its process is the run's own child)"
 CHILD_TIMEOUT_S = 60.0
 # Short enough that a stop request, checked between attempts, is seen well within the grace.
 HEALTH_CHECK_S = 0.25
@@ -247,6 +252,12 @@ class EmbeddedController:
     def log_service(self) -> None:
         return None  # the embedded cluster's logs are its VMs' container files, followed by the streams
 
+    def database_ping(self) -> float:
+        raise ControllerError(ErrorCode.UNIMPLEMENTED, "ExecuteRawQuery", NO_DATABASE)
+
+    def process_status(self) -> ProcessStatus:
+        raise ControllerError(ErrorCode.UNIMPLEMENTED, "GetProcessStatus", NO_PROCESS_STATUS)
+
 
 def submits_child(child: JobRequest) -> tuple[str, ...]:
     """A task that submits `child` through the tiny client the VM host gives it (local_cluster.child_job)."""
@@ -265,6 +276,9 @@ def _group(g: pb.ScaleGroupStatus) -> GroupStatus:
         hosts_per_slice=config.num_vms or 1,
         chips_per_host=config.chips_per_vm,
         attributes=dict(config.attributes),
+        declares=dict(config.attributes) | {"scale-group": g.name},
+        backoff=g.HasField("backoff_until") and g.backoff_until.ToSeconds() > time.time(),
+        consecutive_failures=g.consecutive_failures,
         current_demand=g.current_demand,
         min_slices=config.min_slices,
         max_slices=config.max_slices,

@@ -186,6 +186,15 @@ class GroupStatus:
     min_slices: int = 0
     max_slices: int = 0
     slices: tuple[SliceStatus, ...] = ()
+    # What the group declares each of its workers carries, in the workers' own attribute names
+    # (each adapter says what its controller puts on the wire); the fleet check worker_attributes.
+    declares: Mapping[str, str] = field(default_factory=dict)
+    # Scaling trouble as the controller says it: a backoff (its availability and reason where it
+    # gives them) and scale-ups failed in a row; the fleet check autoscaler_health.
+    backoff: bool = False
+    availability: str = ""
+    availability_reason: str = ""
+    consecutive_failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -212,6 +221,18 @@ class AutoscalerStatus:
     current_demand: int = 0
     actions: tuple[Action, ...] = ()
     unmet: tuple[Unmet, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProcessStatus:
+    """The controller process as it reports itself (Iris's GetProcessStatus)."""
+
+    tree_hash: str
+    base_commit: str
+    python_version: str
+    rss_bytes: int
+    threads: int
+    fds: int
 
 
 class LogRoute(enum.StrEnum):

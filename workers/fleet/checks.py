@@ -1,0 +1,260 @@
+"""The fleet checks' judgements, from the controller's own replies: plain functions, no call.
+
+Each returns a `Finding`: its problems (each naming the object: slice, worker, group) and
+warnings, and what it measured (`details`, into results.json). The controller's own reason text
+(the autoscaler's slice state, a group's availability reason, a failed scale-up's reason) is
+quoted in the problem, so a failure says where to look and what the cluster said.
+"""
+
+import enum
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from common.jsonshape import JsonObject
+from common.outcome import Outcome
+from workers.child_args import FleetSettings
+from workers.controller.model import AutoscalerStatus, GroupStatus, ProcessStatus, SliceStatus, Worker
+
+# Every worker carries these whatever its group declares: the group it belongs to, and its
+# capacity type (Iris's own smoke suite checks `preemptible` on every worker).
+CARRIED = ("scale-group", "preemptible")
+MAX_LISTED = 8  # problems quoted in one check's error; the count says how many more
+
+
+@dataclass(frozen=True)
+class Finding:
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    details: JsonObject = field(default_factory=dict)
+    skipped: str = ""  # set: the check could not be made here, and why
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.skipped:
+            return Outcome.SKIPPED
+        return Outcome.FAILED if self.problems else Outcome.PASSED
+
+    @property
+    def error(self) -> str:
+        """The failures; on a pass, its warnings (`warning: ...`); the reason of a skip."""
+        if self.skipped:
+            return self.skipped
+        if self.problems:
+            return _listed(self.problems)
+        return "warning: " + _listed(self.warnings) if self.warnings else ""
+
+
+def _listed(items: Sequence[str]) -> str:
+    more = len(items) - MAX_LISTED
+    return "; ".join(items[:MAX_LISTED]) + (f"; and {more} more" if more > 0 else "")
+
+
+# -- slices_complete ----------------------------------------------------------------------
+
+
+def slices_complete(workers: Sequence[Worker], status: AutoscalerStatus) -> Finding:
+    """Every slice (`tpu-name`) lists its `tpu-vm-count` workers (else its group's hosts per slice),
+    host indices unique and complete; a slice short of a worker names the slice and the index."""
+    by_slice: dict[str, list[Worker]] = defaultdict(list)
+    for w in workers:
+        if w.slice_name:
+            by_slice[w.slice_name].append(w)
+    hosts = {g.name: g.hosts_per_slice for g in status.groups}
+    slices = {s.slice_id: s for g in status.groups for s in g.slices}
+    problems: list[str] = []
+    for name, members in sorted(by_slice.items()):
+        problems += _slice_problems(name, members, hosts, slices.get(name))
+    if not by_slice:
+        return Finding(skipped=f"no slice to check: none of the {len(workers)} workers listed names one (tpu-name)")
+    return Finding(tuple(problems), details={"slices": len(by_slice), "workers": len(workers)})
+
+
+def _expected_hosts(members: Sequence[Worker], hosts: Mapping[str, int]) -> tuple[int | None, str]:
+    """The slice's host count, and where it came from (its workers' `tpu-vm-count`, else its group)."""
+    counts = {w.attributes["tpu-vm-count"] for w in members if w.attributes.get("tpu-vm-count", "").isdigit()}
+    if len(counts) == 1:
+        return int(counts.pop()), "tpu-vm-count"
+    if len(counts) > 1:
+        return None, f"its workers disagree on tpu-vm-count: {sorted(counts)}"
+    groups = {w.attributes.get("scale-group", "") for w in members}
+    group = groups.pop() if len(groups) == 1 else ""
+    if group in hosts:
+        return hosts[group], f"group {group}'s hosts per slice"
+    return None, "no tpu-vm-count and no group says how many hosts it has"
+
+
+def _slice_problems(
+    name: str, members: Sequence[Worker], hosts: Mapping[str, int], seen: SliceStatus | None
+) -> list[str]:
+    expected, source = _expected_hosts(members, hosts)
+    if expected is None:
+        return [f"slice {name}: {source}"]
+    problems = [f"slice {name}: worker {w.worker_id} has no host index (tpu-worker-id)" for w in members
+                if w.slice_host is None]  # fmt: skip
+    indices = [w.slice_host for w in members if w.slice_host is not None]
+    twice = sorted({i for i in indices if indices.count(i) > 1})
+    if twice:
+        holders = [w.worker_id for w in members if w.slice_host in twice]
+        problems.append(f"slice {name}: host index {twice} listed twice ({', '.join(holders)})")
+    beyond = sorted({i for i in indices if i >= expected})
+    if beyond:
+        problems.append(f"slice {name}: host index {beyond} beyond its {expected} hosts ({source})")
+    missing = sorted(set(range(expected)) - set(indices))
+    if missing:
+        listed = {w.worker_id for w in members}
+        said = f"; the autoscaler says: {_slice_said(seen, listed)}" if seen is not None else ""
+        problems.append(f"slice {name}: {len(set(indices))} of {expected} workers listed ({source}), "
+                        f"host {', '.join(map(str, missing))} missing{said}")  # fmt: skip
+    return problems
+
+
+def _slice_said(seen: SliceStatus, listed: set[str]) -> str:
+    """The slice's state and its VMs whose worker is not among those listed, as the autoscaler reports them."""
+    unlisted = [v for v in seen.vms if not v.worker_id or v.worker_id not in listed]
+    vms = ", ".join(f"{v.vm_id} {v.state}" + (f" (worker {v.worker_id})" if v.worker_id else " (no worker)")
+                    for v in unlisted)  # fmt: skip
+    return f"slice {seen.state or 'state not given'}" + (f", VMs without a listed worker: {vms}" if vms else "")
+
+
+# -- worker_attributes --------------------------------------------------------------------
+
+
+def worker_attributes(workers: Sequence[Worker], status: AutoscalerStatus) -> Finding:
+    """Every worker carries what its own group declares (device type, variant, region...), a
+    capacity type (`preemptible`) its group's workers agree on, and its group's chips per host."""
+    if not workers:
+        return Finding(skipped="no worker listed to check")
+    groups = {g.name: g for g in status.groups}
+    problems: list[str] = []
+    capacity: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for w in workers:
+        missing = [k for k in CARRIED if k not in w.attributes]
+        if missing:
+            problems.append(f"worker {w.worker_id}: carries no {' and no '.join(missing)} attribute")
+        group = groups.get(w.attributes.get("scale-group", ""))
+        if group is None:
+            if "scale-group" in w.attributes:
+                problems.append(f"worker {w.worker_id}: its group {w.attributes['scale-group']} is not in the "
+                                "autoscaler's status")  # fmt: skip
+            continue
+        problems += _declared_problems(w, group)
+        if "preemptible" in w.attributes:
+            capacity[group.name][w.attributes["preemptible"]].append(w.worker_id)
+    for group_name, by_value in sorted(capacity.items()):
+        if len(by_value) > 1:
+            split = "; ".join(f"preemptible={v}: {', '.join(ids[:3])}" for v, ids in sorted(by_value.items()))
+            problems.append(f"group {group_name}: its workers disagree on their capacity type ({split})")
+    return Finding(tuple(problems), details={"workers": len(workers), "groups": len(groups)})
+
+
+def _declared_problems(w: Worker, group: GroupStatus) -> list[str]:
+    problems = []
+    for key, value in sorted(group.declares.items()):
+        seen = w.attributes.get(key, "<absent>")
+        if seen != value:
+            problems.append(f"worker {w.worker_id} (group {group.name}): {key}={seen}, its group declares {value}")
+    if group.chips_per_host and w.device_count and w.device_count != group.chips_per_host:
+        problems.append(f"worker {w.worker_id} (group {group.name}): {w.device_count} devices, its group's "
+                        f"{group.variant} has {group.chips_per_host} per host")  # fmt: skip
+    return problems
+
+
+# -- controller_vitals --------------------------------------------------------------------
+
+
+class Miss(enum.StrEnum):
+    """Why a vital was not measured, which decides what the check makes of it."""
+
+    NOT_SERVED = "not_served"  # the backend says it cannot (the embedded controller has no database): recorded
+    REFUSED = "refused"  # the controller refused us, or lacks the method: a warning
+    FAILED = "failed"  # the call failed: a SELECT 1 that fails is a failure, a process status a warning
+
+
+@dataclass(frozen=True)
+class Unmeasured:
+    miss: Miss
+    why: str  # the call, the controller's code and its own text
+
+
+@dataclass(frozen=True)
+class Vitals:
+    """What the controller answered: each part a value, or why it could not be had."""
+
+    health_s: float | None  # None: /health did not answer
+    query_s: float | Unmeasured
+    process: ProcessStatus | Unmeasured
+
+
+def controller_vitals(v: Vitals, limits: FleetSettings, expect_version: str) -> Finding:
+    problems: list[str] = []
+    warnings: list[str] = []
+    details: JsonObject = {"health_s": None if v.health_s is None else round(v.health_s, 3)}
+    if v.health_s is None:
+        problems.append("controller: /health did not answer")
+    if isinstance(v.query_s, Unmeasured):
+        details["select_1"] = f"{v.query_s.miss}: {v.query_s.why}"
+        if v.query_s.miss is not Miss.NOT_SERVED:
+            said = f"controller: SELECT 1 not measured: {v.query_s.why}"
+            (problems if v.query_s.miss is Miss.FAILED else warnings).append(said)
+    else:
+        details["select_1_s"] = round(v.query_s, 3)
+        if v.query_s > limits.query_fail_s:
+            problems.append(f"controller: SELECT 1 took {v.query_s:.2f} s (fail over {limits.query_fail_s:g} s)")
+        elif v.query_s > limits.query_warn_s:
+            warnings.append(f"controller: SELECT 1 took {v.query_s:.2f} s (warn over {limits.query_warn_s:g} s)")
+    if isinstance(v.process, Unmeasured):
+        details["process"] = f"{v.process.miss}: {v.process.why}"
+        if v.process.miss is not Miss.NOT_SERVED:
+            warnings.append(f"controller: process status not read: {v.process.why}")
+    else:
+        details |= _process_details(v.process)
+        problems += _process_problems(v.process, limits, expect_version)
+    return Finding(tuple(problems), tuple(warnings), details)
+
+
+def _process_details(p: ProcessStatus) -> JsonObject:
+    return {"tree_hash": p.tree_hash, "base_commit": p.base_commit, "python_version": p.python_version,
+            "rss_bytes": p.rss_bytes, "threads": p.threads, "fds": p.fds}  # fmt: skip
+
+
+def _process_problems(p: ProcessStatus, limits: FleetSettings, expect_version: str) -> list[str]:
+    problems = []
+    for what, value, limit in (("RSS", p.rss_bytes, limits.max_rss_bytes), ("threads", p.threads, limits.max_threads),
+                               ("open fds", p.fds, limits.max_fds)):  # fmt: skip
+        if limit and value > limit:
+            problems.append(f"controller: {what} {value} over the limit {limit}")
+    if expect_version and expect_version not in (p.tree_hash, p.base_commit):
+        problems.append(f"controller: runs tree hash {p.tree_hash or '<none>'} (base commit "
+                        f"{p.base_commit or '<none>'}), expected {expect_version} (iris.expect_version)")  # fmt: skip
+    return problems
+
+
+# -- autoscaler_health --------------------------------------------------------------------
+
+
+def autoscaler_health(status: AutoscalerStatus) -> Finding:
+    """Groups in backoff (or blocked) fail, with the controller's reason; scale-ups failing in a row
+    without a backoff yet are a warning."""
+    problems, warnings = [], []
+    for g in status.groups:
+        said = _group_reason(g, status)
+        if g.backoff:
+            problems.append(f"group {g.name}: {g.availability or 'backoff'}" + (f": {said}" if said else ""))
+        elif g.consecutive_failures:
+            warnings.append(f"group {g.name}: {g.consecutive_failures} scale-ups failed in a row"
+                            + (f": {said}" if said else ""))  # fmt: skip
+    blocked = sum(g.backoff for g in status.groups)
+    return Finding(tuple(problems), tuple(warnings), {"groups": len(status.groups), "blocked": blocked})
+
+
+def _failed(action_type: str, status: str) -> bool:
+    return status == "failed" or action_type in ("backoff_triggered", "quota_exceeded")
+
+
+def _group_reason(g: GroupStatus, status: AutoscalerStatus) -> str:
+    """The group's availability reason, else its latest failed action's."""
+    if g.availability_reason:
+        return g.availability_reason
+    failed = [a for a in status.actions if a.scale_group == g.name and _failed(a.action_type, a.status)]
+    return f"{failed[-1].action_type}: {failed[-1].reason}" if failed else ""

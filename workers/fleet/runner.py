@@ -1,0 +1,139 @@
+"""The fleet child's work: the read-only checks of the cluster (no job), one RESULT each.
+
+args: `workers.child_args.FleetArgs`: target, the checks selected (in FLEET_CHECKS order), their
+      limits (`[fleet]`), `[iris] expect_version`.
+
+Order of work, and why:
+1. Wait (bounded) until the controller answers its health check; then time one more health
+   check: that is the `/health` latency controller_vitals records.
+2. Each selected check asks the controller what it needs (ListWorkers, GetAutoscalerStatus,
+   ExecuteRawQuery, GetProcessStatus) and is judged by `checks.py`. A slice short of a worker is
+   listed again, every SETTLE_POLL_S for up to `settle_s`, before it fails: a slice the
+   autoscaler is booting registers its hosts one by one.
+3. A check whose call failed is an `error` naming the call and the controller's code and text; a
+   check the controller cannot serve (the embedded one has no database) says what it could not
+   measure instead of failing.
+Each check is reported as a test result (`test` = the check's name) with `details`, what it
+measured, so results.json, summary.md, JUnit and report.html show it like any test.
+"""
+
+import time
+from collections.abc import Callable
+
+from common import logs
+from common.child_exit import ChildExit
+from common.deadline import Deadline
+from common.jsonshape import JsonObject
+from common.outcome import Outcome
+from workers.child_args import FleetArgs
+from workers.controller import polling
+from workers.controller.api import Controller, open_controller
+from workers.controller.calls import RPC_TIMEOUT_S
+from workers.controller.model import ControllerError, ErrorCode, ProcessStatus
+from workers.fleet import checks
+from workers.fleet.checks import Finding, Miss, Unmeasured, Vitals
+from workers.messages import TestResult
+from workers.runtime import ChildContext
+from workers.smoke_tests.runner import stopped_outcome
+
+CONNECT_TIMEOUT_S = 60.0
+HEALTH_PROBE_S = 10.0
+SETTLE_POLL_S = 1.0
+# A call the controller refuses us (an identity with Iris's read-only role may not run ExecuteRawQuery)
+# or lacks (an older Iris): not measured, a warning, not a slow controller.
+REFUSED = frozenset({ErrorCode.PERMISSION_DENIED, ErrorCode.UNAUTHENTICATED, ErrorCode.API_MISMATCH})
+
+Check = Callable[[ChildContext, Controller, "float | None"], Finding]
+
+
+def _slices(ctx: ChildContext, controller: Controller, _health_s: float | None) -> Finding:
+    args: FleetArgs = ctx.args
+    settle = Deadline.after(args.limits.settle_s)
+    while True:
+        finding = checks.slices_complete(controller.list_workers(), controller.autoscaler())
+        if not finding.problems or settle.expired() or polling.wait_or_stop(ctx, settle.cap(SETTLE_POLL_S)):
+            return finding
+
+
+def _attributes(_ctx: ChildContext, controller: Controller, _health_s: float | None) -> Finding:
+    return checks.worker_attributes(controller.list_workers(), controller.autoscaler())
+
+
+def _autoscaler(_ctx: ChildContext, controller: Controller, _health_s: float | None) -> Finding:
+    return checks.autoscaler_health(controller.autoscaler())
+
+
+def _unmeasured(exc: ControllerError) -> Unmeasured:
+    miss = {ErrorCode.UNIMPLEMENTED: Miss.NOT_SERVED}.get(
+        exc.code, Miss.REFUSED if exc.code in REFUSED else Miss.FAILED
+    )
+    return Unmeasured(miss, f"{exc.method}: {exc.code} {exc.details}".strip())
+
+
+def _vitals(ctx: ChildContext, controller: Controller, health_s: float | None) -> Finding:
+    args: FleetArgs = ctx.args
+    query: float | Unmeasured
+    try:
+        query = controller.database_ping()
+    except ControllerError as exc:
+        query = _unmeasured(exc)
+        if exc.code in (ErrorCode.DEADLINE_EXCEEDED, ErrorCode.CONTROLLER_TIMEOUT):
+            query = args.limits.query_fail_s + 1.0  # the call's own limit is past the failure limit
+    process: ProcessStatus | Unmeasured
+    try:
+        process = controller.process_status()
+    except ControllerError as exc:
+        process = _unmeasured(exc)
+    return checks.controller_vitals(Vitals(health_s, query, process), args.limits, args.expect_version)
+
+
+CHECKS: dict[str, Check] = {
+    "controller_vitals": _vitals,
+    "slices_complete": _slices,
+    "worker_attributes": _attributes,
+    "autoscaler_health": _autoscaler,
+}
+
+
+def _health_latency(controller: Controller) -> float | None:
+    started = time.monotonic()
+    return time.monotonic() - started if controller.serving(HEALTH_PROBE_S) else None
+
+
+def _report(ctx: ChildContext, name: str, outcome: Outcome, error: str, duration_s: float,
+            details: JsonObject) -> None:  # fmt: skip
+    ctx.log.log(logs.outcome_level(outcome), "fleet_check_finished", check=name, outcome=outcome, error=error,
+                duration_s=duration_s, **details)  # fmt: skip
+    ctx.channel.send(TestResult(name, outcome, duration_s, error, details=details))
+
+
+def _run_one(ctx: ChildContext, controller: Controller, name: str, health_s: float | None) -> None:
+    started = time.monotonic()
+    try:
+        finding = CHECKS[name](ctx, controller, health_s)
+        outcome, error, details = finding.outcome, finding.error, dict(finding.details)
+    except ControllerError as exc:
+        outcome, error, details = Outcome.ERROR, f"{exc.method}: {exc.code} {exc.details}".strip(), {}
+    _report(ctx, name, outcome, error, round(time.monotonic() - started, 3), details)
+
+
+def main(ctx: ChildContext) -> int:
+    args: FleetArgs = ctx.args
+    # SELECT 1 is timed up to its failure limit, and a little past it: the call's limit must be longer.
+    call_limit_s = max(RPC_TIMEOUT_S, args.limits.query_fail_s + 1.0)
+    with open_controller(args.target, ctx.deadline, call_limit_s) as controller:
+        if not controller.serving(min(CONNECT_TIMEOUT_S, ctx.deadline.remaining()), ctx.stop.fd):
+            stopped = ctx.stop.requested() or ctx.deadline.expired()
+            outcome = stopped_outcome(ctx) if stopped else Outcome.ERROR
+            error = "stopped before the checks started" if stopped else "controller not reachable"
+            for name in args.checks:
+                _report(ctx, name, outcome, error, 0.0, {})
+            return ChildExit.OK
+        health_s = _health_latency(controller)
+        for name in args.checks:
+            if ctx.stop.requested() or ctx.deadline.expired():
+                _report(ctx, name, stopped_outcome(ctx), "stopped before the check ran", 0.0, {})
+                continue
+            _run_one(ctx, controller, name, health_s)
+    ctx.log.info("fleet_checks_done", checks=list(args.checks))
+    return ChildExit.OK
