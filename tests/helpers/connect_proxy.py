@@ -140,7 +140,6 @@ class Routes:
                 endpoint["address"] = self.log_url
         return json.dumps(reply).encode()
 
-
     def rewrite_workers(self, data: bytes) -> bytes:
         reply = json.loads(data)
         workers = reply.get("workers") or []
