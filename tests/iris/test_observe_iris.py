@@ -21,6 +21,7 @@ from tests.helpers.connect_proxy import running as proxy
 from tests.helpers.iris import post, running_iris_cluster
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
 from tests.helpers.waiting import wait_for
+from workers.child_args import FLEET_CHECKS
 
 RUN_EXIT_S = 90.0
 WORKERS_S = 60.0
@@ -69,7 +70,8 @@ def test_an_observe_run_launches_nothing_and_every_stream_holds_lines(tmp_path: 
             assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
             after = _workers(cluster.url)
             results = sup.results()
-            assert results["observe"] is True and results["tests"] == [] and results["failure_reasons"] == []
+            assert results["observe"] is True and results["failure_reasons"] == []
+            assert [t["name"] for t in results["tests"]] == list(FLEET_CHECKS)  # they launch nothing
             assert results["jobs_confirmed"] is None and "tests" not in {c["name"] for c in results["children"]}
             streams = {s["name"]: s["lines"] for s in results["streams"]}
             workers = {name.removeprefix("stream:") for name in streams if not name.startswith("stream:controller")}
@@ -127,7 +129,13 @@ def test_an_observe_run_whose_autoscaler_is_never_read_fails(tmp_path: Path) -> 
         with started(argv, tmp_path, run_id) as sup:
             assert sup.wait_exit(RUN_EXIT_S) == 1, sup.output.read_text()[-3000:]
             results = sup.results()
-            assert results["failure_reasons"] == ["autoscaler_unread"], results["failure_reasons"]
+            # The fleet checks that need the autoscaler's status err, quoting the controller's refusal.
+            assert results["failure_reasons"] == ["test_failed", "autoscaler_unread"], results["failure_reasons"]
+            errors = {t["name"]: t["error"] for t in results["tests"] if t["outcome"] == "error"}
+            assert set(errors) == {"slices_complete", "worker_attributes", "autoscaler_health"}, results["tests"]
+            assert all(
+                "GetAutoscalerStatus: internal" in e and "refused by the test proxy" in e for e in errors.values()
+            )
             assert results["observation"]["autoscaler_read"] is False
             assert sup.find("autoscaler_unread", child="monitor:autoscaler")
             _assert_nothing_left(sup)

@@ -1,8 +1,9 @@
 """Observe-only runs (`--observe`, `[run] observe = true`) on the embedded cluster, and their config.
 
 An observe run submits no job: discovery, the streams and the monitors watch for `observe_s`,
-and the verdict rests on what they saw. It passes with no tests; a cluster with no worker host
-to see fails it (`nothing_observed`). A test selection beside it is a contradiction (exit 2).
+and the verdict rests on what they saw and on the fleet checks (which launch nothing). It passes with
+no test; a cluster with no worker host to see fails it (`nothing_observed`). A selection of tests
+beside it, other than fleet checks, is a contradiction (exit 2).
 """
 
 import json
@@ -17,6 +18,7 @@ from tests.helpers import processes
 from tests.helpers.supervisor_proc import REPO_ROOT, SupervisorProc, run_argv, started
 from tests.run.test_check_config import _iris_smoke
 from tests.run.test_machine_outputs import RESULTS_SCHEMA, _xmllint
+from workers.child_args import FLEET_CHECKS
 
 RUN_EXIT_S = 60.0
 
@@ -35,7 +37,10 @@ def test_an_observe_run_on_the_embedded_cluster_passes_with_no_tests_and_valid_a
         results = sup.results()
         errors = list(jsonschema.Draft202012Validator(RESULTS_SCHEMA).iter_errors(results))
         assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors[:3]]
-        assert results["observe"] is True and results["tests"] == [] and results["failure_reasons"] == []
+        assert results["observe"] is True and results["failure_reasons"] == []
+        # Only the fleet checks, which launch nothing: each passed, or skipped saying why (no slice yet).
+        assert [t["name"] for t in results["tests"]] == list(FLEET_CHECKS)
+        assert all(t["outcome"] in ("passed", "skipped") for t in results["tests"]), results["tests"]
         seen = results["observation"]
         assert seen["observe_s"] == 3 and seen["autoscaler_read"] is True and seen["most_workers_listed"] >= 1
         assert len(results["streams"]) >= 2 and all(s["lines"] > 0 for s in results["streams"]), results["streams"]
@@ -47,7 +52,7 @@ def test_an_observe_run_on_the_embedded_cluster_passes_with_no_tests_and_valid_a
         checked = _xmllint(junit)
         assert checked.returncode == 0, checked.stderr
         suite = ET.parse(junit).getroot()
-        assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("0", "0", "0")
+        assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == (str(len(FLEET_CHECKS)), "0", "0")
         assert suite.find("properties/property[@name='observe']").get("value") == "true"  # type: ignore[union-attr]
         assert "observe only" in (sup.run_dir / "summary.md").read_text()
         _assert_nothing_left(sup)

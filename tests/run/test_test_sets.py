@@ -92,3 +92,9 @@ def _sets() -> dict[str, object]:
     import tomllib
 
     return tomllib.loads(SETS)
+
+
+def test_the_results_schema_lets_an_observe_run_report_exactly_the_fleet_checks() -> None:
+    schema = json.loads((Path(__file__).parents[2] / "docs" / "results.schema.json").read_text())
+    observe_tests = schema["then"]["properties"]["tests"]["items"]["properties"]["name"]["enum"]
+    assert observe_tests == list(FLEET_CHECKS)
