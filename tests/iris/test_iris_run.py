@@ -22,6 +22,7 @@ from tests.helpers.connect_proxy import running as _proxy
 from tests.helpers.iris import IrisRPCError, iris_bin, post, running_iris_cluster
 from tests.helpers.supervisor_proc import REPO_ROOT, SupervisorProc, run_argv, started
 from tests.helpers.waiting import wait_for
+from workers.child_args import FLEET_CHECKS
 
 RUN_EXIT_S = 90.0
 CONTROLLER = "iris.cluster.ControllerService"
@@ -98,7 +99,10 @@ def test_an_iris_local_run_passes_and_observes_everything(tmp_path: Path) -> Non
         assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
         results, run_dir = sup.results(), sup.run_dir
     assert results["outcome"] == "passed" and results["cluster"]["kind"] == "iris-local"
-    assert {t["name"]: t["outcome"] for t in results["tests"]} == {
+    outcomes = {t["name"]: t["outcome"] for t in results["tests"]}
+    # The fleet checks: slices_complete finds no slice while the TPU slice is not booted yet (skipped).
+    assert all(outcomes.pop(name) in ("passed", "skipped") for name in FLEET_CHECKS), results["tests"]
+    assert outcomes == {
         "simple": "passed", "concurrent": "passed", "coscheduled": "passed", "accelerator_probe": "passed",
         "region_constrained": "passed", "nested_constraints": "passed", "non_preemptible": "passed",
     }  # fmt: skip
