@@ -98,7 +98,7 @@ class SuiteArgs:
 
 
 # The fleet checks (workers/fleet), in the order they run: read-only, no job, so an observe run makes them too.
-FLEET_CHECKS = ("controller_vitals", "slices_complete", "worker_attributes", "autoscaler_health")
+FLEET_CHECKS = ("controller_vitals", "slices_complete", "worker_attributes", "autoscaler_health", "scheduler_budget")
 
 
 @dataclass(frozen=True)

@@ -101,3 +101,20 @@ def test_a_select_1_slower_than_the_limit_fails_controller_vitals(iris: IrisClus
     check = _checks(results)["controller_vitals"]
     assert code == 1 and check["outcome"] == "failed", check
     assert "controller: SELECT 1 took 1." in check["error"] and "(fail over 1 s)" in check["error"]
+
+
+def test_a_user_capped_below_the_band_asked_for_is_a_warning_naming_both(iris: IrisCluster, tmp_path: Path) -> None:
+    """Iris's own budget: the smoke user (anonymous, on a local Iris) capped at the batch band. (A
+    demotion by budget spent needs running work over the limit: tests/workers/test_fleet_judgements.py.)"""
+    user = post(iris.url, f"{CONTROLLER}/GetCurrentUser", {})["userId"]
+    budget = {"userId": user, "budgetLimit": "1", "maxBand": "PRIORITY_BAND_BATCH"}
+    post(iris.url, f"{CONTROLLER}/SetUserBudget", budget)
+    try:
+        code, results, _ = _observe(tmp_path, iris.url, "--tests", "scheduler_budget")
+    finally:
+        post(iris.url, f"{CONTROLLER}/SetUserBudget", {"userId": user, "budgetLimit": "0"})
+    check = _checks(results)["scheduler_budget"]
+    assert code == 0 and check["outcome"] == "passed", check
+    said = f"warning: user {user}: may submit at most band batch, below the interactive band asked for"
+    assert check["error"].startswith(said), check
+    assert check["details"]["max_band"] == "batch" and check["details"]["asked_band"] == "interactive"

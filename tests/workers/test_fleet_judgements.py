@@ -11,6 +11,7 @@ from workers.controller.model import (
     GroupStatus,
     ProcessStatus,
     SliceStatus,
+    UserBand,
     VmStatus,
     Worker,
 )
@@ -137,3 +138,14 @@ def test_a_group_in_backoff_fails_with_the_controllers_reason() -> None:
     warned = checks.autoscaler_health(AutoscalerStatus(groups=(failing,), actions=(action,)))
     assert warned.outcome is Outcome.PASSED
     assert warned.error == "warning: group tpu_v5e_16: 2 scale-ups failed in a row: scale_up: create failed: boom"
+
+
+def test_a_demoted_or_capped_band_warns_naming_both_bands() -> None:
+    demoted = checks.scheduler_budget(UserBand("alice", "batch", "interactive", 100, 250), "interactive")
+    assert demoted.outcome is Outcome.PASSED
+    assert demoted.error == "warning: user alice: demoted to band batch, below the interactive band asked for " \
+                           "(budget spent 250 of 100)"  # fmt: skip
+    assert checks.scheduler_budget(UserBand("alice", "interactive", "production"), "interactive").error == ""
+    assert checks.scheduler_budget(UserBand("alice"), "production").error == ""  # no budget listed
+    capped = checks.scheduler_budget(UserBand("bob", "interactive", "batch"), "interactive")
+    assert "user bob: may submit at most band batch, below the interactive band" in capped.error

@@ -20,6 +20,7 @@ from workers.controller.model import (
     LogService,
     ProcessStatus,
     Task,
+    UserBand,
     Worker,
 )
 
@@ -63,6 +64,10 @@ class Controller(Protocol):
 
     def process_status(self) -> ProcessStatus:
         """The controller process's build and resources; `unimplemented` with why where it cannot say."""
+        ...
+
+    def user_band(self) -> UserBand:
+        """Who we are to the controller and the band its scheduler gives us; `unimplemented` where it has none."""
         ...
 
     def log_service(self) -> LogService | None:

@@ -44,6 +44,7 @@ from workers.controller.model import (
     SliceStatus,
     Task,
     Unmet,
+    UserBand,
     VmStatus,
     Worker,
     job_state,
@@ -80,6 +81,11 @@ BLOCKED = frozenset({"backoff", "quota_exceeded"})
 def _time(value: Field) -> str | None:
     ms = value.at("epochMs").as_epoch_ms()
     return rfc3339_ms(ms) if ms > 0 else None
+
+
+def _band(name: str) -> str:
+    """`PRIORITY_BAND_BATCH` -> `batch`."""
+    return name.removeprefix("PRIORITY_BAND_").lower()
 
 
 def _attribute(value: Field) -> str:
@@ -387,6 +393,19 @@ class IrisController:
             threads=info.at("threadCount").as_int(0, 0, MAX_COUNT),
             fds=info.at("openFdCount").as_int(0, 0, MAX_COUNT),
         )
+
+    def user_band(self) -> UserBand:
+        user = self._call(f"{CONTROLLER}/GetCurrentUser", {}).at("userId").as_str()
+        for b in self._call(f"{CONTROLLER}/GetSchedulerState", {}).at("userBudgets").as_list():
+            if b.at("userId").as_str() == user:
+                return UserBand(
+                    user=user,
+                    effective_band=_band(b.at("effectiveBand").as_str()),
+                    max_band=_band(b.at("maxBand").as_str()),
+                    budget_limit=b.at("budgetLimit").as_int(),
+                    budget_spent=b.at("budgetSpent").as_int(),
+                )
+        return UserBand(user)
 
     # -- logs ---------------------------------------------------------------------
 

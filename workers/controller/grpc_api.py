@@ -35,6 +35,7 @@ from workers.controller.model import (
     SliceStatus,
     Task,
     Unmet,
+    UserBand,
     VmStatus,
     Worker,
     job_state,
@@ -44,6 +45,7 @@ from workers.controller.model import (
 HEALTH_RETRY_S = 0.2
 # What the embedded controller cannot tell the fleet check controller_vitals, and why.
 NO_DATABASE = "the embedded controller keeps its state in memory: it has no database to query"
+NO_BANDS = "the embedded scheduler has no priority bands or budgets"
 NO_PROCESS_STATUS = "the embedded controller's API has no process status (its process is the run's own child)"
 CHILD_TIMEOUT_S = 60.0
 # Short enough that a stop request, checked between attempts, is seen well within the grace.
@@ -257,6 +259,9 @@ class EmbeddedController:
 
     def process_status(self) -> ProcessStatus:
         raise ControllerError(ErrorCode.UNIMPLEMENTED, "GetProcessStatus", NO_PROCESS_STATUS)
+
+    def user_band(self) -> UserBand:
+        raise ControllerError(ErrorCode.UNIMPLEMENTED, "GetSchedulerState", NO_BANDS)
 
 
 def submits_child(child: JobRequest) -> tuple[str, ...]:

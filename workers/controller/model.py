@@ -235,6 +235,17 @@ class ProcessStatus:
     fds: int
 
 
+@dataclass(frozen=True)
+class UserBand:
+    """The calling user's scheduling band as the controller sees it (Iris's GetSchedulerState budgets)."""
+
+    user: str
+    effective_band: str = ""  # lower-case band name; "" = the controller lists no budget for the user
+    max_band: str = ""
+    budget_limit: int = 0
+    budget_spent: int = 0
+
+
 class LogRoute(enum.StrEnum):
     """How a real Iris's log service is reached (workers.controller.log_server decides)."""
 

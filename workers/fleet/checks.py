@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from common.jsonshape import JsonObject
 from common.outcome import Outcome
 from workers.child_args import FleetSettings
-from workers.controller.model import AutoscalerStatus, GroupStatus, ProcessStatus, SliceStatus, Worker
+from workers.controller.model import AutoscalerStatus, GroupStatus, ProcessStatus, SliceStatus, UserBand, Worker
 
 # Every worker carries these whatever its group declares: the group it belongs to, and its
 # capacity type (Iris's own smoke suite checks `preemptible` on every worker).
@@ -228,6 +228,30 @@ def _process_problems(p: ProcessStatus, limits: FleetSettings, expect_version: s
         problems.append(f"controller: runs tree hash {p.tree_hash or '<none>'} (base commit "
                         f"{p.base_commit or '<none>'}), expected {expect_version} (iris.expect_version)")  # fmt: skip
     return problems
+
+
+# -- scheduler_budget ---------------------------------------------------------------------
+
+# Iris's bands, most urgent first (job.proto PriorityBand): a band later in the list is a demotion.
+BAND_ORDER = ("system", "production", "interactive", "batch")
+
+
+def scheduler_budget(band: UserBand, asked: str) -> Finding:
+    """The user's effective band (its budget spent: Iris demotes to batch) and the most urgent band it may
+    submit to; either below the band the run asks for is a warning naming both."""
+    details: dict[str, object] = {"user": band.user, "asked_band": asked, "effective_band": band.effective_band,
+                                  "max_band": band.max_band, "budget_limit": band.budget_limit,
+                                  "budget_spent": band.budget_spent}  # fmt: skip
+    budget = f"budget spent {band.budget_spent} of {band.budget_limit or 'unlimited'}"
+    warnings = []
+    for found, what in ((band.effective_band, "demoted to band"), (band.max_band, "may submit at most band")):
+        if not found or found == "unspecified":
+            continue  # no budget listed for the user, or no cap: nothing below the band asked for
+        if found not in BAND_ORDER or asked not in BAND_ORDER:
+            warnings.append(f"user {band.user}: {what} {found}, asked {asked}: a band this check does not know")
+        elif BAND_ORDER.index(found) > BAND_ORDER.index(asked):
+            warnings.append(f"user {band.user}: {what} {found}, below the {asked} band asked for ({budget})")
+    return Finding(warnings=tuple(warnings), details=details)
 
 
 # -- autoscaler_health --------------------------------------------------------------------

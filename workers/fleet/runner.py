@@ -87,11 +87,23 @@ def _vitals(ctx: ChildContext, controller: Controller, health_s: float | None) -
     return checks.controller_vitals(Vitals(health_s, query, process), args.limits, args.expect_version)
 
 
+def _budget(ctx: ChildContext, controller: Controller, _health_s: float | None) -> Finding:
+    args: FleetArgs = ctx.args
+    try:
+        band = controller.user_band()
+    except ControllerError as exc:
+        if exc.code is not ErrorCode.UNIMPLEMENTED:
+            raise
+        return Finding(skipped=f"{exc.method}: {exc.details}")
+    return checks.scheduler_budget(band, args.target.priority_band.value)
+
+
 CHECKS: dict[str, Check] = {
     "controller_vitals": _vitals,
     "slices_complete": _slices,
     "worker_attributes": _attributes,
     "autoscaler_health": _autoscaler,
+    "scheduler_budget": _budget,
 }
 
 
