@@ -19,7 +19,7 @@ from pathlib import Path
 from common.files import write_atomically
 from common.jsonshape import JsonObject
 from common.outcome import NOT_RUN, Outcome
-from supervisor.results_file import RunResults, TestResult, from_verdict
+from supervisor.results_file import RunResults, StreamResult, TestResult, from_verdict
 from supervisor.version import VERSION
 
 ARTEFACTS = (
@@ -107,11 +107,18 @@ def _tests_section(results: RunResults) -> list[str]:
 
 def _streams_section(results: RunResults) -> list[str]:
     rows: list[list[object]] = [
-        [s.name, s.state, s.lines, s.reconnects, s.gaps, s.truncated_lines, "yes" if s.stale else "no"]
+        [s.name, s.state, s.lines, s.reconnects, s.gaps, s.truncated_lines, "yes" if s.stale else "no", _alive(s)]
         for s in results.streams
     ]
-    headers = ["stream", "state", "lines", "reconnects", "gaps", "truncated", "stale"]
+    headers = ["stream", "state", "lines", "reconnects", "gaps", "truncated", "stale", "logs alive"]
     return ["## Streams", "", *(_table(headers, rows) if rows else ["No stream ran."]), ""]
+
+
+def _alive(stream: StreamResult) -> str:
+    """Its host's logs, per worker: a line seen, none in the whole window (stream_no_data), or not judged."""
+    if stream.no_data:
+        return "no: stream_no_data"
+    return "yes" if stream.lines else "not judged"
 
 
 def _actions_section(results: RunResults) -> list[str]:

@@ -41,6 +41,7 @@ class StreamResult:
     gaps: int
     truncated_lines: int
     stale: int  # times the stream went stale (a boolean in older files)
+    no_data: bool = False  # up for the whole window and no line: its host's logs are not alive (stream_no_data)
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def _stream(s: FileField) -> StreamResult:
     return StreamResult(
         s.at("name").required().as_str(), s.at("state").as_str(), s.at("lines").as_count(),
         s.at("reconnects").as_count(), s.at("gaps").as_count(), s.at("truncated_lines").as_count(),
-        int(stale.value) if isinstance(stale.value, bool) else stale.as_count(),
+        int(stale.value) if isinstance(stale.value, bool) else stale.as_count(), s.at("no_data").as_bool(),
     )  # fmt: skip
 
 
