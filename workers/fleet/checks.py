@@ -239,7 +239,7 @@ BAND_ORDER = ("system", "production", "interactive", "batch")
 def scheduler_budget(band: UserBand, asked: str) -> Finding:
     """The user's effective band (its budget spent: Iris demotes to batch) and the most urgent band it may
     submit to; either below the band the run asks for is a warning naming both."""
-    details: dict[str, object] = {"user": band.user, "asked_band": asked, "effective_band": band.effective_band,
+    details: JsonObject = {"user": band.user, "asked_band": asked, "effective_band": band.effective_band,
                                   "max_band": band.max_band, "budget_limit": band.budget_limit,
                                   "budget_spent": band.budget_spent}  # fmt: skip
     budget = f"budget spent {band.budget_spent} of {band.budget_limit or 'unlimited'}"
