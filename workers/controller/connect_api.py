@@ -9,6 +9,11 @@ What we send and read (seen with marin-iris 0.2.227; the field names are the con
 - `ListTasks {jobId}` -> tasks[]{taskId "/<root>/<test>/<i>", state, workerId, exitCode, error, attempts[]}
 - `TerminateJob {jobId}`; `GetAutoscalerStatus {}` -> status{groups, currentDemand, recentActions,
   lastRoutingDecision.unmetEntries}
+- the fleet checks' (read-only): `ExecuteRawQuery {sql: "SELECT 1"}` -> {columns, rows} (timed);
+  `GetProcessStatus {maxLogLines: 1}` -> processInfo{pythonVersion, memoryRssBytes, threadCount, openFdCount,
+  provenance{treeHash, baseCommit}}; `GetCurrentUser {}` -> {userId, role}; `GetSchedulerState {}` ->
+  userBudgets[]{userId, budgetLimit, budgetSpent, maxBand, effectiveBand} (only users with a budget row or
+  spend); GetAutoscalerStatus groups' availabilityStatus, availabilityReason, backoffUntil, consecutiveFailures
 - task logs: `finelog.logging.LogService/FetchLogs` through the controller's
   `/proxy/system.log-server/` route, else where the registry says (workers.controller.log_server),
   keys `<taskId>:<attempt>`.

@@ -7,9 +7,9 @@ Order of work, and why:
 1. Wait (bounded) until the controller answers its health check; then time one more health
    check: that is the `/health` latency controller_vitals records.
 2. Each selected check asks the controller what it needs (ListWorkers, GetAutoscalerStatus,
-   ExecuteRawQuery, GetProcessStatus) and is judged by `checks.py`. A slice short of a worker is
-   listed again, every SETTLE_POLL_S for up to `settle_s`, before it fails: a slice the
-   autoscaler is booting registers its hosts one by one.
+   ExecuteRawQuery, GetProcessStatus, GetCurrentUser, GetSchedulerState) and is judged by
+   `checks.py`. A slice short of a worker is listed again, every SETTLE_POLL_S for up to
+   `settle_s`, before it fails: a slice the autoscaler is booting registers its hosts one by one.
 3. A check whose call failed is an `error` naming the call and the controller's code and text; a
    check the controller cannot serve (the embedded one has no database) says what it could not
    measure instead of failing.
