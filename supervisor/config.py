@@ -11,7 +11,7 @@ import json
 import re
 import string
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from common.controller_target import (
     ProxyToken,
 )
 from common.errors import ConfigError
+from common.jsonshape import JsonObject, to_json, to_json_object
 from common.toml_table import Check, Table, count, duration, read_toml, text, texts, truth
 from supervisor import settings
 from supervisor.backends.registry import DEFAULT_KIND, intervals_of
@@ -598,20 +599,22 @@ def _check_unique_tests(config: RunConfig) -> None:
         seen.add(name)
 
 
-def resolved(config: RunConfig) -> dict[str, Any]:
+def resolved(config: RunConfig) -> JsonObject:
     """The configuration a run would use, defaults filled in, under the config file's own keys,
     as JSON-ready data (--check-config)."""
     data = settings.resolved(config, RUN_SETTINGS)
-    data["run"] |= {"discovery_interval_s": config.discovery_every_s, "monitor_interval_s": config.monitor_every_s}
-    data["ssh"]["hosts"] = [asdict(h) for h in config.ssh.hosts]
+    run, ssh = data["run"], data["ssh"]
+    assert isinstance(run, dict) and isinstance(ssh, dict)  # sections settings.resolved always makes
+    run |= {"discovery_interval_s": config.discovery_every_s, "monitor_interval_s": config.monitor_every_s}
+    ssh["hosts"] = [to_json(h) for h in config.ssh.hosts]
     data["tests"] = [_test_table(t) for t in config.custom_tests]
     data["sets"] = {name: list(members) for name, members in config.sets}
     return data
 
 
-def _test_table(test: CustomTest) -> dict[str, Any]:
+def _test_table(test: CustomTest) -> JsonObject:
     """A [[tests]] entry as the file gives it."""
-    job = {k: v for k, v in asdict(test.job).items() if k not in ("timeout_s", "child")}
+    job = {k: v for k, v in to_json_object(test.job).items() if k not in ("timeout_s", "child")}
     return {**job, "expect": test.expect}
 
 

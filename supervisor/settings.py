@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from common.jsonshape import Json, JsonObject
 from common.toml_table import Check, Table
 
 C = TypeVar("C")
@@ -115,16 +116,16 @@ def dest(setting: Setting) -> str:
     return setting.flag.removeprefix("--").replace("-", "_")
 
 
-def given(args: argparse.Namespace, settings: Iterable[Setting]) -> dict[str, Any]:
+def given(args: argparse.Namespace, settings: Iterable[Setting]) -> dict[str, object]:
     """The flags given on the command line, checked, keyed by attribute."""
     values = {s.attr: getattr(args, dest(s), None) for s in settings if s.flag}
     return {attr: value for attr, value in values.items() if value is not None}
 
 
-def read(tables: Mapping[str, Table], settings: Iterable[Setting]) -> dict[str, Any]:
+def read(tables: Mapping[str, Table], settings: Iterable[Setting]) -> dict[str, object]:
     """The settings present in the file, each through its check (a refusal names `section.key`),
     keyed by attribute; an absent key keeps the dataclass's default."""
-    values: dict[str, Any] = {}
+    values: dict[str, object] = {}
     for s in settings:
         table = tables[s.section]
         if s.key in table.table:
@@ -132,19 +133,21 @@ def read(tables: Mapping[str, Table], settings: Iterable[Setting]) -> dict[str, 
     return values
 
 
-def resolved(config: object, settings: Iterable[Setting]) -> dict[str, Any]:
+def resolved(config: object, settings: Iterable[Setting]) -> JsonObject:
     """Each setting's value on `config` under its name in the file (`{"run": {"timeout_s": 1800.0}}`),
     JSON-ready: what `--check-config` prints, so its keys are the ones a config file takes."""
-    data: dict[str, Any] = {}
+    data: JsonObject = {}
     for s in settings:
         table = data
         for part in s.section.split(".") if s.section else ():
-            table = table.setdefault(part, {})
+            inner = table.setdefault(part, {})
+            assert isinstance(inner, dict)  # built here: a section is always a table
+            table = inner
         table[s.key] = _plain(lookup(config, s.attr))
     return data
 
 
-def _plain(value: object) -> object:
+def _plain(value: object) -> Json:
     """JSON's types; anything else (a path, an address) as its text. A StrEnum is its string."""
     if isinstance(value, tuple):
         return [_plain(v) for v in value]

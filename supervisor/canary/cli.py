@@ -13,11 +13,11 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from common import logs
 from common.errors import ConfigError, LockHeld, UsageError
 from common.files import UnsafePath
+from common.jsonshape import JsonObject
 from common.outcome import ExitCode
 from supervisor.canary import budgets, runs
 from supervisor.canary.config import CANARY_SETTINGS, CanaryConfig, resolve
@@ -56,7 +56,7 @@ def split_extra(argv: list[str]) -> tuple[list[str], list[str] | None]:
     return argv, None
 
 
-def flag_values(args: argparse.Namespace, extra: list[str] | None) -> dict[str, Any]:
+def flag_values(args: argparse.Namespace, extra: list[str] | None) -> dict[str, object]:
     """The flags actually given, parsed, keyed by config field."""
     values = given(args, CANARY_SETTINGS)
     if extra is not None:
@@ -113,7 +113,7 @@ def check_config(args: argparse.Namespace, extra: list[str] | None) -> int:
     preflight (when the runs are `iris-smoke run`); prints both resolved configs, creates nothing."""
     config, _load = checked(args, extra)
     check_state_dir(config.state_dir, create=False)  # the start's checks, creating nothing
-    report: dict[str, Any] = {"canary": describe(config)}
+    report: JsonObject = {"canary": describe(config)}
     if config.run_command == CanaryConfig.run_command:
         runs_dir = config.state_dir / "runs"
         argv = runs.run_argv(config.run_command, runs_dir, "check-config", config.run_timeout_s, config.run_args)
@@ -126,7 +126,7 @@ def check_config(args: argparse.Namespace, extra: list[str] | None) -> int:
     return ExitCode.PASSED
 
 
-def describe(config: CanaryConfig) -> dict[str, Any]:
+def describe(config: CanaryConfig) -> JsonObject:
     """The canary's settings under the config file's keys (`interval`, `keep_runs`); the cluster
     label as it resolves (by default the state directory's name)."""
     return resolved_settings(config, CANARY_SETTINGS) | {"cluster_name": config.cluster}

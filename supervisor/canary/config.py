@@ -15,12 +15,11 @@ import shlex
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from common import inputs
 from common.errors import ConfigError
 from common.toml_table import read_toml
-from supervisor.settings import Setting
+from supervisor.settings import Setting, assigned
 
 DEFAULT_INTERVAL_S = 900.0
 DEFAULT_RUN_TIMEOUT_S = 600.0
@@ -176,10 +175,10 @@ CANARY_SETTINGS: tuple[Setting, ...] = (
 _BY_NAME = {s.name: s for s in CANARY_SETTINGS}
 
 
-def load_file(path: Path) -> dict[str, Any]:
+def load_file(path: Path) -> dict[str, object]:
     """The config file's values, parsed and keyed by dataclass field."""
     raw = read_toml(path)
-    values: dict[str, Any] = {}
+    values: dict[str, object] = {}
     for key, value in raw.items():
         if key == "metrics_port":
             raise ConfigError(f'config {path}: metrics_port: replaced by listen (listen = "127.0.0.1:{value}")')
@@ -194,8 +193,8 @@ def load_file(path: Path) -> dict[str, Any]:
     return values
 
 
-def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
+def from_environment(environ: Mapping[str, str]) -> dict[str, object]:
+    values: dict[str, object] = {}
     # systemd sets STATE_DIRECTORY to the unit's StateDirectory= (colon-separated if several).
     if state := environ.get("STATE_DIRECTORY", "").split(":")[0]:
         values["state_dir"] = Path(state)
@@ -207,10 +206,10 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
-def resolve(flags: Mapping[str, Any], config_path: Path | None, environ: Mapping[str, str]) -> CanaryConfig:
+def resolve(flags: Mapping[str, object], config_path: Path | None, environ: Mapping[str, str]) -> CanaryConfig:
     """Merge defaults < environment < config file < flags (all already parsed)."""
     values = from_environment(environ)
     if config_path is not None:
         values |= load_file(config_path)
     values |= dict(flags)
-    return CanaryConfig(**values)
+    return assigned(CanaryConfig(), values)

@@ -28,6 +28,7 @@ import orjson
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from common.deadline import Clock
+from common.jsonshape import to_json
 from common.outcome import Outcome
 from supervisor.canary.config import Listen
 from supervisor.canary.runs import LastRun
@@ -41,7 +42,9 @@ REQUEST_TIMEOUT_S = 10.0
 # With one suite per interval the canary has one probe; named probes come with their own cadence.
 SUITE_PROBE = "suite"
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# A WSGI environ is the server's (wsgiref's) dict of CGI variables and streams, not JSON.
+Environ = dict[str, object]
+WsgiApp = Callable[[Environ, Callable[..., object]], Iterable[bytes]]
 
 
 class HealthReason(enum.StrEnum):
@@ -65,51 +68,78 @@ class LoopState:
     probes: tuple[ProbeState, ...]
 
 
-def _probe_health(probe: ProbeState, now_unix: float) -> tuple[HealthReason | None, dict[str, Any]]:
-    body: dict[str, Any] = {"interval_s": probe.interval_s, "last_run": None}
+@dataclass(frozen=True)
+class LastRunBody:
+    run_id: str
+    outcome: Outcome
+    reasons: tuple[str, ...]
+    started_at: str
+    duration_s: float
+    age_s: float
+    run_dir: str
+
+
+@dataclass(frozen=True)
+class ProbeHealth:
+    interval_s: float
+    last_run: LastRunBody | None
+    healthy: bool
+    reason: HealthReason | None
+
+
+@dataclass(frozen=True)
+class LoopHealth:
+    phase: str
+    age_s: float
+
+
+@dataclass(frozen=True)
+class Health:
+    """`/healthz`'s body (serialised with common.jsonshape)."""
+
+    healthy: bool
+    reasons: tuple[str, ...]
+    cluster: str
+    loop: LoopHealth
+    probes: dict[str, ProbeHealth]
+
+
+def _probe_health(probe: ProbeState, now_unix: float) -> ProbeHealth:
     last = probe.last
     if last is None:
-        return HealthReason.NO_RUN, body
+        return ProbeHealth(probe.interval_s, None, False, HealthReason.NO_RUN)
     age = now_unix - last.started_unix
-    body["last_run"] = {
-        "run_id": last.run_id,
-        "outcome": last.outcome,
-        "reasons": list(last.reasons),
-        "started_at": datetime.fromtimestamp(last.started_unix, UTC).isoformat(timespec="milliseconds"),
-        "duration_s": last.duration_s,
-        "age_s": round(age, 3),
-        "run_dir": str(last.run_dir),
-    }
+    body = LastRunBody(
+        run_id=last.run_id,
+        outcome=last.outcome,
+        reasons=last.reasons,
+        started_at=datetime.fromtimestamp(last.started_unix, UTC).isoformat(timespec="milliseconds"),
+        duration_s=last.duration_s,
+        age_s=round(age, 3),
+        run_dir=str(last.run_dir),
+    )
+    reason = None
     if last.outcome is not Outcome.PASSED:
-        return HealthReason.NOT_PASSED, body
-    if age > 2 * probe.interval_s:
-        return HealthReason.TOO_OLD, body
-    return None, body
+        reason = HealthReason.NOT_PASSED
+    elif age > 2 * probe.interval_s:
+        reason = HealthReason.TOO_OLD
+    return ProbeHealth(probe.interval_s, body, reason is None, reason)
 
 
-def health(state: LoopState, now: float, now_unix: float, cluster: str) -> tuple[int, dict[str, Any]]:
-    """The status code and JSON body of `/healthz`, from the loop's last published state."""
+def health(state: LoopState, now: float, now_unix: float, cluster: str) -> tuple[int, Health]:
+    """The status code and body of `/healthz`, from the loop's last published state."""
     reasons: list[str] = []
     loop_age = now - state.at
     if loop_age > STALL_S:
         reasons.append(f"{HealthReason.LOOP_STALLED}: no loop wake for {loop_age:.0f} s (bound {STALL_S:g} s)")
     if not state.probes:  # the daemon's start, before the loop's first state
         reasons.append(f"{HealthReason.NO_RUN}: the loop has not published yet")
-    probes: dict[str, Any] = {}
+    probes: dict[str, ProbeHealth] = {}
     for probe in state.probes:
-        reason, body = _probe_health(probe, now_unix)
-        body["healthy"] = reason is None
-        body["reason"] = reason
-        probes[probe.name] = body
-        if reason is not None:
-            reasons.append(f"{reason}: probe {probe.name}")
-    body = {
-        "healthy": not reasons,
-        "reasons": reasons,
-        "cluster": cluster,
-        "loop": {"phase": state.phase, "age_s": round(loop_age, 3)},
-        "probes": probes,
-    }
+        probes[probe.name] = judged = _probe_health(probe, now_unix)
+        if judged.reason is not None:
+            reasons.append(f"{judged.reason}: probe {probe.name}")
+    body = Health(not reasons, tuple(reasons), cluster, LoopHealth(state.phase, round(loop_age, 3)), probes)
     return (200 if not reasons else 503), body
 
 
@@ -157,7 +187,7 @@ class Endpoint:
     def publish(self, state: LoopState) -> None:
         self._state = state  # one reference swap: the thread reads either the old or the new
 
-    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def _app(self, environ: Environ, start_response: Callable[..., object]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/metrics":
             return self._metrics(environ, start_response)
@@ -165,7 +195,7 @@ class Endpoint:
             code, body = health(self._state, self._clock(), time.time(), self._cluster)
             status = "200 OK" if code == 200 else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json"), ("Cache-Control", "no-store")])
-            return [orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n"]
+            return [orjson.dumps(to_json(body), option=orjson.OPT_INDENT_2) + b"\n"]
         start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
         return [b"not found: this endpoint serves /metrics and /healthz\n"]
 

@@ -31,10 +31,11 @@ def _state(outcome: Outcome | None, age_s: float = 60.0, loop_at: float = 100.0)
 
 def test_a_passed_run_younger_than_two_intervals_is_healthy() -> None:
     code, body = health(_state(Outcome.PASSED, age_s=1799), 100.0, NOW_UNIX, "prod")
-    assert code == 200 and body["healthy"] and body["reasons"] == []
-    run = body["probes"]["suite"]["last_run"]
-    assert run["outcome"] == "passed" and run["age_s"] == 1799 and run["duration_s"] == 12.5
-    assert run["run_dir"] == "/state/runs/r1" and run["reasons"] == ["sigterm"]
+    assert code == 200 and body.healthy and body.reasons == ()
+    run = body.probes["suite"].last_run
+    assert run is not None
+    assert run.outcome == "passed" and run.age_s == 1799 and run.duration_s == 12.5
+    assert run.run_dir == "/state/runs/r1" and run.reasons == ("sigterm",)
 
 
 @pytest.mark.parametrize(
@@ -49,14 +50,14 @@ def test_a_passed_run_younger_than_two_intervals_is_healthy() -> None:
 )
 def test_otherwise_503_with_the_reason(state: LoopState, reason: str) -> None:
     code, body = health(state, 100.0, NOW_UNIX, "prod")
-    assert code == 503 and body["reasons"] == [reason] and not body["healthy"]
+    assert code == 503 and body.reasons == (reason,) and not body.healthy
 
 
 def test_a_wedged_loop_is_503_after_the_bound_whatever_the_last_run() -> None:
     state = _state(Outcome.PASSED, loop_at=100.0)
     assert health(state, 100.0 + endpoint.STALL_S, NOW_UNIX, "prod")[0] == 200
     code, body = health(state, 100.0 + endpoint.STALL_S + 1, NOW_UNIX, "prod")
-    assert code == 503 and body["reasons"][0].startswith("loop_stalled: no loop wake for 31 s")
+    assert code == 503 and body.reasons[0].startswith("loop_stalled: no loop wake for 31 s")
 
 
 def _summary(outcome: Outcome, *tests: runs.TestResult) -> RunSummary:
