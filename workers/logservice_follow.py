@@ -59,10 +59,10 @@ import signal
 import sys
 import time
 from types import FrameType
-from typing import Any
 
 from common.controller_target import DEFAULT_MAX_LOG_PAGE_BYTES, PROXY_TOKEN_TTL_S, ProxyToken
 from common.fdio import write_all
+from common.jsonshape import JsonObject
 from common.logs import redacted
 from workers.controller.connect_http import ConnectClient
 from workers.controller.credentials import Credentials
@@ -101,7 +101,7 @@ def entry_lines(epoch_ms: int, data: str) -> bytes:
     return "".join(f"{prefix}{line}\n" for line in text.split("\n")).encode("utf-8", "backslashreplace")
 
 
-def parse_page(reply: dict[str, Any]) -> tuple[list[tuple[int, int, str]], int]:
+def parse_page(reply: JsonObject) -> tuple[list[tuple[int, int, str]], int]:
     """(seq, epoch_ms, data) rows of a FetchLogs reply in seq order, and its cursor (JSON leaves out zeros)."""
     page = Field.of(FETCH_LOGS, reply)
     rows = [
@@ -125,7 +125,7 @@ class Follower:
 
     def resume_after(self, cursor: int) -> None:
         """Start exactly after row `cursor`, if the store still holds it; else say so and resume by since."""
-        body = {"source": self.key, "matchScope": "MATCH_SCOPE_EXACT", "maxLines": 1}
+        body: JsonObject = {"source": self.key, "matchScope": "MATCH_SCOPE_EXACT", "maxLines": 1}
         body |= {"cursor": str(cursor - 1), "untilCursor": str(cursor + 1)}
         rows, _ = parse_page(self.client.call(FETCH_LOGS, body, min(CALL_TIMEOUT_S, self.time_left())))
         if [seq for seq, _, _ in rows] != [cursor]:
@@ -142,7 +142,7 @@ class Follower:
 
     def fetch_page(self) -> int:
         """Print one page; the number of rows it had (a full page: more may be waiting)."""
-        body: dict[str, Any] = {"source": self.key, "matchScope": "MATCH_SCOPE_EXACT", "maxLines": self.page_lines}
+        body: JsonObject = {"source": self.key, "matchScope": "MATCH_SCOPE_EXACT", "maxLines": self.page_lines}
         body["cursor"] = str(self.cursor)  # int64 is a string in JSON
         if self.since_param is not None:
             body["sinceMs"] = self.since_param

@@ -29,10 +29,10 @@ import select
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from common.controller_target import JOB_RUN_ID_ENV, ControllerTarget
 from common.deadline import Deadline
+from common.jsonshape import JsonObject
 from workers.controller.calls import RPC_TIMEOUT_S, not_ours, rpc_timeout
 from workers.controller.connect_http import ConnectClient
 from workers.controller.credentials import Credentials
@@ -186,7 +186,7 @@ class IrisController:
         with ConnectClient(target.address, credentials, max_reply_bytes=target.max_reply_bytes) as client:
             yield cls(client, target, deadline, call_limit_s)
 
-    def _call(self, method: str, body: dict[str, Any], timeout_s: float | None = None) -> Field:
+    def _call(self, method: str, body: JsonObject, timeout_s: float | None = None) -> Field:
         reply = self.client.call(method, body, timeout_s if timeout_s is not None else self._timeout())
         return Field.of(method, reply)
 
@@ -220,12 +220,12 @@ class IrisController:
         method = f"{CONTROLLER}/LaunchJob"
         return self._call(method, self.launch_body(request)).at("jobId").required().as_str()
 
-    def launch_body(self, request: JobRequest) -> dict[str, Any]:
-        resources: dict[str, Any] = {"cpuMillicores": TASK_CPU_MILLICORES, "memoryBytes": str(TASK_MEMORY_BYTES)}
+    def launch_body(self, request: JobRequest) -> JsonObject:
+        resources: JsonObject = {"cpuMillicores": TASK_CPU_MILLICORES, "memoryBytes": str(TASK_MEMORY_BYTES)}
         if request.device in ("tpu", "gpu"):
             resources["device"] = {request.device: {"variant": request.variant, "count": request.count}}
         argv = submits_child(request.child) if request.child else request.argv
-        body: dict[str, Any] = {
+        body: JsonObject = {
             "name": self.root + request.name,
             "replicas": request.replicas,
             "entrypoint": {"runCommand": {"argv": list(argv)}},
@@ -238,7 +238,7 @@ class IrisController:
             body["environment"] = {"envVars": {JOB_RUN_ID_ENV: self.target.run_id}}
         if request.timeout_s:
             # Iris's own backstop, should the tests child die without terminating its jobs.
-            backstop = {"milliseconds": str(int(request.timeout_s * 1000))}
+            backstop: JsonObject = {"milliseconds": str(int(request.timeout_s * 1000))}
             body["timeout"] = body["schedulingTimeout"] = backstop
         if request.group_by:
             body["coscheduling"] = {"groupBy": request.group_by}
@@ -420,7 +420,7 @@ class IrisController:
             self._log_service = resolve_log_service(self.client, self._timeout())
         return self._log_service
 
-    def fetch_logs(self, body: dict[str, Any]) -> Field:
+    def fetch_logs(self, body: JsonObject) -> Field:
         logs = self.client.at(self.log_service().url)  # same credentials, same connection pool
         reply = logs.call(FETCH_LOGS, body, self._timeout(), self.target.max_log_page_bytes)
         return Field.of(FETCH_LOGS, reply)
@@ -428,7 +428,7 @@ class IrisController:
     def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
         """The task's last lines. Workers push output in batches, so a task that has just ended
         may not be in the log service yet: an empty answer is asked again, within LOG_FLUSH_S."""
-        body = {
+        body: JsonObject = {
             "source": f"{job_id}/{task_index}:",
             "matchScope": "MATCH_SCOPE_PREFIX",
             "tail": True,

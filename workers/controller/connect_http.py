@@ -34,12 +34,12 @@ An error answer's body is read up to ERROR_BODY_BYTES (its start says all we sho
 
 import copy
 import time
-from typing import Any
 
 import orjson
 import urllib3
 
 from common.controller_target import DEFAULT_MAX_REPLY_BYTES
+from common.jsonshape import JsonObject
 from workers.controller.bounded import Answer, BoundedPoolManager, CallLimit, read_body
 from workers.controller.credentials import Credentials, ProxyRefused, proxy_refusal
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode
@@ -104,7 +104,7 @@ class ConnectClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def call(self, method: str, body: dict[str, Any], timeout_s: float, max_bytes: int = 0) -> dict[str, Any]:
+    def call(self, method: str, body: JsonObject, timeout_s: float, max_bytes: int = 0) -> JsonObject:
         """One unary call, e.g. `call("iris.cluster.ControllerService/ListWorkers", {}, 5.0)`:
         answered within `timeout_s` in all, in at most `max_bytes` (default: the client's cap).
         A call the proxy refused is sent once more with a proxy token fetched again: the proxy
@@ -117,7 +117,7 @@ class ConnectClient:
                 raise
         return self._call_once(method, body, ends - time.monotonic(), max_bytes)
 
-    def _call_once(self, method: str, body: dict[str, Any], timeout_s: float, max_bytes: int) -> dict[str, Any]:
+    def _call_once(self, method: str, body: JsonObject, timeout_s: float, max_bytes: int) -> JsonObject:
         cap = max_bytes or self.max_reply_bytes
         headers = HEADERS | self.credentials.headers(method, timeout_s)
         reply = self._exchange("POST", method, orjson.dumps(body), headers, timeout_s, cap)
@@ -192,7 +192,7 @@ def _broken_answer(method: str, limit: CallLimit, exc: Exception | None) -> Cont
     return ControllerError(ErrorCode.UNAVAILABLE, method, f"the reply was cut off: {exc}")
 
 
-def _json_object(method: str, data: bytes) -> dict[str, Any]:
+def _json_object(method: str, data: bytes) -> JsonObject:
     try:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError as exc:  # also JSON nested deeper than orjson's limit (1024)

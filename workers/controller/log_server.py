@@ -17,6 +17,7 @@ Any other failure is the caller's: unreachable, refused (a bad token), or a repl
 shape (`ApiMismatch` naming the path).
 """
 
+from common.jsonshape import JsonObject
 from workers.controller.connect_http import MISSING_METHOD, ConnectClient
 from workers.controller.model import ApiMismatch, LogRoute, LogService
 from workers.controller.reply import Field
@@ -27,7 +28,7 @@ LOG_SERVER_ENDPOINT = "/system/log-server"
 # The controller's proxy route for the endpoint above (Iris turns the name's '/' into '.').
 PROXY_ROUTE = "proxy/system.log-server"
 # The cheapest question the log service answers: the controller's last line, if any.
-PROBE = {"source": "/system/controller", "matchScope": "MATCH_SCOPE_EXACT", "maxLines": 1, "tail": True}
+PROBE: JsonObject = {"source": "/system/controller", "matchScope": "MATCH_SCOPE_EXACT", "maxLines": 1, "tail": True}
 
 
 def base_url(address: str) -> str:

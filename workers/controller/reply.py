@@ -23,6 +23,7 @@ subclass overrides `error` and `whole`, so a wrong shape there is that reader's 
 import contextlib
 from typing import Any, Self
 
+from common.jsonshape import JsonObject
 from workers.controller.model import ApiMismatch
 
 _MISSING = object()
@@ -53,7 +54,7 @@ class Field:
         self.method, self.path, self.value = method, path, value
 
     @classmethod
-    def of(cls, method: str, reply: dict[str, Any]) -> "Field":
+    def of(cls, method: str, reply: JsonObject) -> "Field":
         return cls(method, "", reply)
 
     def error(self, path: str, message: str) -> Exception:

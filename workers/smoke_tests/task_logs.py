@@ -18,6 +18,7 @@ from pathlib import Path
 
 from common.deadline import Deadline
 from common.files import write_atomically
+from common.jsonshape import JsonObject
 from workers.controller.api import Controller
 from workers.controller.connect_api import LOG_FLUSH_RETRY_S, LOG_FLUSH_S, IrisController
 from workers.controller.model import ControllerError, Task
@@ -39,7 +40,7 @@ def _entries(controller: IrisController, job_id: str, index: int) -> list[tuple[
     found: list[tuple[int, str, str]] = []
     cursor = ""
     while len(found) < MAX_LINES:
-        body = {"source": f"{job_id}/{index}:", "matchScope": "MATCH_SCOPE_PREFIX", "maxLines": PAGE_LINES}
+        body: JsonObject = {"source": f"{job_id}/{index}:", "matchScope": "MATCH_SCOPE_PREFIX", "maxLines": PAGE_LINES}
         reply = controller.fetch_logs({**body, "cursor": cursor} if cursor else body)
         entries = reply.at("entries").as_list()
         for entry in sorted(entries, key=lambda e: e.at("seq").as_int()):
