@@ -6,7 +6,11 @@ controller it attaches to, the tunnel it opens); discovery (a child, or a static
 the transport a host's stream follows its logs through; its cleanup steps; its default
 intervals. It builds data (child specs, transports) and starts nothing: the run does.
 Every kind serves every standard test; the tests child skips one a cluster cannot serve
-from what the cluster offers (workers/smoke_tests/parity_tests.py), not from its kind.
+from what the cluster offers (workers/smoke_tests/parity_tests.py), not from its kind. A
+fleet check's call the controller cannot answer (the embedded one has no database, process
+status or priority bands) is `not_served` with the reason the controller's adapter gives
+(workers/controller/grpc_api.py): a fact of the wire (`api`), shared by the local and ssh kinds,
+and said by the cluster at run time, so no backend keeps a list of what it cannot serve.
 """
 
 import abc

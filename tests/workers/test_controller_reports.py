@@ -25,8 +25,8 @@ from supervisor.smoke import SmokeRun
 from workers.child_args import DiagnosticsArgs
 from workers.controller import polling
 from workers.controller.credentials import Credential, ProxyRefused
-from workers.controller.model import ApiMismatch, ControllerError, ErrorCode, Task, TaskState
-from workers.diagnostics import Diagnostics
+from workers.controller.model import ApiMismatch, ControllerError, ErrorCode, JobState, Task, TaskState
+from workers.diagnostics import Diagnostics, JobRow
 from workers.messages import ApiMismatchReport, ControllerAvailability, Unauthenticated
 from workers.smoke_tests.runner import SmokeTests
 
@@ -162,6 +162,7 @@ def test_a_log_tail_mismatch_in_the_tests_child_is_reported() -> None:
 
 def test_a_log_tail_mismatch_in_diagnostics_is_reported() -> None:
     ctx = ChildCtx()
-    found = Diagnostics(ctx, LogsMismatch()).failed_tasks([{"job_id": "/r/x", "state": "failed"}])  # type: ignore[arg-type]
-    assert found[0]["lines"] == []
+    job = JobRow("/r/x", "x", JobState.FAILED, "", "", 1, {}, None, None)
+    found = Diagnostics(ctx, LogsMismatch()).failed_tasks([job])  # type: ignore[arg-type]
+    assert found[0].lines == ()
     assert ctx.sent == [ApiMismatchReport(FETCH_LOGS, "entries", MISMATCH)]
