@@ -26,7 +26,6 @@ Choices worth knowing (docs/log-pipeline.md has the whole table):
 import importlib.metadata
 import socket
 from collections.abc import Mapping
-from typing import Any
 
 ECS_VERSION = "8.11.0"
 SERVICE_NAME = "iris-smoke"
@@ -56,9 +55,9 @@ except importlib.metadata.PackageNotFoundError:  # run from a checkout that was 
 _OUTCOMES = {"passed": "success", "ok": "success", "failed": "failure", "error": "failure", "timeout": "failure"}
 
 
-def to_ecs(event: Mapping[str, Any]) -> dict[str, Any]:
+def to_ecs(event: Mapping[str, object]) -> dict[str, object]:
     """A new dict with ECS names; the input is not modified. Never raises on odd values."""
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for key, name in (("timestamp", "@timestamp"), ("level", "log.level"), ("event", "message")):
         if event.get(key) is not None:
             out[name] = event[key]

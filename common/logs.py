@@ -159,7 +159,7 @@ class _State:
     """
 
     writer: _Writer | None = None
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, object] = field(default_factory=dict)
     level: int | None = None  # the level structlog's pipeline was built for
     secrets: set[str] = field(default_factory=set)  # what no sink may ever see (redact())
 

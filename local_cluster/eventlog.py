@@ -33,7 +33,7 @@ class EventLog:
         self._log.error(event, exc_info=True)
         self._write("E", event, {"traceback": traceback.format_exc()})
 
-    def _write(self, level: str, event: str, fields: dict[str, Any]) -> None:
+    def _write(self, level: str, event: str, fields: dict[str, object]) -> None:
         if self._container is not None:
             details = " ".join(f"{k}={_value(v)}" for k, v in fields.items())
             self._container.write_text(f"{level} {event} {details}".rstrip())

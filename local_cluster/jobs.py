@@ -10,7 +10,6 @@ next heartbeat that the controller no longer wants it and kills it.
 """
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from common.states import JobState, TaskState, job_finished, task_finished
 from local_cluster.model import Job, Task, Worker
@@ -45,7 +44,7 @@ def finish_job(
     job.state, job.finished_at = state, now
     job.error, job.exit_code = error, exit_code
     job.pending_reason = ""
-    fields: dict[str, Any] = {"job_id": job.job_id, "state": state.name}
+    fields: dict[str, object] = {"job_id": job.job_id, "state": state.name}
     if error:
         fields["error"] = error
     events("job_finished", **fields, duration_s=round(now - job.submitted_at, 3))

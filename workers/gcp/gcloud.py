@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from common.deadline import Deadline
 from common.fdio import readable
+from common.jsonshape import JsonObject
 from common.processes import wait_exit
 from workers.groups import ProcessGroups
 
@@ -43,7 +44,7 @@ class GcloudResult:
     def not_found(self) -> bool:
         return self.exit_code not in (0, None) and any(m in self.stderr for m in NOT_FOUND_MARKERS)
 
-    def failure_fields(self) -> dict[str, Any]:
+    def failure_fields(self) -> JsonObject:
         """What a failure event carries: the exact argv, how it ended, what gcloud said."""
         return {
             "argv": list(self.argv),

@@ -14,8 +14,7 @@ changed gcloud is noticed rather than half-understood.
 import os
 import re
 import shlex
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 from workers.gcp.inventory import Resource, ResourceKind
 from workers.hosts import validate_address, validate_name
@@ -58,46 +57,44 @@ def parse_dry_run(text: str) -> SshTarget:
         raise DryRunRefused(f"not a command line ({exc}): {text[:200]!r}") from None
     if not words or os.path.basename(words[0]) != "ssh":
         raise DryRunRefused(f"not an ssh command: {text[:200]!r}")
-    found: dict[str, Any] = {"options": []}
+    found = SshTarget("", "")  # the options read so far; user and address come last
     rest = words[1:]
     while len(rest) > 1:
         flag, rest = rest[0], rest[1:]
         if flag in ("-t", "-T"):
             continue
         if flag in ("-i", "-p", "-o") and rest:
-            _take(found, flag, rest[0])
+            found = _take(found, flag, rest[0])
             rest = rest[1:]
         elif flag.startswith("-o") and len(flag) > 2:
-            _take(found, "-o", flag[2:])
+            found = _take(found, "-o", flag[2:])
         else:
             raise DryRunRefused(f"unexpected {flag!r} in {text[:200]!r}")
     if len(rest) != 1 or "@" not in rest[0]:
         raise DryRunRefused(f"no USER@HOST at the end of {text[:200]!r}")
     user, _, address = rest[0].rpartition("@")
-    options = tuple(found.pop("options"))
     user, address = validate_name("ssh user", user), validate_address("ssh address", address)
-    return SshTarget(user, address, options=options, **found)
+    return replace(found, user=user, address=address)
 
 
-def _take(found: dict[str, Any], flag: str, value: str) -> None:
+def _take(found: SshTarget, flag: str, value: str) -> SshTarget:
+    """`found` with one more option of the command line read."""
     if flag == "-i":
-        found["identity_file"] = _path(value)
-    elif flag == "-p":
+        return replace(found, identity_file=_path(value))
+    if flag == "-p":
         if not (value.isascii() and value.isdigit() and 0 < int(value) < 65536):
             raise DryRunRefused(f"-p {value!r} is not a port")
-        found["port"] = int(value)
-    else:
-        key, sep, option = value.partition("=")
-        if not sep:
-            raise DryRunRefused(f"-o {value!r} is not KEY=VALUE")
-        if key == "UserKnownHostsFile":
-            found["known_hosts_file"] = _path(option)
-        elif key == "StrictHostKeyChecking" and option in STRICT_HOST_KEY_CHECKING:
-            found["strict_host_key_checking"] = option
-        elif key in PASSED_OPTIONS and _VALUE.fullmatch(option):
-            found["options"].append(f"{key}={option}")
-        else:
-            raise DryRunRefused(f"-o {value!r} is not an option we pass on")
+        return replace(found, port=int(value))
+    key, sep, option = value.partition("=")
+    if not sep:
+        raise DryRunRefused(f"-o {value!r} is not KEY=VALUE")
+    if key == "UserKnownHostsFile":
+        return replace(found, known_hosts_file=_path(option))
+    if key == "StrictHostKeyChecking" and option in STRICT_HOST_KEY_CHECKING:
+        return replace(found, strict_host_key_checking=option)
+    if key in PASSED_OPTIONS and _VALUE.fullmatch(option):
+        return replace(found, options=(*found.options, f"{key}={option}"))
+    raise DryRunRefused(f"-o {value!r} is not an option we pass on")
 
 
 def _path(value: str) -> str:
