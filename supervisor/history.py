@@ -19,7 +19,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from common.files import write_atomically
-from supervisor.canary import latency
+from supervisor.canary import latency, runs
+from supervisor.canary.config import SUITE_PROBE
 from supervisor.report_legend import OUTCOME_SYMBOLS, outcome_badge
 from supervisor.reports import html_text
 from supervisor.results_file import RESULTS_NAME, RunResults, parse
@@ -31,7 +32,7 @@ INDEX_NAME = "index.html"
 RUNS_PER_PROBE = 50
 # A log directory can hold thousands of runs; only the newest this many are read at all.
 MAX_RUNS_READ = 500
-DEFAULT_PROBE = "suite"
+DEFAULT_PROBE = SUITE_PROBE
 PLOT_W, PLOT_H, PLOT_X0 = 560, 64, 200
 LABEL_CHARS = 28  # of 11 px monospace in the plots' label column
 
@@ -78,7 +79,7 @@ def read_run(run_dir: Path) -> RunEntry:
         if top is None:
             raise RunDirError(f"no {RESULTS_NAME}")
         results = parse(top)
-        probe = top.at("probe").as_text() or DEFAULT_PROBE
+        probe = top.at("probe").as_text() or runs.probe_of(run_dir) or DEFAULT_PROBE
     except RunDirError as exc:
         return RunEntry(run_dir.name, DEFAULT_PROBE, None, str(exc), has_report=has_report)
     measured = latency.measure(run_dir)

@@ -42,9 +42,11 @@ def check(config: CanaryConfig, child_stop_grace_s: float = STOP_GRACE_S) -> Bud
             f"must fit in the unit's TimeoutStopSec ({stop:g} s, --unit-timeout-stop or "
             "IRIS_SMOKE_TIMEOUT_STOP_SEC): raise TimeoutStopSec or lower the cleanup budget"
         )
-    if config.run_timeout_s + cleanup >= config.interval_s:
-        result.warnings.append(
-            f"run timeout ({config.run_timeout_s:g} s) + cleanup budget ({cleanup:g} s) is not below the "
-            f"interval ({config.interval_s:g} s): a run that uses its whole budget will skip the next slot"
-        )
+    for probe in config.schedule:
+        timeout = config.timeout_of(probe)
+        if timeout + cleanup >= probe.interval_s:
+            result.warnings.append(
+                f"probe {probe.name}: run timeout ({timeout:g} s) + cleanup budget ({cleanup:g} s) is not below "
+                f"the interval ({probe.interval_s:g} s): a run that uses its whole budget will skip the next slot"
+            )
     return result

@@ -116,12 +116,14 @@ def check_config(args: argparse.Namespace, extra: list[str] | None) -> int:
     report: JsonObject = {"canary": describe(config)}
     if config.run_command == CanaryConfig.run_command:
         runs_dir = config.state_dir / "runs"
-        argv = runs.run_argv(config.run_command, runs_dir, "check-config", config.run_timeout_s, config.run_args)
-        run_args = build_run_parser().parse_args(argv[len(config.run_command) :])
-        try:
-            report["run"] = resolved(plan(run_args).config)
-        except UsageError as exc:
-            raise ConfigError(f"run_args: {exc}") from None
+        for probe in reversed(config.schedule):  # each probe's runs; the first's config is printed
+            argv = runs.probe_argv(config, probe, runs_dir, "check-config")
+            run_args = build_run_parser().parse_args(argv[len(config.run_command) :])
+            try:
+                report["run"] = resolved(plan(run_args).config)
+            except UsageError as exc:
+                field = f"probes ({probe.name})" if config.probes else "run_args"
+                raise ConfigError(f"{field}: {exc}") from None
     print(json.dumps(report, indent=2, sort_keys=True))
     return ExitCode.PASSED
 
@@ -129,7 +131,8 @@ def check_config(args: argparse.Namespace, extra: list[str] | None) -> int:
 def describe(config: CanaryConfig) -> JsonObject:
     """The canary's settings under the config file's keys (`interval`, `keep_runs`); the cluster
     label as it resolves (by default the state directory's name)."""
-    return resolved_settings(config, CANARY_SETTINGS) | {"cluster_name": config.cluster}
+    probes = [p.as_table() for p in config.probes]
+    return resolved_settings(config, CANARY_SETTINGS) | {"cluster_name": config.cluster, "probes": probes}
 
 
 def _serve(config: CanaryConfig, load: Callable[[], CanaryConfig], log_level: str) -> int:

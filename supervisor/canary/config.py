@@ -45,6 +45,25 @@ class Listen:
 
 
 @dataclasses.dataclass(frozen=True)
+class Probe:
+    """A `[[probes]]` entry: runs of its own test selection on its own grid."""
+
+    name: str
+    interval_s: float
+    tests: tuple[str, ...] = ()  # passed as the run's --tests (test or set names); () = the run's own
+    run_timeout_s: float | None = None  # None: the canary's run_timeout
+
+    def as_table(self) -> dict[str, Any]:
+        """The `[[probes]]` table it was read from (--check-config prints it)."""
+        table: dict[str, Any] = {"name": self.name, "interval": self.interval_s, "tests": list(self.tests)}
+        return table | ({} if self.run_timeout_s is None else {"run_timeout": self.run_timeout_s})
+
+
+# With no `[[probes]]`, the canary has one probe, the suite its run_args select, named this.
+SUITE_PROBE = "suite"
+
+
+@dataclasses.dataclass(frozen=True)
 class CanaryConfig:
     state_dir: Path = Path(DEFAULT_STATE_DIR)
     interval_s: float = DEFAULT_INTERVAL_S
@@ -59,8 +78,17 @@ class CanaryConfig:
     unit_timeout_stop_s: float | None = None
     run_command: tuple[str, ...] = (sys.executable, "-m", "supervisor", "run")
     run_args: tuple[str, ...] = ()
+    probes: tuple[Probe, ...] = ()
     # Not in --help: stop after this many runs (tests and soaks), exit 0.
     max_runs: int | None = None
+
+    @property
+    def schedule(self) -> tuple[Probe, ...]:
+        """The probes the daemon runs: the `[[probes]]`, or the one suite on `interval`."""
+        return self.probes or (Probe(SUITE_PROBE, self.interval_s),)
+
+    def timeout_of(self, probe: Probe) -> float:
+        return self.run_timeout_s if probe.run_timeout_s is None else probe.run_timeout_s
 
     @property
     def cluster(self) -> str:
@@ -145,6 +173,48 @@ def _command(value: object) -> tuple[str, ...]:
     return argv
 
 
+_PROBE_KEYS = ("name", "interval", "tests", "run_timeout")
+
+
+def _probe(value: object) -> Probe:
+    if not isinstance(value, dict):
+        raise ValueError(f'expected a table like {{name = "vitals", interval = "1m", tests = "vitals"}}, got {value!r}')
+    unknown = sorted(set(value) - set(_PROBE_KEYS))
+    if unknown:
+        raise ValueError(f"{unknown[0]}: unknown key (known: {', '.join(_PROBE_KEYS)})")
+    for key in ("name", "interval"):
+        if key not in value:
+            raise ValueError(f"{key}: required")
+    try:
+        name = _cluster_name(value["name"])
+    except ValueError as exc:
+        raise ValueError(f"name: {exc}") from None
+    tests = value.get("tests", ())
+    tests = (tests,) if isinstance(tests, str) else tests
+    if not all(isinstance(t, str) and t and "," not in t for t in tests):
+        raise ValueError(f"tests: expected a test set name or a list of test names, got {value['tests']!r}")
+    timeout = value.get("run_timeout")
+    return Probe(
+        name, inputs.seconds(value["interval"]), tuple(tests), None if timeout is None else inputs.seconds(timeout)
+    )
+
+
+def _probes(value: object) -> tuple[Probe, ...]:
+    """`[[probes]]`: each a name, an interval, optional tests (a set name or a list) and run_timeout."""
+    if not isinstance(value, list):
+        raise ValueError("expected [[probes]] tables, each with a name and an interval")
+    probes = []
+    for index, item in enumerate(value):
+        try:
+            probes.append(_probe(item))
+        except ValueError as exc:
+            raise ValueError(f"[{index}]: {exc}") from None
+    names = [p.name for p in probes]
+    if len(set(names)) != len(names):
+        raise ValueError(f"probe names must differ, got {names}")
+    return tuple(probes)
+
+
 # Every canary setting, declared once (supervisor/settings.py): a top-level key of the config
 # file, and its flag (the same name with dashes) where it has one.
 CANARY_SETTINGS: tuple[Setting, ...] = (
@@ -170,6 +240,8 @@ CANARY_SETTINGS: tuple[Setting, ...] = (
     Setting("run_command", "run_command", _command, "the program a run is", "--run-command", split=shlex.split,
             hidden=True),
     Setting("run_args", "run_args", _argv, "arguments passed to every run (on the command line: after `--`)"),
+    Setting("probes", "probes", _probes, "[[probes]]: name, interval, tests (a set or a list), run_timeout; "
+            "replace the one suite on `interval`", shown_default="one probe `suite`"),
     Setting("max_runs", "max_runs", _count, "stop after this many runs", "--max-runs", hidden=True),
 )  # fmt: skip
 _BY_NAME = {s.name: s for s in CANARY_SETTINGS}

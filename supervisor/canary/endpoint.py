@@ -39,8 +39,6 @@ HEARTBEAT_S = 5.0
 STALL_S = 30.0
 # A client that sends nothing for this long is dropped: one server thread serves everyone.
 REQUEST_TIMEOUT_S = 10.0
-# With one suite per interval the canary has one probe; named probes come with their own cadence.
-SUITE_PROBE = "suite"
 
 # A WSGI environ is the server's (wsgiref's) dict of CGI variables and streams, not JSON.
 Environ = dict[str, object]

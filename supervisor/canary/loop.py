@@ -44,7 +44,7 @@ from common.errors import ConfigError
 from common.outcome import Outcome
 from supervisor import audit
 from supervisor.canary import budgets, endpoint, latency, runs, schedule
-from supervisor.canary.config import CanaryConfig
+from supervisor.canary.config import CanaryConfig, Probe
 from supervisor.canary.endpoint import Endpoint, LoopState, ProbeState
 from supervisor.canary.metrics import TEXTFILE_NAME, CanaryMetrics
 from supervisor.canary.retention import Retention
@@ -61,7 +61,7 @@ EVENTS_MAX_BYTES = 64 * 1024**2
 # How often to re-ask systemd for time while waiting for a run's cleanup.
 EXTEND_EVERY_S = 5.0
 # Reloading swaps these only with a restart: the lock and the listening socket are held.
-RESTART_ONLY_FIELDS = ("state_dir", "listen", "cluster_name")
+RESTART_ONLY_FIELDS = ("state_dir", "listen", "cluster_name", "probes")
 
 
 class Phase(enum.StrEnum):
@@ -73,8 +73,24 @@ class Phase(enum.StrEnum):
 
 
 @dataclass
+class ProbeSchedule:
+    """A probe's place on its own grid: `first + k * interval`, as the one suite's always was."""
+
+    probe: Probe
+    order: int  # its place in the config: when several probes are due, the longest-waiting goes
+    # first, and among slots due at the same time the one declared first
+    next_slot: float | None = None
+    last_slot: float | None = None
+    # Grid slots since the probe's first run: runs and skipped slots add up to it (run_spawned's `slot`).
+    next_index: int = 0
+    last_index: int = 0
+    last_run: runs.LastRun | None = None
+
+
+@dataclass
 class ActiveRun:
     run_id: str
+    probe: str
     pid: int
     slot_at: float
     started_at: float
@@ -106,23 +122,19 @@ class Canary:
         self.phase = Phase.STARTING
         self.log = logs.get_logger()
         self.notifier = Notifier(environ)
-        self.metrics = CanaryMetrics(config.cluster, config.state_dir)
+        self.metrics = CanaryMetrics(config.cluster, config.state_dir, [p.name for p in config.probes])
+        self.probes = {p.name: ProbeSchedule(p, i) for i, p in enumerate(config.schedule)}
         self.server: Endpoint | None = None
         self.runs_dir = config.state_dir / "runs"
         self.textfile = config.state_dir / "metrics" / TEXTFILE_NAME
         self.retention = Retention(self.runs_dir)
         self.run: ActiveRun | None = None
-        self.last_run: runs.LastRun | None = None
         self.runs_done = 0
         self.exit_code = 0
         self._loop = Loop(self._handle_signals)
         self._stop_reason: str | None = None
         self._watchdog_s = watchdog_interval_s(environ, os.getpid())
         self._watchdog_at = clock()
-        self._next_slot: float | None = None
-        self._last_slot: float | None = None
-        # Grid slots since the first run's: runs and skipped slots add up to it (run_spawned's `slot`).
-        self._next_index = self._last_index = 0
         self._extend_at = 0.0
         self._me = psutil.Process()
 
@@ -138,7 +150,9 @@ class Canary:
                 "(each canary on a host needs its own listen address and cluster_name)"
             ) from None
         self.log.info("endpoint_serving", address=listen.host, port=self.server.port, cluster=cluster)
-        self.last_run = runs.last_on_disk(self.runs_dir)
+        for state in self.probes.values():
+            state.last_run = runs.last_on_disk(self.runs_dir, state.probe.name)
+            self.metrics.probe(state.probe.name).interval.set(state.probe.interval_s)
         self._publish()
         linux.set_child_subreaper()
         self._loop.open()
@@ -158,13 +172,14 @@ class Canary:
         self.notifier.close()
 
     def serve(self) -> int:
-        self._next_slot = self._clock()
+        for state in self.probes.values():
+            state.next_slot = self._clock()
         self._set_phase(Phase.IDLE)
         self.notifier.ready(self._status())
         self.log.info("canary_ready", watchdog_s=self._watchdog_s, notify=self.notifier.enabled)
         while not self._finished():
-            if self._slot_due():
-                self._start_run()
+            if (due := self._due_probe()) is not None:
+                self._start_run(due)
             self._after_wake(self._loop.poll_once(self._next_wake()))
         self._set_phase(Phase.STOPPED)
         self.log.info(
@@ -185,13 +200,17 @@ class Canary:
             self._request_stop("max_runs")
         return self._stop_reason is not None
 
-    def _slot_due(self) -> bool:
-        return (
-            self.run is None
-            and self._stop_reason is None
-            and self._next_slot is not None
-            and self._clock() >= self._next_slot
-        )
+    def _due_probe(self) -> ProbeSchedule | None:
+        """The probe to run now, if any: one run at a time, so of several due probes the one whose
+        slot came first runs, ties going to the one declared first; the others wait their turn."""
+        if self.run is not None or self._stop_reason is not None:
+            return None
+        now = self._clock()
+        due = [p for p in self.probes.values() if p.next_slot is not None and now >= p.next_slot]
+        return min(due, key=lambda p: (p.next_slot, p.order), default=None)
+
+    def _next_slot(self) -> float | None:
+        return min((p.next_slot for p in self.probes.values() if p.next_slot is not None), default=None)
 
     # -- waiting --------------------------------------------------------------------------
 
@@ -200,8 +219,8 @@ class Canary:
         wakes = [MAX_WAIT_S if self.server is None else endpoint.HEARTBEAT_S]
         if self._watchdog_s is not None:
             wakes.append(self._watchdog_at - now)
-        if self.run is None and self._next_slot is not None and self._stop_reason is None:
-            wakes.append(self._next_slot - now)
+        if self.run is None and (next_slot := self._next_slot()) is not None and self._stop_reason is None:
+            wakes.append(next_slot - now)
         if self.run is not None and not self.run.killed:
             # After a KILL only SIGCHLD matters: a limit in the past would make this a busy loop.
             wakes.append(self._run_limit(self.run) - now)
@@ -218,8 +237,8 @@ class Canary:
 
     def _publish(self) -> None:
         if self.server is not None:
-            probe = ProbeState(endpoint.SUITE_PROBE, self.config.interval_s, self.last_run)
-            self.server.publish(LoopState(self._clock(), str(self.phase), (probe,)))
+            probes = tuple(ProbeState(p.probe.name, p.probe.interval_s, p.last_run) for p in self.probes.values())
+            self.server.publish(LoopState(self._clock(), str(self.phase), probes))
 
     def _wait_until(self, timeout_s: float, done: Callable[[], bool]) -> bool:
         """Serve the loop (signals, reaping, watchdog) until `done()` or `timeout_s`."""
@@ -295,33 +314,44 @@ class Canary:
         self.metrics.reloads.labels(result="ok").inc()
         for warning in check.warnings:
             self.log.warning("budget_warning", warning=warning)
-        if self._last_slot is not None and self.run is None and "interval_s" in changed:
-            self._schedule_after(self._last_slot)
+        if "interval_s" in changed and not new.probes:  # the one suite's grid is `interval`
+            suite = next(iter(self.probes.values()))
+            suite.probe = new.schedule[0]
+            self.metrics.probe().interval.set(suite.probe.interval_s)
+            if suite.last_slot is not None and self.run is None:
+                self._schedule_after(suite)
         self.log.info("config_reloaded", changed=changed)
 
     # -- runs --------------------------------------------------------------------------------
 
-    def _start_run(self) -> None:
-        assert self._next_slot is not None
-        slot_at, cfg = self._next_slot, self.config
+    def _start_run(self, state: ProbeSchedule) -> None:
+        assert state.next_slot is not None
+        slot_at, cfg, probe = state.next_slot, self.config, state.probe
         run_id = runs.new_run_id()
-        argv = runs.run_argv(cfg.run_command, self.runs_dir, run_id, cfg.run_timeout_s, cfg.run_args)
+        timeout_s = cfg.timeout_of(probe)
+        argv = runs.probe_argv(cfg, probe, self.runs_dir, run_id)
         now = self._clock()
-        self._last_slot, self._next_slot = slot_at, None
-        self._last_index = self._next_index
+        state.last_slot, state.next_slot = slot_at, None
+        state.last_index = state.next_index
         try:
             pid = runs.spawn(argv, runs.run_environment(self._environ, run_id))
         except OSError as exc:
             self.log.error("run_spawn_failed", run=run_id, argv=argv, error=str(exc))
             self._finish(
-                runs.RunSummary(run_id, Outcome.ERROR, 127, 0.0, time.time(), reasons=["spawn_failed"]), time.time()
+                state,
+                runs.RunSummary(run_id, Outcome.ERROR, 127, 0.0, time.time(), reasons=["spawn_failed"]),
+                time.time(),
             )
             return
-        self.run = ActiveRun(run_id, pid, slot_at, now, time.time(), now + cfg.run_timeout_s + cfg.cleanup_budget_s)
-        self.metrics.run_started()
+        limit = now + timeout_s + cfg.cleanup_budget_s
+        self.run = ActiveRun(run_id, probe.name, pid, slot_at, now, time.time(), limit)
+        self.metrics.run_started(probe.name)
         self._write_metrics()
         self._set_phase(Phase.RUNNING)
-        self.log.info("run_spawned", run=run_id, child_pid=pid, slot=self._last_index, late_s=round(now - slot_at, 3))
+        self.log.info(
+            "run_spawned", run=run_id, probe=probe.name, child_pid=pid, slot=state.last_index,
+            late_s=round(now - slot_at, 3),
+        )  # fmt: skip
 
     def _run_limit(self, run: ActiveRun) -> float:
         # Stopped, a run gets the whole cleanup budget from the stop, wherever its own deadline was:
@@ -367,7 +397,7 @@ class Canary:
             leaked=leaked,
             overran=run.killed and run.term_sent_at is None,
         )
-        self._finish(summary, run.started_unix)
+        self._finish(self.probes[run.probe], summary, run.started_unix)
 
     def _audit(self, run_id: str) -> int:
         """KILL and count every process still carrying the run's tag (the run itself is gone)."""
@@ -376,14 +406,18 @@ class Canary:
             self._wait_until(KILL_WAIT_S, lambda: not any(processes.alive(p) for p in leftovers))
         return len(leftovers)
 
-    def _finish(self, summary: runs.RunSummary, started_unix: float) -> None:
+    def _finish(self, state: ProbeSchedule, summary: runs.RunSummary, started_unix: float) -> None:
         self.runs_done += 1
-        self.metrics.record_run(summary)
-        self.last_run = runs.LastRun(
-            summary.run_id, summary.outcome, tuple(summary.reasons), started_unix, summary.duration_s,
-            self.runs_dir / summary.run_id,
-        )  # fmt: skip
-        self.metrics.record_latencies(latency.measure(self.runs_dir / summary.run_id))
+        metrics, run_dir = self.metrics.probe(state.probe.name), self.runs_dir / summary.run_id
+        metrics.record_run(summary)
+        state.last_run = runs.LastRun(
+            summary.run_id, summary.outcome, tuple(summary.reasons), started_unix, summary.duration_s, run_dir
+        )
+        metrics.record_latencies(latency.measure(run_dir))
+        try:
+            runs.record_probe(run_dir, state.probe.name)
+        except OSError as exc:
+            self.log.error("probe_record_failed", run=summary.run_id, probe=state.probe.name, error=str(exc))
         fds, rss = self._resources()
         self.metrics.record_resources(fds, rss)
         self._write_metrics()
@@ -394,6 +428,7 @@ class Canary:
             logs.outcome_level(summary.outcome),
             "run_completed",
             run=summary.run_id,
+            probe=state.probe.name,
             outcome=summary.outcome,
             exit_code=summary.exit_code,
             duration_s=summary.duration_s,
@@ -408,22 +443,26 @@ class Canary:
         )
         self._rotate_events()
         if self._stop_reason is None:
-            assert self._last_slot is not None
-            self._schedule_after(self._last_slot)
+            self._schedule_after(state)
             self._set_phase(Phase.IDLE)
         self.notifier.status(self._status(summary))
 
-    def _schedule_after(self, slot_at: float) -> None:
-        slot = schedule.next_slot(slot_at, self.config.interval_s, self._clock())
-        self._next_slot = slot.at
-        self._next_index = self._last_index + 1 + slot.skipped
+    def _schedule_after(self, state: ProbeSchedule) -> None:
+        """The probe's next slot after the one it just ran (its slot, not its start: a probe that
+        waited for another's run keeps its grid, and the slots it missed are skipped)."""
+        assert state.last_slot is not None
+        interval = state.probe.interval_s
+        slot = schedule.next_slot(state.last_slot, interval, self._clock())
+        state.next_slot = slot.at
+        state.next_index = state.last_index + 1 + slot.skipped
         if slot.skipped:
-            self.metrics.slots_skipped.inc(slot.skipped)
+            self.metrics.probe(state.probe.name).slots_skipped.inc(slot.skipped)
             self._write_metrics()
             self.log.warning(
                 "slot_skipped",
+                probe=state.probe.name,
                 skipped=slot.skipped,
-                interval_s=self.config.interval_s,
+                interval_s=interval,
                 next_in_s=round(schedule.seconds_until(slot.at, self._clock()), 3),
             )
 
@@ -471,8 +510,8 @@ class Canary:
     def _status(self, last: runs.RunSummary | None = None) -> str:
         if self.phase is Phase.RUNNING and self.run is not None:
             return f"running {self.run.run_id}"
-        if self.phase is Phase.IDLE and self._next_slot is not None:
-            wait = schedule.seconds_until(self._next_slot, self._clock())
+        if self.phase is Phase.IDLE and (next_slot := self._next_slot()) is not None:
+            wait = schedule.seconds_until(next_slot, self._clock())
             done = f"last {last.run_id} {last.outcome}; " if last is not None else ""
             return f"idle: {done}next run in {wait:.0f} s"
         return str(self.phase)

@@ -24,7 +24,7 @@ Every series carries `cluster` (`[canary] cluster_name`): added at collection ti
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from prometheus_client import (
@@ -40,6 +40,7 @@ from prometheus_client.samples import Sample
 
 from common.files import write_atomically
 from common.outcome import Outcome
+from supervisor.canary.config import SUITE_PROBE
 from supervisor.canary.latency import RunLatencies
 from supervisor.canary.runs import RunSummary
 from supervisor.version import VERSION
@@ -71,31 +72,31 @@ def _persist(path: Path | None, text: str) -> None:
 
 
 class ClusterLabelled:
-    """The registry's series, each with `cluster="<name>"` added: what the textfile and /metrics show."""
+    """The registries' series, each with `cluster="<name>"` (and its probe's `probe`) added, families
+    of the same name merged: what the textfile and /metrics show."""
 
-    def __init__(self, registry: CollectorRegistry, cluster: str) -> None:
-        self._registry, self._cluster = registry, cluster
+    def __init__(self, cluster: str, *registries: tuple[CollectorRegistry, dict[str, str]]) -> None:
+        self._cluster, self._registries = cluster, registries
 
     def collect(self) -> Iterator[Metric]:
-        for family in self._registry.collect():
-            labelled = Metric(family.name, family.documentation, family.type, family.unit)
-            labelled.samples = [
-                Sample(s.name, {"cluster": self._cluster, **s.labels}, s.value, s.timestamp, s.exemplar)
-                for s in family.samples
-            ]
-            yield labelled
+        merged: dict[str, Metric] = {}
+        for registry, extra in self._registries:
+            for family in registry.collect():
+                labelled = merged.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type, family.unit)
+                )
+                labelled.samples += [
+                    Sample(s.name, {"cluster": self._cluster, **extra, **s.labels}, s.value, s.timestamp, s.exemplar)
+                    for s in family.samples
+                ]
+        yield from merged.values()
 
 
-class CanaryMetrics:
-    def __init__(self, cluster: str, state_dir: Path | None = None) -> None:
-        # No `*_created` series: a counter's creation time is the daemon's start time, which
-        # iris_smoke_canary_start_time_seconds already says once (the setting is process-wide,
-        # and this process has no other metrics).
-        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
-        r = CollectorRegistry(auto_describe=True)
-        # What is exported: the series above with `cluster`; a registry, so /metrics can filter it.
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(ClusterLabelled(r, cluster))
+class ProbeMetrics:
+    """One probe's series: its runs, its verdicts, its latencies, its persisted streak and success."""
+
+    def __init__(self, state_dir: Path | None) -> None:
+        self.registry = r = CollectorRegistry(auto_describe=True)
         self.last_outcome = Gauge(
             "iris_smoke_last_run_outcome", "1 for the outcome of the last run, 0 for the others",
             ["outcome"], registry=r,
@@ -136,6 +137,11 @@ class CanaryMetrics:
         self.test_duration = Gauge(
             "iris_smoke_test_duration_seconds", "Duration of the test in the last run", ["test"], registry=r
         )
+        self.interval = Gauge("iris_smoke_probe_interval_seconds", "The probe's interval (its grid)", registry=r)
+        self.controller_vitals = Gauge(
+            "iris_smoke_controller_vital", "What the last controller_vitals check measured: select_1_seconds, "
+            "resident_memory_bytes, threads, open_fds", ["vital"], registry=r,
+        )  # fmt: skip
         self.streams = Gauge("iris_smoke_last_run_streams", "Log streams in the last run", registry=r)
         self.stream_lines = Gauge(
             "iris_smoke_last_run_stream_lines",
@@ -156,21 +162,10 @@ class CanaryMetrics:
         self.slots_skipped = Counter(
             "iris_smoke_slots_skipped", "Schedule slots skipped because a run overran", registry=r
         )
-        self.reloads = Counter("iris_smoke_canary_config_reloads", "SIGHUP reloads, by result", ["result"], registry=r)
-        self.open_fds = Gauge("iris_smoke_canary_open_fds", "Open descriptors of the daemon", registry=r)
-        self.rss = Gauge("iris_smoke_canary_resident_memory_bytes", "Resident memory of the daemon", registry=r)
-        self.started = Gauge("iris_smoke_canary_start_time_seconds", "Unix time the daemon started", registry=r)
-        self.started.set(time.time())
-        self.build_info = Gauge(
-            "iris_smoke_build_info", "Always 1; the version of iris-smoke in its label", ["version"], registry=r
-        )
-        self.build_info.labels(version=VERSION).set(1)
         # Every outcome exists from the start, so rate() and absent() work before the first failure.
         for outcome in Outcome:
             self.runs.labels(outcome=outcome.value)
             self.last_outcome.labels(outcome=outcome.value).set(0)
-        for result in ("ok", "failed"):
-            self.reloads.labels(result=result)
         self._last_success_file = state_dir / LAST_SUCCESS_NAME if state_dir is not None else None
         self._streak_file = state_dir / STREAK_NAME if state_dir is not None else None
         if self._last_success_file and (success := read_number(self._last_success_file, 1e-9, 1e11)) is not None:
@@ -216,6 +211,9 @@ class CanaryMetrics:
             _persist(self._last_success_file, f"{run.finished_unix:.3f}")
         self.test_success.clear()
         self.test_duration.clear()
+        self.controller_vitals.clear()
+        for vital, value in run.vitals.items():
+            self.controller_vitals.labels(vital=vital).set(value)
         for test in run.tests:
             self.test_success.labels(test=test.name).set(1 if test.passed else 0)
             if test.duration_s is not None:
@@ -230,6 +228,46 @@ class CanaryMetrics:
                 histogram.observe(value)
             gauge.set(max(values, default=0.0))
 
+
+class CanaryMetrics:
+    """The daemon's own series and one `ProbeMetrics` per probe. With `[[probes]]` each probe's
+    series carry `probe="<name>"`; the one-suite canary's carry no `probe` label (as before probes)."""
+
+    def __init__(self, cluster: str, state_dir: Path | None = None, probes: Sequence[str] = ()) -> None:
+        # No `*_created` series: a counter's creation time is the daemon's start time, which
+        # iris_smoke_canary_start_time_seconds already says once (the setting is process-wide,
+        # and this process has no other metrics).
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
+        r = CollectorRegistry(auto_describe=True)
+        self.reloads = Counter("iris_smoke_canary_config_reloads", "SIGHUP reloads, by result", ["result"], registry=r)
+        self.open_fds = Gauge("iris_smoke_canary_open_fds", "Open descriptors of the daemon", registry=r)
+        self.rss = Gauge("iris_smoke_canary_resident_memory_bytes", "Resident memory of the daemon", registry=r)
+        self.started = Gauge("iris_smoke_canary_start_time_seconds", "Unix time the daemon started", registry=r)
+        self.started.set(time.time())
+        self.build_info = Gauge(
+            "iris_smoke_build_info", "Always 1; the version of iris-smoke in its label", ["version"], registry=r
+        )
+        self.build_info.labels(version=VERSION).set(1)
+        for result in ("ok", "failed"):
+            self.reloads.labels(result=result)
+        # The one suite keeps its files where they always were; a named probe has a directory.
+        self.probes = {name: ProbeMetrics(_probe_dir(state_dir, name)) for name in probes} or {
+            SUITE_PROBE: ProbeMetrics(state_dir)
+        }
+        labels = [(m.registry, {"probe": n} if probes else {}) for n, m in self.probes.items()]
+        # What is exported: the series above with `cluster`; a registry, so /metrics can filter it.
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(ClusterLabelled(cluster, (r, {}), *labels))
+
+    def probe(self, name: str | None = None) -> ProbeMetrics:
+        return self.probes[name] if name is not None else next(iter(self.probes.values()))
+
+    def run_started(self, probe: str | None = None) -> None:
+        self.probe(probe).run_started()
+
+    def record_run(self, run: RunSummary, probe: str | None = None) -> None:
+        self.probe(probe).record_run(run)
+
     def record_resources(self, fds: int, rss_bytes: int) -> None:
         self.open_fds.set(fds)
         self.rss.set(rss_bytes)
@@ -238,3 +276,12 @@ class CanaryMetrics:
         """Atomically: write_to_textfile writes `<path>.<pid>.<thread>` and renames it over `path`
         (the temporary name does not end in .prom, so node_exporter never reads half a file)."""
         write_to_textfile(str(path), self.registry)
+
+
+def _probe_dir(state_dir: Path | None, probe: str) -> Path | None:
+    if state_dir is None:
+        return None
+    path = state_dir / "probes" / probe
+    with contextlib.suppress(OSError):
+        path.mkdir(parents=True, exist_ok=True)
+    return path

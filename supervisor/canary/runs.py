@@ -15,8 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from common import env
+from common.files import write_atomically
 from common.outcome import ExitCode, Outcome
+from supervisor.canary.config import SUITE_PROBE, CanaryConfig, Probe
 from supervisor.canary.sdnotify import PROTOCOL_VARIABLES
 from supervisor.run_files import RESULTS_MAX_BYTES, RunDirError, read_json
 
@@ -44,6 +48,13 @@ def run_argv(command: Sequence[str], runs_dir: Path, run_id: str, timeout_s: flo
     # Extra arguments come last, so an operator's own --timeout there wins over ours
     # (the daemon still enforces its own run timeout + cleanup budget).
     return [*command, "--log-dir", str(runs_dir), "--run-id", run_id, "--timeout", f"{timeout_s:g}", *extra]
+
+
+def probe_argv(config: CanaryConfig, probe: Probe, runs_dir: Path, run_id: str) -> list[str]:
+    """A probe's run: its timeout, and its tests (`--tests`, a set or names) after the run_args."""
+    tests = ("--tests", ",".join(probe.tests)) if probe.tests else ()
+    extra = (*config.run_args, *tests)
+    return run_argv(config.run_command, runs_dir, run_id, config.timeout_of(probe), extra)
 
 
 def spawn(argv: Sequence[str], environ: Mapping[str, str]) -> int:
@@ -93,6 +104,29 @@ class RunSummary:
     reasons: list[str] = field(default_factory=list)
     tests: list[TestResult] = field(default_factory=list)
     streams: StreamTotals | None = None
+    vitals: dict[str, float] = field(default_factory=dict)
+
+
+# controller_vitals' details (results.json) the canary exports, under the names it exports them by.
+VITALS = {
+    "select_1_s": "select_1_seconds",
+    "rss_bytes": "resident_memory_bytes",
+    "threads": "threads",
+    "fds": "open_fds",
+}
+
+
+def _vitals(raw: Any) -> dict[str, float]:
+    """The controller's vitals the `controller_vitals` fleet check measured; {} when it did not run."""
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, dict) and item.get("name") == "controller_vitals" and isinstance(item.get("details"), dict):
+            details = item["details"]
+            return {
+                name: float(details[key])
+                for key, name in VITALS.items()
+                if isinstance(details.get(key), int | float) and not isinstance(details.get(key), bool)
+            }
+    return {}
 
 
 _EXIT_OUTCOMES: dict[int, Outcome] = {
@@ -191,6 +225,7 @@ def summarize(
         reasons=reasons,
         tests=_tests(results.get("tests")),
         streams=_streams(results.get("streams")),
+        vitals=_vitals(results.get("tests")),
     )
 
 
@@ -206,13 +241,36 @@ class LastRun:
     run_dir: Path
 
 
-def last_on_disk(runs_dir: Path) -> LastRun | None:
-    """The newest run directory with a readable verdict (a restarted daemon's last run until its next)."""
+# Written by the daemon into a run's directory after the run: which probe ran it (`history` groups by it).
+PROBE_FILE = "canary.json"
+
+
+def record_probe(run_dir: Path, probe: str) -> None:
+    """Beside the run's own files, never in them: the run wrote its verdict and is gone."""
+    if run_dir.is_dir() and not run_dir.is_symlink():
+        write_atomically(run_dir / PROBE_FILE, orjson.dumps({"probe": probe}) + b"\n")
+
+
+def probe_of(run_dir: Path) -> str | None:
+    """The probe the canary recorded for this run; None when it recorded none (a plain run)."""
+    try:
+        top = read_json(run_dir / PROBE_FILE, 4096)
+    except RunDirError:
+        return None
+    probe = top.value.get("probe") if top is not None and isinstance(top.value, dict) else None
+    return probe if isinstance(probe, str) and probe else None
+
+
+def last_on_disk(runs_dir: Path, probe: str = SUITE_PROBE) -> LastRun | None:
+    """The probe's newest run directory with a readable verdict (a restarted daemon's last run until
+    its next); a run without a recorded probe is the suite's."""
     try:
         names = sorted((p.name for p in runs_dir.iterdir() if RUN_ID_PATTERN.match(p.name)), reverse=True)
     except OSError:
         return None
     for name in names:
+        if (probe_of(runs_dir / name) or SUITE_PROBE) != probe:
+            continue
         results = read_results(runs_dir / name) or {}
         try:
             outcome = Outcome(results["outcome"])

@@ -6,14 +6,23 @@
 # $FAKE_RUN_OUTCOME (default passed) is the outcome results.json says. With
 # $FAKE_RUN_CLEANUP_S set, it waits for SIGTERM (touching `running` in its directory first),
 # then takes that long to clean up before it writes a cancelled verdict and exits 143.
+# Given --tests (a probe's), it writes one test, controller_vitals, with the details the real
+# fleet check records; its arguments go to `argv` in its directory, one a line.
+all="$*"
 while [ $# -gt 0 ]; do
     case "$1" in
         --log-dir) dir=$2; shift 2 ;;
         --run-id) run=$2; shift 2 ;;
+        --tests) tests=$2; shift 2 ;;
         *) shift ;;
     esac
 done
 mkdir -p "$dir/$run"
+printf '%s\n' $all >"$dir/$run/argv"
+if [ -n "${tests:-}" ]; then
+    printf '{"run_id":"%s","outcome":"passed","exit_code":0,"started_at":"2026-01-01T00:00:00+00:00","duration_s":0.001,"tests":[{"name":"controller_vitals","outcome":"passed","duration_s":0.2,"details":{"health_s":0.01,"select_1_s":0.004,"rss_bytes":123456789,"threads":12,"fds":40,"tree_hash":"abc"}}],"streams":[],"processes":{"leaked":0}}\n' "$run" >"$dir/$run/results.json"
+    exit 0
+fi
 if [ "${FAKE_RUN_LEAK:-0}" = 1 ]; then
     setsid sleep 120 </dev/null >/dev/null 2>&1 &
 fi
