@@ -17,7 +17,7 @@ from pathlib import Path
 from common import logs
 from common.errors import ConfigError, LockHeld, UsageError
 from common.files import UnsafePath
-from common.jsonshape import JsonObject
+from common.jsonshape import Json, JsonObject
 from common.outcome import ExitCode
 from supervisor.canary import budgets, runs
 from supervisor.canary.config import CANARY_SETTINGS, CanaryConfig, resolve
@@ -131,7 +131,7 @@ def check_config(args: argparse.Namespace, extra: list[str] | None) -> int:
 def describe(config: CanaryConfig) -> JsonObject:
     """The canary's settings under the config file's keys (`interval`, `keep_runs`); the cluster
     label as it resolves (by default the state directory's name)."""
-    probes = [p.as_table() for p in config.probes]
+    probes: list[Json] = [p.as_table() for p in config.probes]
     return resolved_settings(config, CANARY_SETTINGS) | {"cluster_name": config.cluster, "probes": probes}
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from common import inputs
 from common.errors import ConfigError
+from common.jsonshape import JsonObject
 from common.toml_table import read_toml
 from supervisor.settings import Setting, assigned
 
@@ -53,9 +54,9 @@ class Probe:
     tests: tuple[str, ...] = ()  # passed as the run's --tests (test or set names); () = the run's own
     run_timeout_s: float | None = None  # None: the canary's run_timeout
 
-    def as_table(self) -> dict[str, Any]:
+    def as_table(self) -> JsonObject:
         """The `[[probes]]` table it was read from (--check-config prints it)."""
-        table: dict[str, Any] = {"name": self.name, "interval": self.interval_s, "tests": list(self.tests)}
+        table: JsonObject = {"name": self.name, "interval": self.interval_s, "tests": list(self.tests)}
         return table | ({} if self.run_timeout_s is None else {"run_timeout": self.run_timeout_s})
 
 
