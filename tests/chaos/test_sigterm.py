@@ -31,7 +31,7 @@ def _cluster_frozen(run: ChaosRun) -> Iterator[None]:
     cluster = run.diagnostics_on_frozen_cluster()
     try:
         yield
-        step = run.sup.wait_event("cleanup_step", roles=["tests", "diagnostics"])[0]
+        step = run.sup.wait_event("cleanup_step", roles=["tests", "diagnostics", "fleet"])[0]
         assert step["stopped"] == 1, step
         exited = run.sup.wait_event("child_exited", child="diagnostics")[0]
         assert exited["exit_code"] != ChildExit.DEADLINE, "diagnostics were served until their deadline"
