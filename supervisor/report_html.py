@@ -121,10 +121,15 @@ def write_report(run_dir: Path) -> Path:
     return path
 
 
-def render_in_child(run_dir: Path, log: Any, timeout_s: float = RENDER_TIMEOUT_S, *, index: bool = False) -> None:
-    """`iris-smoke report RUN_DIR` (`--index LOG_DIR` with `index`) as a child; its failure is logged, never raised."""
-    argv = [sys.executable, "-m", "supervisor", "report", *(["--index"] if index else []), str(run_dir)]
-    failed, written = ("index_failed", "index_written") if index else ("report_failed", "report_written")
+def index_argv(log_dir: Path) -> list[str]:
+    """`iris-smoke report --index LOG_DIR`: the history page of the runs under `log_dir`."""
+    return [sys.executable, "-m", "supervisor", "report", "--index", str(log_dir)]
+
+
+def render_in_child(run_dir: Path, log: Any, timeout_s: float = RENDER_TIMEOUT_S) -> None:
+    """`iris-smoke report RUN_DIR` as a child (the run waits for it); its failure is logged, never raised."""
+    argv = [sys.executable, "-m", "supervisor", "report", str(run_dir)]
+    failed, written = "report_failed", "report_written"
     try:
         done = subprocess.run(argv, capture_output=True, timeout=timeout_s, check=False, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:  # subprocess.run has killed and reaped it
@@ -137,4 +142,4 @@ def render_in_child(run_dir: Path, log: Any, timeout_s: float = RENDER_TIMEOUT_S
         stderr = done.stderr.decode("utf-8", "replace").strip().splitlines()
         log.warning(failed, reason="renderer_exit", exit_code=done.returncode, stderr=stderr[-5:])
         return
-    log.info(written, path=str(run_dir / ("index.html" if index else REPORT_NAME)))
+    log.info(written, path=str(run_dir / REPORT_NAME))

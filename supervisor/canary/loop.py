@@ -51,7 +51,7 @@ from supervisor.canary.retention import Retention
 from supervisor.canary.sdnotify import Notifier, watchdog_interval_s
 from supervisor.loop import Loop
 from supervisor.reaper import Exit
-from supervisor.report_html import render_in_child
+from supervisor.report_html import RENDER_TIMEOUT_S, index_argv
 from supervisor.stopping import KILL_WAIT_S
 
 # Nothing needs the loop more often than this when idle; it bounds a missed wake-up.
@@ -101,6 +101,17 @@ class ActiveRun:
     exit_code: int | None = None
 
 
+@dataclass
+class IndexRender:
+    """The history page's renderer, a child of the loop like a run: rendering never blocks the
+    loop (its watchdog pings, signals and `/healthz` go on), and the one reaper reaps it."""
+
+    pid: int
+    limit_at: float  # RENDER_TIMEOUT_S after its start: past it, it is KILLed
+    killed: bool = False
+    again: bool = False  # the runs changed while it rendered: render once more when it ends
+
+
 Reloader = Callable[[], CanaryConfig]
 
 
@@ -129,6 +140,7 @@ class Canary:
         self.textfile = config.state_dir / "metrics" / TEXTFILE_NAME
         self.retention = Retention(self.runs_dir)
         self.run: ActiveRun | None = None
+        self.render: IndexRender | None = None
         self.runs_done = 0
         self.exit_code = 0
         self._loop = Loop(self._handle_signals)
@@ -198,7 +210,7 @@ class Canary:
         limit = self.config.max_runs
         if self._stop_reason is None and limit is not None and self.runs_done >= limit:
             self._request_stop("max_runs")
-        return self._stop_reason is not None
+        return self._stop_reason is not None and self.render is None
 
     def _due_probe(self) -> ProbeSchedule | None:
         """The probe to run now, if any: one run at a time, so of several due probes the one whose
@@ -221,6 +233,8 @@ class Canary:
             wakes.append(self._watchdog_at - now)
         if self.run is None and (next_slot := self._next_slot()) is not None and self._stop_reason is None:
             wakes.append(next_slot - now)
+        if self.render is not None and not self.render.killed:
+            wakes.append(self.render.limit_at - now)
         if self.run is not None and not self.run.killed:
             # After a KILL only SIGCHLD matters: a limit in the past would make this a busy loop.
             wakes.append(self._run_limit(self.run) - now)
@@ -232,6 +246,7 @@ class Canary:
         self._exited(exits)
         if self.run is not None:
             self._enforce_limits(self.run)
+        self._bound_render()
         self._ping_watchdog()
         self._publish()
 
@@ -380,6 +395,9 @@ class Canary:
         for exit_ in exits:
             if self.run is not None and exit_.pid == self.run.pid:
                 self.run.exit_code = exit_.exit_code
+            elif self.render is not None and exit_.pid == self.render.pid:
+                render, self.render = self.render, None
+                self._render_exited(render, exit_.exit_code)
             else:
                 self.log.info("orphan_reaped", child_pid=exit_.pid, exit_code=exit_.exit_code)
         if self.run is not None and self.run.exit_code is not None:
@@ -398,6 +416,36 @@ class Canary:
             overran=run.killed and run.term_sent_at is None,
         )
         self._finish(self.probes[run.probe], summary, run.started_unix)
+
+    def _start_render(self) -> None:
+        if self.render is not None:  # still at the last one: one more once it ends, so the page ends current
+            self.render.again = True
+            return
+        try:
+            pid = runs.spawn(index_argv(self.runs_dir), self._environ, quiet=True)
+        except OSError as exc:
+            self.log.warning("index_failed", reason="spawn_failed", error=str(exc))
+            return
+        self.render = IndexRender(pid, self._clock() + RENDER_TIMEOUT_S)
+
+    def _bound_render(self) -> None:
+        render = self.render
+        if render is None or render.killed:
+            return
+        if self._clock() >= render.limit_at:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(render.pid, signal.SIGKILL)  # its own session: the renderer and anything it started
+            render.killed = True
+
+    def _render_exited(self, render: IndexRender, exit_code: int) -> None:
+        if exit_code == 0:
+            self.log.info("index_written", path=str(self.runs_dir / "index.html"))
+        elif render.killed:
+            self.log.warning("index_failed", reason="timeout", timeout_s=RENDER_TIMEOUT_S)
+        else:
+            self.log.warning("index_failed", reason="renderer_exit", exit_code=exit_code)
+        if render.again:
+            self._start_render()
 
     def _audit(self, run_id: str) -> int:
         """KILL and count every process still carrying the run's tag (the run itself is gone)."""
@@ -423,7 +471,7 @@ class Canary:
         self._write_metrics()
         deleted = self._apply_retention()
         # The history page after retention, so it links only runs still on disk (a child, bounded).
-        render_in_child(self.runs_dir, self.log, index=True)
+        self._start_render()
         self.log.log(
             logs.outcome_level(summary.outcome),
             "run_completed",

@@ -57,7 +57,7 @@ def probe_argv(config: CanaryConfig, probe: Probe, runs_dir: Path, run_id: str) 
     return run_argv(config.run_command, runs_dir, run_id, config.timeout_of(probe), extra)
 
 
-def spawn(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+def spawn(argv: Sequence[str], environ: Mapping[str, str], *, quiet: bool = False) -> int:
     """Start a run in a new session; return its pid. Raises OSError if it cannot be executed.
 
     posix_spawn, not subprocess.Popen: the daemon reaps with one `waitpid(-1)` loop (it is
@@ -65,15 +65,13 @@ def spawn(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     would wait on the same pid from its own `poll()`/`__del__` bookkeeping and steal the
     status. posix_spawn is fork+exec with nothing to reconcile. Every descriptor the
     daemon opens is close-on-exec (PEP 446), so the run inherits only stdin (/dev/null),
-    stdout and stderr: its JSON lines go to the same journal as the daemon's.
+    stdout and stderr: its JSON lines go to the same journal as the daemon's (`quiet`: to
+    /dev/null, for a helper whose exit code says all, such as the history page's renderer).
     """
-    return os.posix_spawnp(
-        argv[0],
-        list(argv),
-        dict(environ),
-        setsid=True,
-        file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)],
-    )
+    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
+    if quiet:
+        actions += [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_WRONLY, 0) for fd in (1, 2)]
+    return os.posix_spawnp(argv[0], list(argv), dict(environ), setsid=True, file_actions=actions)
 
 
 @dataclass(frozen=True)
