@@ -46,17 +46,39 @@ REFUSED = frozenset({ErrorCode.PERMISSION_DENIED, ErrorCode.UNAUTHENTICATED, Err
 Check = Callable[[ChildContext, Controller, "float | None"], Finding]
 
 
-def _slices(ctx: ChildContext, controller: Controller, _health_s: float | None) -> Finding:
+def _settled(ctx: ChildContext, judge: Callable[[], tuple[Finding, bool]]) -> Finding:
+    """`judge()` again every SETTLE_POLL_S, for up to `settle_s`, until it says its finding is settled."""
     args: FleetArgs = ctx.args
     settle = Deadline.after(args.limits.settle_s)
     while True:
-        finding = checks.slices_complete(controller.list_workers(), controller.autoscaler())
-        if not finding.problems or settle.expired() or polling.wait_or_stop(ctx, settle.cap(SETTLE_POLL_S)):
+        finding, settled = judge()
+        if settled or settle.expired() or polling.wait_or_stop(ctx, settle.cap(SETTLE_POLL_S)):
             return finding
 
 
-def _attributes(_ctx: ChildContext, controller: Controller, _health_s: float | None) -> Finding:
-    return checks.worker_attributes(controller.list_workers(), controller.autoscaler())
+def _slices(ctx: ChildContext, controller: Controller, _health_s: float | None) -> Finding:
+    """Settled once no slice is short and a multi-host group, if the cluster has one, has a slice
+    listed (a cluster the run owns starts empty: its slices come up for the run's tests; a standing
+    cluster whose multi-host groups are all scaled to zero costs the check `settle_s`)."""
+
+    def judge() -> tuple[Finding, bool]:
+        status, workers = controller.autoscaler(), controller.list_workers()
+        finding = checks.slices_complete(workers, status)
+        multi_host = {g.name for g in status.groups if g.hosts_per_slice > 1}
+        listed = {w.attributes.get("scale-group", "") for w in workers if w.slice_name}
+        return finding, not finding.problems and (not multi_host or bool(multi_host & listed))
+
+    return _settled(ctx, judge)
+
+
+def _attributes(ctx: ChildContext, controller: Controller, _health_s: float | None) -> Finding:
+    """Settled once a worker is listed (an owned cluster starts with none)."""
+
+    def judge() -> tuple[Finding, bool]:
+        finding = checks.worker_attributes(controller.list_workers(), controller.autoscaler())
+        return finding, not finding.skipped
+
+    return _settled(ctx, judge)
 
 
 def _autoscaler(_ctx: ChildContext, controller: Controller, _health_s: float | None) -> Finding:
