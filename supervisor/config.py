@@ -496,7 +496,8 @@ RUN_SETTINGS: tuple[Setting, ...] = (
     Setting("fleet.max_threads", "fleet.max_threads", count(0), "controller_vitals: its threads; 0 = any"),
     Setting("fleet.max_fds", "fleet.max_fds", count(0), "controller_vitals: its open fds; 0 = any"),
     Setting("fleet.settle_s", "fleet.settle_s", duration(allow_zero=True),
-            "slices_complete and worker_attributes: a slice short of a worker, or no (multi-host) slice or worker listed yet, is listed again this long first (s)"),
+            "slices_complete and worker_attributes: a slice short of a worker, or no (multi-host) slice or "
+            "worker listed yet, is listed again this long first (s)"),
     Setting("gcp.project", "gcp.project", text(NAME), "the project"),
     Setting("gcp.zones", "gcp.zones", texts(NAME), "the zones listed"),
     Setting("gcp.label_prefix", "gcp.label_prefix", text(PREFIX), "the clusters' label prefix",
