@@ -1,5 +1,6 @@
 """Configuration: every bad value is refused with the field's name and what would do."""
 
+import textwrap
 import tomllib
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 
 from common.deadline import Deadline
 from supervisor.arbiter import Supervisor
+from supervisor.canary.config import resolve
 from supervisor.config import ClusterKind, ConfigError, load, parse
 from supervisor.preflight import plan
 from supervisor.run_cli import build_parser
@@ -107,12 +109,18 @@ def _readme_toml_blocks() -> list[str]:
     return [block.split("```", 1)[0] for block in readme.split("```toml\n")[1:]]
 
 
-def test_every_toml_block_of_the_readme_is_a_valid_run_config() -> None:
-    """The quick start's remote.toml, the Configuration example and the rest: each parses as it stands."""
+def test_every_toml_block_of_the_readme_is_a_valid_run_config(tmp_path: Path) -> None:
+    """The quick start's remote.toml, the Configuration example and the rest: each parses as it stands,
+    a canary's (`[[probes]]`) through the canary's own reader, every other one as a run's config."""
     blocks = _readme_toml_blocks()
     assert len(blocks) >= 2
+    canary = [b for b in blocks if "[[probes]]" in b]
+    for block in canary:
+        (tmp_path / "canary.toml").write_text(textwrap.dedent(block))
+        assert resolve({}, tmp_path / "canary.toml", {"STATE_DIRECTORY": str(tmp_path / "state")}).probes
     for block in blocks:
-        parse(tomllib.loads(block))
+        if block not in canary:
+            parse(tomllib.loads(block))
 
 
 def test_the_readme_example_config_is_valid() -> None:
