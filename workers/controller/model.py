@@ -197,6 +197,10 @@ class GroupStatus:
     consecutive_failures: int = 0
 
 
+# Actions that mean the autoscaler gave up on a scale-up (besides any whose status is "failed").
+GAVE_UP_ACTIONS = frozenset({"backoff_triggered", "quota_exceeded"})
+
+
 @dataclass(frozen=True)
 class Action:
     timestamp: str | None
@@ -205,6 +209,11 @@ class Action:
     slice_id: str = ""
     reason: str = ""
     status: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """A scale-up that failed or that the autoscaler gave up on."""
+        return self.status == "failed" or self.action_type in GAVE_UP_ACTIONS
 
 
 @dataclass(frozen=True)

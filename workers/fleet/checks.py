@@ -272,13 +272,9 @@ def autoscaler_health(status: AutoscalerStatus) -> Finding:
     return Finding(tuple(problems), tuple(warnings), {"groups": len(status.groups), "blocked": blocked})
 
 
-def _failed(action_type: str, status: str) -> bool:
-    return status == "failed" or action_type in ("backoff_triggered", "quota_exceeded")
-
-
 def _group_reason(g: GroupStatus, status: AutoscalerStatus) -> str:
     """The group's availability reason, else its latest failed action's."""
     if g.availability_reason:
         return g.availability_reason
-    failed = [a for a in status.actions if a.scale_group == g.name and _failed(a.action_type, a.status)]
+    failed = [a for a in status.actions if a.scale_group == g.name and a.failed]
     return f"{failed[-1].action_type}: {failed[-1].reason}" if failed else ""

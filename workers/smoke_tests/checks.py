@@ -7,8 +7,6 @@ from workers.controller.model import AutoscalerStatus, Constraint, GroupStatus, 
 
 # Unmet-demand reasons that mean "never", not "wait": the embedded autoscaler's and Iris's words.
 UNSATISFIABLE_MARKERS = ("no scale group", "unsatisfiable", "no group can")
-# A scale-up the autoscaler gave up on.
-_FAILED_ACTIONS = frozenset({"backoff_triggered", "quota_exceeded"})
 
 
 def meets(constraint: Constraint, attributes: Mapping[str, str]) -> bool:
@@ -60,7 +58,6 @@ def refusal(status: AutoscalerStatus, requests: Sequence[JobRequest], job_id: st
             return u.reason
     serving = {g.name for g in status.groups if any(_serves(g, r) for r in requests)}
     for a in status.actions:
-        failed = a.status == "failed" or a.action_type in _FAILED_ACTIONS
-        if failed and a.scale_group in serving and _after(a.timestamp, since_unix):
+        if a.failed and a.scale_group in serving and _after(a.timestamp, since_unix):
             return f"{a.action_type} in group {a.scale_group}: {a.reason}"
     return ""
