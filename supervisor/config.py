@@ -30,7 +30,7 @@ from supervisor import settings
 from supervisor.backends.registry import DEFAULT_KIND, intervals_of
 from supervisor.backends.registry import ClusterKind as ClusterKind  # the run config's kind; imported from here too
 from supervisor.settings import Setting, assigned, read
-from workers.child_args import FLEET_CHECKS, TUNNEL_FIELDS, CustomTest, FleetSettings, TunnelCommand
+from workers.child_args import FLEET_CHECKS, MANY_TASKS, TUNNEL_FIELDS, CustomTest, FleetSettings, TunnelCommand
 from workers.controller.model import Constraint, JobRequest
 from workers.gcp.settings import COMMAND_FIELDS, CONTROLLER_PORT, GcpSettings
 from workers.hosts import MAX_HOSTS_PER_VM, NAME_PATTERN, HostileNameError, split_address
@@ -49,6 +49,7 @@ PREFIX = re.compile(r"[a-z][a-z0-9-]{0,29}", re.ASCII)
 STANDARD_TESTS = (
     "simple", "concurrent", "coscheduled",
     "accelerator_probe", "region_constrained", "nested_constraints", "non_preemptible",
+    "many_tasks",
 )  # fmt: skip
 PROBES = ("env", "jax")
 # A `[sets]` name: what `--tests` and `run.tests` may name instead of its members.
@@ -70,6 +71,7 @@ class SuiteSettings:
     region_attribute: str = ""  # the worker attribute that names a region; "" = `region`
     probe: str = "env"  # accelerator_probe: env (what the cluster gives) or jax (real hardware)
     priority_band: PriorityBand = PriorityBand.INTERACTIVE  # the Iris band every job is launched in
+    many_tasks: int = MANY_TASKS  # the replicas of the many_tasks job
 
 
 @dataclass(frozen=True)
@@ -526,6 +528,7 @@ RUN_SETTINGS: tuple[Setting, ...] = (
     Setting("suite.probe", "suite.probe", text(choices=PROBES), "accelerator_probe: env or jax (real hardware)"),
     Setting("suite.priority_band", "suite.priority_band", _choice(PriorityBand),
             "a real Iris's band for every job: " + ", ".join(PriorityBand)),
+    Setting("suite.many_tasks", "suite.many_tasks", count(1, 10_000), "the replicas of the many_tasks job"),
 )
 # fmt: on
 

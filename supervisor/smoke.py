@@ -346,6 +346,7 @@ class SmokeRun:
             region=suite.region,
             region_attribute=suite.region_attribute or self.backend.region_attribute(self.config),
             probe=suite.probe,
+            many_tasks=suite.many_tasks,
             cluster_owned=self.backend.cluster_child(self.config).owned,
         )
 

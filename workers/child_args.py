@@ -26,6 +26,8 @@ TESTS_CALL_LIMIT_S = 3.0
 JOB_SWEEP_BUDGET_S = 4.0
 TESTS_REPORT_S = 0.5
 TESTS_CHILD_GRACE_S = TESTS_CALL_LIMIT_S + JOB_SWEEP_BUDGET_S + TESTS_REPORT_S
+# many_tasks: the replicas of its one job (Iris's own smoke suite runs 50).
+MANY_TASKS = 50
 
 
 class ControllerArgs(Protocol):
@@ -84,6 +86,7 @@ class SuiteArgs:
     region: str = ""
     region_attribute: str = ""
     probe: str = "env"
+    many_tasks: int = MANY_TASKS
     poll_interval_s: float = TESTS_POLL_INTERVAL_S
     unavailable_report_s: float = UNAVAILABLE_REPORT_S
     call_limit_s: float = TESTS_CALL_LIMIT_S

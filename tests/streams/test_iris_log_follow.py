@@ -547,9 +547,11 @@ def test_rows_lost_across_a_resume_are_a_gap_bounded_by_the_rows_either_side(tmp
         with ChildProcess(run_dir, spec) as child:
             stream.child = child
             wait_for(lambda: len(written(stream.path)) == 10, WAIT_S, "the first 10 rows")
-            push_rows(server, key, t0, range(10, 20))
             [old] = wait_for(lambda: followers_of(child), WAIT_S, "the follower")
-            old.kill()  # it may have printed some of the new rows: the resume starts after them
+            # Killed before the new rows exist: had it printed them all, the resume would
+            # start after row 19 and there would be nothing left to lose.
+            old.kill()
+            push_rows(server, key, t0, range(10, 20))
             wait_for(lambda: written(stream.path)[-1:] == [(format_ms(t0 + 19), "row 19")], WAIT_S, "the last row")
             assert child.stop() == ChildExit.OK
             stats = child.wait_message(Kind.STATS, 1).body

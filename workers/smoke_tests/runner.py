@@ -34,6 +34,7 @@ from common import logs
 from common.child_exit import ChildExit
 from common.deadline import Deadline
 from common.errors import ConfigError
+from common.jsonshape import Json, JsonObject
 from common.outcome import Outcome
 from workers.child_args import TESTS_POLL_INTERVAL_S, SuiteArgs
 from workers.controller import polling
@@ -55,6 +56,7 @@ from workers.messages import JobReport, LaunchedJobs, LogTail, TaskReport, TestR
 from workers.runtime import ChildContext
 from workers.smoke_tests import sweep, task_logs
 from workers.smoke_tests.checks import placement_problem, refusal
+from workers.smoke_tests.iris_cases import IRIS_CASES, CaseSettings, iris_cases
 from workers.smoke_tests.parity_tests import PARITY_TESTS, PROBES, ParitySettings, parity_tests
 from workers.smoke_tests.shape import DEFAULT_REGION_ATTRIBUTE, Shape, shape_of, unknown_groups
 from workers.smoke_tests.suite import (
@@ -64,6 +66,7 @@ from workers.smoke_tests.suite import (
     pick_accelerator,
     standard_tests,
 )
+from workers.smoke_tests.watch import Verdict
 
 CONNECT_TIMEOUT_S = 60.0
 SHAPE_SETTLE_S = 3.0
@@ -168,6 +171,9 @@ class SmokeTests:
         self.jobs.update((j.job_id, j) for j in listing)
         refusals = self._scale_up_failures()
         for run in self.pending():
+            if run.watch is not None:
+                self._step(run)
+                continue
             states = [self._state(job_id) for job_id in run.job_ids]
             refused = next((why for r, why in refusals if r is run), "")
             if all(job_finished(s) for s in states):
@@ -181,6 +187,34 @@ class SmokeTests:
                 self.terminate(self._unfinished(run), self._timeout())
                 self.finish(run, Outcome.TIMEOUT, f"not finished within job_timeout_s={self.job_timeout_s:g}",
                             tails=tails)  # fmt: skip
+
+    def _step(self, run: PlannedTest) -> None:
+        """One look of a watched test (workers/smoke_tests/watch.py); its verdict ends it."""
+        assert run.watch is not None
+        try:
+            verdict = run.watch.step(WatchedTest(self, run))
+        except ControllerError as exc:
+            verdict = self._watch_call_failed(run, exc)
+        if verdict is not None:
+            self.terminate(self._unfinished(run), self._timeout())
+            self.finish(run, verdict.outcome, verdict.reason, details=verdict.details)
+        elif run.ends is not None and run.ends.expired():
+            tails = self._tails(run, lambda t: not task_finished(t.state))
+            self.terminate(self._unfinished(run), self._timeout())
+            last = f"; last failed call: {run.last_call_error}" if run.last_call_error else ""
+            self.finish(run, Outcome.TIMEOUT, f"not finished within job_timeout_s={self.job_timeout_s:g}{last}",
+                        tails=tails)  # fmt: skip
+
+    def _watch_call_failed(self, run: PlannedTest, exc: ControllerError) -> Verdict | None:
+        """A call the cluster does not implement skips the test with its reason; a refused
+        credential is an error; anything else is tried again at the next poll."""
+        if exc.code is ErrorCode.UNIMPLEMENTED:
+            return Verdict(Outcome.SKIPPED, f"{exc.method}: {exc.details}")
+        polling.call_failed(self.ctx, self.outage, "test_call_failed", exc, test=run.name)
+        if exc.code in polling.REFUSED_CODES:
+            return Verdict(Outcome.ERROR, f"{exc.method} refused: {exc.code} {exc.details}".strip())
+        run.last_call_error = f"{exc.method} {exc.code} {exc.details}".strip()
+        return None
 
     def _unfinished(self, run: PlannedTest) -> list[str]:
         """The test's jobs not finished yet, its jobs' children included."""
@@ -334,7 +368,7 @@ class SmokeTests:
 
     def finish(
         self, run: PlannedTest, outcome: Outcome, error: str, *, fetch: bool = True,
-        tails: list[LogTail] | None = None,
+        tails: list[LogTail] | None = None, details: JsonObject | None = None,
     ) -> None:  # fmt: skip
         """Report the test; with `tails` fetched already (a timed-out test's), else its failed tasks' now."""
         jobs: list[JobReport] = []
@@ -350,7 +384,7 @@ class SmokeTests:
         duration = round(time.monotonic() - run.started, 3) if run.started else 0.0
         level = logs.outcome_level(outcome)
         self.ctx.log.log(level, "test_finished", test=run.name, outcome=outcome, duration_s=duration, error=error)
-        self.ctx.channel.send(TestResult(run.name, outcome, duration, error, tuple(jobs), tuple(tails)))
+        self.ctx.channel.send(TestResult(run.name, outcome, duration, error, tuple(jobs), tuple(tails), details or {}))
 
     def terminate(self, job_ids: Sequence[str], timeout_s: float) -> None:
         """Terminate every job in `job_ids`, bounded by `timeout_s` in all."""
@@ -378,6 +412,34 @@ class SmokeTests:
         sweep.report(self.ctx, done, started)
 
 
+class WatchedTest:
+    """A watched test's view of the run (`watch.TestView`): its jobs, and launching and terminating more."""
+
+    def __init__(self, tests: SmokeTests, run: PlannedTest) -> None:
+        self.tests, self.run, self.controller = tests, run, tests.controller
+
+    def jobs(self) -> list[Job]:
+        return [self.tests.jobs.get(j) or Job(j, "", JobState.UNSPECIFIED) for j in self.run.job_ids]
+
+    def tasks(self, job_id: str) -> list[Task]:
+        return sorted(self.controller.list_tasks(job_id), key=lambda t: t.task_index)
+
+    def launch(self, request: JobRequest) -> str:
+        job_id = self.tests._launch(request)
+        self.run.job_ids.append(job_id)
+        self.tests.ctx.log.info("job_launched", test=self.run.name, job=job_id, name=request.name)
+        return job_id
+
+    def terminate(self, job_ids: Sequence[str]) -> None:
+        self.tests.terminate(job_ids, self.tests._timeout())
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.run.started
+
+    def note(self, event: str, **fields: Json) -> None:
+        self.tests.ctx.log.info(event, test=self.run.name, **fields)
+
+
 def _named_as_host(worker_id: str, index: int) -> bool:
     """Whether a worker that is gone was named as host `index` of its slice.
 
@@ -403,6 +465,8 @@ def _tests_from_args(args: SuiteArgs, acc: Accelerator, shape: Shape, settings: 
     for name in args.standard:
         if name in PARITY_TESTS:
             runs += parity_tests([name], shape, settings, job_timeout_s)
+        elif name in IRIS_CASES:
+            runs += iris_cases([name], CaseSettings(many_tasks=args.many_tasks), job_timeout_s)
         else:
             runs += standard_tests([name], acc, job_timeout_s)
     runs += [custom_test(spec, job_timeout_s) for spec in args.custom]

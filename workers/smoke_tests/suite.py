@@ -25,6 +25,7 @@ from common.errors import ConfigError
 from workers.child_args import CustomTest
 from workers.controller.model import JobRequest, JobState, job_state
 from workers.smoke_tests.shape import Shape
+from workers.smoke_tests.watch import Watch
 
 STANDARD_TESTS = ("simple", "concurrent", "coscheduled")
 CONCURRENT_JOBS = 3
@@ -72,11 +73,14 @@ class PlannedTest:
     # backend inherits the constraint's key, run where the parent's constraints hold.
     child_inherits: bool = False
     skip: str = ""  # set: the cluster cannot serve this test; reported as skipped with this reason
+    # Set: the test acts on its jobs while they run and decides its own verdict (watch.py).
+    watch: Watch | None = None
     job_ids: list[str] = field(default_factory=list)
     error: str = ""
     started: float = 0.0
     ends: Deadline | None = None
     done: bool = False
+    last_call_error: str = ""  # a watched test's last failed controller call, named if it times out
 
 
 def standard_tests(names: Sequence[str], acc: Accelerator, job_timeout_s: float) -> list[PlannedTest]:
