@@ -182,11 +182,7 @@ class SmokeTests:
                 self.terminate(self._unfinished(run), self._timeout())
                 self.finish(run, Outcome.FAILED, refused)
             elif run.ends is not None and run.ends.expired():
-                # The hung tasks' last lines first: what a task printed before it hung is why.
-                tails = self._tails(run, lambda t: not task_finished(t.state))
-                self.terminate(self._unfinished(run), self._timeout())
-                self.finish(run, Outcome.TIMEOUT, f"not finished within job_timeout_s={self.job_timeout_s:g}",
-                            tails=tails)  # fmt: skip
+                self._time_out(run)
 
     def _step(self, run: PlannedTest) -> None:
         """One look of a watched test (workers/smoke_tests/watch.py); its verdict ends it."""
@@ -199,11 +195,15 @@ class SmokeTests:
             self.terminate(self._unfinished(run), self._timeout())
             self.finish(run, verdict.outcome, verdict.reason, details=verdict.details)
         elif run.ends is not None and run.ends.expired():
-            tails = self._tails(run, lambda t: not task_finished(t.state))
-            self.terminate(self._unfinished(run), self._timeout())
-            last = f"; last failed call: {run.last_call_error}" if run.last_call_error else ""
-            self.finish(run, Outcome.TIMEOUT, f"not finished within job_timeout_s={self.job_timeout_s:g}{last}",
-                        tails=tails)  # fmt: skip
+            self._time_out(run)
+
+    def _time_out(self, run: PlannedTest) -> None:
+        # The hung tasks' last lines first: what a task printed before it hung is why.
+        tails = self._tails(run, lambda t: not task_finished(t.state))
+        self.terminate(self._unfinished(run), self._timeout())
+        last = f"; last failed call: {run.last_call_error}" if run.last_call_error else ""
+        self.finish(run, Outcome.TIMEOUT, f"not finished within job_timeout_s={self.job_timeout_s:g}{last}",
+                    tails=tails)  # fmt: skip
 
     def _watch_call_failed(self, run: PlannedTest, exc: ControllerError) -> Verdict | None:
         """A call the cluster does not implement skips the test with its reason; a refused
