@@ -108,13 +108,21 @@ def smoke_busy(until):
         while time.time() < spin:
             pass
         time.sleep(0.02)
+print("profile_task task up, busy for", sys.argv[1], "s", flush=True)
 smoke_busy(time.time() + float(sys.argv[1]))
 """
 
 
 def _exec_in_container(base: JobRequest, job_timeout_s: float) -> PlannedTest:
     # The task outlives the test only until the runner terminates it; the job timeout bounds it anyway.
-    request = replace(base, name="exec_in_container", argv=("sleep", f"{job_timeout_s:.0f}"))
+    # Its line is there for the run's task logs (which wait a moment for a task that wrote none).
+    argv = (
+        "sh",
+        "-c",
+        'echo "exec_in_container task up, waiting for the exec"; exec sleep "$0"',
+        f"{job_timeout_s:.0f}",
+    )
+    request = replace(base, name="exec_in_container", argv=argv)
     token = f"iris-smoke-exec-{uuid.uuid4().hex[:12]}"
     return PlannedTest("exec_in_container", [request], watch=ExecInContainer(token))
 
