@@ -5,7 +5,8 @@ with `--controller`:
 - with py-spy on its PATH (the dev venv's): both pass, the profile non-empty with samples; a second run
   right after passes too, and each run's jobs are ended afterwards;
 - each fails naming what came back when the loopback proxy (tests/helpers/connect_proxy.py) alters
-  Iris's reply: ExecInContainer's stdout (`--exec-stdout`), ProfileTask's data (`--empty-profile`).
+  Iris's reply: ExecInContainer's stdout (`--exec-stdout`), ProfileTask's data (`--empty-profile`);
+  a ProfileTask answered later than the call's limit (`--delay`) fails after that one ask.
 """
 
 import os
@@ -122,3 +123,16 @@ def test_an_empty_profile_fails_naming_the_task(iris_py_spy: IrisCluster, tmp_pa
     assert code == 1 and test["outcome"] == "failed", test
     assert test["error"].startswith("ProfileTask of task /") and "/profile_task/0 (job /" in test["error"], test
     assert test["error"].endswith("returned an empty profile (0 bytes, format raw)"), test
+
+
+def test_a_profile_not_answered_within_the_call_limit_fails_after_one_ask(
+    iris_plain: IrisCluster, tmp_path: Path
+) -> None:
+    """Each ask starts a profiler on the task's host: one left unanswered is the finding, not asked again."""
+    with proxy(iris_plain.url, "--delay", f"{CONTROLLER}/ProfileTask=5") as url:
+        code, tests, sup = _run(tmp_path, url, "profile_task")
+    test = tests["profile_task"]
+    assert code == 1 and test["outcome"] == "failed", test
+    assert test["error"].startswith("ProfileTask of task /") and "/profile_task/0 (job /" in test["error"], test
+    assert ": no answer within the call's limit (deadline_exceeded " in test["error"], test
+    assert sup.find("test_call_failed") == [] and test["duration_s"] < 20, test
