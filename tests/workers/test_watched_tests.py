@@ -8,9 +8,7 @@ from tests.workers.conftest import embedded, list_jobs
 from workers.child_args import SuiteArgs
 
 
-def test_many_tasks_passes_with_every_task_succeeded_and_records_when_all_started(
-    cluster: str, tmp_path: Path
-) -> None:
+def test_many_tasks_passes_with_every_task_succeeded_and_records_when_all_started(cluster: str, tmp_path: Path) -> None:
     args = SuiteArgs(embedded(cluster, "many"), 30, ("many_tasks",), many_tasks=12, poll_interval_s=0.1)
     child = run_to_end("workers.smoke_tests:main", args, tmp_path / "run", 40, name="tests")
     (result,) = child.of(Kind.RESULT)
