@@ -27,6 +27,9 @@ Flags (each may be combined with the others):
   --drop-slice-host INDEX    leave out of ListWorkers' answer the worker that is host INDEX of its slice
                              (`tpu-worker-id`): a slice that registered one worker short
   --drop-attribute KEY       leave attribute KEY out of the first worker ListWorkers lists that has it
+  --exec-stdout TEXT         answer ExecInContainer with TEXT as the command's stdout (the real answer's
+                             exit code and stderr kept): an exec that returns the wrong output
+  --empty-profile            answer ProfileTask with no profile data (the real answer's error kept)
   --log-proxy                open a second listener that forwards to the real log server; the controller's
                              `/proxy/system.log-server/` route is served through it, and the ListEndpoints
                              `/system/log-server` answer is rewritten to name it. SIGUSR1 then makes that
@@ -78,6 +81,8 @@ UPSTREAM_TIMEOUT_S = 30.0
 HANG_S = 60.0  # a hung reply waits this long at most for its caller to give up
 LOG_PROXY_ROUTE = "/proxy/system.log-server/"  # the controller's route to its log server
 LIST_WORKERS = "iris.cluster.ControllerService/ListWorkers"
+EXEC_IN_CONTAINER = "iris.cluster.ControllerService/ExecInContainer"
+PROFILE_TASK = "iris.cluster.ControllerService/ProfileTask"
 # The Connect protocol's HTTP status for each error code (connectrpc.com/docs/protocol#error-codes).
 CONNECT_STATUS = {
     "canceled": 499, "unknown": 500, "invalid_argument": 400, "deadline_exceeded": 504, "not_found": 404,
@@ -117,6 +122,8 @@ class Routes:
     delays: dict[str, float] = dataclasses.field(default_factory=dict)  # method -> seconds
     drop_slice_host: int | None = None
     drop_attribute: str = ""
+    exec_stdout: str | None = None
+    empty_profile: bool = False
 
     def made_up(self, method: str) -> tuple[int, bytes, str] | None:
         """The answer given without asking upstream, if any: (status, body, content type)."""
@@ -132,6 +139,12 @@ class Routes:
     def rewrite(self, method: str, data: bytes) -> bytes:
         if method == LIST_WORKERS and (self.drop_slice_host is not None or self.drop_attribute):
             return self.rewrite_workers(data)
+        if method == EXEC_IN_CONTAINER and self.exec_stdout is not None:
+            return json.dumps(json.loads(data) | {"stdout": self.exec_stdout}).encode()
+        if method == PROFILE_TASK and self.empty_profile:
+            reply = json.loads(data)
+            reply.pop("profileData", None)
+            return json.dumps(reply).encode()
         if not (self.log_url and method == LIST_ENDPOINTS):
             return data
         reply = json.loads(data)
@@ -305,6 +318,8 @@ def main() -> int:
     parser.add_argument("--delay", action="append", default=[], help="METHOD=SECONDS")
     parser.add_argument("--drop-slice-host", type=int, default=None)
     parser.add_argument("--drop-attribute", default="")
+    parser.add_argument("--exec-stdout", default=None)
+    parser.add_argument("--empty-profile", action="store_true")
     args = parser.parse_args()
     upstream = args.upstream.rstrip("/")
     routes = Routes(
@@ -319,6 +334,8 @@ def main() -> int:
         delays={k: float(v) for k, _, v in (d.partition("=") for d in args.delay)},
         drop_slice_host=args.drop_slice_host,
         drop_attribute=args.drop_attribute,
+        exec_stdout=args.exec_stdout,
+        empty_profile=args.empty_profile,
     )
     if args.require_proxy_token:
         routes.gate = ProxyGate(Path(args.require_proxy_token).read_bytes().strip())

@@ -15,10 +15,12 @@ from workers.controller.calls import RPC_TIMEOUT_S
 from workers.controller.model import (
     AutoscalerStatus,
     ControllerError,
+    ExecResult,
     Job,
     JobRequest,
     LogService,
     ProcessStatus,
+    Profile,
     Task,
     UserBand,
     Worker,
@@ -68,6 +70,16 @@ class Controller(Protocol):
 
     def user_band(self) -> UserBand:
         """Who we are to the controller and the band its scheduler gives us; `unimplemented` where it has none."""
+        ...
+
+    def exec_in_container(self, job_id: str, task_index: int, argv: Sequence[str], timeout_s: float) -> ExecResult:
+        """Run `argv` in the container of a running task of the run's job (at most `timeout_s`, and the
+        call within its limit); `unimplemented` with why where tasks have no container to exec in."""
+        ...
+
+    def profile_task(self, job_id: str, task_index: int, duration_s: float) -> Profile:
+        """A CPU profile of a running task of the run's job, sampled for `duration_s`; `unimplemented`
+        with why where the task's runtime cannot profile."""
         ...
 
     def log_service(self) -> LogService | None:

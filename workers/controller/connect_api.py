@@ -14,6 +14,11 @@ What we send and read (seen with marin-iris 0.2.227; the field names are the con
   provenance{treeHash, baseCommit}}; `GetCurrentUser {}` -> {userId, role}; `GetSchedulerState {}` ->
   userBudgets[]{userId, budgetLimit, budgetSpent, maxBand, effectiveBand} (only users with a budget row or
   spend); GetAutoscalerStatus groups' availabilityStatus, availabilityReason, backoffUntil, consecutiveFailures
+- acting in a running task of the run (the tests exec_in_container, profile_task): `ExecInContainer
+  {taskId "<jobId>/<i>", command[], timeoutSeconds}` -> {exitCode, stdout, stderr, error};
+  `ProfileTask {target "<jobId>/<i>", durationSeconds, profileType.cpu{format RAW, rateHz, native}}` ->
+  {profileData (base64), error}. Iris's process runtime answers a stand-in when py-spy is not on its
+  worker's PATH (PROFILE_STUB): that is `unimplemented` here, the runtime cannot profile.
 - task logs: `finelog.logging.LogService/FetchLogs` through the controller's
   `/proxy/system.log-server/` route, else where the registry says (workers.controller.log_server),
   keys `<taskId>:<attempt>`.
@@ -25,6 +30,7 @@ default. Iris fills the job-level pending reason, the task-level one rarely.
 
 import contextlib
 import json
+import math
 import select
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,11 +47,15 @@ from workers.controller.model import (
     Action,
     AutoscalerStatus,
     ControllerError,
+    ErrorCode,
+    ExecResult,
     GroupStatus,
     Job,
     JobRequest,
     LogService,
     ProcessStatus,
+    Profile,
+    ProfileFormat,
     SliceStatus,
     Task,
     Unmet,
@@ -81,11 +91,25 @@ MAX_SLICE_HOSTS = 100_000
 MAX_COUNT = 2**31 - 1  # demands and task counts: summed, and still within int64
 # A group's availabilityStatus while Iris will not scale it up (vm.proto ScaleGroupStatus).
 BLOCKED = frozenset({"backoff", "quota_exceeded"})
+# What Iris's process runtime answers for a CPU profile when py-spy is not on its worker's PATH
+# (iris/cluster/runtime/process.py `_cpu_profile_stub`, 0.2.227): a stand-in, not a profile.
+PROFILE_STUB = b"py-spy unavailable in local mode"
+NO_PROFILER = (
+    "the task's runtime cannot profile: Iris answered its stand-in 'py-spy unavailable in local mode' "
+    "(its process runtime, without py-spy on the worker's PATH)"
+)
+PROFILE_RATE_HZ = 100
 
 
 def _time(value: Field) -> str | None:
     ms = value.at("epochMs").as_epoch_ms()
     return rfc3339_ms(ms) if ms > 0 else None
+
+
+def _seconds(wanted_s: float, call_s: float) -> int:
+    """Iris's whole seconds for a command or a profile: what was asked, ending a second before the
+    call does (so its answer comes back within the call), and at least 1 (Iris reads 0 as its default)."""
+    return max(1, min(math.ceil(wanted_s), math.floor(call_s) - 1))
 
 
 def _band(name: str) -> str:
@@ -411,6 +435,41 @@ class IrisController:
                     budget_spent=b.at("budgetSpent").as_int(),
                 )
         return UserBand(user)
+
+    # -- acting in a running task of the run ---------------------------------------
+
+    def exec_in_container(self, job_id: str, task_index: int, argv: Sequence[str], timeout_s: float) -> ExecResult:
+        method = f"{CONTROLLER}/ExecInContainer"
+        task_id, call_s = self._task_id(method, job_id, task_index), self._timeout()
+        body: JsonObject = {"taskId": task_id, "command": list(argv), "timeoutSeconds": _seconds(timeout_s, call_s)}
+        reply = self._call(method, body, call_s)
+        return ExecResult(
+            exit_code=reply.at("exitCode").as_int(0, -(2**31), 2**31 - 1),
+            stdout=reply.at("stdout").as_str(),
+            stderr=reply.at("stderr").as_str(),
+            error=reply.at("error").as_str(),
+        )
+
+    def profile_task(self, job_id: str, task_index: int, duration_s: float) -> Profile:
+        method = f"{CONTROLLER}/ProfileTask"
+        task_id, call_s = self._task_id(method, job_id, task_index), self._timeout()
+        cpu: JsonObject = {"format": "RAW", "rateHz": PROFILE_RATE_HZ, "native": False}
+        body: JsonObject = {
+            "target": task_id,
+            "durationSeconds": _seconds(duration_s, call_s),
+            "profileType": {"cpu": cpu},
+        }
+        reply = self._call(method, body, call_s)
+        data = reply.at("profileData").as_bytes()
+        if data.strip() == PROFILE_STUB:
+            raise ControllerError(ErrorCode.UNIMPLEMENTED, method, NO_PROFILER)
+        return Profile(data, ProfileFormat.RAW, reply.at("error").as_str())
+
+    def _task_id(self, method: str, job_id: str, task_index: int) -> str:
+        """Iris's name of the run's task (`<jobId>/<index>`); a job not under the run's root is refused."""
+        if not self.target.owns(job_id):
+            raise not_ours(method, job_id, self.root)
+        return f"{job_id}/{task_index}"
 
     # -- logs ---------------------------------------------------------------------
 

@@ -28,10 +28,12 @@ from workers.controller.model import (
     AutoscalerStatus,
     ControllerError,
     ErrorCode,
+    ExecResult,
     GroupStatus,
     Job,
     JobRequest,
     ProcessStatus,
+    Profile,
     SliceStatus,
     Task,
     Unmet,
@@ -47,6 +49,8 @@ HEALTH_RETRY_S = 0.2
 NO_DATABASE = "the embedded controller keeps its state in memory: it has no database to query"
 NO_BANDS = "the embedded scheduler has no priority bands or budgets"
 NO_PROCESS_STATUS = "the embedded controller's API has no process status (its process is the run's own child)"
+NO_CONTAINER = "the embedded cluster runs tasks as plain processes: there is no container to exec in"
+NO_PROFILER = "the embedded cluster runs tasks as plain processes and has no profiler"
 CHILD_TIMEOUT_S = 60.0
 # Short enough that a stop request, checked between attempts, is seen well within the grace.
 HEALTH_CHECK_S = 0.25
@@ -262,6 +266,12 @@ class EmbeddedController:
 
     def user_band(self) -> UserBand:
         raise ControllerError(ErrorCode.UNIMPLEMENTED, "GetSchedulerState", NO_BANDS)
+
+    def exec_in_container(self, job_id: str, task_index: int, argv: Sequence[str], timeout_s: float) -> ExecResult:
+        raise ControllerError(ErrorCode.UNIMPLEMENTED, "ExecInContainer", NO_CONTAINER)
+
+    def profile_task(self, job_id: str, task_index: int, duration_s: float) -> Profile:
+        raise ControllerError(ErrorCode.UNIMPLEMENTED, "ProfileTask", NO_PROFILER)
 
 
 def submits_child(child: JobRequest) -> tuple[str, ...]:

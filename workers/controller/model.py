@@ -255,6 +255,32 @@ class UserBand:
     budget_spent: int = 0
 
 
+@dataclass(frozen=True)
+class ExecResult:
+    """What a command run in a task's container gave (Iris's ExecInContainer)."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    error: str = ""  # set: the controller could not run the command at all (its own words)
+
+
+class ProfileFormat(enum.StrEnum):
+    """How a profile's bytes read."""
+
+    # Iris's CpuProfile.RAW: py-spy's collapsed stacks, text, one `frame;frame;... <samples>` per line.
+    RAW = "raw"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A CPU profile of a running task (Iris's ProfileTask)."""
+
+    data: bytes
+    format: ProfileFormat
+    error: str = ""  # set: the profiler ran and failed (the controller's words); `data` is then empty
+
+
 class LogRoute(enum.StrEnum):
     """How a real Iris's log service is reached (workers.controller.log_server decides)."""
 

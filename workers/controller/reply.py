@@ -20,6 +20,8 @@ The same accessor reads the files a run directory holds back (supervisor/run_fil
 subclass overrides `error` and `whole`, so a wrong shape there is that reader's error.
 """
 
+import base64
+import binascii
 import contextlib
 from typing import Any, Self
 
@@ -115,6 +117,15 @@ class Field:
         if not isinstance(self.value, str):
             raise self.mismatch("a string")
         return self.value
+
+    def as_bytes(self) -> bytes:
+        """Proto3 JSON `bytes`: base64, standard or URL-safe, padded or not (absent: empty)."""
+        text = self.as_str()
+        standard = text.replace("-", "+").replace("_", "/")
+        try:
+            return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+        except binascii.Error:
+            raise self.mismatch("base64 bytes") from None
 
     def as_int(self, default: int = 0, minimum: int = INT64_MIN, maximum: int = INT64_MAX) -> int:
         """An integer in [minimum, maximum] (int64 unless said): a JSON number, or a string of
