@@ -4,16 +4,19 @@ Each is safe on a standing cluster: its jobs are named under the run's root (so 
 ends them, and a second run never meets the first's names) and touch no one else's.
 - many_tasks: one job of `[suite] many_tasks` replicas (Iris's suite runs 50); every task must
   succeed; the seconds until every task had started (`all_started_s`) are recorded.
+- log_levels, named_ports, endpoint_registration: what the cluster gives a task (service_cases.py).
 """
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from workers.controller.model import JobRequest, JobState, TaskState, job_finished, task_finished
+from workers.smoke_tests.service_cases import SERVICE_CASES, service_case
 from workers.smoke_tests.suite import BACKSTOP_MARGIN_S, PlannedTest
 from workers.smoke_tests.watch import TestView, Verdict, failed, passed
 
-IRIS_CASES = ("many_tasks",)
+IRIS_CASES = ("many_tasks", *SERVICE_CASES)
 
 _ECHO = 'echo "$0 task ${IRIS_TASK_ID:-${IRIS_TASK_INDEX:-?}} on ${IRIS_WORKER_ID:-?} ok"'
 
@@ -27,6 +30,7 @@ def iris_cases(names: Sequence[str], settings: CaseSettings, job_timeout_s: floa
     cpu = JobRequest("", (), device="cpu", timeout_s=job_timeout_s + BACKSTOP_MARGIN_S)
     plan: dict[str, Callable[[], PlannedTest]] = {
         "many_tasks": lambda: _many_tasks(settings.many_tasks, cpu),
+        **{name: functools.partial(service_case, name, cpu) for name in SERVICE_CASES},
     }
     return [plan[name]() for name in names]
 
