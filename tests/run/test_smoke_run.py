@@ -67,9 +67,10 @@ def test_a_full_run_passes_and_leaves_complete_valid_artefacts(tmp_path: Path) -
         assert outcomes == {
             "simple": "passed", "concurrent": "passed", "coscheduled": "passed", "accelerator_probe": "passed",
             "region_constrained": "passed", "nested_constraints": "passed", "non_preemptible": "passed",
+            "many_tasks": "passed", "log_levels": "passed", "named_ports": "passed", "endpoint_registration": "passed",
         }  # fmt: skip
         suite = ET.parse(run_dir / "junit.xml").getroot()
-        cases = str(7 + len(FLEET_CHECKS))
+        cases = str(11 + len(FLEET_CHECKS))
         assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == (cases, "0", "0")
         _validate(run_dir / "events.jsonl", EVENT_SCHEMA)
         vm_files = sorted((run_dir / "logs" / "vms").glob("*.jsonl"))
