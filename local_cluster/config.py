@@ -60,6 +60,10 @@ class ClusterSettings:
     # constraints, or child jobs do not inherit their parent's.
     ignore_constraints: bool = False
     drop_child_constraints: bool = False
+    # Fault injection for the named_ports and endpoint_registration tests: a task is given no
+    # IRIS_PORT_<NAME> for the ports its job asked for; ListEndpoints lists nothing.
+    drop_task_ports: bool = False
+    hide_endpoints: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,8 @@ def _settings(raw: Table) -> ClusterSettings:
         fail_list_workers=raw.boolean("fail_list_workers", d.fail_list_workers),
         ignore_constraints=raw.boolean("ignore_constraints", d.ignore_constraints),
         drop_child_constraints=raw.boolean("drop_child_constraints", d.drop_child_constraints),
+        drop_task_ports=raw.boolean("drop_task_ports", d.drop_task_ports),
+        hide_endpoints=raw.boolean("hide_endpoints", d.hide_endpoints),
     )
     raw.done()
     return settings

@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from common.log_levels import LogLevel, level_of_line, passes
 from common.states import JobState, TaskState, job_finished, task_finished
 from local_cluster import jobs as job_rules
 from local_cluster.autoscaler import Autoscaler, Command, Demand
 from local_cluster.config import ClusterConfig
+from local_cluster.endpoints import MAX_ENDPOINTS, Endpoint, EndpointRegistry
 from local_cluster.errors import ClusterError, InvalidArgumentError, NotFoundError
 from local_cluster.fit import infeasible_reason
 from local_cluster.model import Device, Job, JobSpec, Task, Worker
@@ -45,6 +47,7 @@ class Assignment:
     num_tasks: int
     argv: tuple[str, ...]
     env: dict[str, str]
+    ports: tuple[str, ...] = ()  # the VM host allocates one free port per name
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Controller:
         self._events = events
         self._wall_offset = time.time() - clock()
         self._next_job = 0
+        self.endpoints = EndpointRegistry()
 
     def wall(self, t: float) -> float:
         return t + self._wall_offset
@@ -122,12 +126,40 @@ class Controller:
             )
         return job
 
-    def task_logs(self, job_id: str, index: int, limit: int) -> list[tuple[int, str]]:
+    def task_logs(self, job_id: str, index: int, limit: int, min_level: LogLevel) -> list[tuple[int, str, LogLevel]]:
+        """The task's last `limit` lines at `min_level` or above, each with its level (common.log_levels)."""
+        lines = [(ns, text, level_of_line(text)) for ns, text in self._task_of(job_id, index).log]
+        kept = [line for line in lines if passes(line[2], min_level)]
+        return kept[-limit:] if limit > 0 else kept
+
+    def _task_of(self, job_id: str, index: int) -> Task:
         tasks = self.job(job_id).tasks
         if not 0 <= index < len(tasks):
             raise NotFoundError(f"job {job_id!r} has no task {index} (it has {len(tasks)})")
-        lines = list(tasks[index].log)
-        return lines[-limit:] if limit > 0 else lines
+        return tasks[index]
+
+    def register_endpoint(self, name: str, address: str, task_id: str) -> Endpoint:
+        job_id, _, index = task_id.rpartition("/")
+        if not index.isdigit():
+            raise InvalidArgumentError(f"task_id {task_id!r}: expected <job_id>/<task_index>")
+        task = self._task_of(job_id, int(index))
+        if task.state != TaskState.RUNNING:
+            raise ClusterError(f"task {task_id!r} is {task.state}, not running: endpoint not registered")
+        endpoint = self.endpoints.add(name, address, task_id)
+        if endpoint is None:
+            raise ClusterError(f"the endpoint registry is full ({MAX_ENDPOINTS})")
+        self._events("endpoint_registered", name=name, task=task_id)
+        return endpoint
+
+    def list_endpoints(self, prefix: str) -> list[Endpoint]:
+        if self.config.cluster.hide_endpoints:  # fault injection: the registry forgets what it was told
+            return []
+        return self.endpoints.listed(prefix, self._task_running)
+
+    def _task_running(self, task_id: str) -> bool:
+        job_id, _, index = task_id.rpartition("/")
+        job = self.jobs.get(job_id)
+        return job is not None and job.tasks[int(index)].state == TaskState.RUNNING
 
     # ------------------------------------------------------------ VM hosts
 
@@ -197,7 +229,9 @@ class Controller:
             }
             | device_env(self.workers[task.worker_id])
         )
-        return Assignment(_key(task), spec.replicas, spec.argv, env)
+        # Fault injection (`drop_task_ports`): the ports asked for never reach the host.
+        ports = () if self.config.cluster.drop_task_ports else spec.ports
+        return Assignment(_key(task), spec.replicas, spec.argv, env, ports)
 
     def _apply_report(self, report: TaskReport, worker_id: str) -> None:
         task = self._task(report.key, worker_id)

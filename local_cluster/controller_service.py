@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import grpc
 
+from common import log_levels
 from common.states import job_state_of
 from iris_smoke_api.v1 import controller_pb2 as pb
 from iris_smoke_api.v1 import controller_pb2_grpc as pb_grpc
@@ -57,8 +58,23 @@ class ControllerService(pb_grpc.ControllerServiceServicer):
 
     def GetTaskLogs(self, request: pb.GetTaskLogsRequest, context: grpc.ServicerContext) -> pb.GetTaskLogsResponse:
         with self._call(context) as c:
-            lines = c.task_logs(request.job_id, request.task_index, request.limit)
-            return pb.GetTaskLogsResponse(lines=[convert.log_line_to_pb(ns, text) for ns, text in lines])
+            min_level = log_levels.level_of_number(request.min_level)
+            lines = c.task_logs(request.job_id, request.task_index, request.limit, min_level)
+            return pb.GetTaskLogsResponse(lines=[convert.log_line_to_pb(*line) for line in lines])
+
+    def RegisterEndpoint(
+        self, request: pb.RegisterEndpointRequest, context: grpc.ServicerContext
+    ) -> pb.RegisterEndpointResponse:
+        with self._call(context) as c:
+            endpoint = c.register_endpoint(request.name, request.address, request.task_id)
+            return pb.RegisterEndpointResponse(endpoint_id=endpoint.endpoint_id)
+
+    def ListEndpoints(
+        self, request: pb.ListEndpointsRequest, context: grpc.ServicerContext
+    ) -> pb.ListEndpointsResponse:
+        with self._call(context) as c:
+            endpoints = c.list_endpoints(request.prefix)
+            return pb.ListEndpointsResponse(endpoints=[convert.endpoint_to_pb(e) for e in endpoints])
 
     def ListWorkers(self, request: pb.ListWorkersRequest, context: grpc.ServicerContext) -> pb.ListWorkersResponse:
         if self._c.config.cluster.fail_list_workers:

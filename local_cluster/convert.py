@@ -5,11 +5,14 @@ from collections.abc import Callable
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from common import log_levels
+from common.log_levels import LogLevel
 from common.states import number, task_state_of
 from iris_smoke_api.v1 import controller_pb2 as pb
 from iris_smoke_api.v1.states import ConstraintOp
 from local_cluster.autoscaler import Action, GroupState, Slice, UnmetDemand
 from local_cluster.controller import Assignment, HeartbeatReply, TaskKey, TaskReport
+from local_cluster.endpoints import Endpoint
 from local_cluster.jobs import task_counts
 from local_cluster.model import Constraint, Device, Job, JobSpec, Task, Worker
 from local_cluster.states import AcceleratorType
@@ -52,6 +55,7 @@ def spec_from_pb(r: pb.LaunchJobRequest) -> JobSpec:
         timeout_s=_seconds(r.timeout, r.HasField("timeout")),
         env=tuple(sorted(r.env.items())),
         parent_job_id=r.parent_job_id,
+        ports=tuple(r.ports),
     )
 
 
@@ -88,8 +92,8 @@ def task_to_pb(task: Task, wall: Wall) -> pb.TaskStatus:
     )
 
 
-def log_line_to_pb(ns: int, text: str) -> pb.LogLine:
-    line = pb.LogLine(data=text)
+def log_line_to_pb(ns: int, text: str, level: LogLevel = LogLevel.UNKNOWN) -> pb.LogLine:
+    line = pb.LogLine(data=text, level=pb.LogLevel.ValueType(log_levels.number(level)))
     line.timestamp.FromNanoseconds(ns)
     return line
 
@@ -174,10 +178,14 @@ def logs_from_pb(chunks: "list[pb.TaskLogChunk]") -> list[tuple[TaskKey, list[tu
 
 
 def _assignment_to_pb(a: Assignment) -> pb.TaskAssignment:
-    return pb.TaskAssignment(task=_ref(a.key), num_tasks=a.num_tasks, argv=list(a.argv), env=a.env)
+    return pb.TaskAssignment(task=_ref(a.key), num_tasks=a.num_tasks, argv=list(a.argv), env=a.env, ports=a.ports)
 
 
 def heartbeat_reply_to_pb(r: HeartbeatReply) -> pb.HeartbeatResponse:
     return pb.HeartbeatResponse(
         run=[_assignment_to_pb(a) for a in r.run], kill=[_ref(k) for k in r.kill], shutdown=r.shutdown
     )
+
+
+def endpoint_to_pb(e: Endpoint) -> pb.Endpoint:
+    return pb.Endpoint(endpoint_id=e.endpoint_id, name=e.name, address=e.address, task_id=e.task_id)

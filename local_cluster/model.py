@@ -65,6 +65,7 @@ class JobSpec:
     timeout_s: float | None = None
     env: tuple[tuple[str, str], ...] = ()
     parent_job_id: str = ""  # set: a child job, named `<parent name>/<name>`
+    ports: tuple[str, ...] = ()  # named ports: each task gets a free one per name (IRIS_PORT_<NAME>)
 
 
 @dataclass

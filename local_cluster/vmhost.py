@@ -24,7 +24,7 @@ from pathlib import Path
 
 import grpc
 
-from common import env, linux, logs
+from common import env, linux, logs, ports
 from common.child_exit import ChildExit
 from common.stop import TERM_OR_INT, StopRequest
 from iris_smoke_api.v1 import controller_pb2 as pb
@@ -159,6 +159,7 @@ class VmHost:
                 CONTROLLER_ENV: self.args.controller,
                 PYTHON_ENV: sys.executable,
             }
+            | _named_ports(list(a.ports))
         )
         try:
             task = TaskProcess.start(key, list(a.argv), task_env, self.work_dir, self.container)
@@ -222,6 +223,11 @@ def main(argv: list[str]) -> int:
     if args.fail_boot:
         return BOOT_FAILED_EXIT
     return VmHost(args, stop).run()
+
+
+def _named_ports(names: list[str]) -> dict[str, str]:
+    """A free port for each name the job asked for, as Iris's worker gives them: `IRIS_PORT_<NAME>`."""
+    return {f"IRIS_PORT_{n.upper()}": str(p) for n, p in zip(names, ports.free_ports(len(names)), strict=True)}
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ PREFIX = re.compile(r"[a-z][a-z0-9-]{0,29}", re.ASCII)
 STANDARD_TESTS = (
     "simple", "concurrent", "coscheduled",
     "accelerator_probe", "region_constrained", "nested_constraints", "non_preemptible",
-    "many_tasks", "exec_in_container", "profile_task",
+    "many_tasks", "exec_in_container", "profile_task", "log_levels", "named_ports", "endpoint_registration",
 )  # fmt: skip
 PROBES = ("env", "jax")
 # A `[sets]` name: what `--tests` and `run.tests` may name instead of its members.

@@ -134,6 +134,33 @@ VM_STATE_FAILED: VmState.ValueType  # 8
 VM_STATE_PREEMPTED: VmState.ValueType  # 9
 Global___VmState: _TypeAlias = VmState  # noqa: Y015
 
+class _LogLevel:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LogLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LogLevel.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LOG_LEVEL_UNKNOWN: _LogLevel.ValueType  # 0
+    LOG_LEVEL_DEBUG: _LogLevel.ValueType  # 1
+    LOG_LEVEL_INFO: _LogLevel.ValueType  # 2
+    LOG_LEVEL_WARNING: _LogLevel.ValueType  # 3
+    LOG_LEVEL_ERROR: _LogLevel.ValueType  # 4
+    LOG_LEVEL_CRITICAL: _LogLevel.ValueType  # 5
+
+class LogLevel(_LogLevel, metaclass=_LogLevelEnumTypeWrapper):
+    """A task log line's level, as Iris's log service gives it: parsed from a glog-style prefix
+    ("I20260102 12:34:56 ...", "W...", "E..."); a line without one is UNKNOWN, which passes every
+    min_level (the embedded cluster merges a task's stdout and stderr, so it has no stream default).
+    """
+
+LOG_LEVEL_UNKNOWN: LogLevel.ValueType  # 0
+LOG_LEVEL_DEBUG: LogLevel.ValueType  # 1
+LOG_LEVEL_INFO: LogLevel.ValueType  # 2
+LOG_LEVEL_WARNING: LogLevel.ValueType  # 3
+LOG_LEVEL_ERROR: LogLevel.ValueType  # 4
+LOG_LEVEL_CRITICAL: LogLevel.ValueType  # 5
+Global___LogLevel: _TypeAlias = LogLevel  # noqa: Y015
+
 class _AcceleratorType:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -378,6 +405,7 @@ class LaunchJobRequest(_message.Message):
     TIMEOUT_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
     PARENT_JOB_ID_FIELD_NUMBER: _builtins.int
+    PORTS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     replicas: _builtins.int
     """0 = 1"""
@@ -405,6 +433,10 @@ class LaunchJobRequest(_message.Message):
 
     @_builtins.property
     def env(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def ports(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Named ports: each task gets a free port per name, in its environment as IRIS_PORT_<NAME>."""
+
     def __init__(
         self,
         *,
@@ -418,10 +450,11 @@ class LaunchJobRequest(_message.Message):
         timeout: _duration_pb2.Duration | None = ...,
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         parent_job_id: _builtins.str = ...,
+        ports: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["coscheduling", b"coscheduling", "resources", b"resources", "scheduling_timeout", b"scheduling_timeout", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["constraints", b"constraints", "coscheduling", b"coscheduling", "entrypoint", b"entrypoint", "env", b"env", "name", b"name", "parent_job_id", b"parent_job_id", "replicas", b"replicas", "resources", b"resources", "scheduling_timeout", b"scheduling_timeout", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["constraints", b"constraints", "coscheduling", b"coscheduling", "entrypoint", b"entrypoint", "env", b"env", "name", b"name", "parent_job_id", b"parent_job_id", "ports", b"ports", "replicas", b"replicas", "resources", b"resources", "scheduling_timeout", b"scheduling_timeout", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -749,7 +782,10 @@ class LogLine(_message.Message):
 
     TIMESTAMP_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
     data: _builtins.str
+    level: Global___LogLevel.ValueType
+    """GetTaskLogs fills it; a VM host's heartbeat leaves it unset"""
     @_builtins.property
     def timestamp(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -757,10 +793,11 @@ class LogLine(_message.Message):
         *,
         timestamp: _timestamp_pb2.Timestamp | None = ...,
         data: _builtins.str = ...,
+        level: Global___LogLevel.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "timestamp", b"timestamp"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "level", b"level", "timestamp", b"timestamp"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -773,20 +810,24 @@ class GetTaskLogsRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _builtins.int
     TASK_INDEX_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
+    MIN_LEVEL_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     task_index: _builtins.int
     limit: _builtins.int
     """last N lines; 0 = every line kept (the controller keeps the last 1000)"""
+    min_level: Global___LogLevel.ValueType
+    """lines below it are left out (UNKNOWN lines never are); unset = every line"""
     def __init__(
         self,
         *,
         job_id: _builtins.str = ...,
         task_index: _builtins.int = ...,
         limit: _builtins.int = ...,
+        min_level: Global___LogLevel.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "limit", b"limit", "task_index", b"task_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job_id", b"job_id", "limit", b"limit", "min_level", b"min_level", "task_index", b"task_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1369,6 +1410,7 @@ class TaskAssignment(_message.Message):
     NUM_TASKS_FIELD_NUMBER: _builtins.int
     ARGV_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
+    PORTS_FIELD_NUMBER: _builtins.int
     num_tasks: _builtins.int
     @_builtins.property
     def task(self) -> Global___TaskRef: ...
@@ -1376,6 +1418,10 @@ class TaskAssignment(_message.Message):
     def argv(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def env(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def ports(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the job's named ports: the host allocates one each"""
+
     def __init__(
         self,
         *,
@@ -1383,10 +1429,11 @@ class TaskAssignment(_message.Message):
         num_tasks: _builtins.int = ...,
         argv: _abc.Iterable[_builtins.str] | None = ...,
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        ports: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["argv", b"argv", "env", b"env", "num_tasks", b"num_tasks", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["argv", b"argv", "env", b"env", "num_tasks", b"num_tasks", "ports", b"ports", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1458,3 +1505,124 @@ class HeartbeatResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HeartbeatResponse: _TypeAlias = HeartbeatResponse  # noqa: Y015
+
+@_typing.final
+class Endpoint(_message.Message):
+    """---------------------------------------------------------------- endpoints
+
+    A service a task registered, as Iris's endpoint registry holds one: it lives while its task runs.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    endpoint_id: _builtins.str
+    name: _builtins.str
+    """"<job name>/<endpoint>" """
+    address: _builtins.str
+    """host:port"""
+    task_id: _builtins.str
+    """"<job_id>/<task_index>" """
+    def __init__(
+        self,
+        *,
+        endpoint_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        address: _builtins.str = ...,
+        task_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "endpoint_id", b"endpoint_id", "name", b"name", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Endpoint: _TypeAlias = Endpoint  # noqa: Y015
+
+@_typing.final
+class RegisterEndpointRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    address: _builtins.str
+    task_id: _builtins.str
+    """a running task; its endpoints go when it ends"""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        address: _builtins.str = ...,
+        task_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "name", b"name", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterEndpointRequest: _TypeAlias = RegisterEndpointRequest  # noqa: Y015
+
+@_typing.final
+class RegisterEndpointResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_ID_FIELD_NUMBER: _builtins.int
+    endpoint_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        endpoint_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint_id", b"endpoint_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterEndpointResponse: _TypeAlias = RegisterEndpointResponse  # noqa: Y015
+
+@_typing.final
+class ListEndpointsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREFIX_FIELD_NUMBER: _builtins.int
+    prefix: _builtins.str
+    """names starting with it; empty = every endpoint"""
+    def __init__(
+        self,
+        *,
+        prefix: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["prefix", b"prefix"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEndpointsRequest: _TypeAlias = ListEndpointsRequest  # noqa: Y015
+
+@_typing.final
+class ListEndpointsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___Endpoint]: ...
+    def __init__(
+        self,
+        *,
+        endpoints: _abc.Iterable[Global___Endpoint] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoints", b"endpoints"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEndpointsResponse: _TypeAlias = ListEndpointsResponse  # noqa: Y015

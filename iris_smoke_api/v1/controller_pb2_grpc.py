@@ -77,6 +77,16 @@ class ControllerServiceStub:
                 request_serializer=iris__smoke__api_dot_v1_dot_controller__pb2.GetAutoscalerStatusRequest.SerializeToString,
                 response_deserializer=iris__smoke__api_dot_v1_dot_controller__pb2.GetAutoscalerStatusResponse.FromString,
                 _registered_method=True)
+        self.RegisterEndpoint = channel.unary_unary(
+                '/iris_smoke.v1.ControllerService/RegisterEndpoint',
+                request_serializer=iris__smoke__api_dot_v1_dot_controller__pb2.RegisterEndpointRequest.SerializeToString,
+                response_deserializer=iris__smoke__api_dot_v1_dot_controller__pb2.RegisterEndpointResponse.FromString,
+                _registered_method=True)
+        self.ListEndpoints = channel.unary_unary(
+                '/iris_smoke.v1.ControllerService/ListEndpoints',
+                request_serializer=iris__smoke__api_dot_v1_dot_controller__pb2.ListEndpointsRequest.SerializeToString,
+                response_deserializer=iris__smoke__api_dot_v1_dot_controller__pb2.ListEndpointsResponse.FromString,
+                _registered_method=True)
         self.RegisterWorker = channel.unary_unary(
                 '/iris_smoke.v1.ControllerService/RegisterWorker',
                 request_serializer=iris__smoke__api_dot_v1_dot_controller__pb2.RegisterWorkerRequest.SerializeToString,
@@ -142,6 +152,18 @@ class ControllerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterEndpoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEndpoints(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RegisterWorker(self, request, context):
         """Internal: called by the cluster's own VM hosts.
         """
@@ -197,6 +219,16 @@ def add_ControllerServiceServicer_to_server(servicer, server):
                     servicer.GetAutoscalerStatus,
                     request_deserializer=iris__smoke__api_dot_v1_dot_controller__pb2.GetAutoscalerStatusRequest.FromString,
                     response_serializer=iris__smoke__api_dot_v1_dot_controller__pb2.GetAutoscalerStatusResponse.SerializeToString,
+            ),
+            'RegisterEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterEndpoint,
+                    request_deserializer=iris__smoke__api_dot_v1_dot_controller__pb2.RegisterEndpointRequest.FromString,
+                    response_serializer=iris__smoke__api_dot_v1_dot_controller__pb2.RegisterEndpointResponse.SerializeToString,
+            ),
+            'ListEndpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEndpoints,
+                    request_deserializer=iris__smoke__api_dot_v1_dot_controller__pb2.ListEndpointsRequest.FromString,
+                    response_serializer=iris__smoke__api_dot_v1_dot_controller__pb2.ListEndpointsResponse.SerializeToString,
             ),
             'RegisterWorker': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterWorker,
@@ -427,6 +459,60 @@ class ControllerService:
             '/iris_smoke.v1.ControllerService/GetAutoscalerStatus',
             iris__smoke__api_dot_v1_dot_controller__pb2.GetAutoscalerStatusRequest.SerializeToString,
             iris__smoke__api_dot_v1_dot_controller__pb2.GetAutoscalerStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iris_smoke.v1.ControllerService/RegisterEndpoint',
+            iris__smoke__api_dot_v1_dot_controller__pb2.RegisterEndpointRequest.SerializeToString,
+            iris__smoke__api_dot_v1_dot_controller__pb2.RegisterEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEndpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/iris_smoke.v1.ControllerService/ListEndpoints',
+            iris__smoke__api_dot_v1_dot_controller__pb2.ListEndpointsRequest.SerializeToString,
+            iris__smoke__api_dot_v1_dot_controller__pb2.ListEndpointsResponse.FromString,
             options,
             channel_credentials,
             insecure,

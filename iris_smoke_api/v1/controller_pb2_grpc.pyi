@@ -47,6 +47,8 @@ class ControllerServiceStub:
     GetTaskLogs: _grpc.UnaryUnaryMultiCallable[_controller_pb2.GetTaskLogsRequest, _controller_pb2.GetTaskLogsResponse]
     ListWorkers: _grpc.UnaryUnaryMultiCallable[_controller_pb2.ListWorkersRequest, _controller_pb2.ListWorkersResponse]
     GetAutoscalerStatus: _grpc.UnaryUnaryMultiCallable[_controller_pb2.GetAutoscalerStatusRequest, _controller_pb2.GetAutoscalerStatusResponse]
+    RegisterEndpoint: _grpc.UnaryUnaryMultiCallable[_controller_pb2.RegisterEndpointRequest, _controller_pb2.RegisterEndpointResponse]
+    ListEndpoints: _grpc.UnaryUnaryMultiCallable[_controller_pb2.ListEndpointsRequest, _controller_pb2.ListEndpointsResponse]
     RegisterWorker: _grpc.UnaryUnaryMultiCallable[_controller_pb2.RegisterWorkerRequest, _controller_pb2.RegisterWorkerResponse]
     """Internal: called by the cluster's own VM hosts."""
     Heartbeat: _grpc.UnaryUnaryMultiCallable[_controller_pb2.HeartbeatRequest, _controller_pb2.HeartbeatResponse]
@@ -64,6 +66,8 @@ class ControllerServiceAsyncStub(ControllerServiceStub):
     GetTaskLogs: _aio.UnaryUnaryMultiCallable[_controller_pb2.GetTaskLogsRequest, _controller_pb2.GetTaskLogsResponse]  # type: ignore[assignment]
     ListWorkers: _aio.UnaryUnaryMultiCallable[_controller_pb2.ListWorkersRequest, _controller_pb2.ListWorkersResponse]  # type: ignore[assignment]
     GetAutoscalerStatus: _aio.UnaryUnaryMultiCallable[_controller_pb2.GetAutoscalerStatusRequest, _controller_pb2.GetAutoscalerStatusResponse]  # type: ignore[assignment]
+    RegisterEndpoint: _aio.UnaryUnaryMultiCallable[_controller_pb2.RegisterEndpointRequest, _controller_pb2.RegisterEndpointResponse]  # type: ignore[assignment]
+    ListEndpoints: _aio.UnaryUnaryMultiCallable[_controller_pb2.ListEndpointsRequest, _controller_pb2.ListEndpointsResponse]  # type: ignore[assignment]
     RegisterWorker: _aio.UnaryUnaryMultiCallable[_controller_pb2.RegisterWorkerRequest, _controller_pb2.RegisterWorkerResponse]  # type: ignore[assignment]
     """Internal: called by the cluster's own VM hosts."""
     Heartbeat: _aio.UnaryUnaryMultiCallable[_controller_pb2.HeartbeatRequest, _controller_pb2.HeartbeatResponse]  # type: ignore[assignment]
@@ -126,6 +130,20 @@ class ControllerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _controller_pb2.GetAutoscalerStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_controller_pb2.GetAutoscalerStatusResponse, _abc.Awaitable[_controller_pb2.GetAutoscalerStatusResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RegisterEndpoint(
+        self,
+        request: _controller_pb2.RegisterEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.RegisterEndpointResponse, _abc.Awaitable[_controller_pb2.RegisterEndpointResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListEndpoints(
+        self,
+        request: _controller_pb2.ListEndpointsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_controller_pb2.ListEndpointsResponse, _abc.Awaitable[_controller_pb2.ListEndpointsResponse]]: ...
 
     @_abc_1.abstractmethod
     def RegisterWorker(

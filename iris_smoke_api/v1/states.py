@@ -91,6 +91,24 @@ class VmStateName(enum.StrEnum):
     PREEMPTED = "preempted"
 
 
+class LogLevel(enum.IntEnum):
+    UNKNOWN = 0
+    DEBUG = 1
+    INFO = 2
+    WARNING = 3
+    ERROR = 4
+    CRITICAL = 5
+
+
+class LogLevelName(enum.StrEnum):
+    UNKNOWN = "unknown"
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
 class AcceleratorType(enum.IntEnum):
     UNSPECIFIED = 0
     CPU = 1

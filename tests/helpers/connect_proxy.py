@@ -30,6 +30,9 @@ Flags (each may be combined with the others):
   --exec-stdout TEXT         answer ExecInContainer with TEXT as the command's stdout (the real answer's
                              exit code and stderr kept): an exec that returns the wrong output
   --empty-profile            answer ProfileTask with no profile data (the real answer's error kept)
+  --drop-log-level LEVEL     FetchLogs (any route) answers LEVEL's entries (e.g. WARNING) without their level,
+                             as a log service that lost it does (proto3: an absent level is UNKNOWN)
+  --ignore-min-level         FetchLogs is forwarded without its `minLevel`: every level comes back
   --log-proxy                open a second listener that forwards to the real log server; the controller's
                              `/proxy/system.log-server/` route is served through it, and the ListEndpoints
                              `/system/log-server` answer is rewritten to name it. SIGUSR1 then makes that
@@ -83,6 +86,7 @@ LOG_PROXY_ROUTE = "/proxy/system.log-server/"  # the controller's route to its l
 LIST_WORKERS = "iris.cluster.ControllerService/ListWorkers"
 EXEC_IN_CONTAINER = "iris.cluster.ControllerService/ExecInContainer"
 PROFILE_TASK = "iris.cluster.ControllerService/ProfileTask"
+FETCH_LOGS = "finelog.logging.LogService/FetchLogs"  # on the controller's proxy route or the log server
 # The Connect protocol's HTTP status for each error code (connectrpc.com/docs/protocol#error-codes).
 CONNECT_STATUS = {
     "canceled": 499, "unknown": 500, "invalid_argument": 400, "deadline_exceeded": 504, "not_found": 404,
@@ -124,6 +128,15 @@ class Routes:
     drop_attribute: str = ""
     exec_stdout: str | None = None
     empty_profile: bool = False
+    drop_log_level: str = ""  # e.g. WARNING
+    ignore_min_level: bool = False
+
+    def rewrite_request(self, method: str, body: bytes) -> bytes:
+        if not (self.ignore_min_level and method.endswith(FETCH_LOGS) and body):
+            return body
+        request = json.loads(body)
+        request.pop("minLevel", None)
+        return json.dumps(request).encode()
 
     def made_up(self, method: str) -> tuple[int, bytes, str] | None:
         """The answer given without asking upstream, if any: (status, body, content type)."""
@@ -137,6 +150,12 @@ class Routes:
         return None
 
     def rewrite(self, method: str, data: bytes) -> bytes:
+        if self.drop_log_level and method.endswith(FETCH_LOGS):
+            reply = json.loads(data)
+            for entry in reply.get("entries") or []:
+                if entry.get("level") == f"LOG_LEVEL_{self.drop_log_level}":
+                    del entry["level"]
+            return json.dumps(reply).encode()
         if method == LIST_WORKERS and (self.drop_slice_host is not None or self.drop_attribute):
             return self.rewrite_workers(data)
         if method == EXEC_IN_CONTAINER and self.exec_stdout is not None:
@@ -207,6 +226,7 @@ def handler(routes: Routes) -> type[http.server.BaseHTTPRequestHandler]:
             if answer is not None:
                 self._answer(*answer)
                 return
+            body = routes.rewrite_request(method, body)
             headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
             if routes.ingress:
                 headers["X-Forwarded-For"] = self.client_address[0]
@@ -320,6 +340,8 @@ def main() -> int:
     parser.add_argument("--drop-attribute", default="")
     parser.add_argument("--exec-stdout", default=None)
     parser.add_argument("--empty-profile", action="store_true")
+    parser.add_argument("--drop-log-level", default="")
+    parser.add_argument("--ignore-min-level", action="store_true")
     args = parser.parse_args()
     upstream = args.upstream.rstrip("/")
     routes = Routes(
@@ -336,6 +358,8 @@ def main() -> int:
         drop_attribute=args.drop_attribute,
         exec_stdout=args.exec_stdout,
         empty_profile=args.empty_profile,
+        drop_log_level=args.drop_log_level.upper(),
+        ignore_min_level=args.ignore_min_level,
     )
     if args.require_proxy_token:
         routes.gate = ProxyGate(Path(args.require_proxy_token).read_bytes().strip())

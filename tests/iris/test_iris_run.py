@@ -102,10 +102,13 @@ def test_an_iris_local_run_passes_and_observes_everything(tmp_path: Path) -> Non
     outcomes = {t["name"]: t["outcome"] for t in results["tests"]}
     # The fleet checks: slices_complete finds no slice while the TPU slice is not booted yet (skipped).
     assert all(outcomes.pop(name) in ("passed", "skipped") for name in FLEET_CHECKS), results["tests"]
+    # Passed with py-spy on the workers' PATH, else skipped naming Iris's stand-in profile.
+    assert outcomes.pop("profile_task") in ("passed", "skipped"), results["tests"]
     assert outcomes == {
         "simple": "passed", "concurrent": "passed", "coscheduled": "passed", "accelerator_probe": "passed",
         "region_constrained": "passed", "nested_constraints": "passed", "non_preemptible": "passed",
-        "many_tasks": "passed",
+        "many_tasks": "passed", "log_levels": "passed", "named_ports": "passed", "endpoint_registration": "passed",
+        "exec_in_container": "passed",
     }  # fmt: skip
     # Pinned to pool local-b (the preemptible CPU group), and off it for non-preemptible work.
     by_name = {t["name"]: t for t in results["tests"]}

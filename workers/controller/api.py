@@ -15,9 +15,12 @@ from workers.controller.calls import RPC_TIMEOUT_S
 from workers.controller.model import (
     AutoscalerStatus,
     ControllerError,
+    Endpoint,
     ExecResult,
     Job,
     JobRequest,
+    LogLevel,
+    LogLine,
     LogService,
     ProcessStatus,
     Profile,
@@ -57,6 +60,15 @@ class Controller(Protocol):
 
     def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
         """The last `lines` lines a task wrote (its latest attempt)."""
+        ...
+
+    def task_logs(self, job_id: str, task_index: int, lines: int, min_level: LogLevel | None = None) -> list[LogLine]:
+        """The last `lines` lines a task wrote, with their levels; with `min_level`, the controller leaves
+        out the lines below it (those it gave no level pass, as on Iris)."""
+        ...
+
+    def list_endpoints(self, prefix: str = "") -> list[Endpoint]:
+        """The endpoints registered under the run's root whose names continue with `prefix`."""
         ...
 
     def database_ping(self) -> float:

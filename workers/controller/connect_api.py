@@ -21,7 +21,11 @@ What we send and read (seen with marin-iris 0.2.227; the field names are the con
   worker's PATH (PROFILE_STUB): that is `unimplemented` here, the runtime cannot profile.
 - task logs: `finelog.logging.LogService/FetchLogs` through the controller's
   `/proxy/system.log-server/` route, else where the registry says (workers.controller.log_server),
-  keys `<taskId>:<attempt>`.
+  keys `<taskId>:<attempt>`; `minLevel` ("WARNING") filters, each entry's `level` is `LOG_LEVEL_*`
+  (absent: UNKNOWN).
+- endpoints: `EndpointService/ListEndpoints {prefix}` -> endpoints[]{name, address, taskId}; a task
+  registers one with `EndpointService/RegisterEndpoint` (iris_child.py). Named ports: LaunchJob's
+  `ports`, given to each task as `IRIS_PORT_<NAME>`.
 Every reply is read through `reply.Field` accessors: a required field missing, or any field
 of the wrong JSON type, raises ApiMismatch naming the method and the path
 (`ListJobs: jobs[].taskStateCounts is a list, expected an object`); absent optional fields
@@ -44,14 +48,18 @@ from workers.controller.connect_http import ConnectClient
 from workers.controller.credentials import Credentials
 from workers.controller.log_server import FETCH_LOGS, resolve_log_service
 from workers.controller.model import (
+    ENDPOINT_ADDRESS,
     Action,
     AutoscalerStatus,
     ControllerError,
+    Endpoint,
     ErrorCode,
     ExecResult,
     GroupStatus,
     Job,
     JobRequest,
+    LogLevel,
+    LogLine,
     LogService,
     ProcessStatus,
     Profile,
@@ -69,6 +77,7 @@ from workers.controller.reply import Field
 from workers.controller.timefmt import rfc3339_ms
 
 CONTROLLER = "iris.cluster.ControllerService"
+ENDPOINTS = "iris.cluster.EndpointService"
 _CHILD_SCRIPT = (Path(__file__).parent / "iris_child.py").read_text()
 CHILD_TIMEOUT_S = 60.0
 LIST_JOBS_LIMIT = 500  # Iris's own maximum per page; a smoke run has a handful of jobs
@@ -112,6 +121,14 @@ def _seconds(wanted_s: float, call_s: float) -> int:
     return max(1, min(math.ceil(wanted_s), math.floor(call_s) - 1))
 
 
+def _level(name: str) -> LogLevel:
+    """`LOG_LEVEL_WARNING` -> warning; absent (proto3's zero) or a level we do not know -> unknown."""
+    try:
+        return LogLevel(name.removeprefix("LOG_LEVEL_").lower())
+    except ValueError:
+        return LogLevel.UNKNOWN
+
+
 def _band(name: str) -> str:
     """`PRIORITY_BAND_BATCH` -> `batch`."""
     return name.removeprefix("PRIORITY_BAND_").lower()
@@ -149,6 +166,19 @@ def submits_child(child: JobRequest) -> tuple[str, ...]:
         "timeout_s": child.timeout_s or CHILD_TIMEOUT_S,
     }
     return ("python3", "-c", _CHILD_SCRIPT, json.dumps(spec))
+
+
+def registers_endpoint(request: JobRequest) -> tuple[str, ...]:
+    """A task that registers `request.endpoint` and holds it, as an Iris task does (iris_child.py)."""
+    spec = {"endpoint": request.endpoint, "address": ENDPOINT_ADDRESS, "hold_s": request.endpoint_hold_s}
+    return ("python3", "-c", _CHILD_SCRIPT, json.dumps(spec))
+
+
+def task_argv(request: JobRequest) -> tuple[str, ...]:
+    """What the job's tasks run: the request's argv, or the task client's work it asks for."""
+    if request.child:
+        return submits_child(request.child)
+    return registers_endpoint(request) if request.endpoint else request.argv
 
 
 # These generations name a slice by TensorCores, two per chip; the others by chips.
@@ -248,11 +278,10 @@ class IrisController:
         resources: JsonObject = {"cpuMillicores": TASK_CPU_MILLICORES, "memoryBytes": str(TASK_MEMORY_BYTES)}
         if request.device in ("tpu", "gpu"):
             resources["device"] = {request.device: {"variant": request.variant, "count": request.count}}
-        argv = submits_child(request.child) if request.child else request.argv
         body: JsonObject = {
             "name": self.root + request.name,
             "replicas": request.replicas,
-            "entrypoint": {"runCommand": {"argv": list(argv)}},
+            "entrypoint": {"runCommand": {"argv": list(task_argv(request))}},
             "resources": resources,
             # Explicit, not INHERIT: Iris resolves a root job's INHERIT to interactive, but
             # the run says which band it measures.
@@ -264,6 +293,8 @@ class IrisController:
             # Iris's own backstop, should the tests child die without terminating its jobs.
             backstop: JsonObject = {"milliseconds": str(int(request.timeout_s * 1000))}
             body["timeout"] = body["schedulingTimeout"] = backstop
+        if request.ports:
+            body["ports"] = list(request.ports)
         if request.group_by:
             body["coscheduling"] = {"groupBy": request.group_by}
         if request.constraints:
@@ -485,6 +516,9 @@ class IrisController:
         return Field.of(FETCH_LOGS, reply)
 
     def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
+        return [line.data for line in self.task_logs(job_id, task_index, lines)]
+
+    def task_logs(self, job_id: str, task_index: int, lines: int, min_level: LogLevel | None = None) -> list[LogLine]:
         """The task's last lines. Workers push output in batches, so a task that has just ended
         may not be in the log service yet: an empty answer is asked again, within LOG_FLUSH_S."""
         body: JsonObject = {
@@ -493,9 +527,19 @@ class IrisController:
             "tail": True,
             "maxLines": lines,
         }
+        if min_level is not None:
+            body["minLevel"] = min_level.name  # finelog's names: "WARNING"
         flushed = self.deadline.within(LOG_FLUSH_S)
         while True:
             entries = sorted(self.fetch_logs(body).at("entries").as_list(), key=lambda e: e.at("seq").as_int())
             if entries or flushed.expired():
-                return [e.at("data").as_str() for e in entries]
+                return [LogLine(e.at("data").as_str(), _level(e.at("level").as_str())) for e in entries]
             time.sleep(flushed.cap(LOG_FLUSH_RETRY_S))
+
+    def list_endpoints(self, prefix: str = "") -> list[Endpoint]:
+        reply = self._call(f"{ENDPOINTS}/ListEndpoints", {"prefix": self.root + prefix})
+        found = [
+            Endpoint(e.at("name").required().as_str(), e.at("address").as_str(), e.at("taskId").as_str())
+            for e in reply.at("endpoints").as_list()
+        ]
+        return [e for e in found if e.name.startswith(self.root + prefix)]  # ours, whatever the filter did

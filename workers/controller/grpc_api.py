@@ -18,20 +18,25 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common import log_levels
 from common.controller_target import JOB_RUN_ID_ENV, ControllerTarget
 from common.deadline import Deadline
 from iris_smoke_api.v1 import controller_pb2 as pb
 from iris_smoke_api.v1 import controller_pb2_grpc
 from workers.controller.calls import RPC_TIMEOUT_S, not_ours, rpc_timeout
 from workers.controller.model import (
+    ENDPOINT_ADDRESS,
     Action,
     AutoscalerStatus,
     ControllerError,
+    Endpoint,
     ErrorCode,
     ExecResult,
     GroupStatus,
     Job,
     JobRequest,
+    LogLevel,
+    LogLine,
     ProcessStatus,
     Profile,
     SliceStatus,
@@ -168,7 +173,7 @@ class EmbeddedController:
         backstop = _duration(request.timeout_s) if request.timeout_s else None
         return pb.LaunchJobRequest(
             name=self.prefix + request.name,
-            entrypoint=list(submits_child(request.child) if request.child else request.argv),
+            entrypoint=list(task_argv(request)),
             resources=pb.ResourceSpec(device=device),
             replicas=request.replicas,
             constraints=[pb.Constraint(key=c.key, op=_OPS[c.op], value=c.value) for c in request.constraints],
@@ -176,6 +181,7 @@ class EmbeddedController:
             scheduling_timeout=backstop,
             timeout=backstop,
             env={JOB_RUN_ID_ENV: self.target.run_id} if self.target.run_id else None,
+            ports=list(request.ports),
         )
 
     def list_jobs(self) -> list[Job]:
@@ -251,9 +257,18 @@ class EmbeddedController:
         )
 
     def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
-        request = pb.GetTaskLogsRequest(job_id=job_id, task_index=task_index, limit=lines)
+        return [line.data for line in self.task_logs(job_id, task_index, lines)]
+
+    def task_logs(self, job_id: str, task_index: int, lines: int, min_level: LogLevel | None = None) -> list[LogLine]:
+        level = pb.LogLevel.ValueType(log_levels.number(min_level) if min_level is not None else 0)
+        request = pb.GetTaskLogsRequest(job_id=job_id, task_index=task_index, limit=lines, min_level=level)
         reply = self._call("GetTaskLogs", self.stub.GetTaskLogs, request)
-        return [line.data for line in reply.lines]
+        return [LogLine(line.data, log_levels.level_of_number(line.level)) for line in reply.lines]
+
+    def list_endpoints(self, prefix: str = "") -> list[Endpoint]:
+        request = pb.ListEndpointsRequest(prefix=self.prefix + prefix)
+        reply = self._call("ListEndpoints", self.stub.ListEndpoints, request)
+        return [Endpoint(e.name, e.address, e.task_id) for e in reply.endpoints if e.name.startswith(request.prefix)]
 
     def log_service(self) -> None:
         return None  # the embedded cluster's logs are its VMs' container files, followed by the streams
@@ -280,6 +295,20 @@ def submits_child(child: JobRequest) -> tuple[str, ...]:
     words += ["--timeout", f"{child.timeout_s or CHILD_TIMEOUT_S:g}"]
     words += [f"--constraint={shlex.quote(f'{c.key}={c.value}')}" for c in child.constraints]
     return ("sh", "-c", " ".join([*words, "--", *map(shlex.quote, child.argv)]))
+
+
+def registers_endpoint(request: JobRequest) -> tuple[str, ...]:
+    """A task that registers `request.endpoint` through the VM host's client (local_cluster.endpoint_task)."""
+    words = ['"$IRIS_SMOKE_PYTHON"', "-m", "local_cluster.endpoint_task", "--name", shlex.quote(request.endpoint)]
+    words += ["--address", shlex.quote(ENDPOINT_ADDRESS), "--hold", f"{request.endpoint_hold_s:g}"]
+    return ("sh", "-c", " ".join(words))
+
+
+def task_argv(request: JobRequest) -> tuple[str, ...]:
+    """What the job's tasks run: the request's argv, or the task client's work it asks for."""
+    if request.child:
+        return submits_child(request.child)
+    return registers_endpoint(request) if request.endpoint else request.argv
 
 
 def _group(g: pb.ScaleGroupStatus) -> GroupStatus:

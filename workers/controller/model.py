@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from common.log_levels import LogLevel as LogLevel
 from common.states import FAILED_TASK_STATES as FAILED_TASK_STATES
 from common.states import JobState as JobState
 from common.states import TaskState as TaskState
@@ -156,6 +157,34 @@ class JobRequest:
     # Set: the job's task submits this job as its child, through the controller it is given,
     # waits for it and exits 0 only if the child succeeded (the adapter writes that task).
     child: "JobRequest | None" = None
+    # Named ports each task is given (Iris: `ports`, in the task's environment as IRIS_PORT_<NAME>).
+    ports: tuple[str, ...] = ()
+    # Set: the task registers an endpoint of this name under its job (`<job name>/<endpoint>`) with
+    # the controller it is given, at ENDPOINT_ADDRESS, then stays running until terminated or
+    # `endpoint_hold_s` (the adapter writes that task).
+    endpoint: str = ""
+    endpoint_hold_s: float = 0.0
+
+
+# The address an endpoint_registration task registers (nothing listens there: the registry is tested).
+ENDPOINT_ADDRESS = "127.0.0.1:9"
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line a task wrote, with the level the controller's log service gave it."""
+
+    data: str
+    level: LogLevel = LogLevel.UNKNOWN
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A service a task registered with the controller (Iris's endpoint registry)."""
+
+    name: str
+    address: str
+    task_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ ends them, and a second run never meets the first's names) and touch no one else
 A cluster that cannot do either (the embedded one: plain processes; Iris's process runtime without
 py-spy, which answers a stand-in profile) says `unimplemented` at the call, and the test is skipped
 with its reason. Either way the runner then terminates the job: nothing waits on it.
+- log_levels, named_ports, endpoint_registration: what the cluster gives a task (service_cases.py).
 """
 
+import functools
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -33,10 +35,11 @@ from workers.controller.model import (
     job_finished,
     task_finished,
 )
+from workers.smoke_tests.service_cases import SERVICE_CASES, service_case
 from workers.smoke_tests.suite import BACKSTOP_MARGIN_S, PlannedTest
 from workers.smoke_tests.watch import TestView, Verdict, failed, first_running_task, passed
 
-IRIS_CASES = ("many_tasks", "exec_in_container", "profile_task")
+IRIS_CASES = ("many_tasks", "exec_in_container", "profile_task", *SERVICE_CASES)
 EXEC_TIMEOUT_S = 2.0  # the command's own limit: `echo` takes milliseconds
 PROFILE_S = 1.0  # how long the task is sampled (Iris's own smoke case: 1 s)
 # A call that went out and got no answer in time: the controller may still be doing what it asked.
@@ -57,6 +60,7 @@ def iris_cases(names: Sequence[str], settings: CaseSettings, job_timeout_s: floa
         "many_tasks": lambda: _many_tasks(settings.many_tasks, cpu),
         "exec_in_container": lambda: _exec_in_container(cpu, job_timeout_s),
         "profile_task": lambda: _profile_task(cpu, job_timeout_s),
+        **{name: functools.partial(service_case, name, cpu) for name in SERVICE_CASES},
     }
     return [plan[name]() for name in names]
 
