@@ -35,6 +35,7 @@ class ScaleGroupConfig:
     accelerator_variant: str = ""
     hosts_per_slice: int = 1
     chips_per_host: int = 1  # for cpu groups: concurrent tasks per host
+    cpu_millicores: int = 4000  # each host's CPU, in thousandths of a core; tasks ask for theirs
     min_slices: int = 0
     max_slices: int = 1
     boot_delay_s: float = 1.0
@@ -64,6 +65,12 @@ class ClusterSettings:
     # IRIS_PORT_<NAME> for the ports its job asked for; ListEndpoints lists nothing.
     drop_task_ports: bool = False
     hide_endpoints: bool = False
+    # Fault injection for cancel_releases_resources: a killed task's CPU stays held on its
+    # worker (marin issue #3553), so a job of the same size never fits there again.
+    hold_killed_resources: bool = False
+    # Fault injection for many_tasks: task N-1 (the N-th) of every job with at least N tasks
+    # ends FAILED whatever it did; 0 = off.
+    fail_nth_task: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,8 @@ def _settings(raw: Table) -> ClusterSettings:
         drop_child_constraints=raw.boolean("drop_child_constraints", d.drop_child_constraints),
         drop_task_ports=raw.boolean("drop_task_ports", d.drop_task_ports),
         hide_endpoints=raw.boolean("hide_endpoints", d.hide_endpoints),
+        hold_killed_resources=raw.boolean("hold_killed_resources", d.hold_killed_resources),
+        fail_nth_task=raw.integer("fail_nth_task", d.fail_nth_task, 0),
     )
     raw.done()
     return settings
@@ -156,6 +165,7 @@ def _group(raw: Table) -> ScaleGroupConfig:
         accelerator_variant=variant,
         hosts_per_slice=raw.integer("hosts_per_slice", d.hosts_per_slice, 1),
         chips_per_host=raw.integer("chips_per_host", d.chips_per_host, 1),
+        cpu_millicores=raw.integer("cpu_millicores", d.cpu_millicores, 1),
         min_slices=min_slices,
         max_slices=max_slices,
         boot_delay_s=raw.number("boot_delay_s", d.boot_delay_s, allow_zero=True),

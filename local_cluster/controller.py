@@ -26,10 +26,13 @@ from local_cluster.errors import ClusterError, InvalidArgumentError, NotFoundErr
 from local_cluster.fit import infeasible_reason
 from local_cluster.model import Device, Job, JobSpec, Task, Worker
 from local_cluster.naming import device_env, host_attributes
+from local_cluster.scheduler import Assignment as ScheduledTask
 from local_cluster.scheduler import Blocked, schedule
 from local_cluster.states import VmState
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+# A plain file name: a workdir file is written into the task's own directory and nowhere else.
+WORKDIR_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 TaskKey = tuple[str, int, int]  # job_id, task_index, attempt
 
 
@@ -48,6 +51,7 @@ class Assignment:
     argv: tuple[str, ...]
     env: dict[str, str]
     ports: tuple[str, ...] = ()  # the VM host allocates one free port per name
+    workdir_files: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,9 @@ class Controller:
         group = self.config.group(s.group)
         device = Device(group.accelerator_type, group.accelerator_variant, group.chips_per_host)
         attributes = host_attributes(group, self.config.cluster, s.slice_id, vm.host_index)
-        worker = Worker(vm_name, s.slice_id, s.group, vm.host_index, device, attributes, pid, self._clock())
+        holds = self.config.cluster.hold_killed_resources
+        worker = Worker(vm_name, s.slice_id, s.group, vm.host_index, device, attributes, pid, self._clock(),
+                        cpu_millicores=group.cpu_millicores, holds_killed=holds)  # fmt: skip
         self.workers[vm_name] = worker
         for ready in ready_vms:
             self.workers[ready.name].schedulable = True
@@ -231,7 +237,7 @@ class Controller:
         )
         # Fault injection (`drop_task_ports`): the ports asked for never reach the host.
         ports = () if self.config.cluster.drop_task_ports else spec.ports
-        return Assignment(_key(task), spec.replicas, spec.argv, env, ports)
+        return Assignment(_key(task), spec.replicas, spec.argv, env, ports, spec.workdir_files)
 
     def _apply_report(self, report: TaskReport, worker_id: str) -> None:
         task = self._task(report.key, worker_id)
@@ -239,6 +245,7 @@ class Controller:
             return  # a duplicate, or about a task the controller already ended
         job = self.jobs[task.job_id]
         now = self._clock()
+        report = self._injected_failure(report, task, job)
         if report.state == TaskState.RUNNING:
             task.state, task.started_at = TaskState.RUNNING, now
             job.started_at = job.started_at if job.started_at is not None else now
@@ -247,6 +254,13 @@ class Controller:
             job_rules.end_task(task, report.state, now, self.workers, report.error)
             self._events("task_finished", task_id=task.task_id, state=report.state.name, exit_code=report.exit_code)
         job_rules.settle(job, now, self.workers, self._events)
+
+    def _injected_failure(self, report: TaskReport, task: Task, job: Job) -> TaskReport:
+        """The fault fail_nth_task: that task's end is reported FAILED whatever it was."""
+        nth = self.config.cluster.fail_nth_task
+        if nth and task.index == nth - 1 and job.spec.replicas >= nth and task_finished(report.state):
+            return replace(report, state=TaskState.FAILED, exit_code=1, error=f"injected fault fail_nth_task={nth}")
+        return report
 
     # ------------------------------------------------------------ the control loop
 
@@ -258,20 +272,22 @@ class Controller:
         live = [j for j in self.jobs.values() if not job_finished(j.state)]
         scheduling = schedule(live, [w for w in self.workers.values() if w.schedulable and w.healthy])
         for a in scheduling.assignments:
-            self._assign(self.jobs[a.job_id], a.task_index, a.worker_id, a.units, now)
+            self._assign(self.jobs[a.job_id], a, now)
         demand = [Demand(b.job_id, len(b.task_indices), self.jobs[b.job_id].spec) for b in scheduling.blocked]
         busy = {w.slice_id for w in self.workers.values() if w.active_tasks}
         commands += self.autoscaler.update(demand, busy)
         self._explain(scheduling.blocked)
         return commands
 
-    def _assign(self, job: Job, index: int, worker_id: str, units: int, now: float) -> None:
-        task = job.tasks[index]
-        task.state, task.worker_id = TaskState.ASSIGNED, worker_id
+    def _assign(self, job: Job, a: ScheduledTask, now: float) -> None:
+        task = job.tasks[a.task_index]
+        task.state, task.worker_id = TaskState.ASSIGNED, a.worker_id
         task.attempts += 1
         task.pending_reason, task.can_be_scheduled = "", True
-        self.workers[worker_id].active_tasks[(job.job_id, index)] = units
-        self._events("task_assigned", task_id=task.task_id, worker_id=worker_id)
+        worker = self.workers[a.worker_id]
+        worker.active_tasks[(job.job_id, a.task_index)] = a.units
+        worker.held_cpu[(job.job_id, a.task_index)] = a.cpu
+        self._events("task_assigned", task_id=task.task_id, worker_id=a.worker_id)
         job_rules.settle(job, now, self.workers, self._events)
         job.pending_reason = ""
 
@@ -362,3 +378,8 @@ def _validate(spec: JobSpec) -> None:
     for i, constraint in enumerate(spec.constraints):
         if not constraint.key:
             raise InvalidArgumentError(f"constraints[{i}].key: must not be empty")
+    if spec.cpu_millicores < 0:
+        raise InvalidArgumentError(f"resources.cpu_millicores: must be >= 0, got {spec.cpu_millicores}")
+    for name, _ in spec.workdir_files:
+        if not WORKDIR_FILE.match(name):
+            raise InvalidArgumentError(f"workdir_files: a name must match {WORKDIR_FILE.pattern}, got {name!r}")

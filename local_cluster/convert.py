@@ -56,6 +56,8 @@ def spec_from_pb(r: pb.LaunchJobRequest) -> JobSpec:
         env=tuple(sorted(r.env.items())),
         parent_job_id=r.parent_job_id,
         ports=tuple(r.ports),
+        cpu_millicores=r.resources.cpu_millicores,
+        workdir_files=tuple(sorted(r.workdir_files.items())),
     )
 
 
@@ -108,6 +110,7 @@ def worker_to_pb(w: Worker, wall: Wall) -> pb.WorkerInfo:
         scale_group=w.scale_group,
         attributes=w.attributes,
         running_tasks=len(w.active_tasks),
+        cpu_millicores=w.cpu_millicores,
         last_heartbeat=_ts(wall(w.last_heartbeat)),
     )
 
@@ -178,7 +181,14 @@ def logs_from_pb(chunks: "list[pb.TaskLogChunk]") -> list[tuple[TaskKey, list[tu
 
 
 def _assignment_to_pb(a: Assignment) -> pb.TaskAssignment:
-    return pb.TaskAssignment(task=_ref(a.key), num_tasks=a.num_tasks, argv=list(a.argv), env=a.env, ports=a.ports)
+    return pb.TaskAssignment(
+        task=_ref(a.key),
+        num_tasks=a.num_tasks,
+        argv=list(a.argv),
+        env=a.env,
+        ports=a.ports,
+        workdir_files=dict(a.workdir_files),
+    )
 
 
 def heartbeat_reply_to_pb(r: HeartbeatReply) -> pb.HeartbeatResponse:

@@ -62,7 +62,13 @@ def group_cannot_run(spec: JobSpec, group: ScaleGroupConfig, settings: ClusterSe
 
 
 def candidate_groups(spec: JobSpec, config: ClusterConfig) -> list[ScaleGroupConfig]:
-    return [g for g in config.scale_groups if group_cannot_run(spec, g, config.cluster) is None]
+    """Groups a new slice of which could run the job. A task asking more CPU than a group's hosts
+    have is not routed there (no scale-up for it); like Iris, the job is not refused for that at
+    launch but waits, its pending reason naming the CPU."""
+    return [
+        g for g in config.scale_groups
+        if group_cannot_run(spec, g, config.cluster) is None and spec.cpu_millicores <= g.cpu_millicores
+    ]  # fmt: skip
 
 
 def infeasible_reason(spec: JobSpec, config: ClusterConfig) -> str | None:

@@ -22,6 +22,9 @@ def release(task: Task, workers: Mapping[str, Worker]) -> None:
     worker = workers.get(task.worker_id)
     if worker is not None:
         worker.active_tasks.pop((task.job_id, task.index), None)
+        cpu = worker.held_cpu.pop((task.job_id, task.index), 0)
+        if worker.holds_killed and task.state == TaskState.KILLED:
+            worker.leaked_cpu += cpu  # the fault: the killed task's CPU is never given back
 
 
 def end_task(task: Task, state: TaskState, now: float, workers: Mapping[str, Worker], error: str = "") -> None:

@@ -66,6 +66,8 @@ class JobSpec:
     env: tuple[tuple[str, str], ...] = ()
     parent_job_id: str = ""  # set: a child job, named `<parent name>/<name>`
     ports: tuple[str, ...] = ()  # named ports: each task gets a free one per name (IRIS_PORT_<NAME>)
+    cpu_millicores: int = 0  # per task; 0 = none (a task still takes a slot)
+    workdir_files: tuple[tuple[str, bytes], ...] = ()  # written into each task's working directory
 
 
 @dataclass
@@ -121,10 +123,18 @@ class Worker:
     schedulable: bool = False  # every host of the slice has registered
     healthy: bool = True
     active_tasks: dict[tuple[str, int], int] = field(default_factory=dict)  # (job, index) -> units
+    cpu_millicores: int = 0  # the host's CPU capacity
+    held_cpu: dict[tuple[str, int], int] = field(default_factory=dict)  # (job, index) -> millicores
+    leaked_cpu: int = 0  # held by killed tasks under the fault hold_killed_resources
+    holds_killed: bool = False  # that fault is on
 
     @property
     def free_units(self) -> int:
         return self.device.count - sum(self.active_tasks.values())
+
+    @property
+    def free_cpu(self) -> int:
+        return self.cpu_millicores - sum(self.held_cpu.values()) - self.leaked_cpu
 
     def units_for(self, device: Device) -> int:
         """Capacity units a task with `device` would take on this worker."""

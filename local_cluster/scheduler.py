@@ -23,6 +23,7 @@ class Assignment:
     task_index: int
     worker_id: str
     units: int
+    cpu: int = 0
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class SchedulingPass:
 
 def schedule(jobs: Sequence[Job], workers: Sequence[Worker]) -> SchedulingPass:
     free = {w.worker_id: w.free_units for w in workers}
+    cpu = {w.worker_id: w.free_cpu for w in workers}
     ordered = sorted(workers, key=lambda w: w.worker_id)
     result = SchedulingPass()
     for job in jobs:
@@ -50,9 +52,9 @@ def schedule(jobs: Sequence[Job], workers: Sequence[Worker]) -> SchedulingPass:
             continue
         candidates = [w for w in ordered if worker_eligible(job.spec, w)]
         if job.coscheduled:
-            placed = _place_coscheduled(job, pending, candidates, free)
+            placed = _place_coscheduled(job, pending, candidates, free, cpu)
         else:
-            placed = _place_independent(job, pending, candidates, free)
+            placed = _place_independent(job, pending, candidates, free, cpu)
         result.assignments.extend(placed)
         left = tuple(sorted(set(pending) - {a.task_index for a in placed}))
         if left:
@@ -61,15 +63,17 @@ def schedule(jobs: Sequence[Job], workers: Sequence[Worker]) -> SchedulingPass:
 
 
 def _place_independent(
-    job: Job, pending: list[int], candidates: list[Worker], free: dict[str, int]
+    job: Job, pending: list[int], candidates: list[Worker], free: dict[str, int], cpu: dict[str, int]
 ) -> list[Assignment]:
     placed = []
+    need = job.spec.cpu_millicores
     for index in pending:
         for worker in candidates:
             units = worker.units_for(job.spec.device)
-            if free[worker.worker_id] >= units:
+            if free[worker.worker_id] >= units and cpu[worker.worker_id] >= need:
                 free[worker.worker_id] -= units
-                placed.append(Assignment(job.job_id, index, worker.worker_id, units))
+                cpu[worker.worker_id] -= need
+                placed.append(Assignment(job.job_id, index, worker.worker_id, units, need))
                 break
     return placed
 
@@ -84,7 +88,7 @@ def _host_order(group: list[Worker], key: str) -> list[Worker] | None:
 
 
 def _place_coscheduled(
-    job: Job, pending: list[int], candidates: list[Worker], free: dict[str, int]
+    job: Job, pending: list[int], candidates: list[Worker], free: dict[str, int], cpu: dict[str, int]
 ) -> list[Assignment]:
     if len(pending) != len(job.tasks):
         return []  # placed whole or not at all; a partial job is never completed later
@@ -98,10 +102,13 @@ def _place_coscheduled(
             continue
         chosen = hosts[: len(pending)]
         units = [h.units_for(job.spec.device) for h in chosen]
-        if all(free[h.worker_id] >= u for h, u in zip(chosen, units, strict=True)):
+        need = job.spec.cpu_millicores
+        if all(free[h.worker_id] >= u and cpu[h.worker_id] >= need for h, u in zip(chosen, units, strict=True)):
             for host, u in zip(chosen, units, strict=True):
                 free[host.worker_id] -= u
-            return [Assignment(job.job_id, i, h.worker_id, u) for i, h, u in zip(pending, chosen, units, strict=True)]
+                cpu[host.worker_id] -= need
+            return [Assignment(job.job_id, i, h.worker_id, u, need)
+                    for i, h, u in zip(pending, chosen, units, strict=True)]  # fmt: skip
     return []
 
 
@@ -114,6 +121,12 @@ def _reason(job: Job, left: int, workers: list[Worker], candidates: list[Worker]
     if not candidates:
         wanted = ", ".join(c.describe() for c in spec.constraints)
         return f"none of {len(ready)} ready {device} workers matches constraints {wanted}"
+    need = spec.cpu_millicores
+    most_free = max(candidates, key=lambda w: w.free_cpu)
+    if need > most_free.free_cpu:
+        # Iris's words for it ("Insufficient CPU"), with what a worker could give.
+        return (f"insufficient cpu: a task needs {need} millicores, the most any of {len(candidates)} ready "
+                f"{device} workers has free is {most_free.free_cpu} (of {most_free.cpu_millicores})")  # fmt: skip
     if job.coscheduled:
         return f"no {spec.group_by} group has {left} free {device} hosts ({len(candidates)} ready hosts busy)"
     return f"all {len(candidates)} ready {device} workers are busy ({left} tasks waiting)"

@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
@@ -162,7 +163,8 @@ class VmHost:
             | _named_ports(list(a.ports))
         )
         try:
-            task = TaskProcess.start(key, list(a.argv), task_env, self.work_dir, self.container)
+            cwd = self._task_dir(key, a.workdir_files)
+            task = TaskProcess.start(key, list(a.argv), task_env | {"IRIS_WORKDIR": str(cwd)}, cwd, self.container)
         except OSError as exc:
             self.reports.append(pb.TaskUpdate(task=a.task, state=pb.TASK_STATE_FAILED, exit_code=127, error=str(exc)))
             self.finished.add(key)
@@ -170,6 +172,17 @@ class VmHost:
         self.tasks[key] = task
         self.reports.append(pb.TaskUpdate(task=a.task, state=pb.TASK_STATE_RUNNING))
         self.events("task_started", task=f"{key[0]}/{key[1]}", task_pid=task.pid, argv=" ".join(a.argv)[:200])
+
+    def _task_dir(self, key: TaskKey, files: Mapping[str, bytes]) -> Path:
+        """Where the task runs: the VM's work directory, or, for a task with workdir files, a
+        directory of its own attempt holding them (names are plain, checked at launch)."""
+        if not files:
+            return self.work_dir
+        task_dir = self.work_dir / "tasks" / f"{key[0].replace('/', '.')}.{key[1]}.{key[2]}"
+        task_dir.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (task_dir / name).write_bytes(data)
+        return task_dir
 
     def _reap_tasks(self) -> None:
         for key, task in list(self.tasks.items()):

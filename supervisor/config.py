@@ -50,6 +50,7 @@ STANDARD_TESTS = (
     "simple", "concurrent", "coscheduled",
     "accelerator_probe", "region_constrained", "nested_constraints", "non_preemptible",
     "many_tasks", "exec_in_container", "profile_task", "log_levels", "named_ports", "endpoint_registration",
+    "cancel_releases_resources", "pending_reason", "workdir_offload",
 )  # fmt: skip
 PROBES = ("env", "jax")
 # A `[sets]` name: what `--tests` and `run.tests` may name instead of its members.
@@ -616,9 +617,14 @@ def resolved(config: RunConfig) -> JsonObject:
     return data
 
 
+# JobRequest fields a [[tests]] entry does not set (the suite's own: its backstop, a child job,
+# the resource cases' CPU, memory, workdir files and band).
+_NOT_TEST_KEYS = frozenset({"timeout_s", "child", "cpu_millicores", "memory_bytes", "workdir_files", "priority_band"})
+
+
 def _test_table(test: CustomTest) -> JsonObject:
     """A [[tests]] entry as the file gives it."""
-    job = {k: v for k, v in to_json_object(test.job).items() if k not in ("timeout_s", "child")}
+    job = {k: v for k, v in to_json_object(test.job).items() if k not in _NOT_TEST_KEYS}
     return {**job, "expect": test.expect}
 
 

@@ -303,6 +303,12 @@ class ResourceSpec(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DEVICE_FIELD_NUMBER: _builtins.int
+    CPU_MILLICORES_FIELD_NUMBER: _builtins.int
+    MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    cpu_millicores: _builtins.int
+    """CPU per task, in thousandths of a core; 0 = none asked (fits anywhere a slot is free)."""
+    memory_bytes: _builtins.int
+    """accepted, not accounted"""
     @_builtins.property
     def device(self) -> Global___DeviceConfig:
         """unset = cpu"""
@@ -311,10 +317,12 @@ class ResourceSpec(_message.Message):
         self,
         *,
         device: Global___DeviceConfig | None = ...,
+        cpu_millicores: _builtins.int = ...,
+        memory_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["device", b"device"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device", b"device"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cpu_millicores", b"cpu_millicores", "device", b"device", "memory_bytes", b"memory_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -395,6 +403,26 @@ class LaunchJobRequest(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class WorkdirFilesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.bytes
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.bytes = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     NAME_FIELD_NUMBER: _builtins.int
     ENTRYPOINT_FIELD_NUMBER: _builtins.int
     RESOURCES_FIELD_NUMBER: _builtins.int
@@ -406,6 +434,7 @@ class LaunchJobRequest(_message.Message):
     ENV_FIELD_NUMBER: _builtins.int
     PARENT_JOB_ID_FIELD_NUMBER: _builtins.int
     PORTS_FIELD_NUMBER: _builtins.int
+    WORKDIR_FILES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     replicas: _builtins.int
     """0 = 1"""
@@ -437,6 +466,10 @@ class LaunchJobRequest(_message.Message):
     def ports(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Named ports: each task gets a free port per name, in its environment as IRIS_PORT_<NAME>."""
 
+    @_builtins.property
+    def workdir_files(self) -> _containers.ScalarMap[_builtins.str, _builtins.bytes]:
+        """Files written into each task's working directory before it starts (name -> content)."""
+
     def __init__(
         self,
         *,
@@ -451,10 +484,11 @@ class LaunchJobRequest(_message.Message):
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         parent_job_id: _builtins.str = ...,
         ports: _abc.Iterable[_builtins.str] | None = ...,
+        workdir_files: _abc.Mapping[_builtins.str, _builtins.bytes] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["coscheduling", b"coscheduling", "resources", b"resources", "scheduling_timeout", b"scheduling_timeout", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["constraints", b"constraints", "coscheduling", b"coscheduling", "entrypoint", b"entrypoint", "env", b"env", "name", b"name", "parent_job_id", b"parent_job_id", "ports", b"ports", "replicas", b"replicas", "resources", b"resources", "scheduling_timeout", b"scheduling_timeout", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["constraints", b"constraints", "coscheduling", b"coscheduling", "entrypoint", b"entrypoint", "env", b"env", "name", b"name", "parent_job_id", b"parent_job_id", "ports", b"ports", "replicas", b"replicas", "resources", b"resources", "scheduling_timeout", b"scheduling_timeout", "timeout", b"timeout", "workdir_files", b"workdir_files"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -888,6 +922,7 @@ class WorkerInfo(_message.Message):
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     RUNNING_TASKS_FIELD_NUMBER: _builtins.int
     LAST_HEARTBEAT_FIELD_NUMBER: _builtins.int
+    CPU_MILLICORES_FIELD_NUMBER: _builtins.int
     worker_id: _builtins.str
     healthy: _builtins.bool
     address: _builtins.str
@@ -896,6 +931,8 @@ class WorkerInfo(_message.Message):
     slice_id: _builtins.str
     scale_group: _builtins.str
     running_tasks: _builtins.int
+    cpu_millicores: _builtins.int
+    """the host's CPU capacity, in thousandths of a core"""
     @_builtins.property
     def attributes(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -912,10 +949,11 @@ class WorkerInfo(_message.Message):
         attributes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         running_tasks: _builtins.int = ...,
         last_heartbeat: _timestamp_pb2.Timestamp | None = ...,
+        cpu_millicores: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_heartbeat", b"last_heartbeat"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "attributes", b"attributes", "healthy", b"healthy", "last_heartbeat", b"last_heartbeat", "running_tasks", b"running_tasks", "scale_group", b"scale_group", "slice_id", b"slice_id", "vm_name", b"vm_name", "worker_id", b"worker_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "attributes", b"attributes", "cpu_millicores", b"cpu_millicores", "healthy", b"healthy", "last_heartbeat", b"last_heartbeat", "running_tasks", b"running_tasks", "scale_group", b"scale_group", "slice_id", b"slice_id", "vm_name", b"vm_name", "worker_id", b"worker_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1406,11 +1444,32 @@ class TaskAssignment(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class WorkdirFilesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.bytes
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.bytes = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TASK_FIELD_NUMBER: _builtins.int
     NUM_TASKS_FIELD_NUMBER: _builtins.int
     ARGV_FIELD_NUMBER: _builtins.int
     ENV_FIELD_NUMBER: _builtins.int
     PORTS_FIELD_NUMBER: _builtins.int
+    WORKDIR_FILES_FIELD_NUMBER: _builtins.int
     num_tasks: _builtins.int
     @_builtins.property
     def task(self) -> Global___TaskRef: ...
@@ -1422,6 +1481,10 @@ class TaskAssignment(_message.Message):
     def ports(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """the job's named ports: the host allocates one each"""
 
+    @_builtins.property
+    def workdir_files(self) -> _containers.ScalarMap[_builtins.str, _builtins.bytes]:
+        """written into the task's own working directory"""
+
     def __init__(
         self,
         *,
@@ -1430,10 +1493,11 @@ class TaskAssignment(_message.Message):
         argv: _abc.Iterable[_builtins.str] | None = ...,
         env: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         ports: _abc.Iterable[_builtins.str] | None = ...,
+        workdir_files: _abc.Mapping[_builtins.str, _builtins.bytes] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["argv", b"argv", "env", b"env", "num_tasks", b"num_tasks", "ports", b"ports", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["argv", b"argv", "env", b"env", "num_tasks", b"num_tasks", "ports", b"ports", "task", b"task", "workdir_files", b"workdir_files"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -33,6 +33,8 @@ Flags (each may be combined with the others):
   --drop-log-level LEVEL     FetchLogs (any route) answers LEVEL's entries (e.g. WARNING) without their level,
                              as a log service that lost it does (proto3: an absent level is UNKNOWN)
   --ignore-min-level         FetchLogs is forwarded without its `minLevel`: every level comes back
+  --corrupt-workdir-files    flip the first byte of every workdir file a LaunchJob carries
+                             (`entrypoint.workdirFiles`) before Iris sees it: a file that arrives damaged
   --log-proxy                open a second listener that forwards to the real log server; the controller's
                              `/proxy/system.log-server/` route is served through it, and the ListEndpoints
                              `/system/log-server` answer is rewritten to name it. SIGUSR1 then makes that
@@ -56,6 +58,7 @@ request is forwarded unchanged. SIGTERM ends it. A test starts one with `running
 """
 
 import argparse
+import base64
 import contextlib
 import dataclasses
 import http.server
@@ -87,6 +90,7 @@ LIST_WORKERS = "iris.cluster.ControllerService/ListWorkers"
 EXEC_IN_CONTAINER = "iris.cluster.ControllerService/ExecInContainer"
 PROFILE_TASK = "iris.cluster.ControllerService/ProfileTask"
 FETCH_LOGS = "finelog.logging.LogService/FetchLogs"  # on the controller's proxy route or the log server
+LAUNCH_JOB = "iris.cluster.ControllerService/LaunchJob"
 # The Connect protocol's HTTP status for each error code (connectrpc.com/docs/protocol#error-codes).
 CONNECT_STATUS = {
     "canceled": 499, "unknown": 500, "invalid_argument": 400, "deadline_exceeded": 504, "not_found": 404,
@@ -131,12 +135,16 @@ class Routes:
     drop_log_level: str = ""  # e.g. WARNING
     ignore_min_level: bool = False
 
+    corrupt_workdir_files: bool = False
+
     def rewrite_request(self, method: str, body: bytes) -> bytes:
-        if not (self.ignore_min_level and method.endswith(FETCH_LOGS) and body):
-            return body
-        request = json.loads(body)
-        request.pop("minLevel", None)
-        return json.dumps(request).encode()
+        if self.ignore_min_level and method.endswith(FETCH_LOGS) and body:
+            request = json.loads(body)
+            request.pop("minLevel", None)
+            return json.dumps(request).encode()
+        if self.corrupt_workdir_files and method == LAUNCH_JOB:
+            return self.corrupt_files(body)
+        return body
 
     def made_up(self, method: str) -> tuple[int, bytes, str] | None:
         """The answer given without asking upstream, if any: (status, body, content type)."""
@@ -148,6 +156,16 @@ class Routes:
             endpoint = {"name": LOG_SERVER, "address": self.log_server_address}
             return 200, json.dumps({"endpoints": [endpoint]}).encode(), "application/json"
         return None
+
+    @staticmethod
+    def corrupt_files(body: bytes) -> bytes:
+        request = json.loads(body)
+        files = (request.get("entrypoint") or {}).get("workdirFiles") or {}
+        for name, encoded in files.items():
+            data = bytearray(base64.b64decode(encoded))
+            data[:1] = bytes([data[0] ^ 0xFF]) if data else b""
+            files[name] = base64.b64encode(bytes(data)).decode()
+        return json.dumps(request).encode()
 
     def rewrite(self, method: str, data: bytes) -> bytes:
         if self.drop_log_level and method.endswith(FETCH_LOGS):
@@ -342,6 +360,7 @@ def main() -> int:
     parser.add_argument("--empty-profile", action="store_true")
     parser.add_argument("--drop-log-level", default="")
     parser.add_argument("--ignore-min-level", action="store_true")
+    parser.add_argument("--corrupt-workdir-files", action="store_true")
     args = parser.parse_args()
     upstream = args.upstream.rstrip("/")
     routes = Routes(
@@ -360,6 +379,7 @@ def main() -> int:
         empty_profile=args.empty_profile,
         drop_log_level=args.drop_log_level.upper(),
         ignore_min_level=args.ignore_min_level,
+        corrupt_workdir_files=args.corrupt_workdir_files,
     )
     if args.require_proxy_token:
         routes.gate = ProxyGate(Path(args.require_proxy_token).read_bytes().strip())

@@ -113,6 +113,7 @@ def test_an_iris_local_run_passes_and_observes_everything(tmp_path: Path) -> Non
         "region_constrained": "passed", "nested_constraints": "passed", "non_preemptible": "passed",
         "many_tasks": "passed", "log_levels": "passed", "named_ports": "passed", "endpoint_registration": "passed",
         "exec_in_container": "passed",
+        "cancel_releases_resources": "passed", "pending_reason": "passed", "workdir_offload": "passed",
     }  # fmt: skip
     # Pinned to pool local-b (the preemptible CPU group), and off it for non-preemptible work.
     by_name = {t["name"]: t for t in results["tests"]}

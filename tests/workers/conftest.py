@@ -1,5 +1,6 @@
 """A real local cluster per test (fast timings unless the test asks for the default config)."""
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from common.messages import Kind
 from tests.helpers.cluster import running_local_cluster
 from tests.helpers.forked import run_to_end
 from tests.workers.probe_args import ProbeArgs, as_custom_test
+from workers.child_args import SuiteArgs
 
 # Short delays so each scenario takes a second or two; the TPU group is a 4-host slice.
 FAST_CONFIG = """
@@ -73,3 +75,12 @@ def list_jobs(address: str, run_dir: Path, root: str) -> list[dict[str, Any]]:
     child = run_to_end("tests.workers.probes:jobs", ProbeArgs(embedded(address, root)), run_dir, 10)
     found: list[dict[str, Any]] = child.of(Kind.RESULT)[0]["jobs"]
     return found
+
+
+def run_tests(address: str, tmp_path: Path, names: list[str], timeout_s: float = 30, **more: Any) -> dict[str, Any]:
+    """The tests child run to its end against the cluster at `address` (a fresh job root); RESULTs by test."""
+    args = SuiteArgs(embedded(address, f"r{uuid.uuid4().hex[:8]}"), timeout_s, tuple(names), poll_interval_s=0.1,
+                     **more)  # fmt: skip
+    child = run_to_end("workers.smoke_tests:main", args, tmp_path / "run", timeout_s + 10, name="tests")
+    assert child.exit_code == 0
+    return {r["test"]: r for r in child.of(Kind.RESULT)}

@@ -3,7 +3,6 @@ on the embedded cluster: they pass where the cluster keeps its promises, fail wh
 one (a fault switch), are skipped where it cannot serve them, and a failed scale-up fails a
 test at once with the autoscaler's reason."""
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,8 @@ import pytest
 from common.messages import Kind
 from tests.helpers.cluster import running_local_cluster
 from tests.helpers.forked import run_to_end
-from tests.workers.conftest import FAST_CONFIG, embedded
+from tests.workers.conftest import FAST_CONFIG, embedded, run_tests
 from tests.workers.probe_args import ProbeArgs
-from workers.child_args import SuiteArgs
 
 PARITY = ["accelerator_probe", "region_constrained", "nested_constraints", "non_preemptible"]
 
@@ -47,11 +45,7 @@ boot_delay_s = 0.1
 
 
 def _run(address: str, tmp_path: Path, names: list[str], timeout_s: float = 30, **more: Any) -> dict[str, Any]:
-    root = f"p{uuid.uuid4().hex[:8]}"
-    args = SuiteArgs(embedded(address, root), timeout_s, tuple(names), poll_interval_s=0.1, **more)
-    child = run_to_end("workers.smoke_tests:main", args, tmp_path / "run", timeout_s + 10, name="tests")
-    assert child.exit_code == 0
-    return {r["test"]: r for r in child.of(Kind.RESULT)}
+    return run_tests(address, tmp_path, names, timeout_s, **more)
 
 
 @pytest.fixture

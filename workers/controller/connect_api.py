@@ -32,6 +32,7 @@ of the wrong JSON type, raises ApiMismatch naming the method and the path
 default. Iris fills the job-level pending reason, the task-level one rarely.
 """
 
+import base64
 import contextlib
 import json
 import math
@@ -49,8 +50,10 @@ from workers.controller.credentials import Credentials
 from workers.controller.log_server import FETCH_LOGS, resolve_log_service
 from workers.controller.model import (
     ENDPOINT_ADDRESS,
+    TASK_CPU_MILLICORES,
     Action,
     AutoscalerStatus,
+    Constraint,
     ControllerError,
     Endpoint,
     ErrorCode,
@@ -90,8 +93,7 @@ HEALTH_ANSWERED = frozenset({200, 401, 403})
 LOG_FLUSH_S = 3.0
 LOG_FLUSH_RETRY_S = 0.2
 _OPS = {"eq": "EQ", "ne": "NE", "exists": "EXISTS", "not_exists": "NOT_EXISTS"}
-# The smallest request Iris accepts: a tenth of a core and 100 MiB per task.
-TASK_CPU_MILLICORES = 100
+# The smallest request Iris accepts: a tenth of a core (model.TASK_CPU_MILLICORES) and 100 MiB per task.
 TASK_MEMORY_BYTES = 100 * 1024 * 1024
 # Worker attributes that are numbers to us (a host's index in its slice, the slice's host count):
 # checked here, so a number no slice has never reaches a message or an argv.
@@ -155,6 +157,13 @@ def _attributes(metadata: Field) -> dict[str, str]:
         if found.get(key, "").isdigit():
             Field(fields[key].method, fields[key].path, found[key]).as_int(0, 0, MAX_SLICE_HOSTS)
     return found
+
+
+def _constraint_value(c: Constraint) -> JsonObject:
+    """Iris compares typed values: its numeric attributes (a slice host's index) match an intValue only."""
+    if c.key in _HOST_NUMBERS and c.value.isdigit():
+        return {"intValue": c.value}
+    return {"stringValue": c.value}
 
 
 def submits_child(child: JobRequest) -> tuple[str, ...]:
@@ -266,6 +275,9 @@ class IrisController:
                 address=w.at("address").as_str(),
                 attributes=_attributes(w.at("metadata")),
                 device_count=_device_count(w.at("metadata")),
+                # Iris schedules by the cores a worker advertises (its group's cpu, else the host's).
+                cpu_millicores=w.at("metadata").at("cpuCount").as_int(0, 0, MAX_COUNT // 1000) * 1000,
+                running=len(w.at("runningJobIds").as_list()),
             )
             for w in self._call(method, {}).at("workers").as_list()
         ]
@@ -275,17 +287,23 @@ class IrisController:
         return self._call(method, self.launch_body(request)).at("jobId").required().as_str()
 
     def launch_body(self, request: JobRequest) -> JsonObject:
-        resources: JsonObject = {"cpuMillicores": TASK_CPU_MILLICORES, "memoryBytes": str(TASK_MEMORY_BYTES)}
+        cpu = TASK_CPU_MILLICORES if request.cpu_millicores is None else request.cpu_millicores
+        memory = TASK_MEMORY_BYTES if request.memory_bytes is None else request.memory_bytes
+        resources: JsonObject = {"cpuMillicores": cpu, "memoryBytes": str(memory)}
         if request.device in ("tpu", "gpu"):
             resources["device"] = {request.device: {"variant": request.variant, "count": request.count}}
+        entrypoint: JsonObject = {"runCommand": {"argv": list(task_argv(request))}}
+        if request.workdir_files:
+            files: JsonObject = {name: base64.b64encode(data).decode() for name, data in request.workdir_files}
+            entrypoint["workdirFiles"] = files
         body: JsonObject = {
             "name": self.root + request.name,
             "replicas": request.replicas,
-            "entrypoint": {"runCommand": {"argv": list(task_argv(request))}},
+            "entrypoint": entrypoint,
             "resources": resources,
             # Explicit, not INHERIT: Iris resolves a root job's INHERIT to interactive, but
             # the run says which band it measures.
-            "priorityBand": self.target.priority_band.wire,
+            "priorityBand": (request.priority_band or self.target.priority_band).wire,
         }
         if self.target.run_id:
             body["environment"] = {"envVars": {JOB_RUN_ID_ENV: self.target.run_id}}
@@ -299,7 +317,7 @@ class IrisController:
             body["coscheduling"] = {"groupBy": request.group_by}
         if request.constraints:
             body["constraints"] = [
-                {"key": c.key, "op": f"CONSTRAINT_OP_{_OPS[c.op]}", "value": {"stringValue": c.value}}
+                {"key": c.key, "op": f"CONSTRAINT_OP_{_OPS[c.op]}", "value": _constraint_value(c)}
                 for c in request.constraints
             ]
         return body

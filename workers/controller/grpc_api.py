@@ -26,6 +26,7 @@ from iris_smoke_api.v1 import controller_pb2_grpc
 from workers.controller.calls import RPC_TIMEOUT_S, not_ours, rpc_timeout
 from workers.controller.model import (
     ENDPOINT_ADDRESS,
+    TASK_CPU_MILLICORES,
     Action,
     AutoscalerStatus,
     ControllerError,
@@ -155,6 +156,8 @@ class EmbeddedController:
                 address=w.address,
                 attributes=dict(w.attributes) | ({"tpu-name": w.slice_id} if w.slice_id else {}),
                 vm_name=w.vm_name,
+                cpu_millicores=w.cpu_millicores,
+                running=w.running_tasks,
             )
             for w in reply.workers
         ]
@@ -174,7 +177,11 @@ class EmbeddedController:
         return pb.LaunchJobRequest(
             name=self.prefix + request.name,
             entrypoint=list(task_argv(request)),
-            resources=pb.ResourceSpec(device=device),
+            resources=pb.ResourceSpec(
+                device=device,
+                cpu_millicores=TASK_CPU_MILLICORES if request.cpu_millicores is None else request.cpu_millicores,
+                memory_bytes=request.memory_bytes or 0,
+            ),
             replicas=request.replicas,
             constraints=[pb.Constraint(key=c.key, op=_OPS[c.op], value=c.value) for c in request.constraints],
             coscheduling=pb.CoschedulingConfig(group_by=request.group_by) if request.group_by else None,
@@ -182,6 +189,7 @@ class EmbeddedController:
             timeout=backstop,
             env={JOB_RUN_ID_ENV: self.target.run_id} if self.target.run_id else None,
             ports=list(request.ports),
+            workdir_files=dict(request.workdir_files),
         )
 
     def list_jobs(self) -> list[Job]:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from common.controller_target import PriorityBand
 from common.log_levels import LogLevel as LogLevel
 from common.states import FAILED_TASK_STATES as FAILED_TASK_STATES
 from common.states import JobState as JobState
@@ -95,6 +96,8 @@ class Worker:
     attributes: Mapping[str, str] = field(default_factory=dict)
     vm_name: str = ""  # the VM it runs on, when the controller says (the embedded cluster does)
     device_count: int = 0  # TPU chips or GPUs on this host, where the controller says (Iris does); 0 = not said
+    cpu_millicores: int = 0  # the host's schedulable CPU (thousandths of a core); 0 = not said
+    running: int = 0  # jobs (Iris) or tasks (embedded) running on it now
 
     @property
     def slice_name(self) -> str:
@@ -140,6 +143,10 @@ class Constraint:
     value: str = ""
 
 
+# The CPU a task asks when its request names none: the smallest request Iris accepts, a tenth of a core.
+TASK_CPU_MILLICORES = 100
+
+
 @dataclass(frozen=True)
 class JobRequest:
     """One job to launch; `name` is short ("simple", "concurrent-1") and lives under the run's root."""
@@ -164,6 +171,13 @@ class JobRequest:
     # `endpoint_hold_s` (the adapter writes that task).
     endpoint: str = ""
     endpoint_hold_s: float = 0.0
+    cpu_millicores: int | None = None  # per task; None = the adapter's default (TASK_CPU_MILLICORES)
+    memory_bytes: int | None = None  # per task; None = the adapter's default
+    # Files the task finds in its working directory (name, content); Iris offloads the large
+    # ones (over 10 KB in 0.2.227) through its blob store.
+    workdir_files: tuple[tuple[str, bytes], ...] = ()
+    # Iris's band for this job; None = the run's (`[suite] priority_band`). The embedded cluster has none.
+    priority_band: PriorityBand | None = None
 
 
 # The address an endpoint_registration task registers (nothing listens there: the registry is tested).

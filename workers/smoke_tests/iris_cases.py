@@ -2,8 +2,9 @@
 
 Each is safe on a standing cluster: its jobs are named under the run's root (so the sweep
 ends them, and a second run never meets the first's names) and touch no one else's.
-- many_tasks: one job of `[suite] many_tasks` replicas (Iris's suite runs 50); every task must
-  succeed; the seconds until every task had started (`all_started_s`) are recorded.
+- many_tasks: one job of `[suite] many_tasks` replicas (Iris's suite runs 50), each asking no
+  CPU (`cpu=0`, as Iris's suite does); every task must succeed; the seconds until every task had
+  started (`all_started_s`) are recorded.
 - exec_in_container: a task that sleeps (bounded by the job timeout) until the watch has run
   `echo <token>` in it (ExecInContainer, the token unique to the run): exit code 0 and the token
   on stdout pass; anything else fails naming the task and what came back.
@@ -15,6 +16,7 @@ A cluster that cannot do either (the embedded one: plain processes; Iris's proce
 py-spy, which answers a stand-in profile) says `unimplemented` at the call, and the test is skipped
 with its reason. Either way the runner then terminates the job: nothing waits on it.
 - log_levels, named_ports, endpoint_registration: what the cluster gives a task (service_cases.py).
+- cancel_releases_resources, pending_reason, workdir_offload: `resource_cases.py`.
 """
 
 import functools
@@ -35,11 +37,12 @@ from workers.controller.model import (
     job_finished,
     task_finished,
 )
+from workers.smoke_tests import resource_cases
 from workers.smoke_tests.service_cases import SERVICE_CASES, service_case
 from workers.smoke_tests.suite import BACKSTOP_MARGIN_S, PlannedTest
 from workers.smoke_tests.watch import TestView, Verdict, failed, first_running_task, passed
 
-IRIS_CASES = ("many_tasks", "exec_in_container", "profile_task", *SERVICE_CASES)
+IRIS_CASES = ("many_tasks", "exec_in_container", "profile_task", *SERVICE_CASES, *resource_cases.RESOURCE_CASES)
 EXEC_TIMEOUT_S = 2.0  # the command's own limit: `echo` takes milliseconds
 PROFILE_S = 1.0  # how long the task is sampled (Iris's own smoke case: 1 s)
 # A call that went out and got no answer in time: the controller may still be doing what it asked.
@@ -61,12 +64,16 @@ def iris_cases(names: Sequence[str], settings: CaseSettings, job_timeout_s: floa
         "exec_in_container": lambda: _exec_in_container(cpu, job_timeout_s),
         "profile_task": lambda: _profile_task(cpu, job_timeout_s),
         **{name: functools.partial(service_case, name, cpu) for name in SERVICE_CASES},
+        "cancel_releases_resources": lambda: resource_cases.cancel_releases_resources(cpu, job_timeout_s),
+        "pending_reason": lambda: resource_cases.pending_reason(cpu, job_timeout_s),
+        "workdir_offload": lambda: resource_cases.workdir_offload(cpu),
     }
     return [plan[name]() for name in names]
 
 
 def _many_tasks(replicas: int, base: JobRequest) -> PlannedTest:
-    request = replace(base, name="many_tasks", argv=("sh", "-c", _ECHO, "many_tasks"), replicas=replicas)
+    request = replace(base, name="many_tasks", argv=("sh", "-c", _ECHO, "many_tasks"), replicas=replicas,
+                      cpu_millicores=0)  # fmt: skip
     return PlannedTest("many_tasks", [request], watch=ManyTasks(replicas))
 
 
