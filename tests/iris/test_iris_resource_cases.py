@@ -51,7 +51,33 @@ def _tests(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {t["name"]: t for t in results["tests"]}
 
 
+def _bystander(url: str) -> str:
+    """Someone else's long job, on the on-demand CPU worker, in Iris's default band (interactive)."""
+    body = {
+        "name": f"/bystander-{uuid.uuid4().hex[:8]}/sleeper",
+        "replicas": 1,
+        "entrypoint": {"runCommand": {"argv": ["sleep", "600"]}},
+        "resources": {"cpuMillicores": 100, "memoryBytes": str(100 * 1024 * 1024)},
+        "constraints": [{"key": "preemptible", "op": "CONSTRAINT_OP_EQ", "value": {"stringValue": "false"}}],
+    }
+    job_id = str(post(url, f"{CONTROLLER}/LaunchJob", body)["jobId"])
+    running = lambda: post(url, f"{CONTROLLER}/GetJobStatus", {"jobId": job_id})["job"]["state"]  # noqa: E731
+    wait_for(lambda: running() == "JOB_STATE_RUNNING", 30, "the bystander running")
+    return job_id
+
+
 def test_the_resource_cases_pass_on_a_real_iris_and_leave_nothing_behind(iris: IrisCluster, tmp_path: Path) -> None:
+    """All pass beside a bystander's job, twice in a row (no name collision); the bystander is untouched."""
+    bystander = _bystander(iris.url)
+    try:
+        _check_the_cases(iris, tmp_path, bystander)
+    finally:  # ended and its task gone before the test ends: the cluster outlives it
+        post(iris.url, f"{CONTROLLER}/TerminateJob", {"jobId": bystander})
+        tasks = lambda: post(iris.url, f"{CONTROLLER}/ListTasks", {"jobId": bystander})["tasks"]  # noqa: E731
+        wait_for(lambda: all(t["state"] == "TASK_STATE_KILLED" for t in tasks()), 30, "the bystander killed")
+
+
+def _check_the_cases(iris: IrisCluster, tmp_path: Path, bystander: str) -> None:
     code, results, launched = _run(tmp_path, iris.url, CASES)
     tests = _tests(results)
     assert code == 0 and {n: t["outcome"] for n, t in tests.items()} == dict.fromkeys(CASES, "passed"), [
@@ -81,6 +107,11 @@ def test_the_resource_cases_pass_on_a_real_iris_and_leave_nothing_behind(iris: I
     status = post(iris.url, f"{CONTROLLER}/GetAutoscalerStatus", {})["status"]
     unmet = status.get("lastRoutingDecision", {}).get("unmetEntries", [])
     assert not any("pending_reason" in str(u) for u in unmet), unmet
+    # A second run right after passes too; the bystander ran throughout, never preempted nor restarted.
+    again_code, again_results, _ = _run(tmp_path, iris.url, ("cancel_releases_resources", "pending_reason"))
+    assert again_code == 0 and {t["outcome"] for t in again_results["tests"]} == {"passed"}, again_results["tests"]
+    (task,) = post(iris.url, f"{CONTROLLER}/ListTasks", {"jobId": bystander})["tasks"]
+    assert task["state"] == "TASK_STATE_RUNNING" and len(task.get("attempts", [])) <= 1, task
 
 
 def test_a_workdir_file_damaged_on_the_way_fails_workdir_offload(iris: IrisCluster, tmp_path: Path) -> None:
