@@ -1,9 +1,12 @@
 """The controller interface over a real Iris controller: Connect, HTTP/1.1, JSON.
 
 What we send and read (seen with marin-iris 0.2.227; the field names are the contract):
-- `ListWorkers {}` -> workers[]{workerId, healthy, address, metadata.attributes{k: {stringValue|intValue}}}
-- `LaunchJob {name "/<root>/<test>", replicas, entrypoint.runCommand.argv, resources, coscheduling,
-  constraints}` -> {jobId}. Iris insists on the `/<user>/<job>` form for names.
+- `ListWorkers {}` -> workers[]{workerId, healthy, address, runningJobIds, metadata{cpuCount (cores it
+  schedules by), attributes{k: {stringValue|intValue}}}}
+- `LaunchJob {name "/<root>/<test>", replicas, entrypoint{runCommand.argv, workdirFiles{name: base64}},
+  resources{cpuMillicores, memoryBytes, device}, coscheduling, constraints, priorityBand}` -> {jobId}.
+  Iris insists on the `/<user>/<job>` form for names; it offloads workdir files over 10 KB to its blob
+  store, and refuses (failed_precondition) a job no group's VM could hold.
 - `ListJobs {query: {jobIdPrefix "/<root>/", limit}}` -> jobs[]{jobId, name, state JOB_STATE_*, error,
   exitCode, pendingReason, taskStateCounts, submittedAt.epochMs, finishedAt.epochMs}
 - `ListTasks {jobId}` -> tasks[]{taskId "/<root>/<test>/<i>", state, workerId, exitCode, error, attempts[]}
