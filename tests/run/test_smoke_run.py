@@ -69,6 +69,7 @@ def test_a_full_run_passes_and_leaves_complete_valid_artefacts(tmp_path: Path) -
             "region_constrained": "passed", "nested_constraints": "passed", "non_preemptible": "passed",
             "many_tasks": "passed", "log_levels": "passed", "named_ports": "passed", "endpoint_registration": "passed",
             "exec_in_container": "skipped", "profile_task": "skipped",
+            "cancel_releases_resources": "passed", "pending_reason": "passed", "workdir_offload": "passed",
         }  # fmt: skip
         suite = ET.parse(run_dir / "junit.xml").getroot()
         cases = str(len(outcomes) + len(FLEET_CHECKS))
