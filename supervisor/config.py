@@ -618,8 +618,11 @@ def resolved(config: RunConfig) -> JsonObject:
 
 
 # JobRequest fields a [[tests]] entry does not set (the suite's own: its backstop, a child job,
-# the resource cases' CPU, memory, workdir files and band).
-_NOT_TEST_KEYS = frozenset({"timeout_s", "child", "cpu_millicores", "memory_bytes", "workdir_files", "priority_band"})
+# the Iris cases' ports and endpoint, the resource cases' CPU, memory, workdir files and band).
+_NOT_TEST_KEYS = frozenset({
+    "timeout_s", "child", "ports", "endpoint", "endpoint_hold_s",
+    "cpu_millicores", "memory_bytes", "workdir_files", "priority_band",
+})  # fmt: skip
 
 
 def _test_table(test: CustomTest) -> JsonObject:
