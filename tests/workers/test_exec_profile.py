@@ -21,7 +21,7 @@ from workers.controller.connect_api import NO_PROFILER as NO_IRIS_PROFILER
 from workers.controller.connect_api import IrisController
 from workers.controller.grpc_api import NO_CONTAINER, NO_PROFILER
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode, ExecResult, Profile, ProfileFormat
-from workers.smoke_tests.iris_cases import collapsed_samples
+from workers.smoke_tests.task_calls import collapsed_samples
 
 JOB_TIMEOUT_S = 60.0
 SKIPPED_WITHIN_S = 10.0  # far below the job timeout the tasks would otherwise sleep or spin for
