@@ -38,6 +38,7 @@ from common import ports
 from common.processes import signal_group
 from tests.helpers.cluster import stop_cluster
 from tests.helpers.processes import with_run_tag
+from tests.helpers.waiting import wait_for
 from workers import iris_local
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -312,3 +313,21 @@ def running_iris_cluster(tmp_path: Path, config_text: str | None = None, auth: b
         yield cluster
     finally:
         _raise_unless_clean(cluster)
+
+
+IRIS_CONTROLLER = "iris.cluster.ControllerService"
+
+
+def launch_bystander(url: str, constraints: tuple[dict[str, Any], ...] = ()) -> str:
+    """Someone else's long job on the cluster (a root no run has, Iris's default band), once it runs."""
+    body = {
+        "name": f"/bystander-{uuid.uuid4().hex[:8]}/sleeper",
+        "replicas": 1,
+        "entrypoint": {"runCommand": {"argv": ["sleep", "600"]}},
+        "resources": {"cpuMillicores": 100, "memoryBytes": str(100 * 1024 * 1024)},
+        "constraints": list(constraints),
+    }
+    job_id = str(post(url, f"{IRIS_CONTROLLER}/LaunchJob", body)["jobId"])
+    state = lambda: post(url, f"{IRIS_CONTROLLER}/GetJobStatus", {"jobId": job_id})["job"]["state"]  # noqa: E731
+    wait_for(lambda: state() == "JOB_STATE_RUNNING", 30, "the bystander running")
+    return job_id

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.connect_proxy import running as proxy
-from tests.helpers.iris import IrisCluster, post, running_iris_cluster
+from tests.helpers.iris import IrisCluster, launch_bystander, post, running_iris_cluster
 from tests.helpers.supervisor_proc import run_argv, started
 from tests.helpers.waiting import wait_for
 
@@ -51,24 +51,12 @@ def _tests(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {t["name"]: t for t in results["tests"]}
 
 
-def _bystander(url: str) -> str:
-    """Someone else's long job, on the on-demand CPU worker, in Iris's default band (interactive)."""
-    body = {
-        "name": f"/bystander-{uuid.uuid4().hex[:8]}/sleeper",
-        "replicas": 1,
-        "entrypoint": {"runCommand": {"argv": ["sleep", "600"]}},
-        "resources": {"cpuMillicores": 100, "memoryBytes": str(100 * 1024 * 1024)},
-        "constraints": [{"key": "preemptible", "op": "CONSTRAINT_OP_EQ", "value": {"stringValue": "false"}}],
-    }
-    job_id = str(post(url, f"{CONTROLLER}/LaunchJob", body)["jobId"])
-    running = lambda: post(url, f"{CONTROLLER}/GetJobStatus", {"jobId": job_id})["job"]["state"]  # noqa: E731
-    wait_for(lambda: running() == "JOB_STATE_RUNNING", 30, "the bystander running")
-    return job_id
-
-
 def test_the_resource_cases_pass_on_a_real_iris_and_leave_nothing_behind(iris: IrisCluster, tmp_path: Path) -> None:
     """All pass beside a bystander's job, twice in a row (no name collision); the bystander is untouched."""
-    bystander = _bystander(iris.url)
+    # On the on-demand CPU worker, in Iris's default band (interactive).
+    bystander = launch_bystander(
+        iris.url, ({"key": "preemptible", "op": "CONSTRAINT_OP_EQ", "value": {"stringValue": "false"}},)
+    )
     try:
         _check_the_cases(iris, tmp_path, bystander)
     finally:  # ended and its task gone before the test ends: the cluster outlives it

@@ -19,7 +19,7 @@ import pytest
 from common.controller_target import JOB_RUN_ID_ENV, ApiKind, ControllerTarget
 from common.deadline import Deadline
 from tests.helpers import processes
-from tests.helpers.iris import files_holding, post, running_iris_cluster
+from tests.helpers.iris import files_holding, launch_bystander, post, running_iris_cluster
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
 from tests.helpers.waiting import wait_for
 from workers.controller.connect_api import IrisController
@@ -35,17 +35,6 @@ def _config(tmp_path: Path, name: str, text: str) -> str:
     path = tmp_path / f"{name}.toml"
     path.write_text(text)
     return str(path)
-
-
-def _bystander(url: str) -> str:
-    """Someone else's long job on the cluster: a root that is not any run's."""
-    body = {
-        "name": f"/bystander-{uuid.uuid4().hex[:8]}/sleeper",
-        "replicas": 1,
-        "entrypoint": {"runCommand": {"argv": ["sleep", "600"]}},
-        "resources": {"cpuMillicores": 100, "memoryBytes": str(100 * 1024 * 1024)},
-    }
-    return str(post(url, f"{CONTROLLER}/LaunchJob", body)["jobId"])
 
 
 def _end(url: str, job_id: str) -> None:
@@ -128,8 +117,7 @@ def test_two_attached_runs_beside_a_bystander_touch_only_their_own_jobs(
         tmp_path, "standing", f'[run]\ntests = ["simple", "concurrent"]\n\n[iris]\ntoken_env = "{TOKEN_ENV}"\n'
     )
     with running_iris_cluster(tmp_path) as cluster:
-        bystander = _bystander(cluster.url)
-        wait_for(lambda: _state(cluster.url, bystander) == "JOB_STATE_RUNNING", 30, "the bystander running")
+        bystander = launch_bystander(cluster.url)
         with _two_runs(tmp_path, cluster.url, config) as (a, b):
             for sup in (a, b):
                 sup.wait_event("job_launched", count=4, timeout_s=60)
@@ -167,7 +155,7 @@ SLEEPERS = "".join(f'\n[[tests]]\nname = "sleeps-{i}"\nargv = ["sleep", "600"]\n
 def test_sigint_in_the_tests_phase_leaves_none_of_the_runs_jobs_on_the_cluster(tmp_path: Path) -> None:
     """SIGINT once the first job is launched: exit 130, and listing the run's root shows nothing active."""
     with running_iris_cluster(tmp_path) as cluster:
-        bystander = _bystander(cluster.url)
+        bystander = launch_bystander(cluster.url)
         run_id = f"si-{uuid.uuid4().hex[:8]}"
         config = _config(tmp_path, "sleepers", '[run]\ntests = ["simple"]\n' + SLEEPERS)
         argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", cluster.url,
@@ -190,8 +178,7 @@ def test_sigint_in_the_tests_phase_leaves_none_of_the_runs_jobs_on_the_cluster(t
 def test_the_iris_adapter_never_terminates_or_lists_a_job_outside_its_root(tmp_path: Path) -> None:
     """terminate() refuses a bystander's job (permission_denied, never sent) and list_jobs() omits it."""
     with running_iris_cluster(tmp_path) as cluster:
-        bystander = _bystander(cluster.url)
-        wait_for(lambda: _state(cluster.url, bystander) == "JOB_STATE_RUNNING", 30, "the bystander running")
+        bystander = launch_bystander(cluster.url)
         # A run whose root is "/by/": the bystander ("/bystander-…/sleeper") is not under it.
         target = ControllerTarget(ApiKind.IRIS, cluster.url, "by")
         with IrisController.open(target, Deadline.after(30)) as iris:
