@@ -63,6 +63,13 @@ class ChaosRun:
         wait_for(lambda: b"] held" in path.read_bytes(), WAIT_S, "the held task's line in its stream")
         return f"stream:{path.stem}"
 
+    def streams_delivered(self) -> None:
+        """Every stream started so far has a line on disk. A stream with none when the tests end is
+        `stream_no_data` (rightly: a failed run); the controller's follower, a Python process of its
+        own, can take seconds to start under load, and that is no case's point."""
+        files = self.sup.stream_files()
+        wait_for(lambda: all(p.exists() and p.stat().st_size > 0 for p in files), WAIT_S, f"a line in each of {files}")
+
     def cluster_process(self) -> psutil.Process:
         """The embedded cluster itself (`python -m local_cluster`), under the `cluster` child."""
         parent = psutil.Process(self.pid_of("cluster"))

@@ -95,6 +95,8 @@ def test_sigkill_during_a_run(tmp_path: Path, case: Kill) -> None:
         with contextlib.suppress(ProcessLookupError):  # diagnostics: already killed, and reaped
             os.kill(case.target(run), signal.SIGKILL)
         case.then(run)
+        if case.outcome == "passed" and case.held:
+            run.streams_delivered()
         run.release()
         assert_clean_end(run, case.exit_code, case.outcome, *case.reasons, cluster_killed=case.cluster_killed)
         case.check(run)

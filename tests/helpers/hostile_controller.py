@@ -134,6 +134,9 @@ def rewrite(mode: str, reply: dict[str, Any]) -> dict[str, Any]:
 
 
 def handler(modes: dict[str, str], upstream: str, workers: int) -> type[http.server.BaseHTTPRequestHandler]:
+    # Compressed once, before the server says it is ready: a test times the call, not our gzip.
+    bomb = gzip.compress(b'{"workers": [' + b" " * BOMB_BYTES + b"]}") if "gzip-bomb" in modes.values() else b""
+
     class Hostile(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -236,13 +239,12 @@ def handler(modes: dict[str, str], upstream: str, workers: int) -> type[http.ser
             self._chunked(workers())
 
         def _gzip_bomb(self) -> None:
-            body = gzip.compress(b'{"workers": [' + b" " * BOMB_BYTES + b"]}")
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(bomb)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(bomb)
 
         def _json(self, reply: dict[str, Any]) -> None:
             self._answer(200, json.dumps(reply).encode(), "application/json")

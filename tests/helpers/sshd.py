@@ -8,7 +8,6 @@ them) and the listener, and reaps them.
 """
 
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -48,6 +47,10 @@ class Sshd:
         return self.workdir / "user_key"
 
     @property
+    def home(self) -> Path:
+        return self.workdir / "home"
+
+    @property
     def known_hosts(self) -> Path:
         return self.workdir / "known_hosts"
 
@@ -78,7 +81,11 @@ class Sshd:
     def _write_keys(self) -> None:
         _keygen(self.workdir / "host_key")
         _keygen(self.user_key)
-        shutil.copy(self.user_key.with_suffix(".pub"), self.workdir / "authorized_keys")
+        # A HOME of its own for every login (PermitUserEnvironment): bash reads ~/.bashrc on an ssh
+        # login, and root's runs `pyenv rehash` under a lock, which serialises concurrent logins.
+        self.home.mkdir(exist_ok=True)
+        key = self.user_key.with_suffix(".pub").read_text()
+        (self.workdir / "authorized_keys").write_text(f'environment="HOME={self.home}" {key}')
 
     def _write_config(self) -> Path:
         host_key = self.workdir / "host_key"
@@ -89,7 +96,7 @@ class Sshd:
             f"ListenAddress 127.0.0.1\nPort {self.port}\nHostKey {host_key}\n"
             f"AuthorizedKeysFile {self.workdir / 'authorized_keys'}\nPidFile {self.workdir / 'sshd.pid'}\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-            "PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nPrintMotd no\n"
+            "PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nPrintMotd no\nPermitUserEnvironment HOME\n"
             "MaxStartups 100\nMaxSessions 100\nLogLevel VERBOSE\n"
         )
         return config

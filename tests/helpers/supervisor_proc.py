@@ -53,6 +53,12 @@ class SupervisorProc:
     def child_pids(self) -> list[int]:
         return [e["child_pid"] for e in self.find("child_started")]
 
+    def stream_files(self) -> list[Path]:
+        """The file of every stream child started so far (the controller's, then one per worker VM)."""
+        names = {str(e["child"]) for e in self.find("child_started") if str(e["child"]).startswith("stream:")}
+        logs = self.run_dir / "logs"
+        return [logs / "controller.jsonl" if "@" in n else logs / "vms" / f"{n.split(':', 1)[1]}.jsonl" for n in names]
+
     def results(self) -> dict[str, Any]:
         return dict(json.loads((self.run_dir / "results.json").read_text()))
 

@@ -59,15 +59,8 @@ def _attach(run_id: str, tmp_path: Path, url: str, *flags: str) -> list[str]:
                     "--timeout", f"{TIMEOUT_S:.0f}", "--discovery-interval", "1", *flags)  # fmt: skip
 
 
-def _stream_files(sup: SupervisorProc) -> list[Path]:
-    """The file of every stream child started so far (the controller's, then one per worker VM)."""
-    names = {str(e["child"]) for e in sup.find("child_started") if str(e["child"]).startswith("stream:")}
-    logs = sup.run_dir / "logs"
-    return [logs / "controller.jsonl" if "@" in n else logs / "vms" / f"{n.split(':', 1)[1]}.jsonl" for n in names]
-
-
 def _every_stream_has_lines(sup: SupervisorProc) -> bool:
-    files = _stream_files(sup)
+    files = sup.stream_files()
     return len(files) >= 2 and all(p.exists() and p.stat().st_size > 0 for p in files)
 
 
@@ -118,6 +111,10 @@ def test_the_controller_going_away_mid_tests_in_attach_mode_is_a_clear_failure(t
         with started(_attach(run_id, tmp_path, cluster.url, "--config", config), tmp_path, run_id) as sup:
             sup.wait_event("job_launched", timeout_s=30)
             sup.wait_event("job_state_changed", new="running", timeout_s=30)
+            # Only a stream that delivered can lose its source: the controller's must have a line
+            # before the stop (under load its first page can come after the job runs).
+            controller_log = sup.run_dir / "logs" / "controller.jsonl"
+            wait_for(lambda: controller_log.exists() and controller_log.stat().st_size > 0, 30, "a controller log line")
             signal_group(cluster.popen.pid, signal.SIGTERM)  # its teardown then finds it stopped, and checks
             cluster.popen.wait(timeout=STOP_S)
             gone_at = time.monotonic()

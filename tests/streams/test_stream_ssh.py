@@ -118,3 +118,11 @@ def test_cut_connection_and_killed_child_lose_and_duplicate_nothing(tmp_path: Pa
     assert [r["seq"] for r in recs] == list(range(2500))
     assert stats["gaps"] == 0 and stats["duplicates_skipped"] > 0
     wait_for(lambda: not remote_followers(state), 5, "no remote follower")
+
+
+def test_a_login_to_the_test_sshd_reads_no_startup_file_of_the_real_user(sshd: Sshd) -> None:
+    """Each login gets the server's own empty HOME: root's ~/.bashrc (`pyenv init`, which runs
+    `pyenv rehash` under a lock) would serialise the many logins a test makes and stall them."""
+    argv = sshd.ssh_argv('echo "$HOME"; echo "${PYENV_ROOT:-unset}"')
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True)
+    assert done.stdout.splitlines() == [str(sshd.workdir / "home"), "unset"], done
