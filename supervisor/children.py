@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from common.jsonshape import JsonObject, to_json_object
 from common.messages import Kind, Message, MessageReader
-from supervisor.restart import FailureHistory, RestartPolicy
+from supervisor.restart import FailureHistory, RestartMode, RestartPolicy
 from workers import messages as _messages  # noqa: F401  (every child's message type, for the readers)
 
 
@@ -50,6 +50,21 @@ class ChildSpec:
     # An absolute monotonic deadline for this child (None: the run's). Work that must
     # happen after the run's deadline (diagnostics) gets a slice of the cleanup budget.
     deadline_at: float | None = None
+
+    @classmethod
+    def once(
+        cls,
+        name: str,
+        entrypoint: str,
+        args: object,
+        *,
+        critical: bool = False,
+        stop_grace_s: float | None = None,
+        deadline_at: float | None = None,
+    ) -> "ChildSpec":
+        """A child that runs once and is never restarted (cluster, tests, fleet, diagnostics): its role is its name."""
+        never = RestartPolicy(mode=RestartMode.NEVER)
+        return cls(name, name, entrypoint, args, never, critical, stop_grace_s=stop_grace_s, deadline_at=deadline_at)
 
 
 @dataclass

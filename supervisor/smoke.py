@@ -36,7 +36,6 @@ from supervisor.config import Policy
 from supervisor.phases import phase
 from supervisor.preflight import RunPlan
 from supervisor.progress import Progress
-from supervisor.restart import RestartMode, RestartPolicy
 from supervisor.run_result import (
     ApiMismatchSeen,
     BrokenReplySeen,
@@ -86,7 +85,6 @@ from workers.messages import (
 from workers.stream.spec import StreamSpec
 from workers.transports import Transport
 
-NEVER = RestartPolicy(mode=RestartMode.NEVER)
 # A listing that failed for one of these was not answered at all: the outage rule decides (polling.py).
 OUTAGE_CODES = frozenset({ErrorCode.UNAVAILABLE.value, ErrorCode.DEADLINE_EXCEEDED.value})
 # A child's reports of a controller problem retrying cannot fix (workers/controller/polling.py),
@@ -353,15 +351,10 @@ class SmokeRun:
     def start_cluster(self) -> bool:
         child = self.backend.cluster_child(self.config)
         record = self.sup.add(
-            ChildSpec(
-                name="cluster",
-                role="cluster",
-                entrypoint=child.entrypoint,
-                restart=NEVER,
-                critical=True,
-                stop_grace_s=child.stop_grace_s,
-                deadline_at=self.sup.deadline.at + CLUSTER_EXTRA_S,
-                args=ClusterArgs(
+            ChildSpec.once(
+                "cluster",
+                child.entrypoint,
+                ClusterArgs(
                     mode=child.mode,
                     target=self.plan.target(),
                     prefix=self.plan.prefix,
@@ -372,6 +365,9 @@ class SmokeRun:
                     gcp=self.gcp,
                     tunnel=self.config.tunnel,
                 ),
+                critical=True,
+                stop_grace_s=child.stop_grace_s,
+                deadline_at=self.sup.deadline.at + CLUSTER_EXTRA_S,
             )
         )
         self.sup.run_until(lambda: self.cluster is not None or record.finished, tick=self._tick)
@@ -400,11 +396,9 @@ class SmokeRun:
             args=self._monitor_args("autoscaler.jsonl"),
         ))  # fmt: skip
         if self.config.fleet_checks():
-            self.sup.add(ChildSpec(
-                name="fleet", role="fleet", entrypoint="workers.fleet:main", restart=NEVER,
-                args=FleetArgs(self.target, tuple(self.config.fleet_checks()), self.config.fleet,
-                               self.config.iris.expect_version),
-            ))  # fmt: skip
+            self.sup.add(ChildSpec.once("fleet", "workers.fleet:main", FleetArgs(
+                self.target, tuple(self.config.fleet_checks()), self.config.fleet, self.config.iris.expect_version,
+            )))  # fmt: skip
 
     def _fleet_done(self) -> bool:
         fleet = self.sup.children.get("fleet")
@@ -419,14 +413,8 @@ class SmokeRun:
             self.sup.run_until(self._fleet_done, tick=self._tick)
             return
         record = self.sup.add(
-            ChildSpec(
-                name="tests",
-                role="tests",
-                entrypoint="workers.smoke_tests:main",
-                restart=NEVER,
-                critical=True,
-                stop_grace_s=TESTS_STOP_GRACE_S,
-                args=self.suite_args(),
+            ChildSpec.once(
+                "tests", "workers.smoke_tests:main", self.suite_args(), critical=True, stop_grace_s=TESTS_STOP_GRACE_S
             )
         )
         self.sup.run_until(lambda: record.finished and self._fleet_done(), tick=self._tick)
@@ -451,16 +439,8 @@ class SmokeRun:
         now = self.sup.clock()
         budget_end = now + DIAGNOSTICS_BUDGET_S
         deadline_at = budget_end if self.sup.deadline.expired() else min(self.sup.deadline.at, budget_end)
-        record = self.sup.add(
-            ChildSpec(
-                name="diagnostics",
-                role="diagnostics",
-                entrypoint="workers.diagnostics:main",
-                restart=NEVER,
-                deadline_at=deadline_at,
-                args=DiagnosticsArgs(self.target, self.plan.run_dir),
-            )
-        )
+        args = DiagnosticsArgs(self.target, self.plan.run_dir)
+        record = self.sup.add(ChildSpec.once("diagnostics", "workers.diagnostics:main", args, deadline_at=deadline_at))
         # Past the deadline diagnostics still get their budget (they say why it passed);
         # a SIGTERM or SIGINT means the operator wants the run over: cut them short.
         signalled = (FailureReason.SIGTERM, FailureReason.SIGINT)

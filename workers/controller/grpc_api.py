@@ -7,11 +7,12 @@ Job names are flat, `<root>-<test>`, and the run's jobs are listed by that name 
 """
 
 import contextlib
+import dataclasses
 import select
 import shlex
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -50,6 +51,7 @@ from workers.controller.model import (
     task_state,
 )
 
+_Model = TypeVar("_Model", Job, Task)
 HEALTH_RETRY_S = 0.2
 # What the embedded controller cannot tell the fleet check controller_vitals, and why.
 NO_DATABASE = "the embedded controller keeps its state in memory: it has no database to query"
@@ -80,6 +82,13 @@ def _error(exc: grpc.RpcError, method: str) -> ControllerError:
 def _rfc3339(ts: Timestamp) -> str | None:
     """An RFC 3339 UTC string, or None for an unset timestamp (proto3 cannot tell 0 apart)."""
     return None if ts.seconds == 0 and ts.nanos == 0 else ts.ToJsonString()
+
+
+def _copied(cls: type[_Model], message: Any, **converted: Any) -> _Model:
+    """`cls` from a proto message whose fields have the same names: each field as the message has it,
+    but those given in `converted` (an enum, a timestamp, a map)."""
+    same = {f.name: getattr(message, f.name) for f in dataclasses.fields(cls) if f.name not in converted}
+    return cls(**same, **converted)
 
 
 def _enum(enum_type: pb.JobState | type, value: int, prefix: str) -> str:
@@ -203,13 +212,10 @@ class EmbeddedController:
     def _list_jobs(self, name_prefix: str) -> list[Job]:
         reply = self._call("ListJobs", self.stub.ListJobs, pb.ListJobsRequest(name_prefix=name_prefix))
         return [
-            Job(
-                job_id=j.job_id,
-                name=j.name,
+            _copied(
+                Job,
+                j,
                 state=job_state(_enum(pb.JobState, j.state, "JOB_STATE_")),
-                error=j.error,
-                exit_code=j.exit_code,
-                pending_reason=j.pending_reason,
                 task_state_counts=dict(j.task_state_counts),
                 submitted_at=_rfc3339(j.submitted_at),
                 finished_at=_rfc3339(j.finished_at),
@@ -219,20 +225,7 @@ class EmbeddedController:
 
     def list_tasks(self, job_id: str) -> list[Task]:
         reply = self._call("ListTasks", self.stub.ListTasks, pb.ListTasksRequest(job_id=job_id))
-        return [
-            Task(
-                task_id=t.task_id,
-                task_index=t.task_index,
-                state=task_state(_enum(pb.TaskState, t.state, "TASK_STATE_")),
-                worker_id=t.worker_id,
-                pending_reason=t.pending_reason,
-                can_be_scheduled=t.can_be_scheduled,
-                exit_code=t.exit_code,
-                error=t.error,
-                attempts=t.attempts,
-            )
-            for t in reply.tasks
-        ]
+        return [_copied(Task, t, state=task_state(_enum(pb.TaskState, t.state, "TASK_STATE_"))) for t in reply.tasks]
 
     def terminate(self, job_ids: Sequence[str], timeout_s: float) -> dict[str, ControllerError | None]:
         """TerminateJob all at once (one round trip in total, not one per job), bounded by `timeout_s`."""
