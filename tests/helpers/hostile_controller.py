@@ -197,8 +197,16 @@ def handler(modes: dict[str, str], upstream: str, workers: int) -> type[http.ser
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
+            self._say_close()
             self.end_headers()
             self.wfile.write(data)
+
+        def _say_close(self) -> None:
+            """A whole reply after which we hang up says so: a client that read all of it may pool the
+            connection, and would send its next call into our close. (Never on a reply the client must
+            abandon unread: endless, huge, drip; there it must not pool what it did not finish.)"""
+            if self.close_connection:
+                self.send_header("Connection", "close")
 
         def _chunked(self, pieces: Iterator[bytes]) -> None:
             self.send_response(200)
@@ -243,6 +251,7 @@ def handler(modes: dict[str, str], upstream: str, workers: int) -> type[http.ser
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Encoding", "gzip")
             self.send_header("Content-Length", str(len(bomb)))
+            self._say_close()
             self.end_headers()
             self.wfile.write(bomb)
 
