@@ -13,6 +13,7 @@ from pathlib import Path
 from common.jsonshape import JsonObject
 from common.outcome import NOT_RUN, Outcome
 from supervisor.run_files import RESULTS_MAX_BYTES, FileField, RunDirError, read_json
+from supervisor.run_result import JobsConfirmed  # read back as the verdict wrote it
 
 RESULTS_NAME = "results.json"
 
@@ -51,13 +52,6 @@ class ScaleAction:
     scale_group: str
     slice_id: str
     reason: str
-
-
-@dataclass(frozen=True)
-class JobsConfirmed:
-    terminated: int
-    confirmed: int
-    unconfirmed: tuple[str, ...]
 
 
 @dataclass(frozen=True)
