@@ -22,7 +22,7 @@ from typing import Any
 from common.files import write_atomically
 from supervisor import timeline
 from supervisor.report_legend import outcome_badge, render_legend
-from supervisor.reports import LOG_TAIL_LINES, html_text, visible
+from supervisor.reports import FLEET_HEADERS, LOG_TAIL_LINES, fleet_cells, html_text, visible
 from supervisor.results_file import RunResults, read_results
 from supervisor.timeline_svg import render_svg
 from supervisor.version import VERSION
@@ -93,6 +93,14 @@ def _streams(results: RunResults) -> str:
     return _table(["stream", "state", "lines", "reconnects", "gaps"], rows) if rows else "<p>No stream ran.</p>"
 
 
+def _fleet(results: RunResults) -> str:
+    """The fleet table; a row with a finding, or whose logs were not seen alive, marked as failed."""
+    rows: list[tuple[str, list[object]]] = [
+        ("failed" if r.findings or r.logs_alive != "yes" else "", fleet_cells(r)) for r in results.fleet
+    ]
+    return _table(FLEET_HEADERS, rows) if rows else "<p>No worker listed.</p>"
+
+
 def render_report(run_dir: Path, results: RunResults) -> str:
     outcome = results.outcome
     reasons = ", ".join(results.failure_reasons) or "none"
@@ -109,7 +117,8 @@ def render_report(run_dir: Path, results: RunResults) -> str:
         f"started {html_text(results.started_at)}, {html_text(duration)} s"
         f" of a {html_text(timeout)} s deadline; iris-smoke {html_text(results.version or VERSION)}</p>"
         f'<h2>Timeline</h2>{render_legend()}<div class="figure">{svg}</div>'
-        f"<h2>Tests</h2>{_tests(results)}<h2>Streams</h2>{_streams(results)}</body></html>\n"
+        f"<h2>Tests</h2>{_tests(results)}<h2>Fleet</h2>{_fleet(results)}<h2>Streams</h2>{_streams(results)}"
+        "</body></html>\n"
     )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from common.files import write_atomically
 from common.jsonshape import JsonObject
 from common.outcome import NOT_RUN, Outcome
-from supervisor.results_file import RunResults, StreamResult, TestResult, from_verdict
+from supervisor.results_file import FleetRow, RunResults, StreamResult, TestResult, from_verdict
 from supervisor.version import VERSION
 
 ARTEFACTS = (
@@ -121,6 +121,26 @@ def _alive(stream: StreamResult) -> str:
     return "yes" if stream.lines else "not judged"
 
 
+FLEET_HEADERS = ["worker", "healthy", "slice", "host", "group", "stream", "lines", "gaps", "logs alive", "findings"]
+# results.json's logs_alive (run_result.LogsAlive) as a person reads it: only a line seen is alive.
+ALIVE_TEXT = {"yes": "yes", "stream_no_data": "no: stream_no_data", "no_lines": "no: no lines",
+              "no_stream": "no: no stream"}  # fmt: skip
+
+
+def fleet_cells(row: FleetRow) -> list[object]:
+    """One fleet table row's cells, as text (summary.md and report.html escape them their own way)."""
+    worker = row.worker_id or (row.vm if row.listed else "(no worker listed)")
+    healthy = "not listed" if row.healthy is None else "yes" if row.healthy else "no"
+    return [worker, healthy, row.slice, _number(row.slice_host), row.group, row.stream, _number(row.lines),
+            _number(row.gaps), ALIVE_TEXT.get(row.logs_alive, row.logs_alive), "; ".join(row.findings)]  # fmt: skip
+
+
+def _fleet_section(results: RunResults) -> list[str]:
+    """Every worker: discovery's, its stream's, the fleet checks' (README "Fleet checks and test sets")."""
+    rows = [fleet_cells(row) for row in results.fleet]
+    return ["## Fleet", "", *(_table(FLEET_HEADERS, rows) if rows else ["No worker listed."]), ""]
+
+
 def _actions_section(results: RunResults) -> list[str]:
     rows: list[list[object]] = [
         [a.timestamp, a.action_type, a.scale_group, a.slice_id, a.reason] for a in results.autoscaler_actions
@@ -167,7 +187,8 @@ def render_summary(results: RunResults, run_dir: Path) -> str:
         *_jobs_line(results),
         "",
     ]
-    lines += _tests_section(results) + _streams_section(results) + _actions_section(results)
+    lines += _tests_section(results) + _fleet_section(results) + _streams_section(results)
+    lines += _actions_section(results)
     present = [a for a in ARTEFACTS if (run_dir / a).exists()]
     lines += ["## Artefacts", "", *(f"- `{a}`" for a in present), ""]
     return "\n".join(lines)

@@ -46,6 +46,24 @@ class StreamResult:
 
 
 @dataclass(frozen=True)
+class FleetRow:
+    """A row of the fleet table (run_result.FleetWorker): a worker, its stream, the checks' findings."""
+
+    worker_id: str
+    listed: bool
+    healthy: bool | None
+    vm: str
+    slice: str
+    slice_host: int | None
+    group: str
+    stream: str
+    lines: int | None
+    gaps: int | None
+    logs_alive: str
+    findings: tuple[str, ...]  # `check: problem`
+
+
+@dataclass(frozen=True)
 class ScaleAction:
     timestamp: str
     action_type: str
@@ -89,6 +107,7 @@ class RunResults:
     jobs_confirmed: JobsConfirmed | None
     tests: tuple[TestResult, ...]
     streams: tuple[StreamResult, ...]
+    fleet: tuple[FleetRow, ...]
     autoscaler_actions: tuple[ScaleAction, ...]
     observe: bool
     observation: Observation
@@ -124,6 +143,19 @@ def _stream(s: FileField) -> StreamResult:
         s.at("name").required().as_str(), s.at("state").as_str(), s.at("lines").as_count(),
         s.at("reconnects").as_count(), s.at("gaps").as_count(), s.at("truncated_lines").as_count(),
         int(stale.value) if isinstance(stale.value, bool) else stale.as_count(), s.at("no_data").as_bool(),
+    )  # fmt: skip
+
+
+def _optional_count(f: FileField) -> int | None:
+    return f.as_count() if f.present else None
+
+
+def _fleet_row(r: FileField) -> FleetRow:
+    findings = tuple(f"{f.at('check').as_str()}: {f.at('problem').as_str()}" for f in r.at("findings").as_list())
+    return FleetRow(
+        r.at("worker_id").as_str(), r.at("listed").as_bool(), r.at("healthy").as_optional_bool(), r.at("vm").as_str(),
+        r.at("slice").as_str(), _optional_count(r.at("slice_host")), r.at("group").as_str(), r.at("stream").as_str(),
+        _optional_count(r.at("lines")), _optional_count(r.at("gaps")), r.at("logs_alive").as_str(), findings,
     )  # fmt: skip
 
 
@@ -168,6 +200,7 @@ def parse(top: FileField) -> RunResults:
         jobs_confirmed=_jobs_confirmed(top.at("jobs_confirmed")),
         tests=tuple(_test(t) for t in top.at("tests").as_list()),
         streams=tuple(_stream(s) for s in top.at("streams").as_list()),
+        fleet=tuple(_fleet_row(r) for r in top.at("fleet").as_list()),
         autoscaler_actions=tuple(_action(a) for a in top.at("autoscaler_actions").as_list()),
         observe=top.at("observe").as_bool(),
         observation=_observation(top.at("observation")),

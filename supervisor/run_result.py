@@ -6,6 +6,7 @@ code. A field's `metadata={DOC: ...}` text is its schema description. The views 
 through `supervisor/results_file.py`, which checks only what they show.
 """
 
+import enum
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -119,6 +120,46 @@ class StreamEntry:
     transport_exit: int | None = None  # the demo's streams
 
 
+class LogsAlive(enum.StrEnum):
+    """Whether a worker's logs were seen alive: only a line seen says yes."""
+
+    YES = "yes"  # its stream delivered a line
+    STREAM_NO_DATA = "stream_no_data"  # its stream was up the whole window and delivered none (the verdict's)
+    NO_LINES = "no_lines"  # no line from a stream not up the whole window (started late, stopped, failed)
+    NO_STREAM = "no_stream"  # no stream at all: over max_streams, refused, or a host no worker is listed for
+
+
+@dataclass(frozen=True)
+class FleetFinding:
+    check: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class FleetWorker:
+    """One row of the fleet table: a worker as discovery listed it (its latest listing), its stream, and
+    what the fleet checks found wrong with it. A row with `listed` false is one only a fleet check named:
+    a slice's host no worker is listed for (worker_id empty), or a worker discovery did not pass on."""
+
+    worker_id: str = field(metadata={DOC: "the controller's worker id; empty for a slice's missing host, "
+                                          "and for a host listed by VM only (gcp, ssh)"})  # fmt: skip
+    listed: bool
+    healthy: bool | None = field(metadata={DOC: "as the controller last listed it; null when not listed"})
+    vm: str
+    slice: str = field(metadata={DOC: "its slice (tpu-name); empty for a single-host worker"})
+    slice_host: int | None = field(metadata={DOC: "its host index in the slice (tpu-worker-id)"})
+    group: str = field(metadata={DOC: "its scale group (scale-group)"})
+    stream: str | None
+    stream_state: ChildState | None
+    lines: int | None
+    gaps: int | None
+    logs_alive: LogsAlive
+    findings: tuple[FleetFinding, ...] = field(
+        metadata={DOC: "the fleet checks' problems with it: slices_complete (a missing host, an index listed "
+                       "twice), worker_attributes (an attribute missing or not its group's)"}
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class JobsConfirmed:
     """The tests child's last sweep of the run's job root: jobs it terminated, jobs it saw end (tasks
@@ -230,6 +271,11 @@ class SmokeSections:
     reply_too_large: BrokenReplySeen | None
     controller_outage: OutageSeen | None
     diagnostics: JsonObject = field(metadata={DOC: "diagnostics.json, compacted: controller replies as they came"})
+    fleet: tuple[FleetWorker, ...] = field(
+        default=(),
+        metadata={DOC: "the fleet table: one row per worker discovery listed, and per slice host a fleet check "
+                       "found missing, with its stream's lines and whether its logs were seen alive"},
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -253,7 +299,7 @@ class RunResult:
 
 
 # Described once in the schema's $defs: the enums every consumer matches on, the array items.
-SHARED = frozenset({Outcome, FailureReason, Child, Processes, TestEntry, StreamEntry})
+SHARED = frozenset({Outcome, FailureReason, LogsAlive, Child, Processes, TestEntry, StreamEntry, FleetWorker})
 SCHEMA_ID = "https://github.com/iris-smoke/iris-smoke/docs/results.schema.json"
 
 

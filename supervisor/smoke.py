@@ -33,6 +33,7 @@ from supervisor.backends.base import IRIS_STOP_GRACE_S as IRIS_STOP_GRACE_S  # t
 from supervisor.backends.base import RunView, backend_of
 from supervisor.children import ChildRecord, ChildSpec, ChildState
 from supervisor.config import Policy
+from supervisor.fleet_table import fleet_rows
 from supervisor.phases import phase
 from supervisor.preflight import RunPlan
 from supervisor.progress import Progress
@@ -51,6 +52,7 @@ from supervisor.run_result import (
 from supervisor.run_result import JobsConfirmed as JobsConfirmedSection
 from supervisor.streams import Host, StreamManager, stream_lines, stream_name
 from workers.child_args import (
+    FLEET_CHECKS,
     TESTS_CHILD_GRACE_S,
     ClusterArgs,
     DiagnosticsArgs,
@@ -142,6 +144,7 @@ class SmokeRun:
     iris_tmp_left: list[str] = field(default_factory=list)  # what Iris left in its TMPDIR after its stop
     most_workers_listed: int = 0  # worker hosts (not the controller) in the fullest listing
     hosts_rejected: HostsRejected | None = None  # discovery's report of its listing with the most refused
+    workers: dict[str, Host] = field(default_factory=dict)  # every worker host listed, its latest entry, by stream
 
     def __post_init__(self) -> None:
         self.config = self.plan.config
@@ -257,8 +260,9 @@ class SmokeRun:
 
     def _listed(self, hosts: list[Host]) -> None:
         """A whole host listing (discovery's, or the static ssh hosts): streams, and how many workers."""
-        workers = sum(h.role is Role.WORKER for h in hosts)
-        self.most_workers_listed = max(self.most_workers_listed, workers)
+        workers = {stream_name(h): h for h in hosts if h.role is Role.WORKER}
+        self.most_workers_listed = max(self.most_workers_listed, len(workers))
+        self.workers |= workers
         self.streams.update(hosts)
 
     # -- the supervisor's work (supervisor/run.py `Work`) ------------------------------
@@ -668,16 +672,19 @@ class SmokeRun:
             silent_streams=tuple(self.streams.silent()), most_workers_listed=self.most_workers_listed,
             observe_s=self.config.observe_s if self.config.observe else None, autoscaler_read=self._autoscaler_read(),
         )  # fmt: skip
+        streams = self.stream_stats()
+        checks = {name: r for name, r in self.results.items() if name in FLEET_CHECKS}
         return SmokeSections(
             observe=self.config.observe, cluster=cluster, cloud_cleanup=self.cloud_cleanup,
             jobs_confirmed=self._jobs_confirmed(), foreign_jobs=tuple(self.foreign_jobs),
-            tests=tuple(self.test_results()), streams=tuple(self.stream_stats()), observation=observation,
+            tests=tuple(self.test_results()), streams=tuple(streams), observation=observation,
             autoscaler_actions=diagnostics.recent_actions if diagnostics else (),
             api_mismatch=self._seen(ApiMismatchReport.TAG, ApiMismatchSeen),
             controller_unauthenticated=self._seen(Unauthenticated.TAG, RefusedSeen),
             controller_timeout=self._seen(ErrorCode.CONTROLLER_TIMEOUT.value, BrokenReplySeen),
             reply_too_large=self._seen(ErrorCode.REPLY_TOO_LARGE.value, BrokenReplySeen),
             controller_outage=self.controller_outage, diagnostics=diagnostics.diagnostics if diagnostics else {},
+            fleet=fleet_rows(self.workers.values(), streams, checks),
         )  # fmt: skip
 
     def _seen(self, key: str, kind: type[SeenT]) -> SeenT | None:

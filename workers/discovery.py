@@ -79,6 +79,9 @@ def worker_host(worker: Worker) -> HostEntry:
         zone=validate_name("zone", zone) if zone else "",
         container=WORKER_CONTAINER,
         slice=validate_name("slice", slice_id) if slice_id else "",
+        worker_id=worker.worker_id,
+        healthy=worker.healthy,
+        group=worker.scale_group,
     )
 
 

@@ -136,6 +136,11 @@ class HostEntry:
     slice_host: int = 0
     service_port: int | None = None
     ssh: SshTarget | None = None  # gcp: ssh as gcloud's dry-run resolved it
+    # What the controller said of the worker (ListWorkers), for the fleet table: its id, its
+    # health and its scale group (`scale-group`). Empty for the controller, ssh and gcp VM hosts.
+    worker_id: str = ""
+    healthy: bool = True
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -321,6 +326,16 @@ class LogTail:
 
 
 @dataclass(frozen=True)
+class WorkerFinding:
+    """A fleet check's problem with one worker; `worker_id` empty: a slice's host no worker is listed for."""
+
+    worker_id: str
+    problem: str
+    slice: str = ""
+    slice_host: int | None = None
+
+
+@dataclass(frozen=True)
 class TestResult(Message, kind=Kind.RESULT, tag="test_result"):
     test: str
     outcome: Outcome
@@ -330,6 +345,8 @@ class TestResult(Message, kind=Kind.RESULT, tag="test_result"):
     log_tail: tuple[LogTail, ...] = ()
     # A fleet check's measurements (workers/fleet): `select_1_s`, `tree_hash`, `slices`, ...
     details: JsonObject = field(default_factory=dict)
+    # A fleet check's problems per worker (slices_complete, worker_attributes): the fleet table's column.
+    workers: tuple[WorkerFinding, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from local_cluster import layout
+from local_cluster.naming import WORKER_CONTAINER
 from tests.helpers.cluster import running_local_cluster
 from tests.helpers.supervisor_proc import REPO_ROOT, run_argv, started
 from tests.helpers.waiting import wait_for
@@ -18,12 +20,17 @@ assert DEFAULT.count(TPU_GROUP) == 1
 
 
 def _observe(tmp_path: Path, address: str) -> tuple[int, dict[str, dict[str, Any]]]:
+    code, results, _ = _observe_run(tmp_path, address)
+    return code, {t["name"]: t for t in results["tests"]}
+
+
+def _observe_run(tmp_path: Path, address: str, *extra: str) -> tuple[int, dict[str, Any], Path]:
     run_id = f"fleet-{uuid.uuid4().hex[:6]}"
     argv = run_argv(run_id, tmp_path / "runs", "--controller", address, "--observe", "--observe-s", "2",
-                    "--timeout", "50")  # fmt: skip
+                    "--timeout", "50", *extra)  # fmt: skip
     with started(argv, tmp_path, run_id) as sup:
         code = sup.wait_exit(RUN_EXIT_S)
-        return code, {t["name"]: t for t in sup.results()["tests"]}
+        return code, sup.results(), sup.run_dir
 
 
 def test_the_embedded_cluster_serves_what_it_can_and_says_why_not_the_rest(tmp_path: Path) -> None:
@@ -64,3 +71,40 @@ def test_a_group_whose_slices_fail_to_boot_fails_autoscaler_health_with_the_reas
     health = checks["autoscaler_health"]
     assert code == 1 and health["outcome"] == "failed", checks
     assert health["error"].startswith("group tpu: backoff: backoff_triggered: ") and "failed to boot" in health["error"]
+
+
+def test_the_fleet_table_lists_every_worker_with_its_slice_group_stream_and_logs(tmp_path: Path) -> None:
+    """One row per worker discovery listed: id, health, slice and host index, group, its stream's lines, and
+    whether its logs were seen alive, in results.json, summary.md and report.html. One TPU host is made
+    log-mute (its container log emptied before the run): its row says not alive (stream_no_data)."""
+    config = DEFAULT.replace(TPU_GROUP, "min_slices = 1\nmax_slices = 2\n")
+    with running_local_cluster(tmp_path, config) as (address, state, _popen):
+        client = Client(address)
+        try:
+            wait_for(lambda: len(client.workers()) >= 5, 30, "the CPU worker and the 4 TPU hosts")
+            workers = {w.worker_id: w for w in client.workers()}
+        finally:
+            client.close()
+        [mute] = [w for w in workers.values() if w.attributes.get("tpu-worker-id") == "2"]
+        (layout.container_log(state, mute.vm_name, WORKER_CONTAINER)).write_bytes(b"")
+        code, results, run_dir = _observe_run(tmp_path, address, "--tests", "slices_complete,worker_attributes")
+    assert code == 1 and results["failure_reasons"] == ["stream_no_data"], results["failure_reasons"]
+    rows = {r["worker_id"]: r for r in results["fleet"]}
+    assert set(rows) == set(workers), results["fleet"]
+    tpu = sorted((r["slice_host"], r["group"]) for r in rows.values() if r["slice"] and r["group"] == "tpu")
+    assert tpu == [(0, "tpu"), (1, "tpu"), (2, "tpu"), (3, "tpu")], results["fleet"]
+    assert len({r["slice"] for r in rows.values() if r["group"] == "tpu"}) == 1
+    streams = {s["name"]: s for s in results["streams"]}
+    for worker_id, row in rows.items():
+        assert row["listed"] and row["healthy"] is True and row["findings"] == [], row
+        assert row["group"] == workers[worker_id].attributes["scale-group"], row
+        stream = streams[row["stream"]]
+        assert row["lines"] == stream["lines"] and row["gaps"] == stream["gaps"], (row, stream)
+        assert row["logs_alive"] == ("stream_no_data" if worker_id == mute.worker_id else "yes"), row
+    summary, html = (run_dir / "summary.md").read_text(), (run_dir / "report.html").read_text()
+    assert "## Fleet" in summary and "<h2>Fleet</h2>" in html
+    for worker_id, row in rows.items():
+        alive = "no: stream_no_data" if worker_id == mute.worker_id else "yes"
+        assert f"| {worker_id} | yes | {row['slice']} | {row['slice_host']} | {row['group']} |" in summary
+        assert f"| {alive} |  |" in summary.split(f"| {worker_id} |", 1)[1].split("\n", 1)[0]
+        assert f"<td>{worker_id}</td>" in html

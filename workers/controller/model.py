@@ -104,6 +104,10 @@ class Worker:
         return self.attributes.get("tpu-name", "")
 
     @property
+    def scale_group(self) -> str:
+        return self.attributes.get("scale-group", "")
+
+    @property
     def slice_host(self) -> int | None:
         """This host's index in its slice (`tpu-worker-id`), or None when not a slice host."""
         value = self.attributes.get("tpu-worker-id", "")

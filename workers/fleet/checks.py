@@ -15,6 +15,7 @@ from common.jsonshape import JsonObject
 from common.outcome import Outcome
 from workers.child_args import FleetSettings
 from workers.controller.model import AutoscalerStatus, GroupStatus, ProcessStatus, SliceStatus, UserBand, Worker
+from workers.messages import WorkerFinding
 
 # Every worker carries these whatever its group declares: the group it belongs to, and its
 # capacity type (Iris's own smoke suite checks `preemptible` on every worker).
@@ -28,6 +29,7 @@ class Finding:
     warnings: tuple[str, ...] = ()
     details: JsonObject = field(default_factory=dict)
     skipped: str = ""  # set: the check could not be made here, and why
+    workers: tuple[WorkerFinding, ...] = ()  # the problems again, per worker (and per missing slice host)
 
     @property
     def outcome(self) -> Outcome:
@@ -63,11 +65,13 @@ def slices_complete(workers: Sequence[Worker], status: AutoscalerStatus) -> Find
     hosts = {g.name: g.hosts_per_slice for g in status.groups}
     slices = {s.slice_id: s for g in status.groups for s in g.slices}
     problems: list[str] = []
+    per_worker: list[WorkerFinding] = []
     for name, members in sorted(by_slice.items()):
-        problems += _slice_problems(name, members, hosts, slices.get(name))
+        problems += _slice_problems(name, members, hosts, slices.get(name), per_worker)
     if not by_slice:
         return Finding(skipped=f"no slice to check: none of the {len(workers)} workers listed names one (tpu-name)")
-    return Finding(tuple(problems), details={"slices": len(by_slice), "workers": len(workers)})
+    return Finding(tuple(problems), details={"slices": len(by_slice), "workers": len(workers)},
+                   workers=tuple(per_worker))  # fmt: skip
 
 
 def _expected_hosts(members: Sequence[Worker], hosts: Mapping[str, int]) -> tuple[int | None, str]:
@@ -85,25 +89,33 @@ def _expected_hosts(members: Sequence[Worker], hosts: Mapping[str, int]) -> tupl
 
 
 def _slice_problems(
-    name: str, members: Sequence[Worker], hosts: Mapping[str, int], seen: SliceStatus | None
-) -> list[str]:
+    name: str, members: Sequence[Worker], hosts: Mapping[str, int], seen: SliceStatus | None,
+    per_worker: list[WorkerFinding],
+) -> list[str]:  # fmt: skip
+    """The slice's problems; each also added to `per_worker` for the worker (or missing host) it is about."""
     expected, source = _expected_hosts(members, hosts)
     if expected is None:
+        per_worker += [WorkerFinding(w.worker_id, source, name, w.slice_host) for w in members]
         return [f"slice {name}: {source}"]
-    problems = [f"slice {name}: worker {w.worker_id} has no host index (tpu-worker-id)" for w in members
-                if w.slice_host is None]  # fmt: skip
+    unindexed = [w for w in members if w.slice_host is None]
+    per_worker += [WorkerFinding(w.worker_id, "no host index (tpu-worker-id)", name) for w in unindexed]
+    problems = [f"slice {name}: worker {w.worker_id} has no host index (tpu-worker-id)" for w in unindexed]
     indices = [w.slice_host for w in members if w.slice_host is not None]
     twice = sorted({i for i in indices if indices.count(i) > 1})
     if twice:
-        holders = [w.worker_id for w in members if w.slice_host in twice]
-        problems.append(f"slice {name}: host index {twice} listed twice ({', '.join(holders)})")
+        holders = [w for w in members if w.slice_host in twice]
+        per_worker += [WorkerFinding(w.worker_id, "host index listed twice", name, w.slice_host) for w in holders]
+        problems.append(f"slice {name}: host index {twice} listed twice ({', '.join(w.worker_id for w in holders)})")
     beyond = sorted({i for i in indices if i >= expected})
     if beyond:
+        per_worker += [WorkerFinding(w.worker_id, f"host index beyond its slice's {expected} hosts ({source})", name,
+                                     w.slice_host) for w in members if w.slice_host in beyond]  # fmt: skip
         problems.append(f"slice {name}: host index {beyond} beyond its {expected} hosts ({source})")
     missing = sorted(set(range(expected)) - set(indices))
     if missing:
         listed = {w.worker_id for w in members}
         said = f"; the autoscaler says: {_slice_said(seen, listed)}" if seen is not None else ""
+        per_worker += [WorkerFinding("", f"no worker listed for this host ({source}){said}", name, i) for i in missing]
         problems.append(f"slice {name}: {len(set(indices))} of {expected} workers listed ({source}), "
                         f"host {', '.join(map(str, missing))} missing{said}")  # fmt: skip
     return problems
@@ -127,36 +139,40 @@ def worker_attributes(workers: Sequence[Worker], status: AutoscalerStatus) -> Fi
         return Finding(skipped="no worker listed to check")
     groups = {g.name: g for g in status.groups}
     problems: list[str] = []
+    per_worker: list[WorkerFinding] = []
     capacity: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for w in workers:
-        missing = [k for k in CARRIED if k not in w.attributes]
-        if missing:
-            problems.append(f"worker {w.worker_id}: carries no {' and no '.join(missing)} attribute")
-        group = groups.get(w.attributes.get("scale-group", ""))
-        if group is None:
-            if "scale-group" in w.attributes:
-                problems.append(f"worker {w.worker_id}: its group {w.attributes['scale-group']} is not in the "
-                                "autoscaler's status")  # fmt: skip
-            continue
-        problems += _declared_problems(w, group)
-        if "preemptible" in w.attributes:
+        own = _worker_problems(w, groups)
+        problems += [f"worker {w.worker_id}{where}: {said}" for where, said in own]
+        per_worker += [WorkerFinding(w.worker_id, said, w.slice_name, w.slice_host) for _, said in own]
+        group = groups.get(w.scale_group)
+        if group is not None and "preemptible" in w.attributes:
             capacity[group.name][w.attributes["preemptible"]].append(w.worker_id)
     for group_name, by_value in sorted(capacity.items()):
         if len(by_value) > 1:
             split = "; ".join(f"preemptible={v}: {', '.join(ids[:3])}" for v, ids in sorted(by_value.items()))
             problems.append(f"group {group_name}: its workers disagree on their capacity type ({split})")
-    return Finding(tuple(problems), details={"workers": len(workers), "groups": len(groups)})
+    return Finding(tuple(problems), details={"workers": len(workers), "groups": len(groups)},
+                   workers=tuple(per_worker))  # fmt: skip
 
 
-def _declared_problems(w: Worker, group: GroupStatus) -> list[str]:
-    problems = []
+def _worker_problems(w: Worker, groups: Mapping[str, GroupStatus]) -> list[tuple[str, str]]:
+    """One worker's problems, each as (` (group G)` or "", what is wrong)."""
+    missing = [k for k in CARRIED if k not in w.attributes]
+    problems = [("", f"carries no {' and no '.join(missing)} attribute")] if missing else []
+    group = groups.get(w.scale_group)
+    if group is None:
+        if "scale-group" in w.attributes:
+            problems.append(("", f"its group {w.scale_group} is not in the autoscaler's status"))
+        return problems
+    where = f" (group {group.name})"
     for key, value in sorted(group.declares.items()):
         seen = w.attributes.get(key, "<absent>")
         if seen != value:
-            problems.append(f"worker {w.worker_id} (group {group.name}): {key}={seen}, its group declares {value}")
+            problems.append((where, f"{key}={seen}, its group declares {value}"))
     if group.chips_per_host and w.device_count and w.device_count != group.chips_per_host:
-        problems.append(f"worker {w.worker_id} (group {group.name}): {w.device_count} devices, its group's "
-                        f"{group.variant} has {group.chips_per_host} per host")  # fmt: skip
+        problems.append((where, f"{w.device_count} devices, its group's {group.variant} has {group.chips_per_host} "
+                                "per host"))  # fmt: skip
     return problems
 
 

@@ -32,13 +32,17 @@ from workers.controller.calls import RPC_TIMEOUT_S
 from workers.controller.model import ControllerError, ErrorCode, ProcessStatus
 from workers.fleet import checks
 from workers.fleet.checks import Finding, Miss, Unmeasured, Vitals
-from workers.messages import TestResult
+from workers.messages import TestResult, WorkerFinding
 from workers.runtime import ChildContext
 from workers.smoke_tests.runner import stopped_outcome
 
 CONNECT_TIMEOUT_S = 60.0
 HEALTH_PROBE_S = 10.0
 SETTLE_POLL_S = 1.0
+# A RESULT's per-worker findings, in characters (each field cut to MAX_FINDING_CHARS): even all
+# escaped control characters (6 bytes each) stay under MAX_MESSAGE_BYTES.
+FINDINGS_CHARS = 100_000
+MAX_FINDING_CHARS = 400
 # A call the controller refuses us (an identity with Iris's read-only role may not run ExecuteRawQuery)
 # or lacks (an older Iris): not measured, a warning, not a slow controller.
 REFUSED = frozenset({ErrorCode.PERMISSION_DENIED, ErrorCode.UNAUTHENTICATED, ErrorCode.API_MISMATCH})
@@ -65,7 +69,7 @@ def _slices(ctx: ChildContext, controller: Controller, _health_s: float | None) 
         status, workers = controller.autoscaler(), controller.list_workers()
         finding = checks.slices_complete(workers, status)
         multi_host = {g.name for g in status.groups if g.hosts_per_slice > 1}
-        listed = {w.attributes.get("scale-group", "") for w in workers if w.slice_name}
+        listed = {w.scale_group for w in workers if w.slice_name}
         return finding, not finding.problems and (not multi_host or bool(multi_host & listed))
 
     return _settled(ctx, judge)
@@ -135,20 +139,37 @@ def _health_latency(controller: Controller) -> float | None:
 
 
 def _report(ctx: ChildContext, name: str, outcome: Outcome, error: str, duration_s: float,
-            details: JsonObject) -> None:  # fmt: skip
+            details: JsonObject, workers: tuple[WorkerFinding, ...] = ()) -> None:  # fmt: skip
     ctx.log.log(logs.outcome_level(outcome), "fleet_check_finished", check=name, outcome=outcome, error=error,
                 duration_s=duration_s, **details)  # fmt: skip
-    ctx.channel.send(TestResult(name, outcome, duration_s, error, details=details))
+    ctx.channel.send(TestResult(name, outcome, duration_s, error, details=details, workers=_capped(workers)))
+
+
+def _capped(workers: tuple[WorkerFinding, ...]) -> tuple[WorkerFinding, ...]:
+    """The first findings that fit FINDINGS_CHARS: the RESULT must stay under the message cap, or the
+    check's verdict would be lost with them (the check's error still counts them all)."""
+    kept: list[WorkerFinding] = []
+    left = FINDINGS_CHARS
+    for f in workers:
+        cut = WorkerFinding(f.worker_id[:MAX_FINDING_CHARS], f.problem[:MAX_FINDING_CHARS],
+                            f.slice[:MAX_FINDING_CHARS], f.slice_host)  # fmt: skip
+        left -= len(cut.worker_id) + len(cut.problem) + len(cut.slice)
+        if left < 0:
+            break
+        kept.append(cut)
+    return tuple(kept)
 
 
 def _run_one(ctx: ChildContext, controller: Controller, name: str, health_s: float | None) -> None:
     started = time.monotonic()
     try:
         finding = CHECKS[name](ctx, controller, health_s)
-        outcome, error, details = finding.outcome, finding.error, dict(finding.details)
     except ControllerError as exc:
-        outcome, error, details = Outcome.ERROR, f"{exc.method}: {exc.code} {exc.details}".strip(), {}
-    _report(ctx, name, outcome, error, round(time.monotonic() - started, 3), details)
+        error = f"{exc.method}: {exc.code} {exc.details}".strip()
+        _report(ctx, name, Outcome.ERROR, error, round(time.monotonic() - started, 3), {})
+        return
+    _report(ctx, name, finding.outcome, finding.error, round(time.monotonic() - started, 3), dict(finding.details),
+            finding.workers)  # fmt: skip
 
 
 def main(ctx: ChildContext) -> int:
