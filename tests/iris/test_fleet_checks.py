@@ -73,6 +73,27 @@ def test_every_fleet_check_passes_on_a_whole_cluster_and_is_in_every_view(iris: 
     summary, junit, html = ((run_dir / f).read_text() for f in ("summary.md", "junit.xml", "report.html"))
     for name in FLEET_CHECKS:
         assert f"| {name} | passed |" in summary and f'name="{name}"' in junit and name in html
+    _every_worker_in_the_fleet_table(iris.url, results, summary, html)
+
+
+def _every_worker_in_the_fleet_table(url: str, results: dict[str, Any], summary: str, html: str) -> None:
+    """Every worker Iris lists is a row, with its slice, host index and group, its stream and its logs."""
+    listed = {w["workerId"]: w for w in _healthy(url)}
+    rows = {r["worker_id"]: r for r in results["fleet"]}
+    assert set(listed) <= set(rows) and all(r["listed"] and r["healthy"] for r in rows.values()), results["fleet"]
+    for worker_id, worker in listed.items():
+        row, attributes = rows[worker_id], _attributes(worker)
+        assert row["group"] == attributes["scale-group"] and row["slice"] == attributes.get("tpu-name", ""), row
+        assert row["stream"] and row["logs_alive"] == ("yes" if row["lines"] else "no_lines"), row
+        assert f"| {worker_id} | yes | {row['slice']} |" in summary and f"<td>{worker_id}</td>" in html
+    hosts = sorted(r["slice_host"] for r in rows.values() if r["slice"])
+    assert hosts == list(range(SLICE_HOSTS)), results["fleet"]
+
+
+def _attributes(worker: dict[str, Any]) -> dict[str, str]:
+    """A ListWorkers worker's attributes as text (Iris sends each as a typed AttributeValue)."""
+    said = worker.get("metadata", {}).get("attributes", {})
+    return {k: str(next(iter(v.values()))) if isinstance(v, dict) else str(v) for k, v in said.items()}
 
 
 def test_a_slice_one_worker_short_fails_naming_the_slice_and_the_host(iris: IrisCluster, tmp_path: Path) -> None:
@@ -84,6 +105,11 @@ def test_a_slice_one_worker_short_fails_naming_the_slice_and_the_host(iris: Iris
     assert "workers listed (tpu-vm-count), host 2 missing" in check["error"], check
     assert "slice iris-tpu_v5e_16" in check["error"] or "slice iris-tpu-v5e-16" in check["error"], check
     assert "host 2 missing" in (run_dir / "junit.xml").read_text()
+    [missing] = [r for r in results["fleet"] if not r["listed"]]
+    assert missing["worker_id"] == "" and missing["slice_host"] == 2 and missing["logs_alive"] == "no_stream"
+    assert missing["slice"] in check["error"] and missing["group"], missing
+    assert missing["findings"][0]["check"] == "slices_complete", missing
+    assert f"| (no worker listed) | not listed | {missing['slice']} | 2 |" in (run_dir / "summary.md").read_text()
 
 
 def test_a_worker_without_its_capacity_type_fails_naming_the_worker(iris: IrisCluster, tmp_path: Path) -> None:
@@ -92,6 +118,10 @@ def test_a_worker_without_its_capacity_type_fails_naming_the_worker(iris: IrisCl
     check = _checks(results)["worker_attributes"]
     assert code == 1 and check["outcome"] == "failed", check
     assert check["error"].startswith("worker worker-") and "carries no preemptible attribute" in check["error"]
+    # The proxy drops it from the first worker listed: that worker's row says so, and no other row has a finding.
+    found = [(r["worker_id"], r["findings"]) for r in results["fleet"] if r["findings"]]
+    said = [{"check": "worker_attributes", "problem": "carries no preemptible attribute"}]
+    assert found == [(found[0][0], said)] and check["error"].startswith(f"worker {found[0][0]}:"), results["fleet"]
 
 
 def test_a_select_1_slower_than_the_limit_fails_controller_vitals(iris: IrisCluster, tmp_path: Path) -> None:
