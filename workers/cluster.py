@@ -331,6 +331,10 @@ def _wait_stop(ctx: ChildContext, proc: "subprocess.Popen[bytes] | None", every_
     return ChildExit.OK
 
 
+def _left_in(tmp: Path) -> list[str]:
+    return sorted(p.name for p in tmp.glob("*"))
+
+
 def _stop(
     ctx: ChildContext,
     proc: "subprocess.Popen[bytes] | None",
@@ -346,10 +350,13 @@ def _stop(
     grace_s = ctx.grace_s * 0.8
     if mode.stop_grace_s is not None:
         grace_s = min(grace_s, mode.stop_grace_s)
-    exit_code = ctx.groups.stop(proc, grace_s=grace_s)
+    tmp = state_dir / "tmp" if mode.reports_tmp_left and state_dir is not None else None
+    # Iris's grace is for its temporary directories (iris_local.STOP_GRACE_S): once they are gone, no more.
+    settled = None if tmp is None else lambda: not _left_in(tmp)
+    exit_code = ctx.groups.stop(proc, grace_s=grace_s, settled=settled)
     ctx.log.info("cluster_stopped", mode=ctx.args.mode, exit_code=exit_code)
-    if mode.reports_tmp_left and state_dir is not None:
-        left = sorted(p.name for p in (state_dir / "tmp").glob("*"))
+    if tmp is not None:
+        left = _left_in(tmp)
         if left:
             ctx.log.warning("iris_tmp_left", entries=left[:20], count=len(left))
             ctx.channel.send(IrisTmpLeft(tuple(left[:20])))

@@ -29,6 +29,8 @@ from common.deadline import Deadline
 
 # The exit code of a forked entrypoint that raised (the traceback is on its stderr).
 FORKED_CRASHED = 70
+# How often a stop with a `settled` condition asks it during the grace.
+SETTLED_POLL_S = 0.05
 
 
 class Process(Protocol):
@@ -108,15 +110,21 @@ class ProcessGroups:
         self._live[pid] = proc
         return proc
 
-    def stop(self, proc: Process, grace_s: float) -> int:
+    def stop(self, proc: Process, grace_s: float, settled: Callable[[], bool] | None = None) -> int:
         """TERM the group, wait up to `grace_s` for the leader, KILL the group, reap.
-        This child started the leader, so it is the one that waits for it."""
+        This child started the leader, so it is the one that waits for it. `settled`: once it
+        says nothing the program would still do matters, the rest of the grace is not waited for.
+        """
 
         def leader_exited() -> bool:
             return proc.poll() is not None
 
-        def wait(timeout_s: float, done: Callable[[], bool], _skippable: bool) -> bool:
-            return processes.wait_exit(proc, Deadline.after(timeout_s)) and done()
+        def wait(timeout_s: float, done: Callable[[], bool], skippable: bool) -> bool:
+            ends = Deadline.after(timeout_s)
+            while not processes.wait_exit(proc, ends.within(SETTLED_POLL_S if settled else timeout_s)):
+                if ends.expired() or (skippable and settled is not None and settled()):
+                    return False
+            return done()
 
         processes.escalate([proc.pid], [], grace_s=grace_s, wait=wait, gone=leader_exited)
         # Members that outlive their leader (a shell's children) go too, even after a clean exit.

@@ -25,7 +25,8 @@ DEFAULT_CLUSTER_NAME = "iris-smoke-local"
 # flush that cannot land (finelog `Table.close`), so a clean exit can take a minute. Nothing it
 # would still do matters to a throwaway local cluster: its tasks are in the group that is KILLed,
 # and its temporary directories (usually gone within a fraction of a second of the signal) live
-# inside the run directory, where any left are reported (`iris_tmp_left`).
+# inside the run directory, where any left are reported (`iris_tmp_left`). So the group is KILLed
+# as soon as they are gone (workers/cluster.py `_stop`), the grace only a bound: it always ran out.
 STOP_GRACE_S = 2.0
 # The line Iris 0.2.227 prints when its controller cannot start ("Failed to start controller:
 # failed to bind 127.0.0.1:N: Address already in use"); it then hangs on its log flushes
