@@ -130,7 +130,7 @@ ALIVE_TEXT = {"yes": "yes", "stream_no_data": "no: stream_no_data", "no_lines": 
 def fleet_cells(row: FleetRow) -> list[object]:
     """One fleet table row's cells, as text (summary.md and report.html escape them their own way)."""
     worker = row.worker_id or (row.vm if row.listed else "(no worker listed)")
-    healthy = "not listed" if row.healthy is None else "yes" if row.healthy else "no"
+    healthy = ("-" if row.listed else "not listed") if row.healthy is None else "yes" if row.healthy else "no"
     return [worker, healthy, row.slice, _number(row.slice_host), row.group, row.stream, _number(row.lines),
             _number(row.gaps), ALIVE_TEXT.get(row.logs_alive, row.logs_alive), "; ".join(row.findings)]  # fmt: skip
 

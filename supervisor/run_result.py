@@ -144,9 +144,10 @@ class FleetWorker:
     worker_id: str = field(metadata={DOC: "the controller's worker id; empty for a slice's missing host, "
                                           "and for a host listed by VM only (gcp, ssh)"})  # fmt: skip
     listed: bool
-    healthy: bool | None = field(metadata={DOC: "as the controller last listed it; null when not listed"})
+    healthy: bool | None = field(metadata={DOC: "as the controller last listed it; null when not said (not listed "
+                                                "by it, or a VM host of gcp or ssh)"})  # fmt: skip
     vm: str
-    slice: str = field(metadata={DOC: "its slice (tpu-name); empty for a single-host worker"})
+    slice: str = field(metadata={DOC: "its slice (tpu-name), empty when it names none"})
     slice_host: int | None = field(metadata={DOC: "its host index in the slice (tpu-worker-id)"})
     group: str = field(metadata={DOC: "its scale group (scale-group)"})
     stream: str | None

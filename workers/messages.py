@@ -137,9 +137,9 @@ class HostEntry:
     service_port: int | None = None
     ssh: SshTarget | None = None  # gcp: ssh as gcloud's dry-run resolved it
     # What the controller said of the worker (ListWorkers), for the fleet table: its id, its
-    # health and its scale group (`scale-group`). Empty for the controller, ssh and gcp VM hosts.
+    # health and its scale group (`scale-group`). Not said for the controller, ssh and gcp VM hosts.
     worker_id: str = ""
-    healthy: bool = True
+    healthy: bool | None = None
     group: str = ""
 
 

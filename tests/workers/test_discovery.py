@@ -38,6 +38,7 @@ def test_discovery_sends_controller_and_workers_then_a_new_slice_with_hosts_0_to
         assert by_vm["local-controller"] == {
             "vm": "local-controller", "host": 0, "role": "controller", "address": "localhost", "service_port": None,
             "zone": "", "container": "iris-controller", "slice": "", "hosts_in_vm": 1, "slice_host": 0, "ssh": None,
+            "worker_id": "", "healthy": None, "group": "",
         }  # fmt: skip
         cpu = by_vm["local-cpu-0-w0"]
         assert (cpu["role"], cpu["container"], cpu["zone"], cpu["slice"]) == (
@@ -46,6 +47,8 @@ def test_discovery_sends_controller_and_workers_then_a_new_slice_with_hosts_0_to
             "local",
             "local-cpu-0",
         )
+        # What the fleet table shows of the worker, as the controller listed it.
+        assert (cpu["worker_id"], cpu["healthy"], cpu["group"]) == ("local-cpu-0-w0", True, "cpu"), cpu
 
         launch_jobs(
             cluster, tmp_path / "probe", "disc", {"name": "tpu", "argv": ["sh", "-c", "sleep 0.2"], "device": "tpu"}
