@@ -31,6 +31,7 @@ from supervisor import leftovers
 from supervisor.arbiter import Supervisor
 from supervisor.backends.base import IRIS_STOP_GRACE_S as IRIS_STOP_GRACE_S  # the longest cluster stop
 from supervisor.backends.base import RunView, backend_of
+from supervisor.backends.iris import LOG_READER
 from supervisor.children import ChildRecord, ChildSpec, ChildState
 from supervisor.config import Policy
 from supervisor.fleet_table import fleet_rows
@@ -85,6 +86,7 @@ from workers.messages import (
     Unauthenticated,
 )
 from workers.stream.spec import StreamSpec
+from workers.stream.subscription import reader_name
 from workers.transports import Transport
 
 # A listing that failed for one of these was not answered at all: the outage rule decides (polling.py).
@@ -145,6 +147,7 @@ class SmokeRun:
     most_workers_listed: int = 0  # worker hosts (not the controller) in the fullest listing
     hosts_rejected: HostsRejected | None = None  # discovery's report of its listing with the most refused
     workers: dict[str, Host] = field(default_factory=dict)  # every worker host listed, its latest entry, by stream
+    log_reader: str = ""  # the abstract socket name of the run's log reader (Iris), chosen once
 
     def __post_init__(self) -> None:
         self.config = self.plan.config
@@ -154,6 +157,7 @@ class SmokeRun:
             max_streams=self.config.streams.max_streams,
         )  # fmt: skip
         self._host_parts = HostsAssembler()
+        self.log_reader = reader_name(self.plan.run_id)
         self.progress = Progress(self.sup.deadline, self.describe)
         self.sup.on_message = self._on_message
 
@@ -385,7 +389,11 @@ class SmokeRun:
         return self.cluster is not None and self.sup.stop_reason is None
 
     def start_observers(self) -> None:
-        """Monitors, and the host set: the backend's discovery child, or the hosts it was configured with."""
+        """The log reader, monitors, and the host set: the backend's discovery child, or the hosts it was
+        configured with. The reader comes first: the streams discovery brings subscribe to it."""
+        reader = self.backend.log_reader(self.view())
+        if reader is not None:
+            self.sup.add(reader)
         discovery = self.backend.discovery(self.view())
         if isinstance(discovery, ChildSpec):
             self.sup.add(discovery)
@@ -458,7 +466,7 @@ class SmokeRun:
         Streams are drained first: the lines a run most needs are its last ones (the
         failure), and a stream started moments ago may not have caught up yet.
         """
-        order = (("tests", "diagnostics", "fleet"), ("monitor", "discovery"), ("stream",), ("cluster",))
+        order = (("tests", "diagnostics", "fleet"), ("monitor", "discovery"), ("stream",), (LOG_READER,), ("cluster",))
         for roles in order:
             if "discovery" in roles and self.sup.stop_reason is None:
                 self.last_look()
@@ -501,7 +509,7 @@ class SmokeRun:
     def view(self) -> RunView:
         """The run as its backend sees it (`cluster`: the cluster's READY, None until it came)."""
         target = self.plan.target(self.cluster.address if self.cluster else "")
-        return RunView(self.config, self.plan.prefix, self.cluster, target, self.cluster_prefix)
+        return RunView(self.config, self.plan.prefix, self.cluster, target, self.cluster_prefix, self.log_reader)
 
     def _transport(self, host: Host) -> Transport:
         return self.backend.transport(self.view(), host)

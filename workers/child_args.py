@@ -173,3 +173,13 @@ class DemoStreamArgs:
     duration_s: float
     interval_s: float
     orphan: bool = False
+
+
+@dataclass(frozen=True)
+class LogReaderArgs:
+    """The run's one log reader (workers.log_reader): the Iris it reads, the abstract socket name its
+    streams subscribe at (workers.stream.subscription), and how often it polls once caught up."""
+
+    target: ControllerTarget
+    name: str
+    poll_interval_s: float = 0.5

@@ -58,6 +58,7 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
 
 from common.controller_target import DEFAULT_MAX_LOG_PAGE_BYTES, PROXY_TOKEN_TTL_S, ProxyToken
@@ -101,26 +102,56 @@ def entry_lines(epoch_ms: int, data: str) -> bytes:
     return "".join(f"{prefix}{line}\n" for line in text.split("\n")).encode("utf-8", "backslashreplace")
 
 
-def parse_page(reply: JsonObject) -> tuple[list[tuple[int, int, str]], int]:
+Row = tuple[int, int, str]  # (seq, epoch_ms, data)
+
+
+def parse_page(reply: JsonObject) -> tuple[list[Row], int]:
     """(seq, epoch_ms, data) rows of a FetchLogs reply in seq order, and its cursor (JSON leaves out zeros)."""
+    rows, cursor = parse_keyed_page(reply)
+    return [row for _key, row in rows], cursor
+
+
+def parse_keyed_page(reply: JsonObject) -> tuple[list[tuple[str, Row]], int]:
+    """(key, row) of a FetchLogs reply in seq order (a prefix query's rows have several keys), and its cursor."""
     page = Field.of(FETCH_LOGS, reply)
     rows = [
-        (e.at("seq").as_int(), e.at("timestamp").at("epochMs").as_epoch_ms(), e.at("data").as_str())
+        (
+            e.at("key").as_str(),
+            (e.at("seq").as_int(), e.at("timestamp").at("epochMs").as_epoch_ms(), e.at("data").as_str()),
+        )
         for e in page.at("entries").as_list()
     ]
-    return sorted(rows, key=lambda row: row[0]), page.at("cursor").as_int()
+    return sorted(rows, key=lambda row: row[1][0]), page.at("cursor").as_int()
+
+
+def write_stdout(data: bytes) -> None:
+    write_all(1, data)
 
 
 class Follower:
-    def __init__(self, client: ConnectClient, key: str, since: str | None, args: argparse.Namespace) -> None:
-        self.client, self.key = client, key
-        self.poll_s, self.deadline = args.poll_interval, args.deadline_unix
-        self.stdin = 0 if args.exit_on_stdin_close else None
+    """One key's rows, printed as docker would: its own polls (`run`), or rows a reader of many keys
+    hands it (`deliver`, workers.log_reader). `write` takes what would go to stdout."""
+
+    def __init__(
+        self,
+        client: ConnectClient,
+        key: str,
+        since: str | None,
+        *,
+        poll_s: float = 0.5,
+        deadline_unix: float | None = None,
+        stdin: int | None = None,
+        markers: bool = False,
+        write: Callable[[bytes], None] = write_stdout,
+    ) -> None:
+        self.client, self.key, self.write = client, key, write
+        self.poll_s, self.deadline = poll_s, deadline_unix
+        self.stdin = stdin
         self.floor_ms = since_ms(since) if since is not None else None  # rows before the first one >= it are old
         self.last_ms = self.floor_ms or 0
         self.since_param = None if self.floor_ms is None else str(max(0, self.floor_ms - 1 - RESUME_LOOKBACK_MS))
         self.cursor = 0
-        self.markers = args.cursor_markers
+        self.markers = markers
         self.page_lines = PAGE_LINES  # halved while pages are too large for the client's cap
 
     def resume_after(self, cursor: int) -> None:
@@ -129,7 +160,7 @@ class Follower:
         body |= {"cursor": str(cursor - 1), "untilCursor": str(cursor + 1)}
         rows, _ = parse_page(self.client.call(FETCH_LOGS, body, min(CALL_TIMEOUT_S, self.time_left())))
         if [seq for seq, _, _ in rows] != [cursor]:
-            write_all(1, CURSOR_UNKNOWN_MARKER + b"%d\n" % cursor)
+            self.write(CURSOR_UNKNOWN_MARKER + b"%d\n" % cursor)
             return
         self.cursor, self.floor_ms, self.since_param = cursor, None, None
 
@@ -154,6 +185,11 @@ class Follower:
             self.page_lines //= 2
             return self.page_lines  # nothing printed: ask again at once, for fewer lines
         rows, cursor = parse_page(reply)
+        self.deliver(rows, cursor)
+        return len(rows)
+
+    def deliver(self, rows: list[Row], cursor: int) -> None:
+        """Print `rows` (this key's, in seq order) and, if the position moved, the marker of `cursor`."""
         out, start = [], self.cursor
         for seq, epoch_ms, data in rows:
             self.cursor = max(self.cursor, seq)
@@ -167,8 +203,8 @@ class Follower:
         self.cursor = max(self.cursor, cursor)
         if moved and self.markers:
             out.append(CURSOR_MARKER + b"%d\n" % self.cursor)
-        write_all(1, b"".join(out))
-        return len(rows)
+        if out:
+            self.write(b"".join(out))
 
     def time_left(self) -> float:
         return time_left(self.deadline)
@@ -248,28 +284,39 @@ def main(argv: list[str]) -> int:
         if args.cursor is not None and (since is None or args.cursor <= 0):
             raise TimestampError("--cursor needs --since and a positive row id")
         with ConnectClient(args.controller, credentials, max_reply_bytes=args.max_page_bytes) as controller:
-            follower = Follower(log_client(controller, args.deadline_unix), args.key, since, args)
+            follower = Follower(
+                log_client(controller, args.deadline_unix), args.key, since, poll_s=args.poll_interval,
+                deadline_unix=args.deadline_unix, stdin=0 if args.exit_on_stdin_close else None,
+                markers=args.cursor_markers,
+            )  # fmt: skip
             if args.cursor is not None:
                 follower.resume_after(args.cursor)
             follower.run()
     except (Stop, BrokenPipeError):
         return FollowerExit.OK
-    except (OSError, TimestampError) as exc:
-        print(redacted(f"logservice_follow: {exc}"), file=sys.stderr)
-        return FollowerExit.USAGE
-    except ApiMismatch as exc:
-        print(redacted(f"logservice_follow: {exc}"), file=sys.stderr)
-        print(redacted(mismatch_line(exc.method, exc.field, exc.details)), file=sys.stderr)
-        return FollowerExit.API_MISMATCH
-    except ControllerError as exc:
-        print(redacted(f"logservice_follow: {exc}"), file=sys.stderr)
-        if exc.code in (ErrorCode.REPLY_TOO_LARGE, ErrorCode.CONTROLLER_TIMEOUT):
-            print(redacted(broken_reply_line(exc.code, exc.method, exc.details)), file=sys.stderr)
-            return FollowerExit.BROKEN_REPLY
-        return FollowerExit.CALL_FAILED
     except KeyboardInterrupt:
         return FollowerExit.INTERRUPTED
+    except (OSError, TimestampError, ControllerError) as exc:
+        code, report = ending(exc)
+        print(report, file=sys.stderr, end="")
+        return code
     return FollowerExit.OK
+
+
+def ending(exc: OSError | TimestampError | ControllerError, who: str = "logservice_follow") -> tuple[FollowerExit, str]:
+    """How a failure ends a follower: its exit code and its stderr (the last line the report that
+    `workers.stream.follower_exit` parses), every line redacted. The log reader ends a subscription so too."""
+    lines = [f"{who}: {exc}"]
+    code = FollowerExit.CALL_FAILED
+    if isinstance(exc, OSError | TimestampError):
+        code = FollowerExit.USAGE
+    elif isinstance(exc, ApiMismatch):
+        code = FollowerExit.API_MISMATCH
+        lines.append(mismatch_line(exc.method, exc.field, exc.details))
+    elif exc.code in (ErrorCode.REPLY_TOO_LARGE, ErrorCode.CONTROLLER_TIMEOUT):
+        code = FollowerExit.BROKEN_REPLY
+        lines.append(broken_reply_line(exc.code, exc.method, exc.details))
+    return code, "".join(redacted(line) + "\n" for line in lines)
 
 
 if __name__ == "__main__":

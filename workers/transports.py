@@ -235,6 +235,9 @@ class IrisLogTransport:
     poll_interval_s: float = 0.5
     max_page_bytes: int = DEFAULT_MAX_LOG_PAGE_BYTES  # a longer FetchLogs page is refused
     command_prefix: tuple[str, ...] = ()  # empty: FOLLOWER_ENTRYPOINT, forked
+    # The run's log reader (workers.log_reader), by its abstract socket name: the stream subscribes
+    # to it (workers.stream.subscription) instead of starting a follower. "": a follower of its own.
+    reader: str = ""
     kind: TransportKind = field(default=TransportKind.IRIS_LOG, init=False)
 
     @property
@@ -261,11 +264,17 @@ class IrisLogTransport:
         if self.token_env is not None and not (isinstance(self.token_env, str) and self.token_env.isidentifier()):
             raise TransportConfigError(f"token_env: {self.token_env!r}")
 
+    @staticmethod
+    def key(host: VmHost) -> str:
+        """The log-service key of `host`'s log."""
+        return (
+            "/system/controller" if host.role == Role.CONTROLLER else f"/system/worker/{validate_name('vm', host.vm)}"
+        )
+
     def argv(
         self, host: VmHost, container: str, since: str | None, seconds_left: float, cursor: int | None = None
     ) -> list[str]:
-        key = "/system/controller" if host.role == Role.CONTROLLER else f"/system/worker/{validate_name('vm', host.vm)}"
-        argv = [*self.command_prefix, "--controller", self.controller, "--key", key]
+        argv = [*self.command_prefix, "--controller", self.controller, "--key", self.key(host)]
         argv += ["--poll-interval", repr(float(self.poll_interval_s)), "--exit-on-stdin-close", "--cursor-markers"]
         if self.max_page_bytes != DEFAULT_MAX_LOG_PAGE_BYTES:  # the follower's own default otherwise
             argv.append(f"--max-page-bytes={int(self.max_page_bytes)}")

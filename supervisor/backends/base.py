@@ -55,6 +55,7 @@ class RunView:
     cluster: ClusterReady | None  # the cluster child's READY (None until it came)
     target: ControllerTarget  # the controller, at the address READY gave
     cluster_prefix: str  # the prefix that names the cluster's VMs
+    log_reader: str = ""  # the abstract socket name of the run's log reader, if its kind has one
 
     @property
     def gcp(self) -> GcpSettings:
@@ -90,6 +91,10 @@ class Backend(abc.ABC):
         """The child that lists the cluster's hosts (or the hosts themselves, when they are configured)."""
         args = DiscoveryArgs(run.target, run.cluster_prefix, run.config.discovery_every_s)
         return ChildSpec(name="discovery", role="discovery", entrypoint="workers.discovery:main", args=args)
+
+    def log_reader(self, run: RunView) -> ChildSpec | None:
+        """The run's one reader of the cluster's log service, which its streams subscribe to (Iris)."""
+        return None
 
     @abc.abstractmethod
     def transport(self, run: RunView, host: Host) -> Transport:

@@ -6,9 +6,13 @@ import shutil
 from common.controller_target import ApiKind
 from common.errors import UsageError
 from supervisor.backends.base import Backend, ClusterChild, RunView
+from supervisor.children import ChildSpec
 from supervisor.config import RunConfig
 from supervisor.streams import Host
+from workers.child_args import LogReaderArgs
 from workers.transports import IrisLogTransport, Transport
+
+LOG_READER = "log_reader"  # the child's name and role
 
 
 class IrisBackend(Backend):
@@ -31,16 +35,25 @@ class IrisBackend(Backend):
             return ClusterChild("tunnel", entrypoint="workers.iris_tunnel:main", reach_only=True)
         return ClusterChild("attach", reach_only=True)
 
+    def log_reader(self, run: RunView) -> ChildSpec:
+        return iris_log_reader(run)
+
     def transport(self, run: RunView, host: Host) -> Transport:
         return iris_log_transport(run)
 
 
+def iris_log_reader(run: RunView) -> ChildSpec:
+    """One reader of the log service for the run (workers.log_reader); every stream subscribes to it."""
+    args = LogReaderArgs(run.target, run.log_reader, IrisLogTransport.poll_interval_s)
+    return ChildSpec(name=LOG_READER, role=LOG_READER, entrypoint="workers.log_reader:main", preload=True, args=args)
+
+
 def iris_log_transport(run: RunView) -> IrisLogTransport:
-    """Iris keeps worker and controller logs in its log service: follow them there."""
+    """Iris keeps worker and controller logs in its log service: follow them there, through the run's reader."""
     iris = run.config.iris
     return IrisLogTransport(
         run.target.address, iris.token_file or None, iris.token_env or None, proxy_token=iris.proxy_token,
-        max_page_bytes=iris.max_log_page_bytes,
+        max_page_bytes=iris.max_log_page_bytes, reader=run.log_reader,
     )  # fmt: skip
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 from common.controller_target import ApiKind
 from common.errors import UsageError
 from supervisor.backends.base import IRIS_STOP_GRACE_S, Backend, ClusterChild, RunView, no_tunnel
-from supervisor.backends.iris import iris_log_transport
+from supervisor.backends.iris import iris_log_reader, iris_log_transport
+from supervisor.children import ChildSpec
 from supervisor.config import RunConfig
 from supervisor.streams import Host
 from workers import iris_local
@@ -41,6 +42,9 @@ class IrisLocalBackend(Backend):
 
     def cluster_child(self, config: RunConfig) -> ClusterChild:
         return ClusterChild("iris-local", stop_grace_s=IRIS_STOP_GRACE_S, owned=True)
+
+    def log_reader(self, run: RunView) -> ChildSpec:
+        return iris_log_reader(run)
 
     def transport(self, run: RunView, host: Host) -> Transport:
         return iris_log_transport(run)

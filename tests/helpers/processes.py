@@ -6,7 +6,11 @@ import os
 import psutil
 
 from common import env
+from supervisor.backends.iris import LOG_READER
 from workers.transports import FOLLOWER_NAME
+
+# What reads a log service for a run's streams: forked followers, and the run's one log reader.
+LOG_SERVICE_READERS = frozenset({FOLLOWER_NAME, f"iris:{LOG_READER}"})
 
 
 def with_env(name: str, value: str | None = None) -> list[psutil.Process]:
@@ -29,15 +33,16 @@ def with_run_tag(run_id: str | None = None) -> list[psutil.Process]:
     return with_env(env.RUN_TAG, run_id)
 
 
-def followers_under(pid: int) -> list[psutil.Process]:
+def followers_under(pid: int, names: frozenset[str] = frozenset({FOLLOWER_NAME})) -> list[psutil.Process]:
     """The live stream followers forked under `pid` (a supervisor, a stream child), found by their
     name: a forked process shows its parent's argv, and /proc shows no environment set after the
-    fork, so neither the argv nor `with_run_tag` finds them."""
+    fork, so neither the argv nor `with_run_tag` finds them. `LOG_SERVICE_READERS`: the run's log
+    reader too (what reads Iris's log service for a run's streams)."""
     found = []
     with contextlib.suppress(psutil.Error):
         for proc in psutil.Process(pid).children(recursive=True):
             with contextlib.suppress(psutil.Error):
-                if proc.name() == FOLLOWER_NAME and proc.status() != psutil.STATUS_ZOMBIE:
+                if proc.name() in names and proc.status() != psutil.STATUS_ZOMBIE:
                     found.append(proc)
     return found
 

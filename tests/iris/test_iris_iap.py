@@ -84,7 +84,8 @@ def _argv(run_id: str, tmp_path: Path, url: str, config: Path, tests: str) -> li
 
 
 def _watch(sup: SupervisorProc, secrets_now: Callable[[], list[str]]) -> tuple[set[int], list[str]]:
-    """Until the run exits: its log-service followers' pids, and every secret seen in an argv or an environment."""
+    """Until the run exits: the pids of what reads its log service (its log reader), and every secret
+    seen in an argv or an environment."""
     followers: set[int] = set()
     leaks: list[str] = []
     next_scan = [0.0]
@@ -93,7 +94,8 @@ def _watch(sup: SupervisorProc, secrets_now: Callable[[], list[str]]) -> tuple[s
         if time.monotonic() >= next_scan[0]:
             next_scan[0] = time.monotonic() + SCAN_EVERY_S
             found = secrets_now()
-            followers.update(proc.pid for proc in processes.followers_under(sup.popen.pid))
+            readers = processes.followers_under(sup.popen.pid, processes.LOG_SERVICE_READERS)
+            followers.update(proc.pid for proc in readers)
             for proc in processes.with_run_tag(sup.run_id):
                 with contextlib.suppress(psutil.Error):
                     argv = "\0".join(proc.cmdline())
@@ -140,7 +142,7 @@ def test_a_run_behind_iap_passes_fetching_its_short_lived_proxy_token_again_and_
             assert all(s["lines"] > 0 for s in streams), streams
             # Tokens live 3 s, the run about 15: some process fetched its token again.
             assert max(iap.fetches_by_process().values()) > 1, iap.fetches_by_process()
-            # The followers ran the proxy token command themselves (the minter logs its parent's pid).
+            # The log reader ran the proxy token command itself (the minter logs its parent's pid).
             assert followers & {int(pid) for pid in iap.fetches_by_process()}, (followers, iap.fetches_by_process())
             assert leaks == [], leaks
             task_env = _task_env(cluster.url, sup)

@@ -56,9 +56,10 @@ def _argv(run_id: str, tmp_path: Path, config: str, *flags: str) -> list[str]:
 
 
 def _connected_followers(sup_pid: int, count: int) -> list[set[int]]:
-    """The remote TCP ports of the run's log-service followers that hold a connection, once `count` do."""
+    """The remote TCP ports of what reads the run's log service (its log reader) that hold a connection,
+    once `count` do."""
     connected = []
-    for proc in processes.followers_under(sup_pid):
+    for proc in processes.followers_under(sup_pid, processes.LOG_SERVICE_READERS):
         with contextlib.suppress(psutil.Error):
             ports = {c.raddr.port for c in proc.net_connections(kind="tcp") if c.raddr}
             if ports:
@@ -93,7 +94,7 @@ def _stream_files(sup: SupervisorProc) -> dict[str, Path]:
 
 def test_a_run_reaches_iris_only_through_its_tunnel_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The run passes; the tunnel came up on the port it picked, every child used that address (the
-    followers included) and none the controller's own; the tunnel's environment holds no token."""
+    log reader included) and none the controller's own; the tunnel's environment holds no token."""
     token = f"tok-{uuid.uuid4().hex}"
     monkeypatch.setenv(TOKEN_ENV, token)
     run_id = f"tun-{uuid.uuid4().hex[:8]}"
@@ -104,7 +105,7 @@ def test_a_run_reaches_iris_only_through_its_tunnel_command(tmp_path: Path, monk
             environ = psutil.Process(up["tunnel_pid"]).environ()  # /proc/<pid>/environ of the forward
             sup.wait_event("stream_connected", count=2, timeout_s=60)
             argvs = _argvs_of(run_id)
-            peers = wait_for(lambda: _connected_followers(sup.popen.pid, 2), WAIT_S, "two followers connected")
+            peers = wait_for(lambda: _connected_followers(sup.popen.pid, 1), WAIT_S, "the log reader connected")
             code = sup.wait_exit(RUN_EXIT_S)
             results = sup.results()
             _assert_nothing_left(sup)

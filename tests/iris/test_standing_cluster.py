@@ -123,12 +123,12 @@ def test_two_attached_runs_beside_a_bystander_touch_only_their_own_jobs(
                 sup.wait_event("job_launched", count=4, timeout_s=60)
             # Every process of both runs, the log-service followers included, while they run.
             argvs = _argvs_of(a.run_id) + _argvs_of(b.run_id)
-            followers = processes.followers_under(a.popen.pid) + processes.followers_under(b.popen.pid)
+            readers = processes.LOG_SERVICE_READERS
+            followers = [proc for sup in (a, b) for proc in processes.followers_under(sup.popen.pid, readers)]
             for sup in (a, b):
                 assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
                 assert sup.results()["outcome"] == "passed"
-        # Forked, the followers show their stream child's argv: theirs (`--token-env=NAME`, never the
-        # token) is the transport's, tested in tests/streams/test_iris_log_follow.py.
+        # Each run's log reader (forked: it shows the supervisor's argv) read its log service.
         assert len(followers) >= 2, followers
         assert not [argv for argv in argvs if token in argv]
         # The bystander was never touched: still running, never terminated by either run.

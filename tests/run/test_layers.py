@@ -61,6 +61,12 @@ def test_no_supervisor_module_loads_grpc_or_the_http_client() -> None:
     assert not loaded & {"grpc", "urllib3", "google"}, sorted(loaded & {"grpc", "urllib3", "google"})
 
 
+def test_the_log_reader_preloaded_in_the_supervisor_loads_no_http_client() -> None:
+    """workers.log_reader is preloaded (its socket is bound before the HTTP client is imported, in the child)."""
+    loaded = {name.split(".")[0] for name in _imports("workers.log_reader")}
+    assert not loaded & {"grpc", "urllib3", "google"}, sorted(loaded & {"grpc", "urllib3", "google"})
+
+
 PACKAGES = ("iris_smoke", "supervisor", "workers", "common", "local_cluster", "iris_smoke_api")
 
 

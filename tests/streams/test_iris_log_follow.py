@@ -386,25 +386,63 @@ class Stream:
         return written(self.path) == expected_lines(fetch_all(server, self.key))[0]
 
 
+def three_streams(transport: IrisLogTransport, worker: str, run_dir: Path, stack: contextlib.ExitStack) -> list[Stream]:
+    """Started: the controller's stream, `worker`'s, and one of a key Iris does not write to (the test
+    pushes awkward entries there); each closed when `stack` is."""
+    vms = run_dir / "logs" / "vms"
+
+    def spec(vm: str, role: Role = Role.WORKER) -> StreamSpec:
+        return StreamSpec(VmHost(vm, 0, role, vm), "iris", transport, backoff=FAST_BACKOFF)
+
+    streams = [
+        Stream(CONTROLLER_KEY, spec("iris-ctl", Role.CONTROLLER), run_dir / "logs" / "controller.jsonl"),
+        Stream(f"/system/worker/{worker}", spec(worker), vms / f"{worker}.jsonl"),
+        Stream("/system/worker/synthetic-worker", spec("synthetic-worker"), vms / "synthetic-worker.jsonl"),
+    ]
+    for stream in streams:
+        stream.start(run_dir)
+        stack.callback(stream.close)
+    return streams
+
+
+def drained(streams: list[Stream]) -> dict[str, dict[str, Any]]:
+    """Each stream drained (SIGUSR1: finish what is in flight, then exit 0): its STATS by key."""
+    stats = {}
+    for stream in streams:
+        assert stream.child is not None
+        os.kill(stream.child.pid, signal.SIGUSR1)
+        assert stream.child.wait(WAIT_S) == ChildExit.OK
+        stats[stream.key] = stream.child.wait_message(Kind.STATS, 1).body
+    return stats
+
+
+def every_row_once_resumed_by_cursor(stream: Stream, server: str, stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """Checks a stream killed under load: the rows of its key each once, in order, no gap; every
+    connection after the first resumed by cursor, and at least KILLS resumes, all by cursor.
+    Its `stream_connected` events."""
+    records = read_records(stream.path)
+    validate(records)
+    wanted, backsteps = expected_lines(fetch_all(server, stream.key))
+    got = written(stream.path)
+    assert got == wanted[: len(got)], stream.key
+    assert [r["seq"] for r in records] == list(range(len(records)))
+    assert stats["gaps"] == 0 and stream.events_of("stream_gap") == [], stream.key
+    connected = stream.events_of("stream_connected")
+    assert connected[0]["cursor"] is None, stream.key
+    assert all(isinstance(e["cursor"], int) for e in connected[1:]), (stream.key, connected)
+    # (A stream_resumed is logged just after the batch it settles is written: a SIGKILL may fall in between.)
+    resumed = stream.events_of()
+    assert len(resumed) >= KILLS and {e["by"] for e in resumed} == {"cursor"}, (stream.key, resumed)
+    skipped = sum(e["replayed"] for e in resumed)
+    print(f"{stream.key}: {len(got)} lines, {skipped} written lines replayed, {backsteps} steps back in time")
+    return connected
+
+
 def test_stream_resumes_by_cursor_when_its_follower_or_itself_is_killed(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     with running_iris_cluster(tmp_path) as cluster, contextlib.ExitStack() as stack:
         worker, server = healthy_worker(cluster), log_server(cluster)
-        vms = run_dir / "logs" / "vms"
-        transport = IrisLogTransport(cluster.url, poll_interval_s=0.2)
-
-        def spec(vm: str, role: Role = Role.WORKER) -> StreamSpec:
-            return StreamSpec(VmHost(vm, 0, role, vm), "iris", transport, backoff=FAST_BACKOFF)
-
-        streams = [
-            Stream(CONTROLLER_KEY, spec("iris-ctl", Role.CONTROLLER), run_dir / "logs" / "controller.jsonl"),
-            Stream(f"/system/worker/{worker}", spec(worker), vms / f"{worker}.jsonl"),
-            # A key Iris does not write to, with awkward entries pushed by the test.
-            Stream("/system/worker/synthetic-worker", spec("synthetic-worker"), vms / "synthetic-worker.jsonl"),
-        ]
-        for stream in streams:
-            stream.start(run_dir)
-            stack.callback(stream.close)
+        streams = three_streams(IrisLogTransport(cluster.url, poll_interval_s=0.2), worker, run_dir, stack)
         with busy(cluster, server, streams[-1].key):
             for _ in range(KILLS):
                 for stream in streams:
@@ -414,29 +452,10 @@ def test_stream_resumes_by_cursor_when_its_follower_or_itself_is_killed(tmp_path
                 stream.new_lines()  # the last resume is settled by a new line
         for stream in streams:
             wait_for(functools.partial(stream.caught_up, server), WAIT_S, f"{stream.key} caught up")
-        stats = {}
+        stats = drained(streams)
         for stream in streams:
-            assert stream.child is not None
-            os.kill(stream.child.pid, signal.SIGUSR1)  # drain: finish what is in flight, then exit
-            assert stream.child.wait(WAIT_S) == ChildExit.OK
-            stats[stream.key] = stream.child.wait_message(Kind.STATS, 1).body
-        for stream in streams:
-            records = read_records(stream.path)
-            validate(records)
-            wanted, backsteps = expected_lines(fetch_all(server, stream.key))
-            got, found = written(stream.path), stats[stream.key]
-            assert got == wanted[: len(got)], stream.key
-            assert [r["seq"] for r in records] == list(range(len(records)))
-            assert found["gaps"] == 0 and stream.events_of("stream_gap") == [], stream.key
-            # Every connection after the first resumed by cursor. (A stream_resumed is logged just
-            # after the batch it settles is written: a SIGKILL may fall in between.)
-            connected = stream.events_of("stream_connected")
-            assert len(connected) > 2 * KILLS and connected[0]["cursor"] is None, stream.key
-            assert all(isinstance(e["cursor"], int) for e in connected[1:]), (stream.key, connected)
-            resumed = stream.events_of()
-            assert len(resumed) >= KILLS and {e["by"] for e in resumed} == {"cursor"}, (stream.key, resumed)
-            skipped = sum(e["replayed"] for e in resumed)
-            print(f"{stream.key}: {len(got)} lines, {skipped} written lines replayed, {backsteps} steps back in time")
+            connected = every_row_once_resumed_by_cursor(stream, server, stats[stream.key])
+            assert len(connected) > 2 * KILLS, stream.key
 
 
 def test_a_row_older_than_the_resume_lookback_is_delivered_across_resumes(tmp_path: Path) -> None:

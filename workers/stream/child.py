@@ -46,6 +46,7 @@ from workers.stream.framing import LineFramer
 from workers.stream.outfile import StreamFile, StreamFileBusy
 from workers.stream.records import RecordEncoder, Resumed
 from workers.stream.spec import StreamSpec
+from workers.stream.subscription import Subscribe, Subscription, abstract_address
 from workers.transports import IrisLogTransport, LocalTransport
 
 # Shares of the child's stop grace (runtime's hard-exit timer): waiting for the follower
@@ -126,7 +127,7 @@ class StreamChild:
     def _stopping(self) -> bool:
         return self.ctx.stop.requested() or self.ctx.drain.requested() or self.ctx.deadline.expired()
 
-    def _drained(self, conn: Connection, now: float) -> float | None:
+    def _drained(self, conn: Connection | Subscription, now: float) -> float | None:
         """While draining: 0 when caught up, else the seconds until it may count as caught up."""
         if not self.ctx.drain.requested():
             return None
@@ -134,19 +135,19 @@ class StreamChild:
         since = max(self._silent_since(conn), self.drain_started or now)
         return max(0.0, since + quiet - now)
 
-    def _connect(self) -> Connection | None:
+    def _connect(self) -> Connection | Subscription | None:
         since, mark, left = self.encoder.last_ts, self.mark, self.ctx.deadline.remaining()
         transport = self.spec.transport
-        if isinstance(transport, IrisLogTransport) and mark is not None:
-            argv = transport.argv(self.spec.host, self.spec.container, mark.ts, left, cursor=mark.cursor)
-        else:
-            argv = transport.argv(self.spec.host, self.spec.container, since, left)
+        conn: Connection | Subscription
         try:
-            forked = transport.forked if isinstance(transport, IrisLogTransport | LocalTransport) else None
-            conn = Connection.start(
-                self.ctx.groups, argv, self.spec.read_chunk_bytes, transport.inherited_secrets, forked=forked
-            )
-        except OSError as exc:  # the program itself is missing or not executable
+            if isinstance(transport, IrisLogTransport) and transport.reader:
+                request = Subscribe(transport.key(self.spec.host), since, None)
+                if mark is not None:
+                    request = Subscribe(request.key, mark.ts, mark.cursor)
+                conn = Subscription.open(abstract_address(transport.reader), request)
+            else:
+                conn = self._start_follower(since, mark, left)
+        except OSError as exc:  # the program itself is missing or not executable; no reader listens
             self.log.warning("stream_disconnected", exit_code=None, error=str(exc), stderr_tail="")
             return None
         if mark is None:
@@ -159,17 +160,31 @@ class StreamChild:
         self.framer = LineFramer(self.spec.max_line_bytes)  # a new follower starts on a line boundary
         cursor_at = None if mark is None else mark.cursor
         self.log.info(
-            "stream_connected", transport=transport.kind, since=since, cursor=cursor_at, transport_pid=conn.proc.pid
+            "stream_connected", transport=transport.kind, since=since, cursor=cursor_at, transport_pid=conn.pid
         )
         if not self.ready_sent:
-            self.ctx.channel.send(StreamReady(conn.proc.pid, str(self.out.path)))
+            self.ctx.channel.send(StreamReady(conn.pid, str(self.out.path)))
             self.ready_sent = True
         return conn
 
-    def _pump(self, conn: Connection) -> EndReason:
+    def _start_follower(self, since: str | None, mark: cursor.CursorMark | None, left: float) -> Connection:
+        """A follower process of this stream's own (ssh, the local `logs`, an Iris follower)."""
+        transport = self.spec.transport
+        if isinstance(transport, IrisLogTransport) and mark is not None:
+            argv = transport.argv(self.spec.host, self.spec.container, mark.ts, left, cursor=mark.cursor)
+        else:
+            argv = transport.argv(self.spec.host, self.spec.container, since, left)
+        forked = transport.forked if isinstance(transport, IrisLogTransport | LocalTransport) else None
+        return Connection.start(
+            self.ctx.groups, argv, self.spec.read_chunk_bytes, transport.inherited_secrets, forked=forked
+        )
+
+    def _pump(self, conn: Connection | Subscription) -> EndReason:
         poller = select.poll()
-        for fd in (conn.out_fd, conn.err_fd, self.ctx.stop.fd, self.ctx.drain.fd):
+        for fd in (conn.out_fd, self.ctx.stop.fd, self.ctx.drain.fd):
             poller.register(fd, select.POLLIN)
+        if conn.err_open:
+            poller.register(conn.err_fd, select.POLLIN)
         self.paused_until = None
         while conn.out_open:
             if self.paused_until is not None and (time.monotonic() >= self.paused_until or self.ctx.drain.requested()):
@@ -211,7 +226,7 @@ class StreamChild:
         small = len(data) < COALESCE_BELOW_BYTES
         return small and not (self.framer.discarding or self.ctx.drain.requested())
 
-    def _timeout_ms(self, conn: Connection) -> int:
+    def _timeout_ms(self, conn: Connection | Subscription) -> int:
         now = time.monotonic()
         due = [self.ctx.deadline.remaining(), self.next_progress - now]
         if not self.stale_reported:
@@ -225,7 +240,7 @@ class StreamChild:
             due.append(self.paused_until - now)
         return max(0, math.ceil(min(due) * 1000))
 
-    def _silent_since(self, conn: Connection) -> float:
+    def _silent_since(self, conn: Connection | Subscription) -> float:
         return max(conn.started_at, self.last_data_at or 0.0)
 
     # -- data -------------------------------------------------------------------
@@ -277,7 +292,7 @@ class StreamChild:
             self.capped = True
             self.log.warning("stream_capped", bytes=self.out.size, max_bytes=self.spec.max_bytes)
 
-    def _tick(self, conn: Connection) -> None:
+    def _tick(self, conn: Connection | Subscription) -> None:
         now = time.monotonic()
         silent_s = now - self._silent_since(conn)
         if not self.stale_reported and silent_s >= self.spec.stale_after_s:
@@ -297,20 +312,23 @@ class StreamChild:
 
     # -- ending a connection, waiting, finishing -----------------------------------
 
-    def _count_failed_connect(self, conn: Connection | None, reason: EndReason) -> None:
+    def _count_failed_connect(self, conn: Connection | Subscription | None, reason: EndReason) -> None:
         """Followers in a row that could not reach the source: never started, or failed by themselves with no line."""
         if conn is not None and conn.delivered:
             self.failed_connects, self.last_error = 0, ""
-        elif reason is EndReason.TRANSPORT_EXITED and (conn is None or conn.proc.returncode != 0):
+        elif reason is EndReason.TRANSPORT_EXITED and (conn is None or conn.returncode != 0):
             self.failed_connects += 1
             self.last_error = conn.stderr_text()[-LAST_ERROR_CHARS:] if conn is not None else "could not start"
 
-    def _disconnect(self, conn: Connection, reason: EndReason) -> None:
+    def _disconnect(self, conn: Connection | Subscription, reason: EndReason) -> None:
         grace = self.ctx.grace_s
         if reason is not EndReason.TRANSPORT_EXITED:
             conn.close_stdin()
             conn.read_until_eof(grace * EXIT_WAIT_SHARE, self._ingest)
-        code = conn.end(self.ctx.groups, grace * EXIT_WAIT_SHARE, grace * TERM_GRACE_SHARE, self._ingest)
+        if isinstance(conn, Subscription):
+            code = conn.end(grace * EXIT_WAIT_SHARE, self._ingest)
+        else:
+            code = conn.end(self.ctx.groups, grace * EXIT_WAIT_SHARE, grace * TERM_GRACE_SHARE, self._ingest)
         self.log.info(
             "stream_disconnected",
             reason=reason,
@@ -343,7 +361,7 @@ class StreamChild:
         code, method = ErrorCode(found["code"]), found.get("method", "<log service>")
         polling.report_broken_reply(self.ctx, code, method, found.get("details", ""))
 
-    def _wait_backoff(self, conn: Connection | None) -> None:
+    def _wait_backoff(self, conn: Connection | Subscription | None) -> None:
         started = conn.started_at if conn is not None else time.monotonic()
         delay = self.backoff.next_delay(started, conn is not None and conn.delivered)
         self.reconnects += 1

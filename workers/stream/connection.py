@@ -60,6 +60,14 @@ class Connection:
         return conn
 
     @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    @property
     def out_fd(self) -> int:
         assert self.proc.stdout is not None
         return self.proc.stdout.fileno()
