@@ -127,11 +127,13 @@ class Reader:
         for sub in list(self.subs.values()):
             self._close(sub)
 
-    def _poll_due(self) -> bool:
-        """A shared poll is due: a live subscription, its time, and room in the queues for a page."""
+    def _poll_wanted(self) -> bool:
+        """A shared poll has a use: a live subscription, and room in the queues for a page."""
         live = any(s.live and not s.closing for s in self.subs.values())
-        queued = sum(s.queued for s in self.subs.values())
-        return live and time.monotonic() >= self.next_poll and queued <= self.args.target.max_log_page_bytes
+        return live and sum(s.queued for s in self.subs.values()) <= self.args.target.max_log_page_bytes
+
+    def _poll_due(self) -> bool:
+        return self._poll_wanted() and time.monotonic() >= self.next_poll
 
     def _wait(self) -> None:
         poller = select.poll()
@@ -148,7 +150,9 @@ class Reader:
 
     def _timeout_ms(self) -> int:
         now = time.monotonic()
-        due = [self.ctx.deadline.remaining(), max(0.0, self.next_poll - now)]
+        due = [self.ctx.deadline.remaining()]
+        if self._poll_wanted():  # else a subscription, or room in the queues, wakes us first
+            due.append(max(0.0, self.next_poll - now))
         if self.client is None:
             due.append(max(0.0, self.retry_at - now))
         elif any(s.request and not s.live and not s.closing and not s.queue for s in self.subs.values()):

@@ -7,15 +7,17 @@ once, in order, resumed exactly by cursor when the reader or a stream child is k
 
 import contextlib
 import functools
+import threading
 from pathlib import Path
 
+import psutil
 import pytest
 
 from common.controller_target import ApiKind, ControllerTarget
 from common.messages import Kind
-from tests.helpers import processes
+from tests.helpers import hostile_controller, processes
 from tests.helpers.forked_child import ChildProcess
-from tests.helpers.iris import IrisCluster, running_iris_cluster
+from tests.helpers.iris import running_iris_cluster
 from tests.helpers.waiting import wait_for
 from tests.streams.test_iris_log_follow import (
     KILLS,
@@ -31,18 +33,20 @@ from tests.streams.test_iris_log_follow import (
     written,
 )
 from workers.child_args import LogReaderArgs
-from workers.stream.subscription import reader_name
+from workers.stream.subscription import Subscribe, Subscription, abstract_address, reader_name
 from workers.transports import IrisLogTransport
 
 READER_ENTRYPOINT = "workers.log_reader:main"
+IDLE_WINDOW_S = 2.0
+IDLE_CPU_S = 0.3  # polling every 0.2 s an empty log service costs a few ms a poll
 
 
 class Reader:
     """The run's reader, as the supervisor forks it, and restarted as its restart policy would."""
 
-    def __init__(self, run_dir: Path, cluster: IrisCluster) -> None:
+    def __init__(self, run_dir: Path, url: str) -> None:
         self.name = reader_name("test-run")
-        target = ControllerTarget(ApiKind.IRIS, cluster.url, "smoke")
+        target = ControllerTarget(ApiKind.IRIS, url, "smoke")
         self.args = LogReaderArgs(target, self.name, poll_interval_s=0.2)
         self.run_dir = run_dir
         self.child: ChildProcess | None = None
@@ -68,7 +72,7 @@ def test_streams_under_one_reader_resume_by_cursor_when_it_or_they_are_killed(tm
     run_dir = tmp_path / "run"
     with running_iris_cluster(tmp_path) as cluster, contextlib.ExitStack() as stack:
         worker, server = healthy_worker(cluster), log_server(cluster)
-        reader = Reader(run_dir, cluster)
+        reader = Reader(run_dir, cluster.url)
         reader.start()
         stack.callback(reader.close)
         streams = three_streams(IrisLogTransport(cluster.url, reader=reader.name), worker, run_dir, stack)
@@ -89,3 +93,31 @@ def test_streams_under_one_reader_resume_by_cursor_when_it_or_they_are_killed(tm
             every_row_once_resumed_by_cursor(stream, server, stats[stream.key])
             # The last stream child caught up and was drained: everything its key holds is written.
             assert written(stream.path) == expected_lines(fetch_all(server, stream.key))[0], stream.key
+
+
+def cpu_s(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+@pytest.mark.parametrize("subscribed", [False, True])
+def test_a_reader_with_nothing_to_read_sleeps_between_polls(tmp_path: Path, subscribed: bool) -> None:
+    """No subscription, or one whose key stays silent: the reader waits in poll(2), it does not spin."""
+    with hostile_controller.running() as url:
+        reader = Reader(tmp_path / "run", url)
+        reader.start()
+        try:
+            assert reader.child is not None
+            child = reader.child
+            with contextlib.ExitStack() as stack:
+                if subscribed:
+                    request = Subscribe("/system/worker/w", None, None)
+                    subscription = Subscription.open(abstract_address(reader.name), request)
+                    stack.callback(subscription.sock.close)
+                wait_for(lambda: child.events("log_reader_ready"), WAIT_S, "the reader found its log service")
+                before = cpu_s(child.pid)
+                threading.Event().wait(IDLE_WINDOW_S)  # a window to measure over, not a synchronisation
+                used = cpu_s(child.pid) - before
+            assert used < IDLE_CPU_S, f"{used:.2f} s of CPU in {IDLE_WINDOW_S} s idle"
+        finally:
+            reader.close()

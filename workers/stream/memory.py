@@ -21,7 +21,9 @@ STREAM_PSS_MIB: dict[TransportKind, float] = {
     # measured 5.5 over 128 hosts, 6.5 over 16; a GCP stream is ssh too, with its share of the
     # host's multiplexed master: 5.3 (bench/gcp_stream_memory.py)
     TransportKind.SSH: 7.0,
-    TransportKind.LOCAL: 15.0,  # child and forked `logs` command: 13.6 over the embedded cluster's streams
+    # child and forked `logs` command: 13.6 over the embedded cluster's streams; 14.8-15.2 on a busier
+    # machine (2026-12, beside five other suites), over the 15 it was declared at: 16.
+    TransportKind.LOCAL: 16.0,
 }
 # Everything of a run but its streams (supervisor, discovery, monitors, tests child, cluster
 # child): about 70 MiB PSS at rest (tests/run/test_hostile_controller.py), and each child
