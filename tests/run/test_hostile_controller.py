@@ -29,6 +29,7 @@ from tests.helpers.hostile_controller import (
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
 from tests.helpers.tree_memory import MIB, TreeMemory
 from tests.run.test_machine_outputs import RESULTS_SCHEMA
+from workers.controller.log_server import FETCH_LOGS
 
 DEADLINE_S = 120
 END_S = 30.0
@@ -62,6 +63,9 @@ def _run(tmp_path: Path, url: str, *flags: str) -> tuple[SupervisorProc, float, 
         (LIST_WORKERS, "big-worker-id", "iris_api_mismatch", "api_mismatch",
          "workers[].metadata.attributes.tpu-worker-id"),
         (LIST_JOBS, "big-epoch", "iris_api_mismatch", "api_mismatch", "jobs[].submittedAt.epochMs"),
+        # The run's log reader reads it (its first question: the store's last row), and ends its streams'
+        # subscriptions with the report; the first stream's reaches the verdict.
+        (FETCH_LOGS, "endless", "reply_too_large", "reply_too_large", None),
     ],
 )  # fmt: skip
 def test_a_hostile_answer_ends_the_run_at_once_with_its_reason(
