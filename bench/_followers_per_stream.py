@@ -15,7 +15,7 @@ from supervisor.cli import main
 
 _with_reader = iris.iris_log_transport
 iris.iris_log_transport = lambda run: dataclasses.replace(_with_reader(run), reader="")
-iris.IrisBackend.log_reader = lambda _self, _run: None  # type: ignore[assignment,method-assign,return-value]
+iris.IrisBackend.log_reader = lambda _self, _run: None
 
 if __name__ == "__main__":
     sys.exit(main())
