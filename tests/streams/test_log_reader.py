@@ -25,12 +25,9 @@ from tests.streams.test_iris_log_follow import (
     busy,
     drained,
     every_row_once_resumed_by_cursor,
-    expected_lines,
-    fetch_all,
     healthy_worker,
     log_server,
     three_streams,
-    written,
 )
 from workers.child_args import LogReaderArgs
 from workers.stream.subscription import Subscribe, Subscription, abstract_address, reader_name
@@ -66,7 +63,7 @@ class Reader:
             self.child.close()
 
 
-# A real Iris and twelve kills, each waiting for 20 new lines: ~100 s alone, more beside other suites.
+# A real Iris and twelve kills, nine waiting for 20 new lines: ~70 s alone, more beside other suites.
 @pytest.mark.timeout(240)
 def test_streams_under_one_reader_resume_by_cursor_when_it_or_they_are_killed(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
@@ -77,9 +74,12 @@ def test_streams_under_one_reader_resume_by_cursor_when_it_or_they_are_killed(tm
         stack.callback(reader.close)
         streams = three_streams(IrisLogTransport(cluster.url, reader=reader.name), worker, run_dir, stack)
         with busy(cluster, server, streams[-1].key):
+            # The load lasts LOAD_ROUNDS job launches: each kill_child first waits for new lines (from
+            # the restarted reader: every stream resumed from it), so a round waits three times. Before
+            # the first kill every stream has lines, so a cursor to resume by.
+            for stream in streams:
+                stream.new_lines()
             for _ in range(KILLS):
-                for stream in streams:
-                    stream.new_lines()
                 reader.kill_and_restart()
                 for stream in streams:
                     stream.kill_child()
@@ -91,8 +91,6 @@ def test_streams_under_one_reader_resume_by_cursor_when_it_or_they_are_killed(tm
         stats = drained(streams)
         for stream in streams:
             every_row_once_resumed_by_cursor(stream, server, stats[stream.key])
-            # The last stream child caught up and was drained: everything its key holds is written.
-            assert written(stream.path) == expected_lines(fetch_all(server, stream.key))[0], stream.key
 
 
 def cpu_s(pid: int) -> float:
