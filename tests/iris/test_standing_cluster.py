@@ -152,6 +152,27 @@ def test_two_attached_runs_beside_a_bystander_touch_only_their_own_jobs(
 SLEEPERS = "".join(f'\n[[tests]]\nname = "sleeps-{i}"\nargv = ["sleep", "600"]\n' for i in range(6))
 
 
+def test_the_whole_default_suite_passes_beside_a_bystander_and_leaves_it_running(tmp_path: Path) -> None:
+    """Every fleet check and standard test, Iris's cases included (a worker filled and freed, 50
+    tasks, exec, endpoints), attached to a cluster where someone else's job runs: the run passes,
+    the bystander is never named, preempted or terminated, and none of the run's jobs is left active."""
+    with running_iris_cluster(tmp_path) as cluster:
+        bystander = launch_bystander(cluster.url)
+        run_id = f"sd-{uuid.uuid4().hex[:8]}"
+        argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", cluster.url, "--timeout", "100")
+        with started(argv, tmp_path, run_id) as sup:
+            assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
+        results = sup.results()
+        outcomes = {t["name"]: t["outcome"] for t in results["tests"]}
+        assert results["outcome"] == "passed" and len(outcomes) == 21, outcomes
+        assert outcomes["cancel_releases_resources"] == "passed", results["tests"]
+        assert _state(cluster.url, bystander) == "JOB_STATE_RUNNING"
+        assert not [e for e in sup.events() if bystander in json.dumps(e)]
+        left = _under(cluster.url, _root_of(sup))
+        assert left and not {j: s for j, s in left.items() if s in ACTIVE}, left
+        _end(cluster.url, bystander)
+
+
 def test_sigint_in_the_tests_phase_leaves_none_of_the_runs_jobs_on_the_cluster(tmp_path: Path) -> None:
     """SIGINT once the first job is launched: exit 130, and listing the run's root shows nothing active."""
     with running_iris_cluster(tmp_path) as cluster:

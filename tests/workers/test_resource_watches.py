@@ -52,11 +52,13 @@ def test_an_iris_cpu_worker_is_pinned_only_as_the_one_worker_of_a_group_at_capac
     assert "no worker the run can pin" in str(choose_pin(twins, _groups(cpu_spot="at_max_slices")))
 
 
-def test_an_idle_worker_is_preferred() -> None:
+def test_only_an_idle_worker_is_filled_and_every_one_busy_is_said() -> None:
     busy = _worker("a", "g1", running=1, **{"tpu-name": "a", "tpu-worker-id": "0"})
     idle = _worker("b", "g2", **{"tpu-name": "b", "tpu-worker-id": "0"})
     chosen = choose_pin([busy, idle], _groups())
     assert not isinstance(chosen, str) and chosen.worker.worker_id == "b"
+    why = choose_pin([busy], _groups())
+    assert isinstance(why, str) and "running tasks" in why and "a (1 tasks)" in why
 
 
 class _View:

@@ -7,7 +7,10 @@
   bystander's or the run's own, to fit). A
   worker is pinned by its slice host (`tpu-name` and `tpu-worker-id`, unique by construction), or
   as the only worker listed of a scale group the autoscaler says is at capacity (no twin can
-  come up and take the job). CPU workers first, idle ones first; none pinnable: skipped, saying why.
+  come up and take the job). CPU workers first. Only an idle worker (no task running) is filled:
+  on a busy standing cluster a busy one could not take the fill until someone else's tasks end,
+  and a worker that lists no task yet cannot take it is the leak this test looks for. None
+  pinnable, or every pinnable one busy for PIN_WAIT_S: skipped, saying why.
 - pending_reason: a job asking more CPU than any machine has (a million cores) must be pending
   with a reason naming the CPU ("insufficient cpu"), or refused at launch with a reason naming
   it: Iris 0.2.227 refuses at submit a job no scale group's VM could hold (`failed_precondition`,
@@ -45,7 +48,9 @@ RESOURCE_CASES = ("cancel_releases_resources", "pending_reason", "workdir_offloa
 PENDING_CPU_MILLICORES = 1_000_000_000  # a million cores: more than any worker, and within int32
 OFFLOAD_FILE = "offload.bin"
 OFFLOAD_BYTES = 64 * 1024
-PIN_WAIT_S = 15.0  # how long a worker to pin is looked for (an owned cluster's may be booting)
+# How long an idle worker to pin is looked for: an owned cluster's may be booting, and the run's own
+# other tests' tasks hold the workers for their first seconds.
+PIN_WAIT_S = 30.0
 # Iris's availabilityStatus of a group that cannot add a slice (vm.proto says at_capacity, 0.2.227
 # says at_max_slices; while its last slice boots it says cooldown, "at max_slices with in-flight capacity").
 AT_CAPACITY = frozenset({"at_capacity", "at_max_slices"})
@@ -229,7 +234,11 @@ def choose_pin(workers: Sequence[Worker], status: AutoscalerStatus) -> Pin | str
         listed = ", ".join(w.worker_id for w in workers[:5]) or "none"
         return (f"no worker the run can pin a job to (a slice host, or the only worker of a scale group at "
                 f"capacity, with its CPU listed); workers: {listed}")  # fmt: skip
-    return min(pins, key=lambda p: (_device(p.worker) != "cpu", p.worker.running > 0, p.worker.worker_id))
+    idle = [p for p in pins if p.worker.running == 0]
+    if not idle:
+        busy = ", ".join(f"{p.worker.worker_id} ({p.worker.running} tasks)" for p in pins[:5])
+        return f"every worker the run can pin a job to is running tasks, so none can be filled: {busy}"
+    return min(idle, key=lambda p: (_device(p.worker) != "cpu", p.worker.worker_id))
 
 
 def _pin_constraints(w: Worker, alone_in_group: bool, at_capacity: set[str]) -> tuple[Constraint, ...]:
