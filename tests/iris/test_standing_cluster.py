@@ -157,7 +157,10 @@ def test_the_whole_default_suite_passes_beside_a_bystander_and_leaves_it_running
     tasks, exec, endpoints), attached to a cluster where someone else's job runs: the run passes,
     the bystander is never named, preempted or terminated, and none of the run's jobs is left active."""
     with running_iris_cluster(tmp_path) as cluster:
-        bystander = launch_bystander(cluster.url)
+        # On the on-demand CPU worker: the spot one, alone in its group, is the one a fill can pin
+        # (a cluster whose every pinnable worker is busy makes cancel_releases_resources a skip).
+        on_demand = {"key": "preemptible", "op": "CONSTRAINT_OP_EQ", "value": {"stringValue": "false"}}
+        bystander = launch_bystander(cluster.url, (on_demand,))
         run_id = f"sd-{uuid.uuid4().hex[:8]}"
         argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", cluster.url, "--timeout", "100")
         with started(argv, tmp_path, run_id) as sup:

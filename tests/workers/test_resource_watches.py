@@ -59,6 +59,10 @@ def test_only_an_idle_worker_is_filled_and_every_one_busy_is_said() -> None:
     assert not isinstance(chosen, str) and chosen.worker.worker_id == "b"
     why = choose_pin([busy], _groups())
     assert isinstance(why, str) and "running tasks" in why and "a (1 tasks)" in why
+    # A busy CPU worker is waited for rather than an idle accelerator host taken: the fill is a CPU job.
+    cpu_busy = _worker("c", "cpu", running=2, **{"tpu-name": "c", "tpu-worker-id": "0"})
+    tpu_idle = _worker("t", "tpu", 8000, device="tpu", **{"tpu-name": "t", "tpu-worker-id": "0"})
+    assert "c (2 tasks)" in str(choose_pin([cpu_busy, tpu_idle], _groups()))
 
 
 class _View:

@@ -7,7 +7,7 @@
   bystander's or the run's own, to fit). A
   worker is pinned by its slice host (`tpu-name` and `tpu-worker-id`, unique by construction), or
   as the only worker listed of a scale group the autoscaler says is at capacity (no twin can
-  come up and take the job). CPU workers first. Only an idle worker (no task running) is filled:
+  come up and take the job). CPU workers while there is one. Only an idle worker (no task running) is filled:
   on a busy standing cluster a busy one could not take the fill until someone else's tasks end,
   and a worker that lists no task yet cannot take it is the leak this test looks for. None
   pinnable, or every pinnable one busy for PIN_WAIT_S: skipped, saying why.
@@ -234,11 +234,14 @@ def choose_pin(workers: Sequence[Worker], status: AutoscalerStatus) -> Pin | str
         listed = ", ".join(w.worker_id for w in workers[:5]) or "none"
         return (f"no worker the run can pin a job to (a slice host, or the only worker of a scale group at "
                 f"capacity, with its CPU listed); workers: {listed}")  # fmt: skip
-    idle = [p for p in pins if p.worker.running == 0]
+    # A CPU worker while there is one: the fill is a CPU job, which an accelerator host may not take
+    # (the embedded cluster gives a slice host only jobs of its device).
+    candidates = [p for p in pins if _device(p.worker) == "cpu"] or pins
+    idle = [p for p in candidates if p.worker.running == 0]
     if not idle:
-        busy = ", ".join(f"{p.worker.worker_id} ({p.worker.running} tasks)" for p in pins[:5])
+        busy = ", ".join(f"{p.worker.worker_id} ({p.worker.running} tasks)" for p in candidates[:5])
         return f"every worker the run can pin a job to is running tasks, so none can be filled: {busy}"
-    return min(idle, key=lambda p: (_device(p.worker) != "cpu", p.worker.worker_id))
+    return min(idle, key=lambda p: p.worker.worker_id)
 
 
 def _pin_constraints(w: Worker, alone_in_group: bool, at_capacity: set[str]) -> tuple[Constraint, ...]:
