@@ -248,14 +248,16 @@ class StreamChild:
     def _ingest(self, data: bytes) -> None:
         self.bytes_in += len(data)
         batch = self.encoder.encode(self.framer.feed(data), timestamps.now())
+        # Said before the lines are written: a SIGKILL between the two must not leave the lines on
+        # disk and the resume that placed them unsaid.
+        for resumed in self.encoder.resumes:
+            self._log_resumed(resumed)
+        self.encoder.resumes.clear()
         written = self._write(batch) if batch else 0
         if self.by_cursor:
             self._keep_cursor(written)
         self.last_data_at = time.monotonic()
         self.stale_reported = False
-        for resumed in self.encoder.resumes:
-            self._log_resumed(resumed)
-        self.encoder.resumes.clear()
 
     def _log_resumed(self, resumed: Resumed) -> None:
         """stream_resumed: the replay overlapped, nothing lost; stream_gap: lines between the bounds may be missing."""
