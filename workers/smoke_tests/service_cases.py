@@ -18,7 +18,7 @@ from dataclasses import replace
 from common.jsonshape import Json, JsonObject
 from workers.controller.model import ENDPOINT_ADDRESS, Job, JobRequest, JobState, LogLevel, LogLine, job_finished
 from workers.smoke_tests.suite import PlannedTest
-from workers.smoke_tests.watch import TestView, Verdict, failed, first_running_task, passed
+from workers.smoke_tests.watch import TestView, Verdict, failed, passed, running_task
 
 SERVICE_CASES = ("log_levels", "named_ports", "endpoint_registration")
 MARKERS = {"info-marker": LogLevel.INFO, "warning-marker": LogLevel.WARNING, "error-marker": LogLevel.ERROR}
@@ -110,17 +110,14 @@ class EndpointRegistration:
         self.listed: list[str] = []  # the names listed under the run's root at the last look
 
     def step(self, view: TestView) -> Verdict | None:
-        [job] = view.jobs()
-        if job_finished(job.state):
-            listed = ", ".join(self.listed) or "none"
-            return failed(f"job {job.job_id} ended {job.state} before the controller listed its endpoint "
-                          f"{ENDPOINT!r} (listed under the run's root: {listed})"
-                          + (f": {job.error}" if job.error else ""))  # fmt: skip
         # Judged only once the controller has the task running: the verdict terminates it, and Iris
         # 0.2.227 loses a kill sent while the task is still `building` (the process outlives its job).
-        task = first_running_task(view, job)
-        if task is None:
-            return None
+        listed = ", ".join(self.listed) or "none"
+        found = running_task(view, f"the controller listed its endpoint {ENDPOINT!r} (listed under the run's "
+                                   f"root: {listed})")  # fmt: skip
+        if not isinstance(found, tuple):
+            return found
+        _, task = found
         endpoints = view.controller.list_endpoints()
         self.listed = [e.name for e in endpoints]
         mine = [e for e in endpoints if e.name.endswith(f"/{ENDPOINT}") and e.task_id == task.task_id]

@@ -17,9 +17,9 @@ import uuid
 from dataclasses import replace
 
 from common.jsonshape import JsonObject
-from workers.controller.model import ControllerError, ErrorCode, Job, JobRequest, Task, job_finished
+from workers.controller.model import ControllerError, ErrorCode, JobRequest
 from workers.smoke_tests.suite import PlannedTest
-from workers.smoke_tests.watch import TestView, Verdict, failed, first_running_task, passed
+from workers.smoke_tests.watch import TestView, Verdict, failed, passed, running_task
 
 EXEC_TIMEOUT_S = 2.0  # the command's own limit: `echo` takes milliseconds
 PROFILE_S = 1.0  # how long the task is sampled (Iris's own smoke case: 1 s)
@@ -61,17 +61,6 @@ def profile_task(base: JobRequest, job_timeout_s: float) -> PlannedTest:
     return PlannedTest("profile_task", [request], watch=ProfileTask())
 
 
-def _running(view: TestView, acting: str) -> tuple[Job, Task] | Verdict | None:
-    """The test's one job and its running task; a failure if the job ended before the watch acted;
-    None while no task runs yet."""
-    [job] = view.jobs()
-    if job_finished(job.state):
-        why = f": {job.error}" if job.error else ""
-        return failed(f"job {job.job_id} ended {job.state} before {acting}{why}")
-    task = first_running_task(view, job)
-    return (job, task) if task is not None else None
-
-
 class ExecInContainer:
     """`echo <token>` run in the running task answers the token on stdout, with exit code 0."""
 
@@ -80,7 +69,7 @@ class ExecInContainer:
         self.argv = ("echo", token)
 
     def step(self, view: TestView) -> Verdict | None:
-        found = _running(view, "a command was run in its task")
+        found = running_task(view, "a command was run in its task")
         if not isinstance(found, tuple):
             return found
         job, task = found
@@ -109,7 +98,7 @@ class ProfileTask:
     """A CPU profile of the running task is not empty; its size, format and samples are recorded."""
 
     def step(self, view: TestView) -> Verdict | None:
-        found = _running(view, "its task was profiled")
+        found = running_task(view, "its task was profiled")
         if not isinstance(found, tuple):
             return found
         job, task = found

@@ -21,7 +21,7 @@ from typing import Protocol
 from common.jsonshape import Json, JsonObject
 from common.outcome import Outcome
 from workers.controller.api import Controller
-from workers.controller.model import Job, JobRequest, JobState, Task, TaskState
+from workers.controller.model import Job, JobRequest, JobState, Task, TaskState, job_finished
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,17 @@ class Watch(Protocol):
     def step(self, view: TestView) -> Verdict | None:
         """Look at the test and act; a verdict ends it, None waits for the next poll."""
         ...
+
+
+def running_task(view: TestView, acting: str) -> tuple[Job, Task] | Verdict | None:
+    """The test's one job and its running task; a failure if the job ended before the watch could
+    do `acting`; None while no task runs yet."""
+    [job] = view.jobs()
+    if job_finished(job.state):
+        why = f": {job.error}" if job.error else ""
+        return failed(f"job {job.job_id} ended {job.state} before {acting}{why}")
+    task = first_running_task(view, job)
+    return (job, task) if task is not None else None
 
 
 def first_running_task(view: TestView, job: Job) -> Task | None:
