@@ -126,6 +126,11 @@ class Job:
     submitted_at: str | None = None  # RFC 3339, UTC
     finished_at: str | None = None
 
+    @property
+    def error_suffix(self) -> str:
+        """`: <error>` to end a sentence about the job with, or nothing when it gave no error."""
+        return f": {self.error}" if self.error else ""
+
 
 @dataclass(frozen=True)
 class Task:

@@ -75,9 +75,8 @@ class ManyTasks:
         succeeded = sum(t.state is TaskState.SUCCEEDED for t in tasks)
         details = {"tasks": self.replicas, "succeeded": succeeded, "all_started_s": self.all_started_s}
         if job.state is not JobState.SUCCEEDED or succeeded != self.replicas or len(tasks) != self.replicas:
-            why = f": {job.error}" if job.error else ""
             return failed(f"job {job.job_id} ended {job.state} with {succeeded} of {self.replicas} tasks "
-                          f"succeeded ({len(tasks)} listed){why}", **details)  # fmt: skip
+                          f"succeeded ({len(tasks)} listed){job.error_suffix}", **details)  # fmt: skip
         return passed(**details)
 
 

@@ -121,8 +121,7 @@ class PendingReason:
             if _CPU_SHORT.search(job.pending_reason):
                 return passed(how="pending", reason=job.pending_reason[:300], seconds=round(view.elapsed_s(), 3))
         elif job.state is not JobState.UNSPECIFIED:
-            why = f": {job.error}" if job.error else ""
-            return failed(f"job {job.job_id} asking {cores} cores is {job.state}, expected pending{why}")
+            return failed(f"job {job.job_id} asking {cores} cores is {job.state}, expected pending{job.error_suffix}")
         if view.elapsed_s() >= self.limit_s:
             return failed(f"job {job.job_id} asking {cores} cores pending {view.elapsed_s():.0f}s with no reason "
                           f"naming the cpu (last reason: {self.last_reason!r})")  # fmt: skip

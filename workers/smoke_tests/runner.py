@@ -308,7 +308,7 @@ class SmokeTests:
                     return f"job {job_id}: its task submitted no child job"
                 bad = next((c for c in children if c.state != JobState.SUCCEEDED), None)
                 if bad is not None:
-                    return f"child job {bad.job_id} ended {bad.state}" + (f": {bad.error}" if bad.error else "")
+                    return f"child job {bad.job_id} ended {bad.state}{bad.error_suffix}"
                 wanted = request.constraints if run.child_inherits else ()
                 checked += [(c.job_id, wanted + request.child.constraints, request.child.replicas) for c in children]
             for checked_id, constraints, replicas in checked:

@@ -53,7 +53,7 @@ def service_case(name: str, base: JobRequest) -> PlannedTest:
 
 
 def _ended_badly(job: Job) -> Verdict:
-    return failed(f"job {job.job_id} ended {job.state}" + (f": {job.error}" if job.error else ""))
+    return failed(f"job {job.job_id} ended {job.state}{job.error_suffix}")
 
 
 def _markers(lines: list[LogLine]) -> dict[str, LogLevel]:

@@ -78,8 +78,7 @@ def running_task(view: TestView, acting: str) -> tuple[Job, Task] | Verdict | No
     do `acting`; None while no task runs yet."""
     [job] = view.jobs()
     if job_finished(job.state):
-        why = f": {job.error}" if job.error else ""
-        return failed(f"job {job.job_id} ended {job.state} before {acting}{why}")
+        return failed(f"job {job.job_id} ended {job.state} before {acting}{job.error_suffix}")
     task = first_running_task(view, job)
     return (job, task) if task is not None else None
 

@@ -32,6 +32,7 @@ import enum
 import math
 import select
 import time
+from typing import TypeAlias
 
 from common.child_exit import ChildExit
 from workers.controller import polling
@@ -48,6 +49,9 @@ from workers.stream.records import RecordEncoder, Resumed
 from workers.stream.spec import StreamSpec
 from workers.stream.subscription import Subscribe, Subscription, abstract_address
 from workers.transports import IrisLogTransport, LocalTransport
+
+# Where a stream's lines come from: a follower process, or the run's log reader.
+Source: TypeAlias = Connection | Subscription
 
 # Shares of the child's stop grace (runtime's hard-exit timer): waiting for the follower
 # to leave by itself after stdin EOF, then TERM-to-KILL for its group. The rest is for
@@ -127,7 +131,7 @@ class StreamChild:
     def _stopping(self) -> bool:
         return self.ctx.stop.requested() or self.ctx.drain.requested() or self.ctx.deadline.expired()
 
-    def _drained(self, conn: Connection | Subscription, now: float) -> float | None:
+    def _drained(self, conn: Source, now: float) -> float | None:
         """While draining: 0 when caught up, else the seconds until it may count as caught up."""
         if not self.ctx.drain.requested():
             return None
@@ -135,10 +139,10 @@ class StreamChild:
         since = max(self._silent_since(conn), self.drain_started or now)
         return max(0.0, since + quiet - now)
 
-    def _connect(self) -> Connection | Subscription | None:
+    def _connect(self) -> Source | None:
         since, mark, left = self.encoder.last_ts, self.mark, self.ctx.deadline.remaining()
         transport = self.spec.transport
-        conn: Connection | Subscription
+        conn: Source
         try:
             if isinstance(transport, IrisLogTransport) and transport.reader:
                 request = Subscribe(transport.key(self.spec.host), since, None)
@@ -179,7 +183,7 @@ class StreamChild:
             self.ctx.groups, argv, self.spec.read_chunk_bytes, transport.inherited_secrets, forked=forked
         )
 
-    def _pump(self, conn: Connection | Subscription) -> EndReason:
+    def _pump(self, conn: Source) -> EndReason:
         poller = select.poll()
         for fd in (conn.out_fd, self.ctx.stop.fd, self.ctx.drain.fd):
             poller.register(fd, select.POLLIN)
@@ -226,7 +230,7 @@ class StreamChild:
         small = len(data) < COALESCE_BELOW_BYTES
         return small and not (self.framer.discarding or self.ctx.drain.requested())
 
-    def _timeout_ms(self, conn: Connection | Subscription) -> int:
+    def _timeout_ms(self, conn: Source) -> int:
         now = time.monotonic()
         due = [self.ctx.deadline.remaining(), self.next_progress - now]
         if not self.stale_reported:
@@ -240,7 +244,7 @@ class StreamChild:
             due.append(self.paused_until - now)
         return max(0, math.ceil(min(due) * 1000))
 
-    def _silent_since(self, conn: Connection | Subscription) -> float:
+    def _silent_since(self, conn: Source) -> float:
         return max(conn.started_at, self.last_data_at or 0.0)
 
     # -- data -------------------------------------------------------------------
@@ -294,7 +298,7 @@ class StreamChild:
             self.capped = True
             self.log.warning("stream_capped", bytes=self.out.size, max_bytes=self.spec.max_bytes)
 
-    def _tick(self, conn: Connection | Subscription) -> None:
+    def _tick(self, conn: Source) -> None:
         now = time.monotonic()
         silent_s = now - self._silent_since(conn)
         if not self.stale_reported and silent_s >= self.spec.stale_after_s:
@@ -314,7 +318,7 @@ class StreamChild:
 
     # -- ending a connection, waiting, finishing -----------------------------------
 
-    def _count_failed_connect(self, conn: Connection | Subscription | None, reason: EndReason) -> None:
+    def _count_failed_connect(self, conn: Source | None, reason: EndReason) -> None:
         """Followers in a row that could not reach the source: never started, or failed by themselves with no line."""
         if conn is not None and conn.delivered:
             self.failed_connects, self.last_error = 0, ""
@@ -322,7 +326,7 @@ class StreamChild:
             self.failed_connects += 1
             self.last_error = conn.stderr_text()[-LAST_ERROR_CHARS:] if conn is not None else "could not start"
 
-    def _disconnect(self, conn: Connection | Subscription, reason: EndReason) -> None:
+    def _disconnect(self, conn: Source, reason: EndReason) -> None:
         grace = self.ctx.grace_s
         if reason is not EndReason.TRANSPORT_EXITED:
             conn.close_stdin()
@@ -363,7 +367,7 @@ class StreamChild:
         code, method = ErrorCode(found["code"]), found.get("method", "<log service>")
         polling.report_broken_reply(self.ctx, code, method, found.get("details", ""))
 
-    def _wait_backoff(self, conn: Connection | Subscription | None) -> None:
+    def _wait_backoff(self, conn: Source | None) -> None:
         started = conn.started_at if conn is not None else time.monotonic()
         delay = self.backoff.next_delay(started, conn is not None and conn.delivered)
         self.reconnects += 1
