@@ -11,11 +11,14 @@ States and their transitions, each logged as `child_state_changed`:
 
 import enum
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from common.jsonshape import JsonObject, to_json_object
 from common.messages import Kind, Message, MessageReader
 from supervisor.restart import FailureHistory, RestartMode, RestartPolicy
 from workers import messages as _messages  # noqa: F401  (every child's message type, for the readers)
+
+M = TypeVar("M", bound=Message)
 
 
 class ChildState(enum.StrEnum):
@@ -96,3 +99,12 @@ class ChildRecord:
     def stats(self) -> JsonObject:
         """The child's last STATS message as sent (results.json's `children[].stats`)."""
         return to_json_object(self.last[Kind.STATS]) if Kind.STATS in self.last else {}
+
+    def last_of(self, cls: type[M]) -> M | None:
+        """The child's last message of `cls`'s kind, when it is a `cls` (each role sends its own classes)."""
+        message = self.last.get(cls.KIND)
+        return message if isinstance(message, cls) else None
+
+    def numbers(self) -> Message | None:
+        """Its counters: the STATS it sent at its end, else its last PROGRESS."""
+        return self.last.get(Kind.STATS) or self.last.get(Kind.PROGRESS)

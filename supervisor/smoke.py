@@ -561,8 +561,8 @@ class SmokeRun:
         if self.jobs_confirmed is not None:
             return list(self.jobs_confirmed.unconfirmed)
         tests = self.sup.children.get("tests")
-        ready = tests.last.get(Kind.READY) if tests is not None else None
-        return [j for t in ready.jobs for j in t.job_ids] if isinstance(ready, TestsReady) else []
+        ready = tests.last_of(TestsReady) if tests is not None else None
+        return [j for t in ready.jobs for j in t.job_ids] if ready is not None else []
 
     def _observation_failures(self) -> list[FailureReason]:
         """Seeing nothing, or less than everything, is not a pass (docs: "A verdict on what was seen")."""
@@ -633,7 +633,7 @@ class SmokeRun:
         stats, silent = [], set(self.streams.silent())
         for record in self.streams.records():
             host = self.streams.hosts.get(record.name)
-            numbers = record.last.get(Kind.STATS) or record.last.get(Kind.PROGRESS)
+            numbers = record.numbers()
             stats.append(from_json(StreamEntry, {
                 "name": record.name,
                 "vm": host.vm if host else None,

@@ -31,7 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from common.deadline import Clock
-from common.messages import Kind
 from supervisor.arbiter import Supervisor
 from supervisor.children import ChildRecord, ChildSpec, ChildState
 from workers.hosts import HostileNameError, Role
@@ -180,21 +179,17 @@ class StreamManager:
 
 
 def stream_stats(record: ChildRecord) -> StreamStats | None:
-    stats = record.last.get(Kind.STATS)
-    return stats if isinstance(stats, StreamStats) else None
+    return record.last_of(StreamStats)
 
 
 def stream_lines(record: ChildRecord) -> int:
     """The lines a stream (or the demo's) said it delivered: its end stats, else its last progress."""
-    for kind in (Kind.STATS, Kind.PROGRESS):
-        numbers = record.last.get(kind)
-        if isinstance(numbers, StreamStats | StreamProgress | DemoStats):
-            return numbers.lines
-    return 0
+    numbers = record.numbers()
+    return numbers.lines if isinstance(numbers, StreamStats | StreamProgress | DemoStats) else 0
 
 
 def _delivered(record: ChildRecord) -> bool:
     """Whether a stream wrote any line: its file's next `seq` (across restarts), else its counters."""
-    stats, progress = stream_stats(record), record.last.get(Kind.PROGRESS)
+    stats, progress = stream_stats(record), record.last_of(StreamProgress)
     said = stats is not None and (stats.next_seq > 0 or stats.lines > 0)
-    return said or (isinstance(progress, StreamProgress) and progress.lines > 0)
+    return said or (progress is not None and progress.lines > 0)
