@@ -2,7 +2,9 @@
 
 `to_json` turns a dataclass tree (enums, tuples, `X | None`, `dict[str, X]`, `Json`) into
 plain JSON values; `from_json` reads such a value back into the type, refusing anything of
-another shape with a `ShapeError` naming the path (`body.hosts[3].vm: expected str, got int`);
+another shape with a `ShapeError` naming the path (`body.hosts[3].vm: expected str, got int`),
+and a field it does not know unless told to pass over them (`ignore_unknown`: a file another
+version wrote may carry fields this one has not);
 `schema` describes the type as a JSON Schema (draft 2020-12), each dataclass and enum one
 `$defs` entry named in snake case. A field's `metadata={DOC: ...}` is its description.
 """
@@ -59,9 +61,10 @@ def _fail(path: str, expected: str, value: object) -> ShapeError:
     return ShapeError(f"{path or 'value'}: expected {expected}, got {_got(value)}")
 
 
-def from_json(tp: type[T], value: object, path: str = "") -> T:
-    """`value` read as `tp`; ShapeError naming the first field of the wrong shape."""
-    return typing.cast(T, _read(tp, value, path))
+def from_json(tp: type[T], value: object, path: str = "", *, ignore_unknown: bool = False) -> T:
+    """`value` read as `tp`; ShapeError naming the first field of the wrong shape (or unknown, unless
+    `ignore_unknown`)."""
+    return typing.cast(T, _read(tp, value, path, ignore_unknown))
 
 
 def _is_json(tp: Any) -> bool:
@@ -73,12 +76,12 @@ def _is_json(tp: Any) -> bool:
     return {type(None), bool, int, float, str} <= args and {list, dict} <= origins
 
 
-def _read(tp: Any, value: object, path: str) -> object:
+def _read(tp: Any, value: object, path: str, ignore_unknown: bool) -> object:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if _is_json(tp):
         return value  # anything orjson read is JSON
     if origin in (Union, types.UnionType):
-        return _read_union(args, value, path)
+        return _read_union(args, value, path, ignore_unknown)
     if origin is Literal:
         if value not in args:
             raise _fail(path, " or ".join(map(repr, args)), value)
@@ -86,13 +89,13 @@ def _read(tp: Any, value: object, path: str) -> object:
     if origin is tuple:
         if not isinstance(value, list):
             raise _fail(path, "a list", value)
-        return tuple(_read(args[0], item, f"{path}[{i}]") for i, item in enumerate(value))
+        return tuple(_read(args[0], item, f"{path}[{i}]", ignore_unknown) for i, item in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
             raise _fail(path, "an object", value)
-        return {str(k): _read(args[1], v, f"{path}.{k}") for k, v in value.items()}
+        return {str(k): _read(args[1], v, f"{path}.{k}", ignore_unknown) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
-        return _read_dataclass(tp, value, path)
+        return _read_dataclass(tp, value, path, ignore_unknown)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         try:
             return tp(value)
@@ -101,15 +104,19 @@ def _read(tp: Any, value: object, path: str) -> object:
     return _read_scalar(tp, value, path)
 
 
-def _read_union(args: tuple[Any, ...], value: object, path: str) -> object:
+def _read_union(args: tuple[Any, ...], value: object, path: str, ignore_unknown: bool) -> object:
     if value is None and type(None) in args:
         return None
-    errors = []
-    for arg in (a for a in args if a is not type(None)):
-        try:
-            return _read(arg, value, path)
-        except ShapeError as exc:
-            errors.append(exc)
+    # An arm the value fits exactly first: passing over unknown fields must not read a
+    # JobsUnreported (JobsConfirmed plus `reported`) as the JobsConfirmed before it.
+    errors: list[ShapeError] = []
+    for lenient in (False, True) if ignore_unknown else (False,):
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _read(arg, value, path, lenient)
+            except ShapeError as exc:
+                errors.append(exc)
     raise errors[0]
 
 
@@ -127,18 +134,18 @@ def _read_scalar(tp: Any, value: object, path: str) -> object:
     raise _fail(path, tp.__name__, value)
 
 
-def _read_dataclass(tp: Any, value: object, path: str) -> object:
+def _read_dataclass(tp: Any, value: object, path: str, ignore_unknown: bool) -> object:
     if not isinstance(value, dict):
         raise _fail(path, "an object", value)
     hints = _hints(tp)
     fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
     unknown = sorted(set(value) - set(fields))
-    if unknown:
+    if unknown and not ignore_unknown:
         raise ShapeError(f"{path or 'value'}: unexpected field {unknown[0]!r}")
     kwargs = {}
     for name, f in fields.items():
         if name in value:
-            kwargs[name] = _read(hints[name], value[name], f"{path}.{name}" if path else name)
+            kwargs[name] = _read(hints[name], value[name], f"{path}.{name}" if path else name, ignore_unknown)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ShapeError(f"{path + '.' if path else ''}{name}: missing")
     return tp(**kwargs)

@@ -23,8 +23,9 @@ from supervisor.canary import latency, runs
 from supervisor.canary.config import SUITE_PROBE
 from supervisor.report_legend import OUTCOME_SYMBOLS, outcome_badge
 from supervisor.reports import html_text
-from supervisor.results_file import RESULTS_NAME, RunResults, parse
+from supervisor.results_file import RESULTS_NAME, parse
 from supervisor.run_files import RESULTS_MAX_BYTES, RunDirError, read_json
+from supervisor.run_result import RunResult
 from supervisor.timeline import parse_time
 from supervisor.timeline_svg import label_text
 
@@ -43,7 +44,7 @@ class RunEntry:
 
     name: str
     probe: str
-    results: RunResults | None
+    results: RunResult | None
     problem: str = ""
     scheduling_s: float | None = None
     scale_up_s: float | None = None

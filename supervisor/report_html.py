@@ -22,8 +22,9 @@ from typing import Any
 from common.files import write_atomically
 from supervisor import timeline
 from supervisor.report_legend import outcome_badge, render_legend
-from supervisor.reports import FLEET_HEADERS, LOG_TAIL_LINES, fleet_cells, html_text, visible
-from supervisor.results_file import RunResults, read_results
+from supervisor.reports import FLEET_HEADERS, LOG_TAIL_LINES, count, fleet_cells, html_text, visible
+from supervisor.results_file import read_results
+from supervisor.run_result import RunResult
 from supervisor.timeline_svg import render_svg
 from supervisor.version import VERSION
 
@@ -70,7 +71,7 @@ def _table(headers: list[str], rows: list[tuple[str, list[object]]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _tests(results: RunResults) -> str:
+def _tests(results: RunResult) -> str:
     if not results.tests:
         return "<p>No test ran.</p>"
     rows: list[tuple[str, list[object]]] = [
@@ -86,14 +87,15 @@ def _tests(results: RunResults) -> str:
     return "".join(parts)
 
 
-def _streams(results: RunResults) -> str:
+def _streams(results: RunResult) -> str:
     rows: list[tuple[str, list[object]]] = [
-        ("stale" if s.stale else "", [s.name, s.state, s.lines, s.reconnects, s.gaps]) for s in results.streams
+        ("stale" if s.stale else "", [s.name, s.state, *map(count, (s.lines, s.reconnects, s.gaps))])
+        for s in results.streams
     ]
     return _table(["stream", "state", "lines", "reconnects", "gaps"], rows) if rows else "<p>No stream ran.</p>"
 
 
-def _fleet(results: RunResults) -> str:
+def _fleet(results: RunResult) -> str:
     """The fleet table; a row with a finding, or whose logs were not seen alive, marked as failed."""
     rows: list[tuple[str, list[object]]] = [
         ("failed" if r.findings or r.logs_alive != "yes" else "", fleet_cells(r)) for r in results.fleet
@@ -101,7 +103,7 @@ def _fleet(results: RunResults) -> str:
     return _table(FLEET_HEADERS, rows) if rows else "<p>No worker listed.</p>"
 
 
-def render_report(run_dir: Path, results: RunResults) -> str:
+def render_report(run_dir: Path, results: RunResult) -> str:
     outcome = results.outcome
     reasons = ", ".join(results.failure_reasons) or "none"
     svg = render_svg(timeline.build(run_dir, results))

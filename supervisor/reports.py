@@ -2,7 +2,7 @@
 
 Both are rendered from the same dict as `results.json`, after it is written, so the three
 can never disagree; that dict is read through `results_file` as `show` reads a file, so
-the views only ever see a typed `RunResults`.
+the views only ever see the `RunResult` the file holds.
 
 Everything in them may come from a controller or a task (job names, errors, log lines):
 `visible` shows controls, bidi and zero-width characters as escapes in every view, and
@@ -19,7 +19,8 @@ from pathlib import Path
 from common.files import write_atomically
 from common.jsonshape import JsonObject
 from common.outcome import NOT_RUN, Outcome
-from supervisor.results_file import FleetRow, RunResults, StreamResult, TestResult, from_verdict
+from supervisor.results_file import from_verdict
+from supervisor.run_result import FleetWorker, RunResult, StreamEntry, TestEntry
 from supervisor.version import VERSION
 
 ARTEFACTS = (
@@ -88,7 +89,13 @@ def _number(value: float | None) -> object:
     return "" if value is None else value
 
 
-def _tests_section(results: RunResults) -> list[str]:
+def count(value: int | None) -> int:
+    """A stream's count as the views print it: 0 when it never reported one (null). A `stale` that
+    is a flag (a stream's last PROGRESS says whether it is stale now) counts as 1 or 0."""
+    return int(value or 0)
+
+
+def _tests_section(results: RunResult) -> list[str]:
     lines = ["## Tests", ""]
     if results.observe and not results.tests:
         return [*lines, "None: an observe-only run submits no job.", ""]
@@ -105,16 +112,17 @@ def _tests_section(results: RunResults) -> list[str]:
     return lines
 
 
-def _streams_section(results: RunResults) -> list[str]:
+def _streams_section(results: RunResult) -> list[str]:
     rows: list[list[object]] = [
-        [s.name, s.state, s.lines, s.reconnects, s.gaps, s.truncated_lines, "yes" if s.stale else "no", _alive(s)]
+        [s.name, s.state, *map(count, (s.lines, s.reconnects, s.gaps, s.truncated_lines)),
+         "yes" if s.stale else "no", _alive(s)]
         for s in results.streams
-    ]
+    ]  # fmt: skip
     headers = ["stream", "state", "lines", "reconnects", "gaps", "truncated", "stale", "logs alive"]
     return ["## Streams", "", *(_table(headers, rows) if rows else ["No stream ran."]), ""]
 
 
-def _alive(stream: StreamResult) -> str:
+def _alive(stream: StreamEntry) -> str:
     """Its host's logs, per worker: a line seen, none in the whole window (stream_no_data), or not judged."""
     if stream.no_data:
         return "no: stream_no_data"
@@ -127,51 +135,60 @@ ALIVE_TEXT = {"yes": "yes", "stream_no_data": "no: stream_no_data", "no_lines": 
               "no_stream": "no: no stream"}  # fmt: skip
 
 
-def fleet_cells(row: FleetRow) -> list[object]:
+def fleet_cells(row: FleetWorker) -> list[object]:
     """One fleet table row's cells, as text (summary.md and report.html escape them their own way)."""
     worker = row.worker_id or (row.vm if row.listed else "(no worker listed)")
     healthy = ("-" if row.listed else "not listed") if row.healthy is None else "yes" if row.healthy else "no"
-    return [worker, healthy, row.slice, _number(row.slice_host), row.group, row.stream, _number(row.lines),
-            _number(row.gaps), ALIVE_TEXT.get(row.logs_alive, row.logs_alive), "; ".join(row.findings)]  # fmt: skip
+    findings = "; ".join(f"{f.check}: {f.problem}" for f in row.findings)
+    return [worker, healthy, row.slice, _number(row.slice_host), row.group, row.stream or "", _number(row.lines),
+            _number(row.gaps), ALIVE_TEXT[row.logs_alive], findings]  # fmt: skip
 
 
-def _fleet_section(results: RunResults) -> list[str]:
+def _fleet_section(results: RunResult) -> list[str]:
     """Every worker: discovery's, its stream's, the fleet checks' (README "Fleet checks and test sets")."""
     rows = [fleet_cells(row) for row in results.fleet]
     return ["## Fleet", "", *(_table(FLEET_HEADERS, rows) if rows else ["No worker listed."]), ""]
 
 
-def _actions_section(results: RunResults) -> list[str]:
+def _actions_section(results: RunResult) -> list[str]:
+    actions = results.smoke.autoscaler_actions if results.smoke else ()
     rows: list[list[object]] = [
-        [a.timestamp, a.action_type, a.scale_group, a.slice_id, a.reason] for a in results.autoscaler_actions
+        [a.timestamp or "", a.action_type, a.scale_group, a.slice_id, a.reason] for a in actions
     ]
     headers = ["time", "action", "group", "slice", "reason"]
     return ["## Autoscaler actions", "", *(_table(headers, rows) if rows else ["None recorded."]), ""]
 
 
-def _jobs_line(results: RunResults) -> list[str]:
+def _jobs_line(results: RunResult) -> list[str]:
     """What the tests child's last sweep saw of the run's jobs (none when it never ran)."""
-    swept = results.jobs_confirmed
+    swept = results.smoke.jobs_confirmed if results.smoke else None
     if swept is None:
         return []
     line = f"- jobs: {swept.terminated} terminated at the end, {swept.confirmed} confirmed ended"
     return [line + (f"; NOT confirmed ended: {_md(', '.join(swept.unconfirmed))}" if swept.unconfirmed else "")]
 
 
-def _mode_lines(results: RunResults) -> list[str]:
+def _mode_lines(results: RunResult) -> list[str]:
     """What kind of run it was, and the fix for a refused launch, in the header."""
     lines = []
-    if results.observe:
-        seen = results.observation
+    if results.smoke and results.smoke.observe:
+        seen = results.smoke.observation
         lines.append(f"- observe only: no job submitted; watched {_md(_number(seen.observe_s))} s, "
                      f"{seen.most_workers_listed} worker hosts listed at most, "
                      f"autoscaler {'read' if seen.autoscaler_read else 'NOT read'}")  # fmt: skip
-    if results.launch_fix:
-        lines.append(f"- the controller refused LaunchJob: {_md(results.launch_fix)}")
+    refused = results.smoke.controller_unauthenticated if results.smoke else None
+    if refused and refused.fix:  # a refused LaunchJob's way out
+        lines.append(f"- the controller refused LaunchJob: {_md(refused.fix)}")
     return lines
 
 
-def render_summary(results: RunResults, run_dir: Path) -> str:
+def _cluster_line(results: RunResult) -> str:
+    cluster = results.smoke.cluster if results.smoke else None
+    kind, address = (cluster.kind, "-" if cluster.address is None else cluster.address) if cluster else ("-", "-")
+    return f"- cluster: {_md(kind)} at {_md(address)}"
+
+
+def render_summary(results: RunResult, run_dir: Path) -> str:
     procs = results.processes
     lines = [
         f"# iris-smoke run {_md(results.run_id)}: {results.outcome.upper()}",
@@ -181,7 +198,7 @@ def render_summary(results: RunResults, run_dir: Path) -> str:
         f"- exit code {results.exit_code}; failure reasons: {_md(', '.join(results.failure_reasons) or 'none')}",
         f"- iris-smoke {_md(results.version or VERSION)}",
         *_mode_lines(results),
-        f"- cluster: {_md(results.cluster_kind)} at {_md(results.cluster_address)}",
+        _cluster_line(results),
         f"- processes: {procs.spawned} spawned, {procs.reaped} reaped, {procs.orphans_reaped} orphans reaped,"
         f" {procs.leaked} leaked, {procs.zombies} zombies",
         *_jobs_line(results),
@@ -194,7 +211,7 @@ def render_summary(results: RunResults, run_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def verdict_line(results: RunResults, run_dir: Path) -> str:
+def verdict_line(results: RunResult, run_dir: Path) -> str:
     """The one sentence a person reads at the end of a run, whatever the log format; every string escaped."""
     tests, failed = results.tests, results.failed_tests
     if failed:
@@ -206,7 +223,7 @@ def verdict_line(results: RunResults, run_dir: Path) -> str:
         others = (f"{n} {o}" for o in NOT_RUN if (n := sum(t.outcome is o for t in tests)))
         what = ", ".join([f"{passed}/{len(tests)} tests passed", *others])
     reasons = ", ".join(results.failure_reasons) or "none"
-    lines = sum(s.lines for s in results.streams)
+    lines = sum(count(s.lines) for s in results.streams)
     return visible(
         f"iris-smoke: {results.outcome.upper()} (exit {results.exit_code}): {what}; "
         f"failure reasons: {reasons}; {len(results.streams)} streams, {lines} log lines; "
@@ -225,7 +242,7 @@ def _seconds(value: float | None) -> str:
     return f"{value or 0:.3f}"
 
 
-def _log_tail(test: TestResult) -> list[str]:
+def _log_tail(test: TestEntry) -> list[str]:
     return [line for tail in test.log_tail for line in tail.lines[-LOG_TAIL_LINES:]]
 
 
@@ -233,7 +250,7 @@ def _xml_lines(lines: list[str]) -> str:
     return "\n".join(_xml(line) for line in lines)
 
 
-def render_junit(results: RunResults) -> bytes:
+def render_junit(results: RunResult) -> bytes:
     """The strict Ant JUnit format (tests/schemas/junit-ant-strict.xsd): CI tools that validate it accept it."""
     tests = results.tests
     suite = ET.Element(

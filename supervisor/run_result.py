@@ -2,19 +2,22 @@
 
 The file is `to_json(RunResult)`; `docs/results.schema.json` is generated from these classes
 (`scripts/gen_results_schema.py`, checked current in CI), so the schema cannot drift from the
-code. A field's `metadata={DOC: ...}` text is its schema description. The views read the file back
-through `supervisor/results_file.py`, which checks only what they show.
+code. A field's `metadata={DOC: ...}` text is its schema description. Everything that reads the
+file back (the views, `show`, the history page, the canary) reads it into this same tree with
+`from_json_object` (`supervisor/results_file.py` opens the file).
 """
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 from typing import Literal
 
-from common.jsonshape import DOC, SCHEMA, Json, JsonObject, schema, to_json_object
-from common.outcome import ExitCode, FailureReason, Outcome
+from common.jsonshape import DOC, SCHEMA, Json, JsonObject, from_json, schema, to_json_object
+from common.outcome import NOT_RUN, ExitCode, FailureReason, Outcome
 from supervisor.children import ChildState
 from supervisor.config import ClusterKind
 from workers.child_args import FLEET_CHECKS
+from workers.controller.model import Action
 from workers.hosts import Role
 from workers.messages import CloudCleanup, ForeignJob, HostsRejected, JobReport, LogTail
 
@@ -265,7 +268,7 @@ class SmokeSections:
     tests: tuple[TestEntry, ...]
     streams: tuple[StreamEntry, ...]
     observation: Observation
-    autoscaler_actions: tuple[Json, ...]
+    autoscaler_actions: tuple[Action, ...]
     api_mismatch: ApiMismatchSeen | None
     controller_unauthenticated: RefusedSeen | None
     controller_timeout: BrokenReplySeen | None
@@ -298,6 +301,27 @@ class RunResult:
     processes: Processes
     smoke: SmokeSections | None = None  # flattened into the top level by `as_json`
 
+    # What the views show of a smoke run's sections, empty for a demo run (it has none).
+    @property
+    def tests(self) -> tuple[TestEntry, ...]:
+        return self.smoke.tests if self.smoke else ()
+
+    @property
+    def streams(self) -> tuple[StreamEntry, ...]:
+        return self.smoke.streams if self.smoke else ()
+
+    @property
+    def fleet(self) -> tuple[FleetWorker, ...]:
+        return self.smoke.fleet if self.smoke else ()
+
+    @property
+    def observe(self) -> bool:
+        return self.smoke.observe if self.smoke else False
+
+    @property
+    def failed_tests(self) -> list[str]:
+        return [t.name for t in self.tests if t.outcome not in (Outcome.PASSED, *NOT_RUN)]
+
 
 # Described once in the schema's $defs: the enums every consumer matches on, the array items.
 SHARED = frozenset({Outcome, FailureReason, LogsAlive, Child, Processes, TestEntry, StreamEntry, FleetWorker})
@@ -309,6 +333,21 @@ def as_json(result: RunResult) -> JsonObject:
     top = to_json_object(result)
     smoke = top.pop("smoke")
     return top | (smoke if isinstance(smoke, dict) else {})
+
+
+_SMOKE_FIELDS = frozenset(f.name for f in dataclasses.fields(SmokeSections))
+
+
+def from_json_object(top: JsonObject) -> RunResult:
+    """`as_json`'s inverse: results.json's object read back into the RunResult the run wrote. ShapeError
+    naming the field as the file spells it (`tests[0].duration_s: expected float, got str`); a field this
+    version does not know is passed over (another version's file: consumers ignore unknown fields)."""
+    run = from_json(RunResult, {k: v for k, v in top.items() if k not in _SMOKE_FIELDS | {"smoke"}},
+                    ignore_unknown=True)  # fmt: skip
+    if not _SMOKE_FIELDS & top.keys():
+        return run  # a demo run's: no smoke section
+    sections = {k: v for k, v in top.items() if k in _SMOKE_FIELDS}
+    return dataclasses.replace(run, smoke=from_json(SmokeSections, sections, ignore_unknown=True))
 
 
 def _fleet_checks_only() -> Json:

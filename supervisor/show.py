@@ -9,9 +9,9 @@ the terminal, no CR rewrites the verdict line.
 
 from pathlib import Path
 
-from supervisor.reports import verdict_line, visible
-from supervisor.results_file import RunResults
+from supervisor.reports import count, verdict_line, visible
 from supervisor.run_files import RunDirError, latest_run
+from supervisor.run_result import RunResult
 
 
 def find_run_dir(target: str, log_dir: Path) -> Path:
@@ -29,7 +29,7 @@ def _columns(rows: list[list[object]]) -> list[str]:
     return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in cells]
 
 
-def render_show(results: RunResults, run_dir: Path) -> str:
+def render_show(results: RunResult, run_dir: Path) -> str:
     lines = [verdict_line(results, run_dir), ""]
     duration = "" if results.duration_s is None else results.duration_s
     lines.append(visible(f"run {results.run_id}, started {results.started_at}, {duration} s"))
@@ -38,7 +38,7 @@ def render_show(results: RunResults, run_dir: Path) -> str:
     rows += [[t.name, t.outcome, "" if t.duration_s is None else t.duration_s, t.error] for t in results.tests]
     lines += _columns(rows) if results.tests else ["  none ran"]
     rows = [["stream", "state", "lines", "reconnects", "gaps", "stale"]]
-    rows += [[s.name, s.state, s.lines, s.reconnects, s.gaps, s.stale] for s in results.streams]
+    rows += [[s.name, s.state, *map(count, (s.lines, s.reconnects, s.gaps, s.stale))] for s in results.streams]
     lines += ["", "streams:", *(_columns(rows) if results.streams else ["  none ran"])]
     report = run_dir / "report.html"
     lines += ["", visible(f"report: {report}" if report.exists() else f"report: none (iris-smoke report {run_dir})")]

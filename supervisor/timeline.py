@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from supervisor.results_file import RunResults
 from supervisor.run_files import RunDirError, jsonl_records, open_regular
+from supervisor.run_result import RunResult
 
 TERMINAL_STATES = frozenset({"succeeded", "failed", "killed", "worker_failed", "unschedulable"})
 FAILED_STATES = frozenset({"failed", "killed", "worker_failed", "unschedulable"})
@@ -268,7 +268,7 @@ def _line_rates(run_dir: Path, start: float, end: float) -> tuple[list[Rates], b
     return ([total, *busiest] if per_stream else []), sampled
 
 
-def build(run_dir: Path, results: RunResults) -> Timeline:
+def build(run_dir: Path, results: RunResult) -> Timeline:
     events, span = read_events(run_dir / "events.jsonl")
     start = parse_time(results.started_at) or min(span, default=0.0)
     end = parse_time(results.finished_at) or max(span, default=start + 1.0)

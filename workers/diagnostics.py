@@ -18,11 +18,11 @@ import orjson
 
 from common.child_exit import ChildExit
 from common.files import write_atomically
-from common.jsonshape import JsonObject, to_json, to_json_object
+from common.jsonshape import JsonObject, from_json, to_json, to_json_object
 from workers.child_args import DiagnosticsArgs
 from workers.controller import polling
 from workers.controller.api import Controller
-from workers.controller.model import FAILED_TASK_STATES, ControllerError, JobState, TaskState
+from workers.controller.model import FAILED_TASK_STATES, Action, ControllerError, JobState, TaskState
 from workers.controller.timefmt import utc_now
 from workers.messages import DiagnosticsResult, Ready
 from workers.monitors.autoscaler import action_record, status_record
@@ -153,11 +153,12 @@ def compact(report: Report) -> JsonObject:
     return out
 
 
-def _recent_actions(small: JsonObject) -> tuple[JsonObject, ...]:
-    """The autoscaler actions the compacted report kept (none when it had to drop them)."""
+def _recent_actions(small: JsonObject) -> tuple[Action, ...]:
+    """The autoscaler actions the compacted report kept (none when it had to drop them), read back
+    into the type `action_record` wrote them from."""
     kept = small["autoscaler"]
     actions = kept.get("recent_actions") if isinstance(kept, dict) else None
-    return tuple(a for a in actions if isinstance(a, dict)) if isinstance(actions, list) else ()
+    return tuple(from_json(Action, a) for a in actions) if isinstance(actions, list) else ()
 
 
 def main(ctx: ChildContext) -> int:

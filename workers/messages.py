@@ -14,7 +14,7 @@ from common.jsonshape import JsonObject
 from common.messages import Kind, Message
 from common.outcome import Outcome
 from workers.controller.credentials import Credential
-from workers.controller.model import ErrorCode, JobState, TaskState
+from workers.controller.model import Action, ErrorCode, JobState, TaskState
 from workers.gcp.inventory import ResourceKind
 from workers.gcp.ssh_target import SshTarget
 from workers.hosts import Role
@@ -368,7 +368,7 @@ class DiagnosticsResult(Message, kind=Kind.RESULT, tag="diagnostics"):
     diagnostics: JsonObject
     path: str
     errors: tuple[str, ...]
-    recent_actions: tuple[JsonObject, ...] = ()  # the autoscaler's, as results.json's autoscaler_actions
+    recent_actions: tuple[Action, ...] = ()  # the autoscaler's, as results.json's autoscaler_actions
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ def _snapshots(path: Path) -> Iterator[tuple[float, dict[str, Any]]]:
 
 
 def scheduling(run_dir: Path) -> dict[str, float]:
-    diagnostics = (read_results(run_dir) or {}).get("diagnostics") or {}
+    results, _ = read_results(run_dir)
+    diagnostics: dict[str, Any] = results.smoke.diagnostics if results and results.smoke else {}
     submitted = {j.get("name"): _unix(j.get("submitted_at")) for j in diagnostics.get("jobs", [])}
     first_seen: dict[str, float] = {}
     latency: dict[str, float] = {}

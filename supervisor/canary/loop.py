@@ -483,6 +483,7 @@ class Canary:
             leaked=summary.leaked,
             reasons=summary.reasons,
             results_found=summary.results_found,
+            results_problem=summary.results_problem,
             tests=len(summary.tests),
             runs_done=self.runs_done,
             retention_deleted=len(deleted),

@@ -43,6 +43,7 @@ from common.outcome import Outcome
 from supervisor.canary.config import SUITE_PROBE
 from supervisor.canary.latency import RunLatencies
 from supervisor.canary.runs import RunSummary
+from supervisor.reports import count
 from supervisor.version import VERSION
 
 TEXTFILE_NAME = "iris_smoke.prom"
@@ -189,13 +190,13 @@ class ProbeMetrics:
         self.last_finished.set(run.finished_unix)
         if run.outcome is not Outcome.CANCELLED:  # a stop of ours says nothing about the cluster
             self._record_verdict(run)
-        totals = run.streams
+        streams = run.results.streams if run.results else ()
         for gauge, value in (
-            (self.streams, totals.streams if totals else 0),
-            (self.stream_lines, totals.lines if totals else 0),
-            (self.stream_gaps, totals.gaps if totals else 0),
-            (self.stream_reconnects, totals.reconnects if totals else 0),
-            (self.streams_stale, totals.stale if totals else 0),
+            (self.streams, len(streams)),
+            (self.stream_lines, sum(count(s.lines) for s in streams)),
+            (self.stream_gaps, sum(count(s.gaps) for s in streams)),
+            (self.stream_reconnects, sum(count(s.reconnects) for s in streams)),
+            (self.streams_stale, sum(1 for s in streams if s.stale)),  # streams that went stale at least once
         ):
             gauge.set(value)
         self.last_leaked.set(run.leaked)
@@ -215,7 +216,7 @@ class ProbeMetrics:
         for vital, value in run.vitals.items():
             self.controller_vitals.labels(vital=vital).set(value)
         for test in run.tests:
-            self.test_success.labels(test=test.name).set(1 if test.passed else 0)
+            self.test_success.labels(test=test.name).set(1 if test.outcome is Outcome.PASSED else 0)
             if test.duration_s is not None:
                 self.test_duration.labels(test=test.name).set(test.duration_s)
 

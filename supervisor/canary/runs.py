@@ -13,16 +13,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from common import env
 from common.files import write_atomically
 from common.outcome import ExitCode, Outcome
+from supervisor import results_file
 from supervisor.canary.config import SUITE_PROBE, CanaryConfig, Probe
 from supervisor.canary.sdnotify import PROTOCOL_VARIABLES
-from supervisor.run_files import RESULTS_MAX_BYTES, RunDirError, read_json
+from supervisor.run_files import RunDirError, read_json
+from supervisor.run_result import RunResult, TestEntry
 
 # `20260101T120000.123Z-1a2b3c`: sorts by start time (retention relies on it), accepted by
 # `iris-smoke run --run-id`. Also matches the plain run's own ids (no milliseconds).
@@ -75,34 +76,38 @@ def spawn(argv: Sequence[str], environ: Mapping[str, str], *, quiet: bool = Fals
 
 
 @dataclass(frozen=True)
-class TestResult:
-    name: str
-    passed: bool
-    duration_s: float | None
-
-
-@dataclass(frozen=True)
-class StreamTotals:
-    streams: int = 0
-    lines: int = 0
-    gaps: int = 0
-    reconnects: int = 0
-    stale: int = 0
-
-
-@dataclass(frozen=True)
 class RunSummary:
+    """The daemon's view of a finished run: what it measured and found (its exit code, its duration,
+    processes left with its tag), and the run's own verdict, `results`: its results.json as the run
+    wrote it, None when it was missing or not readable (`results_problem` says why)."""
+
     run_id: str
     outcome: Outcome
     exit_code: int
     duration_s: float
     finished_unix: float
     leaked: int = 0
-    results_found: bool = False
     reasons: list[str] = field(default_factory=list)
-    tests: list[TestResult] = field(default_factory=list)
-    streams: StreamTotals | None = None
-    vitals: dict[str, float] = field(default_factory=dict)
+    results: RunResult | None = None
+    results_problem: str = ""
+
+    @property
+    def results_found(self) -> bool:
+        return self.results is not None
+
+    @property
+    def tests(self) -> tuple[TestEntry, ...]:
+        return self.results.tests if self.results else ()
+
+    @property
+    def vitals(self) -> dict[str, float]:
+        """The controller's vitals the `controller_vitals` fleet check measured; {} when it did not run."""
+        for test in self.tests:
+            if test.name == "controller_vitals":
+                found = {name: test.details.get(key) for key, name in VITALS.items()}
+                numbers = {name: v for name, v in found.items() if not isinstance(v, bool)}
+                return {name: float(v) for name, v in numbers.items() if isinstance(v, int | float)}
+        return {}
 
 
 # controller_vitals' details (results.json) the canary exports, under the names it exports them by.
@@ -112,20 +117,6 @@ VITALS = {
     "threads": "threads",
     "fds": "open_fds",
 }
-
-
-def _vitals(raw: Any) -> dict[str, float]:
-    """The controller's vitals the `controller_vitals` fleet check measured; {} when it did not run."""
-    for item in raw if isinstance(raw, list) else []:
-        if isinstance(item, dict) and item.get("name") == "controller_vitals" and isinstance(item.get("details"), dict):
-            details = item["details"]
-            return {
-                name: float(details[key])
-                for key, name in VITALS.items()
-                if isinstance(details.get(key), int | float) and not isinstance(details.get(key), bool)
-            }
-    return {}
-
 
 _EXIT_OUTCOMES: dict[int, Outcome] = {
     ExitCode.PASSED: Outcome.PASSED,
@@ -142,88 +133,41 @@ def outcome_of_exit(exit_code: int) -> Outcome:
     return _EXIT_OUTCOMES.get(exit_code, Outcome.ERROR)
 
 
-def _count(value: Any) -> int:
-    # The full run's stream stats are being written as this lands: accept a count, a flag
-    # or a list of occurrences for each of them.
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, list):
-        return len(value)
-    return 0
-
-
-def _tests(raw: Any) -> list[TestResult]:
-    tests = []
-    for item in raw if isinstance(raw, list) else []:
-        if isinstance(item, dict) and isinstance(item.get("name"), str):
-            duration = item.get("duration_s")
-            tests.append(
-                TestResult(
-                    item["name"],
-                    item.get("outcome") == Outcome.PASSED,
-                    float(duration) if isinstance(duration, int | float) else None,
-                )
-            )
-    return tests
-
-
-def _streams(raw: Any) -> StreamTotals | None:
-    if not isinstance(raw, list):
-        return None
-    items = [s for s in raw if isinstance(s, dict)]
-    return StreamTotals(
-        streams=len(items),
-        lines=sum(_count(s.get("lines")) for s in items),
-        gaps=sum(_count(s.get("gaps")) for s in items),
-        reconnects=sum(_count(s.get("reconnects")) for s in items),
-        stale=sum(1 for s in items if _count(s.get("stale"))),
-    )
-
-
-def read_results(run_dir: Path) -> dict[str, Any] | None:
-    """The run's results.json as a dict, read as every run file is (`run_files`: capped, no symlink,
-    no FIFO); None when there is none or it is not a verdict."""
+def read_results(run_dir: Path) -> tuple[RunResult | None, str]:
+    """The run's results.json read as every reader reads it (`results_file`: capped, no symlink, no FIFO,
+    the RunResult the run wrote); None and why when there is none or it is not one. Never raises: a run's
+    unreadable verdict is the run's failure, never the daemon's."""
     try:
-        top = read_json(run_dir / "results.json", RESULTS_MAX_BYTES)
-    except RunDirError:
-        return None
-    return top.value if top is not None and isinstance(top.value, dict) else None
+        return results_file.read_results(run_dir), ""
+    except RunDirError as exc:
+        return None, str(exc)
 
 
 def summarize(
     run_id: str, run_dir: Path, exit_code: int, measured_s: float, *, leaked: int, overran: bool
 ) -> RunSummary:
-    """The daemon's view of a finished run: its results.json when usable, its exit code otherwise.
+    """The daemon's view of a finished run: its results.json when readable, its exit code otherwise.
 
     Processes the daemon found still carrying the run's tag make the run an error, whatever
     it said about itself; so does a run the daemon had to kill for overrunning (timeout).
     """
-    results = read_results(run_dir) or {}
-    outcome = outcome_of_exit(exit_code)
-    if results.get("outcome") in set(Outcome):
-        outcome = Outcome(results["outcome"])
-    reasons = [r for r in results.get("failure_reasons", []) if isinstance(r, str)]
-    processes = results.get("processes")
-    run_leaked = _count(processes.get("leaked")) if isinstance(processes, dict) else 0
+    results, problem = read_results(run_dir)
+    outcome = results.outcome if results else outcome_of_exit(exit_code)
+    reasons = [str(r) for r in results.failure_reasons] if results else []
     if overran:
         outcome, reasons = Outcome.TIMEOUT, [*reasons, "killed_by_canary"]
     if leaked:
         outcome, reasons = Outcome.ERROR, [*reasons, "process_leak"]
-    duration = results.get("duration_s")
     return RunSummary(
         run_id=run_id,
         outcome=outcome,
         exit_code=exit_code,
-        duration_s=float(duration) if isinstance(duration, int | float) else measured_s,
+        duration_s=results.duration_s if results else measured_s,
         finished_unix=time.time(),
-        leaked=leaked + run_leaked,
-        results_found=bool(results),
+        leaked=leaked + (results.processes.leaked if results else 0),
         reasons=reasons,
-        tests=_tests(results.get("tests")),
-        streams=_streams(results.get("streams")),
-        vitals=_vitals(results.get("tests")),
+        results=results,
+        results_problem=problem,
     )
 
 
@@ -269,13 +213,13 @@ def last_on_disk(runs_dir: Path, probe: str = SUITE_PROBE) -> LastRun | None:
     for name in names:
         if (probe_of(runs_dir / name) or SUITE_PROBE) != probe:
             continue
-        results = read_results(runs_dir / name) or {}
+        results, _ = read_results(runs_dir / name)
         try:
-            outcome = Outcome(results["outcome"])
-            started = datetime.fromisoformat(results["started_at"]).timestamp()
-            duration = float(results["duration_s"])
-        except (KeyError, TypeError, ValueError):
+            started = datetime.fromisoformat(results.started_at).timestamp() if results else None
+        except ValueError:
+            started = None
+        if results is None or started is None:
             continue
-        reasons = tuple(r for r in results.get("failure_reasons", []) if isinstance(r, str))
-        return LastRun(name, outcome, reasons, started, duration, runs_dir / name)
+        reasons = tuple(str(r) for r in results.failure_reasons)
+        return LastRun(name, results.outcome, reasons, started, results.duration_s, runs_dir / name)
     return None

@@ -4,13 +4,17 @@ import json
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from common import inputs
 from common.outcome import Outcome
 from supervisor.canary import budgets, config, retention, runs, schedule
 from supervisor.canary.cli import build_parser
 from supervisor.canary.config import CanaryConfig, ConfigError
+from supervisor.canary.metrics import ProbeMetrics
 from tests.helpers.clock import FakeClock
+from tests.report.crafted import valid_results, write_run
 
 # -- schedule ------------------------------------------------------------------------------
 
@@ -186,11 +190,47 @@ def test_without_results_json_the_exit_code_decides(tmp_path: Path, exit_code: i
     assert summary.outcome == outcome and not summary.results_found
 
 
-def test_results_json_is_read_tolerantly(tmp_path: Path) -> None:
+def _stream_gauges(summary: runs.RunSummary) -> dict[str, float]:
+    metrics = ProbeMetrics(None)
+    metrics.record_run(summary)
+    return {
+        s.name: s.value
+        for f in text_string_to_metric_families(generate_latest(metrics.registry).decode())
+        for s in f.samples
+        if s.name.startswith(("iris_smoke_last_run_stream", "iris_smoke_last_run_leaked"))
+    }
+
+
+def test_results_json_is_read_as_the_run_result_the_run_wrote(tmp_path: Path) -> None:
+    """Its verdict, tests, streams (a `stale` flag, as a stream's last PROGRESS says it, or a count) and leaks."""
+    results = valid_results() | {"outcome": "failed", "duration_s": 12.5, "failure_reasons": ["test_failed"]}
+    results["tests"] = [{"name": "a", "outcome": "passed", "error": "", "duration_s": 1}, {"name": "b",
+                        "outcome": "failed", "error": "x"}]  # fmt: skip
+    stream = results["streams"][0]
+    results["streams"] = [stream | {"lines": 3, "gaps": 2, "reconnects": 0, "stale": True},
+                          stream | {"lines": None, "gaps": None, "reconnects": 4, "stale": None}]  # fmt: skip
+    results["processes"]["leaked"] = 1
+    write_run(tmp_path, results)
+    summary = runs.summarize("r", tmp_path, 1, 13.0, leaked=0, overran=False)
+    assert summary.outcome is Outcome.FAILED and summary.duration_s == 12.5 and summary.results_found
+    assert summary.reasons == ["test_failed"] and summary.leaked == 1
+    assert [(t.name, t.outcome is Outcome.PASSED, t.duration_s) for t in summary.tests] == [
+        ("a", True, 1.0), ("b", False, None)
+    ]  # fmt: skip
+    assert _stream_gauges(summary) == {
+        "iris_smoke_last_run_streams": 2, "iris_smoke_last_run_stream_lines": 3, "iris_smoke_last_run_stream_gaps": 2,
+        "iris_smoke_last_run_stream_reconnects": 4, "iris_smoke_last_run_streams_stale": 1,
+        "iris_smoke_last_run_leaked_processes": 1,
+    }  # fmt: skip
+
+
+def test_a_results_json_that_is_no_run_result_is_not_read_and_the_exit_code_decides(tmp_path: Path) -> None:
+    """Read with the one reader every view uses: a file of another shape (here fields missing, a test not an
+    object, gaps a list) is no verdict; the canary says why and carries on with the exit code."""
     (tmp_path / "results.json").write_text(
         json.dumps(
             {
-                "outcome": "failed",
+                "outcome": "passed",
                 "duration_s": 12.5,
                 "failure_reasons": ["test_failed"],
                 "tests": [{"name": "a", "outcome": "passed", "duration_s": 1}, {"name": "b"}, "junk"],
@@ -200,10 +240,9 @@ def test_results_json_is_read_tolerantly(tmp_path: Path) -> None:
         )
     )
     summary = runs.summarize("r", tmp_path, 1, 13.0, leaked=0, overran=False)
-    assert summary.outcome is Outcome.FAILED and summary.duration_s == 12.5
-    assert [(t.name, t.passed, t.duration_s) for t in summary.tests] == [("a", True, 1.0), ("b", False, None)]
-    assert summary.streams == runs.StreamTotals(streams=2, lines=3, gaps=2, reconnects=4, stale=1)
-    assert summary.leaked == 1
+    assert summary.outcome is Outcome.FAILED and summary.duration_s == 13.0 and not summary.results_found
+    assert summary.tests == () and summary.leaked == 0 and summary.reasons == []
+    assert summary.results_problem == f"{tmp_path}/results.json: schema_version: missing", summary.results_problem
 
 
 def test_a_leak_found_by_the_daemon_makes_a_passed_run_an_error(tmp_path: Path) -> None:

@@ -12,12 +12,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from common.errors import ConfigError
 from common.outcome import Outcome
-from supervisor.canary import config, endpoint, runs
+from supervisor.canary import config, endpoint
 from supervisor.canary.cli import build_parser
 from supervisor.canary.endpoint import LoopState, ProbeState, health
 from supervisor.canary.metrics import CanaryMetrics
 from supervisor.canary.runs import LastRun, RunSummary, last_on_disk
+from supervisor.results_file import from_verdict
 from tests.helpers.clock import FakeClock
+from tests.report.crafted import valid_results, write_run
 
 NOW_UNIX = 1_800_000_000.0
 
@@ -60,8 +62,10 @@ def test_a_wedged_loop_is_503_after_the_bound_whatever_the_last_run() -> None:
     assert code == 503 and body.reasons[0].startswith("loop_stalled: no loop wake for 31 s")
 
 
-def _summary(outcome: Outcome, *tests: runs.TestResult) -> RunSummary:
-    return RunSummary("r", outcome, 0, 1.0, NOW_UNIX, tests=list(tests))
+def _summary(outcome: Outcome, *tests: tuple[str, bool, float | None]) -> RunSummary:
+    """A run whose results.json holds these tests (name, passed, duration)."""
+    entries = [{"name": n, "outcome": "passed" if ok else "failed", "error": "", "duration_s": d} for n, ok, d in tests]
+    return RunSummary("r", outcome, 0, 1.0, NOW_UNIX, results=from_verdict(valid_results() | {"tests": entries}))
 
 
 def _scrape(metrics: CanaryMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -75,10 +79,10 @@ def _scrape(metrics: CanaryMetrics) -> dict[tuple[str, tuple[tuple[str, str], ..
 
 def test_a_cancelled_run_leaves_the_streak_the_success_and_the_tests_alone(tmp_path: Path) -> None:
     metrics = CanaryMetrics("prod", tmp_path)
-    metrics.record_run(_summary(Outcome.PASSED, runs.TestResult("submit", True, 1.0)))
-    metrics.record_run(_summary(Outcome.FAILED, runs.TestResult("submit", False, 2.0)))
+    metrics.record_run(_summary(Outcome.PASSED, ("submit", True, 1.0)))
+    metrics.record_run(_summary(Outcome.FAILED, ("submit", False, 2.0)))
     before = _scrape(metrics)
-    metrics.record_run(_summary(Outcome.CANCELLED, runs.TestResult("submit", False, None)))
+    metrics.record_run(_summary(Outcome.CANCELLED, ("submit", False, None)))
     after = _scrape(metrics)
     for key in (
         ("iris_smoke_consecutive_failed_runs", (("cluster", "prod"),)),
@@ -128,11 +132,8 @@ def test_the_cluster_label_defaults_to_the_state_directory_and_metrics_port_says
 def test_a_restarted_daemon_knows_its_last_run_from_disk(tmp_path: Path) -> None:
     assert last_on_disk(tmp_path / "missing") is None
     for name, outcome in (("20260101T000000.000Z-aaaaaa", "passed"), ("20260101T001500.000Z-bbbbbb", "failed")):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "results.json").write_text(
-            f'{{"outcome": "{outcome}", "started_at": "2026-01-01T00:15:00.000Z", "duration_s": 3.5,'
-            ' "failure_reasons": ["test_failed"]}'
-        )
+        results = {"outcome": outcome, "started_at": "2026-01-01T00:15:00.000Z", "duration_s": 3.5}
+        write_run(tmp_path / name, valid_results() | results)
     (tmp_path / "20260101T003000.000Z-cccccc").mkdir()  # the run a crash cut short: no verdict
     last = last_on_disk(tmp_path)
     assert last is not None and last.run_id == "20260101T001500.000Z-bbbbbb" and last.outcome is Outcome.FAILED

@@ -65,3 +65,40 @@ def test_a_field_of_another_shape_is_named_with_its_path() -> None:
         "items": {"$ref": "#/$defs/inner"},
     }
     assert set(defs) == {"inner"}
+
+
+def test_unknown_fields_are_passed_over_only_when_asked() -> None:
+    """A file another version wrote may carry fields this one has not (results.json's consumers ignore them)."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Inner:
+        n: int
+
+    @dataclasses.dataclass(frozen=True)
+    class Outer:
+        items: tuple[Inner | None, ...]
+
+    newer = {"items": [{"n": 1, "later": "x"}, None], "added": 2}
+    assert from_json(Outer, newer, ignore_unknown=True) == Outer((Inner(1), None))
+    with pytest.raises(ShapeError, match=r"^value: unexpected field 'added'$"):
+        from_json(Outer, newer)
+    with pytest.raises(ShapeError, match=r"^items\[0\]: unexpected field 'later'$"):
+        from_json(Outer, {"items": newer["items"]})
+    with pytest.raises(ShapeError, match=r"^items\[0\]\.n: expected int, got str$"):
+        from_json(Outer, {"items": [{"n": "1"}]}, ignore_unknown=True)
+
+
+def test_results_json_reads_back_as_the_run_result_it_was_written_from() -> None:
+    """`run_result.from_json_object` is `as_json`'s inverse: a smoke run, a demo run (no smoke sections),
+    and a sweep never reported (JobsUnreported, which a lenient reader must not take for JobsConfirmed)."""
+    from supervisor.run_result import JobsUnreported, RunResult, as_json, from_json_object
+
+    smoke_run = _sample(RunResult)
+    assert smoke_run.smoke is not None
+    unreported = dataclasses.replace(smoke_run.smoke, jobs_confirmed=JobsUnreported(1, 0, ("/smoke/j",)))
+    for result in (
+        smoke_run,
+        dataclasses.replace(smoke_run, smoke=None),
+        dataclasses.replace(smoke_run, smoke=unreported),
+    ):
+        assert from_json_object(as_json(result)) == result

@@ -16,6 +16,7 @@ from tests.helpers.supervisor_proc import REPO_ROOT
 CLI_MEMORY_BYTES = 2 << 30
 CLI_TIMEOUT_S = 30.0
 
+# A whole results.json (supervisor/run_result.py's RunResult), as a run writes it.
 VALID: dict[str, Any] = {
     "schema_version": 1,
     "run_id": "r1",
@@ -28,24 +29,38 @@ VALID: dict[str, Any] = {
     "exit_code": 1,
     "failure_reasons": ["test_failed"],
     "children": [],
-    "processes": {"spawned": 9, "reaped": 9, "orphans_reaped": 0, "leaked": 0, "zombies": 0},
-    "cluster": {"kind": "local", "address": "unix:/tmp/x/controller.sock"},
+    "processes": {"spawned": 9, "reaped": 9, "orphans_reaped": 0, "killed_at_stop": 0, "leaked": 0,
+                  "leaked_processes": [], "zombies": 0, "grpc_imported": False},
+    "observe": False,
+    "cluster": {"kind": "local", "address": "unix:/tmp/x/controller.sock", "mode": "embedded", "prefix": "smoke",
+                "vm_prefix": "smoke", "state_dir": None, "kept": False, "pid": 0},
+    "cloud_cleanup": None,
     "jobs_confirmed": {"terminated": 1, "confirmed": 1, "unconfirmed": []},
+    "foreign_jobs": [],
     "tests": [
-        {"name": "simple", "outcome": "passed", "duration_s": 2.5},
+        {"name": "simple", "outcome": "passed", "error": "", "duration_s": 2.5},
         {
             "name": "broken",
             "outcome": "failed",
             "duration_s": 1.0,
             "error": "state failed | exit 1",
-            "log_tail": [{"task": 0, "lines": ["boom", "last line"]}],
+            "log_tail": [{"job_id": "/smoke/broken", "task": 0, "lines": ["boom", "last line"]}],
         },
     ],
-    "streams": [{"name": "stream:vm-a", "state": "exited", "lines": 12, "reconnects": 1, "gaps": 0, "stale": False}],
+    "streams": [{"name": "stream:vm-a", "vm": "vm-a", "host": 0, "role": "worker", "state": "exited", "starts": 1,
+                 "no_data": False, "lines": 12, "reconnects": 1, "gaps": 0, "stale": False}],
+    "observation": {"host_listings": 1, "most_failed_listings_in_a_row": 0, "hosts_over_limit": 0,
+                    "hosts_rejected": {"count": 0, "sample": [], "reasons": {}, "fields": {}}},
     "autoscaler_actions": [
         {"timestamp": "2026-11-29T07:00:01Z", "action_type": "scale_up", "scale_group": "tpu", "slice_id": "s-0"}
     ],
-}
+    "api_mismatch": None,
+    "controller_unauthenticated": None,
+    "controller_timeout": None,
+    "reply_too_large": None,
+    "controller_outage": None,
+    "diagnostics": {},
+}  # fmt: skip
 
 
 def valid_results() -> dict[str, Any]:

@@ -14,6 +14,7 @@ from tests.report.browser import assert_nothing_cut, chromium, measure
 from tests.report.crafted import cli, valid_results, write_run
 
 PROBE = "control-plane-probe-with-a-rather-long-name-that-must-wrap-somewhere"
+REASONS = {"failed": "test_failed", "timeout": "deadline_exceeded", "cancelled": "sigterm"}
 
 
 def _lines(records: list[dict[str, Any]]) -> bytes:
@@ -23,7 +24,7 @@ def _lines(records: list[dict[str, Any]]) -> bytes:
 def _run(log_dir: Path, name: str, minute: int, outcome: str, **extra: Any) -> Path:
     results = valid_results() | {"run_id": name, "outcome": outcome, "duration_s": 20.0 + minute, **extra}
     results["started_at"] = f"2026-11-29T07:{minute:02d}:00.000000Z"
-    results["failure_reasons"] = [] if outcome == "passed" else [f"{outcome}_<b>reason</b>"]
+    results["failure_reasons"] = [] if outcome == "passed" else [REASONS[outcome]]
     run_dir = write_run(log_dir / name, results)
     (run_dir / "report.html").write_text("<!DOCTYPE html><p>report</p>")
     at = f"2026-11-29T07:{minute:02d}:"
@@ -46,6 +47,7 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for minute, outcome in enumerate(["passed", "failed", "timeout", "passed", "cancelled"]):
         _run(logs, f"20261129T07{minute:02d}00Z-run{minute}", minute, outcome)
     _run(logs, "probe-run-1", 7, "passed", probe=PROBE)
+    _run(logs, "probe-run-2", 8, "failed", probe="<b>probe</b>")  # text from results.json, escaped
     write_run(logs / "broken<img src=x>", b'{"run_id": 3')  # unreadable: listed with why
     outside = write_run(logs.parent / "elsewhere", valid_results() | {"run_id": "planted"})
     os.symlink(outside, logs / "planted-link")  # a symlinked run directory is never read
@@ -68,7 +70,8 @@ def test_index_shows_each_probes_runs_oldest_first_linked_to_their_reports(log_d
     assert "probe-run-1/report.html" in page[page.index(f"probe {PROBE}") : page.index("probe suite")]
     assert "unreadable" in page and "broken&lt;img src=x&gt;" in page and "<img" not in page
     assert "planted" not in page, "a symlinked run directory was read"
-    assert "&lt;b&gt;reason&lt;/b&gt;" in page and "<script" not in page
+    assert "deadline_exceeded" in page and "&lt;b&gt;probe&lt;/b&gt;" in page and "<b>" not in page
+    assert "<script" not in page
 
 
 def test_index_plots_duration_scheduling_and_scale_up_per_run(log_dir: Path) -> None:

@@ -34,13 +34,12 @@ def _refused_in_one_line(done: Any, *names: str) -> str:
 
 def test_show_escapes_every_string_it_prints(tmp_path: Path) -> None:
     results = valid_results()
-    results["failure_reasons"] = ["test_failed", FORGED]
     results["started_at"] = FORGED
     results["run_id"] = FORGED
     results["tests"][0]["name"] = FORGED
     results["tests"][1]["name"] = FORGED
     results["tests"][1]["error"] = FORGED
-    results["streams"][0]["state"] = FORGED
+    results["streams"][0]["name"] = FORGED
     run_dir = write_run(tmp_path / f"run{CLEAR}", results)
     for target in (str(run_dir), "latest"):
         done = cli("show", target, "--log-dir", str(tmp_path))
@@ -51,11 +50,23 @@ def test_show_escapes_every_string_it_prints(tmp_path: Path) -> None:
         assert "\\x1b[2J" in done.stdout
 
 
-def test_show_refuses_an_outcome_that_is_not_one(tmp_path: Path) -> None:
+def _forged(field: str) -> dict[str, Any]:
+    """A results.json with FORGED where the run writes one of a set of words (results.json's enums)."""
     results = valid_results()
-    results["outcome"] = FORGED
-    run_dir = write_run(tmp_path / "run", results)
-    line = _refused_in_one_line(cli("show", str(run_dir)), "results.json", "outcome")
+    if field == "outcome":
+        results["outcome"] = FORGED
+    elif field == "failure_reasons[1]":
+        results["failure_reasons"] = ["test_failed", FORGED]
+    else:
+        results["streams"][0]["state"] = FORGED
+    return results
+
+
+@pytest.mark.parametrize("field", ["outcome", "failure_reasons[1]", "streams[0].state"])
+def test_show_refuses_an_outcome_a_reason_or_a_state_that_is_not_one(tmp_path: Path, field: str) -> None:
+    """Text where the run writes one of a set of words is refused, naming the field, never printed."""
+    run_dir = write_run(tmp_path / "run", _forged(field))
+    line = _refused_in_one_line(cli("show", str(run_dir)), "results.json", field)
     assert "PASSED" not in line
 
 
@@ -76,7 +87,7 @@ def _results_with(change: str) -> dict[str, Any]:
     elif change == "a test without a name":
         del results["tests"][1]["name"]
     elif change == "log lines not a list":
-        results["tests"][1]["log_tail"] = [{"task": 0, "lines": 7}]
+        results["tests"][1]["log_tail"] = [{"job_id": "j", "task": 0, "lines": 7}]
     elif change == "cluster not an object":
         results["cluster"] = "local"
     elif change == "a stream not an object":

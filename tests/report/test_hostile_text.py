@@ -29,15 +29,14 @@ C1 = "\x85\x9b\x9f"
 def _hostile() -> dict[str, Any]:
     results = valid_results()
     results["run_id"] = f"r{SVG}"
-    results["failure_reasons"] = ["test_failed", f"{IMG}{HIDDEN}"]
     results["cluster"]["address"] = f"{SVG}{HIDDEN}"
     results["jobs_confirmed"]["unconfirmed"] = [f"/smoke/{SVG}"]
     broken = results["tests"][1]
     broken["name"] = f"job {SVG} {HIDDEN}"
     broken["error"] = f"{IMG} {HIDDEN} {C1}"
-    broken["log_tail"] = [{"task": f"0{SVG}", "lines": [f"<script>alert(3)</script> {HIDDEN} {C1}", "last"]}]
+    broken["log_tail"] = [{"job_id": f"/smoke/{SVG}", "task": 0,
+                           "lines": [f"<script>alert(3)</script> {HIDDEN} {C1}", "last"]}]  # fmt: skip
     results["streams"][0]["name"] = f"stream:{SVG}{HIDDEN}"
-    results["streams"][0]["state"] = f"{IMG}"
     results["autoscaler_actions"][0]["reason"] = f"{SVG}{HIDDEN}"
     return results
 

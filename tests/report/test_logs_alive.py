@@ -10,9 +10,10 @@ from tests.report.crafted import valid_results
 def test_the_summary_says_per_worker_stream_whether_its_logs_are_alive(tmp_path: Path) -> None:
     """stream_no_data kept, and shown per worker: the streams table's `logs alive` column."""
     results = valid_results()
+    stream = {"vm": "worker", "host": 0, "role": "worker", "state": "exited", "starts": 1}
     results["streams"] = [
-        {"name": "stream:worker-a", "state": "exited", "lines": 12, "no_data": False},
-        {"name": "stream:worker-b", "state": "exited", "lines": 0, "no_data": True},
+        stream | {"name": "stream:worker-a", "lines": 12, "no_data": False},
+        stream | {"name": "stream:worker-b", "lines": 0, "no_data": True},
     ]
     summary = render_summary(from_verdict(results), tmp_path)
     assert "| stream:worker-a | exited | 12 | 0 | 0 | 0 | no | yes |" in summary

@@ -6,30 +6,21 @@ from typing import Any
 
 from supervisor.reports import render_junit, render_summary
 from supervisor.results_file import from_verdict
+from tests.report.crafted import valid_results
 
-RESULTS: dict[str, Any] = {
-    "run_id": "r1",
-    "outcome": "failed",
-    "exit_code": 1,
-    "failure_reasons": ["test_failed"],
-    "started_at": "2026-11-29T07:00:00.000000Z",
-    "finished_at": "2026-11-29T07:00:30.000000Z",
-    "duration_s": 30.0,
-    "timeout_s": 1800,
-    "cluster": {"kind": "local", "address": "127.0.0.1:1"},
-    "processes": {"spawned": 9, "reaped": 9, "leaked": 0, "zombies": 0},
+RESULTS: dict[str, Any] = valid_results() | {
+    "cluster": valid_results()["cluster"] | {"address": "127.0.0.1:1"},
     "tests": [
-        {"name": "simple", "outcome": "passed", "duration_s": 2.5},
+        {"name": "simple", "outcome": "passed", "error": "", "duration_s": 2.5},
         {
             "name": "broken",
             "outcome": "failed",
             "duration_s": 1.0,
             "error": "state failed | exit 1",
-            "log_tail": [{"task": 0, "lines": ["boom \x1b[31mred\x00", "last line"]}],
+            "log_tail": [{"job_id": "/smoke/broken", "task": 0, "lines": ["boom \x1b[31mred\x00", "last line"]}],
         },
-        {"name": "slow", "outcome": "timeout", "duration_s": 9.0},
+        {"name": "slow", "outcome": "timeout", "error": "", "duration_s": 9.0},
     ],
-    "streams": [{"name": "stream:vm-a", "state": "exited", "lines": 12, "reconnects": 1, "gaps": 0}],
     "autoscaler_actions": [{"timestamp": "t", "action_type": "scale_up", "scale_group": "tpu", "slice_id": "s-0"}],
 }
 
