@@ -30,7 +30,7 @@ from supervisor.lock import PrefixLock
 from supervisor.phases import phase
 from supervisor.results_file import from_verdict
 from supervisor.run_files import RunDirError
-from supervisor.run_result import Child, SmokeSections
+from supervisor.run_result import Child, SmokeSections, as_json
 from supervisor.smoke import SmokeRun
 from supervisor.verdict import Verdict, write_results
 from supervisor.version import VERSION
@@ -109,9 +109,10 @@ def _nr_open() -> int:
 
 def _write_artefacts(verdict: Verdict, run_dir: Path, log: Any) -> None:
     """The verdict on disk; on a full disk, in the log instead, and the run is an error."""
+    result = verdict.result()  # once: results.json and its views say the same finish time
     try:
-        path = write_results(run_dir, verdict)
-        reports.write_reports(verdict.as_dict(), run_dir)
+        path = write_results(run_dir, result)
+        reports.write_reports(as_json(result), run_dir)
     except RunDirError as exc:
         # A verdict our own views cannot read is a bug; results.json is on disk, the rest is said here.
         log.error("reports_failed", error=str(exc))

@@ -57,7 +57,7 @@ def _rfc3339(unix: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(unix)) + f".{int(unix % 1 * 1e6):06d}Z"
 
 
-def write_results(run_dir: Path, verdict: Verdict) -> Path:
+def write_results(run_dir: Path, result: RunResult) -> Path:
     path = run_dir / "results.json"
-    write_atomically(path, orjson.dumps(verdict.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    write_atomically(path, orjson.dumps(as_json(result), option=orjson.OPT_INDENT_2) + b"\n")
     return path

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from importlib import metadata
 
 import orjson
@@ -39,3 +40,12 @@ def test_a_json_run_ends_with_a_verdict_line_naming_the_failed_test(failed_run: 
     assert last.startswith("iris-smoke: FAILED (exit 1): failed tests: broken;"), failed_run.stderr
     assert "test_failed" in last and last.endswith(f"summary: {failed_run.run_dir / 'summary.md'}")
     assert "iris-smoke: FAILED" not in failed_run.stdout, "stdout stays JSON"
+
+
+def test_summary_and_junit_say_the_finish_results_json_says(failed_run: FinishedRun) -> None:
+    """The three are rendered from one verdict: the same finish time and duration, to the microsecond."""
+    results = orjson.loads((failed_run.run_dir / "results.json").read_bytes())
+    summary = (failed_run.run_dir / "summary.md").read_text()
+    assert f"finished {results['finished_at']} ({results['duration_s']} s of a" in summary
+    suite = ET.parse(failed_run.run_dir / "junit.xml").getroot()
+    assert suite.get("time") == f"{results['duration_s']:.3f}"
