@@ -70,6 +70,15 @@ def test_show_refuses_an_outcome_a_reason_or_a_state_that_is_not_one(tmp_path: P
     assert "PASSED" not in line
 
 
+def test_show_passes_over_fields_a_newer_version_added(tmp_path: Path) -> None:
+    """results.json's consumers ignore unknown fields (the schema's promise): new fields need no new version."""
+    results = valid_results() | {"added_later": {"x": 1}}
+    results["tests"][0]["added_later"] = [1]
+    results["cluster"]["added_later"] = "x"
+    done = cli("show", str(write_run(tmp_path / "run", results)))
+    assert done.returncode == 0 and done.stdout.startswith("iris-smoke: FAILED (exit 1): failed tests: broken;"), done
+
+
 def _results_with(change: str) -> dict[str, Any]:
     results = valid_results()
     if change == "tests not a list":
