@@ -54,8 +54,9 @@ def _snapshots(path: Path) -> Iterator[tuple[float, dict[str, Any]]]:
 
 def scheduling(run_dir: Path) -> dict[str, float]:
     results, _ = read_results(run_dir)
-    diagnostics: dict[str, Any] = results.smoke.diagnostics if results and results.smoke else {}
-    submitted = {j.get("name"): _unix(j.get("submitted_at")) for j in diagnostics.get("jobs", [])}
+    jobs = results.smoke.diagnostics.get("jobs") if results and results.smoke else None
+    listed = [j for j in jobs if isinstance(j, dict)] if isinstance(jobs, list) else []
+    submitted = {name: _unix(j.get("submitted_at")) for j in listed if isinstance(name := j.get("name"), str)}
     first_seen: dict[str, float] = {}
     latency: dict[str, float] = {}
     for at, snapshot in _snapshots(run_dir / "scheduling.jsonl"):

@@ -10,7 +10,6 @@ EDGES = {
     "local_cluster/config.py": "the embedded cluster's config file, read into ClusterConfig",
     "workers/gcp/inventory.py": "gcloud's JSON listings, read into Resource",
     "workers/controller/iris_child.py": "a Connect reply in a task, standard library only",
-    "supervisor/canary/runs.py": "a run's results.json, read back into RunSummary",
     "supervisor/canary/latency.py": "a run's scheduling.jsonl, read into latencies",
 }
 DIRS = ("supervisor", "workers", "common", "local_cluster", "iris_smoke")
