@@ -47,38 +47,11 @@ from pathlib import Path
 from common.controller_target import JOB_RUN_ID_ENV, ControllerTarget
 from common.deadline import Deadline
 from common.jsonshape import JsonObject
+from workers.controller import model
 from workers.controller.calls import RPC_TIMEOUT_S, not_ours, rpc_timeout
 from workers.controller.connect_http import ConnectClient
 from workers.controller.credentials import Credentials
 from workers.controller.log_server import FETCH_LOGS, resolve_log_service
-from workers.controller.model import (
-    ENDPOINT_ADDRESS,
-    TASK_CPU_MILLICORES,
-    Action,
-    AutoscalerStatus,
-    Constraint,
-    ControllerError,
-    Endpoint,
-    ErrorCode,
-    ExecResult,
-    GroupStatus,
-    Job,
-    JobRequest,
-    LogLevel,
-    LogLine,
-    LogService,
-    ProcessStatus,
-    Profile,
-    ProfileFormat,
-    SliceStatus,
-    Task,
-    Unmet,
-    UserBand,
-    VmStatus,
-    Worker,
-    job_state,
-    task_state,
-)
 from workers.controller.reply import Field
 from workers.controller.timefmt import rfc3339_ms
 
@@ -126,12 +99,12 @@ def _seconds(wanted_s: float, call_s: float) -> int:
     return max(1, min(math.ceil(wanted_s), math.floor(call_s) - 1))
 
 
-def _level(name: str) -> LogLevel:
+def _level(name: str) -> model.LogLevel:
     """`LOG_LEVEL_WARNING` -> warning; absent (proto3's zero) or a level we do not know -> unknown."""
     try:
-        return LogLevel(name.removeprefix("LOG_LEVEL_").lower())
+        return model.LogLevel(name.removeprefix("LOG_LEVEL_").lower())
     except ValueError:
-        return LogLevel.UNKNOWN
+        return model.LogLevel.UNKNOWN
 
 
 def _band(name: str) -> str:
@@ -162,14 +135,14 @@ def _attributes(metadata: Field) -> dict[str, str]:
     return found
 
 
-def _constraint_value(c: Constraint) -> JsonObject:
+def _constraint_value(c: model.Constraint) -> JsonObject:
     """Iris compares typed values: its numeric attributes (a slice host's index) match an intValue only."""
     if c.key in _HOST_NUMBERS and c.value.isdigit():
         return {"intValue": c.value}
     return {"stringValue": c.value}
 
 
-def submits_child(child: JobRequest) -> tuple[str, ...]:
+def submits_child(child: model.JobRequest) -> tuple[str, ...]:
     """A task that submits `child` the way an Iris task does (iris_child.py, standard library only)."""
     spec = {
         "name": child.name,
@@ -180,13 +153,13 @@ def submits_child(child: JobRequest) -> tuple[str, ...]:
     return ("python3", "-c", _CHILD_SCRIPT, json.dumps(spec))
 
 
-def registers_endpoint(request: JobRequest) -> tuple[str, ...]:
+def registers_endpoint(request: model.JobRequest) -> tuple[str, ...]:
     """A task that registers `request.endpoint` and holds it, as an Iris task does (iris_child.py)."""
-    spec = {"endpoint": request.endpoint, "address": ENDPOINT_ADDRESS, "hold_s": request.endpoint_hold_s}
+    spec = {"endpoint": request.endpoint, "address": model.ENDPOINT_ADDRESS, "hold_s": request.endpoint_hold_s}
     return ("python3", "-c", _CHILD_SCRIPT, json.dumps(spec))
 
 
-def task_argv(request: JobRequest) -> tuple[str, ...]:
+def task_argv(request: model.JobRequest) -> tuple[str, ...]:
     """What the job's tasks run: the request's argv, or the task client's work it asks for."""
     if request.child:
         return submits_child(request.child)
@@ -241,7 +214,7 @@ class IrisController:
         self.deadline = deadline
         self.target = target
         self.root = target.job_prefix
-        self._log_service: LogService | None = None
+        self._log_service: model.LogService | None = None
 
     @classmethod
     @contextlib.contextmanager
@@ -269,10 +242,10 @@ class IrisController:
                 return False
         return False
 
-    def list_workers(self) -> list[Worker]:
+    def list_workers(self) -> list[model.Worker]:
         method = f"{CONTROLLER}/ListWorkers"
         return [
-            Worker(
+            model.Worker(
                 worker_id=w.at("workerId").required().as_str(),
                 healthy=w.at("healthy").as_bool(),
                 address=w.at("address").as_str(),
@@ -285,12 +258,12 @@ class IrisController:
             for w in self._call(method, {}).at("workers").as_list()
         ]
 
-    def launch(self, request: JobRequest) -> str:
+    def launch(self, request: model.JobRequest) -> str:
         method = f"{CONTROLLER}/LaunchJob"
         return self._call(method, self.launch_body(request)).at("jobId").required().as_str()
 
-    def launch_body(self, request: JobRequest) -> JsonObject:
-        cpu = TASK_CPU_MILLICORES if request.cpu_millicores is None else request.cpu_millicores
+    def launch_body(self, request: model.JobRequest) -> JsonObject:
+        cpu = model.TASK_CPU_MILLICORES if request.cpu_millicores is None else request.cpu_millicores
         memory = TASK_MEMORY_BYTES if request.memory_bytes is None else request.memory_bytes
         resources: JsonObject = {"cpuMillicores": cpu, "memoryBytes": str(memory)}
         if request.device in ("tpu", "gpu"):
@@ -325,7 +298,7 @@ class IrisController:
             ]
         return body
 
-    def list_jobs(self) -> list[Job]:
+    def list_jobs(self) -> list[model.Job]:
         method = f"{CONTROLLER}/ListJobs"
         reply = self._call(method, {"query": {"jobIdPrefix": self.root, "limit": LIST_JOBS_LIMIT}})
         # The server's prefix is a filter we ask for; `owns` is the rule we keep (an Iris that
@@ -334,12 +307,12 @@ class IrisController:
         return [j for j in jobs if self.target.owns(j.job_id)]
 
     @staticmethod
-    def _job(j: Field) -> Job:
+    def _job(j: Field) -> model.Job:
         job_id = j.at("jobId").required().as_str()
-        return Job(
+        return model.Job(
             job_id=job_id,
             name=j.at("name").as_str(job_id),
-            state=job_state(j.at("state").required().as_str()),
+            state=model.job_state(j.at("state").required().as_str()),
             error=j.at("error").as_str(),
             exit_code=j.at("exitCode").as_int(),
             pending_reason=j.at("pendingReason").as_str(),
@@ -348,19 +321,19 @@ class IrisController:
             finished_at=_time(j.at("finishedAt")),
         )
 
-    def list_tasks(self, job_id: str) -> list[Task]:
+    def list_tasks(self, job_id: str) -> list[model.Task]:
         method = f"{CONTROLLER}/ListTasks"
         return [self._task(t) for t in self._call(method, {"jobId": job_id}).at("tasks").as_list()]
 
     @staticmethod
-    def _task(t: Field) -> Task:
+    def _task(t: Field) -> model.Task:
         task_id = t.at("taskId").required().as_str()
         index = task_id.rsplit("/", 1)[-1]
         by_id = Field(t.method, f"{t.path}.taskId", index) if index.isdigit() else None
-        return Task(
+        return model.Task(
             task_id=task_id,
             task_index=(by_id or t.at("taskIndex")).as_int(0, 0, MAX_COUNT),
-            state=task_state(t.at("state").required().as_str()),
+            state=model.task_state(t.at("state").required().as_str()),
             worker_id=t.at("workerId").as_str(),
             pending_reason=t.at("pendingReason").as_str(),
             can_be_scheduled=t.at("canBeScheduled").as_bool(True),
@@ -369,11 +342,11 @@ class IrisController:
             attempts=len(t.at("attempts").as_list()),
         )
 
-    def terminate(self, job_ids: Sequence[str], timeout_s: float) -> dict[str, ControllerError | None]:
+    def terminate(self, job_ids: Sequence[str], timeout_s: float) -> dict[str, model.ControllerError | None]:
         # One keep-alive connection, one call after another: a smoke run has a handful of
         # jobs, and the whole loop shares one time budget.
         end = Deadline.after(timeout_s)
-        done: dict[str, ControllerError | None] = {}
+        done: dict[str, model.ControllerError | None] = {}
         for job_id in job_ids:
             if not self.target.owns(job_id):
                 done[job_id] = not_ours("TerminateJob", job_id, self.root)
@@ -381,21 +354,21 @@ class IrisController:
             try:
                 self._call(f"{CONTROLLER}/TerminateJob", {"jobId": job_id}, max(0.05, end.remaining()))
                 done[job_id] = None
-            except ControllerError as exc:
+            except model.ControllerError as exc:
                 done[job_id] = exc
         return done
 
-    def autoscaler(self) -> AutoscalerStatus:
+    def autoscaler(self) -> model.AutoscalerStatus:
         method = f"{CONTROLLER}/GetAutoscalerStatus"
         status = self._call(method, {}).at("status").required()
         demand = status.at("currentDemand")
         # A map of demand by group, or (older releases) one number.
         by_group = {k: v.as_int(0, 0, MAX_COUNT) for k, v in demand.as_map().items()} if demand.is_object else None
-        return AutoscalerStatus(
+        return model.AutoscalerStatus(
             groups=tuple(self._group(g, by_group) for g in status.at("groups").as_list()),
             current_demand=sum(by_group.values()) if by_group is not None else demand.as_int(0, 0, MAX_COUNT),
             actions=tuple(
-                Action(
+                model.Action(
                     timestamp=_time(a.at("timestamp")),
                     action_type=a.at("actionType").as_str(),
                     scale_group=a.at("scaleGroup").as_str(),
@@ -409,19 +382,19 @@ class IrisController:
         )
 
     @staticmethod
-    def _unmet(u: Field) -> Unmet:
+    def _unmet(u: Field) -> model.Unmet:
         task_ids = [t.as_str() for t in u.at("entry").at("taskIds").as_list()]
-        return Unmet(reason=u.at("reason").as_str(), job_id=",".join(task_ids[:3]), tasks=len(task_ids))
+        return model.Unmet(reason=u.at("reason").as_str(), job_id=",".join(task_ids[:3]), tasks=len(task_ids))
 
     @staticmethod
-    def _group(g: Field, demand: Mapping[str, int] | None) -> GroupStatus:
+    def _group(g: Field, demand: Mapping[str, int] | None) -> model.GroupStatus:
         name = g.at("name").required().as_str()
         slices = tuple(
-            SliceStatus(
+            model.SliceStatus(
                 slice_id=s.at("sliceId").as_str(),
                 state=s.at("state").as_str(),
                 vms=tuple(
-                    VmStatus(
+                    model.VmStatus(
                         vm_id=v.at("vmId").as_str(),
                         state=v.at("state").as_str().removeprefix("VM_STATE_").lower(),
                         worker_id=v.at("workerId").as_str(),
@@ -438,7 +411,7 @@ class IrisController:
         backoff_ms = g.at("backoffUntil").at("epochMs").as_epoch_ms()
         # Iris 0.2.227 lists a group's slices without their VMs: the TPU type's table decides.
         seen_hosts = max((len(s.vms) for s in slices), default=0)
-        return GroupStatus(
+        return model.GroupStatus(
             name=name,
             device=device,
             variant=variant,
@@ -463,10 +436,10 @@ class IrisController:
         self._call(f"{CONTROLLER}/ExecuteRawQuery", {"sql": "SELECT 1"}).at("rows").as_list()
         return time.monotonic() - started
 
-    def process_status(self) -> ProcessStatus:
+    def process_status(self) -> model.ProcessStatus:
         info = self._call(f"{CONTROLLER}/GetProcessStatus", {"maxLogLines": 1}).at("processInfo").required()
         provenance = info.at("provenance")
-        return ProcessStatus(
+        return model.ProcessStatus(
             tree_hash=provenance.at("treeHash").as_str(),
             base_commit=provenance.at("baseCommit").as_str(),
             python_version=info.at("pythonVersion").as_str(),
@@ -475,34 +448,36 @@ class IrisController:
             fds=info.at("openFdCount").as_int(0, 0, MAX_COUNT),
         )
 
-    def user_band(self) -> UserBand:
+    def user_band(self) -> model.UserBand:
         user = self._call(f"{CONTROLLER}/GetCurrentUser", {}).at("userId").as_str()
         for b in self._call(f"{CONTROLLER}/GetSchedulerState", {}).at("userBudgets").as_list():
             if b.at("userId").as_str() == user:
-                return UserBand(
+                return model.UserBand(
                     user=user,
                     effective_band=_band(b.at("effectiveBand").as_str()),
                     max_band=_band(b.at("maxBand").as_str()),
                     budget_limit=b.at("budgetLimit").as_int(),
                     budget_spent=b.at("budgetSpent").as_int(),
                 )
-        return UserBand(user)
+        return model.UserBand(user)
 
     # -- acting in a running task of the run ---------------------------------------
 
-    def exec_in_container(self, job_id: str, task_index: int, argv: Sequence[str], timeout_s: float) -> ExecResult:
+    def exec_in_container(
+        self, job_id: str, task_index: int, argv: Sequence[str], timeout_s: float
+    ) -> model.ExecResult:
         method = f"{CONTROLLER}/ExecInContainer"
         task_id, call_s = self._task_id(method, job_id, task_index), self._timeout()
         body: JsonObject = {"taskId": task_id, "command": list(argv), "timeoutSeconds": _seconds(timeout_s, call_s)}
         reply = self._call(method, body, call_s)
-        return ExecResult(
+        return model.ExecResult(
             exit_code=reply.at("exitCode").as_int(0, -(2**31), 2**31 - 1),
             stdout=reply.at("stdout").as_str(),
             stderr=reply.at("stderr").as_str(),
             error=reply.at("error").as_str(),
         )
 
-    def profile_task(self, job_id: str, task_index: int, duration_s: float) -> Profile:
+    def profile_task(self, job_id: str, task_index: int, duration_s: float) -> model.Profile:
         method = f"{CONTROLLER}/ProfileTask"
         task_id, call_s = self._task_id(method, job_id, task_index), self._timeout()
         cpu: JsonObject = {"format": "RAW", "rateHz": PROFILE_RATE_HZ, "native": False}
@@ -514,8 +489,8 @@ class IrisController:
         reply = self._call(method, body, call_s)
         data = reply.at("profileData").as_bytes()
         if data.strip() == PROFILE_STUB:
-            raise ControllerError(ErrorCode.UNIMPLEMENTED, method, NO_PROFILER)
-        return Profile(data, ProfileFormat.RAW, reply.at("error").as_str())
+            raise model.ControllerError(model.ErrorCode.UNIMPLEMENTED, method, NO_PROFILER)
+        return model.Profile(data, model.ProfileFormat.RAW, reply.at("error").as_str())
 
     def _task_id(self, method: str, job_id: str, task_index: int) -> str:
         """Iris's name of the run's task (`<jobId>/<index>`); a job not under the run's root is refused."""
@@ -525,7 +500,7 @@ class IrisController:
 
     # -- logs ---------------------------------------------------------------------
 
-    def log_service(self) -> LogService:
+    def log_service(self) -> model.LogService:
         """Where this controller's logs are read (workers.controller.log_server), asked once."""
         if self._log_service is None:
             self._log_service = resolve_log_service(self.client, self._timeout())
@@ -539,7 +514,9 @@ class IrisController:
     def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
         return [line.data for line in self.task_logs(job_id, task_index, lines)]
 
-    def task_logs(self, job_id: str, task_index: int, lines: int, min_level: LogLevel | None = None) -> list[LogLine]:
+    def task_logs(
+        self, job_id: str, task_index: int, lines: int, min_level: model.LogLevel | None = None
+    ) -> list[model.LogLine]:
         """The task's last lines. Workers push output in batches, so a task that has just ended
         may not be in the log service yet: an empty answer is asked again, within LOG_FLUSH_S."""
         body: JsonObject = {
@@ -554,13 +531,13 @@ class IrisController:
         while True:
             entries = sorted(self.fetch_logs(body).at("entries").as_list(), key=lambda e: e.at("seq").as_int())
             if entries or flushed.expired():
-                return [LogLine(e.at("data").as_str(), _level(e.at("level").as_str())) for e in entries]
+                return [model.LogLine(e.at("data").as_str(), _level(e.at("level").as_str())) for e in entries]
             time.sleep(flushed.cap(LOG_FLUSH_RETRY_S))
 
-    def list_endpoints(self, prefix: str = "") -> list[Endpoint]:
+    def list_endpoints(self, prefix: str = "") -> list[model.Endpoint]:
         reply = self._call(f"{ENDPOINTS}/ListEndpoints", {"prefix": self.root + prefix})
         found = [
-            Endpoint(e.at("name").required().as_str(), e.at("address").as_str(), e.at("taskId").as_str())
+            model.Endpoint(e.at("name").required().as_str(), e.at("address").as_str(), e.at("taskId").as_str())
             for e in reply.at("endpoints").as_list()
         ]
         return [e for e in found if e.name.startswith(self.root + prefix)]  # ours, whatever the filter did

@@ -24,34 +24,10 @@ from common.controller_target import JOB_RUN_ID_ENV, ControllerTarget
 from common.deadline import Deadline
 from iris_smoke_api.v1 import controller_pb2 as pb
 from iris_smoke_api.v1 import controller_pb2_grpc
+from workers.controller import model
 from workers.controller.calls import RPC_TIMEOUT_S, not_ours, rpc_timeout
-from workers.controller.model import (
-    ENDPOINT_ADDRESS,
-    TASK_CPU_MILLICORES,
-    Action,
-    AutoscalerStatus,
-    ControllerError,
-    Endpoint,
-    ErrorCode,
-    ExecResult,
-    GroupStatus,
-    Job,
-    JobRequest,
-    LogLevel,
-    LogLine,
-    ProcessStatus,
-    Profile,
-    SliceStatus,
-    Task,
-    Unmet,
-    UserBand,
-    VmStatus,
-    Worker,
-    job_state,
-    task_state,
-)
 
-_Model = TypeVar("_Model", Job, Task)
+_Model = TypeVar("_Model", model.Job, model.Task)
 HEALTH_RETRY_S = 0.2
 # What the embedded controller cannot tell the fleet check controller_vitals, and why.
 NO_DATABASE = "the embedded controller keeps its state in memory: it has no database to query"
@@ -70,13 +46,13 @@ _OPS = {
 }
 
 
-def _error(exc: grpc.RpcError, method: str) -> ControllerError:
+def _error(exc: grpc.RpcError, method: str) -> model.ControllerError:
     code = exc.code() if isinstance(exc, grpc.Call) else None
     details = exc.details() if isinstance(exc, grpc.Call) else ""
     name = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
     if name == "UNIMPLEMENTED":
-        return ControllerError(ErrorCode.API_MISMATCH, method, str(details or ""))
-    return ControllerError(ErrorCode.named(name), method, str(details or ""))
+        return model.ControllerError(model.ErrorCode.API_MISMATCH, method, str(details or ""))
+    return model.ControllerError(model.ErrorCode.named(name), method, str(details or ""))
 
 
 def _rfc3339(ts: Timestamp) -> str | None:
@@ -156,10 +132,10 @@ class EmbeddedController:
                 return False
         return False
 
-    def list_workers(self) -> list[Worker]:
+    def list_workers(self) -> list[model.Worker]:
         reply = self._call("ListWorkers", self.stub.ListWorkers, pb.ListWorkersRequest())
         return [
-            Worker(
+            model.Worker(
                 worker_id=w.worker_id,
                 healthy=w.healthy,
                 address=w.address,
@@ -171,11 +147,11 @@ class EmbeddedController:
             for w in reply.workers
         ]
 
-    def launch(self, request: JobRequest) -> str:
+    def launch(self, request: model.JobRequest) -> str:
         reply = self._call("LaunchJob", self.stub.LaunchJob, self.launch_request(request))
         return str(reply.job_id)
 
-    def launch_request(self, request: JobRequest) -> pb.LaunchJobRequest:
+    def launch_request(self, request: model.JobRequest) -> pb.LaunchJobRequest:
         if request.device == "tpu":
             device = pb.DeviceConfig(tpu=pb.TpuDevice(variant=request.variant, count=request.count))
         elif request.device == "gpu":
@@ -188,7 +164,7 @@ class EmbeddedController:
             entrypoint=list(task_argv(request)),
             resources=pb.ResourceSpec(
                 device=device,
-                cpu_millicores=TASK_CPU_MILLICORES if request.cpu_millicores is None else request.cpu_millicores,
+                cpu_millicores=model.TASK_CPU_MILLICORES if request.cpu_millicores is None else request.cpu_millicores,
                 memory_bytes=request.memory_bytes or 0,
             ),
             replicas=request.replicas,
@@ -201,21 +177,21 @@ class EmbeddedController:
             workdir_files=dict(request.workdir_files),
         )
 
-    def list_jobs(self) -> list[Job]:
+    def list_jobs(self) -> list[model.Job]:
         # The server filters by name prefix; `owns` is checked again on the job id we act on.
         return [j for j in self._list_jobs(self.prefix) if self.target.owns(j.job_id)]
 
-    def list_all_jobs(self) -> list[Job]:
+    def list_all_jobs(self) -> list[model.Job]:
         """Every job on the cluster, whoever submitted it (for `foreign_job`: only on a cluster the run owns)."""
         return self._list_jobs("")
 
-    def _list_jobs(self, name_prefix: str) -> list[Job]:
+    def _list_jobs(self, name_prefix: str) -> list[model.Job]:
         reply = self._call("ListJobs", self.stub.ListJobs, pb.ListJobsRequest(name_prefix=name_prefix))
         return [
             _copied(
-                Job,
+                model.Job,
                 j,
-                state=job_state(_enum(pb.JobState, j.state, "JOB_STATE_")),
+                state=model.job_state(_enum(pb.JobState, j.state, "JOB_STATE_")),
                 task_state_counts=dict(j.task_state_counts),
                 submitted_at=_rfc3339(j.submitted_at),
                 finished_at=_rfc3339(j.finished_at),
@@ -223,13 +199,16 @@ class EmbeddedController:
             for j in reply.jobs
         ]
 
-    def list_tasks(self, job_id: str) -> list[Task]:
+    def list_tasks(self, job_id: str) -> list[model.Task]:
         reply = self._call("ListTasks", self.stub.ListTasks, pb.ListTasksRequest(job_id=job_id))
-        return [_copied(Task, t, state=task_state(_enum(pb.TaskState, t.state, "TASK_STATE_"))) for t in reply.tasks]
+        return [
+            _copied(model.Task, t, state=model.task_state(_enum(pb.TaskState, t.state, "TASK_STATE_")))
+            for t in reply.tasks
+        ]
 
-    def terminate(self, job_ids: Sequence[str], timeout_s: float) -> dict[str, ControllerError | None]:
+    def terminate(self, job_ids: Sequence[str], timeout_s: float) -> dict[str, model.ControllerError | None]:
         """TerminateJob all at once (one round trip in total, not one per job), bounded by `timeout_s`."""
-        done: dict[str, ControllerError | None] = {
+        done: dict[str, model.ControllerError | None] = {
             j: not_ours("TerminateJob", j, self.prefix) for j in job_ids if not self.target.owns(j)
         }
         calls = [
@@ -245,52 +224,58 @@ class EmbeddedController:
                 done[job_id] = _error(exc, "TerminateJob")
         return done
 
-    def autoscaler(self) -> AutoscalerStatus:
+    def autoscaler(self) -> model.AutoscalerStatus:
         reply = self._call("GetAutoscalerStatus", self.stub.GetAutoscalerStatus, pb.GetAutoscalerStatusRequest())
-        return AutoscalerStatus(
+        return model.AutoscalerStatus(
             groups=tuple(_group(g) for g in reply.groups),
             current_demand=reply.current_demand,
             actions=tuple(
-                Action(_rfc3339(a.timestamp), a.action_type, a.scale_group, a.slice_id, a.reason, a.status)
+                model.Action(_rfc3339(a.timestamp), a.action_type, a.scale_group, a.slice_id, a.reason, a.status)
                 for a in reply.recent_actions
             ),
-            unmet=tuple(Unmet(u.reason, u.job_id, u.tasks, u.scale_group) for u in reply.unmet_demand),
+            unmet=tuple(model.Unmet(u.reason, u.job_id, u.tasks, u.scale_group) for u in reply.unmet_demand),
         )
 
     def task_log_tail(self, job_id: str, task_index: int, lines: int) -> list[str]:
         return [line.data for line in self.task_logs(job_id, task_index, lines)]
 
-    def task_logs(self, job_id: str, task_index: int, lines: int, min_level: LogLevel | None = None) -> list[LogLine]:
+    def task_logs(
+        self, job_id: str, task_index: int, lines: int, min_level: model.LogLevel | None = None
+    ) -> list[model.LogLine]:
         level = pb.LogLevel.ValueType(log_levels.number(min_level) if min_level is not None else 0)
         request = pb.GetTaskLogsRequest(job_id=job_id, task_index=task_index, limit=lines, min_level=level)
         reply = self._call("GetTaskLogs", self.stub.GetTaskLogs, request)
-        return [LogLine(line.data, log_levels.level_of_number(line.level)) for line in reply.lines]
+        return [model.LogLine(line.data, log_levels.level_of_number(line.level)) for line in reply.lines]
 
-    def list_endpoints(self, prefix: str = "") -> list[Endpoint]:
+    def list_endpoints(self, prefix: str = "") -> list[model.Endpoint]:
         request = pb.ListEndpointsRequest(prefix=self.prefix + prefix)
         reply = self._call("ListEndpoints", self.stub.ListEndpoints, request)
-        return [Endpoint(e.name, e.address, e.task_id) for e in reply.endpoints if e.name.startswith(request.prefix)]
+        return [
+            model.Endpoint(e.name, e.address, e.task_id) for e in reply.endpoints if e.name.startswith(request.prefix)
+        ]
 
     def log_service(self) -> None:
         return None  # the embedded cluster's logs are its VMs' container files, followed by the streams
 
     def database_ping(self) -> float:
-        raise ControllerError(ErrorCode.UNIMPLEMENTED, "ExecuteRawQuery", NO_DATABASE)
+        raise model.ControllerError(model.ErrorCode.UNIMPLEMENTED, "ExecuteRawQuery", NO_DATABASE)
 
-    def process_status(self) -> ProcessStatus:
-        raise ControllerError(ErrorCode.UNIMPLEMENTED, "GetProcessStatus", NO_PROCESS_STATUS)
+    def process_status(self) -> model.ProcessStatus:
+        raise model.ControllerError(model.ErrorCode.UNIMPLEMENTED, "GetProcessStatus", NO_PROCESS_STATUS)
 
-    def user_band(self) -> UserBand:
-        raise ControllerError(ErrorCode.UNIMPLEMENTED, "GetSchedulerState", NO_BANDS)
+    def user_band(self) -> model.UserBand:
+        raise model.ControllerError(model.ErrorCode.UNIMPLEMENTED, "GetSchedulerState", NO_BANDS)
 
-    def exec_in_container(self, job_id: str, task_index: int, argv: Sequence[str], timeout_s: float) -> ExecResult:
-        raise ControllerError(ErrorCode.UNIMPLEMENTED, "ExecInContainer", NO_CONTAINER)
+    def exec_in_container(
+        self, job_id: str, task_index: int, argv: Sequence[str], timeout_s: float
+    ) -> model.ExecResult:
+        raise model.ControllerError(model.ErrorCode.UNIMPLEMENTED, "ExecInContainer", NO_CONTAINER)
 
-    def profile_task(self, job_id: str, task_index: int, duration_s: float) -> Profile:
-        raise ControllerError(ErrorCode.UNIMPLEMENTED, "ProfileTask", NO_PROFILER)
+    def profile_task(self, job_id: str, task_index: int, duration_s: float) -> model.Profile:
+        raise model.ControllerError(model.ErrorCode.UNIMPLEMENTED, "ProfileTask", NO_PROFILER)
 
 
-def submits_child(child: JobRequest) -> tuple[str, ...]:
+def submits_child(child: model.JobRequest) -> tuple[str, ...]:
     """A task that submits `child` through the tiny client the VM host gives it (local_cluster.child_job)."""
     words = ['"$IRIS_SMOKE_PYTHON"', "-m", "local_cluster.child_job", "--name", shlex.quote(child.name)]
     words += ["--timeout", f"{child.timeout_s or CHILD_TIMEOUT_S:g}"]
@@ -298,23 +283,23 @@ def submits_child(child: JobRequest) -> tuple[str, ...]:
     return ("sh", "-c", " ".join([*words, "--", *map(shlex.quote, child.argv)]))
 
 
-def registers_endpoint(request: JobRequest) -> tuple[str, ...]:
+def registers_endpoint(request: model.JobRequest) -> tuple[str, ...]:
     """A task that registers `request.endpoint` through the VM host's client (local_cluster.endpoint_task)."""
     words = ['"$IRIS_SMOKE_PYTHON"', "-m", "local_cluster.endpoint_task", "--name", shlex.quote(request.endpoint)]
-    words += ["--address", shlex.quote(ENDPOINT_ADDRESS), "--hold", f"{request.endpoint_hold_s:g}"]
+    words += ["--address", shlex.quote(model.ENDPOINT_ADDRESS), "--hold", f"{request.endpoint_hold_s:g}"]
     return ("sh", "-c", " ".join(words))
 
 
-def task_argv(request: JobRequest) -> tuple[str, ...]:
+def task_argv(request: model.JobRequest) -> tuple[str, ...]:
     """What the job's tasks run: the request's argv, or the task client's work it asks for."""
     if request.child:
         return submits_child(request.child)
     return registers_endpoint(request) if request.endpoint else request.argv
 
 
-def _group(g: pb.ScaleGroupStatus) -> GroupStatus:
+def _group(g: pb.ScaleGroupStatus) -> model.GroupStatus:
     config = g.config
-    return GroupStatus(
+    return model.GroupStatus(
         name=g.name,
         device=_enum(pb.AcceleratorType, config.accelerator_type, "ACCELERATOR_TYPE_"),
         variant=config.accelerator_variant,
@@ -328,9 +313,11 @@ def _group(g: pb.ScaleGroupStatus) -> GroupStatus:
         min_slices=config.min_slices,
         max_slices=config.max_slices,
         slices=tuple(
-            SliceStatus(
+            model.SliceStatus(
                 slice_id=s.slice_id,
-                vms=tuple(VmStatus(vm.vm_id, _enum(pb.VmState, vm.state, "VM_STATE_"), vm.worker_id) for vm in s.vms),
+                vms=tuple(
+                    model.VmStatus(vm.vm_id, _enum(pb.VmState, vm.state, "VM_STATE_"), vm.worker_id) for vm in s.vms
+                ),
             )
             for s in g.slices
         ),
