@@ -34,6 +34,7 @@ Waiter = Callable[[float, Callable[[], bool], bool], bool]
 class Escalated:
     grace_expired: bool
     killed: int  # processes of the snapshot that were still alive for the KILL
+    survivors: tuple[psutil.Process, ...] = ()  # those of the snapshot still alive after the KILL's wait
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -81,22 +82,27 @@ def escalate(
     kill_wait_s: float = KILL_WAIT_S,
 ) -> Escalated:
     """Stop the process groups `groups` and the processes of `snapshot` (given deepest
-    first, so KILL goes bottom-up), until `gone()`.
+    first, so KILL goes bottom-up), until every process of `snapshot` has exited and `gone()`:
+    the caller's own test for what only it can see go, the group leaders it reaps.
 
     Take the snapshot *before* calling: once a parent dies its children are re-parented
     and no longer show up under it, so a later snapshot misses the likeliest leaks.
     Members of `snapshot` inside one of `groups` get the group's signal only.
     """
+
+    def all_gone() -> bool:
+        return gone() and not any(alive(p) for p in snapshot)
+
     in_groups = set(groups)
     outside = [p for p in snapshot if _pgid(p) not in in_groups]
     terminate(groups, outside)
-    if wait(grace_s, gone, True):
+    if wait(grace_s, all_gone, True):
         return Escalated(grace_expired=False, killed=0)
     killed = signal_each([p for p in snapshot if alive(p)], signal.SIGKILL)
     for pgid in groups:
         signal_group(pgid, signal.SIGKILL)
-    wait(kill_wait_s, gone, False)
-    return Escalated(grace_expired=True, killed=killed)
+    wait(kill_wait_s, all_gone, False)
+    return Escalated(grace_expired=True, killed=killed, survivors=tuple(p for p in snapshot if alive(p)))
 
 
 @dataclass

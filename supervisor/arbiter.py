@@ -12,7 +12,7 @@ Design, in the order things happen:
   only wait in this process), then children whose backoff expired are restarted.
 - The deadline is checked on every wake; when it passes, or on SIGTERM/SIGINT, a stop is
   requested: the caller's loop ends and `shutdown()` stops every child with one
-  escalation (`stopping.escalate`), then audits that no process with the run tag is left.
+  escalation (`common.processes.escalate`), then audits that no process with the run tag is left.
 """
 
 import contextlib
@@ -46,7 +46,6 @@ from supervisor.pipes import ChildPipes
 from supervisor.reaper import Exit
 from supervisor.restart import Action, decide
 from supervisor.spawn import fork_child
-from supervisor.stopping import KILL_WAIT_S, StopReport, escalate
 from workers.runtime import Launch
 
 # The audit's event says the counts; the leaked processes have their own events, grpc the verdict.
@@ -59,6 +58,12 @@ STOP_RECHECK_S = 0.05
 _STATE_LEVELS = {ChildState.BACKOFF: logging.WARNING, ChildState.FAILED: logging.ERROR}
 
 MessageHandler = Callable[[ChildRecord, Message], None]
+
+
+@dataclass(frozen=True)
+class StopReport:
+    killed: int
+    survivors: tuple[audit.Leftover, ...]
 
 
 @dataclass
@@ -334,26 +339,26 @@ class Supervisor:
         for record in records:
             record.restart_at = None
             self._transition(record, ChildState.STOPPING if record.alive else ChildState.EXITED)
-        report = escalate(
-            [r.pid for r in live if r.pid is not None],
-            snapshot,
-            grace_s=grace_s,
-            wait=self._wait,
-            groups_gone=lambda: not any(r.alive for r in live),
+        groups = [r.pid for r in live if r.pid is not None]  # each child leads its own group
+        started = self.clock()
+        done = processes.escalate(
+            groups, snapshot, grace_s=grace_s, wait=self._wait, gone=lambda: not any(r.alive for r in live)
         )
+        # Said now: a survivor may yet go before the audit, and its command line with it.
+        report = StopReport(done.killed, tuple(audit.Leftover.of(p) for p in done.survivors))
         self.log.info(
             "children_stopped",
-            targets=report.targets,
+            targets=len(groups),
             killed=report.killed,
             survivors=len(report.survivors),
-            duration_s=round(report.duration_s, 3),
+            duration_s=round(self.clock() - started, 3),
         )
         return report
 
     def _audit(self, stop: StopReport) -> AuditReport:
         leftovers = audit.kill_tagged(self.run_id, self.log, instance=self.instance)
         leaked = tuple(leftovers.values()) + stop.survivors
-        self._wait(KILL_WAIT_S, lambda: not any(processes.alive(p) for p in leftovers), False)
+        self._wait(processes.KILL_WAIT_S, lambda: not any(processes.alive(p) for p in leftovers), False)
         self._exited(self._loop.reap())
         zombies = len(audit.zombie_children())
         if leaked:

@@ -52,14 +52,12 @@ def delete(procs: list[psutil.Process], grace_s: float = LEFTOVER_GRACE_S) -> Le
         return LeftoverReport((), 0)
     found = tuple(audit.Leftover.of(p) for p in procs)
 
-    def gone() -> bool:
-        return not any(processes.alive(p) for p in procs)
-
     def wait(timeout_s: float, done: Callable[[], bool], _skippable: bool) -> bool:
         psutil.wait_procs(procs, timeout=timeout_s)  # polls: they are not our children
         return done()
 
-    stopped = processes.escalate([], procs, grace_s=grace_s, wait=wait, gone=gone)
+    # Not our children, so nothing for us to reap: gone once `procs` (the snapshot) are.
+    stopped = processes.escalate([], procs, grace_s=grace_s, wait=wait, gone=lambda: True)
     return LeftoverReport(found, stopped.killed)
 
 

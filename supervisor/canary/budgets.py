@@ -17,7 +17,7 @@ from supervisor.arbiter import STOP_GRACE_S
 from supervisor.canary.config import CanaryConfig
 
 # After the cleanup budget: KILL the run's group and tagged leftovers, wait for them
-# (supervisor.stopping.KILL_WAIT_S, 1 s), audit, write metrics; 5 s covers it on a busy host.
+# (common.processes.KILL_WAIT_S, 1 s), audit, write metrics; 5 s covers it on a busy host.
 STOP_MARGIN_S = 5.0
 
 

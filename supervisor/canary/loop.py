@@ -42,6 +42,7 @@ from common import linux, logs, processes
 from common.deadline import Clock
 from common.errors import ConfigError
 from common.outcome import Outcome
+from common.processes import KILL_WAIT_S
 from supervisor import audit
 from supervisor.canary import budgets, endpoint, latency, runs, schedule
 from supervisor.canary.config import CanaryConfig, Probe
@@ -52,7 +53,6 @@ from supervisor.canary.sdnotify import Notifier, watchdog_interval_s
 from supervisor.loop import Loop
 from supervisor.reaper import Exit
 from supervisor.report_html import RENDER_TIMEOUT_S, index_argv
-from supervisor.stopping import KILL_WAIT_S
 
 # Nothing needs the loop more often than this when idle; it bounds a missed wake-up.
 MAX_WAIT_S = 60.0

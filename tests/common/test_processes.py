@@ -68,6 +68,21 @@ def test_escalation_kills_what_ignores_term_waiting_only_through_the_caller(
     assert waits == [(0.2, True), (processes.KILL_WAIT_S, False)]
 
 
+def test_escalation_waits_for_the_snapshot_itself(start: Starter) -> None:
+    """`gone()` is only the caller's part (what it reaps): a snapshot member that ignores TERM is
+    waited for through the grace and KILLed, although the caller has nothing left to wait for."""
+    popen = start(IGNORES_TERM)
+
+    def wait(timeout_s: float, done: Callable[[], bool], _skippable: bool) -> bool:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(timeout=timeout_s)
+        return done()
+
+    result = processes.escalate([], [psutil.Process(popen.pid)], grace_s=0.2, wait=wait, gone=lambda: True)
+    assert result == processes.Escalated(grace_expired=True, killed=1, survivors=())
+    assert popen.returncode == -signal.SIGKILL
+
+
 def test_a_stopped_leftover_is_continued_and_ends_on_term(start: Starter) -> None:
     """A SIGSTOPped leftover gets CONT after its TERM, so it ends within the grace, unKILLed."""
     popen = start(SLEEPS)
