@@ -23,12 +23,13 @@ subclass overrides `error` and `whole`, so a wrong shape there is that reader's 
 import base64
 import binascii
 import contextlib
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from common.jsonshape import JsonObject
 from workers.controller.model import ApiMismatch
 
 _MISSING = object()
+T = TypeVar("T")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # The last millisecond of the year 9999: the end of what RFC 3339 (and Python's datetime) can write.
 MAX_EPOCH_MS = 253_402_300_799_999
@@ -76,6 +77,14 @@ class Field:
     def is_object(self) -> bool:
         return isinstance(self.value, dict)
 
+    def checked(self, kind: type[T], expected: str) -> T | None:
+        """The value if it is a `kind`, None if absent; any other value is a mismatch (`expected`)."""
+        if not self.present:
+            return None
+        if not isinstance(self.value, kind):
+            raise self.mismatch(expected)
+        return self.value
+
     def required(self) -> Self:
         if not self.present:
             name = self.method.rsplit("/", 1)[-1]
@@ -85,19 +94,12 @@ class Field:
     def at(self, key: str) -> Self:
         """The member `key` of this object (absent when this object is absent)."""
         path = f"{self.path}.{key}" if self.path else key
-        if not self.present:
-            return type(self)(self.method, path, _MISSING)
-        if not isinstance(self.value, dict):
-            raise self.mismatch("an object")
-        return type(self)(self.method, path, self.value.get(key, _MISSING))
+        members = self.checked(dict, "an object") or {}
+        return type(self)(self.method, path, members.get(key, _MISSING))
 
     def as_list(self) -> list[Self]:
         """The elements (`path[]`); absent is empty. An element is never null in proto3 JSON."""
-        if not self.present:
-            return []
-        if not isinstance(self.value, list):
-            raise self.mismatch("a list")
-        items = [type(self)(self.method, f"{self.path}[]", v) for v in self.value]
+        items = [type(self)(self.method, f"{self.path}[]", v) for v in self.checked(list, "a list") or []]
         for item in items:
             if not item.present:
                 raise item.mismatch("a value")
@@ -105,18 +107,12 @@ class Field:
 
     def as_map(self) -> dict[str, Self]:
         """A JSON object as a map (proto `map<string, V>`); absent is empty."""
-        if not self.present:
-            return {}
-        if not isinstance(self.value, dict):
-            raise self.mismatch("an object")
-        return {str(k): type(self)(self.method, f"{self.path}.{k}", v) for k, v in self.value.items()}
+        members = self.checked(dict, "an object") or {}
+        return {str(k): type(self)(self.method, f"{self.path}.{k}", v) for k, v in members.items()}
 
     def as_str(self, default: str = "") -> str:
-        if not self.present:
-            return default
-        if not isinstance(self.value, str):
-            raise self.mismatch("a string")
-        return self.value
+        found = self.checked(str, "a string")
+        return default if found is None else found
 
     def as_bytes(self) -> bytes:
         """Proto3 JSON `bytes`: base64, standard or URL-safe, padded or not (absent: empty)."""
@@ -161,11 +157,7 @@ class Field:
         return default if found is None else found
 
     def as_optional_bool(self) -> bool | None:
-        if not self.present:
-            return None
-        if not isinstance(self.value, bool):
-            raise self.mismatch("a boolean")
-        return self.value
+        return self.checked(bool, "a boolean")
 
     def as_scalar_text(self) -> str:
         """A string, number or boolean as text (booleans lower-case, as Iris's attributes compare them)."""
