@@ -15,6 +15,7 @@ there to be checked and reported. Its environment is the embedded cluster's allo
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from local_cluster.environment import minimal_env
@@ -38,8 +39,52 @@ STDERR_TAIL_BYTES = 16384
 # local slices carry none: the two CPU groups name their "region" in this attribute instead.
 REGION_ATTRIBUTE = "pool"
 
+
+@dataclass(frozen=True)
+class ScaleGroup:
+    """One group of the local cluster: slices of `hosts` VMs (threads of Iris's process), each with
+    these resources, and its "region" in REGION_ATTRIBUTE."""
+
+    name: str
+    hosts: int
+    cpu: int
+    ram: str
+    capacity: str  # on-demand | preemptible
+    buffer_slices: int
+    max_slices: int
+    pool: str
+    device: str = "cpu"
+    variant: str = "cpu"
+    device_count: int = 0  # chips a host (none for a CPU group)
+
+    def config(self) -> dict[str, object]:
+        """The group as Iris's config spells it."""
+        resources: dict[str, object] = {"cpu": self.cpu, "ram": self.ram, "disk": "10GB"}
+        resources |= {"device_type": self.device, "device_variant": self.variant}
+        if self.device_count:
+            resources["device_count"] = self.device_count
+        resources["capacity_type"] = self.capacity
+        return {
+            "num_vms": self.hosts,
+            "resources": resources,
+            "buffer_slices": self.buffer_slices,
+            "max_slices": self.max_slices,
+            "slice_template": {"num_vms": self.hosts, "local": {}},
+            "worker": {"attributes": {REGION_ATTRIBUTE: self.pool}},
+        }
+
+
+SCALE_GROUPS = (
+    ScaleGroup("cpu", 1, 2, "4GB", "on-demand", buffer_slices=1, max_slices=2, pool="local-a"),
+    ScaleGroup("cpu_spot", 1, 2, "4GB", "preemptible", buffer_slices=1, max_slices=1, pool="local-b"),
+    ScaleGroup(
+        "tpu_v5e_16", 4, 8, "16GB", "preemptible", buffer_slices=0, max_slices=1, pool="local-a",
+        device="tpu", variant="v5litepod-16", device_count=4,
+    ),
+)  # fmt: skip
+
 # Fast autoscaler timings: a smoke test should see the TPU slice come up in seconds, not minutes.
-_CONFIG_TEMPLATE = """\
+_CONFIG_HEAD = """\
 name: {name}
 platform: {{local: {{}}}}
 controller: {{local: {{port: {port}}}}}
@@ -50,29 +95,14 @@ defaults:
     scale_down_delay: {{milliseconds: 1000}}
 worker_provider: {{}}
 scale_groups:
-  cpu:
-    num_vms: 1
-    resources: {{cpu: 2, ram: 4GB, disk: 10GB, device_type: cpu, device_variant: cpu, capacity_type: on-demand}}
-    buffer_slices: 1
-    max_slices: 2
-    slice_template: {{num_vms: 1, local: {{}}}}
-    worker: {{attributes: {{pool: local-a}}}}
-  cpu_spot:
-    num_vms: 1
-    resources: {{cpu: 2, ram: 4GB, disk: 10GB, device_type: cpu, device_variant: cpu, capacity_type: preemptible}}
-    buffer_slices: 1
-    max_slices: 1
-    slice_template: {{num_vms: 1, local: {{}}}}
-    worker: {{attributes: {{pool: local-b}}}}
-  tpu_v5e_16:
-    num_vms: 4
-    resources: {{cpu: 8, ram: 16GB, disk: 10GB, device_type: tpu, device_variant: v5litepod-16, device_count: 4, \
-capacity_type: preemptible}}
-    buffer_slices: 0
-    max_slices: 1
-    slice_template: {{num_vms: 4, local: {{}}}}
-    worker: {{attributes: {{pool: local-a}}}}
 """
+
+
+def _flow(value: object) -> str:
+    """A YAML flow value: `{key: value, ...}` for a mapping, else the plain scalar (our names need no quotes)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 def start_failure(stderr_path: Path, exited: bool, since: int = 0) -> str:
@@ -102,7 +132,11 @@ def local_config_yaml(port: int, name: str = DEFAULT_CLUSTER_NAME) -> str:
         raise ValueError(f"port out of range: {port}")
     if not name or any(c in name for c in ":{}[]#,\n\"'") or name != name.strip():
         raise ValueError(f"cluster name must be a plain YAML scalar: {name!r}")
-    return _CONFIG_TEMPLATE.format(name=name, port=port)
+    groups = "".join(
+        f"  {g.name}:\n" + "".join(f"    {key}: {_flow(value)}\n" for key, value in g.config().items())
+        for g in SCALE_GROUPS
+    )
+    return _CONFIG_HEAD.format(name=name, port=port) + groups
 
 
 def iris_argv(iris_bin: str, config_path: str) -> list[str]:
