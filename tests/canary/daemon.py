@@ -19,7 +19,7 @@ import psutil
 
 from common.processes import signal_group
 from tests.helpers import processes
-from tests.helpers.supervisor_proc import REPO_ROOT
+from tests.helpers.supervisor_proc import REPO_ROOT, EventsProc
 from tests.helpers.waiting import wait_for
 
 START_TIMEOUT_S = 15.0
@@ -27,7 +27,8 @@ FAKE_RUN = f"sh {Path(__file__).with_name('fake_run.sh')}"
 
 
 @dataclass
-class CanaryProc:
+class CanaryProc(EventsProc):
+    name = "canary"
     popen: "subprocess.Popen[bytes]"
     state_dir: Path
     output: Path
@@ -46,30 +47,6 @@ class CanaryProc:
     def events(self) -> list[dict[str, Any]]:
         """This daemon's events (an earlier daemon on the same state directory wrote there too)."""
         return [e for e in self.all_events() if e["pid"] == self.pid]
-
-    def find(self, event: str, **fields: Any) -> list[dict[str, Any]]:
-        return [e for e in self.events() if e["event"] == event and all(e.get(k) == v for k, v in fields.items())]
-
-    def wait_event(
-        self, event: str, timeout_s: float = START_TIMEOUT_S, count: int = 1, **fields: Any
-    ) -> list[dict[str, Any]]:
-        def seen() -> list[dict[str, Any]]:
-            found = self.find(event, **fields)
-            if len(found) >= count:
-                return found
-            if self.popen.poll() is not None:
-                raise AssertionError(
-                    f"canary exited ({self.popen.returncode}) before {event}:\n{self.output.read_text()[-3000:]}"
-                )
-            return []
-
-        return wait_for(seen, timeout_s, f"{count} x {event} {fields}")
-
-    def signal(self, sig: signal.Signals) -> None:
-        os.kill(self.pid, sig)
-
-    def wait_exit(self, timeout_s: float) -> int:
-        return self.popen.wait(timeout=timeout_s)
 
     def run_ids(self) -> list[str]:
         return [e["run"] for e in self.find("run_spawned")]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from common.processes import signal_group
 from tests.helpers.waiting import wait_for
@@ -18,8 +18,45 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 15.0
 
 
+class EventsProc:
+    """A process a test started that writes its events to a JSON-lines file: find them, wait for
+    them (its exit before the event is a failure quoting the end of its output), signal it."""
+
+    name: ClassVar[str]
+    popen: "subprocess.Popen[bytes]"
+    output: Path
+
+    def events(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def find(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        return [e for e in self.events() if e["event"] == event and all(e.get(k) == v for k, v in fields.items())]
+
+    def wait_event(
+        self, event: str, timeout_s: float = START_TIMEOUT_S, count: int = 1, **fields: Any
+    ) -> list[dict[str, Any]]:
+        def seen() -> list[dict[str, Any]]:
+            found = self.find(event, **fields)
+            if len(found) >= count:
+                return found
+            if self.popen.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited ({self.popen.returncode}) before {event}:\n{self.output.read_text()[-3000:]}"
+                )
+            return []
+
+        return wait_for(seen, timeout_s, f"{count} x {event} {fields}")
+
+    def wait_exit(self, timeout_s: float) -> int:
+        return self.popen.wait(timeout=timeout_s)
+
+    def signal(self, sig: signal.Signals) -> None:
+        os.kill(self.popen.pid, sig)
+
+
 @dataclass
-class SupervisorProc:
+class SupervisorProc(EventsProc):
+    name = "supervisor"
     popen: "subprocess.Popen[bytes]"
     run_id: str
     run_dir: Path
@@ -30,25 +67,6 @@ class SupervisorProc:
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines()]
-
-    def find(self, event: str, **fields: Any) -> list[dict[str, Any]]:
-        return [e for e in self.events() if e["event"] == event and all(e.get(k) == v for k, v in fields.items())]
-
-    def wait_event(
-        self, event: str, timeout_s: float = START_TIMEOUT_S, count: int = 1, **fields: Any
-    ) -> list[dict[str, Any]]:
-        def seen() -> list[dict[str, Any]]:
-            self._fail_if_exited_early()
-            found = self.find(event, **fields)
-            return found if len(found) >= count else []
-
-        return wait_for(seen, timeout_s, f"{count} x {event} {fields}")
-
-    def _fail_if_exited_early(self) -> None:
-        if self.popen.poll() is not None:
-            raise AssertionError(
-                f"supervisor exited early ({self.popen.returncode}):\n{self.output.read_text()[-3000:]}"
-            )
 
     def child_pids(self) -> list[int]:
         return [e["child_pid"] for e in self.find("child_started")]
@@ -61,12 +79,6 @@ class SupervisorProc:
 
     def results(self) -> dict[str, Any]:
         return dict(json.loads((self.run_dir / "results.json").read_text()))
-
-    def wait_exit(self, timeout_s: float) -> int:
-        return self.popen.wait(timeout=timeout_s)
-
-    def signal(self, sig: signal.Signals) -> None:
-        os.kill(self.popen.pid, sig)
 
 
 def _kill_session(popen: "subprocess.Popen[bytes]") -> None:
