@@ -1,16 +1,11 @@
 """On an 80-column terminal the progress line never wraps, warnings start at the margin,
 and the run ends with the verdict line."""
 
-import os
-import pty
 import re
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
-from tests.helpers.supervisor_proc import REPO_ROOT
-from tests.run.test_terminal_progress import RUN_EXIT_S, _read_all
+from tests.helpers.terminal import run_on_a_terminal
 
 ERASE = "\r\x1b[K"
 
@@ -18,22 +13,20 @@ ERASE = "\r\x1b[K"
 def test_progress_fits_80_columns_and_warnings_start_fresh(tmp_path: Path) -> None:
     config = tmp_path / "run.toml"
     config.write_text('[run]\ntests = ["simple", "concurrent"]\n[[tests]]\nname = "broken"\nargv = ["false"]\n')
-    master, slave = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if k != "IRIS_SMOKE_LOG_FORMAT"} | {"COLUMNS": "80", "LINES": "24"}
     run_id = f"w80-{uuid.uuid4().hex[:8]}"
-    argv = [sys.executable, "-m", "supervisor", "run", "--config", str(config), "--run-id", run_id,
-            "--prefix", f"smoke-{uuid.uuid4().hex[:8]}", "--log-dir", str(tmp_path)]  # fmt: skip
-    popen = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave,
-                             start_new_session=True, env=env)  # fmt: skip
-    os.close(slave)
-    try:
-        text = _read_all(master, popen, RUN_EXIT_S).decode(errors="replace")
-        assert popen.wait(timeout=RUN_EXIT_S) == 1
-    finally:
-        os.close(master)
-        if popen.poll() is None:
-            popen.kill()
-            popen.wait()
+    args = [
+        "run",
+        "--config",
+        str(config),
+        "--run-id",
+        run_id,
+        "--prefix",
+        f"smoke-{uuid.uuid4().hex[:8]}",
+        "--log-dir",
+        str(tmp_path),
+    ]
+    code, text = run_on_a_terminal(args, {"COLUMNS": "80", "LINES": "24"})
+    assert code == 1
     # The pty turns \n into \r\n. Each progress draw is what follows an erase up to the next one.
     draws = [part.split("\r")[0] for part in text.split(ERASE)[1:]]
     progress = [d for d in draws if d.startswith("[")]
