@@ -87,14 +87,16 @@ def test_a_stop_mid_run_is_cancelled_keeps_the_failure_streak_and_writes_the_rep
 
 def test_a_run_stopped_past_its_own_deadline_gets_the_whole_cleanup_budget_from_the_stop(tmp_path: Path) -> None:
     """The kill deadline of a stopping run is the stop plus the cleanup budget, not the run's start
-    plus its timeout plus the budget: a run cleaning up for 3.5 s from a stop 4 s into a 0.5 s
-    timeout (daemon's limit 6.5 s) is not KILLed."""
-    args = ("--interval", "1h", "--run-timeout", "0.5", "--cleanup-budget", "6", "--run-command", FAKE_RUN)
-    with started(tmp_path, *args, env={"FAKE_RUN_CLEANUP_S": "3.5"}) as canary:
+    plus its timeout plus the budget: a run cleaning up for 2 s from a stop 2.5 s into a 0.5 s
+    timeout is not KILLed. It ends 4.5 s or more after its start (the daemon spawned it before
+    the test saw it spawned), past the 4 s a limit from the start would give it; the stop comes
+    1.5 s before that limit, and the cleanup ends 1.5 s inside the budget from the stop."""
+    args = ("--interval", "1h", "--run-timeout", "0.5", "--cleanup-budget", "3.5", "--run-command", FAKE_RUN)
+    with started(tmp_path, *args, env={"FAKE_RUN_CLEANUP_S": "2"}) as canary:
         run_id = canary.wait_event("run_spawned")[0]["run"]
         spawned_at = time.monotonic()
         wait_for((canary.state_dir / "runs" / run_id / "running").exists, 10, "the fake run waiting")
-        wait_for(lambda: time.monotonic() - spawned_at >= 4.0, 10, "4 s into the run")
+        wait_for(lambda: time.monotonic() - spawned_at >= 2.5, 10, "2.5 s into the run")
         canary.signal(signal.SIGTERM)
         assert canary.wait_exit(EXIT_WAIT_S) == 0
         assert not canary.find("run_killed"), canary.find("run_killed")

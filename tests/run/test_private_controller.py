@@ -23,8 +23,16 @@ argv = [
 ]
 """
 
-# Long enough for the test to submit its own job while the run's is still running.
-SLOW = '[run]\ntests = []\n[[tests]]\nname = "waits"\nargv = ["sleep", "3"]\n'
+# The run's job lasts until the test has submitted its own (bounded), so the run is surely still
+# running then: a release file, not a fixed sleep.
+WAITS = """\
+[run]
+tests = []
+
+[[tests]]
+name = "waits"
+argv = ["sh", "-c", "for i in $(seq 300); do [ -e {release} ] && exit 0; sleep 0.1; done; exit 1"]
+"""
 
 
 def _config(tmp_path: Path, text: str) -> str:
@@ -50,7 +58,8 @@ def test_a_task_does_not_see_the_supervisors_secrets(tmp_path: Path, monkeypatch
 
 
 def test_a_job_the_run_did_not_submit_fails_the_verdict(tmp_path: Path) -> None:
-    argv = run_argv("foreign", tmp_path / "runs", "--config", _config(tmp_path, SLOW))
+    release = tmp_path / "release"
+    argv = run_argv("foreign", tmp_path / "runs", "--config", _config(tmp_path, WAITS.format(release=release)))
     with started(argv, tmp_path, "foreign") as sup:
         [ready] = sup.wait_event("cluster_ready")
         client = Client(ready["address"])
@@ -58,6 +67,7 @@ def test_a_job_the_run_did_not_submit_fails_the_verdict(tmp_path: Path) -> None:
             client.launch("intruder", python_argv("print('not the run')"))
         finally:
             client.close()
+        release.touch()
         assert sup.wait_exit(RUN_EXIT_S) == 1, sup.output.read_text()[-3000:]
         results = sup.results()
         assert results["outcome"] == "failed" and results["failure_reasons"] == ["foreign_job"]
