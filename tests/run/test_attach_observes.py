@@ -28,8 +28,10 @@ def _stop_kept(prefix: str) -> None:
     wait_for(lambda: not processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", prefix), 15, "kept cluster to stop")
 
 
-def _kept_address(tmp_path: Path) -> str:
-    argv = run_argv("obs-keeper", tmp_path / "runs", "--keep", "--tests", "simple", "--prefix", "kept-attach")
+def _kept_address(tmp_path: Path, prefix: str) -> str:
+    """A kept cluster under `prefix`: each test its own, as _stop_kept stops every process with it
+    (the two tests may run at once on two xdist workers)."""
+    argv = run_argv("obs-keeper", tmp_path / "runs", "--keep", "--tests", "simple", "--prefix", prefix)
     with started(argv, tmp_path, "obs-keeper") as sup:
         assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
         found = re.search(r"--controller (\S+)", sup.output.read_text())
@@ -40,7 +42,7 @@ def _kept_address(tmp_path: Path) -> str:
 def test_an_attached_run_streams_the_kept_clusters_logs_under_its_prefix(tmp_path: Path) -> None:
     kept: list[psutil.Process] = []
     try:
-        address = _kept_address(tmp_path)
+        address = _kept_address(tmp_path, "kept-attach")
         kept = processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", "kept-attach")
         attach = run_argv("obs-attacher", tmp_path / "runs", "--controller", address, "--tests", "simple")
         with started(attach, tmp_path, "obs-attacher") as sup:
@@ -63,13 +65,13 @@ def test_an_attached_run_streams_the_kept_clusters_logs_under_its_prefix(tmp_pat
 
 def test_the_kept_clusters_socket_is_private_and_no_port_is_open(tmp_path: Path) -> None:
     try:
-        address = _kept_address(tmp_path)
+        address = _kept_address(tmp_path, "kept-socket")
         assert address.startswith("unix:/"), address
         directory = Path(address.removeprefix("unix:")).parent
         info = os.lstat(directory)
         assert stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
-        kept = processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", "kept-attach")
+        kept = processes.with_env("IRIS_SMOKE_KEPT_CLUSTER", "kept-socket")
         assert kept and all(p.net_connections(kind="inet") == [] for p in kept), "no TCP or UDP socket"
     finally:
-        _stop_kept("kept-attach")
+        _stop_kept("kept-socket")
     assert not directory.exists(), "the cluster removes its socket directory when it stops"
