@@ -28,6 +28,8 @@ TESTS_REPORT_S = 0.5
 TESTS_CHILD_GRACE_S = TESTS_CALL_LIMIT_S + JOB_SWEEP_BUDGET_S + TESTS_REPORT_S
 # many_tasks: the replicas of its one job (Iris's own smoke suite runs 50).
 MANY_TASKS = 50
+# endpoint_registration: the registering task's life; the controller must list its endpoint by then.
+ENDPOINT_HOLD_S = 20.0
 
 
 class ControllerArgs(Protocol):
@@ -87,6 +89,7 @@ class SuiteArgs:
     region_attribute: str = ""
     probe: str = "env"
     many_tasks: int = MANY_TASKS
+    endpoint_hold_s: float = ENDPOINT_HOLD_S
     poll_interval_s: float = TESTS_POLL_INTERVAL_S
     unavailable_report_s: float = UNAVAILABLE_REPORT_S
     call_limit_s: float = TESTS_CALL_LIMIT_S

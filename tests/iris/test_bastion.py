@@ -11,13 +11,16 @@ through the controller's `/proxy/system.log-server/` route.
 import json
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from common.ports import free_port
 from tests.helpers.bastion import bastion_argv, running_socket_forward
-from tests.helpers.iris import running_iris_cluster
+from tests.helpers.iris import IrisCluster, running_iris_cluster
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
-from tests.iris.test_iris_tunnel import TICKS, assert_restored_and_every_line_once, drop_the_tunnel_mid_job
+from tests.iris.test_iris_tunnel import assert_restored_and_every_line_once, drop_the_tunnel_mid_job, ticks
 
 RUN_EXIT_S = 120.0
 FAILING = """
@@ -28,6 +31,13 @@ tests = []
 name = "exits-one"
 argv = ["sh", "-c", "echo about to fail; echo the-last-words; exit 1"]
 """
+
+
+@pytest.fixture(scope="module")
+def iris(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisCluster]:
+    """One real Iris for the module's runs: each reaches it through a relay of its own and sweeps its jobs."""
+    with running_iris_cluster(tmp_path_factory.mktemp("iris")) as cluster:
+        yield cluster
 
 
 def _through_one_port(run_id: str, tmp_path: Path, socket_path: str, *extra: str) -> list[str]:
@@ -47,8 +57,10 @@ def _assert_nothing_left(sup: SupervisorProc) -> None:
     assert processes["leaked"] == 0 and processes["zombies"] == 0
 
 
-def test_through_one_forwarded_port_every_stream_holds_lines_and_a_failure_shows_its_tail(tmp_path: Path) -> None:
-    with running_iris_cluster(tmp_path) as cluster, running_socket_forward("127.0.0.1", cluster.port) as relay:
+def test_through_one_forwarded_port_every_stream_holds_lines_and_a_failure_shows_its_tail(
+    iris: IrisCluster, tmp_path: Path
+) -> None:
+    with running_socket_forward("127.0.0.1", iris.port) as relay:
         with started(_through_one_port("bst", tmp_path, relay.path, "--tests", "simple"), tmp_path, "bst") as sup:
             assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
             streams = _streams(sup)
@@ -69,19 +81,22 @@ def test_through_one_forwarded_port_every_stream_holds_lines_and_a_failure_shows
             _assert_nothing_left(sup)
 
 
-def test_from_the_bastion_a_tunnel_command_killed_mid_run_is_restored_and_no_line_is_lost(tmp_path: Path) -> None:
+def test_from_the_bastion_a_tunnel_command_killed_mid_run_is_restored_and_no_line_is_lost(
+    iris: IrisCluster, tmp_path: Path
+) -> None:
     """No forward is given to the namespace: the run opens its own with `[iris] tunnel_command` (a
     relay to the controller's port, as `ssh -N -L` from a bastion is), which is SIGKILLed while a job
     runs. It is reopened on its port, the run exits 0, and every stream's file is exactly the start
     of its key in Iris's log store."""
     run_id = f"bstt-{uuid.uuid4().hex[:8]}"
-    with running_iris_cluster(tmp_path) as cluster, running_socket_forward("127.0.0.1", cluster.port) as relay:
+    release = tmp_path / "release"
+    with running_socket_forward("127.0.0.1", iris.port) as relay:
         forward = [sys.executable, "-m", "tests.helpers.forward", "--listen", "tcp:127.0.0.1:{port}",
                    "--to", f"unix:{relay.path}"]  # fmt: skip
         config = tmp_path / "tunnel.toml"
-        config.write_text(f"{TICKS}\n[iris]\ntunnel_command = {json.dumps(forward)}\n")
+        config.write_text(f"{ticks(release)}\n[iris]\ntunnel_command = {json.dumps(forward)}\n")
         run = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--config", str(config), "--timeout", "100")
         with started(bastion_argv([sys.executable, *run]), tmp_path, run_id) as sup:
-            dropped = drop_the_tunnel_mid_job(sup, cluster)
+            dropped = drop_the_tunnel_mid_job(sup, iris, release)
     assert_restored_and_every_line_once(sup, dropped)
     assert [e["route"] for e in sup.find("log_route")] == ["controller_proxy"]

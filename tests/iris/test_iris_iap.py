@@ -20,7 +20,7 @@ import secrets
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -28,7 +28,7 @@ import pytest
 
 from tests.helpers import mint_proxy_token, processes
 from tests.helpers.connect_proxy import running as proxy
-from tests.helpers.iris import IrisRPCError, files_holding, post, running_iris_cluster
+from tests.helpers.iris import IrisCluster, IrisRPCError, files_holding, post, running_iris_cluster
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
 from tests.helpers.waiting import wait_for
 from tests.iris.test_iris_api_errors import _a_worker_is_up, _log_server_url
@@ -45,6 +45,14 @@ ENV_DUMP = """
 name = "env-dump"
 argv = ["sh", "-c", "env | sed 's/^/task-env: /'"]
 """
+
+
+@pytest.fixture(scope="module")
+def iris(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisCluster]:
+    """One real Iris with its auth on for the module: each test reaches it through a proxy of its own
+    and changes nothing on it (its jobs are swept by its run)."""
+    with running_iris_cluster(tmp_path_factory.mktemp("iris"), auth=True) as cluster:
+        yield cluster
 
 
 class Iap:
@@ -121,17 +129,17 @@ def _task_env(cluster_url: str, sup: SupervisorProc) -> list[str]:
 
 
 def test_a_run_behind_iap_passes_fetching_its_short_lived_proxy_token_again_and_leaks_no_token(
-    tmp_path: Path,
+    iris: IrisCluster, tmp_path: Path
 ) -> None:
     iap = Iap(tmp_path, lifetime_s=3)
     run_id = f"iap-{uuid.uuid4().hex[:6]}"
-    with running_iris_cluster(tmp_path, auth=True) as cluster, proxy(cluster.url, *iap.flags()) as url:
+    with proxy(iris.url, *iap.flags()) as url:
         with pytest.raises(IrisRPCError) as tokenless:
             post(url, f"{CONTROLLER}/ListWorkers", {})
         assert tokenless.value.status == 401 and "Invalid IAP credentials" in tokenless.value.body
-        iris_token = cluster.session_token()
+        iris_token = iris.session_token()
         config = _config(tmp_path, iris_token, iap.command, ENV_DUMP)
-        _a_worker_is_up(cluster.url)
+        _a_worker_is_up(iris.url)
         with started(_argv(run_id, tmp_path, url, config, "simple,env-dump"), tmp_path, run_id) as sup:
             followers, leaks = _watch(sup, lambda: [iris_token, *iap.tokens()])
             assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
@@ -145,7 +153,7 @@ def test_a_run_behind_iap_passes_fetching_its_short_lived_proxy_token_again_and_
             # The log reader ran the proxy token command itself (the minter logs its parent's pid).
             assert followers & {int(pid) for pid in iap.fetches_by_process()}, (followers, iap.fetches_by_process())
             assert leaks == [], leaks
-            task_env = _task_env(cluster.url, sup)
+            task_env = _task_env(iris.url, sup)
             tokens = [iris_token, *iap.tokens()]
             assert len(tokens) > 2
             for token in tokens:
@@ -155,12 +163,12 @@ def test_a_run_behind_iap_passes_fetching_its_short_lived_proxy_token_again_and_
             assert processes.with_run_tag(sup.run_id) == []
 
 
-def _refused(tmp_path: Path, iris_token: Callable[[str], str], command: bool) -> dict[str, str]:
+def _refused(iris: IrisCluster, tmp_path: Path, iris_token: Callable[[str], str], command: bool) -> dict[str, str]:
     """A run whose one credential is refused: exit 3 well before its deadline; what it says was refused."""
     iap = Iap(tmp_path, lifetime_s=300)
     run_id = f"iapno-{uuid.uuid4().hex[:6]}"
-    with running_iris_cluster(tmp_path, auth=True) as cluster, proxy(cluster.url, *iap.flags()) as url:
-        config = _config(tmp_path, iris_token(cluster.session_token()), iap.command if command else None)
+    with proxy(iris.url, *iap.flags()) as url:
+        config = _config(tmp_path, iris_token(iris.session_token()), iap.command if command else None)
         started_at = time.monotonic()
         with started(_argv(run_id, tmp_path, url, config, "simple"), tmp_path, run_id) as sup:
             assert sup.wait_exit(RUN_EXIT_S) == 3, sup.output.read_text()[-3000:]
@@ -175,13 +183,15 @@ def _refused(tmp_path: Path, iris_token: Callable[[str], str], command: bool) ->
             return dict(results["controller_unauthenticated"])
 
 
-def test_without_the_proxy_credential_the_run_is_unauthenticated_naming_the_proxy(tmp_path: Path) -> None:
-    refused = _refused(tmp_path, lambda good: good, command=False)
+def test_without_the_proxy_credential_the_run_is_unauthenticated_naming_the_proxy(
+    iris: IrisCluster, tmp_path: Path
+) -> None:
+    refused = _refused(iris, tmp_path, lambda good: good, command=False)
     assert refused["code"] == "unauthenticated" and refused["credential"] == "proxy", refused
     assert "Invalid IAP credentials" in refused["details"] and "proxy_token_command" in refused["details"], refused
 
 
-def test_a_token_iris_refuses_behind_the_proxy_names_iris(tmp_path: Path) -> None:
-    refused = _refused(tmp_path, lambda _good: "not-a-valid-token", command=True)
+def test_a_token_iris_refuses_behind_the_proxy_names_iris(iris: IrisCluster, tmp_path: Path) -> None:
+    refused = _refused(iris, tmp_path, lambda _good: "not-a-valid-token", command=True)
     assert refused["code"] == "unauthenticated" and refused["credential"] == "iris", refused
     assert "authentication failed" in refused["details"], refused

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +33,25 @@ RUN_EXIT_S = 150.0
 TOKEN_ENV = "SMOKE_TUNNEL_TOKEN"
 FORWARD = [sys.executable, "-m", "tests.helpers.forward", "--listen", "tcp:127.0.0.1:{port}",
            "--to", "tcp:127.0.0.1:{remote_port}"]  # fmt: skip
-TICKS = """
-[run]
-tests = []
+# At most 120 ticks (60 s): the test lets the job end (the release file) once lines came through the
+# reopened forward, rather than keeping it 10 s whatever happens.
+TICKS_ARGV = "i=0; while [ ! -e {release} ] && [ $i -lt 120 ]; do echo tick $i; i=$((i+1)); sleep 0.5; done"
 
-[[tests]]
-name = "ticks"
-argv = ["sh", "-c", "i=0; while [ $i -lt 20 ]; do echo tick $i; i=$((i+1)); sleep 0.5; done"]
-"""
+
+def ticks(release: Path) -> str:
+    """A run config of one test, `ticks`, whose job prints a tick every 0.5 s until `release` exists."""
+    argv = ["sh", "-c", TICKS_ARGV.format(release=release)]
+    return f'[run]\ntests = []\n\n[[tests]]\nname = "ticks"\nargv = {json.dumps(argv)}\n'
+
+
 WAIT_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def iris(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisCluster]:
+    """One real Iris for the module's runs: each reaches it through its own forward and sweeps its jobs."""
+    with running_iris_cluster(tmp_path_factory.mktemp("iris")) as cluster:
+        yield cluster
 
 
 def _config(tmp_path: Path, remote_port: int, tests: str, command: list[str] = FORWARD, extra: str = "") -> str:
@@ -92,33 +103,34 @@ def _stream_files(sup: SupervisorProc) -> dict[str, Path]:
     return files
 
 
-def test_a_run_reaches_iris_only_through_its_tunnel_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_reaches_iris_only_through_its_tunnel_command(
+    iris: IrisCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The run passes; the tunnel came up on the port it picked, every child used that address (the
     log reader included) and none the controller's own; the tunnel's environment holds no token."""
     token = f"tok-{uuid.uuid4().hex}"
     monkeypatch.setenv(TOKEN_ENV, token)
     run_id = f"tun-{uuid.uuid4().hex[:8]}"
-    with running_iris_cluster(tmp_path) as cluster:
-        config = _config(tmp_path, cluster.port, '[run]\ntests = ["simple"]\n', extra=f'token_env = "{TOKEN_ENV}"\n')
-        with started(_argv(run_id, tmp_path, config), tmp_path, run_id) as sup:
-            [up] = sup.wait_event("tunnel_up", timeout_s=60)
-            environ = psutil.Process(up["tunnel_pid"]).environ()  # /proc/<pid>/environ of the forward
-            sup.wait_event("stream_connected", count=2, timeout_s=60)
-            argvs = _argvs_of(run_id)
-            peers = wait_for(lambda: _connected_followers(sup.popen.pid, 1), WAIT_S, "the log reader connected")
-            code = sup.wait_exit(RUN_EXIT_S)
-            results = sup.results()
-            _assert_nothing_left(sup)
+    config = _config(tmp_path, iris.port, '[run]\ntests = ["simple"]\n', extra=f'token_env = "{TOKEN_ENV}"\n')
+    with started(_argv(run_id, tmp_path, config), tmp_path, run_id) as sup:
+        [up] = sup.wait_event("tunnel_up", timeout_s=60)
+        environ = psutil.Process(up["tunnel_pid"]).environ()  # /proc/<pid>/environ of the forward
+        sup.wait_event("stream_connected", count=2, timeout_s=60)
+        argvs = _argvs_of(run_id)
+        peers = wait_for(lambda: _connected_followers(sup.popen.pid, 1), WAIT_S, "the log reader connected")
+        code = sup.wait_exit(RUN_EXIT_S)
+        results = sup.results()
+        _assert_nothing_left(sup)
     assert code == 0, sup.output.read_text()[-4000:]
     address = f"http://127.0.0.1:{up['local_port']}"
-    assert up["remote_port"] == cluster.port
+    assert up["remote_port"] == iris.port
     assert (results["cluster"]["address"], results["cluster"]["mode"]) == (address, "tunnel")
     assert TOKEN_ENV not in environ and token not in "\0".join(environ.values()), sorted(environ)
     assert "PATH" in environ and env.RUN_TAG in environ, "the allowlist, and the run's tag for the audit"
     [forward] = [a for a in argvs if "tests.helpers.forward" in a]
-    assert forward == [part.format(port=up["local_port"], remote_port=cluster.port) for part in FORWARD]
+    assert forward == [part.format(port=up["local_port"], remote_port=iris.port) for part in FORWARD]
     assert peers and all(ports == {up["local_port"]} for ports in peers), (peers, up)
-    assert not [a for a in argvs if cluster.url in " ".join(a)], "no process of the run bypasses the tunnel"
+    assert not [a for a in argvs if iris.url in " ".join(a)], "no process of the run bypasses the tunnel"
     assert results["outcome"] == "passed" and len(results["streams"]) >= 2
     assert all(s["lines"] > 0 for s in results["streams"]), results["streams"]
 
@@ -135,19 +147,31 @@ class Dropped:
     wanted: dict[str, list[Line]]  # each key's lines as Iris's store has them, in order
 
 
-def drop_the_tunnel_mid_job(sup: SupervisorProc, cluster: IrisCluster) -> Dropped:
-    """SIGKILL the run's forward while its job runs, wait for `tunnel_restored` and the run's end;
-    then read each stream's key from the store (the cluster still up)."""
+def drop_the_tunnel_mid_job(sup: SupervisorProc, cluster: IrisCluster, release: Path) -> Dropped:
+    """SIGKILL the run's forward while its job (`ticks(release)`) runs, wait for `tunnel_restored`
+    and for a line received through the reopened forward, then let the job end; wait for the run's
+    end, and read each stream's key from the store (the cluster still up)."""
     first = sup.wait_event("tunnel_up", timeout_s=60)[0]
     sup.wait_event("job_state_changed", new="running", timeout_s=60)
     os.kill(first["tunnel_pid"], signal.SIGKILL)
     [restored] = sup.wait_event("tunnel_restored", timeout_s=30)
+    wait_for(lambda: _received_after(sup, restored["timestamp"]), WAIT_S, "a line through the reopened forward")
+    release.touch()
     code = sup.wait_exit(RUN_EXIT_S)
     results = sup.results()
     _assert_nothing_left(sup)
     server, files = log_server(cluster), _stream_files(sup)
     wanted = {key: expected_lines(fetch_all(server, key))[0] for key in files}
     return Dropped(code, first, restored, results, files, wanted)
+
+
+def _last_received(paths: list[Path]) -> str:
+    """The latest `received` time of any record in these stream files ('' before the first)."""
+    return max((str(r["received"]) for path in paths for r in read_records(path)), default="")
+
+
+def _received_after(sup: SupervisorProc, timestamp: str) -> bool:
+    return _last_received(sup.stream_files())[:23] > timestamp[:23]
 
 
 def assert_restored_and_every_line_once(sup: SupervisorProc, dropped: Dropped) -> None:
@@ -164,15 +188,17 @@ def assert_restored_and_every_line_once(sup: SupervisorProc, dropped: Dropped) -
         assert got and got == dropped.wanted[key][: len(got)], key
 
 
-def test_a_tunnel_killed_mid_tests_is_reopened_on_its_port_and_no_line_is_lost(tmp_path: Path) -> None:
+def test_a_tunnel_killed_mid_tests_is_reopened_on_its_port_and_no_line_is_lost(
+    iris: IrisCluster, tmp_path: Path
+) -> None:
     """SIGKILL to the forward while a job runs: `tunnel_dropped`, then `tunnel_restored` on the same port;
     the run passes, the streams go on through the new forward, and every stream's file is exactly the
     start of its key in Iris's log store (nothing lost, nothing twice)."""
     run_id = f"tun-drop-{uuid.uuid4().hex[:8]}"
-    with running_iris_cluster(tmp_path) as cluster:
-        config = _config(tmp_path, cluster.port, TICKS)
-        with started(_argv(run_id, tmp_path, config), tmp_path, run_id) as sup:
-            dropped = drop_the_tunnel_mid_job(sup, cluster)
+    release = tmp_path / "release"
+    config = _config(tmp_path, iris.port, ticks(release))
+    with started(_argv(run_id, tmp_path, config), tmp_path, run_id) as sup:
+        dropped = drop_the_tunnel_mid_job(sup, iris, release)
     assert_restored_and_every_line_once(sup, dropped)
     first, restored = dropped.first, dropped.restored
     # The logs too came through the tunnel only: Iris's proxy route on the controller's port.
@@ -184,7 +210,7 @@ def test_a_tunnel_killed_mid_tests_is_reopened_on_its_port_and_no_line_is_lost(t
     assert reopened["local_port"] == first["local_port"] and reopened["tunnel_pid"] != first["tunnel_pid"]
     assert dropped.results["cluster"]["tunnel_drops"] == 1
     assert [t["outcome"] for t in dropped.results["tests"]] == ["passed"]
-    received = max(str(r["received"]) for path in dropped.files.values() for r in read_records(path))
+    received = _last_received(list(dropped.files.values()))
     assert received[:23] > restored["timestamp"][:23], "lines came through the reopened tunnel"
 
 

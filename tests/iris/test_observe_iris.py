@@ -13,12 +13,15 @@ LaunchJob with Iris's own Connect error (`permission_denied`, 403) and forwards 
 
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.helpers import processes
 from tests.helpers.connect_proxy import running as proxy
-from tests.helpers.iris import post, running_iris_cluster
+from tests.helpers.iris import IrisCluster, post, running_iris_cluster
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
 from tests.helpers.waiting import wait_for
 from workers.child_args import FLEET_CHECKS
@@ -28,6 +31,13 @@ WORKERS_S = 60.0
 CONTROLLER = "iris.cluster.ControllerService"
 LAUNCH_JOB = f"{CONTROLLER}/LaunchJob"
 JOB_TIMEOUT_S = 120.0
+
+
+@pytest.fixture(scope="module")
+def iris(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisCluster]:
+    """One real Iris for the module: no test launches a job on it (each checks so) or changes it."""
+    with running_iris_cluster(tmp_path_factory.mktemp("iris")) as cluster:
+        yield cluster
 
 
 def _run_id(name: str) -> str:
@@ -60,39 +70,38 @@ def _assert_nothing_left(sup: SupervisorProc) -> None:
     assert processes.with_run_tag(sup.run_id) == []
 
 
-def test_an_observe_run_launches_nothing_and_every_stream_holds_lines(tmp_path: Path) -> None:
+def test_an_observe_run_launches_nothing_and_every_stream_holds_lines(iris: IrisCluster, tmp_path: Path) -> None:
     run_id = _run_id("observe")
-    with running_iris_cluster(tmp_path) as cluster:
-        before = _healthy_workers(cluster.url, 2)
-        argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", cluster.url, "--observe",
-                        "--observe-s", "6", "--discovery-interval", "1", "--timeout", "60")  # fmt: skip
-        with started(argv, tmp_path, run_id) as sup:
-            assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
-            after = _workers(cluster.url)
-            results = sup.results()
-            assert results["observe"] is True and results["failure_reasons"] == []
-            assert [t["name"] for t in results["tests"]] == list(FLEET_CHECKS)  # they launch nothing
-            assert results["jobs_confirmed"] is None and "tests" not in {c["name"] for c in results["children"]}
-            streams = {s["name"]: s["lines"] for s in results["streams"]}
-            workers = {name.removeprefix("stream:") for name in streams if not name.startswith("stream:controller")}
-            assert len(streams) - len(workers) == 1, streams  # the controller's
-            assert before <= workers <= before | after, (streams, before, after)
-            assert all(lines > 0 for lines in streams.values()), streams
-            assert results["observation"]["autoscaler_read"] is True
-            assert results["observation"]["most_workers_listed"] >= 2
-            assert sup.find("job_launched") == [] and sup.find("phase_started", phase="tests") == []
-            assert sup.find("phase_finished", phase="observe", outcome="ok")
-            _assert_nothing_left(sup)
-        assert _all_jobs(cluster.url) == []
+    before = _healthy_workers(iris.url, 2)
+    argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", iris.url, "--observe",
+                    "--observe-s", "6", "--discovery-interval", "1", "--timeout", "60")  # fmt: skip
+    with started(argv, tmp_path, run_id) as sup:
+        assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
+        after = _workers(iris.url)
+        results = sup.results()
+        assert results["observe"] is True and results["failure_reasons"] == []
+        assert [t["name"] for t in results["tests"]] == list(FLEET_CHECKS)  # they launch nothing
+        assert results["jobs_confirmed"] is None and "tests" not in {c["name"] for c in results["children"]}
+        streams = {s["name"]: s["lines"] for s in results["streams"]}
+        workers = {name.removeprefix("stream:") for name in streams if not name.startswith("stream:controller")}
+        assert len(streams) - len(workers) == 1, streams  # the controller's
+        assert before <= workers <= before | after, (streams, before, after)
+        assert all(lines > 0 for lines in streams.values()), streams
+        assert results["observation"]["autoscaler_read"] is True
+        assert results["observation"]["most_workers_listed"] >= 2
+        assert sup.find("job_launched") == [] and sup.find("phase_started", phase="tests") == []
+        assert sup.find("phase_finished", phase="observe", outcome="ok")
+        _assert_nothing_left(sup)
+    assert _all_jobs(iris.url) == []
 
 
-def test_a_full_run_refused_launchjob_ends_at_once_with_the_observe_hint(tmp_path: Path) -> None:
+def test_a_full_run_refused_launchjob_ends_at_once_with_the_observe_hint(iris: IrisCluster, tmp_path: Path) -> None:
     """LaunchJob answered `permission_denied` (the `dashboard` role), everything else real: exit 3
     `controller_unauthenticated` with the fix, within seconds rather than at the job timeout;
     the tests child's sweep of the run's root still ran."""
     run_id = _run_id("refused")
     refuse = f"{LAUNCH_JOB}=permission_denied"
-    with running_iris_cluster(tmp_path) as cluster, proxy(cluster.url, "--refuse", refuse) as url:
+    with proxy(iris.url, "--refuse", refuse) as url:
         argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", url,
                         "--tests", "simple,concurrent", "--job-timeout", f"{JOB_TIMEOUT_S:g}",
                         "--timeout", "300")  # fmt: skip
@@ -115,15 +124,15 @@ def test_a_full_run_refused_launchjob_ends_at_once_with_the_observe_hint(tmp_pat
             assert results["jobs_confirmed"] == {"terminated": 0, "confirmed": 0, "unconfirmed": []}
             assert took_s < JOB_TIMEOUT_S / 3, took_s
             _assert_nothing_left(sup)
-        assert _all_jobs(cluster.url) == []
+        assert _all_jobs(iris.url) == []
 
 
-def test_an_observe_run_whose_autoscaler_is_never_read_fails(tmp_path: Path) -> None:
+def test_an_observe_run_whose_autoscaler_is_never_read_fails(iris: IrisCluster, tmp_path: Path) -> None:
     """GetAutoscalerStatus answers `internal` every time: the observe run saw no autoscaler, exit 1."""
     run_id = _run_id("unread")
     refuse = f"{CONTROLLER}/GetAutoscalerStatus=internal"
-    with running_iris_cluster(tmp_path) as cluster, proxy(cluster.url, "--refuse", refuse) as url:
-        _healthy_workers(cluster.url, 1)
+    with proxy(iris.url, "--refuse", refuse) as url:
+        _healthy_workers(iris.url, 1)
         argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", url, "--observe",
                         "--observe-s", "4", "--timeout", "60")  # fmt: skip
         with started(argv, tmp_path, run_id) as sup:

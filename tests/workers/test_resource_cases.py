@@ -10,6 +10,9 @@ from tests.helpers.cluster import running_local_cluster
 from tests.workers.conftest import run_tests
 
 CASES = ["cancel_releases_resources", "pending_reason", "workdir_offload", "many_tasks"]
+# The faults' runs: cancel_releases_resources fails when its same-size job has not run by the job
+# timeout, so a short one (the fill runs, and the other cases pass, within about 2 s under load).
+JOB_TIMEOUT_S = 6.0
 
 # One CPU host of 2 cores that may not scale (the test fills it), and a second group the
 # cancelled job's twin must not run on.
@@ -69,7 +72,7 @@ def test_the_resource_cases_pass_on_the_default_local_cluster(tmp_path: Path) ->
 )
 def test_a_fault_fails_the_case_that_checks_it(tmp_path: Path, faults: str, failing: str, why: str) -> None:
     with running_local_cluster(tmp_path, CONFIG.replace("{faults}", faults)) as (address, _, _):
-        results = run_tests(address, tmp_path, CASES, timeout_s=12, many_tasks=12)
+        results = run_tests(address, tmp_path, CASES, timeout_s=JOB_TIMEOUT_S, many_tasks=12)
     outcomes = {n: r["outcome"] for n, r in results.items()}
     assert outcomes == {n: "failed" if n == failing else "passed" for n in CASES}, {
         n: r["error"] for n, r in results.items()

@@ -14,15 +14,17 @@ from common.messages import Kind
 from tests.helpers.cluster import running_local_cluster
 from tests.helpers.forked import run_to_end
 from tests.workers.conftest import FAST_CONFIG, embedded
-from workers.child_args import SuiteArgs
-from workers.smoke_tests.service_cases import ENDPOINT_HOLD_S, SERVICE_CASES
+from workers.child_args import ENDPOINT_HOLD_S, SuiteArgs
+from workers.smoke_tests.service_cases import SERVICE_CASES
 
 CPU_ONLY = FAST_CONFIG.split('[[scale_groups]]\nname = "tpu"')[0]
 
 
-def _run(address: str, tmp_path: Path, names: list[str], timeout_s: float = 40) -> dict[str, Any]:
+def _run(
+    address: str, tmp_path: Path, names: list[str], timeout_s: float = 40, hold_s: float = ENDPOINT_HOLD_S
+) -> dict[str, Any]:
     root = f"s{uuid.uuid4().hex[:8]}"
-    args = SuiteArgs(embedded(address, root), timeout_s, tuple(names), poll_interval_s=0.1)
+    args = SuiteArgs(embedded(address, root), timeout_s, tuple(names), poll_interval_s=0.1, endpoint_hold_s=hold_s)
     child = run_to_end("workers.smoke_tests:main", args, tmp_path / "run", timeout_s + 10, name="tests")
     assert child.exit_code == 0
     return {r["test"]: r for r in child.of(Kind.RESULT)}
@@ -41,6 +43,11 @@ def test_the_service_cases_pass_on_the_embedded_cluster(tmp_path: Path) -> None:
     assert results["endpoint_registration"]["duration_s"] < ENDPOINT_HOLD_S
 
 
+# A cluster that never lists the endpoint fails endpoint_registration once its task ends: with a
+# 2 s hold rather than 20 (the task still registers its endpoint, holds it and ends).
+FAULT_HOLD_S = 2.0
+
+
 @pytest.mark.parametrize(
     ("fault", "test", "said"),
     [
@@ -52,7 +59,7 @@ def test_a_cluster_that_breaks_a_promise_fails_the_test_that_checks_it(
     fault: str, test: str, said: str, tmp_path: Path
 ) -> None:
     with running_local_cluster(tmp_path, CPU_ONLY.replace("[cluster]\n", f"[cluster]\n{fault}\n")) as (address, _, _):
-        results = _run(address, tmp_path, [test])
+        results = _run(address, tmp_path, [test], hold_s=FAULT_HOLD_S)
     result = results[test]
     assert result["outcome"] == "failed", result
     shown = result["error"] + " ".join(line for tail in result["log_tail"] for line in tail["lines"])

@@ -34,6 +34,7 @@ _ECHO = 'echo "$0 task ${IRIS_TASK_ID:-${IRIS_TASK_INDEX:-?}} on ${IRIS_WORKER_I
 @dataclass(frozen=True)
 class CaseSettings:
     many_tasks: int
+    endpoint_hold_s: float
 
 
 def iris_cases(names: Sequence[str], settings: CaseSettings, job_timeout_s: float) -> list[PlannedTest]:
@@ -42,7 +43,7 @@ def iris_cases(names: Sequence[str], settings: CaseSettings, job_timeout_s: floa
         "many_tasks": lambda: _many_tasks(settings.many_tasks, cpu),
         "exec_in_container": lambda: task_calls.exec_in_container(cpu, job_timeout_s),
         "profile_task": lambda: task_calls.profile_task(cpu, job_timeout_s),
-        **{name: functools.partial(service_case, name, cpu) for name in SERVICE_CASES},
+        **{name: functools.partial(service_case, name, cpu, settings.endpoint_hold_s) for name in SERVICE_CASES},
         "cancel_releases_resources": lambda: resource_cases.cancel_releases_resources(cpu, job_timeout_s),
         "pending_reason": lambda: resource_cases.pending_reason(cpu, job_timeout_s),
         "workdir_offload": lambda: resource_cases.workdir_offload(cpu),

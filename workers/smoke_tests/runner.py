@@ -467,7 +467,8 @@ def _tests_from_args(args: SuiteArgs, acc: Accelerator, shape: Shape, settings: 
         if name in PARITY_TESTS:
             runs += parity_tests([name], shape, settings, job_timeout_s)
         elif name in IRIS_CASES:
-            runs += iris_cases([name], CaseSettings(many_tasks=args.many_tasks), job_timeout_s)
+            cases = CaseSettings(many_tasks=args.many_tasks, endpoint_hold_s=args.endpoint_hold_s)
+            runs += iris_cases([name], cases, job_timeout_s)
         else:
             runs += standard_tests([name], acc, job_timeout_s)
     runs += [custom_test(spec, job_timeout_s) for spec in args.custom]

@@ -25,7 +25,6 @@ MARKERS = {"info-marker": LogLevel.INFO, "warning-marker": LogLevel.WARNING, "er
 LOG_LINES = 50
 FLUSH_S = 10.0  # after the job ended, lines missing from its logs are asked again this long
 ENDPOINT = "smoke"
-ENDPOINT_HOLD_S = 20.0  # the registering task's life: the controller must list its endpoint by then
 MAX_SHOWN = 300
 
 _LOG_LEVELS = (
@@ -42,13 +41,14 @@ if [ "$IRIS_PORT_HTTP" = "$IRIS_PORT_GRPC" ]; then echo "named_ports: http and g
 """
 
 
-def service_case(name: str, base: JobRequest) -> PlannedTest:
+def service_case(name: str, base: JobRequest, endpoint_hold_s: float) -> PlannedTest:
+    """The case's job(s) and watch; endpoint_registration's task holds its endpoint `endpoint_hold_s`."""
     if name == "log_levels":
         request = replace(base, name=name, argv=("sh", "-c", _LOG_LEVELS))
         return PlannedTest(name, [request], watch=LogLevels())
     if name == "named_ports":
         return PlannedTest(name, [replace(base, name=name, argv=("sh", "-c", _NAMED_PORTS), ports=("http", "grpc"))])
-    request = replace(base, name=name, argv=(), endpoint=ENDPOINT, endpoint_hold_s=ENDPOINT_HOLD_S)
+    request = replace(base, name=name, argv=(), endpoint=ENDPOINT, endpoint_hold_s=endpoint_hold_s)
     return PlannedTest(name, [request], watch=EndpointRegistration())
 
 
