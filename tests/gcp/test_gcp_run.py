@@ -17,12 +17,16 @@ from tests.helpers.waiting import wait_for
 
 RUN_EXIT_S = 150.0
 PROJECT, ZONE = "proj-1", "zone-a"
+# The fake docker's line period: longer than the quiet that counts a stream caught up at the end
+# of a run (workers.stream.child.DRAIN_QUIET_S, 0.3 s), so the drain ends when the streams have
+# caught up rather than at its 3 s budget (a line every 0.2 s is never quiet that long).
+LINE_EVERY_S = 0.5
 
 
 def _config(path: Path, prefix: str, controller_port: int, extra: str = "") -> Path:
     path.write_text(
         f'[run]\nprefix = "{prefix}"\ntests = ["simple"]\nboot_timeout_s = 60\ndiscovery_interval_s = 1\n\n'
-        f'[cluster]\nkind = "gcp"\n\n[streams]\nremote_command = {json.dumps(docker_template())}\n\n'
+        f'[cluster]\nkind = "gcp"\n\n[streams]\nremote_command = {json.dumps(docker_template(LINE_EVERY_S))}\n\n'
         f'[gcp]\nproject = "{PROJECT}"\nzones = ["{ZONE}"]\ncontroller_port = {controller_port}\n'
         f"call_timeout_s = 20\ndelete_timeout_s = 20\n{extra}"
     )

@@ -112,6 +112,8 @@ def _ssh_state(sshd: Sshd | None) -> dict[str, Any]:
             "host_key": f"{host_pub[0]} {host_pub[1]}"}  # fmt: skip
 
 
-def docker_template() -> str:
-    """`streams.remote_command` for the fake cluster's VMs: the fake `docker logs`."""
-    return f"{sys.executable} {DOCKER} logs -f --timestamps {{since}} {{container}} 2>&1"
+def docker_template(every_s: float | None = None) -> str:
+    """`streams.remote_command` for the fake cluster's VMs: the fake `docker logs`, a line every
+    `every_s` (default fake_gcloud_docker.LINE_EVERY_S)."""
+    every = "" if every_s is None else f"--every {every_s:g} "
+    return f"{sys.executable} {DOCKER} logs -f {every}--timestamps {{since}} {{container}} 2>&1"

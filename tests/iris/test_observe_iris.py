@@ -73,8 +73,13 @@ def _assert_nothing_left(sup: SupervisorProc) -> None:
 def test_an_observe_run_launches_nothing_and_every_stream_holds_lines(iris: IrisCluster, tmp_path: Path) -> None:
     run_id = _run_id("observe")
     before = _healthy_workers(iris.url, 2)
+    # The default config has no slice (its TPU group keeps none): slices_complete is skipped once
+    # it has listed the workers again for settle_s; 1 s instead of 10, the same skip.
+    config = tmp_path / "settle.toml"
+    config.write_text("[fleet]\nsettle_s = 1\n")
     argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", iris.url, "--observe",
-                    "--observe-s", "6", "--discovery-interval", "1", "--timeout", "60")  # fmt: skip
+                    "--observe-s", "6", "--discovery-interval", "1", "--timeout", "60",
+                    "--config", str(config))  # fmt: skip
     with started(argv, tmp_path, run_id) as sup:
         assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
         after = _workers(iris.url)
