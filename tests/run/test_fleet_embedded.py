@@ -19,8 +19,8 @@ TPU_GROUP = "min_slices = 0\nmax_slices = 2\n"  # the tpu group's, in the defaul
 assert DEFAULT.count(TPU_GROUP) == 1
 
 
-def _observe(tmp_path: Path, address: str) -> tuple[int, dict[str, dict[str, Any]]]:
-    code, results, _ = _observe_run(tmp_path, address)
+def _observe(tmp_path: Path, address: str, *extra: str) -> tuple[int, dict[str, dict[str, Any]]]:
+    code, results, _ = _observe_run(tmp_path, address, *extra)
     return code, {t["name"]: t for t in results["tests"]}
 
 
@@ -67,7 +67,11 @@ def test_a_group_whose_slices_fail_to_boot_fails_autoscaler_health_with_the_reas
             wait_for(lambda: [g for g in client.autoscaler().groups if g.consecutive_failures], 30, "a failed boot")
         finally:
             client.close()
-        code, checks = _observe(tmp_path, address)
+        # No slice of the failing group can come up while it backs off: slices_complete judges the
+        # listing once rather than waiting its default 10 s for one.
+        no_settle = tmp_path / "run.toml"
+        no_settle.write_text("[fleet]\nsettle_s = 0\n")
+        code, checks = _observe(tmp_path, address, "--config", str(no_settle))
     health = checks["autoscaler_health"]
     assert code == 1 and health["outcome"] == "failed", checks
     assert health["error"].startswith("group tpu: backoff: backoff_triggered: ") and "failed to boot" in health["error"]

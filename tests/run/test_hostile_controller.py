@@ -101,12 +101,20 @@ OBSERVE_END_S = 60.0
 EVENTS_BOUND = 2 * 1000 * 1000
 
 
-def _observe(tmp_path: Path, url: str, *flags: str, observe_s: int = 5) -> tuple[SupervisorProc, float]:
-    """An observe run, listing every second; it ends on its own (exit 1 or 0)."""
+# The fleet checks judge the listing once: waiting for a slice or a valid worker to be listed (10 s
+# each by default, longer when a listing of 100,000 takes seconds) would only outlast the window.
+NO_SETTLE = "[fleet]\nsettle_s = 0\n"
+
+
+def _observe(tmp_path: Path, url: str, config: str = "", observe_s: int = 5) -> tuple[SupervisorProc, float]:
+    """An observe run, listing every second, with `config` (TOML) added to its config; it ends on
+    its own (exit 1 or 0)."""
     run_id = f"hostile-{uuid.uuid4().hex[:6]}"
+    config_path = tmp_path / "run.toml"
+    config_path.write_text(config + NO_SETTLE)
     argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", url, "--observe",
                     "--observe-s", str(observe_s), "--discovery-interval", "1", "--timeout", str(DEADLINE_S),
-                    *flags)  # fmt: skip
+                    "--config", str(config_path))  # fmt: skip
     with started(argv, tmp_path, run_id) as sup:
         began = time.monotonic()
         code = sup.wait_exit(DEADLINE_S + 60)
@@ -141,10 +149,8 @@ def test_a_hundred_thousand_hostile_names_are_said_once_per_listing_and_fail_the
 
 
 def test_hostile_names_only_warn_when_the_config_says_so(tmp_path: Path) -> None:
-    config = tmp_path / "warn.toml"
-    config.write_text('[verdict]\nhosts_rejected = "warn"\n')
     with running(f"{LIST_WORKERS}=hostile-names") as url:
-        sup, _ = _observe(tmp_path, url, "--config", str(config))
+        sup, _ = _observe(tmp_path, url, '[verdict]\nhosts_rejected = "warn"\n')
     results = sup.results()
     assert "hosts_rejected" not in results["failure_reasons"], results["failure_reasons"]
     assert results["observation"]["hosts_rejected"]["count"] == NAMES_WORKERS - VALID_NAMES

@@ -21,6 +21,12 @@ from tests.run.test_machine_outputs import RESULTS_SCHEMA, _xmllint
 from workers.child_args import FLEET_CHECKS
 
 RUN_EXIT_S = 60.0
+# The fleet checks' wait for a multi-host slice to be listed (settle_s, 10 s by default) cannot end
+# early in an observe run: no job asks for a slice, so none comes. Bounded by the observation window
+# instead, it still gives worker_attributes the time to see the CPU worker the cluster starts with;
+# a cluster that starts no worker at all has nothing to wait for.
+WINDOW_SETTLE = "[fleet]\nsettle_s = 3\n"
+NO_SETTLE = "[fleet]\nsettle_s = 0\n"
 
 
 def _assert_nothing_left(sup: SupervisorProc) -> None:
@@ -31,7 +37,11 @@ def _assert_nothing_left(sup: SupervisorProc) -> None:
 
 def test_an_observe_run_on_the_embedded_cluster_passes_with_no_tests_and_valid_artefacts(tmp_path: Path) -> None:
     run_id = f"observe-{uuid.uuid4().hex[:6]}"
-    argv = run_argv(run_id, tmp_path / "runs", "--observe", "--observe-s", "3", "--timeout", "60")
+    config = tmp_path / "run.toml"
+    config.write_text(WINDOW_SETTLE)
+    argv = run_argv(
+        run_id, tmp_path / "runs", "--observe", "--observe-s", "3", "--timeout", "60", "--config", str(config)
+    )
     with started(argv, tmp_path, run_id) as sup:
         assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
         results = sup.results()
@@ -64,7 +74,7 @@ def test_an_observe_run_of_a_cluster_without_workers_fails_as_nothing_observed(t
     cluster = tmp_path / "cluster.toml"
     cluster.write_text(default.replace("min_slices = 1", "min_slices = 0"))
     config = tmp_path / "run.toml"
-    config.write_text(f'[run]\nobserve = true\nobserve_s = 3\n\n[cluster]\nlocal_config = "{cluster}"\n')
+    config.write_text(f'[run]\nobserve = true\nobserve_s = 3\n\n[cluster]\nlocal_config = "{cluster}"\n\n{NO_SETTLE}')
     run_id = f"empty-{uuid.uuid4().hex[:6]}"
     with started(run_argv(run_id, tmp_path / "runs", "--config", str(config)), tmp_path, run_id) as sup:
         assert sup.wait_exit(RUN_EXIT_S) == 1, sup.output.read_text()[-3000:]

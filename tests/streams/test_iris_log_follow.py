@@ -31,7 +31,7 @@ from tests.helpers import processes
 from tests.helpers.forked_child import REPO_ROOT, ChildProcess
 from tests.helpers.iris import IrisCluster, post, running_iris_cluster
 from tests.helpers.waiting import wait_for
-from tests.streams.conftest import FAST_BACKOFF, read_records, stream_spec, validate
+from tests.streams.conftest import FAST_BACKOFF, count_lines, read_records, stream_spec, validate
 from workers.hosts import Role, VmHost
 from workers.logservice_follow import entry_lines, format_ms, since_ms
 from workers.stream.spec import StreamSpec
@@ -130,6 +130,14 @@ def test_bad_iris_log_options_are_refused(options: dict[str, Any]) -> None:
 
 
 # -- helpers for the real Iris ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisCluster]:
+    """One real Iris for the module's tests: each reads the keys Iris writes, from their start, or pushes
+    rows to a key of its own; the jobs they launch run `true` and end by themselves."""
+    with running_iris_cluster(tmp_path_factory.mktemp("iris")) as cluster:
+        yield cluster
 
 
 def log_server(cluster: IrisCluster) -> str:
@@ -264,49 +272,48 @@ def exit_code_within(proc: "subprocess.Popen[bytes]", timeout_s: float) -> tuple
 # -- the follower program against the real Iris -------------------------------------------
 
 
-def test_follower_prints_the_log_service_as_docker_would(tmp_path: Path) -> None:
-    with running_iris_cluster(tmp_path) as cluster:
-        worker_key = f"/system/worker/{healthy_worker(cluster)}"
-        launch_jobs(cluster, 3)
-        server = log_server(cluster)
-        for key, stop in ((CONTROLLER_KEY, "stdin"), (worker_key, "sigterm")):
-            wanted, _ = expected_lines(wait_for(functools.partial(fetch_all, server, key), WAIT_S, f"entries of {key}"))
-            with follower("--controller", cluster.url, "--key", key, "--exit-on-stdin-close") as proc:
-                assert parse(read_lines(proc, len(wanted))) == wanted
-                assert proc.stdin is not None
-                if stop == "stdin":
-                    proc.stdin.close()
-                else:
-                    proc.send_signal(signal.SIGTERM)
-                code, took = exit_code_within(proc, EXIT_S)
-                assert proc.stderr is not None
-                assert (code, proc.stderr.read()) == (0, b""), key
-                assert took < 1.0, f"{stop} took {took:.2f} s"
+def test_follower_prints_the_log_service_as_docker_would(cluster: IrisCluster, tmp_path: Path) -> None:
+    worker_key = f"/system/worker/{healthy_worker(cluster)}"
+    launch_jobs(cluster, 3)
+    server = log_server(cluster)
+    for key, stop in ((CONTROLLER_KEY, "stdin"), (worker_key, "sigterm")):
+        wanted, _ = expected_lines(wait_for(functools.partial(fetch_all, server, key), WAIT_S, f"entries of {key}"))
+        with follower("--controller", cluster.url, "--key", key, "--exit-on-stdin-close") as proc:
+            assert parse(read_lines(proc, len(wanted))) == wanted
+            assert proc.stdin is not None
+            if stop == "stdin":
+                proc.stdin.close()
+            else:
+                proc.send_signal(signal.SIGTERM)
+            code, took = exit_code_within(proc, EXIT_S)
+            assert proc.stderr is not None
+            assert (code, proc.stderr.read()) == (0, b""), key
+            assert took < 1.0, f"{stop} took {took:.2f} s"
 
-        # Resume is inclusive: every line at the since millisecond again, then the rest in order.
-        wanted, _ = expected_lines(fetch_all(server, CONTROLLER_KEY))
-        since = wanted[len(wanted) // 2][0]
-        rest = wanted[next(i for i, (ts, _) in enumerate(wanted) if ts >= since) :]
-        with follower("--controller", cluster.url, "--key", CONTROLLER_KEY, "--since", since) as proc:
-            assert parse(read_lines(proc, len(rest))) == rest
+    # Resume is inclusive: every line at the since millisecond again, then the rest in order.
+    wanted, _ = expected_lines(fetch_all(server, CONTROLLER_KEY))
+    since = wanted[len(wanted) // 2][0]
+    rest = wanted[next(i for i, (ts, _) in enumerate(wanted) if ts >= since) :]
+    with follower("--controller", cluster.url, "--key", CONTROLLER_KEY, "--since", since) as proc:
+        assert parse(read_lines(proc, len(rest))) == rest
 
-        # Pushed by the test: an entry of two lines, and rows older than the one before them. A
-        # controller without ListEndpoints (here the log server itself: 404) serves the logs itself.
-        key, t = f"/iris-smoke-test/{uuid.uuid4().hex[:8]}", since_ms(SINCE)
-        rows = [(t - 3, "z"), (t, "a\nb\n"), (t - 2, "straggler"), (t, "c"), (t + 1, "d")]
-        entries = [{"timestamp": {"epochMs": str(ms)}, "source": "stdout", "data": data} for ms, data in rows]
-        post(server, "finelog.logging.LogService/PushLogs", {"key": key, "entries": entries})
-        wanted = [(format_ms(t - 3), "z"), *((SINCE, text) for text in ("a", "b", "straggler", "c"))]
-        wanted.append((format_ms(t + 1), "d"))
-        with follower("--controller", server, "--key", key, "--poll-interval", "0.05") as proc:
-            assert parse(read_lines(proc, 6)) == wanted
-        # From since: everything at or after it, the straggler after the first row at it included.
-        deadline = time.time() + 1.0
-        argv = ("--controller", server, "--key", key, "--since", SINCE, "--deadline-unix", f"{deadline:.3f}")
-        with follower(*argv) as proc:
-            assert parse(read_lines(proc, 5)) == wanted[1:]
-            code, _ = exit_code_within(proc, WAIT_S)
-            assert code == 0 and time.time() - deadline < 1.0, "the follower outlived its deadline"
+    # Pushed by the test: an entry of two lines, and rows older than the one before them. A
+    # controller without ListEndpoints (here the log server itself: 404) serves the logs itself.
+    key, t = f"/iris-smoke-test/{uuid.uuid4().hex[:8]}", since_ms(SINCE)
+    rows = [(t - 3, "z"), (t, "a\nb\n"), (t - 2, "straggler"), (t, "c"), (t + 1, "d")]
+    entries = [{"timestamp": {"epochMs": str(ms)}, "source": "stdout", "data": data} for ms, data in rows]
+    post(server, "finelog.logging.LogService/PushLogs", {"key": key, "entries": entries})
+    wanted = [(format_ms(t - 3), "z"), *((SINCE, text) for text in ("a", "b", "straggler", "c"))]
+    wanted.append((format_ms(t + 1), "d"))
+    with follower("--controller", server, "--key", key, "--poll-interval", "0.05") as proc:
+        assert parse(read_lines(proc, 6)) == wanted
+    # From since: everything at or after it, the straggler after the first row at it included.
+    deadline = time.time() + 1.0
+    argv = ("--controller", server, "--key", key, "--since", SINCE, "--deadline-unix", f"{deadline:.3f}")
+    with follower(*argv) as proc:
+        assert parse(read_lines(proc, 5)) == wanted[1:]
+        code, _ = exit_code_within(proc, WAIT_S)
+        assert code == 0 and time.time() - deadline < 1.0, "the follower outlived its deadline"
 
 
 def test_follower_fails_in_one_line_when_iris_is_not_there(tmp_path: Path) -> None:
@@ -343,8 +350,14 @@ class Stream:
     path: Path
     child: ChildProcess | None = None
 
-    def start(self, run_dir: Path) -> None:
+    def start(self, run_dir: Path, ready: bool = True) -> None:
         self.child = ChildProcess(run_dir, self.args, name=f"stream:{self.args.host.vm}").start()
+        if ready:
+            self.ready()
+
+    def ready(self) -> None:
+        """The running child's READY (at once once seen): every child started is seen ready."""
+        assert self.child is not None
         self.child.wait_message(Kind.READY, WAIT_S)
 
     def close(self) -> None:
@@ -352,8 +365,13 @@ class Stream:
             self.child.close()
 
     def new_lines(self, count: int = KILL_AFTER_LINES) -> None:
-        target = len(written(self.path)) + count
-        wait_for(lambda: len(written(self.path)) >= target, WAIT_S, f"new lines of {self.key}")
+        """Once the running child is READY, `count` more lines in its file (from that child: the
+        ones before it are dead)."""
+        self.ready()
+        # Complete records counted by their newlines, not parsed: polled every 20 ms over files of
+        # thousands of records, parsing took the CPU the children being killed and restarted need.
+        target = count_lines(self.path) + count
+        wait_for(lambda: count_lines(self.path) >= target, WAIT_S, f"new lines of {self.key}")
 
     def kill_follower(self) -> None:
         """Once at least KILL_AFTER_LINES new lines arrived, SIGKILL the follower and wait for the next one."""
@@ -361,9 +379,11 @@ class Stream:
         self.kill_follower_now()
 
     def kill_child(self) -> None:
-        """Once at least KILL_AFTER_LINES new lines arrived, SIGKILL the stream child and start another."""
+        """Once at least KILL_AFTER_LINES new lines arrived, SIGKILL the stream child and start another.
+        Its READY is waited for by this stream's next step (new lines, a kill, the drain), so that the
+        other streams go on while it starts (a Python child takes seconds to start on a loaded machine)."""
         self.new_lines()
-        self.kill_child_now()
+        self.kill_child_now(ready=False)
 
     def kill_follower_now(self) -> None:
         assert self.child is not None
@@ -372,11 +392,11 @@ class Stream:
         old.kill()
         wait_for(lambda: [p for p in followers_of(child) if p.pid != old.pid], WAIT_S, f"a new follower of {self.key}")
 
-    def kill_child_now(self) -> None:
+    def kill_child_now(self, ready: bool = True) -> None:
         assert self.child is not None
         self.child.kill()
         self.child.close()
-        self.start(self.child.run_dir)
+        self.start(self.child.run_dir, ready)
 
     def events_of(self, event: str = "stream_resumed") -> list[dict[str, Any]]:
         assert self.child is not None
@@ -409,6 +429,7 @@ def drained(streams: list[Stream]) -> dict[str, dict[str, Any]]:
     """Each stream drained (SIGUSR1: finish what is in flight, then exit 0): its STATS by key."""
     stats = {}
     for stream in streams:
+        stream.ready()
         assert stream.child is not None
         os.kill(stream.child.pid, signal.SIGUSR1)
         assert stream.child.wait(WAIT_S) == ChildExit.OK
@@ -438,9 +459,9 @@ def every_row_once_resumed_by_cursor(stream: Stream, server: str, stats: dict[st
     return connected
 
 
-def test_stream_resumes_by_cursor_when_its_follower_or_itself_is_killed(tmp_path: Path) -> None:
+def test_stream_resumes_by_cursor_when_its_follower_or_itself_is_killed(cluster: IrisCluster, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    with running_iris_cluster(tmp_path) as cluster, contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
         worker, server = healthy_worker(cluster), log_server(cluster)
         streams = three_streams(IrisLogTransport(cluster.url, poll_interval_s=0.2), worker, run_dir, stack)
         with busy(cluster, server, streams[-1].key):
@@ -458,30 +479,29 @@ def test_stream_resumes_by_cursor_when_its_follower_or_itself_is_killed(tmp_path
             assert len(connected) > 2 * KILLS, stream.key
 
 
-def test_a_row_older_than_the_resume_lookback_is_delivered_across_resumes(tmp_path: Path) -> None:
+def test_a_row_older_than_the_resume_lookback_is_delivered_across_resumes(cluster: IrisCluster, tmp_path: Path) -> None:
     """Rows 5 s older than the one before them, pushed after a resume: by since they were lost."""
     run_dir, key = tmp_path / "run", "/system/worker/late-worker"
-    with running_iris_cluster(tmp_path) as cluster:
-        server, t0 = log_server(cluster), time.time_ns() // 1_000_000
-        transport = IrisLogTransport(cluster.url, poll_interval_s=0.1)
-        args = stream_spec(transport, "late-worker", "iris", backoff=FAST_BACKOFF)
-        stream = Stream(key, args, run_dir / "logs" / "vms" / "late-worker.jsonl")
-        stream.start(run_dir)
-        try:
-            push_rows(server, key, t0, range(10))
-            wait_for(lambda: len(written(stream.path)) == 10, WAIT_S, "the first 10 rows")
-            stream.kill_follower_now()
-            post_late_row(server, key, t0 + 9 - 5000, "late after a follower kill")
-            push_rows(server, key, t0, range(10, 20))
-            wait_for(lambda: len(written(stream.path)) == 21, WAIT_S, "21 rows")
-            stream.kill_child_now()
-            post_late_row(server, key, t0 + 19 - 5000, "late after a stream child kill")
-            push_rows(server, key, t0, range(20, 30))
-            wait_for(lambda: len(written(stream.path)) == 32, WAIT_S, "32 rows")
-            # Logged just after the batch it settles is written.
-            resumed = wait_for(lambda: stream.events_of()[1:] and stream.events_of(), WAIT_S, "two resumes")
-        finally:
-            stream.close()
+    server, t0 = log_server(cluster), time.time_ns() // 1_000_000
+    transport = IrisLogTransport(cluster.url, poll_interval_s=0.1)
+    args = stream_spec(transport, "late-worker", "iris", backoff=FAST_BACKOFF)
+    stream = Stream(key, args, run_dir / "logs" / "vms" / "late-worker.jsonl")
+    stream.start(run_dir)
+    try:
+        push_rows(server, key, t0, range(10))
+        wait_for(lambda: len(written(stream.path)) == 10, WAIT_S, "the first 10 rows")
+        stream.kill_follower_now()
+        post_late_row(server, key, t0 + 9 - 5000, "late after a follower kill")
+        push_rows(server, key, t0, range(10, 20))
+        wait_for(lambda: len(written(stream.path)) == 21, WAIT_S, "21 rows")
+        stream.kill_child_now()
+        post_late_row(server, key, t0 + 19 - 5000, "late after a stream child kill")
+        push_rows(server, key, t0, range(20, 30))
+        wait_for(lambda: len(written(stream.path)) == 32, WAIT_S, "32 rows")
+        # Logged just after the batch it settles is written.
+        resumed = wait_for(lambda: stream.events_of()[1:] and stream.events_of(), WAIT_S, "two resumes")
+    finally:
+        stream.close()
     texts = [text for _, text in written(stream.path)]
     rows = [f"row {i}" for i in range(30)]
     late = ["late after a follower kill", "late after a stream child kill"]
@@ -507,30 +527,29 @@ def post_late_row(server: str, key: str, epoch_ms: int, text: str) -> None:
     post(server, "finelog.logging.LogService/PushLogs", {"key": key, "entries": entries})
 
 
-def test_a_cursor_the_store_does_not_hold_is_a_gap_naming_the_range(tmp_path: Path) -> None:
+def test_a_cursor_the_store_does_not_hold_is_a_gap_naming_the_range(cluster: IrisCluster, tmp_path: Path) -> None:
     run_dir, key = tmp_path / "run", "/system/worker/rotated-worker"
-    with running_iris_cluster(tmp_path) as cluster:
-        server, t0 = log_server(cluster), time.time_ns() // 1_000_000
-        transport = IrisLogTransport(cluster.url, poll_interval_s=0.1)
-        args = stream_spec(transport, "rotated-worker", "iris", backoff=FAST_BACKOFF)
-        stream = Stream(key, args, run_dir / "logs" / "vms" / "rotated-worker.jsonl")
-        sidecar = stream.path.with_name(stream.path.name + ".cursor")
+    server, t0 = log_server(cluster), time.time_ns() // 1_000_000
+    transport = IrisLogTransport(cluster.url, poll_interval_s=0.1)
+    args = stream_spec(transport, "rotated-worker", "iris", backoff=FAST_BACKOFF)
+    stream = Stream(key, args, run_dir / "logs" / "vms" / "rotated-worker.jsonl")
+    sidecar = stream.path.with_name(stream.path.name + ".cursor")
+    stream.start(run_dir)
+    try:
+        push_rows(server, key, t0, range(10))
+        wait_for(lambda: len(written(stream.path)) == 10 and sidecar.exists(), WAIT_S, "10 rows and a cursor")
+        assert stream.child is not None and stream.child.stop() == ChildExit.OK
+        # As if the store had been rotated: the row the cursor names is gone.
+        saved = orjson.loads(sidecar.read_bytes())
+        lost = saved["cursor"] + 10**12
+        sidecar.write_bytes(orjson.dumps(saved | {"cursor": lost}))
+        push_rows(server, key, t0, range(10, 20))
         stream.start(run_dir)
-        try:
-            push_rows(server, key, t0, range(10))
-            wait_for(lambda: len(written(stream.path)) == 10 and sidecar.exists(), WAIT_S, "10 rows and a cursor")
-            assert stream.child is not None and stream.child.stop() == ChildExit.OK
-            # As if the store had been rotated: the row the cursor names is gone.
-            saved = orjson.loads(sidecar.read_bytes())
-            lost = saved["cursor"] + 10**12
-            sidecar.write_bytes(orjson.dumps(saved | {"cursor": lost}))
-            push_rows(server, key, t0, range(10, 20))
-            stream.start(run_dir)
-            wait_for(lambda: len(written(stream.path)) == 20, WAIT_S, "20 rows")
-            [gap] = wait_for(lambda: stream.events_of("stream_gap"), WAIT_S, "the gap")
-            wait_for(lambda: saved["cursor"] < saved_cursor(sidecar) < lost, WAIT_S, "a mark of a row of the store")
-        finally:
-            stream.close()
+        wait_for(lambda: len(written(stream.path)) == 20, WAIT_S, "20 rows")
+        [gap] = wait_for(lambda: stream.events_of("stream_gap"), WAIT_S, "the gap")
+        wait_for(lambda: saved["cursor"] < saved_cursor(sidecar) < lost, WAIT_S, "a mark of a row of the store")
+    finally:
+        stream.close()
     assert [text for _, text in written(stream.path)] == [f"row {i}" for i in range(20)]
     assert (gap["reason"], gap["by"], gap["start_seq"], gap["end_seq"]) == ("cursor_unknown", "cursor", 9, 10)
     assert (gap["start"], gap["end"]) == (format_ms(t0 + 9), format_ms(t0 + 10))
@@ -555,25 +574,26 @@ def push_rows(server: str, key: str, t0: int, rows: range) -> None:
     post(server, "finelog.logging.LogService/PushLogs", {"key": key, "entries": entries})
 
 
-def test_rows_lost_across_a_resume_are_a_gap_bounded_by_the_rows_either_side(tmp_path: Path) -> None:
+def test_rows_lost_across_a_resume_are_a_gap_bounded_by_the_rows_either_side(
+    cluster: IrisCluster, tmp_path: Path
+) -> None:
     run_dir, key = tmp_path / "run", "/system/worker/lossy-worker"
-    with running_iris_cluster(tmp_path) as cluster:
-        server, t0 = log_server(cluster), time.time_ns() // 1_000_000
-        push_rows(server, key, t0, range(10))
-        transport = IrisLogTransport(cluster.url, poll_interval_s=0.1, command_prefix=tuple(LOSSY_PREFIX))
-        spec = stream_spec(transport, "lossy-worker", "iris", backoff=FAST_BACKOFF)
-        stream = Stream(key, spec, run_dir / "logs" / "vms" / "lossy-worker.jsonl")
-        with ChildProcess(run_dir, spec) as child:
-            stream.child = child
-            wait_for(lambda: len(written(stream.path)) == 10, WAIT_S, "the first 10 rows")
-            [old] = wait_for(lambda: followers_of(child), WAIT_S, "the follower")
-            # Killed before the new rows exist: had it printed them all, the resume would
-            # start after row 19 and there would be nothing left to lose.
-            old.kill()
-            push_rows(server, key, t0, range(10, 20))
-            wait_for(lambda: written(stream.path)[-1:] == [(format_ms(t0 + 19), "row 19")], WAIT_S, "the last row")
-            assert child.stop() == ChildExit.OK
-            stats = child.wait_message(Kind.STATS, 1).body
+    server, t0 = log_server(cluster), time.time_ns() // 1_000_000
+    push_rows(server, key, t0, range(10))
+    transport = IrisLogTransport(cluster.url, poll_interval_s=0.1, command_prefix=tuple(LOSSY_PREFIX))
+    spec = stream_spec(transport, "lossy-worker", "iris", backoff=FAST_BACKOFF)
+    stream = Stream(key, spec, run_dir / "logs" / "vms" / "lossy-worker.jsonl")
+    with ChildProcess(run_dir, spec) as child:
+        stream.child = child
+        wait_for(lambda: len(written(stream.path)) == 10, WAIT_S, "the first 10 rows")
+        [old] = wait_for(lambda: followers_of(child), WAIT_S, "the follower")
+        # Killed before the new rows exist: had it printed them all, the resume would
+        # start after row 19 and there would be nothing left to lose.
+        old.kill()
+        push_rows(server, key, t0, range(10, 20))
+        wait_for(lambda: written(stream.path)[-1:] == [(format_ms(t0 + 19), "row 19")], WAIT_S, "the last row")
+        assert child.stop() == ChildExit.OK
+        stats = child.wait_message(Kind.STATS, 1).body
     rows = [int(text.removeprefix("row ")) for _, text in written(stream.path)]
     [gap] = child.events("stream_gap")
     start, end = rows[gap["start_seq"]], rows[gap["end_seq"]]

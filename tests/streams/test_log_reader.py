@@ -22,6 +22,7 @@ from tests.helpers.waiting import wait_for
 from tests.streams.test_iris_log_follow import (
     KILLS,
     WAIT_S,
+    Stream,
     busy,
     drained,
     every_row_once_resumed_by_cursor,
@@ -82,15 +83,22 @@ def test_streams_under_one_reader_resume_by_cursor_when_it_or_they_are_killed(tm
             for _ in range(KILLS):
                 reader.kill_and_restart()
                 for stream in streams:
-                    stream.kill_child()
-                    assert stream.child is not None and processes.followers_under(stream.child.pid) == []
+                    streaming_without_a_follower(stream)
+                    stream.kill_child_now(ready=False)  # its READY is waited for by its next new_lines
             for stream in streams:
-                stream.new_lines()
+                streaming_without_a_follower(stream)
         for stream in streams:
             wait_for(functools.partial(stream.caught_up, server), WAIT_S, f"{stream.key} caught up")
         stats = drained(streams)
         for stream in streams:
             every_row_once_resumed_by_cursor(stream, server, stats[stream.key])
+
+
+def streaming_without_a_follower(stream: Stream) -> None:
+    """Once the stream's child is READY and wrote KILL_AFTER_LINES new lines (through the reader):
+    it forked no follower of its own."""
+    stream.new_lines()
+    assert stream.child is not None and processes.followers_under(stream.child.pid) == []
 
 
 def cpu_s(pid: int) -> float:
