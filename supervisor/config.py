@@ -30,7 +30,15 @@ from supervisor import settings
 from supervisor.backends.registry import DEFAULT_KIND, intervals_of
 from supervisor.backends.registry import ClusterKind as ClusterKind  # the run config's kind; imported from here too
 from supervisor.settings import Setting, assigned, read
-from workers.child_args import FLEET_CHECKS, MANY_TASKS, TUNNEL_FIELDS, CustomTest, FleetSettings, TunnelCommand
+from workers.child_args import (
+    FLEET_CHECKS,
+    MANY_TASKS,
+    TUNNEL_FIELDS,
+    UNAVAILABLE_REPORT_S,
+    CustomTest,
+    FleetSettings,
+    TunnelCommand,
+)
 from workers.controller.model import Constraint, JobRequest
 from workers.gcp.settings import COMMAND_FIELDS, CONTROLLER_PORT, GcpSettings
 from workers.hosts import MAX_HOSTS_PER_VM, NAME_PATTERN, HostileNameError, split_address
@@ -153,6 +161,8 @@ class VerdictSettings:
     hosts_rejected: Policy = Policy.FAIL
     # Consecutive failed host listings that fail the run (discovery_failed).
     discovery_max_failures: int = 6
+    # A controller that no child could reach for this long ends the run (controller_unavailable).
+    controller_outage_s: float = UNAVAILABLE_REPORT_S
 
 
 @dataclass(frozen=True)
@@ -461,6 +471,8 @@ RUN_SETTINGS: tuple[Setting, ...] = (
             "fail or warn: hosts discovery refused (hostile names, duplicate worker ids)"),
     Setting("verdict.discovery_max_failures", "verdict.discovery_max_failures", count(1),
             "failed host listings in a row that fail the run"),
+    Setting("verdict.controller_outage_s", "verdict.controller_outage_s", duration(),
+            "the controller unreachable this long ends the run: controller_unavailable (s)"),
     Setting("ssh.user", "ssh.transport.user", _ssh_user, "the login on every host", shown_default="the user running"),
     Setting("ssh.port", "ssh.transport.port", _PORT, "one port for every host"),
     Setting("ssh.identity_file", "ssh.transport.identity_file", lambda v: _credential_path(v) or None,

@@ -353,6 +353,7 @@ class SmokeRun:
             region_attribute=suite.region_attribute or self.backend.region_attribute(self.config),
             probe=suite.probe,
             many_tasks=suite.many_tasks,
+            unavailable_report_s=self.config.verdict.controller_outage_s,
             cluster_owned=self.backend.cluster_child(self.config).owned,
         )
 
@@ -372,6 +373,7 @@ class SmokeRun:
                     iris_config=self.config.iris.config,
                     gcp=self.gcp,
                     tunnel=self.config.tunnel,
+                    unavailable_report_s=self.config.verdict.controller_outage_s,
                 ),
                 critical=True,
                 stop_grace_s=child.stop_grace_s,
@@ -410,6 +412,7 @@ class SmokeRun:
         if self.config.fleet_checks():
             self.sup.add(ChildSpec.once("fleet", "workers.fleet:main", FleetArgs(
                 self.target, tuple(self.config.fleet_checks()), self.config.fleet, self.config.iris.expect_version,
+                self.config.verdict.controller_outage_s,
             )))  # fmt: skip
 
     def _fleet_done(self) -> bool:
@@ -417,7 +420,8 @@ class SmokeRun:
         return fleet is None or fleet.finished
 
     def _monitor_args(self, out: str) -> MonitorArgs:
-        return MonitorArgs(self.target, self.plan.run_dir / out, self.config.monitor_every_s)
+        outage_s = self.config.verdict.controller_outage_s
+        return MonitorArgs(self.target, self.plan.run_dir / out, self.config.monitor_every_s, outage_s)
 
     def run_tests(self) -> None:
         """The tests child, when anything but fleet checks is selected; and the fleet checks' end."""
@@ -451,7 +455,7 @@ class SmokeRun:
         now = self.sup.clock()
         budget_end = now + DIAGNOSTICS_BUDGET_S
         deadline_at = budget_end if self.sup.deadline.expired() else min(self.sup.deadline.at, budget_end)
-        args = DiagnosticsArgs(self.target, self.plan.run_dir)
+        args = DiagnosticsArgs(self.target, self.plan.run_dir, self.config.verdict.controller_outage_s)
         record = self.sup.add(ChildSpec.once("diagnostics", "workers.diagnostics:main", args, deadline_at=deadline_at))
         # Past the deadline diagnostics still get their budget (they say why it passed);
         # a SIGTERM or SIGINT means the operator wants the run over: cut them short.

@@ -89,7 +89,8 @@ class Backend(abc.ABC):
 
     def discovery(self, run: RunView) -> ChildSpec | list[Host]:
         """The child that lists the cluster's hosts (or the hosts themselves, when they are configured)."""
-        args = DiscoveryArgs(run.target, run.cluster_prefix, run.config.discovery_every_s)
+        outage_s = run.config.verdict.controller_outage_s
+        args = DiscoveryArgs(run.target, run.cluster_prefix, run.config.discovery_every_s, outage_s)
         return ChildSpec(name="discovery", role="discovery", entrypoint="workers.discovery:main", args=args)
 
     def log_reader(self, run: RunView) -> ChildSpec | None:

@@ -331,3 +331,34 @@ def launch_bystander(url: str, constraints: tuple[dict[str, Any], ...] = ()) -> 
     state = lambda: post(url, f"{IRIS_CONTROLLER}/GetJobStatus", {"jobId": job_id})["job"]["state"]  # noqa: E731
     wait_for(lambda: state() == "JOB_STATE_RUNNING", 30, "the bystander running")
     return job_id
+
+
+# A job in one of these has not ended (Iris 0.2.227 job states).
+UNFINISHED_JOB_STATES = frozenset({"JOB_STATE_PENDING", "JOB_STATE_BUILDING", "JOB_STATE_RUNNING"})
+_LIST_LIMIT = 500  # Iris's most per ListJobs page
+
+
+def unfinished_jobs(url: str, prefix: str = "") -> dict[str, str]:
+    """Every job on the cluster (under `prefix`) that has not ended, with its state: what a test
+    sharing a standing cluster checks it left behind (nothing but its own bystander)."""
+    query: dict[str, Any] = {"limit": _LIST_LIMIT, **({"jobIdPrefix": prefix} if prefix else {})}
+    reply = post(url, f"{IRIS_CONTROLLER}/ListJobs", {"query": query})
+    assert not reply.get("hasMore"), f"more than {_LIST_LIMIT} jobs on the cluster: page through them"
+    jobs = {str(j["jobId"]): str(j["state"]) for j in reply.get("jobs", [])}
+    return {job: state for job, state in jobs.items() if state in UNFINISHED_JOB_STATES}
+
+
+def healthy_workers(url: str) -> list[dict[str, Any]]:
+    return [w for w in post(url, f"{IRIS_CONTROLLER}/ListWorkers", {}).get("workers", []) if w.get("healthy")]
+
+
+@contextlib.contextmanager
+def standing_iris_cluster(tmp_path: Path, auth: bool = False, workers: int = 2) -> Iterator[IrisCluster]:
+    """`running_iris_cluster` once `workers` of its workers are healthy (the default config's two CPU
+    workers): a warm cluster a module's attached runs share, so a run's clock starts on a cluster
+    that can take its jobs at once. Each test leaves it as it found it (`unfinished_jobs`)."""
+    with running_iris_cluster(tmp_path, auth=auth) as cluster:
+        wait_for(
+            lambda: len(healthy_workers(cluster.url)) >= workers, START_TIMEOUT_S, f"{workers} healthy Iris workers"
+        )
+        yield cluster

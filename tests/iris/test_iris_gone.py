@@ -23,14 +23,21 @@ from tests.helpers.waiting import wait_for
 TIMEOUT_S = 60.0  # the run's --timeout
 EXIT_S = TIMEOUT_S + 30.0  # a bound for the test's wait, past the run's deadline and cleanup
 STOP_S = 30.0  # Iris stopping its workers, tasks and log server (tests.helpers.iris.STOP_TIMEOUT_S)
+# The job ticks until the test releases it (a file it creates: the task runs on this host), or
+# by itself after 2 minutes, so the log server goes away while it runs however slow the machine.
 TICKS = """
 [run]
 tests = []
 
 [[tests]]
 name = "ticks"
-argv = ["sh", "-c", "i=0; while [ $i -lt {n} ]; do echo tick $i; i=$((i+1)); sleep 0.5; done"]
+argv = ["sh", "-c", "i=0; while [ ! -e {release} ] && [ $i -lt 240 ]; do echo tick $i; i=$((i+1)); sleep 0.5; done"]
 """
+# A stream is lost after this many followers in a row failed (supervisor.streams.LOST_AFTER_FAILED_CONNECTS);
+# the first to end after the loss had delivered, so it counts none.
+LOST_AFTER_DISCONNECTS = 3
+# The controller's outage bound the run is given (`[verdict] controller_outage_s`; 30 s by default).
+OUTAGE_S = 5.0
 
 
 def _config(tmp_path: Path, text: str) -> str:
@@ -59,6 +66,13 @@ def _attach(run_id: str, tmp_path: Path, url: str, *flags: str) -> list[str]:
                     "--timeout", f"{TIMEOUT_S:.0f}", "--discovery-interval", "1", *flags)  # fmt: skip
 
 
+def _every_stream_cut_off(sup: SupervisorProc) -> bool:
+    """Every stream's followers failed often enough since the loss for it to count as lost."""
+    names = {str(e["child"]) for e in sup.find("child_started") if str(e["child"]).startswith("stream:")}
+    ends = [str(e.get("child")) for e in sup.find("stream_disconnected")]
+    return bool(names) and all(ends.count(name) >= LOST_AFTER_DISCONNECTS for name in names)
+
+
 def _every_stream_has_lines(sup: SupervisorProc) -> bool:
     files = sup.stream_files()
     return len(files) >= 2 and all(p.exists() and p.stat().st_size > 0 for p in files)
@@ -69,14 +83,18 @@ def test_the_log_server_going_away_mid_tests_fails_the_run_with_stream_lost(tmp_
     deadline with exit 1 and `stream_lost` (its streams' last lines are not in the run), never `passed`;
     every stream says it was cut off and why; the job itself passed; nothing is left behind."""
     run_id = f"logs-gone-{uuid.uuid4().hex[:8]}"
+    release = tmp_path / "release-ticks"
     with running_iris_cluster(tmp_path) as cluster, running_proxy(cluster.url, "--log-proxy") as proxy:
-        config = _config(tmp_path, TICKS.replace("{n}", "20"))
+        config = _config(tmp_path, TICKS.replace("{release}", str(release)))
         with started(_attach(run_id, tmp_path, proxy.url, "--config", config), tmp_path, run_id) as sup:
             sup.wait_event("job_launched", timeout_s=30)
             wait_for(lambda: _lines_with(sup.run_dir, "BUILDING→RUNNING"), 30, "the task's start in a worker's stream")
             wait_for(lambda: _every_stream_has_lines(sup), 30, "a line in every stream")
             proxy.log_server_goes_away()
             gone_at = time.monotonic()
+            wait_for(lambda: _every_stream_cut_off(sup), 30, "every stream's followers failing")
+            assert not sup.find("test_finished"), "the job ended before its streams were cut off"
+            release.touch()  # the job may end now: the run ends with it
             code = sup.wait_exit(EXIT_S)
             took_s = time.monotonic() - gone_at
             results = sup.results()
@@ -103,11 +121,11 @@ argv = ["sleep", "600"]
 
 def test_the_controller_going_away_mid_tests_in_attach_mode_is_a_clear_failure(tmp_path: Path) -> None:
     """The attached Iris is stopped while a `sleep 600` job runs: once the controller has been unreachable
-    for 30 s the run ends (exit 3, `controller_unavailable`, its streams lost), well before its deadline,
-    and nothing of it is left behind."""
+    for `[verdict] controller_outage_s` the run ends (exit 3, `controller_unavailable`, its streams lost),
+    well before its deadline, and nothing of it is left behind."""
     run_id = f"ctl-gone-{uuid.uuid4().hex[:8]}"
     with running_iris_cluster(tmp_path) as cluster:
-        config = _config(tmp_path, SLEEPS)
+        config = _config(tmp_path, f"[verdict]\ncontroller_outage_s = {OUTAGE_S}\n{SLEEPS}")
         with started(_attach(run_id, tmp_path, cluster.url, "--config", config), tmp_path, run_id) as sup:
             sup.wait_event("job_launched", timeout_s=30)
             sup.wait_event("job_state_changed", new="running", timeout_s=30)
@@ -126,5 +144,8 @@ def test_the_controller_going_away_mid_tests_in_attach_mode_is_a_clear_failure(t
     reasons = results["failure_reasons"]
     assert code == 3 and reasons[0] == "controller_unavailable", (code, reasons)
     assert "deadline_exceeded" not in reasons and took_s < TIMEOUT_S - 10, (reasons, took_s)
+    # It waited out the configured bound, not the default's 30 s.
+    outage = results["controller_outage"]
+    assert OUTAGE_S <= outage["unavailable_for_s"] < 30, outage
     # Its log server went with it: every stream lost its source.
     assert "stream_lost" in reasons and "internal_error" not in reasons

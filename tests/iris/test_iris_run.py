@@ -4,6 +4,8 @@ failures, a stop, a cluster that dies, and an API that is not the one we speak.
 Every test starts real processes throughout: the supervisor, a real Iris cluster (its
 controller, workers, log server and task subprocesses), our children. Nothing is faked but
 the one 404 of the API-mismatch test, which goes through a forwarding proxy to a real Iris.
+The attached runs share one Iris (`cluster`), each leaving no job of its own unfinished; the
+runs that start or kill their cluster (`--cluster iris-local`) have their own.
 """
 
 import contextlib
@@ -11,21 +13,32 @@ import json
 import signal
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import psutil
+import pytest
 
 from tests.helpers import processes
 from tests.helpers.connect_proxy import running as _proxy
-from tests.helpers.iris import IrisRPCError, iris_bin, post, running_iris_cluster
+from tests.helpers.iris import IrisCluster, IrisRPCError, iris_bin, post, standing_iris_cluster, unfinished_jobs
 from tests.helpers.supervisor_proc import REPO_ROOT, SupervisorProc, run_argv, started
 from tests.helpers.waiting import wait_for
 from workers.child_args import FLEET_CHECKS
 
 RUN_EXIT_S = 90.0
 CONTROLLER = "iris.cluster.ControllerService"
+# The tests that share `cluster`: under `pytest -n` (`--dist loadgroup`) one worker runs them all.
+SHARED = pytest.mark.xdist_group("iris_run_cluster")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisCluster]:
+    """The Iris the attached runs share."""
+    with standing_iris_cluster(tmp_path_factory.mktemp("iris")) as standing:
+        yield standing
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -179,37 +192,40 @@ argv = ["sh", "-c", "echo about to fail; echo the-last-words; exit 1"]
 """
 
 
-def test_attach_leaves_the_cluster_healthy_and_a_failing_test_shows_its_log_tail(tmp_path: Path) -> None:
+@SHARED
+def test_attach_leaves_the_cluster_healthy_and_a_failing_test_shows_its_log_tail(
+    cluster: IrisCluster, tmp_path: Path
+) -> None:
     """Attach mode passes and touches only its jobs; a failing config test exits 1 with its log-service tail."""
-    with running_iris_cluster(tmp_path) as cluster:
-        attach = ("--cluster", "iris", "--controller", cluster.url, "--timeout", "90")
-        with started(run_argv("att", tmp_path / "runs", *attach, "--tests", "simple"), tmp_path, "att") as sup:
-            assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
-            assert sup.results()["outcome"] == "passed"
-            passed_jobs = _launched(sup)
-            _assert_nothing_left(sup)
-        argv = run_argv("fail", tmp_path / "runs", *attach, "--config", _config(tmp_path, FAILING))
-        with started(argv, tmp_path, "fail") as failing:
-            assert failing.wait_exit(RUN_EXIT_S) == 1, failing.output.read_text()[-3000:]
-            results = failing.results()
-            assert results["failure_reasons"] == ["test_failed"]
-            (test,) = results["tests"]
-            assert any("the-last-words" in line for tail in test["log_tail"] for line in tail["lines"])
-            assert "the-last-words" in (failing.run_dir / "summary.md").read_text()
-            failed_jobs = _launched(failing)
-            _assert_nothing_left(failing)
-        # [suite] priority_band reached Iris: the job's own request, read back, carries it.
-        (failed_job,) = failed_jobs
-        request = post(cluster.url, f"{CONTROLLER}/GetJobStatus", {"jobId": failed_job})["request"]
-        assert request["priorityBand"] == "PRIORITY_BAND_BATCH", request
-        # The cluster is still up and healthy, and none of the runs' jobs is still running.
-        assert _health(cluster.url)["status"] == "ok"
-        assert post(cluster.url, f"{CONTROLLER}/ListWorkers", {})["workers"]
-        states = _jobs(cluster.url, passed_jobs + failed_jobs)
-        assert states == {
-            **dict.fromkeys(passed_jobs, "JOB_STATE_SUCCEEDED"),
-            **dict.fromkeys(failed_jobs, "JOB_STATE_FAILED"),
-        }
+    attach = ("--cluster", "iris", "--controller", cluster.url, "--timeout", "90")
+    with started(run_argv("att", tmp_path / "runs", *attach, "--tests", "simple"), tmp_path, "att") as sup:
+        assert sup.wait_exit(RUN_EXIT_S) == 0, sup.output.read_text()[-3000:]
+        assert sup.results()["outcome"] == "passed"
+        passed_jobs = _launched(sup)
+        _assert_nothing_left(sup)
+    argv = run_argv("fail", tmp_path / "runs", *attach, "--config", _config(tmp_path, FAILING))
+    with started(argv, tmp_path, "fail") as failing:
+        assert failing.wait_exit(RUN_EXIT_S) == 1, failing.output.read_text()[-3000:]
+        results = failing.results()
+        assert results["failure_reasons"] == ["test_failed"]
+        (test,) = results["tests"]
+        assert any("the-last-words" in line for tail in test["log_tail"] for line in tail["lines"])
+        assert "the-last-words" in (failing.run_dir / "summary.md").read_text()
+        failed_jobs = _launched(failing)
+        _assert_nothing_left(failing)
+    # [suite] priority_band reached Iris: the job's own request, read back, carries it.
+    (failed_job,) = failed_jobs
+    request = post(cluster.url, f"{CONTROLLER}/GetJobStatus", {"jobId": failed_job})["request"]
+    assert request["priorityBand"] == "PRIORITY_BAND_BATCH", request
+    # The cluster is still up and healthy, and none of the runs' jobs is still running.
+    assert _health(cluster.url)["status"] == "ok"
+    assert post(cluster.url, f"{CONTROLLER}/ListWorkers", {})["workers"]
+    states = _jobs(cluster.url, passed_jobs + failed_jobs)
+    assert states == {
+        **dict.fromkeys(passed_jobs, "JOB_STATE_SUCCEEDED"),
+        **dict.fromkeys(failed_jobs, "JOB_STATE_FAILED"),
+    }
+    assert unfinished_jobs(cluster.url) == {}
 
 
 SLEEPS = """
@@ -222,27 +238,28 @@ argv = ["sleep", "600"]
 """
 
 
-def test_sigterm_during_the_tests_exits_143_and_kills_every_submitted_job(tmp_path: Path) -> None:
-    with running_iris_cluster(tmp_path) as cluster:
-        argv = run_argv("iris-term", tmp_path / "runs", "--cluster", "iris", "--controller", cluster.url,
-                        "--config", _config(tmp_path, SLEEPS), "--timeout", "90")  # fmt: skip
-        with started(argv, tmp_path, "iris-term") as sup:
-            sup.wait_event("job_launched", count=2, timeout_s=30)
-            # Its task running, not only its job: Iris 0.2.227 can lose a TerminateJob sent while the
-            # task is still building (the job ends KILLED, the task then runs), which the sweep
-            # rightly reports as jobs_unconfirmed; this test is about the stop, not that race.
-            sleeps = next(j for j in _launched(sup) if j.endswith("/sleeps"))
-            wait_for(lambda: _task_states(cluster.url, sleeps) == ["TASK_STATE_RUNNING"], 20, "the sleeps task running")
-            sup.signal(signal.SIGTERM)
-            assert sup.wait_exit(RUN_EXIT_S) == 143, sup.output.read_text()[-3000:]
-            assert sup.results()["failure_reasons"] == ["sigterm"]
-            jobs = _launched(sup)
-            _assert_nothing_left(sup)
-        # Every job the run submitted is terminal: killed, or succeeded if it had finished before the signal.
-        states = _jobs(cluster.url, jobs)
-        assert set(states) == set(jobs) and len(jobs) == 2, (jobs, states)
-        assert states[next(j for j in jobs if j.endswith("/sleeps"))] == "JOB_STATE_KILLED", states
-        assert set(states.values()) <= {"JOB_STATE_KILLED", "JOB_STATE_SUCCEEDED"}, states
+@SHARED
+def test_sigterm_during_the_tests_exits_143_and_kills_every_submitted_job(cluster: IrisCluster, tmp_path: Path) -> None:
+    argv = run_argv("iris-term", tmp_path / "runs", "--cluster", "iris", "--controller", cluster.url,
+                    "--config", _config(tmp_path, SLEEPS), "--timeout", "90")  # fmt: skip
+    with started(argv, tmp_path, "iris-term") as sup:
+        sup.wait_event("job_launched", count=2, timeout_s=30)
+        # Its task running, not only its job: Iris 0.2.227 can lose a TerminateJob sent while the
+        # task is still building (the job ends KILLED, the task then runs), which the sweep
+        # rightly reports as jobs_unconfirmed; this test is about the stop, not that race.
+        sleeps = next(j for j in _launched(sup) if j.endswith("/sleeps"))
+        wait_for(lambda: _task_states(cluster.url, sleeps) == ["TASK_STATE_RUNNING"], 20, "the sleeps task running")
+        sup.signal(signal.SIGTERM)
+        assert sup.wait_exit(RUN_EXIT_S) == 143, sup.output.read_text()[-3000:]
+        assert sup.results()["failure_reasons"] == ["sigterm"]
+        jobs = _launched(sup)
+        _assert_nothing_left(sup)
+    # Every job the run submitted is terminal: killed, or succeeded if it had finished before the signal.
+    states = _jobs(cluster.url, jobs)
+    assert set(states) == set(jobs) and len(jobs) == 2, (jobs, states)
+    assert states[next(j for j in jobs if j.endswith("/sleeps"))] == "JOB_STATE_KILLED", states
+    assert set(states.values()) <= {"JOB_STATE_KILLED", "JOB_STATE_SUCCEEDED"}, states
+    assert unfinished_jobs(cluster.url) == {}
 
 
 def _iris_process(run_id: str) -> psutil.Process:
@@ -265,10 +282,11 @@ def test_the_iris_cluster_dying_mid_run_is_a_clear_infrastructure_failure(tmp_pa
         assert processes.with_run_tag("dies") == []
 
 
-def test_a_method_the_controller_lacks_is_an_iris_api_mismatch_naming_it(tmp_path: Path) -> None:
+@SHARED
+def test_a_method_the_controller_lacks_is_an_iris_api_mismatch_naming_it(cluster: IrisCluster, tmp_path: Path) -> None:
     """A real Iris behind a proxy that 404s GetAutoscalerStatus: exit 3, `iris_api_mismatch`, the method named."""
     method = f"{CONTROLLER}/GetAutoscalerStatus"
-    with running_iris_cluster(tmp_path) as cluster, _proxy(cluster.url, "--deny", method) as url:
+    with _proxy(cluster.url, "--deny", method) as url:
         argv = run_argv("api", tmp_path / "runs", "--cluster", "iris", "--controller", url, "--tests", "simple",
                         "--timeout", "60")  # fmt: skip
         with started(argv, tmp_path, "api") as sup:
@@ -282,13 +300,15 @@ def test_a_method_the_controller_lacks_is_an_iris_api_mismatch_naming_it(tmp_pat
             error = results["tests"][0]["error"]
             assert "iris_api_mismatch" in error or "stopped" in error, results["tests"]
             _assert_nothing_left(sup)
+    assert unfinished_jobs(cluster.url) == {}
 
 
-def test_a_launch_whose_reply_is_lost_is_retried_and_finds_its_job(tmp_path: Path) -> None:
+@SHARED
+def test_a_launch_whose_reply_is_lost_is_retried_and_finds_its_job(cluster: IrisCluster, tmp_path: Path) -> None:
     """LaunchJob reaches Iris but its reply is lost (a tunnel dropping): the retry is told
     `already_exists`, looks the job up under the run's root, and the test passes."""
     method = f"{CONTROLLER}/LaunchJob"
-    with running_iris_cluster(tmp_path) as cluster, _proxy(cluster.url, "--lose-first-reply", method) as url:
+    with _proxy(cluster.url, "--lose-first-reply", method) as url:
         argv = run_argv("lost", tmp_path / "runs", "--cluster", "iris", "--controller", url, "--tests", "simple",
                         "--timeout", "60")  # fmt: skip
         with started(argv, tmp_path, "lost") as sup:
@@ -296,3 +316,4 @@ def test_a_launch_whose_reply_is_lost_is_retried_and_finds_its_job(tmp_path: Pat
             assert [t["outcome"] for t in sup.results()["tests"]] == ["passed"]
             assert sup.find("job_launch_retried", job="simple")
             _assert_nothing_left(sup)
+    assert unfinished_jobs(cluster.url) == {}
