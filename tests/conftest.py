@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
+from _pytest.nodeid import NodeId
 
 from common import linux
 from tests.helpers import processes
@@ -62,3 +63,18 @@ def no_process_left_behind() -> Iterator[None]:
         psutil.wait_procs(left, timeout=2)
         _reap_zombie_children()
         pytest.fail(f"test left processes behind:\n{report}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`--dist loadgroup` (pyproject.toml) under pytest 9: a test marked `xdist_group(NAME)` gets the
+    nodeid `<id>@NAME`, by which the scheduler sends a group to one worker. xdist 3.8 sets it as
+    `item._nodeid`, which pytest 9 no longer reads (a nodeid is `item._id` now), so every group was
+    silently split; this sets `_id`. Only in an xdist worker with loadgroup on: elsewhere a no-op."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        marks = item.iter_markers("xdist_group")
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks})
+        if groups and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
