@@ -92,6 +92,11 @@ def _running(url: str, root: str, name: str) -> bool:
     return any(j.endswith(name) and s["state"] == "JOB_STATE_RUNNING" for j, s in _under(url, root).items())
 
 
+def _sleepers_running(url: str, root: str) -> bool:
+    sleepers = [j for name, j in _under(url, root).items() if "/sleeps" in name]
+    return len(sleepers) == 2 and all(j["tasks"] and set(j["tasks"]) == {"TASK_STATE_RUNNING"} for j in sleepers)
+
+
 def _assert_all_ended(url: str, root: str, at_least: int) -> dict[str, dict[str, Any]]:
     jobs = _under(url, root)
     assert len(jobs) >= at_least, jobs
@@ -144,7 +149,9 @@ def test_sigterm_mid_tests_ends_every_submitted_job_and_its_tasks_in_iris(cluste
     with started(argv, tmp_path, "clterm") as sup:
         sup.wait_event("job_launched", count=6, timeout_s=30)
         root = _root_of(sup)
-        wait_for(lambda: _running(cluster.url, root, "/sleeps"), 20, "a sleeper running")
+        # Every sleeper's task running, not only building: Iris 0.2.227 can lose a TerminateJob sent
+        # while a task builds (test_iris_run's SIGTERM test), and on the warm cluster they start at once.
+        wait_for(lambda: _sleepers_running(cluster.url, root), 20, "every sleeper's task running")
         sup.signal(signal.SIGTERM)
         assert sup.wait_exit(RUN_EXIT_S) == 143, sup.output.read_text()[-3000:]
         assert sup.results()["failure_reasons"] == ["sigterm"]
