@@ -27,7 +27,7 @@ from workers.controller import polling
 from workers.controller.credentials import Credential, ProxyRefused
 from workers.controller.model import ApiMismatch, ControllerError, ErrorCode, JobState, Task, TaskState
 from workers.diagnostics import Diagnostics, JobRow
-from workers.messages import ApiMismatchReport, ControllerAvailability, Unauthenticated
+from workers.messages import ApiMismatchReport, BrokenReply, ControllerAvailability, Unauthenticated
 from workers.smoke_tests.runner import SmokeTests
 
 METHOD = "iris.cluster.ControllerService/ListJobs"
@@ -42,6 +42,7 @@ class Recorder:
 
     events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     sent: list[Message] = field(default_factory=list)
+    deadline: Deadline = field(default_factory=lambda: Deadline.after(60.0))
 
     def warning(self, event: str, **fields: Any) -> None:
         self.events.append(("warning", event, fields))
@@ -64,8 +65,8 @@ class Recorder:
         return self
 
 
-def _fail(errors: list[ControllerError], clock: list[float] | None = None) -> Recorder:
-    ctx = Recorder()
+def _fail(errors: list[ControllerError], clock: list[float] | None = None, deadline_s: float = 60.0) -> Recorder:
+    ctx = Recorder(deadline=Deadline.after(deadline_s))
     now = clock or [0.0]
     outage = polling.Outage(bound_s=5.0, clock=lambda: now[0])
     for exc in errors:
@@ -90,6 +91,14 @@ def test_refused_credentials_are_reported_once_naming_the_credential(error: Cont
         ("error", "controller_unauthenticated", {"code": error.code, "method": METHOD, "credential": credential,
                                                  "details": "invalid token"})
     ]  # fmt: skip
+
+
+def test_a_timeout_is_a_broken_reply_unless_the_runs_deadline_cut_the_call_short() -> None:
+    timeout = ControllerError(ErrorCode.CONTROLLER_TIMEOUT, METHOD, "no reply within 10 s")
+    assert _fail([timeout] * 2).sent == [BrokenReply(ErrorCode.CONTROLLER_TIMEOUT, METHOD, "no reply within 10 s")]
+    ctx = _fail([timeout], deadline_s=0.0)  # a poll in flight when the deadline came, cut to what was left
+    assert ctx.sent == []
+    assert [e for _, e, _ in ctx.events] == ["poll_failed"]
 
 
 def test_an_api_mismatch_report_carries_the_field() -> None:

@@ -124,7 +124,10 @@ def call_failed(ctx: ChildContext, outage: Outage, event: str, exc: ControllerEr
         refused = Unauthenticated(exc.code, exc.method, credential_of(exc), exc.details)
         ctx.log.error("controller_unauthenticated", **refused.body)
         ctx.channel.send(refused)
-    if exc.code in BROKEN_REPLY_CODES and not outage.broken_reply_reported:
+    # A call the run's own deadline cut short (its time limit is never past the deadline) timed
+    # out for want of time, not for the controller: the run is a timeout (124), not exit 3.
+    cut_short = exc.code is ErrorCode.CONTROLLER_TIMEOUT and ctx.deadline.expired()
+    if exc.code in BROKEN_REPLY_CODES and not cut_short and not outage.broken_reply_reported:
         outage.broken_reply_reported = True
         report_broken_reply(ctx, exc.code, exc.method, exc.details)
     lasted = outage.failed(exc.code)
