@@ -33,6 +33,10 @@ argv = ["sh", "-c", "echo about to fail; echo the-last-words; exit 1"]
 """
 
 
+# The module's tests share its real Iris: one xdist worker runs them all, so it starts once.
+pytestmark = pytest.mark.xdist_group("bastion")
+
+
 @pytest.fixture(scope="module")
 def iris(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisCluster]:
     """One real Iris for the module's runs: each reaches it through a relay of its own and sweeps its jobs."""

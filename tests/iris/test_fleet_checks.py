@@ -28,6 +28,10 @@ CONTROLLER = "iris.cluster.ControllerService"
 SLICE_HOSTS = 4
 
 
+# The module's tests share its real Iris: one xdist worker runs them all, so it starts once.
+pytestmark = pytest.mark.xdist_group("fleet_checks")
+
+
 @pytest.fixture(scope="module")
 def iris(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisCluster]:
     """Iris with its v5e-16 slice kept up (a buffer slice), once all six workers are healthy."""

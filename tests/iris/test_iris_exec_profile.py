@@ -42,6 +42,10 @@ def _py_spy() -> Path:
     return found
 
 
+# The module's tests share its real Iris: one xdist worker runs them all, so it starts once.
+pytestmark = pytest.mark.xdist_group("iris_exec_profile")
+
+
 @pytest.fixture(scope="module")
 def iris_plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisCluster]:
     """Iris whose workers find no py-spy (its process runtime then answers a stand-in profile)."""

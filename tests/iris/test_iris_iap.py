@@ -47,6 +47,10 @@ argv = ["sh", "-c", "env | sed 's/^/task-env: /'"]
 """
 
 
+# The module's tests share its real Iris: one xdist worker runs them all, so it starts once.
+pytestmark = pytest.mark.xdist_group("iris_iap")
+
+
 @pytest.fixture(scope="module")
 def iris(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisCluster]:
     """One real Iris with its auth on for the module: each test reaches it through a proxy of its own

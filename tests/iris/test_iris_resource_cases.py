@@ -25,6 +25,10 @@ CONTROLLER = "iris.cluster.ControllerService"
 CASES = ("cancel_releases_resources", "pending_reason", "workdir_offload", "many_tasks")
 
 
+# The module's tests share its real Iris: one xdist worker runs them all, so it starts once.
+pytestmark = pytest.mark.xdist_group("iris_resource_cases")
+
+
 @pytest.fixture(scope="module")
 def iris(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisCluster]:
     """Iris's local config (two CPU groups, a TPU group scaled on demand), once both CPU workers are up."""

@@ -22,6 +22,10 @@ CONTROLLER = "iris.cluster.ControllerService"
 ACTIVE = ("JOB_STATE_PENDING", "JOB_STATE_BUILDING", "JOB_STATE_RUNNING")
 
 
+# The module's tests share its real Iris: one xdist worker runs them all, so it starts once.
+pytestmark = pytest.mark.xdist_group("iris_service_cases")
+
+
 @pytest.fixture(scope="module")
 def iris(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisCluster]:
     with running_iris_cluster(tmp_path_factory.mktemp("iris")) as cluster:

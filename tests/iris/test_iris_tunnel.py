@@ -47,6 +47,10 @@ def ticks(release: Path) -> str:
 WAIT_S = 30.0
 
 
+# The module's tests share its real Iris: one xdist worker runs them all, so it starts once.
+pytestmark = pytest.mark.xdist_group("iris_tunnel")
+
+
 @pytest.fixture(scope="module")
 def iris(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisCluster]:
     """One real Iris for the module's runs: each reaches it through its own forward and sweeps its jobs."""

@@ -33,6 +33,10 @@ LAUNCH_JOB = f"{CONTROLLER}/LaunchJob"
 JOB_TIMEOUT_S = 120.0
 
 
+# The module's tests share its real Iris: one xdist worker runs them all, so it starts once.
+pytestmark = pytest.mark.xdist_group("observe_iris")
+
+
 @pytest.fixture(scope="module")
 def iris(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrisCluster]:
     """One real Iris for the module: no test launches a job on it (each checks so) or changes it."""
