@@ -34,6 +34,13 @@ def wait_for_stop(ctx: ChildContext) -> int:
     return ChildExit.OK
 
 
+def wait_for_drain(ctx: ChildContext) -> int:
+    """Exits 0 once drained (SIGUSR1), 1 if stopped otherwise."""
+    ctx.channel.send(Ready())
+    select.select([ctx.drain.fd, ctx.stop.fd], [], [], ctx.deadline.remaining() + 5)
+    return ChildExit.OK if ctx.drain.requested() else 1
+
+
 def disk_full(ctx: ChildContext) -> int:
     """Writes where no space is left: /dev/full answers every write with ENOSPC."""
     ctx.channel.send(Ready())

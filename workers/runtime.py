@@ -105,10 +105,9 @@ def _detach(launch: Launch, message_fd: int) -> None:
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGALRM):
         signal.signal(sig, signal.SIG_DFL)
-    # SIGUSR1's default action kills: a drain sent before this child installs its handler (a
-    # stream started moments before cleanup) is lost, not fatal; the supervisor's drain budget
-    # then ends it. Ignored only until the handler is set, before any program is started.
-    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    # SIGUSR1 (a drain) arrives blocked (supervisor/spawn.py) and stays so until its handler is
+    # set, before any program is started: one sent meanwhile is kept pending, not lost (setting
+    # SIG_IGN here would discard it) and not fatal (its default action).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logs.forget_after_fork()
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -132,6 +131,7 @@ def _install_stop_signals(ctx: ChildContext) -> None:
 
     ctx.stop.on_signals({signal.SIGTERM: "sigterm", signal.SIGALRM: "deadline"}, then=arm_hard_exit)
     signal.signal(signal.SIGUSR1, lambda _signum, _frame: ctx.drain.request("drain"))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})  # a drain already sent is taken now
     # A child that learns the deadline exits on its own past it, even if the supervisor
     # is wedged and never sends SIGTERM.
     signal.setitimer(signal.ITIMER_REAL, max(ctx.deadline.remaining(), 0.001))

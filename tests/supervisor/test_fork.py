@@ -2,9 +2,10 @@
 
 import gc
 import os
+import signal
 from pathlib import Path
 
-from tests.helpers.forked import run_to_end
+from tests.helpers.forked import forked_child, run_to_end
 
 
 class _Finalized:
@@ -32,3 +33,11 @@ def test_a_child_never_runs_finalizers_of_garbage_it_inherited(tmp_path: Path) -
         gc.collect()
     assert child.exit_code == 0
     assert sorted(p.name for p in markers.iterdir()) == [f"finalized-by-{os.getpid()}"]
+
+
+def test_a_drain_sent_the_moment_a_child_is_forked_waits_for_its_handler(tmp_path: Path) -> None:
+    """SIGUSR1's default action kills: a drain that reached a just-forked stream before its
+    runtime had a handler killed it before it said anything (its host judged silent)."""
+    with forked_child("tests.children:wait_for_drain", {}, tmp_path / "run", timeout_s=30) as child:
+        os.kill(child.pid, signal.SIGUSR1)  # before the child can have run any code of its own
+        assert child.reap(20) == 0, child.events_tail()
