@@ -1,6 +1,5 @@
 """Start a real canary daemon in its own session, read its events, stop it and its runs for sure."""
 
-import json
 import os
 import select
 import signal
@@ -19,7 +18,7 @@ import psutil
 
 from common.processes import signal_group
 from tests.helpers import processes
-from tests.helpers.supervisor_proc import REPO_ROOT, EventsProc
+from tests.helpers.supervisor_proc import REPO_ROOT, EventsProc, json_lines
 from tests.helpers.waiting import wait_for
 
 START_TIMEOUT_S = 15.0
@@ -39,10 +38,7 @@ class CanaryProc(EventsProc):
 
     def all_events(self) -> list[dict[str, Any]]:
         """Every line of the state directory's events file, whichever daemon wrote it."""
-        path = self.state_dir / "canary-events.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line]
+        return json_lines(self.state_dir / "canary-events.jsonl")
 
     def events(self) -> list[dict[str, Any]]:
         """This daemon's events (an earlier daemon on the same state directory wrote there too)."""

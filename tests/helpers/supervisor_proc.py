@@ -18,6 +18,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 15.0
 
 
+def json_lines(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a JSON-lines file another process is appending to: a last line
+    without its newline is still being written (read mid-write, it failed to parse)."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines() if line]
+
+
 class EventsProc:
     """A process a test started that writes its events to a JSON-lines file: find them, wait for
     them (its exit before the event is a failure quoting the end of its output), signal it."""
@@ -63,10 +72,7 @@ class SupervisorProc(EventsProc):
     output: Path
 
     def events(self) -> list[dict[str, Any]]:
-        path = self.run_dir / "events.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines()]
+        return json_lines(self.run_dir / "events.jsonl")
 
     def child_pids(self) -> list[int]:
         return [e["child_pid"] for e in self.find("child_started")]
