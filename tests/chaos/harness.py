@@ -43,6 +43,8 @@ HELD_TASK = "echo held; while [ ! -e {release} ]; do sleep 0.05; done; echo rele
 class ChaosRun:
     sup: SupervisorProc
     release_file: Path
+    # The supervisor's creation time (psutil's clock): what was created since is the run's.
+    started_at: float
 
     def release(self) -> None:
         self.release_file.touch()
@@ -152,4 +154,4 @@ def chaos_run(tmp_path: Path, run_id: str, *flags: str, held: bool = True) -> It
     fast = ("--timeout", "60", "--discovery-interval", "0.2", "--prefix", f"chaos-{run_id}")
     argv = run_argv(run_id, tmp_path / "runs", "--config", str(config), *fast, *flags)
     with started(argv, tmp_path, run_id) as sup:
-        yield ChaosRun(sup, release)
+        yield ChaosRun(sup, release, psutil.Process(sup.popen.pid).create_time())

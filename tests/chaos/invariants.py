@@ -11,13 +11,10 @@
 """
 
 import json
-import os
 import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 from tests.chaos.harness import ChaosRun
 from tests.helpers import processes
@@ -47,7 +44,7 @@ def assert_clean_end(
         assert audit["leaked"] == 0 and audit["zombies"] == 0, audit
         assert audit["killed_at_stop"] == 0, "every child stopped within its grace"
         assert audit["grpc_imported"] is False
-        assert_no_zombie()
+        assert_no_zombie(run)
     assert_nothing_left(run)
     if not cluster_killed:
         killed = [e for e in sup.find("cluster_stopped") if e["exit_code"] == -signal.SIGKILL]
@@ -62,7 +59,7 @@ def assert_nothing_left(run: ChaosRun, timeout_s: float = ORPHANS_GONE_S) -> Non
     pids = run.sup.child_pids()
 
     def left() -> list[str]:
-        reap_zombie_children()
+        processes.reap_zombie_children()
         tagged = processes.describe(processes.with_run_tag(run.sup.run_id)).splitlines()
         return tagged + [f"{pid} (forked child)" for pid in processes.alive_pids(pids)]
 
@@ -72,26 +69,12 @@ def assert_nothing_left(run: ChaosRun, timeout_s: float = ORPHANS_GONE_S) -> Non
         raise AssertionError(f"left behind after {timeout_s} s: {left()}") from None
 
 
-def assert_no_zombie() -> None:
-    zombies = [p.pid for p in psutil.Process().children() if _is_zombie(p)]
-    assert not zombies, f"zombies left to the supervisor's parent: {zombies}"
-
-
-def reap_zombie_children() -> None:
-    """Reap what was re-parented to us and died: our job as their subreaper."""
-    for proc in psutil.Process().children():
-        if _is_zombie(proc):
-            try:
-                os.waitpid(proc.pid, os.WNOHANG)
-            except ChildProcessError:
-                continue
-
-
-def _is_zombie(proc: psutil.Process) -> bool:
-    try:
-        return proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+def assert_no_zombie(run: ChaosRun) -> None:
+    """No process the run started is left dead and unreaped to us (its reaper was the supervisor).
+    Only the run's: pytest is the subreaper of everything a test session starts."""
+    zombies = processes.zombie_children(created_since=run.started_at)
+    described = processes.describe_zombies(zombies, run.started_at)
+    assert not zombies, f"zombies the run left to the supervisor's parent: {described}"
 
 
 def assert_jsonl_whole(run_dir: Path) -> None:

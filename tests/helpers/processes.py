@@ -47,6 +47,33 @@ def followers_under(pid: int, names: frozenset[str] = frozenset({FOLLOWER_NAME})
     return found
 
 
+def zombie_children(created_since: float = 0.0) -> list[psutil.Process]:
+    """This process's children that have exited and await their reaper (us), created at or after
+    `created_since` (a `time.time()`; a zombie's creation time still reads from /proc)."""
+    found = []
+    for proc in psutil.Process().children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if proc.status() == psutil.STATUS_ZOMBIE and proc.create_time() >= created_since:
+                found.append(proc)
+    return found
+
+
+def describe_zombies(zombies: list[psutil.Process], since: float) -> list[str]:
+    """pid, name and creation time (seconds after `since`) of each: a zombie has no command line left."""
+    described = []
+    for proc in zombies:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            described.append(f"{proc.pid} {proc.name()} +{proc.create_time() - since:.2f}s")
+    return described
+
+
+def reap_zombie_children() -> None:
+    """Reap what was re-parented to us and died: pytest is a subreaper, and nothing else will."""
+    for proc in zombie_children():
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(proc.pid, os.WNOHANG)
+
+
 def alive_pids(pids: list[int]) -> list[int]:
     alive = []
     for pid in pids:
