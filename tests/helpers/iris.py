@@ -318,6 +318,11 @@ def running_iris_cluster(tmp_path: Path, config_text: str | None = None, auth: b
 IRIS_CONTROLLER = "iris.cluster.ControllerService"
 
 
+def task_states(url: str, job_id: str) -> list[str]:
+    """The states of a job's tasks, in the controller's own words (`TASK_STATE_RUNNING`)."""
+    return [str(t["state"]) for t in post(url, f"{IRIS_CONTROLLER}/ListTasks", {"jobId": job_id}).get("tasks", [])]
+
+
 def launch_bystander(url: str, constraints: tuple[dict[str, Any], ...] = ()) -> str:
     """Someone else's long job on the cluster (a root no run has, Iris's default band), once it runs."""
     body = {

@@ -23,7 +23,15 @@ import pytest
 
 from tests.helpers import processes
 from tests.helpers.connect_proxy import running as _proxy
-from tests.helpers.iris import IrisCluster, IrisRPCError, iris_bin, post, standing_iris_cluster, unfinished_jobs
+from tests.helpers.iris import (
+    IrisCluster,
+    IrisRPCError,
+    iris_bin,
+    post,
+    standing_iris_cluster,
+    task_states,
+    unfinished_jobs,
+)
 from tests.helpers.supervisor_proc import REPO_ROOT, SupervisorProc, run_argv, started
 from tests.helpers.waiting import wait_for
 from workers.child_args import FLEET_CHECKS
@@ -61,10 +69,6 @@ def _assert_nothing_left(sup: SupervisorProc) -> None:
 def _jobs(url: str, job_ids: list[str]) -> dict[str, str]:
     reply = post(url, f"{CONTROLLER}/GetJobState", {"jobIds": job_ids})
     return {k: str(v) for k, v in reply["states"].items()}
-
-
-def _task_states(url: str, job_id: str) -> list[str]:
-    return [str(t["state"]) for t in post(url, f"{CONTROLLER}/ListTasks", {"jobId": job_id}).get("tasks", [])]
 
 
 def _health(url: str) -> Any:
@@ -248,7 +252,7 @@ def test_sigterm_during_the_tests_exits_143_and_kills_every_submitted_job(cluste
         # task is still building (the job ends KILLED, the task then runs), which the sweep
         # rightly reports as jobs_unconfirmed; this test is about the stop, not that race.
         sleeps = next(j for j in _launched(sup) if j.endswith("/sleeps"))
-        wait_for(lambda: _task_states(cluster.url, sleeps) == ["TASK_STATE_RUNNING"], 20, "the sleeps task running")
+        wait_for(lambda: task_states(cluster.url, sleeps) == ["TASK_STATE_RUNNING"], 20, "the sleeps task running")
         sup.signal(signal.SIGTERM)
         assert sup.wait_exit(RUN_EXIT_S) == 143, sup.output.read_text()[-3000:]
         assert sup.results()["failure_reasons"] == ["sigterm"]

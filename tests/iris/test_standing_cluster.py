@@ -1,7 +1,7 @@
 """Attached runs on a shared, standing real Iris: each touches only its own jobs and leaves none behind.
 
 One real Iris local cluster (PyPI marin-iris), shared by the module's tests as a standing cluster
-is (the SIGINT test has its own), carries a bystander's long job and two attached runs at the same
+is, carries a bystander's long job and two attached runs at the same
 time. Each test ends its bystander and leaves no job unfinished, so the next finds the cluster as
 the first did. Each run names its jobs under its own root and tags them with its run id; it lists,
 waits on, counts and terminates only those. Its bearer token comes from an environment variable
@@ -26,8 +26,8 @@ from tests.helpers.iris import (
     files_holding,
     launch_bystander,
     post,
-    running_iris_cluster,
     standing_iris_cluster,
+    task_states,
     unfinished_jobs,
 )
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
@@ -182,7 +182,7 @@ def test_two_attached_runs_beside_a_bystander_touch_only_their_own_jobs(
         assert processes.with_run_tag(sup.run_id) == []
 
 
-SLEEPERS = "".join(f'\n[[tests]]\nname = "sleeps-{i}"\nargv = ["sleep", "600"]\n' for i in range(6))
+SLEEPER = '\n[[tests]]\nname = "sleeps"\nargv = ["sleep", "600"]\n'
 
 
 @SHARED
@@ -210,31 +210,33 @@ def test_the_whole_default_suite_passes_beside_a_bystander_and_leaves_it_running
     assert left and not {j: s for j, s in left.items() if s in ACTIVE}, left
 
 
-def test_sigint_in_the_tests_phase_leaves_none_of_the_runs_jobs_on_the_cluster(tmp_path: Path) -> None:
-    """SIGINT once the first job is launched: exit 130, and listing the run's root shows nothing active.
+@SHARED
+def test_sigint_in_the_tests_phase_leaves_none_of_the_runs_jobs_on_the_cluster(
+    cluster: IrisCluster, bystanders: Callable[..., str], tmp_path: Path
+) -> None:
+    """SIGINT while the run's sleeper runs: exit 130, and listing the run's root shows nothing active.
 
-    On a cluster of its own, started with the run: the signal comes while the run is still
-    submitting, before a worker has taken a sleeper. On a warm cluster a sleeper could be building
-    when its TerminateJob comes, which Iris 0.2.227 can lose (test_iris_run's SIGTERM test)."""
-    with running_iris_cluster(tmp_path) as cluster:
-        bystander = launch_bystander(cluster.url)
-        run_id = f"si-{uuid.uuid4().hex[:8]}"
-        config = _config(tmp_path, "sleepers", '[run]\ntests = ["simple"]\n' + SLEEPERS)
-        argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", cluster.url,
-                        "--config", config, "--timeout", "90")  # fmt: skip
-        with started(argv, tmp_path, run_id) as sup:
-            sup.wait_event("job_launched", timeout_s=60)
-            sup.signal(signal.SIGINT)
-            assert sup.wait_exit(RUN_EXIT_S) == 130, sup.output.read_text()[-3000:]
-            assert sup.results()["failure_reasons"] == ["sigint"]
-            assert processes.with_run_tag(run_id) == []
-        root = _root_of(sup)
-        left = _under(cluster.url, root)
-        assert left and not {j: s for j, s in left.items() if s in ACTIVE}, left
-        # Every job under the root is tagged as this run's; the bystander runs on.
-        assert {_job_run_id(cluster.url, job) for job in left} == {run_id}
-        assert _state(cluster.url, bystander) == "JOB_STATE_RUNNING"
-        _end(cluster.url, bystander)
+    The signal waits for the sleeper's task to run. Iris 0.2.227 can lose a TerminateJob sent while
+    a task is still building (the job ends KILLED, its task runs on), which the sweep rightly reports
+    as jobs_unconfirmed (exit 3, seen in CI when the signal came at the first launch): this test is
+    about the interrupt, not that race."""
+    bystander = bystanders()
+    run_id = f"si-{uuid.uuid4().hex[:8]}"
+    config = _config(tmp_path, "sleeper", '[run]\ntests = ["simple"]\n' + SLEEPER)
+    argv = run_argv(run_id, tmp_path / "runs", "--cluster", "iris", "--controller", cluster.url,
+                    "--config", config, "--timeout", "90")  # fmt: skip
+    with started(argv, tmp_path, run_id) as sup:
+        [sleeps] = [e["job"] for e in sup.wait_event("job_launched", timeout_s=60, test="sleeps")]
+        wait_for(lambda: task_states(cluster.url, sleeps) == ["TASK_STATE_RUNNING"], 30, "the sleeper running")
+        sup.signal(signal.SIGINT)
+        assert sup.wait_exit(RUN_EXIT_S) == 130, sup.output.read_text()[-3000:]
+        assert sup.results()["failure_reasons"] == ["sigint"]
+        assert processes.with_run_tag(run_id) == []
+    left = _under(cluster.url, _root_of(sup))
+    assert sleeps in left and not {j: s for j, s in left.items() if s in ACTIVE}, left
+    # Every job under the root is tagged as this run's; the bystander runs on.
+    assert {_job_run_id(cluster.url, job) for job in left} == {run_id}
+    assert _state(cluster.url, bystander) == "JOB_STATE_RUNNING"
 
 
 @SHARED
