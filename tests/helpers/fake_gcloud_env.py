@@ -16,11 +16,13 @@ from typing import Any
 
 import psutil
 
+from tests.helpers import processes
 from tests.helpers.sshd import Sshd
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "fake_gcloud.py"
 DOCKER = HERE / "fake_gcloud_docker.py"
+STATE_ENV = "FAKE_GCLOUD_STATE"
 
 
 @dataclass
@@ -57,7 +59,7 @@ class FakeGcloud:
         fake.state_path.write_text(json.dumps(state))
         fake.record_path.touch()
         wrapper = fake.bin_dir / "gcloud"
-        wrapper.write_text(f'#!/bin/sh\nFAKE_GCLOUD_STATE={fake.state_path} exec {sys.executable} {SCRIPT} "$@"\n')
+        wrapper.write_text(f'#!/bin/sh\n{STATE_ENV}={fake.state_path} exec {sys.executable} {SCRIPT} "$@"\n')
         wrapper.chmod(0o755)
         return fake
 
@@ -96,12 +98,9 @@ class FakeGcloud:
         return [json.loads(line) for line in self.record_path.read_text().splitlines()]
 
     def processes(self) -> list[psutil.Process]:
-        """Fake gcloud processes alive now."""
-        found = []
-        for proc in psutil.process_iter(["cmdline"]):
-            if str(SCRIPT) in (proc.info["cmdline"] or []):
-                found.append(proc)
-        return found
+        """This fake's gcloud processes alive now, found by the state file their wrapper gave them:
+        the script is every test's, and a test beside this one may have its own running."""
+        return processes.with_env(STATE_ENV, str(self.state_path))
 
 
 def _ssh_state(sshd: Sshd | None) -> dict[str, Any]:
