@@ -138,7 +138,7 @@ def test_the_deadline_during_tests_gives_124_and_tears_everything_down(tmp_path:
         killed = [e for e in sup.events() if e["event"] in ("job_terminated", "jobs_terminated")]
         assert killed, "the tests child terminated its jobs"
         _assert_nothing_left(sup)
-        assert not [p for p in psutil.process_iter(["cmdline"]) if "late" in " ".join(p.info["cmdline"] or [])
+        assert not [p for p in psutil.process_iter(["cmdline"]) if str(sup.run_dir) in " ".join(p.info["cmdline"] or [])
                     and "local_cluster" in " ".join(p.info["cmdline"] or [])]  # fmt: skip
 
 
