@@ -101,6 +101,17 @@ def test_a_timeout_is_a_broken_reply_unless_the_runs_deadline_cut_the_call_short
     assert [e for _, e, _ in ctx.events] == ["poll_failed"]
 
 
+def test_a_log_followers_timeout_at_the_deadline_is_no_broken_reply() -> None:
+    """The stream child's path (a follower's BROKEN_REPLY exit) reports through the same call."""
+    for deadline_s, sent in ((60.0, 1), (0.0, 0)):
+        ctx = Recorder(deadline=Deadline.after(deadline_s))
+        polling.report_broken_reply(ctx, ErrorCode.CONTROLLER_TIMEOUT, FETCH_LOGS, "no reply within 10 s")  # type: ignore[arg-type]
+        assert len(ctx.sent) == sent, (deadline_s, ctx.sent)
+    ctx = Recorder(deadline=Deadline.after(0.0))  # a reply too large is the controller's, whenever it comes
+    polling.report_broken_reply(ctx, ErrorCode.REPLY_TOO_LARGE, FETCH_LOGS, "over 8 MiB")  # type: ignore[arg-type]
+    assert ctx.sent == [BrokenReply(ErrorCode.REPLY_TOO_LARGE, FETCH_LOGS, "over 8 MiB")]
+
+
 def test_an_api_mismatch_report_carries_the_field() -> None:
     ctx = _fail([ApiMismatch(METHOD, "jobs[].state", "ListJobs: jobs[].state is a number, expected a string")] * 2)
     assert ctx.sent == [

@@ -124,10 +124,7 @@ def call_failed(ctx: ChildContext, outage: Outage, event: str, exc: ControllerEr
         refused = Unauthenticated(exc.code, exc.method, credential_of(exc), exc.details)
         ctx.log.error("controller_unauthenticated", **refused.body)
         ctx.channel.send(refused)
-    # A call the run's own deadline cut short (its time limit is never past the deadline) timed
-    # out for want of time, not for the controller: the run is a timeout (124), not exit 3.
-    cut_short = exc.code is ErrorCode.CONTROLLER_TIMEOUT and ctx.deadline.expired()
-    if exc.code in BROKEN_REPLY_CODES and not cut_short and not outage.broken_reply_reported:
+    if exc.code in BROKEN_REPLY_CODES and not outage.broken_reply_reported:
         outage.broken_reply_reported = True
         report_broken_reply(ctx, exc.code, exc.method, exc.details)
     lasted = outage.failed(exc.code)
@@ -143,7 +140,12 @@ def report_api_mismatch(ctx: ChildContext, method: str, field: str, details: str
 
 
 def report_broken_reply(ctx: ChildContext, code: ErrorCode, method: str, details: str) -> None:
-    """The one report of a reply we stopped reading: an error event and a message named by its code."""
+    """The one report of a reply we stopped reading: an error event and a message named by its code.
+    None for a reply the run's own deadline cut short (a call's time limit is never past it, a log
+    follower's included): it timed out for want of time, not for the controller, and the run is a
+    timeout (124), not exit 3."""
+    if code is ErrorCode.CONTROLLER_TIMEOUT and ctx.deadline.expired():
+        return
     ctx.log.error(code.value, method=method, details=details)
     ctx.channel.send(BrokenReply(code, method, details))
 
