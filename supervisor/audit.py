@@ -4,6 +4,7 @@ psutil identifies a process by pid *and* creation time, so a `Process` taken in 
 snapshot never signals an unrelated process that reused the pid later.
 """
 
+import contextlib
 import os
 import signal
 from dataclasses import dataclass
@@ -101,10 +102,14 @@ def kill_tagged(run_id: str, log: Any, instance: str | None = None, **fields: An
 
 
 def zombie_children() -> list[psutil.Process]:
-    try:
-        return [p for p in psutil.Process().children() if p.status() == psutil.STATUS_ZOMBIE]
-    except psutil.NoSuchProcess:
-        return []
+    """Our children that have exited and wait for us to reap them. One reaped between the listing
+    and its look (by another thread of a test process) is passed over, not the whole list."""
+    found = []
+    for proc in psutil.Process().children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                found.append(proc)
+    return found
 
 
 @dataclass(frozen=True)

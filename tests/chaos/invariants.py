@@ -72,7 +72,7 @@ def assert_nothing_left(run: ChaosRun, timeout_s: float = ORPHANS_GONE_S) -> Non
 def assert_no_zombie(run: ChaosRun) -> None:
     """No process the run started is left dead and unreaped to us (its reaper was the supervisor).
     Only the run's: pytest is the subreaper of everything a test session starts."""
-    zombies = processes.zombie_children(created_since=run.started_at)
+    zombies = processes.zombies_since(run.started_at)
     described = processes.describe_zombies(zombies, run.started_at)
     assert not zombies, f"zombies the run left to the supervisor's parent: {described}"
 

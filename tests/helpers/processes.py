@@ -6,6 +6,7 @@ import os
 import psutil
 
 from common import env
+from supervisor import audit
 from supervisor.backends.iris import LOG_READER
 from workers.transports import FOLLOWER_NAME
 
@@ -47,17 +48,6 @@ def followers_under(pid: int, names: frozenset[str] = frozenset({FOLLOWER_NAME})
     return found
 
 
-def zombie_children(created_since: float = 0.0) -> list[psutil.Process]:
-    """This process's children that have exited and await their reaper (us), created at or after
-    `created_since` (a `time.time()`; a zombie's creation time still reads from /proc)."""
-    found = []
-    for proc in psutil.Process().children():
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if proc.status() == psutil.STATUS_ZOMBIE and proc.create_time() >= created_since:
-                found.append(proc)
-    return found
-
-
 def describe_zombies(zombies: list[psutil.Process], since: float) -> list[str]:
     """pid, name and creation time (seconds after `since`) of each: a zombie has no command line left."""
     described = []
@@ -67,9 +57,15 @@ def describe_zombies(zombies: list[psutil.Process], since: float) -> list[str]:
     return described
 
 
+def zombies_since(created_since: float) -> list[psutil.Process]:
+    """Our zombie children created at or after `created_since` (psutil's clock: a zombie's
+    creation time still reads from /proc)."""
+    return [p for p in audit.zombie_children() if p.create_time() >= created_since]
+
+
 def reap_zombie_children() -> None:
     """Reap what was re-parented to us and died: pytest is a subreaper, and nothing else will."""
-    for proc in zombie_children():
+    for proc in audit.zombie_children():
         with contextlib.suppress(ChildProcessError):
             os.waitpid(proc.pid, os.WNOHANG)
 
