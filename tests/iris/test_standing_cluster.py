@@ -1,11 +1,11 @@
 """Attached runs on a shared, standing real Iris: each touches only its own jobs and leaves none behind.
 
 One real Iris local cluster (PyPI marin-iris), shared by the module's tests as a standing cluster
-is, carries a bystander's long job and two attached runs at the same
-time. Each test ends its bystander and leaves no job unfinished, so the next finds the cluster as
-the first did. Each run names its jobs under its own root and tags them with its run id; it lists,
-waits on, counts and terminates only those. Its bearer token comes from an environment variable
-named in the config and shows up in no argv and no file of the run.
+is, carries a bystander's long job and two attached runs at the same time. Each test ends its
+bystander and leaves no job unfinished, so the next finds the cluster as the first did. Each run
+names its jobs under its own root and tags them with its run id; it lists, waits on, counts and
+terminates only those. Its bearer token comes from an environment variable named in the config
+and shows up in no argv and no file of the run.
 """
 
 import contextlib
