@@ -343,14 +343,18 @@ UNFINISHED_JOB_STATES = frozenset({"JOB_STATE_PENDING", "JOB_STATE_BUILDING", "J
 _LIST_LIMIT = 500  # Iris's most per ListJobs page
 
 
-def unfinished_jobs(url: str, prefix: str = "") -> dict[str, str]:
-    """Every job on the cluster (under `prefix`) that has not ended, with its state: what a test
-    sharing a standing cluster checks it left behind (nothing but its own bystander)."""
+def jobs_under(url: str, prefix: str = "") -> dict[str, str]:
+    """Every job on the cluster (under `prefix`), with its state: the controller's own listing."""
     query: dict[str, Any] = {"limit": _LIST_LIMIT, **({"jobIdPrefix": prefix} if prefix else {})}
     reply = post(url, f"{IRIS_CONTROLLER}/ListJobs", {"query": query})
     assert not reply.get("hasMore"), f"more than {_LIST_LIMIT} jobs on the cluster: page through them"
-    jobs = {str(j["jobId"]): str(j["state"]) for j in reply.get("jobs", [])}
-    return {job: state for job, state in jobs.items() if state in UNFINISHED_JOB_STATES}
+    return {str(j["jobId"]): str(j["state"]) for j in reply.get("jobs", [])}
+
+
+def unfinished_jobs(url: str, prefix: str = "") -> dict[str, str]:
+    """Every job on the cluster (under `prefix`) that has not ended, with its state: what a test
+    sharing a standing cluster checks it left behind (nothing but its own bystander)."""
+    return {job: state for job, state in jobs_under(url, prefix).items() if state in UNFINISHED_JOB_STATES}
 
 
 def healthy_workers(url: str) -> list[dict[str, Any]]:

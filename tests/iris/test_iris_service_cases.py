@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 
 from tests.helpers.connect_proxy import running as proxy
-from tests.helpers.iris import IrisCluster, post, running_iris_cluster
+from tests.helpers.iris import IrisCluster, jobs_under, post, running_iris_cluster, unfinished_jobs
 from tests.helpers.supervisor_proc import run_argv, started
 from workers.smoke_tests.service_cases import SERVICE_CASES
 
 RUN_EXIT_S = 120.0
 CONTROLLER = "iris.cluster.ControllerService"
-ACTIVE = ("JOB_STATE_PENDING", "JOB_STATE_BUILDING", "JOB_STATE_RUNNING")
 
 
 # The module's tests share its real Iris: one xdist worker runs them all, so it starts once.
@@ -62,8 +61,8 @@ def test_the_service_cases_pass_on_a_real_iris_twice_in_a_row(iris: IrisCluster,
         assert endpoint["endpoint"] == f"{root}endpoint_registration/smoke", endpoint
         assert endpoint["task"] == f"{root}endpoint_registration/0", endpoint
         # Nothing of the run is left: its jobs ended, its endpoint went with its task.
-        jobs = post(iris.url, f"{CONTROLLER}/ListJobs", {"query": {"jobIdPrefix": root, "limit": 100}})["jobs"]
-        assert jobs and not [j for j in jobs if j["state"] in ACTIVE], jobs
+        jobs = jobs_under(iris.url, root)
+        assert jobs and not unfinished_jobs(iris.url, root), jobs
         listed = post(iris.url, "iris.cluster.EndpointService/ListEndpoints", {"prefix": root})
         assert not listed.get("endpoints"), listed
 

@@ -22,8 +22,10 @@ from common.controller_target import JOB_RUN_ID_ENV, ApiKind, ControllerTarget
 from common.deadline import Deadline
 from tests.helpers import processes
 from tests.helpers.iris import (
+    UNFINISHED_JOB_STATES,
     IrisCluster,
     files_holding,
+    jobs_under,
     launch_bystander,
     post,
     standing_iris_cluster,
@@ -38,7 +40,6 @@ from workers.controller.model import ErrorCode
 RUN_EXIT_S = 120.0
 CONTROLLER = "iris.cluster.ControllerService"
 TOKEN_ENV = "SMOKE_STANDING_TOKEN"
-ACTIVE = ("JOB_STATE_PENDING", "JOB_STATE_BUILDING", "JOB_STATE_RUNNING")
 # The tests that share `cluster`: under `pytest -n` (`--dist loadgroup`) one worker runs them all.
 SHARED = pytest.mark.xdist_group("iris_standing_cluster")
 
@@ -80,12 +81,6 @@ def _end(url: str, job_id: str) -> None:
 
 def _state(url: str, job_id: str) -> str:
     return str(post(url, f"{CONTROLLER}/GetJobStatus", {"jobId": job_id})["job"]["state"])
-
-
-def _under(url: str, root: str) -> dict[str, str]:
-    """Every job on the cluster under `root` (the controller's own listing) and its state."""
-    reply = post(url, f"{CONTROLLER}/ListJobs", {"query": {"jobIdPrefix": root, "limit": 500}})
-    return {str(j["jobId"]): str(j["state"]) for j in reply.get("jobs", [])}
 
 
 def _root_of(sup: SupervisorProc) -> str:
@@ -171,7 +166,7 @@ def test_two_attached_runs_beside_a_bystander_touch_only_their_own_jobs(
     assert len(roots) == 2
     for sup in (a, b):
         root = _root_of(sup)
-        ours = _under(cluster.url, root)
+        ours = jobs_under(cluster.url, root)
         assert len(ours) == 4 and set(ours.values()) == {"JOB_STATE_SUCCEEDED"}, ours
         assert {_job_run_id(cluster.url, job) for job in ours} == {sup.run_id}
         # Results, the scheduling monitor and diagnostics name this run's jobs and no others.
@@ -206,8 +201,8 @@ def test_the_whole_default_suite_passes_beside_a_bystander_and_leaves_it_running
     assert outcomes["cancel_releases_resources"] == "passed", results["tests"]
     assert _state(cluster.url, bystander) == "JOB_STATE_RUNNING"
     assert not [e for e in sup.events() if bystander in json.dumps(e)]
-    left = _under(cluster.url, _root_of(sup))
-    assert left and not {j: s for j, s in left.items() if s in ACTIVE}, left
+    left = jobs_under(cluster.url, _root_of(sup))
+    assert left and not {j: s for j, s in left.items() if s in UNFINISHED_JOB_STATES}, left
 
 
 @SHARED
@@ -232,8 +227,8 @@ def test_sigint_in_the_tests_phase_leaves_none_of_the_runs_jobs_on_the_cluster(
         assert sup.wait_exit(RUN_EXIT_S) == 130, sup.output.read_text()[-3000:]
         assert sup.results()["failure_reasons"] == ["sigint"]
         assert processes.with_run_tag(run_id) == []
-    left = _under(cluster.url, _root_of(sup))
-    assert sleeps in left and not {j: s for j, s in left.items() if s in ACTIVE}, left
+    left = jobs_under(cluster.url, _root_of(sup))
+    assert sleeps in left and not {j: s for j, s in left.items() if s in UNFINISHED_JOB_STATES}, left
     # Every job under the root is tagged as this run's; the bystander runs on.
     assert {_job_run_id(cluster.url, job) for job in left} == {run_id}
     assert _state(cluster.url, bystander) == "JOB_STATE_RUNNING"
