@@ -11,6 +11,7 @@ version wrote may carry fields this one has not);
 
 import dataclasses
 import enum
+import functools
 import re
 import types
 import typing
@@ -20,6 +21,9 @@ from typing import Any, Literal, TypeVar, Union
 # Free-form JSON, for what arrives from outside and is only passed on (a controller's reply).
 Json = None | bool | int | float | str | list["Json"] | dict[str, "Json"]
 JsonObject = dict[str, Json]
+# Json's self-reference, once: a ForwardRef compiles its text when made, and `_is_json` asks
+# about every type it reads.
+_JSON_REF = typing.ForwardRef("Json")
 
 T = TypeVar("T")
 # A dataclass field's description in the schema, and keywords that narrow its type there:
@@ -67,9 +71,10 @@ def from_json(tp: type[T], value: object, path: str = "", *, ignore_unknown: boo
     return typing.cast(T, _read(tp, value, path, ignore_unknown))
 
 
+@functools.cache  # asked of every value read; comparing unions is slow
 def _is_json(tp: Any) -> bool:
     """`Json` itself, or as resolved inside a field's type (its self-reference evaluated)."""
-    if tp is Any or tp == Json or tp == typing.ForwardRef("Json"):
+    if tp is Any or tp in (Json, _JSON_REF):
         return True
     args = set(typing.get_args(tp)) if typing.get_origin(tp) in (Union, types.UnionType) else set()
     origins = {typing.get_origin(a) for a in args}
@@ -151,8 +156,10 @@ def _read_dataclass(tp: Any, value: object, path: str, ignore_unknown: bool) -> 
     return tp(**kwargs)
 
 
+@functools.cache
 def _hints(tp: Any) -> Mapping[str, Any]:
     # `Json` refers to itself by name: resolvable wherever a field uses it, imported or not.
+    # Cached: evaluating a class's annotations costs far more than reading a message of it.
     return typing.get_type_hints(tp, localns={"Json": Json})
 
 

@@ -1,7 +1,6 @@
 """Linux process controls that the standard library does not wrap (prctl)."""
 
 import ctypes
-import ctypes.util
 import os
 import signal
 
@@ -9,7 +8,10 @@ PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+# The interpreter's own symbols, libc's among them. `ctypes.util.find_library("c")` would import
+# tempfile and subprocess and fork `ldconfig -p` in every process that imports this module: every
+# child, every VM host of the local cluster.
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _prctl(option: int, arg: int) -> None:

@@ -1,6 +1,6 @@
 """A Connect controller on loopback that answers chosen methods the way a broken or hostile one would.
 
-    python -m tests.helpers.hostile_controller [--upstream URL] [--mode METHOD=MODE ...] [--workers N]
+    python -m tests.helpers.hostile_controller [--upstream URL] [--mode METHOD=MODE ...] [--workers N] [--names N]
 
 Each `--mode` makes METHOD (`iris.cluster.ControllerService/ListWorkers`, or `health` for
 `GET /health`) answer so:
@@ -13,8 +13,9 @@ Each `--mode` makes METHOD (`iris.cluster.ControllerService/ListWorkers`, or `he
   big-epoch     the reply as it would be (ListJobs), with one more job submitted at epochMs 1e17
   fail          HTTP 500 with a proxy's HTML page, every time
   gzip-bomb     200, `Content-Encoding: gzip` unasked for: 10 KB that inflate to 10 MB
-  hostile-names NAMES_WORKERS (100,000) workers with ids no command line may take (`-oProxyCommand=x`,
-                `a b`, `/..`, control and bidi characters), and VALID_NAMES valid ones (`hostile-ok-<i>`)
+  hostile-names --names N (default NAMES_WORKERS, 100,000) workers: VALID_NAMES valid ones
+                (`hostile-ok-<i>`), the others with ids no command line may take (`-oProxyCommand=x`,
+                `a b`, `/..`, control and bidi characters)
   duplicate-ids the minimal Iris's one worker listed DUPLICATES times, and one other worker once
   many-workers  --workers N (default MANY_WORKERS) healthy workers `worker-many-<i>`: not hostile, a
                 cluster to stream from (bench/stream_memory.py)
@@ -88,10 +89,10 @@ MODES = ("endless", "drip", "drip-headers", "huge", "deep", "big-worker-id", "bi
          "hostile-names", "duplicate-ids", "many-workers")  # fmt: skip
 
 
-def hostile_names() -> dict[str, Any]:
-    """hostile-names: NAMES_WORKERS workers, all but VALID_NAMES of them with a hostile id (each distinct)."""
+def hostile_names(count: int) -> dict[str, Any]:
+    """hostile-names: `count` workers, all but VALID_NAMES of them with a hostile id (each distinct)."""
     ids = [f"hostile-ok-{i}" for i in range(VALID_NAMES)]
-    ids += [HOSTILE_IDS[i % len(HOSTILE_IDS)].format(i) for i in range(NAMES_WORKERS - VALID_NAMES)]
+    ids += [HOSTILE_IDS[i % len(HOSTILE_IDS)].format(i) for i in range(count - VALID_NAMES)]
     return {"workers": [{"workerId": i, "healthy": True, "address": "127.0.0.1:1"} for i in ids]}
 
 
@@ -133,7 +134,7 @@ def rewrite(mode: str, reply: dict[str, Any]) -> dict[str, Any]:
     return reply
 
 
-def handler(modes: dict[str, str], upstream: str, workers: int) -> type[http.server.BaseHTTPRequestHandler]:
+def handler(modes: dict[str, str], upstream: str, workers: int, names: int) -> type[http.server.BaseHTTPRequestHandler]:
     # Compressed once, before the server says it is ready: a test times the call, not our gzip.
     bomb = gzip.compress(b'{"workers": [' + b" " * BOMB_BYTES + b"]}") if "gzip-bomb" in modes.values() else b""
 
@@ -155,7 +156,7 @@ def handler(modes: dict[str, str], upstream: str, workers: int) -> type[http.ser
             hostile: dict[str, Callable[[], None]] = {
                 "endless": self._endless, "drip": self._drip, "drip-headers": self._drip_headers,
                 "huge": self._huge, "deep": self._deep, "fail": self._fail, "gzip-bomb": self._gzip_bomb,
-                "hostile-names": lambda: self._json(hostile_names()),
+                "hostile-names": lambda: self._json(hostile_names(names)),
                 "duplicate-ids": lambda: self._json(duplicate_ids()),
                 "many-workers": lambda: self._json(many_workers(workers)),
             }  # fmt: skip
@@ -298,6 +299,7 @@ def main() -> int:
     parser.add_argument("--upstream", default="")
     parser.add_argument("--mode", action="append", default=[], help="METHOD=MODE")
     parser.add_argument("--workers", type=int, default=MANY_WORKERS, help="many-workers: how many")
+    parser.add_argument("--names", type=int, default=NAMES_WORKERS, help="hostile-names: how many")
     args = parser.parse_args()
     modes = {}
     for item in args.mode:
@@ -305,7 +307,8 @@ def main() -> int:
         if mode not in MODES:
             parser.error(f"--mode {item!r}: MODE must be one of {', '.join(MODES)}")
         modes[method] = mode
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler(modes, args.upstream.rstrip("/"), args.workers))
+    answers = handler(modes, args.upstream.rstrip("/"), args.workers, args.names)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), answers)
     server.daemon_threads = True  # a hostile answer still running never holds the exit
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -321,10 +324,10 @@ def main() -> int:
 
 
 @contextlib.contextmanager
-def running(*modes: str, upstream: str = "", workers: int = MANY_WORKERS) -> Iterator[str]:
+def running(*modes: str, upstream: str = "", workers: int = MANY_WORKERS, names: int = NAMES_WORKERS) -> Iterator[str]:
     """The server as a process of its own, `modes` as METHOD=MODE; its URL once it listens.
     Terminated and reaped on the way out."""
-    argv = [f"--mode={m}" for m in modes] + [f"--workers={workers}"]
+    argv = [f"--mode={m}" for m in modes] + [f"--workers={workers}", f"--names={names}"]
     if upstream:
         argv.append(f"--upstream={upstream}")
     with running_module("tests.helpers.hostile_controller", *argv) as popen:

@@ -90,7 +90,11 @@ def test_the_fleet_table_lists_every_worker_with_its_slice_group_stream_and_logs
         finally:
             client.close()
         [mute] = [w for w in workers.values() if w.attributes.get("tpu-worker-id") == "2"]
-        (layout.container_log(state, mute.vm_name, WORKER_CONTAINER)).write_bytes(b"")
+        mute_log = layout.container_log(state, mute.vm_name, WORKER_CONTAINER)
+        # The host logs its registration once the controller has answered it, so it can be listed
+        # before the line is written: emptied before that, the log would not stay empty.
+        wait_for(lambda: b" worker_registered " in mute_log.read_bytes(), 30, "the mute host's registration logged")
+        mute_log.write_bytes(b"")
         code, results, run_dir = _observe_run(tmp_path, address, "--tests", "slices_complete,worker_attributes")
     assert code == 1 and results["failure_reasons"] == ["stream_no_data"], results["failure_reasons"]
     rows = {r["worker_id"]: r for r in results["fleet"]}

@@ -64,7 +64,7 @@ class Reader:
             self.child.close()
 
 
-# A real Iris and twelve kills, nine waiting for 20 new lines: ~70 s alone, more beside other suites.
+# A real Iris and eight kills, six waiting for 20 new lines: ~45 s alone, more beside other suites.
 @pytest.mark.timeout(240)
 def test_streams_under_one_reader_resume_by_cursor_when_it_or_they_are_killed(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
