@@ -4,13 +4,15 @@
 
 The supervisor reads every child message through `common.jsonshape.from_json`. The codec
 of commit REV (`git show REV:common/jsonshape.py`) and this tree's read the same HOSTS
-message (`--hosts` entries, as discovery sends them) `--messages` times a run; prints the
-best run's time per message for each and their ratio. REV defaults to 745483c, before the
-codec cached each class's resolved annotations.
+message (`--hosts` entries, as discovery sends them) `--messages` times a run, the two codecs'
+runs alternating so that a load that comes and goes weighs on both; prints the best run's time
+per message for each and their ratio, as a table and then as one JSON document. REV defaults
+to 745483c, before the codec cached each class's resolved annotations.
 """
 
 import argparse
 import importlib.util
+import json
 import subprocess
 import sys
 import tempfile
@@ -39,15 +41,11 @@ def codec_at(rev: str, tmp: Path) -> ModuleType:
     return module
 
 
-def seconds_per_message(codec: ModuleType, message: HostsPart, messages: int, runs: int) -> float:
-    body = jsonshape.to_json(message)
-    best = float("inf")
-    for _ in range(runs):
-        began = time.perf_counter()
-        for _ in range(messages):
-            assert codec.from_json(HostsPart, body) == message
-        best = min(best, time.perf_counter() - began)
-    return best / messages
+def one_run(codec: ModuleType, message: HostsPart, body: object, messages: int) -> float:
+    began = time.perf_counter()
+    for _ in range(messages):
+        assert codec.from_json(HostsPart, body) == message
+    return (time.perf_counter() - began) / messages
 
 
 def main() -> int:
@@ -59,12 +57,17 @@ def main() -> int:
     args = parser.parse_args()
     hosts = tuple(HostEntry(f"vm-{i}", 0, Role.WORKER, "10.0.0.1", "z", "iris-worker") for i in range(args.hosts))
     message = HostsPart(hosts=hosts, listing=1)
+    body = jsonshape.to_json(message)
     with tempfile.TemporaryDirectory() as tmp:
-        before = seconds_per_message(codec_at(args.against, Path(tmp)), message, args.messages, args.runs)
-    now = seconds_per_message(jsonshape, message, args.messages, args.runs)
-    print(f"{args.against}: {before * 1e3:.3f} ms per message of {args.hosts} hosts")
-    print(f"this tree: {now * 1e3:.3f} ms per message of {args.hosts} hosts")
+        old = codec_at(args.against, Path(tmp))
+    runs = [(one_run(old, message, body, args.messages), one_run(jsonshape, message, body, args.messages))
+            for _ in range(args.runs)]  # fmt: skip
+    before, now = min(r[0] for r in runs), min(r[1] for r in runs)
+    print(f"| codec | ms per message of {args.hosts} hosts |\n| --- | --- |")
+    print(f"| {args.against} | {before * 1e3:.3f} |\n| this tree | {now * 1e3:.3f} |")
     print(f"ratio: {before / now:.1f}")
+    figures = {"against": args.against, "hosts": args.hosts, "before_ms": before * 1e3, "now_ms": now * 1e3}
+    print(json.dumps(figures | {"ratio": before / now}))
     return 0
 
 
