@@ -16,6 +16,7 @@ import pytest
 from common import ports
 from common.controller_target import ApiKind, ControllerTarget
 from common.messages import Kind
+from supervisor.backends.base import IRIS_STOP_GRACE_S
 from tests.helpers import processes
 from tests.helpers.forked import forked_child
 from tests.helpers.iris import iris_bin, post, running_iris_cluster
@@ -37,13 +38,16 @@ def test_a_port_taken_before_iris_binds_it_is_retried_on_a_fresh_one(
     with first_free_port_taken(monkeypatch) as taken:
         target = ControllerTarget(api=ApiKind.IRIS, address="", job_root=f"boot{uuid.uuid4().hex[:6]}")
         args = ClusterArgs(mode="iris-local", target=target, prefix="boot", boot_timeout_s=BOOT_S, iris_bin=iris_bin())
-        with forked_child("workers.cluster:main", args, tmp_path / "run", timeout_s=BOOT_S + 30) as child:  # type: ignore[arg-type]
+        # The hard-exit timer the supervisor gives this child (half its stop grace, supervisor/arbiter.py),
+        # not the helper's 1 s: stopping a real Iris takes seconds, more under load.
+        options = {"timeout_s": BOOT_S + 30, "grace_s": IRIS_STOP_GRACE_S / 2}
+        with forked_child("workers.cluster:main", args, tmp_path / "run", **options) as child:  # type: ignore[arg-type]
             ready = child.wait_message(Kind.READY, timeout_s=BOOT_S)
             address = str(ready["address"])
             assert address.startswith("http://127.0.0.1:") and not address.endswith(f":{taken}")
             assert post(address, "iris.cluster.ControllerService/ListWorkers", {}) is not None
             child.stop()
-            assert child.reap(30) == 0
+            assert child.reap(IRIS_STOP_GRACE_S) == 0
     events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
     (retried,) = [e for e in events if e["event"] == "iris_port_taken"]
     assert retried["port"] == taken and "Address already in use" in retried["error"]
