@@ -32,8 +32,11 @@ class Deadline:
         return Deadline(min(self.clock() + budget_s, self.at), self.clock)
 
     def cap(self, seconds: float) -> float:
-        """The smaller of `seconds` and the time left: the timeout for one bounded wait."""
-        return min(seconds, self.remaining())
+        """The smaller of `seconds` and the time left: the timeout for one bounded wait.
+
+        Never negative: `seconds` is often an end minus now, and the end can pass between a
+        loop's check of it and this call; select() and poll() refuse a negative timeout."""
+        return max(0.0, min(seconds, self.remaining()))
 
     def as_unix_time(self) -> float:
         return time.time() + (self.at - self.clock())

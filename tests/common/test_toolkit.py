@@ -97,6 +97,17 @@ def test_within_is_the_budget_or_the_deadline_whichever_comes_first() -> None:
     assert deadline.within(5.0).expired()
 
 
+def test_cap_is_the_smaller_of_the_wait_and_the_time_left_and_never_negative() -> None:
+    """A wait computed as `end - now` after its end passed (demo_stream crashed on one in CI)."""
+    clock = FakeClock(10.0)
+    deadline = Deadline(100.0, clock)
+    assert deadline.cap(5.0) == 5.0
+    assert deadline.cap(500.0) == 90.0
+    assert deadline.cap(-0.001) == 0.0
+    clock.now = 200.0
+    assert deadline.cap(5.0) == 0.0
+
+
 @pytest.fixture
 def restore_signals() -> Iterator[None]:
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR2)}
