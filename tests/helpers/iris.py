@@ -351,10 +351,15 @@ def jobs_under(url: str, prefix: str = "") -> dict[str, str]:
     return {str(j["jobId"]): str(j["state"]) for j in reply.get("jobs", [])}
 
 
+def unfinished(jobs: dict[str, str]) -> dict[str, str]:
+    """Those of `jobs` (a `jobs_under` listing) that have not ended."""
+    return {job: state for job, state in jobs.items() if state in UNFINISHED_JOB_STATES}
+
+
 def unfinished_jobs(url: str, prefix: str = "") -> dict[str, str]:
     """Every job on the cluster (under `prefix`) that has not ended, with its state: what a test
     sharing a standing cluster checks it left behind (nothing but its own bystander)."""
-    return {job: state for job, state in jobs_under(url, prefix).items() if state in UNFINISHED_JOB_STATES}
+    return unfinished(jobs_under(url, prefix))
 
 
 def healthy_workers(url: str) -> list[dict[str, Any]]:

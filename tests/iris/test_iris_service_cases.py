@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.connect_proxy import running as proxy
-from tests.helpers.iris import IrisCluster, jobs_under, post, running_iris_cluster, unfinished_jobs
+from tests.helpers.iris import IrisCluster, jobs_under, post, running_iris_cluster, unfinished
 from tests.helpers.supervisor_proc import run_argv, started
 from workers.smoke_tests.service_cases import SERVICE_CASES
 
@@ -62,7 +62,7 @@ def test_the_service_cases_pass_on_a_real_iris_twice_in_a_row(iris: IrisCluster,
         assert endpoint["task"] == f"{root}endpoint_registration/0", endpoint
         # Nothing of the run is left: its jobs ended, its endpoint went with its task.
         jobs = jobs_under(iris.url, root)
-        assert jobs and not unfinished_jobs(iris.url, root), jobs
+        assert jobs and not unfinished(jobs), jobs
         listed = post(iris.url, "iris.cluster.EndpointService/ListEndpoints", {"prefix": root})
         assert not listed.get("endpoints"), listed
 

@@ -22,7 +22,6 @@ from common.controller_target import JOB_RUN_ID_ENV, ApiKind, ControllerTarget
 from common.deadline import Deadline
 from tests.helpers import processes
 from tests.helpers.iris import (
-    UNFINISHED_JOB_STATES,
     IrisCluster,
     files_holding,
     jobs_under,
@@ -30,6 +29,7 @@ from tests.helpers.iris import (
     post,
     standing_iris_cluster,
     task_states,
+    unfinished,
     unfinished_jobs,
 )
 from tests.helpers.supervisor_proc import SupervisorProc, run_argv, started
@@ -202,7 +202,7 @@ def test_the_whole_default_suite_passes_beside_a_bystander_and_leaves_it_running
     assert _state(cluster.url, bystander) == "JOB_STATE_RUNNING"
     assert not [e for e in sup.events() if bystander in json.dumps(e)]
     left = jobs_under(cluster.url, _root_of(sup))
-    assert left and not {j: s for j, s in left.items() if s in UNFINISHED_JOB_STATES}, left
+    assert left and not unfinished(left), left
 
 
 @SHARED
@@ -228,7 +228,7 @@ def test_sigint_in_the_tests_phase_leaves_none_of_the_runs_jobs_on_the_cluster(
         assert sup.results()["failure_reasons"] == ["sigint"]
         assert processes.with_run_tag(run_id) == []
     left = jobs_under(cluster.url, _root_of(sup))
-    assert sleeps in left and not {j: s for j, s in left.items() if s in UNFINISHED_JOB_STATES}, left
+    assert sleeps in left and not unfinished(left), left
     # Every job under the root is tagged as this run's; the bystander runs on.
     assert {_job_run_id(cluster.url, job) for job in left} == {run_id}
     assert _state(cluster.url, bystander) == "JOB_STATE_RUNNING"
