@@ -57,6 +57,13 @@ STOP_RECHECK_S = 0.05
 # A child waiting to be restarted is a warning; one that gave up, an error.
 _STATE_LEVELS = {ChildState.BACKOFF: logging.WARNING, ChildState.FAILED: logging.ERROR}
 
+
+def own_grace_s(stop_grace_s: float) -> float:
+    """A child's own hard-exit timer after a stop request: half the grace the supervisor gives it
+    before SIGKILL, so a child that cleans up too slowly still exits (and says so) before that."""
+    return stop_grace_s / 2
+
+
 MessageHandler = Callable[[ChildRecord, Message], None]
 
 
@@ -129,7 +136,7 @@ class Supervisor:
             run_dir=self.run_dir,
             deadline_at=self.deadline.at if spec.deadline_at is None else spec.deadline_at,
             parent_pid=os.getpid(),
-            grace_s=self._grace(spec) / 2,
+            grace_s=own_grace_s(self._grace(spec)),
             log_level=self.log_level,
         )
         record.starts += 1

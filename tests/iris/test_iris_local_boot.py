@@ -16,6 +16,7 @@ import pytest
 from common import ports
 from common.controller_target import ApiKind, ControllerTarget
 from common.messages import Kind
+from supervisor.arbiter import own_grace_s
 from supervisor.backends.base import IRIS_STOP_GRACE_S
 from tests.helpers import processes
 from tests.helpers.forked import forked_child
@@ -38,9 +39,9 @@ def test_a_port_taken_before_iris_binds_it_is_retried_on_a_fresh_one(
     with first_free_port_taken(monkeypatch) as taken:
         target = ControllerTarget(api=ApiKind.IRIS, address="", job_root=f"boot{uuid.uuid4().hex[:6]}")
         args = ClusterArgs(mode="iris-local", target=target, prefix="boot", boot_timeout_s=BOOT_S, iris_bin=iris_bin())
-        # The hard-exit timer the supervisor gives this child (half its stop grace, supervisor/arbiter.py),
-        # not the helper's 1 s: stopping a real Iris takes seconds, more under load.
-        options = {"timeout_s": BOOT_S + 30, "grace_s": IRIS_STOP_GRACE_S / 2}
+        # The hard-exit timer the supervisor gives this child, not the helper's 1 s: stopping a
+        # real Iris takes seconds, more under load.
+        options = {"timeout_s": BOOT_S + 30, "grace_s": own_grace_s(IRIS_STOP_GRACE_S)}
         with forked_child("workers.cluster:main", args, tmp_path / "run", **options) as child:  # type: ignore[arg-type]
             ready = child.wait_message(Kind.READY, timeout_s=BOOT_S)
             address = str(ready["address"])
